@@ -1,0 +1,71 @@
+"""Every error memq raises on purpose, in one tree.
+
+    MemqError
+    └── QueueError
+        ├── QueueLockedError     another process (or another Queue here) has the database open
+        ├── QueueClosedError     the queue was closed
+        ├── SchemaError          the database was written by a newer memq, or is not memq's
+        ├── StorageError         SQLite failed: disk full, I/O error, locked past the busy timeout
+        ├── InvalidMessageError  a message that cannot be stored (bad session id, kind, payload)
+        ├── SessionBusyError     a second consumer for a session that already has one
+        └── ClaimError
+            ├── ClaimSettledError  the claim was already acked, failed or released
+            ├── ClaimLostError     the lease ran out and the message was handed back
+            └── LeaseExpiredError  the consumer ran past the lease (recorded as the failure)
+
+Callers catch these, never ``sqlite3`` errors. An exception's docstring is its default message.
+"""
+
+from __future__ import annotations
+
+
+class MemqError(Exception):
+    """memq failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        default = (type(self).__doc__ or "").strip().splitlines()
+        super().__init__(message if message is not None else (default[0] if default else ""))
+
+
+class QueueError(MemqError):
+    """The queue failed."""
+
+
+class QueueLockedError(QueueError):
+    """The queue's database is already open in another process."""
+
+
+class QueueClosedError(QueueError):
+    """The queue is closed."""
+
+
+class SchemaError(QueueError):
+    """The database schema is not one this version of memq understands."""
+
+
+class StorageError(QueueError):
+    """SQLite could not complete the operation."""
+
+
+class InvalidMessageError(QueueError):
+    """The message cannot be stored."""
+
+
+class SessionBusyError(QueueError):
+    """The session already has an active consumer."""
+
+
+class ClaimError(QueueError):
+    """The claim cannot be settled."""
+
+
+class ClaimSettledError(ClaimError):
+    """The claim was already settled."""
+
+
+class ClaimLostError(ClaimError):
+    """The claim's lease ran out and its message was handed back to the queue."""
+
+
+class LeaseExpiredError(ClaimError, TimeoutError):
+    """The consumer did not settle the claim before its lease ran out."""

@@ -1,0 +1,52 @@
+"""The durable per-session queue.
+
+    from memq.queue import Queue
+
+    queue = await Queue.open(path)
+    message_id, created = await queue.enqueue(session_id, "observation", payload, dedupe_key)
+    async for claim in queue.stream(session_id, linger=5.0):
+        async with claim:               # ack on success, fail on error, release on cancel
+            await process(claim.message)
+    await queue.close()
+
+This package knows nothing of HTTP, hooks or processors; the worker uses it through the names
+exported here.
+"""
+
+from __future__ import annotations
+
+from memq.queue._claim import Claim, ClaimState, Effect
+from memq.queue._models import (
+    Enqueued,
+    FailedMessage,
+    MaintenanceReport,
+    Message,
+    MessageKind,
+    MessageStatus,
+    QueueStats,
+    StatusCounts,
+)
+from memq.queue._queue import Queue
+from memq.queue._settings import QueueSettings
+from memq.queue._stream import SessionStream
+from memq.queue._writer import Transaction
+from memq.storage.connection import Synchronous
+
+__all__ = [
+    "Claim",
+    "ClaimState",
+    "Effect",
+    "Enqueued",
+    "FailedMessage",
+    "MaintenanceReport",
+    "Message",
+    "MessageKind",
+    "MessageStatus",
+    "Queue",
+    "QueueSettings",
+    "QueueStats",
+    "SessionStream",
+    "StatusCounts",
+    "Synchronous",
+    "Transaction",
+]

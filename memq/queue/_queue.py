@@ -1,0 +1,587 @@
+"""The durable per-session queue: open, enqueue, stream, settle, inspect, maintain, close."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+import aiosqlite
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+
+from memq.exceptions import (
+    InvalidMessageError,
+    QueueClosedError,
+    SchemaError,
+    StorageError,
+)
+from memq.queue._claim import Claim, ClaimState, Effect
+from memq.queue._lock import InstanceLock, lock_path_for
+from memq.queue._models import (
+    Enqueued,
+    FailedMessage,
+    MaintenanceReport,
+    Message,
+    MessageKind,
+    MessageStatus,
+    QueueStats,
+    StatusCounts,
+    from_epoch_ms,
+)
+from memq.queue._settings import QueueSettings
+from memq.queue._stream import SessionStream
+from memq.queue._wakeup import ForeignChangeWatcher, Wakeups
+from memq.queue._writer import (
+    CallOp,
+    ClaimOp,
+    EnqueueOp,
+    FailDetails,
+    GroupCommitWriter,
+    Operation,
+    SettleAction,
+    SettleOp,
+    Transaction,
+    now_ms,
+)
+from memq.storage import connection, schema
+from memq.storage.connection import Synchronous
+from memq.storage.sqlfile import load_queries
+
+log = structlog.get_logger("memq.queue")
+
+QUERIES: Final = load_queries("queue")
+MAX_ID_CHARS: Final = 512
+PRUNE_CHUNK: Final = 2000
+INTERRUPTED: Final = "interrupted: the process died while this message was processing"
+
+
+class Queue:
+    """A durable FIFO queue per session on one SQLite file.
+
+    Open it with ``await Queue.open(path)``; it needs no task group. Only one ``Queue`` may
+    have a file open at a time, across processes.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        settings: QueueSettings,
+        lock: InstanceLock,
+        durable: aiosqlite.Connection,
+        fast: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+    ) -> None:
+        self.path = path
+        self.settings = settings
+        self._lock = lock
+        self._reader = reader
+        self._connections = (durable, fast, reader)
+        self._closed = False
+        self._wakeups = Wakeups()
+        self._changes = ForeignChangeWatcher(
+            self._wakeups,
+            settings.change_check_interval,
+            self._read_data_version,
+            self._sessions_with_pending,
+        )
+        self._writer = GroupCommitWriter(
+            durable,
+            fast,
+            QUERIES,
+            max_batch=settings.max_batch,
+            max_batch_bytes=settings.max_batch_bytes,
+            stored_lease_ms=int(settings.stored_lease * 1000),
+            on_commit=self._after_commit,
+        )
+        self._active_claims: set[Claim] = set()
+        self._session_owners: dict[str, SessionStream] = {}
+
+    # -- opening and closing ---------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        settings: QueueSettings | None = None,
+        *,
+        max_attempts: int | None = None,
+    ) -> Queue:
+        """Take the instance lock, migrate the schema, recover orphaned claims, and return
+        the open queue.
+
+        Raises ``QueueLockedError`` at once if the file is already open, ``SchemaError`` if a
+        newer memq wrote it, ``StorageError`` if it is not a usable SQLite database.
+        """
+        settings = settings or QueueSettings()
+        if max_attempts is not None:
+            settings = replace(settings, max_attempts=max_attempts)
+        db_path, lock = await anyio.to_thread.run_sync(_lock_database, Path(path))
+        opened: list[aiosqlite.Connection] = []
+        try:
+            await anyio.to_thread.run_sync(_prepare_database, db_path, settings)
+            durable = await _connect(db_path, settings.synchronous, settings, opened)
+            fast = await _connect(db_path, Synchronous.NORMAL, settings, opened)
+            reader = await _connect(db_path, Synchronous.NORMAL, settings, opened)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                for conn in opened:
+                    await conn.close()
+            lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"cannot open queue database {db_path}: {exc}") from exc
+            raise
+        log.info("queue.opened", path=str(db_path), synchronous=settings.synchronous.value)
+        return cls(db_path, settings=settings, lock=lock, durable=durable, fast=fast, reader=reader)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._closed
+
+    async def close(self) -> None:
+        """Hand back unsettled claims, wake idle streams so they end, close the file and
+        release the lock. Safe to call twice."""
+        if self._closed:
+            return
+        with anyio.CancelScope(shield=True):
+            active = [c for c in self._active_claims if c.state is ClaimState.ACTIVE]
+            if active:
+                await _release_all(self, active)
+            self._closed = True
+            self._wakeups.wake_all()
+            await self._writer.close()
+            for conn in self._connections:
+                await conn.close()
+            self._lock.release()
+        log.info("queue.closed", path=str(self.path))
+
+    async def __aenter__(self) -> Queue:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise QueueClosedError(f"queue {self.path} is closed")
+
+    # -- producing -------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        session_id: str,
+        kind: MessageKind | str,
+        payload: Any,
+        dedupe_key: str | None = None,
+    ) -> Enqueued:
+        """Store one message; durable when this returns.
+
+        ``payload`` is any JSON value. A ``dedupe_key`` already used in this session returns
+        the first message's id with ``created=False`` and stores nothing.
+        Raises ``InvalidMessageError`` for input that cannot be stored faithfully.
+        """
+        self._check_open()
+        op = EnqueueOp(
+            _check_id("session_id", session_id),
+            _check_kind(kind),
+            encode_payload(payload),
+            None if dedupe_key is None else _check_id("dedupe_key", dedupe_key),
+            now_ms(),
+        )
+        await self._writer.submit(op)
+        return Enqueued(op.message_id, op.created)
+
+    # -- consuming -------------------------------------------------------------------------
+
+    def stream(self, session_id: str, *, linger: float = 5.0) -> SessionStream:
+        """Claims of ``session_id``'s messages in FIFO order, one at a time.
+
+        When nothing is pending the stream waits up to ``linger`` seconds for more (woken at
+        once by an enqueue in this process; rows from other processes are noticed within
+        ``change_check_interval``), then ends. It also ends right after yielding a
+        ``summarize`` message. One stream per session may hold a claim at a time.
+        """
+        self._check_open()
+        return SessionStream(self, _check_id("session_id", session_id), linger)
+
+    async def _claim(self, session_id: str) -> Claim | None:
+        op = ClaimOp(session_id)
+        await self._writer.submit(op)
+        if op.row is None:
+            return None
+        row = op.row
+        remaining = (op.lease_until - now_ms()) / 1000 - (
+            self.settings.stored_lease - self.settings.lease
+        )
+        message = Message(
+            id=int(row["id"]),
+            session_id=str(row["session_id"]),
+            kind=MessageKind.parse(row["kind"]),
+            payload=json.loads(row["payload"]),
+            dedupe_key=row["dedupe_key"],
+            attempts=int(row["attempts"]),
+            created_at=from_epoch_ms(int(row["created_at"])),
+        )
+        claim = Claim(self, message, anyio.current_time() + remaining)
+        self._active_claims.add(claim)
+        return claim
+
+    async def _head_due_at(self, session_id: str) -> float | None:
+        """When (in ``anyio.current_time()`` terms) the session's head becomes claimable."""
+        rows = list(
+            await self._reader.execute_fetchall(
+                QUERIES["head_available_at"], {"session_id": session_id}
+            )
+        )
+        if not rows:
+            return None
+        (available_at,) = rows[0]
+        return anyio.current_time() + max(0, int(available_at) - now_ms()) / 1000
+
+    async def _ack(self, claim: Claim, write: Effect | None) -> bool:
+        self._check_open()
+        message = claim.message
+        if write is None:
+            op = SettleOp(SettleAction.ACK, message.id, message.attempts)
+            await self._writer.submit(op)
+            return op.matched
+
+        async def ack_and_write(tx: Transaction) -> bool:
+            claims = json.dumps([[message.id, message.attempts]])
+            if not await tx.fetchall(QUERIES["ack"], {"claims": claims, "now": tx.now_ms}):
+                return False
+            await write(tx)
+            return True
+
+        call: CallOp[bool] = CallOp(ack_and_write)
+        await self._writer.submit(call)
+        return bool(call.result)
+
+    async def _fail(self, claim: Claim, error: str) -> MessageStatus | None:
+        self._check_open()
+        message = claim.message
+        exhausted = message.attempts >= self.settings.max_attempts
+        status = MessageStatus.FAILED if exhausted else MessageStatus.PENDING
+        delay = 0.0 if exhausted else self.settings.retry_delay_after(message.attempts)
+        details = FailDetails(status.value, now_ms() + int(delay * 1000), error)
+        op = SettleOp(SettleAction.FAIL, message.id, message.attempts, details)
+        await self._writer.submit(op)
+        if not op.matched:
+            return None
+        event = "message.failed" if exhausted else "message.retry_scheduled"
+        (log.warning if exhausted else log.info)(
+            event,
+            session_id=message.session_id,
+            message_id=message.id,
+            attempt=message.attempts,
+            max_attempts=self.settings.max_attempts,
+            retry_in=delay if not exhausted else None,
+            error=error,
+        )
+        return status
+
+    async def _release(self, claim: Claim) -> bool:
+        if self._closed:
+            return False
+        op = SettleOp(SettleAction.RELEASE, claim.message.id, claim.message.attempts)
+        await self._writer.submit(op)
+        return op.matched
+
+    def _claim_settled(self, claim: Claim) -> None:
+        self._active_claims.discard(claim)
+        session_id = claim.message.session_id
+        owner = self._session_owners.get(session_id)
+        if owner is not None and owner._current is claim:
+            del self._session_owners[session_id]
+
+    def _after_commit(self, batch: list[Operation]) -> None:
+        self._wakeups.wake(op.session for op in batch if isinstance(op, EnqueueOp) and op.created)
+
+    # -- foreign writers -------------------------------------------------------------------
+
+    async def _read_data_version(self) -> int:
+        rows = list(await self._reader.execute_fetchall(QUERIES["data_version"]))
+        return int(rows[0][0])
+
+    async def _sessions_with_pending(self, session_ids: list[str]) -> list[str]:
+        rows = await self._reader.execute_fetchall(
+            QUERIES["sessions_with_pending"], {"sessions": json.dumps(session_ids)}
+        )
+        return [str(row["session_id"]) for row in rows]
+
+    # -- inspecting ------------------------------------------------------------------------
+
+    async def stats(self) -> QueueStats:
+        """Counts by status, overall and per session, and the database and WAL sizes."""
+        self._check_open()
+        rows = await self._reader.execute_fetchall(QUERIES["count_by_session_and_status"])
+        per_session: dict[str, dict[str, int]] = {}
+        for row in rows:
+            per_session.setdefault(row["session_id"], {})[row["status"]] = int(row["n"])
+        sessions = {sid: StatusCounts(**counts) for sid, counts in sorted(per_session.items())}
+        totals = {
+            status.value: sum(getattr(c, status.value) for c in sessions.values())
+            for status in MessageStatus
+        }
+        return QueueStats(
+            counts=StatusCounts(**totals),
+            sessions=sessions,
+            database_bytes=_file_size(self.path),
+            wal_bytes=_file_size(self.path.with_name(self.path.name + "-wal")),
+            active_streams=len(self._session_owners),
+        )
+
+    async def sessions_with_backlog(self) -> list[str]:
+        """Sessions that have at least one pending message (the worker schedules these)."""
+        self._check_open()
+        rows = await self._reader.execute_fetchall(QUERIES["sessions_with_backlog"])
+        return [str(row["session_id"]) for row in rows]
+
+    async def failed(self, session_id: str | None = None, limit: int = 100) -> list[FailedMessage]:
+        """Messages that ran out of attempts, oldest failure first."""
+        self._check_open()
+        rows = await self._reader.execute_fetchall(
+            QUERIES["list_failed"], {"session_id": session_id, "limit": limit}
+        )
+        return [
+            FailedMessage(
+                id=int(row["id"]),
+                session_id=str(row["session_id"]),
+                kind=MessageKind.parse(row["kind"]),
+                payload=json.loads(row["payload"]) if row["payload"] is not None else None,
+                dedupe_key=row["dedupe_key"],
+                attempts=int(row["attempts"]),
+                created_at=from_epoch_ms(int(row["created_at"])),
+                failed_at=from_epoch_ms(int(row["finished_at"])),
+                last_error=row["last_error"],
+            )
+            for row in rows
+        ]
+
+    async def status_of(self, message_id: int) -> MessageStatus | None:
+        """The status of one message, or None when there is no such message."""
+        self._check_open()
+        rows = list(await self._reader.execute_fetchall(QUERIES["get_message"], {"id": message_id}))
+        return MessageStatus(rows[0]["status"]) if rows else None
+
+    # -- repairing -------------------------------------------------------------------------
+
+    async def retry(self, message_ids: Sequence[int] | None = None) -> list[int]:
+        """Give failed messages (these, or all when None) a fresh set of attempts.
+        Returns the ids that were failed and are pending again."""
+        self._check_open()
+        if message_ids is None:
+            query, params = QUERIES["retry_all_failed"], {}
+        else:
+            ids = [int(i) for i in message_ids]
+            query, params = QUERIES["retry_failed"], {"ids": json.dumps(ids)}
+        rows = await self._transaction(lambda tx: tx.fetchall(query, {**params, "now": tx.now_ms}))
+        self._wakeups.wake({str(row["session_id"]) for row in rows})
+        retried = sorted(int(row["id"]) for row in rows)
+        if retried:
+            log.info("message.retried", message_ids=retried)
+        return retried
+
+    async def forget_session(self, session_id: str) -> int:
+        """Delete every queue row of ``session_id``; returns how many. Stop its stream first:
+        a claim still held afterwards can no longer be acked."""
+        self._check_open()
+        rows = await self._transaction(
+            lambda tx: tx.fetchall(QUERIES["delete_session"], {"session_id": session_id})
+        )
+        for claim in [c for c in self._active_claims if c.message.session_id == session_id]:
+            claim.state = ClaimState.LOST
+            self._claim_settled(claim)
+        return len(rows)
+
+    async def _transaction(self, fn: Any, *, transactional: bool = True) -> Any:
+        op: CallOp[Any] = CallOp(fn, transactional=transactional)
+        await self._writer.submit(op)
+        return op.result
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    async def maintain(self) -> MaintenanceReport:
+        """One pass of upkeep: take back expired leases, prune old settled rows, and
+        checkpoint the WAL when it has grown past ``wal_checkpoint_bytes``."""
+        self._check_open()
+        settings = self.settings
+        now = now_ms()
+        reclaimed = await self._transaction(
+            lambda tx: tx.fetchall(
+                QUERIES["reclaim_expired_leases"],
+                {
+                    "now": tx.now_ms,
+                    "available_at": tx.now_ms + int(settings.retry_delay * 1000),
+                    "max_attempts": settings.max_attempts,
+                    "error": f"lease expired: not settled within {settings.lease:g} s",
+                },
+            )
+        )
+        for row in reclaimed:
+            log.warning(
+                "lease.expired",
+                session_id=row["session_id"],
+                message_id=row["id"],
+                status=row["status"],
+                attempt=row["attempts"],
+            )
+            for claim in [c for c in self._active_claims if c.message.id == row["id"]]:
+                claim.state = ClaimState.LOST
+                self._claim_settled(claim)
+        self._wakeups.wake({str(row["session_id"]) for row in reclaimed})
+        processed = await self._prune("prune_processed", now - settings.processed_retention)
+        failed = await self._prune("prune_failed", now - settings.failed_retention)
+        if processed or failed:
+            log.info("retention.pruned", processed=processed, failed=failed)
+        wal_path = self.path.with_name(self.path.name + "-wal")
+        checkpointed = False
+        if _file_size(wal_path) > settings.wal_checkpoint_bytes:
+            await self._transaction(
+                lambda tx: tx.fetchall("PRAGMA wal_checkpoint(TRUNCATE)"), transactional=False
+            )
+            checkpointed = True
+            log.info("wal.checkpointed", wal_bytes=_file_size(wal_path))
+        return MaintenanceReport(
+            leases_reclaimed=len(reclaimed),
+            processed_pruned=processed,
+            failed_pruned=failed,
+            wal_bytes=_file_size(wal_path),
+            checkpointed=checkpointed,
+            reclaimed_ids=tuple(int(row["id"]) for row in reclaimed),
+        )
+
+    async def _prune(self, query: str, before: float) -> int:
+        total = 0
+        while True:
+            params = {"before": int(before), "chunk": PRUNE_CHUNK}
+            deleted = await self._transaction(
+                lambda tx, params=params: tx.execute(QUERIES[query], params)
+            )
+            total += int(deleted)
+            if deleted < PRUNE_CHUNK:
+                return total
+
+    async def run_maintenance(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run ``maintain`` every ``maintenance_interval`` seconds until the queue closes.
+        Start it in the owner's task group: ``tg.start_soon(queue.run_maintenance)``."""
+        task_status.started()
+        while not self._closed:
+            try:
+                await self.maintain()
+            except QueueClosedError:
+                return
+            except StorageError as exc:
+                log.warning("maintenance.failed", error=str(exc))
+            await anyio.sleep(self.settings.maintenance_interval)
+
+
+async def _release_all(queue: Queue, claims: list[Claim]) -> None:
+    """Release several claims in one batch (used at close)."""
+    ops = [SettleOp(SettleAction.RELEASE, c.message.id, c.message.attempts) for c in claims]
+    await queue._writer.submit_all(ops)
+    for claim, op in zip(claims, ops, strict=True):
+        claim.state = ClaimState.RELEASED if op.matched else ClaimState.LOST
+        queue._claim_settled(claim)
+
+
+def encode_payload(payload: Any) -> str:
+    """``payload`` as compact JSON text that SQLite can store as valid UTF-8."""
+    try:
+        text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidMessageError(f"payload is not storable JSON: {exc}") from None
+    return text
+
+
+def _check_id(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidMessageError(f"{name} must be a non-empty string, not {value!r}")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidMessageError(f"{name} is longer than {MAX_ID_CHARS} characters")
+    if "\x00" in value:
+        raise InvalidMessageError(f"{name} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidMessageError(f"{name} is not valid Unicode text") from None
+    return value
+
+
+def _check_kind(kind: object) -> str:
+    known = [k.value for k in MessageKind]
+    if not isinstance(kind, str) or kind not in known:
+        raise InvalidMessageError(f"unknown message kind {kind!r} (known: {', '.join(known)})")
+    return str(kind)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _lock_database(path: Path) -> tuple[Path, InstanceLock]:
+    """Resolve ``path``, create its directory (0700) and take the instance lock."""
+    db_path = path.expanduser().resolve()
+    db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return db_path, InstanceLock.acquire(lock_path_for(db_path))
+
+
+def _prepare_database(path: Path, settings: QueueSettings) -> None:
+    """Blocking part of ``Queue.open``: WAL mode, migrations, recovery of orphaned claims."""
+    try:
+        connection.check_sqlite_version()
+    except RuntimeError as exc:
+        raise SchemaError(str(exc)) from None
+    busy_ms = int(settings.busy_timeout * 1000)
+    conn = connection.connect(path, synchronous=settings.synchronous, busy_timeout_ms=busy_ms)
+    conn.row_factory = sqlite3.Row
+    try:
+        schema.migrate(conn)
+        now = now_ms()
+        rows = conn.execute(
+            QUERIES["recover_orphans"],
+            {"now": now, "max_attempts": settings.max_attempts, "error": INTERRUPTED},
+        ).fetchall()
+        for row in rows:
+            log.warning(
+                "recovery.reset",
+                session_id=row["session_id"],
+                message_id=row["id"],
+                status=row["status"],
+                attempt=row["attempts"],
+            )
+    finally:
+        conn.close()
+
+
+async def _connect(
+    path: Path,
+    synchronous: Synchronous,
+    settings: QueueSettings,
+    opened: list[aiosqlite.Connection],
+) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    opened.append(conn)
+    conn.row_factory = sqlite3.Row
+    for pragma in connection.connection_pragmas(synchronous, int(settings.busy_timeout * 1000)):
+        await conn.execute(pragma)
+    return conn
