@@ -36,14 +36,14 @@ class SessionStream:
         return self
 
     async def __anext__(self) -> Claim:
-        current, self._current = self._current, None
+        current = self._current
         if current is not None and current.state is ClaimState.ACTIVE:
-            await current.release()
             await self.aclose()
             raise ClaimError(
                 f"message {current.message.id} was not settled before the next claim was "
                 "asked for; it was handed back (use `async with claim:` or ack/fail it)"
             )
+        self._current = None
         if self._finished:
             raise StopAsyncIteration
         if current is not None and current.message.kind is MessageKind.SUMMARIZE:
@@ -110,10 +110,11 @@ class SessionStream:
     async def aclose(self) -> None:
         """End the stream; an unsettled claim goes back to the queue, its attempt refunded."""
         self._finished = True
-        current, self._current = self._current, None
+        current = self._current
         if current is not None and current.state is ClaimState.ACTIVE:
             with anyio.CancelScope(shield=True):
-                await current.release()
+                await current.release()  # also ends this stream's ownership of the session
+        self._current = None
 
     async def __aenter__(self) -> SessionStream:
         return self

@@ -1,0 +1,92 @@
+"""A second process for crash and cross-process tests: ``python -m tests.helpers.queue_child``.
+
+Commands:
+    hold-open DB                   open the queue, print "ready", wait to be killed
+    hold-claims DB SESSION...      claim one message of each session, print their ids, wait
+    crash-on-poison DB SESSION     ack messages in order; SIGKILL itself on {"poison": true};
+                                   print "drained" if the stream ends without meeting one
+    insert-direct DB SESSION KEY   write one row the way the hook's fallback does (stdlib only)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import structlog
+
+from memq.queue import Queue, QueueSettings
+from memq.storage import connection, schema
+from memq.storage.sqlfile import load_queries
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def _hold_open(db: str) -> None:
+
+    await Queue.open(db)
+    _say("ready")
+    time.sleep(3600)  # noqa: ASYNC251 - block the whole process until killed
+
+
+async def _hold_claims(db: str, sessions: list[str]) -> None:
+
+    queue = await Queue.open(db)
+    held = []
+    for session in sessions:
+        stream = queue.stream(session, linger=0)
+        held.append(await stream.__anext__())
+    _say(json.dumps([claim.message.id for claim in held]))
+    time.sleep(3600)  # noqa: ASYNC251 - hold the claims until killed
+
+
+async def _crash_on_poison(db: str, session: str) -> None:
+
+    queue = await Queue.open(db, QueueSettings(retry_delay=0))
+    async for claim in queue.stream(session, linger=0):
+        if claim.message.payload.get("poison"):
+            _say(f"crashing {claim.message.id}")
+            os.kill(os.getpid(), signal.SIGKILL)
+        await claim.ack()
+    _say("drained")
+    await queue.close()
+
+
+def _insert_direct(db: str, session: str, key: str) -> None:
+    conn = connection.connect(Path(db), busy_timeout_ms=5000)
+    conn.row_factory = sqlite3.Row
+    schema.migrate(conn)
+    now = int(time.time() * 1000)
+    batch = json.dumps([[session, "observation", json.dumps({"via": "fallback"}), key, now]])
+    rows = conn.execute(load_queries("queue")["insert_messages"], {"batch": batch}).fetchall()
+    _say(json.dumps([row["id"] for row in rows]))
+    conn.close()
+
+
+def main(argv: list[str]) -> None:
+    # stdout is the protocol with the parent; logs go to stderr.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    command, db, *rest = argv
+    if command == "hold-open":
+        anyio.run(_hold_open, db)
+    elif command == "hold-claims":
+        anyio.run(_hold_claims, db, rest)
+    elif command == "crash-on-poison":
+        anyio.run(_crash_on_poison, db, rest[0])
+    elif command == "insert-direct":
+        _insert_direct(db, rest[0], rest[1])
+    else:
+        raise SystemExit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,23 @@
+"""Reading the pending table directly, as an outside tool would."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+
+def all_rows(db_path: Path) -> list[dict[str, Any]]:
+    """Every row of ``pending_messages`` in id order, as dicts."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(row) for row in conn.execute("SELECT * FROM pending_messages ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def row(db_path: Path, message_id: int) -> dict[str, Any]:
+    """One row of ``pending_messages``."""
+    (found,) = [r for r in all_rows(db_path) if r["id"] == message_id]
+    return found
