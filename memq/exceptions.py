@@ -1,6 +1,10 @@
 """Every error memq raises on purpose, in one tree.
 
     MemqError
+    ├── StartupError             the daemon cannot start (port taken, already running, ...)
+    ├── EventError               a hook payload memq cannot accept
+    │   ├── MalformedEventError  not JSON, not UTF-8, too deep, NaN, lone surrogates (HTTP 400)
+    │   └── InvalidEventError    JSON of the wrong shape or with unusable values (HTTP 422)
     └── QueueError
         ├── QueueLockedError     another process (or another Queue here) has the database open
         ├── QueueClosedError     the queue was closed
@@ -25,6 +29,22 @@ class MemqError(Exception):
     def __init__(self, message: str | None = None) -> None:
         default = (type(self).__doc__ or "").strip().splitlines()
         super().__init__(message if message is not None else (default[0] if default else ""))
+
+
+class StartupError(MemqError):
+    """The daemon could not start."""
+
+
+class EventError(MemqError):
+    """The hook event cannot be accepted."""
+
+
+class MalformedEventError(EventError):
+    """The request body is not a JSON document memq can read."""
+
+
+class InvalidEventError(EventError):
+    """The hook event is JSON but not a usable hook payload."""
 
 
 class QueueError(MemqError):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 
 import aiosqlite
 import anyio
@@ -39,6 +39,7 @@ from memq.queue._settings import QueueSettings
 from memq.queue._stream import SessionStream
 from memq.queue._wakeup import ForeignChangeWatcher, Wakeups
 from memq.queue._writer import (
+    QUEUE_QUERIES,
     CallOp,
     ClaimOp,
     EnqueueOp,
@@ -52,11 +53,12 @@ from memq.queue._writer import (
 )
 from memq.storage import connection, schema
 from memq.storage.connection import Synchronous
-from memq.storage.sqlfile import load_queries
 
 log = structlog.get_logger("memq.queue")
+T = TypeVar("T")
 
-QUERIES: Final = load_queries("queue")
+QUERIES: Final = QUEUE_QUERIES
+KINDS: Final = frozenset(kind.value for kind in MessageKind)
 MAX_ID_CHARS: Final = 512
 PRUNE_CHUNK: Final = 2000
 INTERRUPTED: Final = "interrupted: the process died while this message was processing"
@@ -344,6 +346,11 @@ class Queue:
             active_streams=len(self._session_owners),
         )
 
+    async def has_pending(self, session_id: str) -> bool:
+        """Whether ``session_id`` has a pending message (due now or backing off)."""
+        self._check_open()
+        return await self._head_due_at(session_id) is not None
+
     async def sessions_with_backlog(self) -> list[str]:
         """Sessions that have at least one pending message (the worker schedules these)."""
         self._check_open()
@@ -406,6 +413,18 @@ class Queue:
             claim.state = ClaimState.LOST
             self._claim_settled(claim)
         return len(rows)
+
+    async def run_in_transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Run ``fn`` in a write transaction of the group-commit writer and return its result.
+
+        ``fn`` gets a ``Transaction`` and must only run statements on it: the writer is
+        shared, so slow work inside ``fn`` delays every other write. If ``fn`` raises,
+        nothing it did is kept and the error propagates.
+        """
+        self._check_open()
+        op: CallOp[T] = CallOp(fn)
+        await self._writer.submit(op)
+        return cast(T, op.result)
 
     async def _transaction(self, fn: Any, *, transactional: bool = True) -> Any:
         op: CallOp[Any] = CallOp(fn, transactional=transactional)
@@ -525,9 +544,9 @@ def _check_id(name: str, value: object) -> str:
 
 
 def _check_kind(kind: object) -> str:
-    known = [k.value for k in MessageKind]
-    if not isinstance(kind, str) or kind not in known:
-        raise InvalidMessageError(f"unknown message kind {kind!r} (known: {', '.join(known)})")
+    if not isinstance(kind, str) or kind not in KINDS:
+        known = ", ".join(sorted(KINDS))
+        raise InvalidMessageError(f"unknown message kind {kind!r} (known: {known})")
     return str(kind)
 
 
@@ -579,7 +598,8 @@ async def _connect(
     settings: QueueSettings,
     opened: list[aiosqlite.Connection],
 ) -> aiosqlite.Connection:
-    conn = await aiosqlite.connect(path, isolation_level=None)
+    # Room for insert_messages at every batch size plus the named statements.
+    conn = await aiosqlite.connect(path, isolation_level=None, cached_statements=1024)
     opened.append(conn)
     conn.row_factory = sqlite3.Row
     for pragma in connection.connection_pragmas(synchronous, int(settings.busy_timeout * 1000)):

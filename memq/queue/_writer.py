@@ -14,6 +14,7 @@ Each kind of operation is one set-based statement for the whole batch (a JSON ar
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sqlite3
 import time
@@ -21,12 +22,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import aiosqlite
 import anyio
 
 from memq.exceptions import QueueClosedError, StorageError
+from memq.storage.sqlfile import load_queries
+
+QUEUE_QUERIES: Final = load_queries("queue")
 
 T = TypeVar("T")
 Row = sqlite3.Row
@@ -272,15 +276,34 @@ class GroupCommitWriter:
                 await self.submit_all(releases)
 
     async def _lead(self, own: Operation) -> None:
-        try:
-            while not own.done:
-                batch = self._take_batch()
+        while True:
+            batch = self._take_batch()
+            try:
                 # A batch, once started, always runs to its end: an open transaction must
                 # never be abandoned halfway because its leader's caller went away.
                 with anyio.CancelScope(shield=True):
-                    await self._run(batch)
-        finally:
-            self._handoff()
+                    committed = await self._run(batch)
+            except BaseException as exc:
+                self._handoff()
+                self._complete(batch, committed=False, error=exc)
+                raise
+            ours = any(op is own for op in batch)
+            if ours:
+                # Promote the next leader before waking this batch's callers: it is scheduled
+                # first, so the next batch is in SQLite while those callers run their Python.
+                self._handoff()
+            self._complete(batch, committed=committed)
+            if ours:
+                return
+
+    def _complete(
+        self, batch: list[Operation], *, committed: bool, error: BaseException | None = None
+    ) -> None:
+        for op in batch:
+            op.finish(error or op.error)
+        if committed:
+            self.batches += 1
+            self._on_commit(batch)
 
     def _handoff(self) -> None:
         # Only a submission's tail has a caller waiting on it; the tail's earlier operations
@@ -321,7 +344,9 @@ class GroupCommitWriter:
 
     # -- running a batch -------------------------------------------------------------------
 
-    async def _run(self, batch: list[Operation]) -> None:
+    async def _run(self, batch: list[Operation]) -> bool:
+        """Run ``batch`` as one commit; results and errors are left on each operation.
+        Returns whether it committed."""
         now = now_ms()
         enqueues = [op for op in batch if isinstance(op, EnqueueOp)]
         conn = self._durable if enqueues else self._fast
@@ -337,12 +362,9 @@ class GroupCommitWriter:
             for op in batch:
                 if isinstance(op, ClaimOp):
                     op.row = None
-                op.finish(error)
-            return
-        self.batches += 1
-        for op in batch:
-            op.finish(op.error)
-        self._on_commit(batch)
+                op.error = error
+            return False
+        return True
 
     async def _run_transaction(
         self,
@@ -379,11 +401,10 @@ class GroupCommitWriter:
                 await conn.execute("ROLLBACK")
 
     async def _insert(self, conn: aiosqlite.Connection, ops: list[EnqueueOp], now: int) -> None:
-        batch = json.dumps(
-            [[op.session, op.kind, op.payload, op.dedupe_key, op.created_at] for op in ops],
-            ensure_ascii=False,
-        )
-        inserted = await conn.execute_fetchall(self._q["insert_messages"], {"batch": batch})
+        params: list[object] = []
+        for op in ops:
+            params += (op.session, op.kind, op.payload, op.dedupe_key, op.created_at, op.created_at)
+        inserted = await conn.execute_fetchall(insert_statement(len(ops)), params)
         # Rows went in in array order and AUTOINCREMENT ids ascend, so walking both in order
         # pairs each inserted row with its operation; an operation without a match was a
         # duplicate of an existing (or earlier in this batch) dedupe key.
@@ -459,6 +480,12 @@ class GroupCommitWriter:
             return
         if savepoint:
             await conn.execute("RELEASE memq_call")
+
+
+@functools.lru_cache(maxsize=512)
+def insert_statement(rows: int) -> str:
+    """``insert_messages`` with room for ``rows`` messages (six parameters each)."""
+    return QUEUE_QUERIES["insert_messages"].format(rows=", ".join(["(?, ?, ?, ?, ?, ?)"] * rows))
 
 
 def _storage_error(exc: sqlite3.Error) -> StorageError:

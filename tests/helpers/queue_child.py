@@ -66,8 +66,9 @@ def _insert_direct(db: str, session: str, key: str) -> None:
     conn.row_factory = sqlite3.Row
     schema.migrate(conn)
     now = int(time.time() * 1000)
-    batch = json.dumps([[session, "observation", json.dumps({"via": "fallback"}), key, now]])
-    rows = conn.execute(load_queries("queue")["insert_messages"], {"batch": batch}).fetchall()
+    sql = load_queries("queue")["insert_messages"].format(rows="(?, ?, ?, ?, ?, ?)")
+    params = (session, "observation", json.dumps({"via": "fallback"}), key, now, now)
+    rows = conn.execute(sql, params).fetchall()
     _say(json.dumps([row["id"] for row in rows]))
     conn.close()
 

@@ -86,7 +86,7 @@ class TestUnusableFiles:
     async def test_a_database_from_a_newer_memq_is_refused(self, db_path: Path) -> None:
         """An old memq does not touch a schema it does not know."""
         async with await Queue.open(db_path) as queue:
-            await queue._transaction(
+            await queue.run_in_transaction(
                 lambda tx: tx.execute("INSERT INTO schema_version VALUES (999, 'future', 0)")
             )
         with pytest.raises(SchemaError, match="newer"):

@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS results (
 
 async def make_results_table(queue: Queue) -> None:
     """A stand-in for the worker's memory tables, created through the writer."""
-    await queue._transaction(lambda tx: tx.execute(RESULTS_TABLE))
+    await queue.run_in_transaction(lambda tx: tx.execute(RESULTS_TABLE))
 
 
 def results(db_path: Path) -> list[tuple[int, str]]:

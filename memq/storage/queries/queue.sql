@@ -3,15 +3,13 @@
 -- Times are integer milliseconds since the Unix epoch.
 
 -- name: insert_messages
--- :batch is [[session_id, kind, payload_json, dedupe_key_or_null, created_at], ...].
--- Rows are inserted in array order, so AUTOINCREMENT ids ascend in that order; a repeated
--- (session_id, dedupe_key) is skipped and missing from RETURNING.
+-- {rows} stands for one "(?, ?, ?, ?, ?, ?)" group per message: session_id, kind,
+-- payload (JSON text), dedupe_key (or NULL), available_at, created_at. Bound parameters, not
+-- a JSON batch: SQLite would parse each element once per extracted field. Rows go in in
+-- order, so AUTOINCREMENT ids ascend in that order; a repeated (session_id, dedupe_key) is
+-- skipped and missing from RETURNING.
 INSERT INTO pending_messages (session_id, kind, payload, dedupe_key, available_at, created_at)
-SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[4]')
-FROM json_each(:batch)
-WHERE true
-ORDER BY key
+VALUES {rows}
 ON CONFLICT (session_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
 RETURNING id, session_id, dedupe_key;
 

@@ -1,0 +1,177 @@
+"""The hook event contract: which session, kind and dedupe key a hook payload becomes.
+
+Standard library only. The daemon uses it for ``POST /api/events`` and the hook's fallback
+uses it to write the very same row straight into the pending table, so that an event written
+by the fallback and later resent over HTTP is recognised as one event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+from memq.exceptions import InvalidEventError, MalformedEventError
+
+ASSISTANT: Final = "claude-code"
+KNOWN_ASSISTANTS: Final = frozenset({"claude-code", "codex", "cursor", "gemini-cli"})
+MAX_DEPTH: Final = 100
+MAX_ID_CHARS: Final = 256
+MAX_INT: Final = 2**63 - 1
+
+# Values of memq.queue.MessageKind, spelled out so this module stays import-light.
+KIND_PROMPT: Final = "prompt"
+KIND_OBSERVATION: Final = "observation"
+KIND_SUMMARIZE: Final = "summarize"
+KIND_SESSION_END: Final = "session_end"
+KIND_EVENT: Final = "event"
+
+_KIND_BY_EVENT: Final = {
+    "UserPromptSubmit": KIND_PROMPT,
+    "PostToolUse": KIND_OBSERVATION,
+    "PostToolUseFailure": KIND_OBSERVATION,
+    "Stop": KIND_SUMMARIZE,
+    "SessionEnd": KIND_SESSION_END,
+}
+_TOOL_RESULT_EVENTS: Final = frozenset({"PostToolUse", "PostToolUseFailure"})
+# Fields whose type the processors rely on when present.
+_STRING_FIELDS: Final = (
+    "cwd",
+    "transcript_path",
+    "tool_name",
+    "tool_use_id",
+    "prompt",
+    "prompt_id",
+    "last_assistant_message",
+    "memq_event_id",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one hook event goes in the queue."""
+
+    event: str  # hook_event_name, e.g. "PostToolUse"
+    session_key: str  # "claude-code:<session_id>"
+    kind: str  # a memq.queue.MessageKind value
+    dedupe_key: str | None
+
+
+def session_key(session_id: str, assistant: str = ASSISTANT) -> str:
+    """The queue's session id for an assistant's session."""
+    return f"{assistant}:{session_id}"
+
+
+def normalize_session_key(text: str) -> str:
+    """Accept ``claude-code:<id>`` or a bare Claude Code session id."""
+    assistant, sep, rest = text.partition(":")
+    if sep and assistant in KNOWN_ASSISTANTS and rest:
+        return text
+    return session_key(text)
+
+
+def parse_event_body(body: bytes) -> dict[str, Any]:
+    """The hook payload in ``body``, checked so that storing it cannot fail or lie.
+
+    Raises ``MalformedEventError`` for bytes that are not strict JSON in UTF-8 (including
+    NaN/Infinity, lone surrogates and absurd nesting), ``InvalidEventError`` for JSON that is
+    not an object or holds values memq refuses (NUL characters, integers beyond 64 bits).
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedEventError(f"body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        payload = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise MalformedEventError("body nests too deeply") from None
+    except ValueError as exc:
+        raise MalformedEventError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise InvalidEventError(f"body must be a JSON object, not {type(payload).__name__}")
+    check_json_values(payload)
+    return payload
+
+
+def check_json_values(value: Any) -> None:
+    """Refuse values that SQLite's JSON or UTF-8 text cannot hold faithfully."""
+    stack: list[tuple[Any, int, str]] = [(value, 0, "$")]
+    while stack:
+        item, depth, where = stack.pop()
+        if depth > MAX_DEPTH:
+            raise MalformedEventError(f"body nests deeper than {MAX_DEPTH} levels at {where}")
+        if isinstance(item, str):
+            _check_text(item, where)
+        elif isinstance(item, bool) or item is None or isinstance(item, float):
+            continue
+        elif isinstance(item, int):
+            if not -MAX_INT - 1 <= item <= MAX_INT:
+                raise InvalidEventError(f"integer at {where} does not fit in 64 bits")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                _check_text(key, where)
+                stack.append((child, depth + 1, f"{where}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(item))
+
+
+def route_event(payload: dict[str, Any], event: str | None = None) -> Route:
+    """Map a hook payload to its session, message kind and dedupe key.
+
+    ``event`` overrides ``hook_event_name`` (``memq hook EVENT``). Raises
+    ``InvalidEventError`` naming the missing or mistyped field.
+    """
+    name = event if event is not None else payload.get("hook_event_name")
+    _require_id(name, "hook_event_name")
+    session_id = payload.get("session_id")
+    _require_id(session_id, "session_id")
+    for field in _STRING_FIELDS:
+        if field in payload and payload[field] is not None and not isinstance(payload[field], str):
+            kind = type(payload[field]).__name__
+            raise InvalidEventError(f"field {field!r} must be a string, not {kind}")
+    assert isinstance(name, str)
+    assert isinstance(session_id, str)
+    return Route(
+        event=name,
+        session_key=session_key(session_id),
+        kind=_KIND_BY_EVENT.get(name, KIND_EVENT),
+        dedupe_key=_dedupe_key(name, payload),
+    )
+
+
+def _dedupe_key(event: str, payload: dict[str, Any]) -> str | None:
+    # A natural id wins: two hooks (or a retry) reporting one tool call agree on it.
+    tool_use_id = payload.get("tool_use_id")
+    if tool_use_id:
+        prefix = "tool" if event in _TOOL_RESULT_EVENTS else event
+        return f"{prefix}:{tool_use_id}"
+    if event == "UserPromptSubmit" and payload.get("prompt_id"):
+        return f"prompt:{payload['prompt_id']}"
+    hook_event_id = payload.get("memq_event_id")
+    if hook_event_id:
+        return f"{event}:{hook_event_id}"
+    return None
+
+
+def _require_id(value: object, field: str) -> None:
+    if value is None:
+        raise InvalidEventError(f"field {field!r} is missing")
+    if not isinstance(value, str):
+        raise InvalidEventError(f"field {field!r} must be a string, not {type(value).__name__}")
+    if not value.strip():
+        raise InvalidEventError(f"field {field!r} is empty")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidEventError(f"field {field!r} is longer than {MAX_ID_CHARS} characters")
+
+
+def _check_text(text: str, where: str) -> None:
+    if "\x00" in text:
+        raise InvalidEventError(f"text at {where} contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedEventError(f"text at {where} holds a lone surrogate") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise MalformedEventError(f"body is not valid JSON: {name} is not a JSON number")

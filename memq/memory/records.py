@@ -1,0 +1,194 @@
+"""The value types of memory: what processors produce and what the store gives back.
+
+A processor builds ``ObservationRecord`` and ``SummaryRecord`` values without the four origin
+fields (``id``, ``message_id``, ``session_key``, ``created_at``); the store fills them from the
+message when it writes the record, and every record read back has them set.
+
+``SessionContext`` and ``ProcessResult`` live here rather than in ``memq.processors`` (which
+re-exports them) so that the store and the processors both depend on this module and never on
+each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum, StrEnum
+from typing import Any, Generic, Protocol, TypeVar
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+class ObservationKind(StrEnum):
+    """What a tool call did. Stored as text in ``observations.kind``."""
+
+    CHANGE = "change"  # files written or edited
+    DISCOVERY = "discovery"  # files or directories read, an agent's investigation
+    COMMAND = "command"  # a shell command
+    SEARCH = "search"  # a search of the code base (grep, glob)
+    WEB = "web"  # a web fetch or search
+    DECISION = "decision"  # a choice made and why (from model-based processors)
+    BUGFIX = "bugfix"  # a change that fixed a bug (from model-based processors)
+    FEATURE = "feature"  # a change that added a feature (from model-based processors)
+    REFACTOR = "refactor"  # a change that kept behaviour (from model-based processors)
+    OTHER = "other"  # anything else: task lists, unknown tools
+
+
+def to_epoch_ms(value: datetime) -> int:
+    """``value`` (an aware datetime) in the integer milliseconds stored in the database."""
+    return (value - _EPOCH) // _MILLISECOND
+
+
+def from_epoch_ms(value: int) -> datetime:
+    """A stored millisecond timestamp as an aware UTC datetime (exact, no float rounding)."""
+    return _EPOCH + value * _MILLISECOND
+
+
+def isoformat_utc(value: datetime) -> str:
+    """``value`` as ISO-8601 in UTC with millisecond precision, e.g.
+    ``2025-01-31T12:00:00.250Z`` (stored times have no finer precision)."""
+    text = value.astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.removesuffix("+00:00") + "Z"
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return isoformat_utc(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_json_value(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _record_dict(value)
+    return value
+
+
+def _record_dict(record: Any) -> dict[str, Any]:
+    return {f.name: _json_value(getattr(record, f.name)) for f in dataclasses.fields(record)}
+
+
+class _Record:
+    """Gives a dataclass ``to_dict``."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values: times as ISO-8601 UTC text, tuples as lists."""
+        return _record_dict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationRecord(_Record):
+    """One tool call as memory: what kind of work it was, on which files, with what outcome."""
+
+    kind: ObservationKind
+    title: str  # one short line, e.g. "Ran `pytest -q` (exit 3)"
+    subtitle: str = ""
+    narrative: str = ""
+    facts: tuple[str, ...] = ()
+    concepts: tuple[str, ...] = ()
+    files_read: tuple[str, ...] = ()
+    files_modified: tuple[str, ...] = ()
+    tool_name: str | None = None
+    command: str | None = None
+    exit_code: int | None = None
+    excerpt: str = ""  # a few hundred characters of the tool's output
+    # Set by the store:
+    id: int | None = None
+    message_id: int | None = None
+    session_key: str | None = None
+    created_at: datetime | None = None  # when the event happened, not when it was processed
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRecord(_Record):
+    """What a stretch of a session (one batch, up to a Stop) asked for and achieved."""
+
+    request: str = ""
+    investigated: str = ""
+    learned: str = ""
+    completed: str = ""
+    next_steps: str = ""
+    files_read: tuple[str, ...] = ()
+    files_edited: tuple[str, ...] = ()
+    notes: str = ""
+    # Set by the store:
+    id: int | None = None
+    message_id: int | None = None
+    session_key: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PromptRecord(_Record):
+    """A user's prompt, numbered from 1 within its session. Only the store makes these."""
+
+    number: int
+    text: str
+    id: int
+    message_id: int
+    session_key: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo(_Record):
+    """One assistant session as the memory store knows it."""
+
+    key: str  # "<assistant>:<assistant's session id>"
+    assistant: str
+    external_id: str
+    project: str | None
+    cwd: str | None
+    title: str | None  # from the first prompt
+    prompt_count: int
+    observation_count: int
+    started_at: datetime
+    ended_at: datetime | None  # None while the session is open
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDetail(SessionInfo):
+    """A session with its prompts, oldest first."""
+
+    prompts: tuple[PromptRecord, ...]
+
+
+class _Serializable(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+T = TypeVar("T", bound=_Serializable)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a longer list, and how long the whole list is."""
+
+    items: tuple[T, ...]
+    total: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"items": [...], "total": N}`` with JSON-ready items."""
+        return {"items": [item.to_dict() for item in self.items], "total": self.total}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionContext:
+    """What a processor may know about a session besides the message it processes."""
+
+    session_key: str
+    project: str | None
+    prompts: tuple[PromptRecord, ...] = ()  # since the session's last summary, oldest first
+    observations: tuple[ObservationRecord, ...] = ()  # since the last summary, oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessResult:
+    """What one message adds to memory: at most one observation and one summary."""
+
+    observation: ObservationRecord | None = None
+    summary: SummaryRecord | None = None

@@ -1,0 +1,409 @@
+"""The memory store: sessions, prompts, observations and summaries in the queue's database.
+
+Writes are ``Effect`` functions that the queue's writer runs inside the transaction that marks
+the message processed (``claim.ack(store.effect(...))``), so memory and the processed mark
+commit together or not at all. Reads use the store's own connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import aiosqlite
+import anyio
+
+from memq.exceptions import SchemaError, StorageError
+from memq.memory.records import (
+    ObservationKind,
+    ObservationRecord,
+    Page,
+    ProcessResult,
+    PromptRecord,
+    SessionContext,
+    SessionDetail,
+    SessionInfo,
+    SummaryRecord,
+    from_epoch_ms,
+    to_epoch_ms,
+)
+from memq.queue import Effect, Message, MessageKind, Transaction
+from memq.storage import connection
+from memq.storage.sqlfile import load_queries
+
+QUERIES: Final = load_queries("memory")
+MEMORY_TABLES: Final = ("sessions", "prompts", "observations", "summaries")
+TITLE_CHARS: Final = 80
+UNKNOWN_ASSISTANT: Final = "unknown"
+
+
+class MemoryStore:
+    """Reads memory on its own connection and builds the effects that write it.
+
+    Open it with ``await MemoryStore.open(path)`` on a database that ``Queue.open`` has
+    already migrated.
+    """
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        # One read at a time on the connection, so multi-statement reads can hold a snapshot.
+        self._lock = anyio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> MemoryStore:
+        """Open a read connection to the database at ``path``.
+
+        Raises ``SchemaError`` when the memory tables do not exist (open the queue first: it
+        migrates the schema) and ``StorageError`` when the file is not usable.
+        """
+        db_path = await anyio.to_thread.run_sync(lambda: Path(path).expanduser().resolve())
+        # Checked first because aiosqlite's cleanup after a failed connect can outlive the
+        # event loop; mode=rw below still makes sure a wrong path never creates a database.
+        if not await anyio.Path(db_path).is_file():
+            raise StorageError(f"cannot open memory database {db_path}: no such file")
+        try:
+            conn = await aiosqlite.connect(
+                db_path.as_uri() + "?mode=rw", uri=True, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open memory database {db_path}: {exc}") from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            pragmas = connection.connection_pragmas(
+                connection.Synchronous.NORMAL, int(busy_timeout * 1000)
+            )
+            # Writes belong to the queue's writer; this connection refuses them.
+            for pragma in [*pragmas, "PRAGMA query_only = ON"]:
+                await conn.execute(pragma)
+            await _check_schema(conn, db_path)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"cannot open memory database {db_path}: {exc}") from exc
+            raise
+        return cls(db_path, conn)
+
+    async def close(self) -> None:
+        """Close the read connection. Safe to call twice."""
+        with anyio.CancelScope(shield=True):
+            await self._conn.close()
+
+    async def __aenter__(self) -> MemoryStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def effect(self, message: Message, result: ProcessResult, *, project: str | None) -> Effect:
+        """The write that stores ``message``'s memory; pass it to ``claim.ack``.
+
+        It records the session (creating it on first sight; a ``session_end`` message ends
+        it, a SessionStart event opens it again), numbers and stores a prompt, and stores the
+        result's observation and summary, each stamped with the message's id and time. A
+        second write for the same message fails with ``StorageError`` (UNIQUE message_id).
+        """
+        session = _session_params(message, project)
+        prompt = {"text": _prompt_text(message)} if message.kind is MessageKind.PROMPT else None
+        origin = {
+            "message_id": message.id,
+            "session_key": message.session_id,
+            "created_at": to_epoch_ms(message.created_at),
+        }
+        observation = (
+            None if result.observation is None else _observation_params(result.observation)
+        )
+        summary = None if result.summary is None else _summary_params(result.summary)
+
+        async def write(tx: Transaction) -> None:
+            await tx.execute(QUERIES["upsert_session"], {**session, "now": tx.now_ms})
+            if prompt is not None:
+                await tx.execute(QUERIES["insert_prompt"], {**prompt, **origin})
+            if observation is not None:
+                await tx.execute(QUERIES["insert_observation"], {**observation, **origin})
+            if summary is not None:
+                await tx.execute(QUERIES["insert_summary"], {**summary, **origin})
+
+        return write
+
+    def forget_effect(self, session_key: str) -> Callable[[Transaction], Awaitable[int]]:
+        """A write that deletes the session and all its memory; it returns how many rows it
+        deleted. Run it with ``queue.run_in_transaction``."""
+        params = {"session_key": session_key}
+
+        async def forget(tx: Transaction) -> int:
+            deleted = 0
+            for name in (
+                "delete_session_prompts",
+                "delete_session_observations",
+                "delete_session_summaries",
+                "delete_session",
+            ):
+                deleted += await tx.execute(QUERIES[name], params)
+            return deleted
+
+        return forget
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection inside a read transaction: every statement sees the same state."""
+        async with self._lock:
+            try:
+                # BEGIN and COMMIT are shielded as a pair: a caller cancelled while BEGIN runs
+                # in aiosqlite's thread would otherwise leave the connection inside a
+                # transaction for good, and every later read would fail.
+                with anyio.CancelScope(shield=True):
+                    await self._conn.execute("BEGIN")
+                try:
+                    yield self._conn
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StorageError(f"SQLite: {exc}") from exc
+
+    async def context_for(self, session_key: str) -> SessionContext:
+        """What a processor may know about the session: its project, and its prompts and
+        observations since its last summary, oldest first."""
+        async with self._snapshot() as conn:
+            heads = list(
+                await conn.execute_fetchall(QUERIES["context_start"], {"session_key": session_key})
+            )
+            if not heads:
+                return SessionContext(session_key=session_key, project=None)
+            params = {"session_key": session_key, "after_message_id": heads[0]["after_message_id"]}
+            prompts = await conn.execute_fetchall(QUERIES["prompts_after"], params)
+            observations = await conn.execute_fetchall(QUERIES["observations_after"], params)
+        return SessionContext(
+            session_key=session_key,
+            project=heads[0]["project"],
+            prompts=tuple(_prompt(row) for row in prompts),
+            observations=tuple(_observation(row) for row in observations),
+        )
+
+    async def list_sessions(self, limit: int = 100, offset: int = 0) -> Page[SessionInfo]:
+        """Sessions, most recently active first."""
+        params = _page_params(limit, offset)
+        async with self._snapshot() as conn:
+            rows = await conn.execute_fetchall(QUERIES["list_sessions"], params)
+            total = await _count(conn, QUERIES["count_sessions"], {})
+        return Page(tuple(SessionInfo(**_session_fields(row)) for row in rows), total)
+
+    async def get_session(self, session_key: str) -> SessionDetail | None:
+        """The session with its prompts in order, or None when memory has no such session."""
+        params = {"session_key": session_key}
+        async with self._snapshot() as conn:
+            rows = list(await conn.execute_fetchall(QUERIES["get_session"], params))
+            if not rows:
+                return None
+            prompts = await conn.execute_fetchall(QUERIES["session_prompts"], params)
+        return SessionDetail(
+            **_session_fields(rows[0]), prompts=tuple(_prompt(row) for row in prompts)
+        )
+
+    async def observations(
+        self, session_key: str, limit: int = 100, offset: int = 0
+    ) -> Page[ObservationRecord]:
+        """A page of the session's observations, oldest first, with their total."""
+        params = {"session_key": session_key, **_page_params(limit, offset)}
+        async with self._snapshot() as conn:
+            rows = await conn.execute_fetchall(QUERIES["list_observations"], params)
+            total = await _count(conn, QUERIES["count_observations"], params)
+        return Page(tuple(_observation(row) for row in rows), total)
+
+    async def summaries(
+        self, session_key: str, limit: int = 100, offset: int = 0
+    ) -> Page[SummaryRecord]:
+        """A page of the session's summaries, oldest first, with their total."""
+        params = {"session_key": session_key, **_page_params(limit, offset)}
+        async with self._snapshot() as conn:
+            rows = await conn.execute_fetchall(QUERIES["list_summaries"], params)
+            total = await _count(conn, QUERIES["count_summaries"], params)
+        return Page(tuple(_summary(row) for row in rows), total)
+
+
+async def _check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
+    rows = await conn.execute_fetchall(QUERIES["memory_tables"])
+    missing = sorted(set(MEMORY_TABLES) - {str(row["name"]) for row in rows})
+    if missing:
+        raise SchemaError(
+            f"{db_path} has no memory tables ({', '.join(missing)}): "
+            "open the queue first, it migrates the schema"
+        )
+
+
+# -- statement parameters --------------------------------------------------------------------
+
+
+def split_session_key(session_key: str) -> tuple[str, str]:
+    """``(assistant, external id)`` of a ``<assistant>:<id>`` key; a key without an
+    assistant part belongs to an ``unknown`` assistant."""
+    assistant, colon, external_id = session_key.partition(":")
+    if not colon or not assistant or not external_id:
+        return UNKNOWN_ASSISTANT, session_key
+    return assistant, external_id
+
+
+def title_from_prompt(text: str) -> str | None:
+    """A session title: the prompt's first non-blank line, at most 80 characters."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    title = " ".join(first.split())
+    if not title:
+        return None
+    return title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def _session_params(message: Message, project: str | None) -> dict[str, Any]:
+    payload = message.payload if isinstance(message.payload, Mapping) else {}
+    cwd = payload.get("cwd")
+    at = to_epoch_ms(message.created_at)
+    assistant, external_id = split_session_key(message.session_id)
+    is_prompt = message.kind is MessageKind.PROMPT
+    starts = message.kind is MessageKind.EVENT and payload.get("hook_event_name") == "SessionStart"
+    return {
+        "key": message.session_id,
+        "assistant": assistant,
+        "external_id": external_id,
+        "project": project,
+        "cwd": cwd if isinstance(cwd, str) and cwd else None,
+        "title": title_from_prompt(_prompt_text(message)) if is_prompt else None,
+        "prompts": int(is_prompt),
+        "at": at,
+        "ended_at": at if message.kind is MessageKind.SESSION_END else None,
+        "reopen": int(starts),
+    }
+
+
+def _prompt_text(message: Message) -> str:
+    payload = message.payload if isinstance(message.payload, Mapping) else {}
+    text = payload.get("prompt")
+    return text if isinstance(text, str) else ""
+
+
+def _json_list(items: tuple[str, ...]) -> str:
+    return json.dumps(list(items), ensure_ascii=False)
+
+
+def _observation_params(record: ObservationRecord) -> dict[str, Any]:
+    return {
+        "kind": str(record.kind),
+        "title": record.title,
+        "subtitle": record.subtitle,
+        "narrative": record.narrative,
+        "facts": _json_list(record.facts),
+        "concepts": _json_list(record.concepts),
+        "files_read": _json_list(record.files_read),
+        "files_modified": _json_list(record.files_modified),
+        "tool_name": record.tool_name,
+        "command": record.command,
+        "exit_code": record.exit_code,
+        "excerpt": record.excerpt,
+    }
+
+
+def _summary_params(record: SummaryRecord) -> dict[str, Any]:
+    return {
+        "request": record.request,
+        "investigated": record.investigated,
+        "learned": record.learned,
+        "completed": record.completed,
+        "next_steps": record.next_steps,
+        "files_read": _json_list(record.files_read),
+        "files_edited": _json_list(record.files_edited),
+        "notes": record.notes,
+    }
+
+
+def _page_params(limit: int, offset: int) -> dict[str, int]:
+    if limit < 0 or offset < 0:
+        raise ValueError(f"limit and offset must not be negative (got {limit}, {offset})")
+    return {"limit": limit, "offset": offset}
+
+
+# -- rows to records -------------------------------------------------------------------------
+
+
+async def _count(conn: aiosqlite.Connection, sql: str, params: Mapping[str, Any]) -> int:
+    rows = list(await conn.execute_fetchall(sql, params))
+    return int(rows[0][0])
+
+
+def _strings(text: str) -> tuple[str, ...]:
+    return tuple(str(item) for item in json.loads(text))
+
+
+def _prompt(row: sqlite3.Row) -> PromptRecord:
+    return PromptRecord(
+        number=int(row["number"]),
+        text=row["text"],
+        id=int(row["id"]),
+        message_id=int(row["message_id"]),
+        session_key=row["session_key"],
+        created_at=from_epoch_ms(row["created_at"]),
+    )
+
+
+def _observation(row: sqlite3.Row) -> ObservationRecord:
+    return ObservationRecord(
+        kind=ObservationKind(row["kind"]),
+        title=row["title"],
+        subtitle=row["subtitle"],
+        narrative=row["narrative"],
+        facts=_strings(row["facts"]),
+        concepts=_strings(row["concepts"]),
+        files_read=_strings(row["files_read"]),
+        files_modified=_strings(row["files_modified"]),
+        tool_name=row["tool_name"],
+        command=row["command"],
+        exit_code=row["exit_code"],
+        excerpt=row["excerpt"],
+        id=int(row["id"]),
+        message_id=int(row["message_id"]),
+        session_key=row["session_key"],
+        created_at=from_epoch_ms(row["created_at"]),
+    )
+
+
+def _summary(row: sqlite3.Row) -> SummaryRecord:
+    return SummaryRecord(
+        request=row["request"],
+        investigated=row["investigated"],
+        learned=row["learned"],
+        completed=row["completed"],
+        next_steps=row["next_steps"],
+        files_read=_strings(row["files_read"]),
+        files_edited=_strings(row["files_edited"]),
+        notes=row["notes"],
+        id=int(row["id"]),
+        message_id=int(row["message_id"]),
+        session_key=row["session_key"],
+        created_at=from_epoch_ms(row["created_at"]),
+    )
+
+
+def _session_fields(row: sqlite3.Row) -> dict[str, Any]:
+    """The ``SessionInfo`` fields of a ``list_sessions`` / ``get_session`` row."""
+    ended_at = row["ended_at"]
+    return {
+        "key": row["key"],
+        "assistant": row["assistant"],
+        "external_id": row["external_id"],
+        "project": row["project"],
+        "cwd": row["cwd"],
+        "title": row["title"],
+        "prompt_count": int(row["prompt_count"]),
+        "observation_count": int(row["observation_count"]),
+        "started_at": from_epoch_ms(row["started_at"]),
+        "ended_at": None if ended_at is None else from_epoch_ms(ended_at),
+        "updated_at": from_epoch_ms(row["updated_at"]),
+    }

@@ -1,0 +1,131 @@
+-- Every statement the memory store runs. Writes run inside the queue writer's transaction
+-- (a message's memory commits with its processed mark); reads run on the store's own
+-- connection. Times are integer milliseconds since the Unix epoch; lists are JSON text.
+
+-- name: upsert_session
+-- Every message touches its session. :prompts is 1 for a prompt (else 0); :title is set only
+-- for a prompt and kept only while the session has none; :ended_at is set for a session end;
+-- :reopen is 1 for a SessionStart, which opens an ended session again.
+INSERT INTO sessions (key, assistant, external_id, project, cwd, title, prompt_count,
+                      started_at, ended_at, updated_at, created_at)
+VALUES (:key, :assistant, :external_id, :project, :cwd, :title, :prompts,
+        :at, :ended_at, :at, :now)
+ON CONFLICT (key) DO UPDATE
+SET project = coalesce(excluded.project, sessions.project),
+    cwd = coalesce(excluded.cwd, sessions.cwd),
+    title = coalesce(sessions.title, excluded.title),
+    prompt_count = sessions.prompt_count + excluded.prompt_count,
+    ended_at = CASE WHEN excluded.ended_at IS NOT NULL THEN excluded.ended_at
+                    WHEN :reopen THEN NULL
+                    ELSE sessions.ended_at END,
+    updated_at = max(sessions.updated_at, excluded.updated_at);
+
+-- name: insert_prompt
+-- Numbered after the session's highest prompt number.
+INSERT INTO prompts (message_id, session_key, number, text, created_at)
+SELECT :message_id, :session_key, coalesce(max(number), 0) + 1, :text, :created_at
+FROM prompts
+WHERE session_key = :session_key;
+
+-- name: insert_observation
+INSERT INTO observations (message_id, session_key, kind, title, subtitle, narrative, facts,
+                          concepts, files_read, files_modified, tool_name, command, exit_code,
+                          excerpt, created_at)
+VALUES (:message_id, :session_key, :kind, :title, :subtitle, :narrative, :facts,
+        :concepts, :files_read, :files_modified, :tool_name, :command, :exit_code,
+        :excerpt, :created_at);
+
+-- name: insert_summary
+INSERT INTO summaries (message_id, session_key, request, investigated, learned, completed,
+                       next_steps, files_read, files_edited, notes, created_at)
+VALUES (:message_id, :session_key, :request, :investigated, :learned, :completed,
+        :next_steps, :files_read, :files_edited, :notes, :created_at);
+
+-- name: delete_session_prompts
+DELETE FROM prompts WHERE session_key = :session_key;
+
+-- name: delete_session_observations
+DELETE FROM observations WHERE session_key = :session_key;
+
+-- name: delete_session_summaries
+DELETE FROM summaries WHERE session_key = :session_key;
+
+-- name: delete_session
+-- Last: the records above reference the session.
+DELETE FROM sessions WHERE key = :session_key;
+
+-- name: memory_tables
+-- Which memory tables exist (the store checks that the schema was migrated).
+SELECT name FROM sqlite_schema
+WHERE type = 'table' AND name IN ('sessions', 'prompts', 'observations', 'summaries');
+
+-- name: context_start
+-- A session's project and the message id of its last summary (0 when none): a processor's
+-- context is what came after it.
+SELECT project,
+       coalesce((SELECT max(message_id) FROM summaries WHERE session_key = :session_key), 0)
+           AS after_message_id
+FROM sessions
+WHERE key = :session_key;
+
+-- name: prompts_after
+SELECT id, message_id, session_key, number, text, created_at
+FROM prompts
+WHERE session_key = :session_key AND message_id > :after_message_id
+ORDER BY number;
+
+-- name: observations_after
+SELECT id, message_id, session_key, kind, title, subtitle, narrative, facts, concepts,
+       files_read, files_modified, tool_name, command, exit_code, excerpt, created_at
+FROM observations
+WHERE session_key = :session_key AND message_id > :after_message_id
+ORDER BY message_id;
+
+-- name: list_sessions
+SELECT key, assistant, external_id, project, cwd, title, prompt_count,
+       (SELECT count(*) FROM observations WHERE session_key = sessions.key)
+           AS observation_count,
+       started_at, ended_at, updated_at
+FROM sessions
+ORDER BY updated_at DESC, key DESC
+LIMIT :limit OFFSET :offset;
+
+-- name: count_sessions
+SELECT count(*) FROM sessions;
+
+-- name: get_session
+SELECT key, assistant, external_id, project, cwd, title, prompt_count,
+       (SELECT count(*) FROM observations WHERE session_key = sessions.key)
+           AS observation_count,
+       started_at, ended_at, updated_at
+FROM sessions
+WHERE key = :session_key;
+
+-- name: session_prompts
+SELECT id, message_id, session_key, number, text, created_at
+FROM prompts
+WHERE session_key = :session_key
+ORDER BY number;
+
+-- name: list_observations
+-- Time order: message ids ascend in the order the queue accepted the events.
+SELECT id, message_id, session_key, kind, title, subtitle, narrative, facts, concepts,
+       files_read, files_modified, tool_name, command, exit_code, excerpt, created_at
+FROM observations
+WHERE session_key = :session_key
+ORDER BY message_id
+LIMIT :limit OFFSET :offset;
+
+-- name: count_observations
+SELECT count(*) FROM observations WHERE session_key = :session_key;
+
+-- name: list_summaries
+SELECT id, message_id, session_key, request, investigated, learned, completed, next_steps,
+       files_read, files_edited, notes, created_at
+FROM summaries
+WHERE session_key = :session_key
+ORDER BY message_id
+LIMIT :limit OFFSET :offset;
+
+-- name: count_summaries
+SELECT count(*) FROM summaries WHERE session_key = :session_key;

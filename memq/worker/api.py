@@ -1,0 +1,300 @@
+"""The HTTP API (Starlette). Every answer is JSON; bad input is a 4xx naming the problem."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from memq import __version__
+from memq.events import normalize_session_key, parse_event_body, route_event
+from memq.exceptions import (
+    EventError,
+    InvalidEventError,
+    InvalidMessageError,
+    QueueClosedError,
+    StorageError,
+)
+from memq.memory.store import MemoryStore
+from memq.queue import Queue
+from memq.worker.security import RequestGuard
+from memq.worker.sessions import SessionManager
+
+log = structlog.get_logger("memq.api")
+
+MAX_PAGE = 10_000
+
+
+@dataclass
+class Services:
+    """What the routes work with; owned by the daemon."""
+
+    queue: Queue
+    store: MemoryStore
+    sessions: SessionManager
+    state: Callable[[], str]
+    port: int
+    processor: str
+    started_at: float
+    pid: int
+    context_for: Callable[[str | None], Awaitable[str]]
+
+
+def create_app(services: Services, *, token: str, body_limit: int) -> RequestGuard:
+    """The ASGI application: routes behind the request guard."""
+    app = Starlette(
+        routes=[
+            Route("/api/health", health, methods=["GET"]),
+            Route("/api/events", post_event, methods=["POST"]),
+            Route("/api/status", status, methods=["GET"]),
+            Route("/api/sessions", list_sessions, methods=["GET"]),
+            Route("/api/sessions/{session_id:path}/observations", observations, methods=["GET"]),
+            Route("/api/sessions/{session_id:path}/summaries", summaries, methods=["GET"]),
+            Route("/api/sessions/{session_id:path}", get_session, methods=["GET"]),
+            Route("/api/sessions/{session_id:path}", delete_session, methods=["DELETE"]),
+            Route("/api/failed", failed, methods=["GET"]),
+            Route("/api/failed/retry", retry_failed, methods=["POST"]),
+        ],
+        exception_handlers={
+            HTTPException: _http_error,
+            EventError: _event_error,
+            InvalidMessageError: _unprocessable,
+            QueueClosedError: _unavailable,
+            StorageError: _unavailable,
+            Exception: _internal_error,
+        },
+    )
+    app.state.services = services
+    app.state.body_limit = body_limit
+    return RequestGuard(app, token=token, port=services.port, body_limit=body_limit)
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+# -- routes -------------------------------------------------------------------------------
+
+
+async def health(request: Request) -> Response:
+    services = _services(request)
+    return JSONResponse(
+        {"status": "ok", "state": services.state(), "version": __version__, "pid": services.pid}
+    )
+
+
+async def post_event(request: Request) -> Response:
+    """Accept one hook payload: 202 once it is durable, 200 for a duplicate."""
+    services = _services(request)
+    payload = parse_event_body(await _read_body(request))
+    route = route_event(payload)
+    message_id, created = await services.queue.enqueue(
+        route.session_key, route.kind, payload, route.dedupe_key
+    )
+    if created:
+        services.sessions.notify(route.session_key)
+    log.info(
+        "event.accepted" if created else "event.duplicate",
+        session_id=route.session_key,
+        message_id=message_id,
+        hook_event=route.event,
+    )
+    body: dict[str, Any] = {
+        "status": "queued" if created else "duplicate",
+        "message_id": message_id,
+    }
+    if route.event == "SessionStart":
+        cwd = payload.get("cwd")
+        body["additionalContext"] = await services.context_for(
+            cwd if isinstance(cwd, str) else None
+        )
+        return JSONResponse(body, status_code=200)
+    return JSONResponse(body, status_code=202 if created else 200)
+
+
+async def status(request: Request) -> Response:
+    services = _services(request)
+    stats = await services.queue.stats()
+    active = services.sessions.active_sessions
+    return JSONResponse(
+        {
+            "state": services.state(),
+            "pid": services.pid,
+            "port": services.port,
+            "version": __version__,
+            "processor": services.processor,
+            "started_at": services.started_at,
+            "uptime_seconds": round(time.time() - services.started_at, 3),
+            "counts": stats.counts.as_dict(),
+            "failed": stats.counts.failed,
+            "queue_depth": stats.counts.pending + stats.counts.processing,
+            "sessions": [
+                {"session_id": key, "counts": counts.as_dict()}
+                for key, counts in stats.sessions.items()
+            ],
+            "active_generators": len(active),
+            "active_sessions": active,
+            "processing": services.sessions.processing,
+            "database_bytes": stats.database_bytes,
+            "wal_bytes": stats.wal_bytes,
+        }
+    )
+
+
+async def list_sessions(request: Request) -> Response:
+    limit, offset = _page(request)
+    page = await _services(request).store.list_sessions(limit=limit, offset=offset)
+    return JSONResponse({"items": [s.to_dict() for s in page.items], "total": page.total})
+
+
+async def get_session(request: Request) -> Response:
+    key = _session_key(request)
+    detail = await _services(request).store.get_session(key)
+    if detail is None:
+        raise HTTPException(404, f"no session {key}")
+    return JSONResponse(detail.to_dict())
+
+
+async def observations(request: Request) -> Response:
+    limit, offset = _page(request)
+    page = await _services(request).store.observations(
+        _session_key(request), limit=limit, offset=offset
+    )
+    return JSONResponse({"items": [o.to_dict() for o in page.items], "total": page.total})
+
+
+async def summaries(request: Request) -> Response:
+    limit, offset = _page(request)
+    page = await _services(request).store.summaries(
+        _session_key(request), limit=limit, offset=offset
+    )
+    return JSONResponse({"items": [s.to_dict() for s in page.items], "total": page.total})
+
+
+async def delete_session(request: Request) -> Response:
+    """Stop the session's generator, then forget its queue rows and its memory."""
+    services = _services(request)
+    key = _session_key(request)
+    await services.sessions.forget(key)
+    queue_rows = await services.queue.forget_session(key)
+    memory_rows = await services.queue.run_in_transaction(services.store.forget_effect(key))
+    if not queue_rows and not memory_rows:
+        raise HTTPException(404, f"no session {key}")
+    log.info("session.deleted", session_id=key, queue_rows=queue_rows, memory_rows=memory_rows)
+    return JSONResponse({"deleted": key, "queue_rows": queue_rows, "memory_rows": memory_rows})
+
+
+async def failed(request: Request) -> Response:
+    services = _services(request)
+    limit, _ = _page(request)
+    session = request.query_params.get("session")
+    items = await services.queue.failed(
+        session_id=normalize_session_key(session) if session else None, limit=limit
+    )
+    return JSONResponse(
+        {
+            "items": [
+                {
+                    "message_id": m.id,
+                    "session_id": m.session_id,
+                    "kind": m.kind.value,
+                    "attempts": m.attempts,
+                    "created_at": m.created_at.isoformat(),
+                    "failed_at": m.failed_at.isoformat(),
+                    "last_error": m.last_error,
+                }
+                for m in items
+            ],
+            "total": len(items),
+        }
+    )
+
+
+async def retry_failed(request: Request) -> Response:
+    """Body ``{"id": N}``, ``{"ids": [...]}`` or ``{"all": true}``."""
+    services = _services(request)
+    body = parse_event_body(await _read_body(request))
+    if body.get("all") is True:
+        retried = await services.queue.retry(None)
+    else:
+        ids = body.get("ids", [body["id"]] if "id" in body else None)
+        if not isinstance(ids, list) or not ids or not all(_is_id(i) for i in ids):
+            raise InvalidEventError('give {"id": N}, {"ids": [N, ...]} or {"all": true}')
+        retried = await services.queue.retry(ids)
+    for item in await services.queue.sessions_with_backlog():
+        services.sessions.notify(item)
+    log.info("failed.retried", message_ids=retried)
+    return JSONResponse({"retried": retried})
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refusing it (413) as soon as it passes the limit, whatever the headers say."""
+    limit: int = request.app.state.body_limit
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _page(request: Request) -> tuple[int, int]:
+    return (
+        _int_param(request, "limit", 100, low=1, high=MAX_PAGE),
+        _int_param(request, "offset", 0, low=0, high=2**62),
+    )
+
+
+def _int_param(request: Request, name: str, default: int, *, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise HTTPException(422, f"query parameter {name!r} must be a whole number {low}..{high}")
+    return int(raw)
+
+
+def _session_key(request: Request) -> str:
+    return normalize_session_key(str(request.path_params["session_id"]))
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _event_error(request: Request, exc: Exception) -> Response:
+    code = 422 if isinstance(exc, InvalidEventError) else 400
+    return JSONResponse({"error": str(exc)}, status_code=code)
+
+
+async def _unprocessable(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": str(exc)}, status_code=422)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("api.unavailable", path=request.url.path, error=str(exc))
+    return JSONResponse({"error": f"memq cannot store this now: {exc}"}, status_code=503)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("api.error", path=request.url.path, exc_info=exc)
+    return JSONResponse({"error": "internal error (see the memq log)"}, status_code=500)

@@ -1,0 +1,201 @@
+"""Starting, stopping and asking the daemon, from the command line.
+
+Standard library HTTP only: these commands run in a fresh process each time and should not
+pay for an HTTP client library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memq.config import Settings
+from memq.storage.sqlfile import load_queries
+from memq.worker.pidfile import DaemonRecord, database_in_use, running_daemon
+
+STATUSES = ("pending", "processing", "processed", "failed")
+
+
+class ControlError(Exception):
+    """A daemon command could not do what was asked; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    status: int
+    body: Any
+
+
+def request(
+    settings: Settings,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    timeout: float = 5.0,
+    port: int | None = None,
+) -> ApiResponse:
+    """Call the daemon's API with the token from ``MEMQ_HOME/token``."""
+    headers = {"Content-Type": "application/json"}
+    try:
+        token = settings.paths.token.read_text(encoding="ascii").strip()
+        headers["Authorization"] = f"Bearer {token}"
+    except OSError:
+        pass  # health needs no token; anything else will answer 401
+    data = None if body is None else json.dumps(body).encode()
+    url = f"http://127.0.0.1:{port or settings.port}{path}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            return ApiResponse(resp.status, json.loads(resp.read() or b"null"))
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = {"error": raw.decode("utf-8", "replace")}
+        return ApiResponse(exc.code, parsed)
+
+
+def is_healthy(settings: Settings, port: int | None = None) -> bool:
+    """Whether a memq daemon answers ``/api/health`` on the port."""
+    try:
+        response = request(settings, "GET", "/api/health", timeout=1.0, port=port)
+    except (OSError, ValueError):
+        return False
+    return response.status == 200 and isinstance(response.body, dict)
+
+
+def start(settings: Settings, *, timeout: float = 20.0) -> tuple[DaemonRecord, bool]:
+    """Start the daemon in the background and wait until it is healthy.
+
+    Returns its record and whether this call started it (False: it was already running).
+    """
+    paths = settings.paths
+    record = running_daemon(paths.pidfile, paths.database)
+    if record is not None and is_healthy(settings, record.port):
+        return record, False
+    paths.create_home()
+    stderr_path = paths.logs / "daemon.stderr"
+    with open(stderr_path, "wb") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "memq", "serve", "--quiet"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,  # survives the terminal or hook that started it
+            close_fds=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        exit_code = child.poll()
+        if exit_code is not None:
+            record = running_daemon(paths.pidfile, paths.database)
+            if record is not None and is_healthy(settings, record.port):
+                return record, False  # another start won the race; fine
+            detail = stderr_path.read_text(encoding="utf-8", errors="replace").strip()
+            last = detail.splitlines()[-1] if detail else f"exit status {exit_code}"
+            raise ControlError(f"the daemon exited at start: {last}")
+        record = running_daemon(paths.pidfile, paths.database)
+        if record is not None and record.pid == child.pid and is_healthy(settings, record.port):
+            return record, True
+        time.sleep(0.05)
+    raise ControlError(f"the daemon did not become healthy within {timeout:g} s (see {paths.logs})")
+
+
+def stop(settings: Settings, *, timeout: float | None = None) -> DaemonRecord | None:
+    """Ask the daemon to stop (SIGTERM) and wait until its process is gone.
+
+    Returns the record of the daemon that was stopped, or None if none was running.
+    """
+    paths = settings.paths
+    record = running_daemon(paths.pidfile, paths.database)
+    if record is None:
+        return None
+    os.kill(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + (timeout or settings.shutdown_grace + 15)
+    while time.monotonic() < deadline:
+        if not _alive(record.pid) or not database_in_use(paths.database):
+            _wait_gone(record.pid, deadline)
+            return record
+        time.sleep(0.05)
+    raise ControlError(f"memq (pid {record.pid}) did not stop within the timeout")
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    """The daemon's status, or, when it is down, what the database says."""
+    paths = settings.paths
+    record = running_daemon(paths.pidfile, paths.database)
+    if record is not None:
+        try:
+            response = request(settings, "GET", "/api/status", port=record.port)
+        except OSError:
+            response = None
+        if response is not None and response.status == 200:
+            body: dict[str, Any] = response.body
+            return body
+    return offline_status(settings, starting=record is not None)
+
+
+def offline_status(settings: Settings, *, starting: bool = False) -> dict[str, Any]:
+    """Status read straight from the database file, for when no daemon answers."""
+    database = settings.paths.database
+    counts = dict.fromkeys(STATUSES, 0)
+    sessions: dict[str, dict[str, int]] = {}
+    if database.exists():
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+        try:
+            query = load_queries("queue")["count_by_session_and_status"]
+            for session_id, state, n in conn.execute(query):
+                sessions.setdefault(session_id, dict.fromkeys(STATUSES, 0))[state] = n
+                counts[state] += n
+        except sqlite3.Error:
+            pass  # a database without the queue table yet: all zeros
+        finally:
+            conn.close()
+    wal = database.with_name(database.name + "-wal")
+    return {
+        "state": "starting" if starting else "stopped",
+        "pid": None,
+        "port": settings.port,
+        "counts": counts,
+        "failed": counts["failed"],
+        "queue_depth": counts["pending"] + counts["processing"],
+        "sessions": [
+            {"session_id": key, "counts": value} for key, value in sorted(sessions.items())
+        ],
+        "active_generators": 0,
+        "database_bytes": database.stat().st_size if database.exists() else 0,
+        "wal_bytes": wal.stat().st_size if wal.exists() else 0,
+    }
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (an exited one its parent has not reaped is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True  # no procfs: trust kill()
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def _wait_gone(pid: int, deadline: float) -> None:
+    # The lock is released a moment before the process has fully exited.
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)

@@ -1,0 +1,210 @@
+"""The daemon: one task group owning the HTTP server, the session manager and maintenance.
+
+Start-up order matters: the queue's instance lock is taken first (so "already running" is the
+error a second daemon gets), then the port is bound (so a port held by another program is
+named), then the queue recovers and the sessions with a backlog are scheduled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from enum import StrEnum
+
+import anyio
+import structlog
+import uvicorn
+
+from memq import __version__
+from memq.config import HOST, Settings
+from memq.exceptions import StartupError
+from memq.memory.store import MemoryStore
+from memq.processors import get_processor
+from memq.processors.base import Processor
+from memq.queue import Queue, QueueSettings, Synchronous
+from memq.worker.api import Services, create_app
+from memq.worker.pidfile import DaemonRecord, remove_record, write_record
+from memq.worker.processing import ClaimHandler
+from memq.worker.security import load_or_create_token
+from memq.worker.sessions import SessionManager
+
+log = structlog.get_logger("memq.daemon")
+
+
+class DaemonState(StrEnum):
+    """The daemon's life, as ``/api/status`` and ``memq status`` report it."""
+
+    STARTING = "starting"  # taking the lock, recovering, binding the port
+    RUNNING = "running"  # accepting events and processing them
+    STOPPING = "stopping"  # refusing new connections, finishing in-flight messages
+    STOPPED = "stopped"  # not running (what ``memq status`` says when no daemon answers)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the daemon owns signals and shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Daemon:
+    """Runs memq until a signal or ``request_stop``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state = DaemonState.STARTING
+        self._stop = anyio.Event()
+        self.started_at = time.time()
+        self.port = settings.port
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Start everything, serve until asked to stop, then shut down in order."""
+        settings = self.settings
+        paths = settings.paths
+        paths.create_home()
+        token = load_or_create_token(paths.token)
+        processor = get_processor(settings.processor)
+        queue = await Queue.open(
+            paths.database,
+            QueueSettings(
+                max_attempts=settings.max_attempts,
+                lease=settings.lease,
+                synchronous=Synchronous(settings.synchronous),
+            ),
+        )
+        try:
+            sock = bind_listener(settings.port)
+            self.port = sock.getsockname()[1]
+            store = await MemoryStore.open(paths.database)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await queue.close()
+            raise
+        try:
+            await self._serve(
+                settings, queue=queue, store=store, processor=processor, token=token, sock=sock
+            )
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.close()
+                await queue.close()
+                remove_record(paths.pidfile, os.getpid())
+                self.state = DaemonState.STOPPED
+                log.info("daemon.stopped", pid=os.getpid())
+
+    async def _serve(
+        self,
+        settings: Settings,
+        *,
+        queue: Queue,
+        store: MemoryStore,
+        processor: Processor,
+        token: str,
+        sock: socket.socket,
+    ) -> None:
+        handler = ClaimHandler(processor, store)
+        sessions = SessionManager(
+            queue, handler, capacity=settings.capacity, linger=settings.linger
+        )
+        services = Services(
+            queue=queue,
+            store=store,
+            sessions=sessions,
+            state=lambda: self.state.value,
+            port=self.port,
+            processor=processor.name,
+            started_at=self.started_at,
+            pid=os.getpid(),
+            context_for=_no_context,
+        )
+        app = create_app(services, token=token, body_limit=settings.body_limit)
+        server = _EmbeddedServer(
+            uvicorn.Config(
+                app,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                http="httptools",
+                server_header=False,
+                timeout_graceful_shutdown=5,
+                backlog=2048,
+            )
+        )
+        async with anyio.create_task_group() as tg:
+            await tg.start(sessions.run)
+            tg.start_soon(queue.run_maintenance)
+            tg.start_soon(self._watch_signals)
+            server_done = anyio.Event()
+
+            async def serve_http() -> None:
+                try:
+                    await server.serve(sockets=[sock])
+                finally:
+                    server_done.set()
+                    self.request_stop()
+
+            tg.start_soon(serve_http)
+            # uvicorn offers no event for "listening"; its flag is set within milliseconds.
+            while not server.started and not server_done.is_set():  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+            write_record(
+                settings.paths.pidfile,
+                DaemonRecord(os.getpid(), self.port, self.started_at, __version__),
+            )
+            self.state = DaemonState.RUNNING
+            log.info(
+                "daemon.started",
+                pid=os.getpid(),
+                port=self.port,
+                home=str(settings.home),
+                processor=processor.name,
+            )
+            await self._stop.wait()
+            self.state = DaemonState.STOPPING
+            log.info("daemon.stopping", grace=settings.shutdown_grace)
+            server.should_exit = True
+            await server_done.wait()
+            await sessions.stop(settings.shutdown_grace)
+            tg.cancel_scope.cancel()
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                log.info("daemon.signal", signal=signal.Signals(signum).name)
+                self.request_stop()
+
+
+async def _no_context(cwd: str | None) -> str:
+    """The SessionStart context (empty until memory search and context building exist)."""
+    return ""
+
+
+def bind_listener(port: int) -> socket.socket:
+    """A listening socket on 127.0.0.1:``port``, or ``StartupError`` naming the setting."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this. uvicorn writes a response's head and body
+    # separately; with Nagle on, the body waits for the client's delayed ACK (~40 ms).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((HOST, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} on {HOST} is in use by another program; set MEMQ_PORT to a free port"
+            ) from None
+        raise StartupError(f"cannot listen on {HOST}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock

@@ -1,0 +1,194 @@
+"""The session manager: one generator task per session that has work, a few at a time.
+
+A session's task streams its messages (``Queue.stream``) and hands each claim to the
+handler. At most ``capacity`` sessions hold a processing slot at once; slots are granted in
+arrival order (anyio's ``CapacityLimiter`` is FIFO). A session that is only lingering for more
+work gives its slot up as soon as another session is waiting for one, and a busy session
+yields its slot after ``quantum`` messages when others wait, so no session starves another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup, TaskStatus
+
+from memq.queue import Claim, MessageKind, Queue
+
+log = structlog.get_logger("memq.sessions")
+
+Handler = Callable[[Claim], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class _SessionTask:
+    session_id: str
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    # Set when work may have arrived after the stream last looked (see _run_session).
+    more_work: bool = True
+    busy: bool = False  # a claim is being handled
+    # Set while the task holds a slot and streams; cancelled to take a lingerer's slot.
+    stream_scope: anyio.CancelScope | None = None
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+
+class SessionManager:
+    """Schedules per-session generators; see the module docstring.
+
+    Args:
+        queue: the open queue.
+        handler: settles one claim (``async with claim: ...``).
+        capacity: sessions processed at once.
+        linger: seconds an idle session's stream waits for more work.
+        quantum: messages a session handles before yielding its slot to a waiting one.
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        handler: Handler,
+        *,
+        capacity: int = 4,
+        linger: float = 5.0,
+        quantum: int = 32,
+    ) -> None:
+        self._queue = queue
+        self._handler = handler
+        self._limiter = anyio.CapacityLimiter(capacity)
+        self.linger = linger
+        self._quantum = quantum
+        self._tasks: dict[str, _SessionTask] = {}
+        self._task_group: TaskGroup | None = None
+        self._stopping = False
+        self._stop = anyio.Event()
+        self._stopped = anyio.Event()
+        self._grace = 0.0
+
+    @property
+    def active_sessions(self) -> list[str]:
+        """Sessions whose generator task is running (streaming or waiting for a slot)."""
+        return sorted(self._tasks)
+
+    @property
+    def processing(self) -> bool:
+        """Whether any session is handling a message right now."""
+        return any(task.busy for task in self._tasks.values())
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until ``stop``; at start, schedule every session that has a backlog."""
+        try:
+            async with anyio.create_task_group() as tg:
+                self._task_group = tg
+                backlog = await self._queue.sessions_with_backlog()
+                for session_id in backlog:
+                    self.notify(session_id)
+                if backlog:
+                    log.info("sessions.resumed", sessions=len(backlog))
+                task_status.started()
+                await self._stop.wait()
+                await self._wind_down()
+                tg.cancel_scope.cancel()
+        finally:
+            self._stopped.set()
+
+    def notify(self, session_id: str) -> None:
+        """Work arrived for ``session_id``: make sure a task will look at it."""
+        if self._stopping or self._task_group is None:
+            return
+        task = self._tasks.get(session_id)
+        if task is not None:
+            task.more_work = True
+            return
+        task = _SessionTask(session_id)
+        self._tasks[session_id] = task
+        self._task_group.start_soon(self._run_session, task, name=f"session {session_id}")
+
+    async def forget(self, session_id: str) -> None:
+        """Cancel the session's task and wait until it is gone (its claim is handed back)."""
+        task = self._tasks.get(session_id)
+        if task is None:
+            return
+        task.scope.cancel()
+        await task.done.wait()
+
+    async def stop(self, grace: float) -> None:
+        """Stop scheduling; let in-flight messages finish within ``grace`` seconds, then
+        cancel (unfinished claims go back to pending). Returns when every task has ended."""
+        self._grace = grace
+        self._stop.set()
+        await self._stopped.wait()
+
+    async def _wind_down(self) -> None:
+        self._stopping = True
+        for task in self._tasks.values():
+            if not task.busy:
+                task.scope.cancel()  # lingering or waiting for a slot: nothing to finish
+        with anyio.move_on_after(self._grace):
+            for task in list(self._tasks.values()):
+                await task.done.wait()
+        for task in list(self._tasks.values()):
+            task.scope.cancel()
+        for task in list(self._tasks.values()):
+            await task.done.wait()
+
+    async def _run_session(self, task: _SessionTask) -> None:
+        try:
+            with task.scope:
+                while task.more_work and not self._stopping:
+                    task.more_work = False
+                    self._preempt_a_lingerer()
+                    async with self._limiter:
+                        await self._drain(task)
+        except Exception:
+            # A bug in the handler or the queue must not take the daemon down with it;
+            # the message was failed or handed back by ``async with claim``.
+            log.exception("session.crashed", session_id=task.session_id)
+        finally:
+            if self._tasks.get(task.session_id) is task:
+                del self._tasks[task.session_id]
+            task.done.set()
+
+    async def _drain(self, task: _SessionTask) -> None:
+        # Nobody waiting for a slot: linger for more work. Otherwise drain and go.
+        linger = 0.0 if self._limiter.statistics().tasks_waiting else self.linger
+        task.stream_scope = scope = anyio.CancelScope()
+        try:
+            with scope:
+                await self._stream(task, linger)
+        finally:
+            task.stream_scope = None
+        if scope.cancelled_caught and not self._stopping:
+            # Preempted while lingering; a message that arrived at that very moment was
+            # handed back, so look once more before letting the task end.
+            task.more_work = task.more_work or await self._queue.has_pending(task.session_id)
+
+    async def _stream(self, task: _SessionTask, linger: float) -> None:
+        handled = 0
+        async with self._queue.stream(task.session_id, linger=linger) as stream:
+            async for claim in stream:
+                task.more_work = False
+                task.busy = True
+                try:
+                    await self._handler(claim)
+                finally:
+                    task.busy = False
+                handled += 1
+                if claim.message.kind is MessageKind.SUMMARIZE:
+                    task.more_work = True  # the stream ends after a summarize; look again
+                if self._stopping:
+                    return
+                if handled >= self._quantum and self._limiter.statistics().tasks_waiting:
+                    task.more_work = True  # come back after the sessions waiting for a slot
+                    return
+
+    def _preempt_a_lingerer(self) -> None:
+        """When no slot is free, end one session that is only lingering, to free its slot."""
+        if self._limiter.available_tokens > 0:
+            return
+        for other in self._tasks.values():
+            if other.stream_scope is not None and not other.busy:
+                other.stream_scope.cancel()
+                return

@@ -1,0 +1,1018 @@
+"""Benchmark of the durable queue (``memq.queue``) against raw SQLite baselines.
+
+Everything runs in a fresh temporary directory (``--dir``, default under /tmp) and every
+baseline is measured in the same run, on the same disk, with the same schema, WAL and
+``synchronous=FULL``:
+
+1. raw sqlite3: per-row-commit inserts, one-transaction inserts (one execute per row, and
+   executemany for context), and one-by-one
+   claim+ack pairs (one-statement claim returning id, attempts and payload, then the ack, each
+   committed), plus the same pairs at ``synchronous=NORMAL`` for context (memq claims and
+   acks on a NORMAL connection);
+2. ``Queue.enqueue`` throughput: one sequential producer, and 64 concurrent producers (with the
+   number of commits, so the group-commit factor shows);
+3. drain rate with a no-op consumer: 50 session streams at once, and one stream alone;
+4. wake-up latency of an idle stream, from ``enqueue`` returning to the stream yielding (the
+   producer pauses 2 ms before each enqueue so that the stream is idle when it arrives);
+5. recovery: ``Queue.open`` and open + first yield on a database holding 100,000 pending and
+   1,000 orphaned ``processing`` rows;
+6. scale: the 50-stream drain rate with 10,000 rows in the table versus 1,000,000 (200,000
+   with ``--quick``).
+
+These are figures, not tests: each is printed with its target and whether the target was met,
+and the exit status is 0 unless something crashed. A table goes to stderr; one JSON object is
+the last line of stdout (the whole of stdout with ``--json-only``).
+
+Run it from the project root::
+
+    .venv/bin/python scripts/bench_queue.py [--quick] [--json-only] [--dir DIR] [--keep]
+
+Throughput figures are the best of 5 runs (2 with ``--quick``), each on a fresh database. The
+full run takes one to two minutes on a small machine; ``--quick`` well under 30 seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Final, TextIO, TypeVar
+
+import anyio
+import structlog
+
+from memq.queue import Queue, QueueSettings, Synchronous
+from memq.storage import schema
+from memq.storage.connection import connect
+
+T = TypeVar("T")
+
+PAYLOAD_BYTES: Final = 500
+SCENARIO_TIMEOUT: Final = 180.0  # seconds; a hung scenario is a crash, not a figure
+WAKE_SESSION: Final = "w"
+WAKE_LINGER: Final = 30.0
+WAKE_IDLE_GAP: Final = 0.002  # pause before each wake-up enqueue so the stream is idle
+STORED_LEASE_MS: Final = 330_000
+SCALE_SESSIONS: Final = [f"s{k:04d}" for k in range(1_000)]  # history spans these
+SCALE_STREAMS: Final = 50  # the drained messages go to the first 50 of them
+
+INSERT_PENDING: Final = (
+    "INSERT INTO pending_messages (session_id, kind, payload, available_at, created_at) "
+    "VALUES (?, 'observation', ?, ?, ?)"
+)
+INSERT_ROW: Final = (
+    "INSERT INTO pending_messages (session_id, kind, payload, status, attempts, available_at, "
+    "lease_until, created_at, started_at, finished_at) "
+    "VALUES (?, 'observation', ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+CLAIM_ONE: Final = """
+UPDATE pending_messages
+SET status = 'processing', attempts = attempts + 1, started_at = ?, lease_until = ?
+WHERE id = (SELECT id FROM pending_messages
+            WHERE session_id = ? AND status = 'pending'
+            ORDER BY id LIMIT 1)
+RETURNING id, attempts, payload
+"""
+ACK_ONE: Final = """
+UPDATE pending_messages
+SET status = 'processed', payload = NULL, lease_until = NULL, finished_at = ?
+WHERE id = ? AND attempts = ? AND status = 'processing'
+"""
+
+
+class BenchError(RuntimeError):
+    """A scenario did not do what it should have (wrong counts): the figures are void."""
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How much work each scenario does."""
+
+    raw_per_row: int = 2_000
+    raw_one_tx: int = 20_000
+    raw_claim_ack: int = 2_000
+    enqueue_sequential: int = 2_000
+    enqueue_concurrent: int = 20_000
+    producers: int = 64
+    drain_total: int = 20_000
+    drain_sessions: int = 50
+    drain_single: int = 3_000
+    wakeups: int = 1_000
+    recovery_pending: int = 100_000
+    recovery_processing: int = 1_000
+    recovery_sessions: int = 1_000
+    scale_drain: int = 5_000
+    scale_small_rows: int = 10_000
+    scale_large_rows: int = 1_000_000
+    scale_rounds: int = 5
+    repeats: int = 5  # throughput figures are the best of this many runs
+
+
+FULL_SIZES: Final = Sizes()
+QUICK_SIZES: Final = Sizes(
+    raw_per_row=500,
+    raw_one_tx=5_000,
+    raw_claim_ack=500,
+    enqueue_sequential=500,
+    enqueue_concurrent=5_000,
+    drain_total=5_000,
+    drain_single=1_000,
+    wakeups=300,
+    scale_drain=2_000,
+    scale_large_rows=200_000,
+    scale_rounds=3,
+    repeats=2,
+)
+
+
+@dataclass(slots=True)
+class Run:
+    """One timed piece of work."""
+
+    count: int
+    seconds: float
+    commits: int | None = None
+    rounds: list[float] = field(default_factory=list)  # every run's rate, when best of several
+
+    @property
+    def rate(self) -> float:
+        """Items per second."""
+        return self.count / self.seconds if self.seconds > 0 else math.inf
+
+    @property
+    def per_commit(self) -> float | None:
+        """Items per commit (the group-commit factor), when commits were counted."""
+        return self.count / self.commits if self.commits else None
+
+
+@dataclass(slots=True)
+class Figure:
+    """One reported number, with its target (None for context figures)."""
+
+    key: str
+    label: str
+    value: float
+    unit: str
+    target: str | None = None
+    met: bool | None = None
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The figure as a JSON-ready mapping."""
+        return {
+            "label": self.label,
+            "value": round(self.value, 6),
+            "unit": self.unit,
+            "target": self.target,
+            "met": self.met,
+            **self.extra,
+        }
+
+
+class Progress:
+    """Timestamped progress lines on stderr (silent with ``--json-only``)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.started = time.perf_counter()
+
+    def __call__(self, text: str) -> None:
+        """Print one progress line."""
+        if self.enabled:
+            elapsed = time.perf_counter() - self.started
+            print(f"[{elapsed:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, the unit the schema stores."""
+    return time.time_ns() // 1_000_000
+
+
+def encode(value: Any) -> str:
+    """Compact JSON, the way memq stores payloads."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def make_payload(session_id: str, seq: int) -> dict[str, Any]:
+    """A Claude Code PostToolUse hook event of about ``PAYLOAD_BYTES`` bytes of JSON."""
+    response: dict[str, Any] = {"stdout": "", "stderr": "", "interrupted": False, "isImage": False}
+    event: dict[str, Any] = {
+        "session_id": session_id,
+        "transcript_path": f"/home/dev/.claude/projects/-home-dev-app/{session_id}.jsonl",
+        "cwd": "/home/dev/app",
+        "permission_mode": "default",
+        "hook_event_name": "PostToolUse",
+        "tool_name": "Bash",
+        "tool_input": {
+            "command": "pytest -q tests/test_queue.py",
+            "description": "Run the queue tests",
+        },
+        "tool_response": response,
+        "tool_use_id": f"toolu_01{seq:022d}",
+    }
+    room = max(PAYLOAD_BYTES - len(encode(event)), 0)
+    response["stdout"] = ("collected 42 items; 42 passed in 0.31s; " * 20)[:room]
+    return event
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The nearest-rank percentile of ``values``."""
+    ordered = sorted(values)
+    rank = max(math.ceil(pct / 100 * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+def ratio(value: float, baseline: float) -> float:
+    """``value / baseline``, infinite for a zero baseline."""
+    return value / baseline if baseline > 0 else math.inf
+
+
+def best_of(repeats: int, measure: Callable[[int], Run]) -> Run:
+    """The fastest of ``repeats`` runs of ``measure(round)``, remembering every rate."""
+    runs = [measure(round_) for round_ in range(repeats)]
+    best = max(runs, key=lambda run: run.rate)
+    best.rounds = [run.rate for run in runs]
+    return best
+
+
+def run_async(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run one async scenario in a fresh event loop, bounded by ``SCENARIO_TIMEOUT``."""
+
+    async def bounded() -> T:
+        with anyio.fail_after(SCENARIO_TIMEOUT):
+            return await fn(*args)
+
+    return anyio.run(bounded)
+
+
+def silence_logs() -> None:
+    """Drop memq's structlog output: recovery alone would log one warning per reset row."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
+
+
+# -- raw sqlite3 ---------------------------------------------------------------------------
+
+
+def open_raw(path: Path, synchronous: Synchronous = Synchronous.FULL) -> sqlite3.Connection:
+    """A stdlib connection with memq's pragmas (WAL) and schema."""
+    conn = connect(path, synchronous=synchronous)
+    schema.migrate(conn)
+    return conn
+
+
+def pending_rows(sessions: Sequence[str], count: int, payload: str) -> Iterator[tuple[Any, ...]]:
+    """``count`` pending rows for ``INSERT_PENDING``, round-robin over ``sessions``."""
+    now = now_ms()
+    for i in range(count):
+        yield (sessions[i % len(sessions)], payload, now, now)
+
+
+def history_rows(sessions: Sequence[str], count: int) -> Iterator[tuple[Any, ...]]:
+    """``count`` processed rows (payload dropped) for ``INSERT_ROW``."""
+    now = now_ms()
+    for i in range(count):
+        yield (sessions[i % len(sessions)], None, "processed", 1, now, None, now, now, now)
+
+
+def insert_in_one_transaction(
+    conn: sqlite3.Connection, sql: str, rows: Iterator[tuple[Any, ...]]
+) -> None:
+    """``executemany`` inside one ``BEGIN IMMEDIATE .. COMMIT``."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def count_statuses(path: Path) -> dict[str, int]:
+    """Rows per status in the database at ``path``."""
+    conn = open_raw(path)
+    try:
+        sql = "SELECT status, count(*) FROM pending_messages GROUP BY status"
+        return {str(status): int(n) for status, n in conn.execute(sql)}
+    finally:
+        conn.close()
+
+
+def bench_raw_per_row(path: Path, count: int, payload: str) -> Run:
+    """Autocommit INSERT, one row per commit."""
+    conn = open_raw(path)
+    try:
+        now = now_ms()
+        start = time.perf_counter()
+        for _ in range(count):
+            conn.execute(INSERT_PENDING, ("raw", payload, now, now))
+        return Run(count, time.perf_counter() - start, commits=count)
+    finally:
+        conn.close()
+
+
+def bench_raw_one_transaction(path: Path, count: int, payload: str) -> Run:
+    """``count`` rows in one transaction with executemany."""
+    conn = open_raw(path)
+    try:
+        rows = list(pending_rows(["raw"], count, payload))
+        start = time.perf_counter()
+        insert_in_one_transaction(conn, INSERT_PENDING, iter(rows))
+        return Run(count, time.perf_counter() - start, commits=1)
+    finally:
+        conn.close()
+
+
+def bench_raw_one_transaction_per_statement(path: Path, count: int, payload: str) -> Run:
+    """``count`` rows in one transaction, one ``execute`` per row: what an application that
+    inserts its rows one statement at a time, committing once, gets from sqlite3."""
+    conn = open_raw(path)
+    try:
+        rows = list(pending_rows(["raw"], count, payload))
+        start = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        for row in rows:
+            conn.execute(INSERT_PENDING, row)
+        conn.execute("COMMIT")
+        return Run(count, time.perf_counter() - start, commits=1)
+    finally:
+        conn.close()
+
+
+def bench_raw_claim_ack(path: Path, count: int, payload: str, synchronous: Synchronous) -> Run:
+    """One-statement claim, commit, ack, commit; ``count`` times, on one session."""
+    conn = open_raw(path, synchronous)
+    try:
+        insert_in_one_transaction(conn, INSERT_PENDING, pending_rows(["raw"], count, payload))
+        start = time.perf_counter()
+        for _ in range(count):
+            now = now_ms()
+            rows = conn.execute(CLAIM_ONE, (now, now + STORED_LEASE_MS, "raw")).fetchall()
+            if not rows:
+                raise BenchError("raw claim found nothing to claim")
+            message_id, attempts, _payload = rows[0]
+            conn.execute(ACK_ONE, (now_ms(), message_id, attempts))
+        elapsed = time.perf_counter() - start
+        if conn.in_transaction:
+            raise BenchError("raw claim+ack left a transaction open")
+        return Run(count, elapsed, commits=2 * count)
+    finally:
+        conn.close()
+
+
+def raw_claim_ack_round(
+    root: Path, count: int, payload: str, synchronous: Synchronous, round_: int
+) -> Run:
+    """``bench_raw_claim_ack`` on a fresh database named after its settings and round."""
+    path = root / f"raw_claim_{synchronous.value.lower()}_{round_}.db"
+    return bench_raw_claim_ack(path, count, payload, synchronous)
+
+
+# -- memq: enqueue -------------------------------------------------------------------------
+
+
+async def produce(queue: Queue, session_id: str, payloads: Sequence[dict[str, Any]]) -> None:
+    """Enqueue ``payloads`` into ``session_id``, one after another."""
+    for payload in payloads:
+        await queue.enqueue(session_id, "observation", payload)
+
+
+async def bench_enqueue(path: Path, producers: int, per_producer: int) -> Run:
+    """``producers`` concurrent tasks (one session each) enqueue ``per_producer`` messages."""
+    sessions = [f"p{k:02d}" for k in range(producers)]
+    work = {sid: [make_payload(sid, i) for i in range(per_producer)] for sid in sessions}
+    queue = await Queue.open(path)
+    try:
+        before = queue._writer.batches
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for sid, payloads in work.items():
+                tg.start_soon(produce, queue, sid, payloads)
+        elapsed = time.perf_counter() - start
+        commits = queue._writer.batches - before
+    finally:
+        await queue.close()
+    return Run(producers * per_producer, elapsed, commits)
+
+
+# -- memq: drain ---------------------------------------------------------------------------
+
+
+async def consume_session(queue: Queue, session_id: str, counter: list[int]) -> None:
+    """A no-op consumer: ack every claim of ``session_id`` until the session is empty."""
+    async with queue.stream(session_id, linger=0) as stream:
+        async for claim in stream:
+            await claim.ack()
+            counter[0] += 1
+
+
+async def drain_streams(path: Path, sessions: Sequence[str], expected: int) -> Run:
+    """Drain ``sessions`` with one stream each, all at once; checks the count."""
+    queue = await Queue.open(path)
+    counter = [0]
+    try:
+        before = queue._writer.batches
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for sid in sessions:
+                tg.start_soon(consume_session, queue, sid, counter)
+        elapsed = time.perf_counter() - start
+        commits = queue._writer.batches - before
+    finally:
+        await queue.close()
+    if counter[0] != expected:
+        raise BenchError(f"drained {counter[0]} messages, expected {expected}")
+    return Run(counter[0], elapsed, commits)
+
+
+async def fill_with_enqueue(path: Path, sessions: Sequence[str], per_session: int) -> None:
+    """Enqueue ``per_session`` messages into each session through memq (not timed)."""
+    queue = await Queue.open(path)
+    try:
+        async with anyio.create_task_group() as tg:
+            for sid in sessions:
+                payloads = [make_payload(sid, i) for i in range(per_session)]
+                tg.start_soon(produce, queue, sid, payloads)
+    finally:
+        await queue.close()
+
+
+# -- memq: wake-up latency -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class WakeState:
+    """What the idle consumer and the producer share."""
+
+    ready: anyio.Event
+    yielded_at: list[float] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class WakeResult:
+    """Per-message latencies, in seconds."""
+
+    since_return: list[float]
+    since_call: list[float]
+    commits: int
+
+
+async def wake_consumer(queue: Queue, state: WakeState, count: int) -> None:
+    """Stream the wake-up session, noting when each claim is yielded."""
+    async with queue.stream(WAKE_SESSION, linger=WAKE_LINGER) as stream:
+        async for claim in stream:
+            state.yielded_at.append(time.perf_counter())
+            await claim.ack()
+            state.ready.set()
+            if len(state.yielded_at) >= count:
+                break
+
+
+async def bench_wakeup(path: Path, count: int) -> WakeResult:
+    """Enqueue ``count`` messages one at a time to an idle stream; time each wake-up."""
+    queue = await Queue.open(path, QueueSettings(change_check_interval=60))
+    since_return: list[float] = []
+    since_call: list[float] = []
+    try:
+        state = WakeState(anyio.Event())
+        before = queue._writer.batches
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wake_consumer, queue, state, count)
+            for i in range(count):
+                payload = make_payload(WAKE_SESSION, i)
+                await anyio.sleep(WAKE_IDLE_GAP)
+                state.ready = anyio.Event()
+                called = time.perf_counter()
+                await queue.enqueue(WAKE_SESSION, "observation", payload)
+                returned = time.perf_counter()
+                await state.ready.wait()
+                yielded = state.yielded_at[-1]
+                since_return.append(yielded - returned)
+                since_call.append(yielded - called)
+        commits = queue._writer.batches - before
+    finally:
+        await queue.close()
+    return WakeResult(since_return, since_call, commits)
+
+
+# -- memq: recovery ------------------------------------------------------------------------
+
+
+def build_recovery_db(path: Path, sizes: Sizes, payload: str) -> None:
+    """Pending rows plus orphaned 'processing' heads (attempts=1, lease set), raw."""
+    sessions = [f"r{k:04d}" for k in range(sizes.recovery_sessions)]
+    now = now_ms()
+    lease_until = now + STORED_LEASE_MS
+    orphans = (
+        (sessions[i % len(sessions)], payload, "processing", 1, now, lease_until, now, now, None)
+        for i in range(sizes.recovery_processing)
+    )
+    conn = open_raw(path)
+    try:
+        insert_in_one_transaction(conn, INSERT_ROW, orphans)
+        rows = pending_rows(sessions, sizes.recovery_pending, payload)
+        insert_in_one_transaction(conn, INSERT_PENDING, rows)
+    finally:
+        conn.close()
+
+
+async def time_open(path: Path) -> float:
+    """Seconds for ``Queue.open`` (recovery included)."""
+    start = time.perf_counter()
+    queue = await Queue.open(path)
+    elapsed = time.perf_counter() - start
+    await queue.close()
+    return elapsed
+
+
+async def time_open_first_yield(path: Path, session_id: str) -> tuple[float, int]:
+    """Seconds from ``Queue.open`` to the first claim of ``session_id``; its attempt."""
+    start = time.perf_counter()
+    queue = await Queue.open(path)
+    try:
+        async with queue.stream(session_id, linger=0) as stream:
+            claim = await anext(stream)
+            elapsed = time.perf_counter() - start
+            attempts = claim.message.attempts
+    finally:
+        await queue.close()
+    return elapsed, attempts
+
+
+# -- memq: scale ---------------------------------------------------------------------------
+
+
+def build_history(path: Path, history: int) -> int:
+    """``history`` processed rows over 1,000 sessions, raw; returns the last history id."""
+    conn = open_raw(path)
+    try:
+        insert_in_one_transaction(conn, INSERT_ROW, history_rows(SCALE_SESSIONS, history))
+        (last_id,) = conn.execute("SELECT coalesce(max(id), 0) FROM pending_messages").fetchone()
+        return int(last_id)
+    finally:
+        conn.close()
+
+
+def scale_round(
+    path: Path, last_history_id: int, total_rows: int, drain: int, _round: int = 0
+) -> Run:
+    """Replace the previous round's rows with ``drain`` pending ones, then drain them.
+
+    The table holds exactly ``total_rows`` rows while it is drained: processed history plus
+    the pending messages (over the first 50 history sessions).
+    """
+    payload = encode(make_payload("scale", 0))
+    sessions = SCALE_SESSIONS[:SCALE_STREAMS]
+    conn = open_raw(path)
+    try:
+        conn.execute("DELETE FROM pending_messages WHERE id > ?", (last_history_id,))
+        insert_in_one_transaction(conn, INSERT_PENDING, pending_rows(sessions, drain, payload))
+        (in_table,) = conn.execute("SELECT count(*) FROM pending_messages").fetchone()
+    finally:
+        conn.close()
+    if in_table != total_rows:
+        raise BenchError(f"scale table holds {in_table} rows, expected {total_rows}")
+    return run_async(drain_streams, path, sessions, drain)
+
+
+# -- scenarios -----------------------------------------------------------------------------
+
+
+def raw_figures(root: Path, sizes: Sizes, payload: str, say: Progress) -> list[Figure]:
+    """Scenario 1: the raw sqlite3 baselines."""
+    n = sizes.repeats
+    say(f"raw sqlite3: per-row-commit inserts x {sizes.raw_per_row} (best of {n})")
+    per_row = best_of(
+        n, lambda i: bench_raw_per_row(root / f"raw_per_row_{i}.db", sizes.raw_per_row, payload)
+    )
+    say(f"raw sqlite3: one-transaction inserts x {sizes.raw_one_tx} (best of {n})")
+    one_tx = best_of(
+        n,
+        lambda i: bench_raw_one_transaction(root / f"raw_one_tx_{i}.db", sizes.raw_one_tx, payload),
+    )
+    say(f"raw sqlite3: one-transaction, one execute per row x {sizes.raw_one_tx} (best of {n})")
+    one_tx_rows = best_of(
+        n,
+        lambda i: bench_raw_one_transaction_per_statement(
+            root / f"raw_one_tx_rows_{i}.db", sizes.raw_one_tx, payload
+        ),
+    )
+    say(f"raw sqlite3: one-by-one claim+ack x {sizes.raw_claim_ack}, FULL then NORMAL")
+    full, normal = (
+        best_of(
+            n,
+            functools.partial(raw_claim_ack_round, root, sizes.raw_claim_ack, payload, sync),
+        )
+        for sync in (Synchronous.FULL, Synchronous.NORMAL)
+    )
+    return [
+        rate_figure("raw_insert_per_row_commit", "raw insert, 1 row/commit", per_row, "rows/s"),
+        rate_figure(
+            "raw_insert_one_transaction",
+            "raw insert, 1 transaction, execute/row",
+            one_tx_rows,
+            "rows/s",
+            detail="the baseline of the enqueue target",
+        ),
+        rate_figure(
+            "raw_insert_one_transaction_executemany",
+            "raw insert, 1 transaction, executemany",
+            one_tx,
+            "rows/s",
+            detail="context: the fastest sqlite3 can insert",
+        ),
+        rate_figure("raw_claim_ack", "raw claim+ack one by one", full, "pairs/s"),
+        rate_figure(
+            "raw_claim_ack_normal",
+            "raw claim+ack, synchronous=NORMAL",
+            normal,
+            "pairs/s",
+            detail="context: memq claims/acks on a NORMAL connection",
+        ),
+    ]
+
+
+def enqueue_figures(
+    root: Path, sizes: Sizes, raw_one_tx: float, raw_executemany: float, say: Progress
+) -> list[Figure]:
+    """Scenario 2: enqueue throughput, sequential and 64 producers."""
+    n = sizes.repeats
+    say(f"memq enqueue: 1 producer x {sizes.enqueue_sequential} (best of {n})")
+    sequential = best_of(
+        n,
+        lambda i: run_async(bench_enqueue, root / f"enqueue_1_{i}.db", 1, sizes.enqueue_sequential),
+    )
+    per_producer = sizes.enqueue_concurrent // sizes.producers
+    say(f"memq enqueue: {sizes.producers} producers x {per_producer} (best of {n})")
+    concurrent = best_of(
+        n,
+        lambda i: run_async(
+            bench_enqueue, root / f"enqueue_many_{i}.db", sizes.producers, per_producer
+        ),
+    )
+    share = ratio(concurrent.rate, raw_one_tx)
+    return [
+        rate_figure("enqueue_1_producer", "enqueue, 1 producer", sequential, "msgs/s"),
+        rate_figure(
+            "enqueue_64_producers",
+            f"enqueue, {sizes.producers} producers",
+            concurrent,
+            "msgs/s",
+            target=f">= 50% of raw one-transaction insert ({raw_one_tx:,.0f} rows/s)",
+            met=share >= 0.5,
+            extra={
+                "fraction_of_raw_one_transaction": round(share, 4),
+                "fraction_of_raw_executemany": round(ratio(concurrent.rate, raw_executemany), 4),
+            },
+        ),
+    ]
+
+
+def drain_wide(path: Path, sessions: Sequence[str], per_session: int) -> Run:
+    """Fill ``sessions`` through ``Queue.enqueue`` (not timed), then drain them all at once."""
+    run_async(fill_with_enqueue, path, sessions, per_session)
+    return run_async(drain_streams, path, sessions, per_session * len(sessions))
+
+
+def drain_alone(path: Path, count: int) -> Run:
+    """Fill one session raw (not timed), then drain it with one stream."""
+    conn = open_raw(path)
+    try:
+        payload = encode(make_payload("solo", 0))
+        insert_in_one_transaction(conn, INSERT_PENDING, pending_rows(["solo"], count, payload))
+    finally:
+        conn.close()
+    return run_async(drain_streams, path, ["solo"], count)
+
+
+def drain_figures(root: Path, sizes: Sizes, raw_pairs: float, say: Progress) -> list[Figure]:
+    """Scenario 3: drain with 50 streams at once, and with one stream alone."""
+    n = sizes.repeats
+    sessions = [f"d{k:02d}" for k in range(sizes.drain_sessions)]
+    per_session = sizes.drain_total // len(sessions)
+    say(
+        f"memq drain: {per_session * len(sessions)} messages enqueued over {len(sessions)} "
+        f"sessions, {len(sessions)} streams at once (best of {n})"
+    )
+    wide = best_of(n, lambda i: drain_wide(root / f"drain_wide_{i}.db", sessions, per_session))
+    say(f"memq drain: 1 stream x {sizes.drain_single} (best of {n})")
+    alone = best_of(n, lambda i: drain_alone(root / f"drain_alone_{i}.db", sizes.drain_single))
+    wide_ratio, alone_ratio = ratio(wide.rate, raw_pairs), ratio(alone.rate, raw_pairs)
+    baseline = f"raw one-by-one claim+ack ({raw_pairs:,.0f} pairs/s)"
+    return [
+        rate_figure(
+            "drain_50_streams",
+            f"drain, {len(sessions)} streams",
+            wide,
+            "msgs/s",
+            target=f">= 2x {baseline}",
+            met=wide_ratio >= 2.0,
+            extra={"ratio_to_raw_claim_ack": round(wide_ratio, 4)},
+        ),
+        rate_figure(
+            "drain_1_stream",
+            "drain, 1 stream",
+            alone,
+            "msgs/s",
+            target=f">= 50% of {baseline}",
+            met=alone_ratio >= 0.5,
+            extra={"ratio_to_raw_claim_ack": round(alone_ratio, 4)},
+        ),
+    ]
+
+
+def wakeup_figures(root: Path, sizes: Sizes, say: Progress) -> list[Figure]:
+    """Scenario 4: latency from enqueue to an idle stream's yield."""
+    say(f"memq wake-up latency: {sizes.wakeups} messages")
+    result = run_async(bench_wakeup, root / "wakeup.db", sizes.wakeups)
+    figures = []
+    for key, label, samples, target in (
+        ("wakeup_after_enqueue_returned", "wake-up, enqueue returned->yield", "since_return", 1.0),
+        ("wakeup_after_enqueue_called", "wake-up, enqueue called->yield", "since_call", None),
+    ):
+        values = getattr(result, samples)
+        p50, p99 = percentile(values, 50) * 1e3, percentile(values, 99) * 1e3
+        figures.append(
+            Figure(
+                key,
+                label + " p99",
+                p99,
+                "ms",
+                target=None if target is None else f"p99 < {target:g} ms",
+                met=None if target is None else p99 < target,
+                detail=f"p50 {p50:.3f} ms, max {max(values) * 1e3:.3f} ms",
+                extra={
+                    "p50_ms": round(p50, 4),
+                    "p99_ms": round(p99, 4),
+                    "min_ms": round(min(values) * 1e3, 4),
+                    "max_ms": round(max(values) * 1e3, 4),
+                    "mean_ms": round(statistics.fmean(values) * 1e3, 4),
+                    "over_1ms": sum(v > 1e-3 for v in values),
+                    "messages": len(values),
+                    "idle_gap_ms": WAKE_IDLE_GAP * 1e3,
+                    "commits": result.commits,
+                },
+            )
+        )
+    return figures
+
+
+def recovery_figures(root: Path, sizes: Sizes, payload: str, say: Progress) -> list[Figure]:
+    """Scenario 5: open and open + first yield on a database with orphaned claims."""
+    first, second = root / "recovery_a.db", root / "recovery_b.db"
+    say(
+        f"memq recovery: building {sizes.recovery_pending:,} pending + "
+        f"{sizes.recovery_processing:,} processing rows"
+    )
+    build_recovery_db(first, sizes, payload)
+    shutil.copyfile(first, second)
+    say("memq recovery: Queue.open, then open + first yield")
+    opened = run_async(time_open, first)
+    first_yield, attempts = run_async(time_open_first_yield, second, "r0000")
+    after = [count_statuses(first), count_statuses(second)]
+    processing_left = sum(counts.get("processing", 0) for counts in after)
+    rows = sizes.recovery_pending + sizes.recovery_processing
+    return [
+        Figure(
+            "recovery_open",
+            "recovery, Queue.open",
+            opened,
+            "s",
+            detail=f"{rows:,} rows, {sizes.recovery_processing:,} orphaned claims",
+        ),
+        Figure(
+            "recovery_open_first_yield",
+            "recovery, open + first yield",
+            first_yield,
+            "s",
+            target="< 0.5 s",
+            met=first_yield < 0.5,
+            detail=f"first claim's attempt: {attempts}",
+            extra={"first_claim_attempts": attempts},
+        ),
+        Figure(
+            "recovery_processing_left",
+            "recovery, rows still processing",
+            processing_left,
+            "rows",
+            target="== 0",
+            met=processing_left == 0,
+            extra={"status_counts_after": after},
+        ),
+    ]
+
+
+def scale_figures(root: Path, sizes: Sizes, say: Progress) -> list[Figure]:
+    """Scenario 6: drain rate with a small versus a large table (best of several rounds)."""
+    best: dict[int, Run] = {}
+    for rows in (sizes.scale_small_rows, sizes.scale_large_rows):
+        path = root / f"scale_{rows}.db"
+        say(f"memq scale: building {rows:,} rows")
+        last_id = build_history(path, rows - sizes.scale_drain)
+        say(
+            f"memq scale: draining {sizes.scale_drain} of {rows:,} rows "
+            f"(best of {sizes.scale_rounds})"
+        )
+        measure = functools.partial(scale_round, path, last_id, rows, sizes.scale_drain)
+        best[rows] = best_of(sizes.scale_rounds, measure)
+    small, large = best[sizes.scale_small_rows], best[sizes.scale_large_rows]
+    share = ratio(large.rate, small.rate)
+    figures = [
+        rate_figure(f"scale_drain_{rows}_rows", f"drain, {rows:,} rows in table", run, "msgs/s")
+        for rows, run in best.items()
+    ]
+    note = "" if sizes.scale_large_rows >= 1_000_000 else " (quick mode: not 1M)"
+    figures.append(
+        Figure(
+            "scale_large_vs_small",
+            f"drain rate {sizes.scale_large_rows:,} vs {sizes.scale_small_rows:,} rows",
+            share,
+            "ratio",
+            target=">= 0.8 (within 20%)",
+            met=share >= 0.8,
+            detail=f"large table: {sizes.scale_large_rows:,} rows{note}",
+            extra={"large_rows": sizes.scale_large_rows, "small_rows": sizes.scale_small_rows},
+        )
+    )
+    return figures
+
+
+def rate_figure(
+    key: str,
+    label: str,
+    run: Run,
+    unit: str,
+    *,
+    target: str | None = None,
+    met: bool | None = None,
+    detail: str = "",
+    extra: dict[str, Any] | None = None,
+) -> Figure:
+    """A throughput figure, with the run's count, time and commits."""
+    facts: dict[str, Any] = {"count": run.count, "seconds": round(run.seconds, 4)}
+    notes = [f"{run.count:,} in {run.seconds:.2f} s"]
+    if len(run.rounds) > 1:
+        facts["rounds_per_s"] = [round(rate, 1) for rate in run.rounds]
+        notes.append(f"best of {len(run.rounds)}: " + ", ".join(f"{r:,.0f}" for r in run.rounds))
+    if run.commits is not None:
+        facts["commits"] = run.commits
+        per_commit = run.per_commit
+        if per_commit is not None:
+            facts["per_commit"] = round(per_commit, 2)
+            notes.append(f"{run.commits:,} commits ({per_commit:.1f}/commit)")
+    if detail:
+        notes.append(detail)
+    return Figure(
+        key,
+        label,
+        run.rate,
+        unit,
+        target=target,
+        met=met,
+        detail="; ".join(notes),
+        extra={**facts, **(extra or {})},
+    )
+
+
+# -- reporting -----------------------------------------------------------------------------
+
+
+def environment(root: Path, quick: bool) -> dict[str, Any]:
+    """Where and with what the benchmark ran."""
+    versions = {name: metadata.version(name) for name in ("memq", "anyio", "aiosqlite")}
+    return {
+        "mode": "quick" if quick else "full",
+        "directory": str(root),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "platform": platform.platform(),
+        **versions,
+    }
+
+
+def format_value(figure: Figure) -> str:
+    """A figure's value, rounded for reading."""
+    if figure.unit in {"s", "ratio"}:
+        return f"{figure.value:.3f}"
+    if figure.unit == "ms":
+        return f"{figure.value:.3f}"
+    return f"{figure.value:,.0f}"
+
+
+def print_table(report: dict[str, Any], figures: Sequence[Figure], out: TextIO) -> None:
+    """The human-readable table."""
+    env = report["environment"]
+    print(
+        f"\nmemq queue benchmark ({env['mode']}): {env['cpus']} CPUs, Python {env['python']}, "
+        f"SQLite {env['sqlite']}, {report['elapsed_seconds']:.0f} s",
+        file=out,
+    )
+    if env["mode"] == "quick":
+        print("quick mode: smaller sizes; the scale test uses 200,000 rows, not 1M", file=out)
+    header = f"{'figure':<44} {'value':>12} {'unit':<8} {'met':<5} target"
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for figure in figures:
+        met = "-" if figure.met is None else ("yes" if figure.met else "NO")
+        print(
+            f"{figure.label:<44} {format_value(figure):>12} {figure.unit:<8} {met:<5} "
+            f"{figure.target or ''}",
+            file=out,
+        )
+        if figure.detail:
+            print(f"{'':<6}{figure.detail}", file=out)
+    print(f"targets met: {report['targets_met']}/{report['targets_total']}", file=out)
+
+
+def build_report(figures: Sequence[Figure], env: dict[str, Any], elapsed: float) -> dict[str, Any]:
+    """The JSON object printed on stdout."""
+    targeted = [f for f in figures if f.met is not None]
+    return {
+        "benchmark": "memq.queue",
+        "environment": env,
+        "elapsed_seconds": round(elapsed, 1),
+        "targets_met": sum(bool(f.met) for f in targeted),
+        "targets_total": len(targeted),
+        "missed": [f.key for f in targeted if not f.met],
+        "figures": {f.key: f.as_json() for f in figures},
+    }
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+def run_all(root: Path, sizes: Sizes, say: Progress) -> list[Figure]:
+    """Every scenario, in order; each gets its own database files under ``root``."""
+    payload = encode(make_payload("raw", 0))
+    figures = raw_figures(root, sizes, payload, say)
+    by_key = {f.key: f.value for f in figures}
+    figures += enqueue_figures(
+        root,
+        sizes,
+        by_key["raw_insert_one_transaction"],
+        by_key["raw_insert_one_transaction_executemany"],
+        say,
+    )
+    figures += drain_figures(root, sizes, by_key["raw_claim_ack"], say)
+    figures += wakeup_figures(root, sizes, say)
+    figures += recovery_figures(root, sizes, payload, say)
+    figures += scale_figures(root, sizes, say)
+    return figures
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, about 30 s")
+    parser.add_argument("--json-only", action="store_true", help="print only the JSON object")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="parent of the temp dir")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; print the table (stderr) and the JSON object (stdout)."""
+    args = parse_args(argv)
+    silence_logs()
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    say = Progress(enabled=not args.json_only)
+    root = Path(tempfile.mkdtemp(prefix="memq-bench-", dir=args.dir))
+    say(f"working in {root}")
+    try:
+        figures = run_all(root, sizes, say)
+    finally:
+        if args.keep:
+            say(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    elapsed = time.perf_counter() - say.started
+    report = build_report(figures, environment(root, args.quick), elapsed)
+    if not args.json_only:
+        print_table(report, figures, sys.stderr)
+    print(json.dumps(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

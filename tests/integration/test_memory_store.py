@@ -1,0 +1,561 @@
+"""The memory store on a real SQLite file: effects written with the ack, reads, forgetting."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+import pytest
+
+from memq.exceptions import SchemaError, StorageError
+from memq.memory import MemoryStore, ObservationKind, ObservationRecord, ProcessResult
+from memq.processors import get_processor
+from memq.queue import ClaimState, Message, MessageKind, MessageStatus, Queue
+from memq.storage import schema
+from memq.storage.sqlfile import load_queries
+from tests.helpers.rows import row
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "claude-code"
+SESSION = "claude-code:c2c6f4bc-4c27-401e-9856-1cd43eb344f3"
+OTHER = "claude-code:c9f4e45b-5385-44d4-9035-1094a42f7f3f"
+
+
+def sample(name: str, **changes: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text("utf-8"))
+    return payload | changes
+
+
+def prompt(text: str) -> dict[str, Any]:
+    return sample("UserPromptSubmit", prompt=text)
+
+
+def table(db_path: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
+    """Rows of a query, read as an outside tool would."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql, params)]
+    finally:
+        conn.close()
+
+
+def memory_rows(db_path: Path) -> dict[str, int]:
+    return {
+        name: table(db_path, f"SELECT count(*) AS n FROM {name}")[0]["n"]
+        for name in ("sessions", "prompts", "observations", "summaries")
+    }
+
+
+@pytest.fixture
+async def store(queue: Queue, db_path: Path) -> AsyncIterator[MemoryStore]:
+    """A memory store on the queue's (already migrated) database."""
+    memory = await MemoryStore.open(db_path)
+    yield memory
+    await memory.close()
+
+
+async def process(queue: Queue, store: MemoryStore, session: str = SESSION) -> int:
+    """Process everything pending in ``session`` the way the worker does; returns how many."""
+    processor = get_processor("extract")
+    done = 0
+    while session in await queue.sessions_with_backlog():
+        async for claim in queue.stream(session, linger=0):
+            context = await store.context_for(session)
+            result = await processor.process(claim.message, context)
+            await claim.ack(store.effect(claim.message, result, project="project"))
+            done += 1
+    return done
+
+
+async def enqueue_all(queue: Queue, *items: tuple[str, Any], session: str = SESSION) -> list[int]:
+    return [(await queue.enqueue(session, kind, payload)).message_id for kind, payload in items]
+
+
+class TestOpen:
+    async def test_refuses_a_database_without_memory_tables(self, tmp_path: Path) -> None:
+        """Opening before the queue migrated the file is a clear SchemaError."""
+        path = tmp_path / "bare.db"
+        sqlite3.connect(path).close()
+        with pytest.raises(SchemaError, match="open the queue first"):
+            await MemoryStore.open(path)
+
+    async def test_does_not_create_a_missing_file(self, tmp_path: Path) -> None:
+        """A wrong path is an error, not a new empty database."""
+        path = tmp_path / "missing.db"
+        with pytest.raises(StorageError):
+            await MemoryStore.open(path)
+        assert not path.exists()
+
+    async def test_the_read_connection_refuses_writes(self, store: MemoryStore) -> None:
+        """Writes go through the queue's writer only."""
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await store._conn.execute("DELETE FROM sessions")
+
+    async def test_close_twice(self, queue: Queue, db_path: Path) -> None:
+        """Closing is idempotent, and the store works as an async context manager."""
+        async with await MemoryStore.open(db_path) as memory:
+            await memory.close()
+
+
+class TestSessions:
+    async def test_first_prompt_creates_and_titles_the_session(
+        self, queue: Queue, store: MemoryStore
+    ) -> None:
+        """A session gets its assistant, id, cwd, project, and a title from its first prompt."""
+        await enqueue_all(
+            queue,
+            ("event", sample("SessionStart")),
+            ("prompt", prompt("\n  Fix   the retry logic\nin the worker please")),
+            ("prompt", prompt("second prompt")),
+        )
+        await process(queue, store)
+        detail = await store.get_session(SESSION)
+        assert detail is not None
+        assert detail.assistant == "claude-code"
+        assert detail.external_id == SESSION.removeprefix("claude-code:")
+        assert detail.cwd == "/home/dev/project"
+        assert detail.project == "project"
+        assert detail.title == "Fix the retry logic"
+        assert detail.prompt_count == 2
+        assert [(p.number, p.text) for p in detail.prompts] == [
+            (1, "\n  Fix   the retry logic\nin the worker please"),
+            (2, "second prompt"),
+        ]
+        assert detail.ended_at is None
+        data = detail.to_dict()
+        assert json.loads(json.dumps(data)) == data
+        assert [p["number"] for p in data["prompts"]] == [1, 2]
+        assert data["started_at"].endswith("Z")
+
+    async def test_a_long_first_line_is_cut_to_80_characters(
+        self, queue: Queue, store: MemoryStore
+    ) -> None:
+        """The title stays one short line."""
+        await enqueue_all(queue, ("prompt", prompt("word " * 100)))
+        await process(queue, store)
+        detail = await store.get_session(SESSION)
+        assert detail is not None
+        assert detail.title is not None
+        assert len(detail.title) == 80
+        assert detail.title.endswith("…")
+
+    async def test_a_session_without_prompts_has_no_title(
+        self, queue: Queue, store: MemoryStore
+    ) -> None:
+        """Tool calls alone create the session but do not title it."""
+        await enqueue_all(queue, ("observation", sample("PostToolUse.Bash")))
+        await process(queue, store)
+        detail = await store.get_session(SESSION)
+        assert detail is not None
+        assert detail.title is None
+        assert detail.prompt_count == 0
+        assert detail.observation_count == 1
+
+    async def test_session_end_and_restart(
+        self, queue: Queue, store: MemoryStore, db_path: Path
+    ) -> None:
+        """session_end sets ended_at; a later SessionStart opens the session again."""
+        _, end_id = await enqueue_all(
+            queue, ("prompt", prompt("hi")), ("session_end", sample("SessionEnd"))
+        )
+        await process(queue, store)
+        ended = await store.get_session(SESSION)
+        assert ended is not None
+        assert ended.ended_at is not None
+        stored = table(db_path, "SELECT ended_at FROM sessions WHERE key = ?", SESSION)
+        assert stored[0]["ended_at"] == row(db_path, end_id)["created_at"]
+        await queue.enqueue(SESSION, "prompt", prompt("x"))
+        await process(queue, store)
+        still = await store.get_session(SESSION)
+        assert still is not None
+        assert still.ended_at == ended.ended_at  # only a SessionStart re-opens
+
+        await queue.enqueue(SESSION, "event", sample("SessionStart", source="resume"))
+        await process(queue, store)
+        reopened = await store.get_session(SESSION)
+        assert reopened is not None
+        assert reopened.ended_at is None
+        assert reopened.started_at == ended.started_at
+        assert reopened.updated_at > ended.updated_at
+
+    async def test_started_and_updated_are_event_times(
+        self, queue: Queue, store: MemoryStore, db_path: Path
+    ) -> None:
+        """started_at is the first event's time and updated_at the latest's."""
+        first, _, last = await enqueue_all(
+            queue,
+            ("prompt", prompt("a")),
+            ("observation", sample("PostToolUse.Bash")),
+            ("observation", sample("PostToolUse.Write")),
+        )
+        await anyio.sleep(0.05)
+        await process(queue, store)
+        stored = table(db_path, "SELECT started_at, updated_at FROM sessions")[0]
+        assert stored["started_at"] == row(db_path, first)["created_at"]
+        assert stored["updated_at"] == row(db_path, last)["created_at"]
+
+    async def test_unknown_session(self, store: MemoryStore) -> None:
+        """A session memory never saw is None."""
+        assert await store.get_session("claude-code:nope") is None
+
+    async def test_list_newest_first_with_totals(self, queue: Queue, store: MemoryStore) -> None:
+        """Sessions are listed by latest activity, paged, with the total count."""
+        keys = [f"claude-code:s{i}" for i in range(5)]
+        for key in keys:
+            await queue.enqueue(key, "prompt", prompt(f"prompt of {key}"))
+            await anyio.sleep(0.002)  # distinct millisecond timestamps
+            await process(queue, store, key)
+        page = await store.list_sessions(limit=2)
+        assert page.total == 5
+        assert [s.key for s in page.items] == [keys[4], keys[3]]
+        rest = await store.list_sessions(limit=10, offset=2)
+        assert [s.key for s in rest.items] == [keys[2], keys[1], keys[0]]
+        assert rest.total == 5
+        assert (await store.list_sessions(offset=50)).items == ()
+        assert page.items[0].title == f"prompt of {keys[4]}"
+
+    async def test_negative_paging_is_refused(self, store: MemoryStore) -> None:
+        """limit and offset must not be negative."""
+        with pytest.raises(ValueError, match="negative"):
+            await store.list_sessions(limit=-1)
+
+    async def test_bare_keys_belong_to_an_unknown_assistant(
+        self, queue: Queue, store: MemoryStore
+    ) -> None:
+        """A key without an assistant part is still stored, as assistant 'unknown'."""
+        await queue.enqueue("plain-id", "prompt", prompt("hi"))
+        await process(queue, store, "plain-id")
+        detail = await store.get_session("plain-id")
+        assert detail is not None
+        assert (detail.assistant, detail.external_id) == ("unknown", "plain-id")
+
+
+class TestObservations:
+    async def test_each_carries_its_message_id_and_original_time(
+        self, queue: Queue, store: MemoryStore, db_path: Path
+    ) -> None:
+        """created_at is when the event was enqueued, not when it was processed."""
+        before = datetime.now(UTC)
+        (message_id,) = await enqueue_all(queue, ("observation", sample("PostToolUse.Write")))
+        after = datetime.now(UTC)
+        await anyio.sleep(0.2)
+        processed_from = datetime.now(UTC)
+        await process(queue, store)
+        page = await store.observations(SESSION)
+        assert page.total == 1
+        (record,) = page.items
+        assert record.message_id == message_id
+        assert record.session_key == SESSION
+        assert record.id is not None
+        assert record.created_at is not None
+        assert before - timedelta(milliseconds=1) <= record.created_at <= after
+        assert record.created_at < processed_from - timedelta(milliseconds=150)
+        stored = table(db_path, "SELECT created_at FROM observations")[0]["created_at"]
+        assert stored == row(db_path, message_id)["created_at"]
+        assert record.title == "Created notes.txt"
+        assert record.files_modified == ("notes.txt",)
+
+    async def test_round_trip_of_every_field(self, queue: Queue, store: MemoryStore) -> None:
+        """What the processor made is what the store gives back, plus the origin fields."""
+        payload = sample("PostToolUseFailure")
+        await enqueue_all(queue, ("observation", payload))
+        await process(queue, store)
+        (stored,) = (await store.observations(SESSION)).items
+        made = await get_processor("extract").process(
+            _message_like(stored.message_id, payload), await store.context_for(SESSION)
+        )
+        assert made.observation is not None
+        origin = {"id": None, "message_id": None, "session_key": None, "created_at": None}
+        assert ObservationRecord(**(stored.to_dict() | origin)).to_dict() == (
+            made.observation.to_dict()
+        )
+        assert stored.exit_code == 3
+
+    async def test_in_order_with_pagination(self, queue: Queue, store: MemoryStore) -> None:
+        """Observations come oldest first, paged, with their total."""
+        commands = [f"echo {i}" for i in range(7)]
+        await enqueue_all(
+            queue,
+            *[
+                ("observation", sample("PostToolUse.Bash", tool_input={"command": c}))
+                for c in commands
+            ],
+        )
+        await process(queue, store)
+        first = await store.observations(SESSION, limit=3)
+        second = await store.observations(SESSION, limit=3, offset=3)
+        last = await store.observations(SESSION, limit=3, offset=6)
+        assert first.total == second.total == last.total == 7
+        got = [o.command for page in (first, second, last) for o in page.items]
+        assert got == commands
+        ids = [o.message_id or 0 for page in (first, second, last) for o in page.items]
+        assert ids == sorted(ids)
+        assert (await store.observations("claude-code:other")).total == 0
+
+    async def test_every_kind_fits_the_table(self, queue: Queue, store: MemoryStore) -> None:
+        """The kind CHECK constraint accepts every ObservationKind."""
+        kinds = list(ObservationKind)
+        ids = await enqueue_all(queue, *[("observation", {}) for _ in kinds])
+        async for claim in queue.stream(SESSION, linger=0):
+            kind = kinds[ids.index(claim.message.id)]
+            result = ProcessResult(observation=ObservationRecord(kind=kind, title=str(kind)))
+            await claim.ack(store.effect(claim.message, result, project=None))
+        page = await store.observations(SESSION, limit=100)
+        assert [o.kind for o in page.items] == kinds
+
+
+class TestSummaries:
+    async def test_summary_of_the_batch(self, queue: Queue, store: MemoryStore) -> None:
+        """A Stop summarizes the prompts and tool calls since the last summary."""
+        await enqueue_all(
+            queue,
+            ("prompt", prompt("create out.txt")),
+            ("observation", sample("PostToolUse.Bash")),
+            ("observation", sample("PostToolUse.Write")),
+            ("summarize", sample("Stop")),
+        )
+        await process(queue, store)
+        page = await store.summaries(SESSION)
+        assert page.total == 1
+        (summary,) = page.items
+        assert summary.request == "create out.txt"
+        assert summary.files_edited == ("notes.txt",)
+        assert summary.notes == "$ echo hello > out.txt (exit 0)"
+        assert summary.completed == sample("Stop")["last_assistant_message"]
+        assert summary.message_id is not None
+        assert summary.created_at is not None
+
+    async def test_context_starts_after_the_last_summary(
+        self, queue: Queue, store: MemoryStore
+    ) -> None:
+        """A processor sees only the prompts and observations since the last summary."""
+        await enqueue_all(
+            queue,
+            ("prompt", prompt("first")),
+            ("observation", sample("PostToolUse.Bash")),
+            ("summarize", sample("Stop")),
+            ("prompt", prompt("second")),
+            ("observation", sample("PostToolUse.Write")),
+        )
+        await process(queue, store)
+        context = await store.context_for(SESSION)
+        assert context.project == "project"
+        assert [(p.number, p.text) for p in context.prompts] == [(2, "second")]
+        assert [o.title for o in context.observations] == ["Created notes.txt"]
+
+        await queue.enqueue(SESSION, "summarize", sample("Stop"))
+        await process(queue, store)
+        summaries = (await store.summaries(SESSION)).items
+        assert [s.request for s in summaries] == ["first", "second"]
+        assert summaries[1].files_edited == ("notes.txt",)
+        fresh = await store.context_for(SESSION)
+        assert fresh.prompts == ()
+        assert fresh.observations == ()
+
+    async def test_context_of_an_unknown_session(self, store: MemoryStore) -> None:
+        """A session memory never saw has an empty context."""
+        context = await store.context_for("claude-code:new")
+        assert context.session_key == "claude-code:new"
+        assert context.project is None
+        assert context.prompts == ()
+        assert context.observations == ()
+
+    async def test_summaries_page(self, queue: Queue, store: MemoryStore) -> None:
+        """Summaries come oldest first, paged, with their total."""
+        for i in range(3):
+            await queue.enqueue(SESSION, "prompt", prompt(f"p{i}"))
+            await queue.enqueue(SESSION, "summarize", sample("Stop"))
+        await process(queue, store)
+        page = await store.summaries(SESSION, limit=2, offset=1)
+        assert page.total == 3
+        assert [s.request for s in page.items] == ["p1", "p2"]
+
+
+class TestExactlyOnce:
+    async def test_a_failing_effect_leaves_nothing(
+        self, queue: Queue, store: MemoryStore, db_path: Path
+    ) -> None:
+        """If any write of the effect fails, no memory row and no processed mark is kept."""
+        (message_id,) = await enqueue_all(queue, ("prompt", prompt("first ever prompt")))
+        bogus = ObservationRecord(kind=cast(ObservationKind, "bogus"), title="x")
+        async for claim in queue.stream(SESSION, linger=0):
+            effect = store.effect(claim.message, ProcessResult(observation=bogus), project="p")
+            with pytest.raises(StorageError, match="CHECK constraint failed"):
+                await claim.ack(effect)
+            assert claim.state is ClaimState.ACTIVE
+            assert row(db_path, message_id)["status"] == "processing"
+            assert memory_rows(db_path) == dict.fromkeys(memory_rows(db_path), 0)
+            assert await claim.fail("bogus kind") is MessageStatus.PENDING
+            break
+        assert await store.get_session(SESSION) is None
+        assert await process(queue, store) == 1  # a good attempt later stores it once
+        assert memory_rows(db_path) == {
+            "sessions": 1,
+            "prompts": 1,
+            "observations": 0,
+            "summaries": 0,
+        }
+
+    async def test_a_second_write_for_one_message_is_an_error(
+        self, queue: Queue, store: MemoryStore, db_path: Path
+    ) -> None:
+        """The UNIQUE message_id makes a duplicate write fail loudly and change nothing."""
+        await enqueue_all(
+            queue,
+            ("prompt", prompt("hi")),
+            ("observation", sample("PostToolUse.Bash")),
+            ("summarize", sample("Stop")),
+        )
+        claims = []
+        processor = get_processor("extract")
+        async for claim in queue.stream(SESSION, linger=0):
+            result = await processor.process(claim.message, await store.context_for(SESSION))
+            effect = store.effect(claim.message, result, project="p")
+            await claim.ack(effect)
+            claims.append((claim.message, effect))
+        before = memory_rows(db_path)
+        assert before == {"sessions": 1, "prompts": 1, "observations": 1, "summaries": 1}
+        for _message, effect in claims:
+            with pytest.raises(StorageError, match="UNIQUE constraint failed"):
+                await queue.run_in_transaction(effect)
+        assert memory_rows(db_path) == before
+        detail = await store.get_session(SESSION)
+        assert detail is not None
+        assert detail.prompt_count == 1
+
+    async def test_concurrent_sessions_number_their_own_prompts(
+        self, queue: Queue, store: MemoryStore
+    ) -> None:
+        """Prompt numbers count per session, even when sessions are processed together."""
+        for i in range(4):
+            await queue.enqueue(SESSION, "prompt", prompt(f"a{i}"))
+            await queue.enqueue(OTHER, "prompt", prompt(f"b{i}"))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(process, queue, store, SESSION)
+            tg.start_soon(process, queue, store, OTHER)
+        for key, letter in ((SESSION, "a"), (OTHER, "b")):
+            detail = await store.get_session(key)
+            assert detail is not None
+            assert [(p.number, p.text) for p in detail.prompts] == [
+                (i + 1, f"{letter}{i}") for i in range(4)
+            ]
+
+
+class TestForget:
+    async def test_forget_deletes_the_session_and_all_its_memory(
+        self, queue: Queue, store: MemoryStore, db_path: Path
+    ) -> None:
+        """Every row of the session goes; other sessions stay."""
+        for session in (SESSION, OTHER):
+            await enqueue_all(
+                queue,
+                ("prompt", prompt("hi")),
+                ("observation", sample("PostToolUse.Bash")),
+                ("summarize", sample("Stop")),
+                session=session,
+            )
+            await process(queue, store, session)
+        deleted = await queue.run_in_transaction(store.forget_effect(SESSION))
+        assert deleted == 4  # session, prompt, observation, summary
+        assert await store.get_session(SESSION) is None
+        assert (await store.observations(SESSION)).total == 0
+        assert (await store.summaries(SESSION)).total == 0
+        assert memory_rows(db_path) == {
+            "sessions": 1,
+            "prompts": 1,
+            "observations": 1,
+            "summaries": 1,
+        }
+        assert await store.get_session(OTHER) is not None
+
+    async def test_forgetting_an_unknown_session(self, queue: Queue, store: MemoryStore) -> None:
+        """Nothing to delete is zero rows, not an error."""
+        assert await queue.run_in_transaction(store.forget_effect("claude-code:x")) == 0
+
+    async def test_a_forgotten_session_starts_over(self, queue: Queue, store: MemoryStore) -> None:
+        """After forgetting, new events make a fresh session numbered from 1."""
+        await enqueue_all(queue, ("prompt", prompt("old")))
+        await process(queue, store)
+        await queue.run_in_transaction(store.forget_effect(SESSION))
+        await enqueue_all(queue, ("prompt", prompt("new")))
+        await process(queue, store)
+        detail = await store.get_session(SESSION)
+        assert detail is not None
+        assert detail.title == "new"
+        assert [(p.number, p.text) for p in detail.prompts] == [(1, "new")]
+
+
+class TestStatements:
+    def migrated(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        schema.migrate(conn)
+        return conn
+
+    def test_every_statement_compiles(self) -> None:
+        """A typo in memory.sql fails here, not on the first message in production."""
+        conn = self.migrated()
+        for name, sql in load_queries("memory").items():
+            try:
+                conn.execute("EXPLAIN " + sql, _null_params(sql))
+            except sqlite3.Error as exc:  # pragma: no cover - the failure message
+                pytest.fail(f"query {name} does not compile: {exc}")
+
+    def plan(self, name: str) -> list[str]:
+        sql = load_queries("memory")[name]
+        conn = self.migrated()
+        return [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, _null_params(sql))]
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "context_start",
+            "prompts_after",
+            "observations_after",
+            "get_session",
+            "session_prompts",
+            "list_observations",
+            "count_observations",
+            "list_summaries",
+            "count_summaries",
+            "insert_prompt",
+            "delete_session_prompts",
+            "delete_session_observations",
+            "delete_session_summaries",
+            "delete_session",
+        ],
+    )
+    def test_session_statements_search_an_index(self, name: str) -> None:
+        """A statement about one session never scans a table or index (nor sorts), so it
+        stays fast however much memory other sessions have."""
+        plan = self.plan(name)
+        assert not [step for step in plan if step.startswith("SCAN")], plan
+        assert not [step for step in plan if "TEMP B-TREE" in step], plan
+
+    def test_the_session_list_reads_in_index_order(self) -> None:
+        """Listing sessions walks the updated_at index and stops at the page's end."""
+        plan = self.plan("list_sessions")
+        assert plan[0] == "SCAN sessions USING INDEX sessions_updated", plan
+        assert not [step for step in plan if "TEMP B-TREE" in step], plan
+        assert not [step for step in plan[1:] if step.startswith("SCAN")], plan
+
+
+def _null_params(sql: str) -> dict[str, None]:
+    return dict.fromkeys(re.findall(r":([a-z_]+)", sql))
+
+
+def _message_like(message_id: int | None, payload: Any) -> Message:
+    return Message(
+        id=message_id or 0,
+        session_id=SESSION,
+        kind=MessageKind.OBSERVATION,
+        payload=payload,
+        dedupe_key=None,
+        attempts=1,
+        created_at=datetime.now(UTC),
+    )
