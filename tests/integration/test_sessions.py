@@ -1,0 +1,255 @@
+"""The session manager and the claim handler on a real queue file."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+from structlog.testing import capture_logs
+
+from memq.memory.records import ProcessResult, SessionContext
+from memq.memory.store import MemoryStore
+from memq.queue import Claim, Message, MessageStatus, Queue, QueueSettings
+from memq.worker.processing import ClaimHandler
+from memq.worker.sessions import SessionManager
+from tests.helpers.rows import all_rows
+
+FAST = QueueSettings(retry_delay=0.01, retry_delay_max=0.02, change_check_interval=0.05)
+
+
+async def run_until(manager: SessionManager, done: Callable[[], bool]) -> None:
+    """Run the manager until ``done()`` holds (10 s at most), then stop it."""
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            await tg.start(manager.run)
+            while not done():  # noqa: ASYNC110 - the condition is the test's own bookkeeping
+                await anyio.sleep(0.01)
+            await manager.stop(grace=1)
+
+
+def acking(log: list[tuple[str, int]], delay: float = 0) -> Callable[[Claim], Awaitable[None]]:
+    """A handler that records (session, payload i) and acks."""
+
+    async def handle(claim: Claim) -> None:
+        async with claim:
+            if delay:
+                await anyio.sleep(delay)
+            log.append((claim.message.session_id, claim.message.payload["i"]))
+
+    return handle
+
+
+class TestScheduling:
+    async def test_sessions_with_a_backlog_are_scheduled_at_start(self, db_path: Path) -> None:
+        """Work left from before the start is picked up without any new event."""
+        async with await Queue.open(db_path, FAST) as queue:
+            for i in range(6):
+                await queue.enqueue(f"s{i % 3}", "observation", {"i": i})
+            seen: list[tuple[str, int]] = []
+            manager = SessionManager(queue, acking(seen), capacity=2, linger=0.05)
+            await run_until(manager, lambda: len(seen) == 6)
+        for session in ("s0", "s1", "s2"):
+            assert [i for s, i in seen if s == session] == sorted(
+                i for s, i in seen if s == session
+            )
+
+    async def test_no_more_sessions_than_the_capacity_run_at_once(self, db_path: Path) -> None:
+        """The limiter bounds concurrent processing."""
+        async with await Queue.open(db_path, FAST) as queue:
+            busy, peak, seen = 0, 0, []
+
+            async def handle(claim: Claim) -> None:
+                nonlocal busy, peak
+                async with claim:
+                    busy += 1
+                    peak = max(peak, busy)
+                    await anyio.sleep(0.02)
+                    busy -= 1
+                    seen.append(claim.message.id)
+
+            for i in range(20):
+                await queue.enqueue(f"s{i % 5}", "observation", {"i": i})
+            manager = SessionManager(queue, handle, capacity=2, linger=0.05)
+            await run_until(manager, lambda: len(seen) == 20)
+        assert peak == 2
+
+    async def test_a_lingering_session_gives_its_slot_to_a_waiting_one(self, db_path: Path) -> None:
+        """With one slot, a session idling in its 30 s linger does not hold up another."""
+        async with await Queue.open(db_path, FAST) as queue:
+            seen: list[tuple[str, int]] = []
+            manager = SessionManager(queue, acking(seen), capacity=1, linger=30)
+            async with anyio.create_task_group() as tg:
+                await tg.start(manager.run)
+                await queue.enqueue("a", "observation", {"i": 0})
+                manager.notify("a")
+                with anyio.fail_after(5):
+                    while len(seen) < 1:  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                    # "a" now lingers in the only slot.
+                    await queue.enqueue("b", "observation", {"i": 1})
+                    manager.notify("b")
+                    started = anyio.current_time()
+                    while len(seen) < 2:  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                assert anyio.current_time() - started < 2
+                await manager.stop(grace=1)
+        assert seen == [("a", 0), ("b", 1)]
+
+    async def test_a_busy_session_yields_its_slot_after_its_quantum(self, db_path: Path) -> None:
+        """A session with a long backlog does not starve one that arrives later."""
+        async with await Queue.open(db_path, FAST) as queue:
+            for i in range(100):
+                await queue.enqueue("long", "observation", {"i": i})
+            seen: list[tuple[str, int]] = []
+            manager = SessionManager(queue, acking(seen), capacity=1, linger=0.05, quantum=10)
+            async with anyio.create_task_group() as tg:
+                await tg.start(manager.run)
+                with anyio.fail_after(10):
+                    while len(seen) < 3:  # noqa: ASYNC110
+                        await anyio.sleep(0.001)
+                    await queue.enqueue("short", "observation", {"i": -1})
+                    manager.notify("short")
+                    while len(seen) < 101:  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                await manager.stop(grace=1)
+        position = seen.index(("short", -1))
+        assert position <= 3 + 10 + 1
+
+    async def test_work_after_a_summarize_is_picked_up(self, db_path: Path) -> None:
+        """The stream ends after a summarize; the manager starts another for what follows."""
+        async with await Queue.open(db_path, FAST) as queue:
+            await queue.enqueue("s", "observation", {"i": 0})
+            await queue.enqueue("s", "summarize", {"i": 1})
+            await queue.enqueue("s", "observation", {"i": 2})
+            seen: list[tuple[str, int]] = []
+            manager = SessionManager(queue, acking(seen), capacity=1, linger=0.05)
+            await run_until(manager, lambda: len(seen) == 3)
+        assert [i for _, i in seen] == [0, 1, 2]
+
+
+class TestStopping:
+    async def test_forget_cancels_the_session_and_hands_its_claim_back(self, db_path: Path) -> None:
+        """Deleting a session mid-message cancels its task; the message is pending again."""
+        async with await Queue.open(db_path, FAST) as queue:
+            message_id = (await queue.enqueue("s", "observation", {"i": 0})).message_id
+            started = anyio.Event()
+
+            async def hang(claim: Claim) -> None:
+                async with claim:
+                    started.set()
+                    await anyio.sleep(60)
+
+            manager = SessionManager(queue, hang, capacity=1, linger=0.05)
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    await tg.start(manager.run)
+                    await started.wait()
+                    await manager.forget("s")
+                    assert manager.active_sessions == []
+                    await manager.stop(grace=1)
+            assert await queue.status_of(message_id) is MessageStatus.PENDING
+        assert all_rows(db_path)[0]["attempts"] == 0
+
+    async def test_stop_lets_a_message_finish_within_the_grace(self, db_path: Path) -> None:
+        """In-flight work that finishes within the grace period is kept."""
+        async with await Queue.open(db_path, FAST) as queue:
+            await queue.enqueue("s", "observation", {"i": 0})
+            seen: list[tuple[str, int]] = []
+            started = anyio.Event()
+
+            async def slow(claim: Claim) -> None:
+                async with claim:
+                    started.set()
+                    await anyio.sleep(0.3)
+                    seen.append((claim.message.session_id, 0))
+
+            manager = SessionManager(queue, slow, capacity=1, linger=30)
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    await tg.start(manager.run)
+                    await started.wait()
+                    await manager.stop(grace=5)
+        assert seen == [("s", 0)]
+        assert all_rows(db_path)[0]["status"] == "processed"
+
+    async def test_stop_cancels_what_outlasts_the_grace(self, db_path: Path) -> None:
+        """A message still running after the grace goes back to pending, uncounted."""
+        async with await Queue.open(db_path, FAST) as queue:
+            await queue.enqueue("s", "observation", {"i": 0})
+            started = anyio.Event()
+
+            async def hang(claim: Claim) -> None:
+                async with claim:
+                    started.set()
+                    await anyio.sleep(60)
+
+            manager = SessionManager(queue, hang, capacity=1, linger=30)
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    await tg.start(manager.run)
+                    await started.wait()
+                    await manager.stop(grace=0.2)
+        row = all_rows(db_path)[0]
+        assert (row["status"], row["attempts"]) == ("pending", 0)
+
+
+class ScriptedProcessor:
+    """A processor whose behaviour the test chooses per payload."""
+
+    name = "scripted"
+
+    async def process(self, message: Message, context: SessionContext) -> ProcessResult:
+        action = message.payload.get("do")
+        if action == "raise":
+            raise ValueError("cannot make sense of this payload")
+        if action == "hang":
+            await anyio.sleep(3600)
+        return ProcessResult()
+
+
+class TestClaimHandler:
+    async def test_a_raising_processor_fails_attempts_and_logs_them(self, db_path: Path) -> None:
+        """The processor's error is the attempt's error; after max_attempts it is failed,
+        and the session's next message is still processed."""
+        settings = QueueSettings(max_attempts=2, retry_delay=0.01)
+        async with await Queue.open(db_path, settings) as queue:
+            store = await MemoryStore.open(db_path)
+            bad = (await queue.enqueue("s", "observation", {"do": "raise"})).message_id
+            good = (await queue.enqueue("s", "observation", {"do": "ok"})).message_id
+            manager = SessionManager(
+                queue, ClaimHandler(ScriptedProcessor(), store), capacity=1, linger=0.05
+            )
+            with capture_logs() as logs:
+                await run_until(
+                    manager,
+                    lambda: (
+                        len(all_rows(db_path)) == 2
+                        and all(r["status"] in ("processed", "failed") for r in all_rows(db_path))
+                    ),
+                )
+            await store.close()
+            (failed,) = await queue.failed()
+        assert failed.id == bad
+        assert failed.last_error == "ValueError: cannot make sense of this payload"
+        processed = [e for e in logs if e["event"] == "message.processed"]
+        assert [(e["session_id"], e["message_id"]) for e in processed] == [("s", good)]
+        assert [e["event"] for e in logs if e.get("message_id") == bad] == [
+            "message.claimed",
+            "message.retry_scheduled",
+            "message.claimed",
+            "message.failed",
+        ]
+
+    async def test_a_hanging_processor_is_cut_off_by_the_lease(self, db_path: Path) -> None:
+        """A processor that never returns loses its attempt when the lease runs out."""
+        settings = QueueSettings(lease=0.2, max_attempts=1)
+        async with await Queue.open(db_path, settings) as queue:
+            store = await MemoryStore.open(db_path)
+            await queue.enqueue("s", "observation", {"do": "hang"})
+            manager = SessionManager(
+                queue, ClaimHandler(ScriptedProcessor(), store), capacity=1, linger=0.05
+            )
+            await run_until(manager, lambda: all_rows(db_path)[0]["status"] == "failed")
+            await store.close()
+        assert "LeaseExpiredError" in all_rows(db_path)[0]["last_error"]
