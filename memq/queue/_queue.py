@@ -153,9 +153,13 @@ class Queue:
         release the lock. Safe to call twice."""
         if self._closed:
             return
+        await self._shut_down(hand_back_claims=True)
+        log.info("queue.closed", path=str(self.path))
+
+    async def _shut_down(self, *, hand_back_claims: bool) -> None:
         with anyio.CancelScope(shield=True):
             active = [c for c in self._active_claims if c.state is ClaimState.ACTIVE]
-            if active:
+            if active and hand_back_claims:
                 await _release_all(self, active)
             self._closed = True
             self._wakeups.wake_all()
@@ -163,7 +167,6 @@ class Queue:
             for conn in self._connections:
                 await conn.close()
             self._lock.release()
-        log.info("queue.closed", path=str(self.path))
 
     async def __aenter__(self) -> Queue:
         return self

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import anyio
-
 from memq.queue._queue import Queue
 
 
@@ -11,10 +9,4 @@ async def simulate_crash(queue: Queue) -> None:
     """Drop ``queue`` the way a killed process would: connections closed and the lock
     released without settling, releasing or writing anything. The file is left exactly as
     its last commit left it, so the next ``Queue.open`` must recover it."""
-    with anyio.CancelScope(shield=True):
-        queue._closed = True
-        queue._wakeups.wake_all()
-        await queue._writer.close()
-        for conn in queue._connections:
-            await conn.close()
-        queue._lock.release()
+    await queue._shut_down(hand_back_claims=False)

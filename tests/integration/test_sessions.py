@@ -128,19 +128,24 @@ class TestScheduling:
         assert [i for _, i in seen] == [0, 1, 2]
 
 
+def hanging(started: anyio.Event) -> Callable[[Claim], Awaitable[None]]:
+    """A handler that signals ``started`` and then never finishes on its own."""
+
+    async def handle(claim: Claim) -> None:
+        async with claim:
+            started.set()
+            await anyio.sleep(60)
+
+    return handle
+
+
 class TestStopping:
     async def test_forget_cancels_the_session_and_hands_its_claim_back(self, db_path: Path) -> None:
         """Deleting a session mid-message cancels its task; the message is pending again."""
         async with await Queue.open(db_path, FAST) as queue:
             message_id = (await queue.enqueue("s", "observation", {"i": 0})).message_id
             started = anyio.Event()
-
-            async def hang(claim: Claim) -> None:
-                async with claim:
-                    started.set()
-                    await anyio.sleep(60)
-
-            manager = SessionManager(queue, hang, capacity=1, linger=0.05)
+            manager = SessionManager(queue, hanging(started), capacity=1, linger=0.05)
             with anyio.fail_after(5):
                 async with anyio.create_task_group() as tg:
                     await tg.start(manager.run)
@@ -178,13 +183,7 @@ class TestStopping:
         async with await Queue.open(db_path, FAST) as queue:
             await queue.enqueue("s", "observation", {"i": 0})
             started = anyio.Event()
-
-            async def hang(claim: Claim) -> None:
-                async with claim:
-                    started.set()
-                    await anyio.sleep(60)
-
-            manager = SessionManager(queue, hang, capacity=1, linger=30)
+            manager = SessionManager(queue, hanging(started), capacity=1, linger=30)
             with anyio.fail_after(5):
                 async with anyio.create_task_group() as tg:
                     await tg.start(manager.run)
