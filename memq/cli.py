@@ -1,240 +1,30 @@
-"""memq: a crash-safe memory worker for AI coding assistants.
+"""The ``memq`` console script's entry point.
 
-Settings come from the environment: MEMQ_HOME (data directory, default ~/.memq), MEMQ_PORT
-(default 37778), MEMQ_PROCESSOR (default extract), MEMQ_CAPACITY, MEMQ_LINGER, MEMQ_LEASE,
-MEMQ_MAX_ATTEMPTS, MEMQ_BODY_LIMIT, MEMQ_SYNCHRONOUS (FULL or NORMAL), MEMQ_LOG_LEVEL.
+It imports nothing but ``sys`` before it knows the command: ``memq hook`` runs on every tool
+call of the user's assistant and goes straight to ``memq.hooks.run``; everything else goes to
+``memq.commands``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
 
-from memq import __version__
-from memq.config import SettingError, Settings
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every ``memq`` command."""
-    parser = argparse.ArgumentParser(
-        prog="memq", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--version", action="version", version=f"memq {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    serve = commands.add_parser("serve", help="run the daemon in the foreground")
-    serve.add_argument("--quiet", action="store_true", help="log only to MEMQ_HOME/logs")
-    commands.add_parser("start", help="start the daemon in the background; returns once healthy")
-    commands.add_parser("stop", help="stop the daemon gracefully; returns once it has exited")
-
-    status = commands.add_parser("status", help="daemon state and queue counts")
-    status.add_argument("--json", action="store_true", help="print the status as JSON")
-
-    sessions = commands.add_parser("sessions", help="list sessions, newest first")
-    sessions.add_argument("--json", action="store_true", help="print JSON")
-    sessions.add_argument("--limit", type=int, default=50, help="at most this many (50)")
-
-    failed = commands.add_parser("failed", help="messages that ran out of attempts")
-    failed.add_argument("--json", action="store_true", help="print JSON")
-    failed.add_argument("--session", help="only this session")
-
-    retry = commands.add_parser("retry", help="send failed messages through again")
-    retry.add_argument("ids", nargs="*", type=int, help="message ids (see memq failed)")
-    retry.add_argument("--all", action="store_true", help="every failed message")
-    return parser
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``memq`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_OK
-    try:
-        settings = Settings.from_env()
-    except SettingError as exc:
-        print(f"memq: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    command: Callable[[argparse.Namespace, Settings], int] = COMMANDS[args.command]
-    try:
-        return command(args, settings)
-    except KeyboardInterrupt:
-        return 130
+    """Entry point of the ``memq`` command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["hook"] and not {"-h", "--help"} & set(args):
+        from memq.hooks.run import main as hook_main
 
+        return hook_main(args[1:])
+    from memq.commands import run
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import anyio
+    return run(args)
 
-    from memq.exceptions import QueueLockedError, StartupError
-    from memq.logs import configure_logging
-    from memq.worker.daemon import Daemon
-
-    settings.paths.create_home()
-    configure_logging(
-        log_file=settings.paths.log_file, console=not args.quiet, level=settings.log_level
-    )
-    try:
-        anyio.run(Daemon(settings).run)
-    except QueueLockedError as exc:
-        print(f"memq: already running: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except (StartupError, ValueError) as exc:
-        print(f"memq: cannot start: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_OK
-
-
-def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
-    from memq.worker import control
-
-    try:
-        record, started = control.start(settings)
-    except control.ControlError as exc:
-        print(f"memq: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    verb = "started" if started else "already running"
-    print(f"memq {verb} (pid {record.pid}, http://127.0.0.1:{record.port})")
-    return EXIT_OK
-
-
-def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
-    from memq.worker import control
-
-    try:
-        record = control.stop(settings)
-    except control.ControlError as exc:
-        print(f"memq: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    print("memq was not running" if record is None else f"memq stopped (pid {record.pid})")
-    return EXIT_OK
-
-
-def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from memq.worker import control
-
-    status = control.status(settings)
-    if args.json:
-        print(json.dumps(status, indent=2))
-        return EXIT_OK
-    counts = status["counts"]
-    head = f"memq {status['state']}"
-    if status.get("pid"):
-        head += f"  pid {status['pid']}  port {status['port']}"
-        head += f"  up {_duration(status.get('uptime_seconds', 0))}"
-        head += f"  processor {status.get('processor', '?')}"
-    print(head)
-    print("messages  " + "  ".join(f"{name} {counts[name]}" for name in control.STATUSES))
-    print(f"sessions  {len(status['sessions'])} known, {status['active_generators']} active")
-    print(f"database  {_size(status['database_bytes'])} (WAL {_size(status['wal_bytes'])})")
-    if status["sessions"]:
-        print()
-        print(f"{'SESSION':<48} {'PENDING':>8} {'PROCESSING':>10} {'PROCESSED':>10} {'FAILED':>7}")
-        for item in status["sessions"]:
-            c = item["counts"]
-            print(
-                f"{item['session_id']:<48} {c['pending']:>8} {c['processing']:>10} "
-                f"{c['processed']:>10} {c['failed']:>7}"
-            )
-    return EXIT_OK
-
-
-def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
-    body = _api(settings, "GET", f"/api/sessions?limit={max(1, args.limit)}")
-    if body is None:
-        return EXIT_ERROR
-    if args.json:
-        print(json.dumps(body, indent=2))
-        return EXIT_OK
-    print(f"{'SESSION':<48} {'PROMPTS':>7} {'OBS':>5}  {'UPDATED':<20} TITLE")
-    for item in body["items"]:
-        print(
-            f"{item['key']:<48} {item['prompt_count']:>7} {item['observation_count']:>5}  "
-            f"{str(item['updated_at'])[:19]:<20} {item.get('title') or ''}"
-        )
-    print(f"({body['total']} sessions)")
-    return EXIT_OK
-
-
-def cmd_failed(args: argparse.Namespace, settings: Settings) -> int:
-    path = "/api/failed" + (f"?session={args.session}" if args.session else "")
-    body = _api(settings, "GET", path)
-    if body is None:
-        return EXIT_ERROR
-    if args.json:
-        print(json.dumps(body, indent=2))
-        return EXIT_OK
-    for item in body["items"]:
-        print(
-            f"{item['message_id']:>8}  {item['session_id']}  {item['kind']}  "
-            f"attempts {item['attempts']}  {item['last_error']}"
-        )
-    print(f"({body['total']} failed)")
-    return EXIT_OK
-
-
-def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
-    if args.all == bool(args.ids):
-        print("memq retry: give message ids or --all (not both)", file=sys.stderr)
-        return EXIT_USAGE
-    request: dict[str, Any] = {"all": True} if args.all else {"ids": args.ids}
-    body = _api(settings, "POST", "/api/failed/retry", request)
-    if body is None:
-        return EXIT_ERROR
-    print(f"retried {len(body['retried'])} message(s)")
-    return EXIT_OK
-
-
-def _api(settings: Settings, method: str, path: str, body: Any = None) -> Any:
-    """Call the running daemon; print the problem and return None when that fails."""
-    from memq.worker import control
-
-    try:
-        response = control.request(settings, method, path, body)
-    except OSError:
-        print(f"memq: the daemon is not answering on port {settings.port} (memq start)")
-        return None
-    if response.status >= 400:
-        error = response.body.get("error") if isinstance(response.body, dict) else response.body
-        print(f"memq: {error}", file=sys.stderr)
-        return None
-    return response.body
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("KB", "MB", "GB"):
-        value /= 1024
-        if value < 1024 or unit == "GB":
-            break
-    return f"{value:.1f} {unit}"
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
-    "serve": cmd_serve,
-    "start": cmd_start,
-    "stop": cmd_stop,
-    "status": cmd_status,
-    "sessions": cmd_sessions,
-    "failed": cmd_failed,
-    "retry": cmd_retry,
-}
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,24 +1,17 @@
-"""Settings read from the environment, and where memq keeps its files.
-
-Standard library only: the hook reads ``MEMQ_HOME`` and ``MEMQ_PORT`` through this module on
-every tool call.
-"""
+"""The daemon's and the CLI's settings, read from ``MEMQ_*`` variables, and where memq keeps
+its files. The parsers themselves live in ``memq.env``, which the hook uses directly."""
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 
-DEFAULT_PORT: Final = 37778
-HOST: Final = "127.0.0.1"
+from memq import env as memq_env
+from memq.env import HOST, SettingError, env_choice, env_float, env_int
 
-
-class SettingError(ValueError):
-    """An environment variable holds a value memq cannot use."""
+__all__ = ["HOST", "Paths", "SettingError", "Settings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,23 +22,23 @@ class Paths:
 
     @property
     def database(self) -> Path:
-        return self.home / "memq.db"
+        return self.home / memq_env.DATABASE_FILE
 
     @property
     def token(self) -> Path:
-        return self.home / "token"
+        return self.home / memq_env.TOKEN_FILE
 
     @property
     def pidfile(self) -> Path:
-        return self.home / "memq.pid"
+        return self.home / memq_env.PID_FILE
 
     @property
     def logs(self) -> Path:
-        return self.home / "logs"
+        return self.home / memq_env.LOGS_DIR
 
     @property
     def log_file(self) -> Path:
-        return self.logs / "memq.log"
+        return self.logs / memq_env.DAEMON_LOG_FILE
 
     def create_home(self) -> None:
         """Create the data directory (0700: it holds the token and everything remembered)
@@ -59,8 +52,8 @@ class Paths:
 class Settings:
     """Everything the daemon and its clients can be told through ``MEMQ_*`` variables."""
 
-    home: Path = field(default_factory=lambda: Path("~/.memq").expanduser())
-    port: int = DEFAULT_PORT
+    home: Path = field(default_factory=lambda: Path(memq_env.DEFAULT_HOME).expanduser())
+    port: int = memq_env.DEFAULT_PORT
     processor: str = "extract"
     capacity: int = 4  # sessions processed at once
     linger: float = 5.0  # seconds an idle session's generator waits for more work
@@ -70,6 +63,7 @@ class Settings:
     shutdown_grace: float = 10.0  # seconds in-flight messages get to finish at stop
     synchronous: str = "FULL"
     log_level: str = "info"
+    skip_tools: frozenset[str] = frozenset(memq_env.DEFAULT_SKIP_TOOLS)
 
     @property
     def paths(self) -> Paths:
@@ -84,56 +78,21 @@ class Settings:
         """Settings from ``MEMQ_*`` variables; raises ``SettingError`` naming a bad one."""
         env = os.environ if env is None else env
         defaults = cls()
-        home = env.get("MEMQ_HOME", "").strip()
         return cls(
-            home=Path(home).expanduser() if home else defaults.home,
-            port=_int(env, "MEMQ_PORT", defaults.port, low=1, high=65535),
+            home=Path(memq_env.home_dir(env)),
+            port=memq_env.port(env),
             processor=env.get("MEMQ_PROCESSOR", defaults.processor).strip() or "extract",
-            capacity=_int(env, "MEMQ_CAPACITY", defaults.capacity, low=1, high=256),
-            linger=_float(env, "MEMQ_LINGER", defaults.linger),
-            lease=_float(env, "MEMQ_LEASE", defaults.lease, positive=True),
-            max_attempts=_int(env, "MEMQ_MAX_ATTEMPTS", defaults.max_attempts, low=1, high=100),
-            body_limit=_int(env, "MEMQ_BODY_LIMIT", defaults.body_limit, low=1024, high=1 << 30),
-            shutdown_grace=_float(env, "MEMQ_SHUTDOWN_GRACE", defaults.shutdown_grace),
-            synchronous=_choice(env, "MEMQ_SYNCHRONOUS", defaults.synchronous, ("FULL", "NORMAL")),
-            log_level=_choice(
+            capacity=env_int(env, "MEMQ_CAPACITY", defaults.capacity, low=1, high=256),
+            linger=env_float(env, "MEMQ_LINGER", defaults.linger),
+            lease=env_float(env, "MEMQ_LEASE", defaults.lease, positive=True),
+            max_attempts=env_int(env, "MEMQ_MAX_ATTEMPTS", defaults.max_attempts, low=1, high=100),
+            body_limit=env_int(env, "MEMQ_BODY_LIMIT", defaults.body_limit, low=1024, high=1 << 30),
+            shutdown_grace=env_float(env, "MEMQ_SHUTDOWN_GRACE", defaults.shutdown_grace),
+            synchronous=env_choice(
+                env, "MEMQ_SYNCHRONOUS", defaults.synchronous, ("FULL", "NORMAL")
+            ),
+            log_level=env_choice(
                 env, "MEMQ_LOG_LEVEL", defaults.log_level, ("debug", "info", "warning", "error")
             ),
+            skip_tools=memq_env.skip_tools(env),
         )
-
-
-def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingError(f"{name}={raw!r} is not a whole number") from None
-    if not low <= value <= high:
-        raise SettingError(f"{name}={value} is outside {low}..{high}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, *, positive: bool = False) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingError(f"{name}={raw!r} is not a number") from None
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        sign = "positive" if positive else "non-negative"
-        raise SettingError(f"{name}={raw} must be a finite {sign} number")
-    return value
-
-
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    for choice in choices:
-        if raw.lower() == choice.lower():
-            return choice
-    raise SettingError(f"{name}={raw!r} is not one of {', '.join(choices)}")

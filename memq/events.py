@@ -8,10 +8,13 @@ by the fallback and later resent over HTTP is recognised as one event.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Final
 
 from memq.exceptions import InvalidEventError, MalformedEventError
+
+# typing and dataclasses stay out of the hook's start-up: names for the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 ASSISTANT: Final = "claude-code"
 KNOWN_ASSISTANTS: Final = frozenset({"claude-code", "codex", "cursor", "gemini-cli"})
@@ -47,14 +50,22 @@ _STRING_FIELDS: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
 class Route:
     """Where one hook event goes in the queue."""
 
-    event: str  # hook_event_name, e.g. "PostToolUse"
-    session_key: str  # "claude-code:<session_id>"
-    kind: str  # a memq.queue.MessageKind value
-    dedupe_key: str | None
+    __slots__ = ("dedupe_key", "event", "kind", "session_key")
+
+    def __init__(self, event: str, session_key: str, kind: str, dedupe_key: str | None) -> None:
+        self.event = event  # hook_event_name, e.g. "PostToolUse"
+        self.session_key = session_key  # "claude-code:<session_id>"
+        self.kind = kind  # a memq.queue.MessageKind value
+        self.dedupe_key = dedupe_key
+
+    def __repr__(self) -> str:
+        return (
+            f"Route(event={self.event!r}, session_key={self.session_key!r}, "
+            f"kind={self.kind!r}, dedupe_key={self.dedupe_key!r})"
+        )
 
 
 def session_key(session_id: str, assistant: str = ASSISTANT) -> str:

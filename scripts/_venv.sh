@@ -13,5 +13,11 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$stamp" ] || [ "$root/pyproject.toml" 
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[${MEMQ_EXTRAS:-dev}]"
     touch "$stamp"
 fi
+# Bytecode for memq itself: `memq hook` starts on every tool call, and compiling its modules
+# from source each time (PYTHONDONTWRITEBYTECODE=1 environments never cache it) would
+# double its start-up. compileall skips files whose bytecode is current.
+if [ -d "$root/memq" ]; then
+    "$venv/bin/python" -m compileall -q "$root/memq" >/dev/null || true
+fi
 export PATH="$venv/bin:$PATH"
 cd "$root"

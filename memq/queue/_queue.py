@@ -354,6 +354,12 @@ class Queue:
         self._check_open()
         return await self._head_due_at(session_id) is not None
 
+    async def data_version(self) -> int:
+        """A number that changes whenever any connection commits to the file (SQLite's
+        ``PRAGMA data_version``); cheap enough to poll every second."""
+        self._check_open()
+        return await self._read_data_version()
+
     async def sessions_with_backlog(self) -> list[str]:
         """Sessions that have at least one pending message (the worker schedules these)."""
         self._check_open()

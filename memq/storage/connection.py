@@ -9,7 +9,10 @@ from __future__ import annotations
 import sqlite3
 from enum import StrEnum
 from pathlib import Path
-from typing import Final
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 # STRICT tables need 3.37; RETURNING needs 3.35.
 MIN_SQLITE_VERSION: Final = (3, 37, 0)

@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 from memq.exceptions import SchemaError
+
+# The hook's fallback migrates a new database itself: keep typing and dataclasses out of it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 _MIGRATION_FILE: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -28,13 +31,15 @@ CREATE TABLE IF NOT EXISTS schema_version (
 """
 
 
-@dataclass(frozen=True, slots=True)
 class Migration:
     """One numbered schema change."""
 
-    version: int
-    name: str
-    sql: str
+    __slots__ = ("name", "sql", "version")
+
+    def __init__(self, version: int, name: str, sql: str) -> None:
+        self.version = version
+        self.name = name
+        self.sql = sql
 
 
 def available_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:

@@ -24,6 +24,7 @@ from memq.exceptions import (
     StorageError,
 )
 from memq.memory.store import MemoryStore
+from memq.privacy import is_skipped, strip_private
 from memq.queue import Queue
 from memq.worker.security import RequestGuard
 from memq.worker.sessions import SessionManager
@@ -46,6 +47,7 @@ class Services:
     started_at: float
     pid: int
     context_for: Callable[[str | None], Awaitable[str]]
+    skip_tools: frozenset[str] = frozenset()
 
 
 def create_app(services: Services, *, token: str, body_limit: int) -> RequestGuard:
@@ -97,6 +99,9 @@ async def post_event(request: Request) -> Response:
     services = _services(request)
     payload = parse_event_body(await _read_body(request))
     route = route_event(payload)
+    if is_skipped(payload, services.skip_tools):
+        return JSONResponse({"status": "skipped"}, status_code=200)
+    payload = strip_private(payload)
     message_id, created = await services.queue.enqueue(
         route.session_key, route.kind, payload, route.dedupe_key
     )

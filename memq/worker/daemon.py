@@ -126,6 +126,7 @@ class Daemon:
             started_at=self.started_at,
             pid=os.getpid(),
             context_for=_no_context,
+            skip_tools=settings.skip_tools,
         )
         app = create_app(services, token=token, body_limit=settings.body_limit)
         server = _EmbeddedServer(

@@ -54,12 +54,14 @@ class SessionManager:
         capacity: int = 4,
         linger: float = 5.0,
         quantum: int = 32,
+        rescan_interval: float = 1.0,
     ) -> None:
         self._queue = queue
         self._handler = handler
         self._limiter = anyio.CapacityLimiter(capacity)
         self.linger = linger
         self._quantum = quantum
+        self._rescan_interval = rescan_interval
         self._tasks: dict[str, _SessionTask] = {}
         self._task_group: TaskGroup | None = None
         self._stopping = False
@@ -87,12 +89,27 @@ class SessionManager:
                     self.notify(session_id)
                 if backlog:
                     log.info("sessions.resumed", sessions=len(backlog))
+                tg.start_soon(self._discover_foreign_rows)
                 task_status.started()
                 await self._stop.wait()
                 await self._wind_down()
                 tg.cancel_scope.cancel()
         finally:
             self._stopped.set()
+
+    async def _discover_foreign_rows(self) -> None:
+        """Schedule sessions whose rows another process wrote (the hook's fallback, while
+        this daemon was slow to answer): no enqueue here announced them."""
+        version = await self._queue.data_version()
+        while True:
+            await anyio.sleep(self._rescan_interval)
+            current = await self._queue.data_version()
+            if current == version:
+                continue
+            version = current
+            for session_id in await self._queue.sessions_with_backlog():
+                if session_id not in self._tasks:
+                    self.notify(session_id)
 
     def notify(self, session_id: str) -> None:
         """Work arrived for ``session_id``: make sure a task will look at it."""

@@ -7,6 +7,7 @@ import sqlite3
 import time
 from collections import Counter
 
+from memq.env import DEFAULT_SKIP_TOOLS
 from tests.acceptance.conftest import sample, sequence
 from tests.helpers.daemon import Daemon
 
@@ -16,7 +17,6 @@ SAMPLES = [
     "PostToolUseFailure",
     "PostToolUse.Write",
     "PostToolUse.Agent",
-    "PostToolUse.TaskCreate",
     "PreToolUse.Bash",
     "InstructionsLoaded",
     "Stop",
@@ -48,9 +48,9 @@ class TestEvents:
             assert ended["ended_at"] is not None
 
             observations = client.get(f"/api/sessions/claude-code:{session}/observations").json()
-            assert observations["total"] == 5
+            assert observations["total"] == 4
             by_tool = Counter(item["tool_name"] for item in observations["items"])
-            assert by_tool == {"Bash": 2, "Write": 1, "Agent": 1, "TaskCreate": 1}
+            assert by_tool == {"Bash": 2, "Write": 1, "Agent": 1}
             assert {item["message_id"] for item in observations["items"]} <= set(ids)
 
             summaries = client.get(f"/api/sessions/{session}/summaries").json()
@@ -78,6 +78,27 @@ class TestEvents:
             session = sample("PostToolUse.Bash")["session_id"]
             assert client.get(f"/api/sessions/{session}/observations").json()["total"] == 1
 
+    def test_bookkeeping_tools_are_skipped_and_private_text_never_stored(
+        self, daemon: Daemon
+    ) -> None:
+        """TodoWrite-style tools are not recorded; <private> spans are gone from what is."""
+        with daemon.client() as client:
+            skipped = client.post("/api/events", json=sample("PostToolUse.TaskCreate"))
+            assert skipped.status_code == 200
+            assert skipped.json() == {"status": "skipped"}
+            secret = {
+                **sample("PostToolUse.Bash"),
+                "tool_input": {"command": "echo <private>hunter2</private>done"},
+            }
+            assert client.post("/api/events", json=secret).status_code == 202
+            daemon.wait_idle()
+        raw = (daemon.home / "memq.db").read_bytes() + (daemon.home / "memq.db-wal").read_bytes()
+        assert b"hunter2" not in raw
+        with daemon.client() as client:
+            session = sample("PostToolUse.Bash")["session_id"]
+            (item,) = client.get(f"/api/sessions/{session}/observations").json()["items"]
+            assert item["command"] == "echo done"
+
     def test_unknown_event_names_are_recorded_not_rejected(self, daemon: Daemon) -> None:
         """A hook event memq has never heard of is accepted and processed."""
         payload = {"session_id": "s-new", "hook_event_name": "SomethingFromTheFuture", "x": [1]}
@@ -102,7 +123,12 @@ class TestEvents:
                 prompts = [p["prompt"] for p in mine if p["hook_event_name"] == "UserPromptSubmit"]
                 assert [p["text"] for p in detail["prompts"]] == prompts
                 assert [p["number"] for p in detail["prompts"]] == list(range(1, len(prompts) + 1))
-                tools = [p for p in mine if p["hook_event_name"].startswith("PostToolUse")]
+                tools = [
+                    p
+                    for p in mine
+                    if p["hook_event_name"].startswith("PostToolUse")
+                    and p.get("tool_name") not in DEFAULT_SKIP_TOOLS
+                ]
                 observations = client.get(f"/api/sessions/{key}/observations?limit=500").json()
                 assert observations["total"] == len(tools)
                 stops = [p for p in mine if p["hook_event_name"] == "Stop"]

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from memq.config import DEFAULT_PORT, SettingError, Settings
+from memq.config import SettingError, Settings
+from memq.env import DEFAULT_PORT
 
 
 class TestSettingsFromEnv:

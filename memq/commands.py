@@ -1,0 +1,341 @@
+"""memq: a crash-safe memory worker for AI coding assistants.
+
+Settings come from the environment: MEMQ_HOME (data directory, default ~/.memq), MEMQ_PORT
+(default 37778), MEMQ_PROCESSOR (default extract), MEMQ_CAPACITY, MEMQ_LINGER, MEMQ_LEASE,
+MEMQ_MAX_ATTEMPTS, MEMQ_BODY_LIMIT, MEMQ_SYNCHRONOUS (FULL or NORMAL), MEMQ_LOG_LEVEL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from memq import __version__
+from memq.config import SettingError, Settings
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every ``memq`` command."""
+    parser = argparse.ArgumentParser(
+        prog="memq", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"memq {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the daemon in the foreground")
+    serve.add_argument("--quiet", action="store_true", help="log only to MEMQ_HOME/logs")
+    commands.add_parser("start", help="start the daemon in the background; returns once healthy")
+    commands.add_parser("stop", help="stop the daemon gracefully; returns once it has exited")
+
+    status = commands.add_parser("status", help="daemon state and queue counts")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+
+    sessions = commands.add_parser("sessions", help="list sessions, newest first")
+    sessions.add_argument("--json", action="store_true", help="print JSON")
+    sessions.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+
+    failed = commands.add_parser("failed", help="messages that ran out of attempts")
+    failed.add_argument("--json", action="store_true", help="print JSON")
+    failed.add_argument("--session", help="only this session")
+
+    hook = commands.add_parser(
+        "hook",
+        help="hand one hook event (JSON on stdin) to memq; what the assistant's hooks run",
+        description="Reads one hook payload on stdin and delivers it to the daemon, or "
+        "straight into the queue when the daemon does not answer. Always exits 0; prints "
+        "only SessionStart's context. MEMQ_DISABLED=1 makes it a no-op.",
+    )
+    hook.add_argument("event", nargs="?", help="the hook event (default: hook_event_name)")
+
+    retry = commands.add_parser("retry", help="send failed messages through again")
+    retry.add_argument("ids", nargs="*", type=int, help="message ids (see memq failed)")
+    retry.add_argument("--all", action="store_true", help="every failed message")
+
+    install = commands.add_parser("install", help="add memq's hooks to Claude Code's settings")
+    _add_settings_target(install)
+    output = install.add_mutually_exclusive_group()
+    output.add_argument(
+        "--print",
+        dest="print_only",
+        action="store_true",
+        help="print the hooks JSON that would be merged and change nothing",
+    )
+    output.add_argument(
+        "--plugin",
+        metavar="DIR",
+        help="write a Claude Code plugin folder carrying the hooks instead of changing settings",
+    )
+    uninstall = commands.add_parser(
+        "uninstall", help="remove memq's hooks from Claude Code's settings"
+    )
+    _add_settings_target(uninstall)
+    return parser
+
+
+def run(args: Sequence[str]) -> int:
+    """Parse ``args`` (without the program name) and run that command."""
+    parser = build_parser()
+    parsed = parser.parse_args(args)
+    if parsed.command is None:
+        parser.print_help()
+        return EXIT_OK
+    try:
+        settings = Settings.from_env()
+    except SettingError as exc:
+        print(f"memq: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    command: Callable[[argparse.Namespace, Settings], int] = COMMANDS[parsed.command]
+    try:
+        return command(parsed, settings)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `memq status | head`: the reader left; exit quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import anyio
+
+    from memq.exceptions import QueueLockedError, StartupError
+    from memq.logs import configure_logging
+    from memq.worker.daemon import Daemon
+
+    settings.paths.create_home()
+    configure_logging(
+        log_file=settings.paths.log_file, console=not args.quiet, level=settings.log_level
+    )
+    try:
+        anyio.run(Daemon(settings).run)
+    except QueueLockedError as exc:
+        print(f"memq: already running: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (StartupError, ValueError) as exc:
+        print(f"memq: cannot start: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
+    from memq.worker import control
+
+    try:
+        record, started = control.start(settings)
+    except control.ControlError as exc:
+        print(f"memq: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    verb = "started" if started else "already running"
+    print(f"memq {verb} (pid {record.pid}, http://127.0.0.1:{record.port})")
+    return EXIT_OK
+
+
+def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
+    from memq.worker import control
+
+    try:
+        record = control.stop(settings)
+    except control.ControlError as exc:
+        print(f"memq: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print("memq was not running" if record is None else f"memq stopped (pid {record.pid})")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from memq.worker import control
+
+    status = control.status(settings)
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return EXIT_OK
+    counts = status["counts"]
+    head = f"memq {status['state']}"
+    if status.get("pid"):
+        head += f"  pid {status['pid']}  port {status['port']}"
+        head += f"  up {_duration(status.get('uptime_seconds', 0))}"
+        head += f"  processor {status.get('processor', '?')}"
+    print(head)
+    print("messages  " + "  ".join(f"{name} {counts[name]}" for name in control.STATUSES))
+    print(f"sessions  {len(status['sessions'])} known, {status['active_generators']} active")
+    print(f"database  {_size(status['database_bytes'])} (WAL {_size(status['wal_bytes'])})")
+    if status["sessions"]:
+        print()
+        print(f"{'SESSION':<48} {'PENDING':>8} {'PROCESSING':>10} {'PROCESSED':>10} {'FAILED':>7}")
+        for item in status["sessions"]:
+            c = item["counts"]
+            print(
+                f"{item['session_id']:<48} {c['pending']:>8} {c['processing']:>10} "
+                f"{c['processed']:>10} {c['failed']:>7}"
+            )
+    return EXIT_OK
+
+
+def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
+    body = _api(settings, "GET", f"/api/sessions?limit={max(1, args.limit)}")
+    if body is None:
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return EXIT_OK
+    print(f"{'SESSION':<48} {'PROMPTS':>7} {'OBS':>5}  {'UPDATED':<20} TITLE")
+    for item in body["items"]:
+        print(
+            f"{item['key']:<48} {item['prompt_count']:>7} {item['observation_count']:>5}  "
+            f"{str(item['updated_at'])[:19]:<20} {item.get('title') or ''}"
+        )
+    print(f"({body['total']} sessions)")
+    return EXIT_OK
+
+
+def cmd_failed(args: argparse.Namespace, settings: Settings) -> int:
+    path = "/api/failed" + (f"?session={args.session}" if args.session else "")
+    body = _api(settings, "GET", path)
+    if body is None:
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return EXIT_OK
+    for item in body["items"]:
+        print(
+            f"{item['message_id']:>8}  {item['session_id']}  {item['kind']}  "
+            f"attempts {item['attempts']}  {item['last_error']}"
+        )
+    print(f"({body['total']} failed)")
+    return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
+    if args.all == bool(args.ids):
+        print("memq retry: give message ids or --all (not both)", file=sys.stderr)
+        return EXIT_USAGE
+    request: dict[str, Any] = {"all": True} if args.all else {"ids": args.ids}
+    body = _api(settings, "POST", "/api/failed/retry", request)
+    if body is None:
+        return EXIT_ERROR
+    print(f"retried {len(body['retried'])} message(s)")
+    return EXIT_OK
+
+
+def cmd_hook(args: argparse.Namespace, settings: Settings) -> int:
+    from memq.hooks.run import main as hook_main
+
+    return hook_main([args.event] if args.event else [])
+
+
+def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
+    from memq.hooks import install as hooks
+
+    try:
+        command = hooks.memq_hook_command()
+        if args.print_only:
+            print(json.dumps(hooks.hooks_fragment(command), indent=2))
+            return EXIT_OK
+        if args.plugin:
+            written = hooks.write_plugin(args.plugin, command)
+            print(f"memq plugin written to {args.plugin} (hook command: {command})")
+            for path in written:
+                print(f"  {path}")
+            print(f"load it with: claude --plugin-dir {args.plugin}")
+            return EXIT_OK
+        path = hooks.settings_path(project=args.project, settings=args.settings)
+        result = hooks.install(path, command)
+    except hooks.InstallError as exc:
+        print(f"memq install: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if not result.changed:
+        print(f"memq hooks already installed in {result.path}; nothing changed")
+        return EXIT_OK
+    print(f"memq hooks installed in {result.path}{' (new file)' if result.created else ''}")
+    print(f"  events: {', '.join(hooks.EVENTS)}")
+    print(f"  command: {result.command}")
+    if result.backup is not None:
+        print(f"  backup of the previous file: {result.backup}")
+    print("They take effect in Claude Code sessions started from now on.")
+    return EXIT_OK
+
+
+def cmd_uninstall(args: argparse.Namespace, settings: Settings) -> int:
+    from memq.hooks import install as hooks
+
+    path = hooks.settings_path(project=args.project, settings=args.settings)
+    try:
+        result = hooks.uninstall(path)
+    except hooks.InstallError as exc:
+        print(f"memq uninstall: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if not result.existed:
+        print(f"no settings file at {result.path}; nothing to remove")
+    elif not result.removed:
+        print(f"no memq hooks in {result.path}; nothing changed")
+    else:
+        print(f"removed {result.removed} memq hook(s) from {result.path}")
+        print(f"  backup of the previous file: {result.backup}")
+    return EXIT_OK
+
+
+def _add_settings_target(parser: argparse.ArgumentParser) -> None:
+    """The --project / --settings choice of which Claude Code settings file to change."""
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--project",
+        action="store_true",
+        help="./.claude/settings.json instead of the user's ~/.claude/settings.json",
+    )
+    target.add_argument("--settings", metavar="PATH", help="this settings file instead")
+
+
+def _api(settings: Settings, method: str, path: str, body: Any = None) -> Any:
+    """Call the running daemon; print the problem and return None when that fails."""
+    from memq.worker import control
+
+    try:
+        response = control.request(settings, method, path, body)
+    except OSError:
+        print(f"memq: the daemon is not answering on port {settings.port} (memq start)")
+        return None
+    if response.status >= 400:
+        error = response.body.get("error") if isinstance(response.body, dict) else response.body
+        print(f"memq: {error}", file=sys.stderr)
+        return None
+    return response.body
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024 or unit == "GB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "serve": cmd_serve,
+    "start": cmd_start,
+    "stop": cmd_stop,
+    "status": cmd_status,
+    "sessions": cmd_sessions,
+    "failed": cmd_failed,
+    "retry": cmd_retry,
+    "hook": cmd_hook,
+    "install": cmd_install,
+    "uninstall": cmd_uninstall,
+}

@@ -1,0 +1,472 @@
+"""Put memq's hook into Claude Code, or take it out again.
+
+Claude Code reads command hooks from a settings file (``~/.claude/settings.json`` for the user,
+``.claude/settings.json`` for a project) in this shape::
+
+    {"hooks": {"PostToolUse": [{"matcher": "*",
+                                "hooks": [{"type": "command", "command": "...", "timeout": 10}]}]}}
+
+The tool events (PostToolUse, PostToolUseFailure) get the match-all matcher ``"*"``; the other
+events leave ``matcher`` out, which matches everything too. A plugin carries the same events in
+``hooks/hooks.json`` under a ``"hooks"`` key, beside ``.claude-plugin/plugin.json``.
+
+memq's entries are recognised by their command alone (:func:`is_memq_command`): installing again
+replaces them in place, uninstalling removes exactly them, and everything else in the file stays
+as it was, in the same order. A file that is not what Claude Code expects is refused untouched.
+
+Standard library only (it imports nothing from memq but ``__version__``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shlex
+import stat
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeAlias, TypeVar
+
+from memq import __version__
+
+EVENTS: Final = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "Stop",
+    "SessionEnd",
+)
+TOOL_EVENTS: Final = frozenset({"PostToolUse", "PostToolUseFailure"})
+MATCH_ALL: Final = "*"
+TIMEOUT_SECONDS: Final = 10  # the hook answers in milliseconds; this only bounds a stuck one
+PLUGIN_NAME: Final = "memq"
+PLUGIN_DESCRIPTION: Final = (
+    "Sends every Claude Code hook event to the local memq daemon, which keeps it in a durable "
+    "queue and turns it into memory."
+)
+BACKUP_INFIX: Final = ".memq-backup-"
+
+Json: TypeAlias = dict[str, Any]
+T = TypeVar("T")
+
+
+class InstallError(Exception):
+    """The settings file cannot be changed safely, so it was left as it was."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstallResult:
+    """What :func:`install` did."""
+
+    path: Path  # the file written (symlinks followed)
+    command: str  # the hook command now in the file
+    changed: bool  # False: memq's hooks were already there exactly as they would be written
+    created: bool  # the file did not exist before
+    backup: Path | None  # a copy of the previous file, when there was one and it changed
+
+
+@dataclass(frozen=True, slots=True)
+class UninstallResult:
+    """What :func:`uninstall` did."""
+
+    path: Path
+    existed: bool  # False: there was no settings file at all
+    removed: int  # memq hook entries taken out (0: nothing was written)
+    backup: Path | None
+
+
+def settings_path(*, project: bool = False, settings: str | os.PathLike[str] | None = None) -> Path:
+    """The settings file to change: ``settings`` if given, ``./.claude/settings.json`` for
+    ``project``, else the user's ``~/.claude/settings.json`` (``HOME`` decides where ``~`` is)."""
+    if settings is not None:
+        return Path(settings)
+    base = Path.cwd() if project else Path.home()
+    return base / ".claude" / "settings.json"
+
+
+def memq_hook_command(python: str | None = None) -> str:
+    """The shell command that runs this installation's ``memq hook``, by absolute path.
+
+    The ``memq`` console script beside the interpreter (a virtualenv's ``bin/``) when there is
+    one, else ``<interpreter> -m memq``. Paths are quoted for the shell when they need it.
+
+    Args:
+        python: the interpreter to start from; ``sys.executable`` by default.
+    """
+    interpreter = python or sys.executable
+    if not interpreter:
+        raise InstallError("cannot tell which Python runs memq (sys.executable is empty)")
+    interpreter = os.path.abspath(interpreter)
+    script = os.path.join(os.path.dirname(interpreter), "memq")
+    if os.path.isfile(script) and os.access(script, os.X_OK):
+        return f"{shlex.quote(script)} hook"
+    return f"{shlex.quote(interpreter)} -m memq hook"
+
+
+def is_memq_command(command: str) -> bool:
+    """Whether a hook command runs ``memq hook``: ``<path>/memq hook`` or ``<python> -m memq hook``.
+
+    Nothing else counts: no extra words, no other program whose name merely contains memq.
+    """
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    if len(words) == 2:
+        program, verb = words
+        return verb == "hook" and os.path.basename(program) == "memq"
+    if len(words) == 4:
+        return bool(words[0]) and words[1:] == ["-m", "memq", "hook"]
+    return False
+
+
+def hooks_fragment(command: str, *, timeout: int = TIMEOUT_SECONDS) -> Json:
+    """The ``{"hooks": {...}}`` object that runs ``command`` on every event memq listens to.
+
+    Raises:
+        InstallError: ``command`` is not one :func:`is_memq_command` recognises, so it could
+            be neither replaced nor uninstalled later.
+    """
+    if not is_memq_command(command):
+        raise InstallError(f"{command!r} does not run `memq hook`")
+    return {"hooks": {event: [_group(event, command, timeout)] for event in EVENTS}}
+
+
+def merge_hooks(settings: Json, fragment: Json) -> Json:
+    """``settings`` with memq's entries replaced by those of ``fragment``.
+
+    Everything else keeps its place. An existing memq entry is replaced where it stood; a new
+    one goes after the event's other entries. ``settings`` itself is not modified.
+
+    Raises:
+        InstallError: ``settings`` is not shaped like Claude Code settings.
+    """
+    result = copy.deepcopy(settings)
+    hooks = _checked_hooks(result)
+    if hooks is None:
+        hooks = result["hooks"] = {}
+    new: Json = fragment["hooks"]
+    for event in list(hooks):
+        kept, removed, first = _strip_groups(hooks[event])
+        if event in new:
+            at = len(kept) if first is None else first
+            kept[at:at] = copy.deepcopy(new[event])
+        if removed and not kept:
+            del hooks[event]
+        else:
+            hooks[event] = kept
+    for event, groups in new.items():
+        if event not in hooks:
+            hooks[event] = copy.deepcopy(groups)
+    return result
+
+
+def remove_memq_hooks(settings: Json) -> tuple[Json, int]:
+    """``settings`` without memq's entries, and how many entries were removed.
+
+    A group, an event list or ``"hooks"`` itself that becomes empty goes too; one that was
+    already empty stays. ``settings`` itself is not modified.
+
+    Raises:
+        InstallError: ``settings`` is not shaped like Claude Code settings.
+    """
+    result = copy.deepcopy(settings)
+    hooks = _checked_hooks(result)
+    if hooks is None:
+        return result, 0
+    total = 0
+    for event in list(hooks):
+        kept, removed, _ = _strip_groups(hooks[event])
+        total += removed
+        if removed and not kept:
+            del hooks[event]
+        else:
+            hooks[event] = kept
+    if total and not hooks:
+        del result["hooks"]
+    return result, total
+
+
+def install(
+    path: str | os.PathLike[str], command: str | None = None, *, now: float | None = None
+) -> InstallResult:
+    """Merge memq's hooks into the settings file at ``path``, creating it if missing.
+
+    A changed file is first copied to ``<name>.memq-backup-YYYYmmddHHMMSS`` beside it, then
+    replaced atomically. Nothing is written when memq's hooks are already there as they are.
+
+    Args:
+        path: the settings file.
+        command: the hook command; :func:`memq_hook_command` by default.
+        now: the time stamped on the backup's name; the current time by default.
+
+    Raises:
+        InstallError: the file cannot be read, is not a JSON object shaped like Claude Code
+            settings, or cannot be written. The file is unchanged and no backup is made.
+    """
+    command = command or memq_hook_command()
+    target = _real(path)
+    fragment = hooks_fragment(command)
+    loaded = _read(target)
+    if loaded is None:
+        _write(target, _dump(merge_hooks({}, fragment)), mode=None)
+        return InstallResult(target, command, changed=True, created=True, backup=None)
+    data, raw = loaded
+    merged = _naming(target, lambda: merge_hooks(data, fragment))
+    if merged == data:
+        return InstallResult(target, command, changed=False, created=False, backup=None)
+    backup = _replace(target, raw, _dump(merged, newline=_ends_with_newline(raw)), now)
+    return InstallResult(target, command, changed=True, created=False, backup=backup)
+
+
+def uninstall(path: str | os.PathLike[str], *, now: float | None = None) -> UninstallResult:
+    """Remove memq's hooks from the settings file at ``path``.
+
+    A missing file, or one without memq entries, is left alone. Otherwise the file is first
+    copied to ``<name>.memq-backup-YYYYmmddHHMMSS`` beside it, then replaced atomically.
+
+    Raises:
+        InstallError: as for :func:`install`.
+    """
+    target = _real(path)
+    loaded = _read(target)
+    if loaded is None:
+        return UninstallResult(target, existed=False, removed=0, backup=None)
+    data, raw = loaded
+    cleaned, removed = _naming(target, lambda: remove_memq_hooks(data))
+    if not removed:
+        return UninstallResult(target, existed=True, removed=0, backup=None)
+    backup = _replace(target, raw, _dump(cleaned, newline=_ends_with_newline(raw)), now)
+    return UninstallResult(target, existed=True, removed=removed, backup=backup)
+
+
+def write_plugin(directory: str | os.PathLike[str], command: str | None = None) -> list[Path]:
+    """Write a Claude Code plugin folder that carries memq's hooks; returns the files written.
+
+    ``.claude-plugin/plugin.json`` is the manifest and ``hooks/hooks.json`` the hooks. The
+    command is memq's absolute path, not ``${CLAUDE_PLUGIN_ROOT}``: memq is installed on its
+    own, the plugin folder only points at it.
+
+    Raises:
+        InstallError: a file cannot be written.
+    """
+    command = command or memq_hook_command()
+    root = Path(directory)
+    manifest: Json = {
+        "name": PLUGIN_NAME,
+        "version": __version__,
+        "description": PLUGIN_DESCRIPTION,
+    }
+    hooks: Json = {"description": "memq: remember every session", **hooks_fragment(command)}
+    files = [
+        (root / ".claude-plugin" / "plugin.json", manifest),
+        (root / "hooks" / "hooks.json", hooks),
+    ]
+    for file, content in files:
+        _write(file, _dump(content), mode=None)
+    return [file for file, _ in files]
+
+
+# -- the shape of settings --------------------------------------------------------------------
+
+
+def _group(event: str, command: str, timeout: int) -> Json:
+    group: Json = {"matcher": MATCH_ALL} if event in TOOL_EVENTS else {}
+    group["hooks"] = [{"type": "command", "command": command, "timeout": timeout}]
+    return group
+
+
+def _is_memq_entry(entry: object) -> bool:
+    if not isinstance(entry, dict) or entry.get("type") != "command":
+        return False
+    command = entry.get("command")
+    return isinstance(command, str) and is_memq_command(command)
+
+
+def _checked_hooks(settings: object) -> Json | None:
+    """The ``"hooks"`` object of ``settings`` (None if absent), once its shape is known good."""
+    if not isinstance(settings, dict):
+        raise InstallError(f"the settings are {_kind(settings)}, not a JSON object")
+    if "hooks" not in settings:
+        return None
+    hooks = settings["hooks"]
+    if not isinstance(hooks, dict):
+        raise InstallError(f'"hooks" is {_kind(hooks)}, not an object')
+    for event, groups in hooks.items():
+        if not isinstance(groups, list):
+            raise InstallError(f'"hooks"."{event}" is {_kind(groups)}, not a list')
+    return hooks
+
+
+def _strip_groups(groups: list[Any]) -> tuple[list[Any], int, int | None]:
+    """The groups without memq's entries, how many entries went, and where the first one was.
+
+    A group left with no entries goes; other groups, and anything not shaped like a group,
+    stay as they are.
+    """
+    kept: list[Any] = []
+    removed = 0
+    first: int | None = None
+    for group in groups:
+        entries = group.get("hooks") if isinstance(group, dict) else None
+        if not isinstance(group, dict) or not isinstance(entries, list):
+            kept.append(group)
+            continue
+        rest = [entry for entry in entries if not _is_memq_entry(entry)]
+        if len(rest) == len(entries):
+            kept.append(group)
+            continue
+        if first is None:
+            first = len(kept)
+        removed += len(entries) - len(rest)
+        if rest:
+            kept.append({**group, "hooks": rest})
+    return kept, removed, first
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def _real(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute with symlinks followed, so a linked settings file stays linked."""
+    return Path(os.path.realpath(path))
+
+
+def _read(path: Path) -> tuple[Json, bytes] | None:
+    """The settings object and the exact bytes it came from; None if there is no file.
+
+    An empty (or blank) file counts as ``{}``.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InstallError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InstallError(f"{path}: not UTF-8 text; left unchanged") from None
+    if not text.strip():
+        return {}, raw
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        raise InstallError(f"{path}: not valid JSON ({where}); left unchanged") from None
+    if not isinstance(data, dict):
+        raise InstallError(f"{path}: holds {_kind(data)}, not a JSON object; left unchanged")
+    return data, raw
+
+
+def _naming(path: Path, compute: Callable[[], T]) -> T:
+    """Run a pure step on the file's settings, naming the file in its refusal."""
+    try:
+        return compute()
+    except InstallError as exc:
+        raise InstallError(f"{path}: {exc}; left unchanged") from None
+
+
+def _dump(data: Json, *, newline: bool = True) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + ("\n" if newline else "")
+
+
+def _ends_with_newline(raw: bytes) -> bool:
+    """Whether to end the rewritten file with a newline: as before, or yes for a blank file."""
+    return raw.endswith(b"\n") or not raw.strip()
+
+
+def _replace(path: Path, raw: bytes, text: str, now: float | None) -> Path:
+    """Back up ``raw`` (the file's current bytes) beside ``path``, then put ``text`` in its place.
+
+    Both files keep the permissions of the original: settings can hold secrets in ``env``.
+    """
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        backup = _backup(path, raw, mode, now)
+    except OSError as exc:
+        raise InstallError(
+            f"{path}: cannot write a backup ({exc.strerror}); left unchanged"
+        ) from None
+    _write(path, text, mode=mode)
+    return backup
+
+
+def _backup(path: Path, raw: bytes, mode: int, now: float | None) -> Path:
+    stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(now))
+    base = f"{path.name}{BACKUP_INFIX}{stamp}"
+    n = 1
+    while True:
+        candidate = path.with_name(base if n == 1 else f"{base}-{n}")
+        n += 1
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as file:
+            file.write(raw)
+            file.flush()
+            os.fchmod(file.fileno(), mode)
+            os.fsync(file.fileno())
+        return candidate
+
+
+def _write(path: Path, text: str, *, mode: int | None) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file beside it, fsync, ``os.replace``.
+
+    ``mode`` None creates the file as any new file is (0666 less the umask).
+    """
+    temporary = path.with_name(f".{path.name}.memq-{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.unlink(missing_ok=True)
+        fd = os.open(
+            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600
+        )
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(text.encode("utf-8"))
+                file.flush()
+                if mode is not None:
+                    os.fchmod(file.fileno(), mode)
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise InstallError(f"{path}: cannot write it ({exc.strerror or exc})") from None
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable (best effort: not every platform opens directories)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
