@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     failed.add_argument("--json", action="store_true", help="print JSON")
     failed.add_argument("--session", help="only this session")
 
+    commands.add_parser("resume", help="resume processing after a pause (API key fixed)")
+
     hook = commands.add_parser(
         "hook",
         help="hand one hook event (JSON on stdin) to memq; what the assistant's hooks run",
@@ -166,6 +168,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print(head)
     print("messages  " + "  ".join(f"{name} {counts[name]}" for name in control.STATUSES))
     print(f"sessions  {len(status['sessions'])} known, {status['active_generators']} active")
+    if status.get("paused"):
+        print(f"PAUSED    {status.get('pause_reason')}  (fix it, then: memq resume)")
     print(f"database  {_size(status['database_bytes'])} (WAL {_size(status['wal_bytes'])})")
     if status["sessions"]:
         print()
@@ -222,6 +226,14 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
     if body is None:
         return EXIT_ERROR
     print(f"retried {len(body['retried'])} message(s)")
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
+    body = _api(settings, "POST", "/api/resume", {})
+    if body is None:
+        return EXIT_ERROR
+    print("processing resumed" if body["resumed"] else "processing was not paused")
     return EXIT_OK
 
 
@@ -336,6 +348,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "failed": cmd_failed,
     "retry": cmd_retry,
     "hook": cmd_hook,
+    "resume": cmd_resume,
     "install": cmd_install,
     "uninstall": cmd_uninstall,
 }

@@ -2,6 +2,11 @@
 
     MemqError
     ├── StartupError             the daemon cannot start (port taken, already running, ...)
+    ├── InvalidQueryError        a search the user typed that memq cannot run (HTTP 400)
+    ├── ProcessorError           a processor could not turn a message into memory
+    │   ├── TransientProcessorError  rate limit, server error, timeout: try again later
+    │   ├── ProcessorAuthError       the model API refused the credentials: pause everything
+    │   └── InvalidOutputError       the model answered something that is not a valid record
     ├── EventError               a hook payload memq cannot accept
     │   ├── MalformedEventError  not JSON, not UTF-8, too deep, NaN, lone surrogates (HTTP 400)
     │   └── InvalidEventError    JSON of the wrong shape or with unusable values (HTTP 422)
@@ -33,6 +38,33 @@ class MemqError(Exception):
 
 class StartupError(MemqError):
     """The daemon could not start."""
+
+
+class InvalidQueryError(MemqError):
+    """The search query cannot be run."""
+
+
+class ProcessorError(MemqError):
+    """The processor could not turn the message into memory."""
+
+
+class TransientProcessorError(ProcessorError):
+    """The processor failed for a reason that passes: retry later.
+
+    ``retry_after`` is the delay the service asked for (seconds), when it said one.
+    """
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProcessorAuthError(ProcessorError):
+    """The model API refused memq's credentials."""
+
+
+class InvalidOutputError(ProcessorError):
+    """The model's answer is not a valid memory record."""
 
 
 class EventError(MemqError):

@@ -32,7 +32,7 @@ def configure_logging(*, log_file: Path | None, console: bool = True, level: str
     handlers: list[logging.Handler] = []
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        file_handler = logging.handlers.RotatingFileHandler(
+        file_handler = _RotatingFileHandler(
             log_file, maxBytes=MAX_LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
         )
         file_handler.setFormatter(_formatter(structlog.processors.JSONRenderer()))
@@ -66,6 +66,16 @@ def configure_logging(*, log_file: Path | None, console: bool = True, level: str
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+class _RotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Rotates on the file's size alone. The standard check formats every record a second
+    time to see whether it would fit, which doubled the cost of each log line."""
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        if self.stream is None:
+            self.stream = self._open()
+        return self.maxBytes > 0 and self.stream.tell() >= self.maxBytes
 
 
 def _formatter(renderer: Any) -> structlog.stdlib.ProcessorFormatter:

@@ -25,18 +25,21 @@ the end, even on an error or Ctrl-C.
    ``--serve-floor PORT``), and is measured with the same client, payloads and concurrency.
 
 The load generator is one thread driving raw keep-alive sockets through ``epoll`` with
-pre-built request bytes, so its own cost per request stays far below the server's. Figures
-are printed with their target and whether it was met; the exit status is 0 unless something
-crashed. A table goes to stderr; one JSON object is the last line of stdout (the whole of
-stdout with ``--json-only``).
+pre-built request bytes, so its own cost per request stays far below the server's; it sets
+``TCP_QUICKACK`` so that no figure can hang on its delayed ACKs (one context figure measures
+a plain keep-alive client without it). Each throughput figure also gives the server's and
+the client's CPU time per request (``/proc``), which is far less sensitive than a rate to
+other work on the machine. Figures are printed with their target and whether it was met;
+the exit status is 0 unless something crashed. A table goes to stderr; one JSON object is
+the last line of stdout (the whole of stdout with ``--json-only``).
 
 Run it from the project root::
 
     .venv/bin/python scripts/bench_worker.py [--quick] [--json-only] [--dir DIR] [--keep]
 
-Throughput figures are the best of 3 runs (2 with ``--quick``) of 5,000 requests (1,000 with
-``--quick``). The full run takes two to four minutes on a small machine; ``--quick`` under a
-minute.
+Throughput figures are the best of 3 runs (2 with ``--quick``) of 5,000 requests with 32
+clients and 2,000 with 1 client (1,000 and 500 with ``--quick``). The full run takes two to
+four minutes on a small machine; ``--quick`` under a minute.
 """
 
 from __future__ import annotations
@@ -69,6 +72,17 @@ from typing import Any, Final, TextIO
 
 import anyio
 import structlog
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from memq.events import Route as EventRoute
+from memq.events import parse_event_body, route_event
+from memq.queue import Queue, QueueSettings
+from memq.worker.daemon import bind_listener
+from memq.worker.security import RequestGuard
 
 HOST: Final = "127.0.0.1"
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -83,6 +97,7 @@ PROCESS_TIMEOUT: Final = 10.0  # seconds for one event to be processed in the la
 POLL_INTERVAL: Final = 0.001  # seconds between observation polls in the latency test
 LATENCY_GAP: Final = 0.02  # seconds between latency-test events (a moderate rate)
 NAGLE_PROBE_REQUESTS: Final = 50
+STALL_MS: Final = 35.0  # a plain keep-alive request slower than this hit the delayed ACK
 LINGER_WAIT: Final = 15.0  # seconds to wait for session generators to end before the RSS
 SOCKET_TIMEOUT: Final = 30.0
 KEEP_ALIVE_REUSE: Final = 3.0  # seconds idle after which a connection is not reused
@@ -137,7 +152,8 @@ class BenchError(RuntimeError):
 class Sizes:
     """How much work each scenario does."""
 
-    requests: int = 5_000  # per throughput run
+    requests: int = 5_000  # per throughput run with CONCURRENCY clients
+    sequential: int = 2_000  # per throughput run with 1 client
     warmup: int = 300  # requests before the first timed run against a server
     floor_a_messages: int = 10_000
     latency_events: int = 300
@@ -146,7 +162,12 @@ class Sizes:
 
 FULL_SIZES: Final = Sizes()
 QUICK_SIZES: Final = Sizes(
-    requests=1_000, warmup=200, floor_a_messages=2_000, latency_events=100, repeats=2
+    requests=1_000,
+    sequential=500,
+    warmup=200,
+    floor_a_messages=2_000,
+    latency_events=100,
+    repeats=2,
 )
 
 
@@ -396,11 +417,11 @@ def run_load(
     """Send every request, ``concurrency`` at a time over as many keep-alive connections,
     each connection sending its next request as soon as the previous one is answered.
 
-    With ``quickack`` each connection acknowledges a response's first segment at once: the
-    daemon's accepted sockets lack ``TCP_NODELAY`` (``bind_listener`` makes a socket whose
-    ``proto`` is 0, so asyncio does not set it), and uvicorn writes a response's head and
-    body separately, so without it every keep-alive request waits ~40 ms for the client's
-    delayed ACK. ``server_pid``, when given, has its CPU time per request measured.
+    With ``quickack`` each connection acknowledges every response at once, so no figure can
+    hang on the client's delayed ACK (uvicorn writes a response's head and body separately;
+    a server socket without ``TCP_NODELAY`` holds the body until the head is acknowledged,
+    ~40 ms). ``delayed_ack_probe`` measures without it. ``server_pid``, when given, has its
+    CPU time per request measured.
 
     Raises ``BenchError`` for any answer but 202, or when no answer comes for
     ``STALL_TIMEOUT`` seconds.
@@ -507,7 +528,11 @@ class Children:
     def stop_all(self) -> None:
         """Stop every child still running."""
         for proc in list(self._procs):
-            self.stop(proc, grace=5.0)
+            try:
+                self.stop(proc, grace=5.0)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -557,6 +582,16 @@ def memory_kb(pid: int) -> dict[str, int]:
 
 
 # -- the real daemon -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A server under load: where it listens, its token, and its pid (for CPU time)."""
+
+    name: str
+    port: int
+    token: str
+    pid: int
 
 
 @dataclass(slots=True)
@@ -610,16 +645,6 @@ def wait_idle(client: Client, *, generators: bool = False, timeout: float = IDLE
         time.sleep(0.05)
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A server under load: where it listens, its token, and its pid (for CPU time)."""
-
-    name: str
-    port: int
-    token: str
-    pid: int
-
-
 def load_run(target: Target, events: Sequence[dict[str, Any]], concurrency: int) -> Run:
     """One timed load run of ``events`` against ``target``."""
     requests = post_requests(target.port, target.token, events)
@@ -654,14 +679,11 @@ def throughput(
     say(f"{target.name} warm-up: {sizes.warmup} events")
     load_run(target, make_events(sizes.warmup, f"{tag}w"), CONCURRENCY)
     results: dict[int, Run] = {}
-    for concurrency in (1, CONCURRENCY):
-        say(
-            f"{target.name}: {sizes.requests} events, {concurrency} client(s) "
-            f"(best of {sizes.repeats})"
-        )
+    for concurrency, count in ((1, sizes.sequential), (CONCURRENCY, sizes.requests)):
+        say(f"{target.name}: {count} events, {concurrency} client(s) (best of {sizes.repeats})")
         runs = []
         for i in range(sizes.repeats):
-            events = make_events(sizes.requests, f"{tag}c{concurrency}r{i}")
+            events = make_events(count, f"{tag}c{concurrency}r{i}")
             if daemon is None:
                 runs.append(load_run(target, events, concurrency))
             else:
@@ -670,13 +692,20 @@ def throughput(
     return results
 
 
-def delayed_ack_probe(target: Target, tag: str, say: Progress) -> Run:
+def delayed_ack_probe(daemon: Daemon, tag: str, say: Progress) -> Run:
     """One keep-alive client that acknowledges responses the ordinary way (no quick ACK),
-    as ``http.client`` or httpx would: shows the ~40 ms Nagle / delayed-ACK stall."""
-    say(f"{target.name}: {NAGLE_PROBE_REQUESTS} events, 1 plain keep-alive client (no quick ACK)")
+    as ``http.client`` or httpx would: ~40 ms per request if the server's sockets lack
+    ``TCP_NODELAY`` (Nagle holding the body until the client's delayed ACK)."""
+    say(f"daemon: {NAGLE_PROBE_REQUESTS} events, 1 plain keep-alive client (no quick ACK)")
+    client = daemon.client()
+    try:
+        wait_idle(client)
+    finally:
+        client.close()
     events = make_events(NAGLE_PROBE_REQUESTS, f"{tag}n")
-    requests = post_requests(target.port, target.token, events)
-    return run_load(target.port, requests, 1, quickack=False, server_pid=target.pid)
+    return run_load(
+        daemon.port, post_requests(daemon.port, daemon.token, events), 1, quickack=False
+    )
 
 
 def processed_latency(daemon: Daemon, sizes: Sizes, tag: str, say: Progress) -> Run:
@@ -737,16 +766,8 @@ def idle_memory(daemon: Daemon, *, after_load: bool) -> dict[str, Any]:
 # -- floor B: the same server stack, storing nothing ---------------------------------------
 
 
-def floor_app(token: str, port: int) -> Any:
+def floor_app(token: str, port: int) -> RequestGuard:
     """The floor's ASGI app: Starlette routes behind the daemon's own ``RequestGuard``."""
-    from starlette.applications import Starlette  # noqa: PLC0415 - only the server needs it
-    from starlette.requests import Request  # noqa: PLC0415
-    from starlette.responses import JSONResponse, Response  # noqa: PLC0415
-    from starlette.routing import Route  # noqa: PLC0415
-
-    from memq.events import parse_event_body, route_event  # noqa: PLC0415
-    from memq.worker.security import RequestGuard  # noqa: PLC0415
-
     ids = itertools.count(1)
 
     async def health(request: Request) -> Response:
@@ -774,10 +795,6 @@ def floor_app(token: str, port: int) -> Any:
 
 def serve_floor(port: int, token: str) -> int:
     """Run floor B on ``port`` until SIGTERM/SIGINT, with the daemon's uvicorn options."""
-    import uvicorn  # noqa: PLC0415 - only the server needs it
-
-    from memq.worker.daemon import bind_listener  # noqa: PLC0415
-
     sock = bind_listener(port)
     config = uvicorn.Config(
         floor_app(token, port),
@@ -819,12 +836,9 @@ def floor_b_throughput(
 
 async def enqueue_all(path: Path, events: Sequence[dict[str, Any]], producers: int) -> Run:
     """``producers`` concurrent tasks enqueue ``events`` (each a slice) into a fresh queue."""
-    from memq.events import route_event  # noqa: PLC0415
-    from memq.queue import Queue, QueueSettings  # noqa: PLC0415
-
     work = [[(route_event(e), e) for e in events[k::producers]] for k in range(producers)]
 
-    async def produce(items: list[tuple[Any, dict[str, Any]]]) -> None:
+    async def produce(items: list[tuple[EventRoute, dict[str, Any]]]) -> None:
         for route, payload in items:
             await queue.enqueue(route.session_key, route.kind, payload, route.dedupe_key)
 
@@ -868,6 +882,13 @@ def rate_figure(key: str, label: str, run: Run, **kwargs: Any) -> Figure:
         facts.update(p50_ms=round(p50, 3), p99_ms=round(p99, 3))
         notes.append(f"202 p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     facts.update(run.extra)
+    if "server_cpu_us_per_request" in run.extra:
+        notes.append(
+            f"CPU/request: server {run.extra['server_cpu_us_per_request']:,.0f} us, "
+            f"client {run.extra['client_cpu_us_per_request']:,.0f} us"
+        )
+    if "processed_during_run" in run.extra:
+        notes.append(f"{run.extra['processed_during_run']:,} processed during the run")
     return Figure(key, label, run.rate, "events/s", detail="; ".join(notes), extra=facts, **kwargs)
 
 
@@ -917,17 +938,23 @@ def throughput_figures(
 
 def stall_figure(run: Run) -> Figure:
     """The delayed-ACK probe as a figure (context: no target)."""
+    stalled = sum(latency * 1e3 > STALL_MS for latency in run.latencies)
     return Figure(
         "daemon_plain_keepalive_p50",
         "daemon, 1 plain keep-alive client, 202 p50",
         run.ms(50),
         "ms",
         detail=(
-            f"{run.count} requests without TCP_QUICKACK, p99 {run.ms(99):.2f} ms: the "
-            "listener lacks TCP_NODELAY, so each response body waits for the client's "
-            "delayed ACK of its head"
+            f"{run.count} requests without TCP_QUICKACK, p99 {run.ms(99):.2f} ms, "
+            f"{stalled} over {STALL_MS:g} ms (~40 ms each would be Nagle + delayed ACK, "
+            "a server socket without TCP_NODELAY)"
         ),
-        extra={"p50_ms": round(run.ms(50), 3), "p99_ms": round(run.ms(99), 3), **run.extra},
+        extra={
+            "p50_ms": round(run.ms(50), 3),
+            "p99_ms": round(run.ms(99), 3),
+            f"over_{STALL_MS:g}_ms": stalled,
+            **run.extra,
+        },
     )
 
 
@@ -994,8 +1021,33 @@ def memory_figures(
 # -- reporting -----------------------------------------------------------------------------
 
 
-def environment(root: Path, quick: bool) -> dict[str, Any]:
-    """Where and with what the benchmark ran."""
+def git_state() -> dict[str, Any]:
+    """The project's commit and whether ``memq/`` differs from it (None without git)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "memq"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "memq_modified": None}
+    return {"git_commit": head, "memq_modified": bool(dirty)}
+
+
+def environment(root: Path, quick: bool, load_before: Sequence[float]) -> dict[str, Any]:
+    """Where and with what the benchmark ran, and how busy the machine was (load average
+    before and after: other work on a 2-CPU machine moves every figure)."""
     names = ("memq", "uvicorn", "starlette", "httptools", "anyio", "aiosqlite")
     return {
         "mode": "quick" if quick else "full",
@@ -1004,7 +1056,11 @@ def environment(root: Path, quick: bool) -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "platform": platform.platform(),
-        "client": "1 thread, epoll, raw keep-alive sockets, pre-built requests",
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "client": "1 thread, epoll, raw keep-alive sockets, pre-built requests, TCP_QUICKACK",
+        "daemon": "python -m memq serve --quiet; MEMQ_* defaults but MEMQ_HOME, MEMQ_PORT",
+        **git_state(),
         **{name: metadata.version(name) for name in names},
     }
 
@@ -1024,6 +1080,10 @@ def print_table(report: dict[str, Any], figures: Sequence[Figure], out: TextIO) 
     print(
         f"\nmemq worker benchmark ({env['mode']}): {env['cpus']} CPUs, Python {env['python']}, "
         f"uvicorn {env['uvicorn']}, {report['elapsed_seconds']:.0f} s",
+        file=out,
+    )
+    print(
+        f"load average before {env['load_average_before']}, after {env['load_average_after']}",
         file=out,
     )
     header = f"{'figure':<44} {'value':>12} {'unit':<9} {'met':<5} target"
@@ -1069,8 +1129,8 @@ def run_all(children: Children, root: Path, sizes: Sizes, say: Progress) -> list
     )
     rss_start = idle_memory(daemon, after_load=False)
     daemon_runs = throughput(daemon.target, sizes, f"{nonce}d", say, daemon)
-    stall = delayed_ack_probe(daemon.target, f"{nonce}d", say)
     latency = processed_latency(daemon, sizes, f"{nonce}l", say)
+    stall = delayed_ack_probe(daemon, nonce, say)
     say("daemon: waiting for idle (queue empty, generators done lingering) for the RSS")
     rss_after = idle_memory(daemon, after_load=True)
     children.stop(daemon.proc)
@@ -1114,11 +1174,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     silence_logs()
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     say = Progress(enabled=not args.json_only)
+    load_before = os.getloadavg()
     root = Path(tempfile.mkdtemp(prefix="memq-bench-worker-", dir=args.dir))
     say(f"working in {root}")
     children = Children()
     try:
         figures = run_all(children, root, sizes, say)
+    except KeyboardInterrupt:
+        print("bench_worker: interrupted; child processes stopped", file=sys.stderr)
+        return 130
     finally:
         children.stop_all()
         if args.keep:
@@ -1126,7 +1190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
     elapsed = time.perf_counter() - say.started
-    report = build_report(figures, environment(root, args.quick), elapsed)
+    report = build_report(figures, environment(root, args.quick, load_before), elapsed)
     if not args.json_only:
         print_table(report, figures, sys.stderr)
     print(json.dumps(report), flush=True)

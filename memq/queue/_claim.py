@@ -29,6 +29,7 @@ class ClaimState(StrEnum):
     ACKED = "acked"  # processed, result stored
     FAILED = "failed"  # attempt failed: retried after backoff, or out of attempts
     RELEASED = "released"  # handed back unprocessed, attempt refunded
+    DEFERRED = "deferred"  # handed back to be tried after a delay, attempt refunded
     LOST = "lost"  # its lease ran out and the message was handed back by the watchdog
 
 
@@ -85,6 +86,18 @@ class Claim:
         if status is None:
             raise ClaimLostError(f"message {self.message.id}: lease expired, claim taken back")
         return status
+
+    async def defer(self, delay: float, reason: str = "") -> None:
+        """Hand the message back to be tried again in ``delay`` seconds, without counting
+        this attempt: for failures that are not the message's fault (a rate limit, a model
+        API that is down). The session waits for it, in order."""
+        self._check_active()
+        if delay < 0:
+            raise ValueError(f"delay must not be negative, not {delay}")
+        matched = await self._queue._defer(self, delay, reason)
+        self._settled(ClaimState.DEFERRED if matched else ClaimState.LOST)
+        if not matched:
+            raise ClaimLostError(f"message {self.message.id}: lease expired, claim taken back")
 
     async def release(self) -> None:
         """Hand the message back unprocessed; its attempt is not counted. Safe to call on a

@@ -298,6 +298,22 @@ class Queue:
         )
         return status
 
+    async def _defer(self, claim: Claim, delay: float, reason: str) -> bool:
+        self._check_open()
+        message = claim.message
+        details = FailDetails(MessageStatus.PENDING.value, now_ms() + int(delay * 1000), reason)
+        op = SettleOp(SettleAction.DEFER, message.id, message.attempts, details)
+        await self._writer.submit(op)
+        if op.matched:
+            log.info(
+                "message.deferred",
+                session_id=message.session_id,
+                message_id=message.id,
+                delay=delay,
+                reason=reason,
+            )
+        return op.matched
+
     async def _release(self, claim: Claim) -> bool:
         if self._closed:
             return False

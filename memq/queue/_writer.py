@@ -78,6 +78,7 @@ class SettleAction(Enum):
     ACK = "ack"
     FAIL = "fail"
     RELEASE = "release"
+    DEFER = "defer"
 
 
 class Operation:
@@ -453,6 +454,12 @@ class GroupCommitWriter:
             if action is SettleAction.FAIL:
                 claims = [
                     [op.message_id, op.attempts, d.status, d.available_at, d.error]
+                    for op in ops
+                    if (d := op.details) is not None
+                ]
+            elif action is SettleAction.DEFER:
+                claims = [
+                    [op.message_id, op.attempts, d.available_at]
                     for op in ops
                     if (d := op.details) is not None
                 ]

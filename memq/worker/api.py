@@ -64,6 +64,7 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
             Route("/api/sessions/{session_id:path}", delete_session, methods=["DELETE"]),
             Route("/api/failed", failed, methods=["GET"]),
             Route("/api/failed/retry", retry_failed, methods=["POST"]),
+            Route("/api/resume", resume, methods=["POST"]),
         ],
         exception_handlers={
             HTTPException: _http_error,
@@ -107,7 +108,9 @@ async def post_event(request: Request) -> Response:
     )
     if created:
         services.sessions.notify(route.session_key)
-    log.info(
+    # Debug level: at info, formatting and writing this line cost more than storing the
+    # event. The queue row is the record of what was accepted.
+    log.debug(
         "event.accepted" if created else "event.duplicate",
         session_id=route.session_key,
         message_id=message_id,
@@ -149,6 +152,8 @@ async def status(request: Request) -> Response:
             "active_generators": len(active),
             "active_sessions": active,
             "processing": services.sessions.processing,
+            "paused": services.sessions.paused,
+            "pause_reason": services.sessions.pause_reason,
             "database_bytes": stats.database_bytes,
             "wal_bytes": stats.wal_bytes,
         }
@@ -239,6 +244,12 @@ async def retry_failed(request: Request) -> Response:
         services.sessions.notify(item)
     log.info("failed.retried", message_ids=retried)
     return JSONResponse({"retried": retried})
+
+
+async def resume(request: Request) -> Response:
+    """Resume processing after a pause (e.g. once the model API key is fixed)."""
+    resumed = await _services(request).sessions.resume()
+    return JSONResponse({"resumed": resumed})
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -112,7 +112,10 @@ class Daemon:
         token: str,
         sock: socket.socket,
     ) -> None:
-        handler = ClaimHandler(processor, store)
+        def pause(reason: str) -> None:
+            sessions.pause(reason)  # bound late: the manager needs the handler first
+
+        handler = ClaimHandler(processor, store, pause=pause)
         sessions = SessionManager(
             queue, handler, capacity=settings.capacity, linger=settings.linger
         )

@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Final
+
 import structlog
 
-from memq.exceptions import ClaimLostError
+from memq.exceptions import ClaimLostError, ProcessorAuthError, TransientProcessorError
+from memq.memory.records import SessionContext
 from memq.memory.store import MemoryStore
 from memq.processors.base import Processor
-from memq.queue import Claim, ClaimState
+from memq.queue import Claim, ClaimState, MessageKind
 from memq.worker.projects import project_for
 
 log = structlog.get_logger("memq.processing")
+
+# A rate limit or an outage is not the message's fault: its attempts are spared, and the
+# wait grows up to a few minutes. Every few transient failures in a row still count as one
+# attempt, so an endpoint that never recovers ends with the message failed, not looping.
+TRANSIENT_DELAY_FIRST: Final = 1.0
+TRANSIENT_DELAY_MAX: Final = 300.0
+TRANSIENT_FAILURES_PER_ATTEMPT: Final = 5
+
+
+class TransientBackoff:
+    """Consecutive transient failures per message, and how long to wait after each."""
+
+    def __init__(self) -> None:
+        self._failures: dict[int, int] = {}
+
+    def record(self, message_id: int, retry_after: float | None) -> tuple[float, bool]:
+        """Count one more failure; returns (delay, whether it should count as an attempt)."""
+        failures = self._failures.get(message_id, 0) + 1
+        self._failures[message_id] = failures
+        # The service's own Retry-After wins; otherwise the delay doubles from a second.
+        delay = TRANSIENT_DELAY_FIRST * 2 ** (failures - 1) if retry_after is None else retry_after
+        counts = failures % TRANSIENT_FAILURES_PER_ATTEMPT == 0
+        return min(delay, TRANSIENT_DELAY_MAX), counts
+
+    def forget(self, message_id: int) -> None:
+        """The message succeeded or failed for good."""
+        self._failures.pop(message_id, None)
 
 
 class ClaimHandler:
@@ -21,9 +52,17 @@ class ClaimHandler:
     attempt, and hands the message back if the session is cancelled.
     """
 
-    def __init__(self, processor: Processor, store: MemoryStore) -> None:
+    def __init__(
+        self,
+        processor: Processor,
+        store: MemoryStore,
+        *,
+        pause: Callable[[str], None] | None = None,
+    ) -> None:
         self._processor = processor
         self._store = store
+        self._pause = pause
+        self._transient = TransientBackoff()
 
     async def __call__(self, claim: Claim) -> None:
         message = claim.message
@@ -31,13 +70,33 @@ class ClaimHandler:
         bound.debug("message.claimed", kind=message.kind.value, attempt=message.attempts)
         try:
             async with claim:
-                context = await self._store.context_for(message.session_id)
-                result = await self._processor.process(message, context)
+                # Only a summary looks back over the session; loading that history for every
+                # message made processing slower the longer a session ran.
+                if message.kind is MessageKind.SUMMARIZE:
+                    context = await self._store.context_for(message.session_id)
+                else:
+                    context = SessionContext(session_key=message.session_id, project=None)
+                try:
+                    result = await self._processor.process(message, context)
+                except TransientProcessorError as exc:
+                    delay, counts = self._transient.record(message.id, exc.retry_after)
+                    if counts:
+                        raise  # ``async with claim`` records it as a failed attempt
+                    await claim.defer(delay, f"{type(exc).__name__}: {exc}")
+                    return
+                except ProcessorAuthError as exc:
+                    # Every message would fail the same way: pause, keep the message.
+                    await claim.defer(0, f"processing paused: {exc}")
+                    if self._pause is not None:
+                        self._pause(str(exc))
+                    return
                 cwd = message.payload.get("cwd") if isinstance(message.payload, dict) else None
                 project = project_for(cwd if isinstance(cwd, str) else None)
                 await claim.ack(self._store.effect(message, result, project=project))
         except ClaimLostError:
             bound.warning("message.lost", reason="lease expired before the ack")
             return
+        if claim.state is not ClaimState.DEFERRED:
+            self._transient.forget(message.id)
         if claim.state is ClaimState.ACKED:
             bound.info("message.processed", kind=message.kind.value, attempt=message.attempts)

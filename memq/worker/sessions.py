@@ -65,6 +65,7 @@ class SessionManager:
         self._tasks: dict[str, _SessionTask] = {}
         self._task_group: TaskGroup | None = None
         self._stopping = False
+        self.pause_reason: str | None = None  # why processing is paused, when it is
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
         self._grace = 0.0
@@ -111,9 +112,35 @@ class SessionManager:
                 if session_id not in self._tasks:
                     self.notify(session_id)
 
+    @property
+    def paused(self) -> bool:
+        """Whether processing is paused (see ``pause``)."""
+        return self.pause_reason is not None
+
+    def pause(self, reason: str) -> None:
+        """Stop processing every session until ``resume``; events still queue. Used when
+        the model API refuses memq's credentials: retrying would fail every message."""
+        if self.pause_reason is None:
+            log.error("processing.paused", reason=reason)
+        self.pause_reason = reason
+        for task in self._tasks.values():
+            if not task.busy:
+                task.scope.cancel()  # holds no claim; busy ones stop after their message
+
+    async def resume(self) -> bool:
+        """Resume after ``pause``; every session with a backlog is scheduled again.
+        Returns whether processing was paused."""
+        if self.pause_reason is None:
+            return False
+        log.info("processing.resumed", reason=self.pause_reason)
+        self.pause_reason = None
+        for session_id in await self._queue.sessions_with_backlog():
+            self.notify(session_id)
+        return True
+
     def notify(self, session_id: str) -> None:
         """Work arrived for ``session_id``: make sure a task will look at it."""
-        if self._stopping or self._task_group is None:
+        if self._stopping or self.paused or self._task_group is None:
             return
         task = self._tasks.get(session_id)
         if task is not None:
@@ -154,7 +181,7 @@ class SessionManager:
     async def _run_session(self, task: _SessionTask) -> None:
         try:
             with task.scope:
-                while task.more_work and not self._stopping:
+                while task.more_work and not self._stopping and not self.paused:
                     task.more_work = False
                     self._preempt_a_lingerer()
                     async with self._limiter:
@@ -195,7 +222,7 @@ class SessionManager:
                 handled += 1
                 if claim.message.kind is MessageKind.SUMMARIZE:
                     task.more_work = True  # the stream ends after a summarize; look again
-                if self._stopping:
+                if self._stopping or self.paused:
                     return
                 if handled >= self._quantum and self._limiter.statistics().tasks_waiting:
                     task.more_work = True  # come back after the sessions waiting for a slot

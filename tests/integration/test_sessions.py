@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 from structlog.testing import capture_logs
 
+from memq.exceptions import ProcessorAuthError, TransientProcessorError
 from memq.memory.records import ProcessResult, SessionContext
 from memq.memory.store import MemoryStore
 from memq.queue import Claim, Message, MessageStatus, Queue, QueueSettings
@@ -252,3 +253,85 @@ class TestClaimHandler:
             await run_until(manager, lambda: all_rows(db_path)[0]["status"] == "failed")
             await store.close()
         assert "LeaseExpiredError" in all_rows(db_path)[0]["last_error"]
+
+
+class FlakyProcessor:
+    """Fails the way a model API does, as many times as the test says."""
+
+    name = "flaky"
+
+    def __init__(self, error: Exception, times: int) -> None:
+        self.error = error
+        self.times = times
+        self.calls = 0
+
+    async def process(self, message: Message, context: SessionContext) -> ProcessResult:
+        self.calls += 1
+        if self.calls <= self.times:
+            raise self.error
+        return ProcessResult()
+
+
+class TestModelApiFailures:
+    async def test_a_rate_limit_is_waited_out_without_spending_attempts(
+        self, db_path: Path
+    ) -> None:
+        """429-style failures defer the message by Retry-After; it then succeeds on its
+        first counted attempt."""
+        async with await Queue.open(db_path, FAST) as queue:
+            store = await MemoryStore.open(db_path)
+            processor = FlakyProcessor(TransientProcessorError("429", retry_after=0.05), 3)
+            manager = SessionManager(queue, ClaimHandler(processor, store), capacity=1, linger=0.05)
+            await queue.enqueue("s", "observation", {"i": 0})
+            with capture_logs() as logs:
+                await run_until(manager, lambda: all_rows(db_path)[0]["status"] == "processed")
+            await store.close()
+        assert processor.calls == 4
+        assert all_rows(db_path)[0]["attempts"] == 1
+        assert [e["event"] for e in logs].count("message.deferred") == 3
+
+    async def test_an_endpoint_that_never_recovers_still_ends_failed(self, db_path: Path) -> None:
+        """Every few transient failures count one attempt, so the message cannot loop."""
+        settings = QueueSettings(max_attempts=2, retry_delay=0.01)
+        async with await Queue.open(db_path, settings) as queue:
+            store = await MemoryStore.open(db_path)
+            processor = FlakyProcessor(TransientProcessorError("503", retry_after=0.01), 10**6)
+            manager = SessionManager(queue, ClaimHandler(processor, store), capacity=1, linger=0.05)
+            await queue.enqueue("s", "observation", {"i": 0})
+            await run_until(manager, lambda: all_rows(db_path)[0]["status"] == "failed")
+            await store.close()
+        assert processor.calls == 2 * 5
+        assert "TransientProcessorError: 503" in all_rows(db_path)[0]["last_error"]
+
+    async def test_an_auth_error_pauses_everything_until_resumed(self, db_path: Path) -> None:
+        """Refused credentials: processing pauses, nothing is failed or counted; after
+        resume every session's messages are processed."""
+        async with await Queue.open(db_path, FAST) as queue:
+            store = await MemoryStore.open(db_path)
+            processor = FlakyProcessor(ProcessorAuthError("key refused"), 10**6)
+
+            def pause(reason: str) -> None:
+                manager.pause(reason)
+
+            handler = ClaimHandler(processor, store, pause=pause)
+            manager = SessionManager(queue, handler, capacity=2, linger=0.05)
+            for session in ("a", "b", "c"):
+                await queue.enqueue(session, "observation", {"i": 0})
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    await tg.start(manager.run)
+                    while not manager.paused:  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                    await anyio.sleep(0.3)
+                    assert manager.pause_reason == "key refused"
+                    rows = all_rows(db_path)
+                    assert {r["status"] for r in rows} == {"pending"}
+                    assert {r["attempts"] for r in rows} == {0}
+                    manager.notify("a")  # new events queue but do not run while paused
+                    assert manager.active_sessions == []
+                    processor.times = 0  # the user fixed the key
+                    assert await manager.resume()
+                    while {r["status"] for r in all_rows(db_path)} != {"processed"}:  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                    await manager.stop(grace=1)
+            await store.close()

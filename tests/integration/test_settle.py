@@ -246,3 +246,23 @@ class TestLeases:
                     while row(db_path, message_id)["status"] != "pending":  # noqa: ASYNC110
                         await anyio.sleep(0.02)
                     tg.cancel_scope.cancel()
+
+
+class TestDefer:
+    async def test_a_deferred_claim_waits_and_keeps_its_attempts(
+        self, queue: Queue, db_path: Path
+    ) -> None:
+        """defer hands the message back uncounted; the session waits for it, in order."""
+        first = (await queue.enqueue("s", "observation", {"i": 0})).message_id
+        await queue.enqueue("s", "observation", {"i": 1})
+        claim = await queue.stream("s", linger=0).__anext__()
+        await claim.defer(0.3, "rate limited")
+        assert claim.state is ClaimState.DEFERRED
+        assert row(db_path, first)["attempts"] == 0
+        started = anyio.current_time()
+        seen = []
+        async for next_claim in queue.stream("s", linger=0):
+            seen.append((next_claim.message.payload["i"], next_claim.message.attempts))
+            await next_claim.ack()
+        assert seen == [(0, 1), (1, 1)]
+        assert anyio.current_time() - started >= 0.25

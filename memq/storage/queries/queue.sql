@@ -91,6 +91,23 @@ WHERE pending_messages.id = settled.id
   AND pending_messages.status = 'processing'
 RETURNING pending_messages.id;
 
+-- name: defer
+-- :claims is [[id, attempts, available_at], ...]: claims handed back to be tried later
+-- (a rate limit, a paused processor). Like release, the attempt is refunded.
+UPDATE pending_messages
+SET status = 'pending',
+    attempts = pending_messages.attempts - 1,
+    available_at = settled.available_at,
+    lease_until = NULL,
+    started_at = NULL
+FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS attempts,
+             json_extract(value, '$[2]') AS available_at
+      FROM json_each(:claims)) AS settled
+WHERE pending_messages.id = settled.id
+  AND pending_messages.attempts = settled.attempts
+  AND pending_messages.status = 'processing'
+RETURNING pending_messages.id;
+
 -- name: recover_orphans
 -- At open, with the instance lock held, every 'processing' row belongs to a process that
 -- died. Its attempt stays counted: a message that kills the daemon is a poison message.
