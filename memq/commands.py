@@ -13,9 +13,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from memq import __version__
 from memq.config import SettingError, Settings
+
+# The record types `memq search --type` accepts (memq.memory.search.RecordType, spelled out
+# so that parsing arguments does not import the search machinery).
+RECORD_TYPES = ("observation", "summary", "prompt")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -41,6 +46,50 @@ def build_parser() -> argparse.ArgumentParser:
     sessions = commands.add_parser("sessions", help="list sessions, newest first")
     sessions.add_argument("--json", action="store_true", help="print JSON")
     sessions.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+
+    context = commands.add_parser(
+        "context", help="print the context memq gives a session starting in a directory"
+    )
+    context.add_argument(
+        "--cwd", metavar="DIR", help="the session's working directory (default: this one)"
+    )
+    context.add_argument(
+        "--budget", type=int, default=2000, metavar="N", help="at most N tokens (2000)"
+    )
+    context.add_argument("--json", action="store_true", help="print JSON")
+
+    search = commands.add_parser(
+        "search",
+        help="search memory: observations, summaries and prompts, best first",
+        description="Words are searched as typed (punctuation is ignored): records with every "
+        "word first, else records with any of them. --fts takes SQLite FTS5 syntax instead "
+        '("exact phrase", a AND NOT b, title: word, prefix*).',
+    )
+    search.add_argument("query", nargs="+", help="what to look for")
+    search.add_argument("--project", help="only this project (a directory; '.' for this one)")
+    search.add_argument("--session", help="only this session (id or claude-code:<id>)")
+    search.add_argument(
+        "--type", action="append", choices=RECORD_TYPES, help="only this record type (repeatable)"
+    )
+    search.add_argument(
+        "--kind",
+        action="append",
+        help="only observations of this kind: change, bugfix, ... (repeatable)",
+    )
+    search.add_argument("--file", help="only records that read or changed a path containing this")
+    search.add_argument("--since", metavar="ISO", help="only records from this time on")
+    search.add_argument("--until", metavar="ISO", help="only records before this time")
+    search.add_argument("--limit", type=int, default=20, help="at most this many (20, max 1000)")
+    search.add_argument("--fts", action="store_true", help="QUERY is SQLite FTS5 query syntax")
+    search.add_argument("--json", action="store_true", help="print JSON")
+
+    timeline = commands.add_parser(
+        "timeline", help="a record and the records of its session just before and after it"
+    )
+    timeline.add_argument("id", type=int, help="the message id of a record (see memq search)")
+    timeline.add_argument("--before", type=int, default=5, help="records before it (5)")
+    timeline.add_argument("--after", type=int, default=5, help="records after it (5)")
+    timeline.add_argument("--json", action="store_true", help="print JSON")
 
     failed = commands.add_parser("failed", help="messages that ran out of attempts")
     failed.add_argument("--json", action="store_true", help="print JSON")
@@ -200,6 +249,23 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_context(args: argparse.Namespace, settings: Settings) -> int:
+    from urllib.parse import urlencode
+
+    cwd = os.path.abspath(args.cwd or os.getcwd())
+    query = urlencode({"cwd": cwd, "budget": max(1, args.budget)})
+    body = _api(settings, "GET", f"/api/context?{query}")
+    if body is None:
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(body, indent=2))
+    elif body["context"]:
+        print(body["context"])
+    else:
+        print(f"memq has no memory of {body['project']}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_failed(args: argparse.Namespace, settings: Settings) -> int:
     path = "/api/failed" + (f"?session={args.session}" if args.session else "")
     body = _api(settings, "GET", path)
@@ -305,6 +371,79 @@ def _add_settings_target(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--settings", metavar="PATH", help="this settings file instead")
 
 
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    params: list[tuple[str, str]] = [("q", " ".join(args.query)), ("limit", str(args.limit))]
+    if args.project:
+        params.append(("project", _project(args.project)))
+    for name in ("session", "file", "since", "until"):
+        if getattr(args, name):
+            params.append((name, getattr(args, name)))
+    params += [("type", value) for value in args.type or ()]
+    params += [("kind", value) for value in args.kind or ()]
+    if args.fts:
+        params.append(("syntax", "fts"))
+    body = _api(settings, "GET", "/api/search?" + urlencode(params))
+    if body is None:
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return EXIT_OK
+    print(f"{'MESSAGE':>8} {'SCORE':>6}  {'WHEN':<16}  {'TYPE':<21} TITLE")
+    for item in body["items"]:
+        print(
+            f"{item['message_id']:>8} {item['score']:>6.3g}  {_when(item['created_at'])}  "
+            f"{_record_type(item):<21} {item['title']}"
+        )
+        if item["snippet"] and item["snippet"] != item["title"]:
+            print(f"{'':>8} {'':>6}  {item['snippet']}")
+    print(f"({body['total']} results)")
+    return EXIT_OK
+
+
+def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
+    params = {"around": args.id, "before": max(0, args.before), "after": max(0, args.after)}
+    body = _api(settings, "GET", "/api/timeline?" + urlencode(params))
+    if body is None:
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return EXIT_OK
+    anchor = body["anchor"]
+    print(f"session {body['session_key']}")
+    print(f"  {'MESSAGE':>8}  {'WHEN':<16}  {'TYPE':<21} TITLE")
+    for item in body["items"]:
+        is_anchor = (item["record_type"], item["id"]) == (anchor["record_type"], anchor["id"])
+        print(
+            f"{'>' if is_anchor else ' '} {item['message_id']:>8}  {_when(item['created_at'])}  "
+            f"{_record_type(item):<21} {item['title']}"
+        )
+    return EXIT_OK
+
+
+def _project(value: str) -> str:
+    """A directory given as --project names its project as the daemon does (its git root);
+    anything else is passed as written."""
+    if not os.path.isdir(value):
+        return value
+    from memq.worker.projects import project_for
+
+    return project_for(os.path.abspath(value)) or value
+
+
+def _when(iso: str) -> str:
+    """``2025-01-31T12:00:00.250Z`` as ``2025-01-31 12:00`` (UTC)."""
+    return iso[:16].replace("T", " ")
+
+
+def _record_type(item: dict[str, Any]) -> str:
+    kind = item.get("kind")
+    return f"{item['record_type']}/{kind}" if kind else str(item["record_type"])
+
+
+# COMMANDS gets:   "search": cmd_search,   "timeline": cmd_timeline,
+# ---- END commands.py additions ---------------------------------------------------------
+
+
 def _api(settings: Settings, method: str, path: str, body: Any = None) -> Any:
     """Call the running daemon; print the problem and return None when that fails."""
     from memq.worker import control
@@ -345,9 +484,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "stop": cmd_stop,
     "status": cmd_status,
     "sessions": cmd_sessions,
+    "context": cmd_context,
     "failed": cmd_failed,
     "retry": cmd_retry,
     "hook": cmd_hook,
+    "search": cmd_search,
+    "timeline": cmd_timeline,
     "resume": cmd_resume,
     "install": cmd_install,
     "uninstall": cmd_uninstall,

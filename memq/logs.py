@@ -50,8 +50,9 @@ def configure_logging(*, log_file: Path | None, console: bool = True, level: str
     for handler in handlers:
         root.addHandler(handler)
     root.setLevel(numeric)
-    # uvicorn's own lines are mostly noise next to ours; keep its warnings and errors.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    # uvicorn's and httpx's own lines (one per request) are noise next to ours; keep their
+    # warnings and errors.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
 
     structlog.configure(

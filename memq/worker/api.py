@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,12 +23,17 @@ from memq.exceptions import (
     EventError,
     InvalidEventError,
     InvalidMessageError,
+    InvalidQueryError,
     QueueClosedError,
     StorageError,
 )
+from memq.memory.context import DEFAULT_BUDGET_TOKENS, ContextBuilder
+from memq.memory.records import ObservationKind
+from memq.memory.search import MemorySearch, QuerySyntax, RecordType
 from memq.memory.store import MemoryStore
 from memq.privacy import is_skipped, strip_private
 from memq.queue import Queue
+from memq.worker.projects import project_for
 from memq.worker.security import RequestGuard
 from memq.worker.sessions import SessionManager
 
@@ -47,6 +55,8 @@ class Services:
     started_at: float
     pid: int
     context_for: Callable[[str | None], Awaitable[str]]
+    context: ContextBuilder
+    search: MemorySearch
     skip_tools: frozenset[str] = frozenset()
 
 
@@ -62,6 +72,9 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
             Route("/api/sessions/{session_id:path}/summaries", summaries, methods=["GET"]),
             Route("/api/sessions/{session_id:path}", get_session, methods=["GET"]),
             Route("/api/sessions/{session_id:path}", delete_session, methods=["DELETE"]),
+            Route("/api/context", get_context, methods=["GET"]),
+            Route("/api/search", search, methods=["GET"]),
+            Route("/api/timeline", timeline, methods=["GET"]),
             Route("/api/failed", failed, methods=["GET"]),
             Route("/api/failed/retry", retry_failed, methods=["POST"]),
             Route("/api/resume", resume, methods=["POST"]),
@@ -70,6 +83,7 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
             HTTPException: _http_error,
             EventError: _event_error,
             InvalidMessageError: _unprocessable,
+            InvalidQueryError: _bad_query,
             QueueClosedError: _unavailable,
             StorageError: _unavailable,
             Exception: _internal_error,
@@ -203,6 +217,29 @@ async def delete_session(request: Request) -> Response:
     return JSONResponse({"deleted": key, "queue_rows": queue_rows, "memory_rows": memory_rows})
 
 
+MAX_CONTEXT_BUDGET = 100_000
+
+
+async def get_context(request: Request) -> Response:
+    """The SessionStart context of a project: ``?cwd=DIR`` (the project is its git root) or
+    ``?project=DIR``; optional ``budget`` (tokens, default 2000) and ``exclude_session``."""
+    params = request.query_params
+    cwd, project = params.get("cwd"), params.get("project")
+    if (cwd is None) == (project is None):
+        raise HTTPException(422, "give exactly one of the query parameters 'cwd' and 'project'")
+    if project is None:
+        # lru-cached, but the first look-up of a directory stats its parents: off the loop.
+        project = await anyio.to_thread.run_sync(project_for, cwd)
+    budget = _int_param(request, "budget", DEFAULT_BUDGET_TOKENS, low=1, high=MAX_CONTEXT_BUDGET)
+    exclude = params.get("exclude_session")
+    text = await _services(request).context.build(
+        project or None,
+        budget_tokens=budget,
+        exclude_session=normalize_session_key(exclude) if exclude else None,
+    )
+    return JSONResponse({"project": project or None, "context": text})
+
+
 async def failed(request: Request) -> Response:
     services = _services(request)
     limit, _ = _page(request)
@@ -250,6 +287,103 @@ async def resume(request: Request) -> Response:
     """Resume processing after a pause (e.g. once the model API key is fixed)."""
     resumed = await _services(request).sessions.resume()
     return JSONResponse({"resumed": resumed})
+
+
+MAX_SEARCH_RESULTS = 1000
+MAX_TIMELINE_SIDE = 100
+
+
+async def search(request: Request) -> Response:
+    """Full-text search of memory: ``?q=`` plus optional project, session, type, kind, file,
+    since, until, limit, min_score and syntax (words or fts)."""
+    params = request.query_params
+    query = params.get("q")
+    if query is None:
+        raise HTTPException(422, "query parameter 'q' is required")
+    since, until = _time_param(request, "since"), _time_param(request, "until")
+    if since is not None and until is not None and since > until:
+        raise HTTPException(422, "query parameter 'since' must not be after 'until'")
+    session = params.get("session")
+    hits = await _services(request).search.search(
+        query,
+        project=params.get("project") or None,
+        session_key=normalize_session_key(session) if session else None,
+        types=_choices(request, "type", RecordType),
+        kinds=_choices(request, "kind", ObservationKind),
+        file=params.get("file") or None,
+        since=since,
+        until=until,
+        limit=_int_param(request, "limit", 20, low=1, high=MAX_SEARCH_RESULTS),
+        min_score=_float_param(request, "min_score"),
+        syntax=(_choices(request, "syntax", QuerySyntax) or [QuerySyntax.WORDS])[-1],
+    )
+    return JSONResponse({"items": [hit.to_dict() for hit in hits], "total": len(hits)})
+
+
+async def timeline(request: Request) -> Response:
+    """``?around=<message id>``: the record that message produced and the records of its
+    session just before and after it (``before``, ``after``: 0..100, default 5)."""
+    if "around" not in request.query_params:
+        raise HTTPException(422, "query parameter 'around' is required")
+    around = _int_param(request, "around", 0, low=1, high=2**63 - 1)
+    result = await _services(request).search.timeline(
+        around,
+        before=_int_param(request, "before", 5, low=0, high=MAX_TIMELINE_SIDE),
+        after=_int_param(request, "after", 5, low=0, high=MAX_TIMELINE_SIDE),
+    )
+    if result is None:
+        raise HTTPException(404, f"no memory record came from message {around}")
+    return JSONResponse(result.to_dict())
+
+
+def _choices(request: Request, name: str, allowed: Iterable[str]) -> list[str] | None:
+    """Every value of a repeatable parameter (``?type=a&type=b`` or ``?type=a,b``), each one
+    of ``allowed``; None when absent."""
+    values = [
+        part.strip()
+        for value in request.query_params.getlist(name)
+        for part in value.split(",")
+        if part.strip()
+    ]
+    if not values:
+        return None
+    choices = list(allowed)
+    unknown = [value for value in values if value not in choices]
+    if unknown:
+        raise HTTPException(
+            422, f"query parameter {name!r} must be one of {', '.join(choices)}, not {unknown[0]!r}"
+        )
+    return values
+
+
+def _time_param(request: Request, name: str) -> datetime | None:
+    """An ISO-8601 time (``2025-01-31``, ``2025-01-31T12:00:00Z``, ...); UTC when it names
+    no zone."""
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise HTTPException(422, f"query parameter {name!r} must be an ISO-8601 time") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _float_param(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise HTTPException(422, f"query parameter {name!r} must be a number")
+    return value
+
+
+async def _bad_query(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": str(exc)}, status_code=400)
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from enum import StrEnum
+from pathlib import Path
 
 import anyio
 import structlog
@@ -22,7 +23,9 @@ import uvicorn
 
 from memq import __version__
 from memq.config import HOST, Settings
-from memq.exceptions import StartupError
+from memq.exceptions import StartupError, StorageError
+from memq.memory.context import ContextBuilder
+from memq.memory.search import MemorySearch
 from memq.memory.store import MemoryStore
 from memq.processors import get_processor
 from memq.processors.base import Processor
@@ -30,6 +33,7 @@ from memq.queue import Queue, QueueSettings, Synchronous
 from memq.worker.api import Services, create_app
 from memq.worker.pidfile import DaemonRecord, remove_record, write_record
 from memq.worker.processing import ClaimHandler
+from memq.worker.projects import project_for
 from memq.worker.security import load_or_create_token
 from memq.worker.sessions import SessionManager
 
@@ -74,33 +78,46 @@ class Daemon:
         paths.create_home()
         token = load_or_create_token(paths.token)
         processor = get_processor(settings.processor)
-        queue = await Queue.open(
-            paths.database,
-            QueueSettings(
-                max_attempts=settings.max_attempts,
-                lease=settings.lease,
-                synchronous=Synchronous(settings.synchronous),
-            ),
-        )
-        try:
+        async with contextlib.AsyncExitStack() as resources:
+            # Closed in reverse order, shielded: a shutdown by cancellation still closes the
+            # database cleanly and hands back unsettled claims.
+            aclose = getattr(processor, "aclose", None)
+            if aclose is not None:
+                resources.push_async_callback(_shielded, aclose)
+            queue = await Queue.open(
+                paths.database,
+                QueueSettings(
+                    max_attempts=settings.max_attempts,
+                    lease=settings.lease,
+                    synchronous=Synchronous(settings.synchronous),
+                ),
+            )
+            resources.push_async_callback(_shielded, queue.close)
             sock = bind_listener(settings.port)
+            resources.callback(sock.close)
             self.port = sock.getsockname()[1]
             store = await MemoryStore.open(paths.database)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await queue.close()
-            raise
-        try:
+            resources.push_async_callback(_shielded, store.close)
+            context = await ContextBuilder.open(paths.database)
+            resources.push_async_callback(_shielded, context.close)
+            search = await MemorySearch.open(paths.database)
+            resources.push_async_callback(_shielded, search.close)
+            resources.callback(self._stopped, paths.pidfile)
             await self._serve(
-                settings, queue=queue, store=store, processor=processor, token=token, sock=sock
+                settings,
+                queue=queue,
+                store=store,
+                context=context,
+                search=search,
+                processor=processor,
+                token=token,
+                sock=sock,
             )
-        finally:
-            with anyio.CancelScope(shield=True):
-                await store.close()
-                await queue.close()
-                remove_record(paths.pidfile, os.getpid())
-                self.state = DaemonState.STOPPED
-                log.info("daemon.stopped", pid=os.getpid())
+
+    def _stopped(self, pidfile: Path) -> None:
+        remove_record(pidfile, os.getpid())
+        self.state = DaemonState.STOPPED
+        log.info("daemon.stopped", pid=os.getpid())
 
     async def _serve(
         self,
@@ -108,10 +125,15 @@ class Daemon:
         *,
         queue: Queue,
         store: MemoryStore,
+        context: ContextBuilder,
+        search: MemorySearch,
         processor: Processor,
         token: str,
         sock: socket.socket,
     ) -> None:
+        async def session_start_context(cwd: str | None) -> str:
+            return await _session_start_context(context, cwd)
+
         def pause(reason: str) -> None:
             sessions.pause(reason)  # bound late: the manager needs the handler first
 
@@ -128,7 +150,9 @@ class Daemon:
             processor=processor.name,
             started_at=self.started_at,
             pid=os.getpid(),
-            context_for=_no_context,
+            context_for=session_start_context,
+            context=context,
+            search=search,
             skip_tools=settings.skip_tools,
         )
         app = create_app(services, token=token, body_limit=settings.body_limit)
@@ -188,9 +212,20 @@ class Daemon:
                 self.request_stop()
 
 
-async def _no_context(cwd: str | None) -> str:
-    """The SessionStart context (empty until memory search and context building exist)."""
-    return ""
+async def _shielded(close: Callable[[], Awaitable[None]]) -> None:
+    with anyio.CancelScope(shield=True):
+        await close()
+
+
+async def _session_start_context(builder: ContextBuilder, cwd: str | None) -> str:
+    """What a session starting in ``cwd`` is told memq remembers of its project ("" when
+    nothing, or when memory cannot be read now: a SessionStart never fails for its context)."""
+    project = await anyio.to_thread.run_sync(project_for, cwd)
+    try:
+        return await builder.build(project)
+    except StorageError as exc:
+        log.warning("context.unavailable", project=project, error=str(exc))
+        return ""
 
 
 def bind_listener(port: int) -> socket.socket:

@@ -97,7 +97,7 @@ class TestWithTheDaemonUp:
         result = hook(daemon.home, daemon.port, payload)
         assert result.returncode == 0
         assert result.stderr == b""
-        assert result.stdout == b""  # SessionStart's context is empty until memory search
+        assert result.stdout == b""  # a fresh daemon remembers nothing: no context to print
         rows = queue_rows(daemon.home)
         if payload.get("tool_name") in DEFAULT_SKIP_TOOLS:
             assert rows == []

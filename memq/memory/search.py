@@ -1,0 +1,598 @@
+"""Full-text search over memory, and the timeline of records around one of them.
+
+    from memq.memory.search import MemorySearch
+
+    async with await MemorySearch.open(path) as memory:   # after Queue.open(path) migrated it
+        hits = await memory.search("where did we change the retry logic?", project=project)
+        timeline = await memory.timeline(hits[0].message_id)
+
+Migration 0003 keeps one FTS5 index of observations, summaries and prompts in step with them
+(see its comments for the columns and the tokenizer). One index for all three record types
+means one ranking: weighted BM25 over all of memory, so a summary and an observation that
+match equally well score alike.
+
+Two query syntaxes:
+
+* ``words`` (the default) is what a person types. It never fails on punctuation: the query is
+  split on white space, punctuation around a word is dropped, common English words ("where",
+  "did", "the", ...) are left out when other words remain, and each word is searched as a
+  quoted FTS5 phrase, so ``src/retry_policy.py`` matches that path and ``retry_policy``
+  matches the adjacent tokens ``retry policy``. A camelCase word also matches its words as a
+  phrase (``retryWithBackoff``: "retry with backoff") and a snake_case or kebab-case word also
+  matches its parts joined (``retry_with_backoff``: "retrywithbackoff"). Records must contain
+  every word; when none does, records containing any of them are returned instead, best first,
+  so a long question still finds the closest records.
+* ``fts`` is raw FTS5 syntax for power users (``"exact phrase"``, ``retry AND NOT flaky``,
+  ``title: backoff``, ``NEAR(a b, 5)``, ``retry*``). A syntax error is ``InvalidQueryError``.
+  Columns: title (observation title, summary request), detail (subtitle; completed and
+  learned), body (narrative; investigated and next steps), facts (facts and concepts),
+  files, command, output (excerpt and tool name; notes), prompt (prompt text).
+
+Filters: ``types`` names record types (observation, summary, prompt); ``kinds`` names
+observation kinds (change, bugfix, ...) and applies to observations only. Given ``kinds``
+without ``types``, only observations are searched; given both, the other types in ``types``
+are searched unfiltered. ``file`` keeps records that read, modified or edited a path
+containing that text (ASCII letters case-insensitive; prompts have no files, so none match).
+``since`` is inclusive, ``until`` exclusive; naive datetimes are taken as UTC.
+
+Scores are BM25 made positive: higher is better, comparable within one search only.
+``min_score`` drops hits below it.
+
+Speed: a query that matches more than ``RANK_WINDOW`` (2,000) records, within the session's
+span of messages when ``session_key`` is given, ranks only the newest 2,000 of them: a word
+found nearly everywhere carries little weight, and recent work is the likelier answer. When
+the other filters leave fewer than ``limit`` hits among those, all matches are ranked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import aiosqlite
+import anyio
+
+from memq.exceptions import InvalidQueryError, SchemaError, StorageError
+from memq.memory.records import (
+    ObservationKind,
+    ObservationRecord,
+    PromptRecord,
+    SummaryRecord,
+    from_epoch_ms,
+    isoformat_utc,
+    to_epoch_ms,
+)
+
+# The store's row readers: the timeline selects the same columns as its reads.
+from memq.memory.store import _observation, _prompt, _summary, title_from_prompt
+from memq.storage import connection
+from memq.storage.sqlfile import load_queries
+
+QUERIES: Final = load_queries("search")
+
+MAX_WORDS: Final = 32  # more words than this in a words query are ignored
+# A query matching more records than this ranks only the newest this many (see _ranked).
+RANK_WINDOW: Final = 2000
+MAX_ROWID: Final = 2**63 - 1
+# The parameters of the search statement that drop records (None: no filter).
+_FILTERS: Final = ("project", "session_key", "types", "kinds", "file", "since", "until")
+MARK_OPEN: Final = "["
+MARK_CLOSE: Final = "]"
+ELLIPSIS: Final = "…"
+SNIPPET_TOKENS: Final = 16
+
+# Left out of a words query when other words remain: they are in nearly every record, so
+# requiring them hides good matches and ranking by them adds nothing.
+_STOP_WORDS = """
+a about after all also am an and any are as at be been before but by can could did do does
+doing done for from had has have how i if in into is it its me my not of on or our should so
+some than that the their them then there these they this those to up us was we were what
+when where which while who why will with would you your
+"""
+STOP_WORDS: Final = frozenset(_STOP_WORDS.split())
+
+# Control characters separate words (a NUL would end an FTS5 string early).
+_CONTROL_TO_SPACE: Final = dict.fromkeys([*range(0x20), 0x7F], " ")
+_EDGE_PUNCTUATION: Final = re.compile(r"^[\W_]+|[\W_]+$")
+_CAMEL_BOUNDARY: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SNAKE_OR_KEBAB: Final = re.compile(r"^[^\W_]+(?:[_-][^\W_]+)+$")
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+class RecordType(StrEnum):
+    """The kinds of record a search returns."""
+
+    OBSERVATION = "observation"  # a tool call (memory table observations)
+    SUMMARY = "summary"  # what a stretch of a session asked for and achieved
+    PROMPT = "prompt"  # a user's prompt
+
+
+# The memory table of each record type, and its code in the search index (rowid & 3).
+_TABLES: Final = {
+    RecordType.OBSERVATION: "observations",
+    RecordType.SUMMARY: "summaries",
+    RecordType.PROMPT: "prompts",
+}
+_TYPE_CODES: Final = {RecordType.OBSERVATION: 1, RecordType.SUMMARY: 2, RecordType.PROMPT: 3}
+_CODE_TYPES: Final = {code: record_type for record_type, code in _TYPE_CODES.items()}
+
+
+class QuerySyntax(StrEnum):
+    """How the search text is read."""
+
+    WORDS = "words"  # what a person types; punctuation never fails
+    FTS = "fts"  # raw SQLite FTS5 query syntax
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One record that matched a search."""
+
+    record_type: RecordType
+    id: int  # the record's id in its own table
+    message_id: int  # the message it came from: the timeline's anchor
+    session_key: str
+    project: str | None
+    kind: ObservationKind | None  # observations only
+    title: str  # the observation's title, summary's request or prompt's text: one line
+    snippet: str  # the best matching passage, matched words in [brackets]
+    score: float  # positive, higher is better; comparable within one search
+    created_at: datetime  # when the event happened
+
+    def to_dict(self) -> dict[str, Any]:
+        """The hit as JSON-ready values (times as ISO-8601 UTC text)."""
+        return {
+            "record_type": self.record_type.value,
+            "id": self.id,
+            "message_id": self.message_id,
+            "session_key": self.session_key,
+            "project": self.project,
+            "kind": None if self.kind is None else self.kind.value,
+            "title": self.title,
+            "snippet": self.snippet,
+            "score": self.score,
+            "created_at": isoformat_utc(self.created_at),
+        }
+
+
+MemoryRecord = ObservationRecord | SummaryRecord | PromptRecord
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineItem:
+    """One record of a timeline."""
+
+    record_type: RecordType
+    record: MemoryRecord
+
+    @property
+    def message_id(self) -> int:
+        """The id of the message that produced the record."""
+        return int(self.record.message_id or 0)
+
+    @property
+    def title(self) -> str:
+        """The record in one line, as a search hit titles it."""
+        return _headline(self.record)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's fields plus ``record_type`` and a one-line ``title``."""
+        return {"record_type": self.record_type.value, "title": self.title} | (
+            self.record.to_dict()
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """A record and the records of its session just before and after it, in message order."""
+
+    anchor: TimelineItem
+    items: tuple[TimelineItem, ...]  # the anchor included
+    session_key: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"session_key", "anchor", "items"}`` with JSON-ready items."""
+        return {
+            "session_key": self.session_key,
+            "anchor": self.anchor.to_dict(),
+            "items": [item.to_dict() for item in self.items],
+        }
+
+
+class MemorySearch:
+    """Searches memory on its own read connection.
+
+    Open it with ``await MemorySearch.open(path)`` on a database that ``Queue.open`` has
+    already migrated.
+    """
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        # One read at a time on the connection, so multi-statement reads can hold a snapshot.
+        self._lock = anyio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> MemorySearch:
+        """Open a read connection to the database at ``path``.
+
+        Raises ``SchemaError`` when the search indexes do not exist (open the queue first: it
+        migrates the schema) and ``StorageError`` when the file is not usable.
+        """
+        db_path = await anyio.to_thread.run_sync(lambda: Path(path).expanduser().resolve())
+        # Checked first because aiosqlite's cleanup after a failed connect can outlive the
+        # event loop; mode=rw below still makes sure a wrong path never creates a database.
+        if not await anyio.Path(db_path).is_file():
+            raise StorageError(f"cannot open memory database {db_path}: no such file")
+        try:
+            conn = await aiosqlite.connect(
+                db_path.as_uri() + "?mode=rw", uri=True, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open memory database {db_path}: {exc}") from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            pragmas = connection.connection_pragmas(
+                connection.Synchronous.NORMAL, int(busy_timeout * 1000)
+            )
+            # Writes belong to the queue's writer; this connection refuses them.
+            for pragma in [*pragmas, "PRAGMA query_only = ON"]:
+                await conn.execute(pragma)
+            await _check_schema(conn, db_path)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"cannot open memory database {db_path}: {exc}") from exc
+            raise
+        return cls(db_path, conn)
+
+    async def close(self) -> None:
+        """Close the read connection. Safe to call twice."""
+        with anyio.CancelScope(shield=True):
+            await self._conn.close()
+
+    async def __aenter__(self) -> MemorySearch:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection for reads that need no common snapshot: each statement runs in its
+        own implicit transaction, so a cancelled caller leaves nothing open."""
+        async with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise StorageError(f"SQLite: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection inside a read transaction: every statement sees the same state."""
+        async with self._lock:
+            try:
+                # BEGIN and COMMIT are shielded as a pair: a caller cancelled while BEGIN runs
+                # in aiosqlite's thread would otherwise leave the connection inside a
+                # transaction for good, and every later read would fail.
+                with anyio.CancelScope(shield=True):
+                    await self._conn.execute("BEGIN")
+                try:
+                    yield self._conn
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StorageError(f"SQLite: {exc}") from exc
+
+    # -- search ----------------------------------------------------------------------------
+
+    async def search(
+        self,
+        query: str,
+        *,
+        project: str | None = None,
+        session_key: str | None = None,
+        types: Sequence[str] | None = None,
+        kinds: Sequence[str] | None = None,
+        file: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 20,
+        min_score: float | None = None,
+        syntax: str = "words",
+    ) -> list[SearchHit]:
+        """The records matching ``query``, best first, at most ``limit`` of them.
+
+        See the module docstring for the syntaxes and filters. Raises ``InvalidQueryError``
+        for a query that cannot be run (empty, no words, an FTS5 syntax error) and
+        ``ValueError`` for a bad filter (unknown type or kind, ``limit`` below 1, ``since``
+        after ``until``).
+        """
+        expressions = match_expressions(query, QuerySyntax(syntax))
+        params = _filter_params(
+            project=project,
+            session_key=session_key,
+            types=types,
+            kinds=kinds,
+            file=file,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+        narrowed = any(params[name] is not None for name in _FILTERS)
+        rows: list[sqlite3.Row] = []
+        # No snapshot: a record written between these statements changes nothing that
+        # matters (at most the rank window starts a little earlier), and each BEGIN and
+        # COMMIT would cost a trip to aiosqlite's thread.
+        async with self._reading() as conn:
+            span = await _rowid_span(conn, session_key)
+            if span is None:
+                return []  # the session has no records
+            for expression in expressions:  # the next one only when this one finds nothing
+                rows = await _ranked(
+                    conn, {**params, "query": expression, **span}, narrowed=narrowed
+                )
+                if rows:
+                    break
+        hits = [_hit(row) for row in rows]
+        if min_score is not None:
+            hits = [hit for hit in hits if hit.score >= min_score]
+        return hits
+
+    # -- timeline --------------------------------------------------------------------------
+
+    async def timeline(
+        self, message_id: int, *, before: int = 5, after: int = 5
+    ) -> Timeline | None:
+        """The record ``message_id`` produced and up to ``before`` / ``after`` records of its
+        session around it (prompts, observations and summaries merged in message order), or
+        None when no record came from that message.
+
+        A message that produced two records (an observation and a summary) anchors on the
+        first; the second counts among the records after it.
+        """
+        if before < 0 or after < 0:
+            raise ValueError(f"before and after must not be negative (got {before}, {after})")
+        params: dict[str, Any] = {"message_id": message_id}
+        async with self._snapshot() as conn:
+            own = await _records(conn, "of_message", params)
+            if not own:
+                return None
+            anchor, *same_message = own
+            session_key = str(anchor.record.session_key)
+            around = {"message_id": message_id, "session_key": session_key}
+            earlier = await _records(conn, "before", {**around, "limit": before})
+            later = await _records(conn, "after", {**around, "limit": after})
+        earlier = earlier[-before:] if before else []
+        later = [*same_message, *later][:after]
+        return Timeline(anchor=anchor, items=(*earlier, anchor, *later), session_key=session_key)
+
+
+# -- queries ---------------------------------------------------------------------------------
+
+
+def parse_words(text: str) -> list[str]:
+    """The words of a words-mode query: split on white space and control characters,
+    punctuation around each word dropped, repeats (ignoring case) and pieces without a letter
+    or digit left out, common English words left out unless nothing else remains, at most
+    ``MAX_WORDS``."""
+    words: list[str] = []
+    seen: set[str] = set()
+    for piece in text.translate(_CONTROL_TO_SPACE).split():
+        word = _EDGE_PUNCTUATION.sub("", piece)
+        if not any(char.isalnum() for char in word) or word.casefold() in seen:
+            continue
+        seen.add(word.casefold())
+        words.append(word)
+    content = [word for word in words if word.casefold() not in STOP_WORDS]
+    return (content or words)[:MAX_WORDS]
+
+
+def word_term(word: str) -> str:
+    """One word as an FTS5 term: a quoted phrase, or alternatives for identifiers, e.g.
+    ``retryWithBackoff`` is ``("retryWithBackoff" OR "retry With Backoff")``."""
+    alternatives = [word]
+    camel = _CAMEL_BOUNDARY.sub(" ", word)
+    if camel != word:
+        alternatives.append(camel)
+    if _SNAKE_OR_KEBAB.match(word):
+        alternatives.append(word.replace("_", "").replace("-", ""))
+    quoted = [_quote(alternative) for alternative in alternatives]
+    return quoted[0] if len(quoted) == 1 else "(" + " OR ".join(quoted) + ")"
+
+
+def match_expressions(query: str, syntax: QuerySyntax = QuerySyntax.WORDS) -> list[str]:
+    """The FTS5 expressions to try in turn until one finds something.
+
+    Words: every word (AND), then any word (OR) when there are several. FTS: the query as
+    given. Raises ``InvalidQueryError`` for an empty query or one without words.
+    """
+    if not query.strip():
+        raise InvalidQueryError("the search query is empty")
+    if syntax is QuerySyntax.FTS:
+        return [query]
+    words = parse_words(query)
+    if not words:
+        raise InvalidQueryError(f"the search query has no words to look for: {query!r}")
+    terms = [word_term(word) for word in words]
+    if len(terms) == 1:
+        return terms
+    return [" AND ".join(terms), " OR ".join(terms)]
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _type_codes(types: Sequence[str] | None, kinds: Sequence[str] | None) -> str | None:
+    """The index's codes of the record types to search, as JSON; None for all of them."""
+    if types is None:
+        wanted = {RecordType.OBSERVATION} if kinds is not None else set(RecordType)
+    else:
+        wanted = {_enum(RecordType, value, "record type") for value in types}
+    if wanted == set(RecordType):
+        return None
+    return json.dumps(sorted(_TYPE_CODES[record_type] for record_type in wanted))
+
+
+def _filter_params(
+    *,
+    project: str | None,
+    session_key: str | None,
+    types: Sequence[str] | None,
+    kinds: Sequence[str] | None,
+    file: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> dict[str, Any]:
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1 (got {limit})")
+    since_ms = None if since is None else to_epoch_ms(_aware(since))
+    until_ms = None if until is None else to_epoch_ms(_aware(until))
+    if since_ms is not None and until_ms is not None and since_ms > until_ms:
+        raise ValueError("since must not be after until")
+    kind_values = (
+        None
+        if kinds is None
+        else json.dumps(sorted({_enum(ObservationKind, k, "observation kind") for k in kinds}))
+    )
+    return {
+        "project": project,
+        "session_key": session_key,
+        "types": _type_codes(types, kinds),
+        "kinds": kind_values,
+        "file": file or None,
+        "since": since_ms,
+        "until": until_ms,
+        "limit": limit,
+        "mark_open": MARK_OPEN,
+        "mark_close": MARK_CLOSE,
+        "ellipsis": ELLIPSIS,
+        "snippet_tokens": SNIPPET_TOKENS,
+    }
+
+
+def _enum(enum: type[_E], value: str, what: str) -> _E:
+    try:
+        return enum(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in enum)
+        raise ValueError(f"unknown {what} {value!r} (one of {choices})") from None
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def _rowid_span(conn: aiosqlite.Connection, session_key: str | None) -> dict[str, int] | None:
+    """The index rowids to search: all of them, or the span of the session's message ids
+    (None when the session has no records)."""
+    if session_key is None:
+        return {"rowid_low": 0, "rowid_high": MAX_ROWID}
+    rows = list(await conn.execute_fetchall(QUERIES["session_span"], {"session_key": session_key}))
+    low, high = rows[0]["low"], rows[0]["high"]
+    if low is None:
+        return None
+    return {"rowid_low": int(low) * 4, "rowid_high": int(high) * 4 + 3}
+
+
+async def _ranked(
+    conn: aiosqlite.Connection, params: dict[str, Any], *, narrowed: bool
+) -> list[sqlite3.Row]:
+    """The best matches of ``params["query"]``, ranking only the newest ``RANK_WINDOW`` of
+    them when there are more: FTS5 scores every match before it can return the best (about
+    1.5 µs each: 150 ms for a word in all of 100,000 records), while finding where the newest
+    matches start costs a fraction of a millisecond. When filters leave fewer than ``limit``
+    hits in that window, every match is ranked after all."""
+    try:
+        start = list(
+            await conn.execute_fetchall(
+                QUERIES["window_start"], {**params, "offset": RANK_WINDOW - 1}
+            )
+        )
+        if start:
+            rows = list(
+                await conn.execute_fetchall(
+                    QUERIES["search"], {**params, "rowid_low": int(start[0]["rowid"])}
+                )
+            )
+            if len(rows) >= params["limit"] or not narrowed:
+                return rows
+        return list(await conn.execute_fetchall(QUERIES["search"], params))
+    except sqlite3.OperationalError as exc:
+        # Our statements compile (tested), so a plain SQLITE_ERROR is the FTS5 query's: a
+        # syntax error, an unknown column. I/O, busy and corruption have their own codes
+        # and become StorageError.
+        if exc.sqlite_errorcode != sqlite3.SQLITE_ERROR:
+            raise
+        raise InvalidQueryError(f"invalid search query: {exc}") from None
+
+
+def _hit(row: sqlite3.Row) -> SearchHit:
+    kind = row["kind"]
+    return SearchHit(
+        record_type=_CODE_TYPES[row["type_code"]],
+        id=int(row["id"]),
+        message_id=int(row["message_id"]),
+        session_key=row["session_key"],
+        project=row["project"],
+        kind=None if kind is None else ObservationKind(kind),
+        title=title_from_prompt(row["title"] or "") or "",
+        snippet=" ".join(str(row["snippet"] or "").split()),
+        score=float(row["score"]),
+        created_at=from_epoch_ms(row["created_at"]),
+    )
+
+
+async def _records(
+    conn: aiosqlite.Connection, which: str, params: dict[str, Any]
+) -> list[TimelineItem]:
+    """The records of ``<type>s_<which>`` of every type, merged in message order (for one
+    message: prompt, observation, summary)."""
+    items: list[TimelineItem] = []
+    for record_type, read in _READERS.items():
+        rows = await conn.execute_fetchall(QUERIES[f"{_TABLES[record_type]}_{which}"], params)
+        items.extend(TimelineItem(record_type, read(row)) for row in rows)
+    items.sort(key=lambda item: (item.message_id, _TIMELINE_ORDER[item.record_type]))
+    return items
+
+
+# Row readers by record type, in the order one message's records appear in a timeline.
+_READERS: Final[dict[RecordType, Callable[[sqlite3.Row], MemoryRecord]]] = {
+    RecordType.PROMPT: _prompt,
+    RecordType.OBSERVATION: _observation,
+    RecordType.SUMMARY: _summary,
+}
+_TIMELINE_ORDER: Final = {record_type: order for order, record_type in enumerate(_READERS)}
+
+
+def _headline(record: MemoryRecord) -> str:
+    if isinstance(record, ObservationRecord):
+        text = record.title
+    elif isinstance(record, SummaryRecord):
+        text = record.request or record.completed
+    else:
+        text = record.text
+    return title_from_prompt(text) or ""
+
+
+async def _check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
+    if not list(await conn.execute_fetchall(QUERIES["search_tables"])):
+        raise SchemaError(
+            f"{db_path} has no search index (memory_fts): "
+            "open the queue first, it migrates the schema"
+        )

@@ -1,0 +1,870 @@
+"""Memory search on a real SQLite file: ranking, filters, query syntaxes, index upkeep, timeline.
+
+The corpus is written through the real path (Queue + MemoryStore.effect), so the FTS triggers
+of migration 0003 are what index it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import memq.memory.search
+from memq.exceptions import InvalidQueryError, SchemaError, StorageError
+from memq.memory import MemoryStore, ObservationKind, ObservationRecord, ProcessResult
+from memq.memory.records import SummaryRecord
+from memq.memory.search import MemorySearch, RecordType, SearchHit
+from memq.queue import Queue
+from memq.storage import schema
+from memq.storage.sqlfile import load_queries
+
+SESSION = "claude-code:6f1f3a52-0d8e-4c1e-9a39-2f7c1d0b5a11"
+OTHER = "claude-code:0b9d8a0e-7c55-4f0e-8a7e-0c3f6c9e2b44"
+PROJECT = "/home/dev/project"
+OTHER_PROJECT = "/home/dev/deploy"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+
+
+Item = Prompt | ObservationRecord | SummaryRecord
+
+
+def obs(kind: ObservationKind, title: str, **fields: Any) -> ObservationRecord:
+    return ObservationRecord(kind=kind, title=title, **fields)
+
+
+async def write(
+    queue: Queue, store: MemoryStore, items: list[Item], *, session: str, project: str
+) -> list[int]:
+    """Store each item as the memory of its own message, in order; return the message ids.
+
+    Messages are a few milliseconds apart so that time filters can tell them apart.
+    """
+    ids: list[int] = []
+    for item in items:
+        if isinstance(item, Prompt):
+            kind, payload = "prompt", {"prompt": item.text}
+        elif isinstance(item, ObservationRecord):
+            kind, payload = "observation", {}
+        else:
+            kind, payload = "summarize", {}
+        ids.append((await queue.enqueue(session, kind, payload)).message_id)
+        await anyio.sleep(0.003)
+    results = {
+        message_id: ProcessResult(
+            observation=item if isinstance(item, ObservationRecord) else None,
+            summary=item if isinstance(item, SummaryRecord) else None,
+        )
+        for message_id, item in zip(ids, items, strict=True)
+    }
+    async for claim in queue.stream(session, linger=0):
+        await claim.ack(store.effect(claim.message, results[claim.message.id], project=project))
+    return ids
+
+
+@dataclass
+class Corpus:
+    """Message ids of the fixed corpus, by name."""
+
+    ids: dict[str, int]
+
+    def name(self, message_id: int) -> str:
+        return {value: name for name, value in self.ids.items()}[message_id]
+
+    def names(self, hits: list[SearchHit]) -> list[str]:
+        return [self.name(hit.message_id) for hit in hits]
+
+
+CORPUS: list[tuple[str, Item]] = [
+    ("ask_retry", Prompt("Please make the retry logic of the HTTP client use backoff")),
+    (
+        "retry_fix",
+        obs(
+            ObservationKind.BUGFIX,
+            "Retry backoff for the HTTP client",
+            narrative="Added exponential backoff between retries of failed requests.",
+            files_modified=("src/retry_policy.py",),
+            concepts=("retries", "http"),
+            tool_name="Edit",
+        ),
+    ),
+    (
+        "pytest_run",
+        obs(
+            ObservationKind.COMMAND,
+            "Ran `pytest -q` (exit 0)",
+            command="pytest -q",
+            exit_code=0,
+            excerpt="tests/test_client.py ........ 41 passed; test_retry uses a fake "
+            "clock so backoff sleeps take no time; cache warmed; logs rotated; "
+            "config loaded from env; fixtures reused across modules",
+            tool_name="Bash",
+        ),
+    ),
+    (
+        "readme_edit",
+        obs(
+            ObservationKind.CHANGE,
+            "Edited README.md",
+            narrative="Documented the install steps and the configuration variables.",
+            files_modified=("README.md",),
+            tool_name="Edit",
+        ),
+    ),
+    (
+        "policy_read",
+        obs(
+            ObservationKind.DISCOVERY,
+            "Read src/retry_policy.py",
+            narrative="retryWithBackoff wraps every request of the client.",
+            files_read=("src/retry_policy.py",),
+            tool_name="Read",
+        ),
+    ),
+    (
+        "fts_decision",
+        obs(
+            ObservationKind.DECISION,
+            "Use SQLite FTS5 for memory search",
+            narrative="BM25 ranking is built in; no extra service to run.",
+            facts=("FTS5 ships with Python's sqlite3",),
+        ),
+    ),
+    (
+        "snake_helper",
+        obs(
+            ObservationKind.SEARCH,
+            "Searched for callers",
+            command="grep -rn retry_with_backoff src/",
+            files_read=("src/jobs/worker.py",),
+            tool_name="Grep",
+        ),
+    ),
+    (
+        "summary",
+        SummaryRecord(
+            request="Fix the flaky retry logic in the worker",
+            investigated="Read the retry policy and the job runner.",
+            learned="The worker retried immediately, without any backoff.",
+            completed="Added exponential backoff to the retry policy.",
+            files_edited=("src/retry_policy.py",),
+        ),
+    ),
+]
+
+OTHER_CORPUS: list[tuple[str, Item]] = [
+    (
+        "deploy_retry",
+        obs(
+            ObservationKind.CHANGE,
+            "Retry backoff in the deploy script",
+            files_modified=("deploy/retry.sh",),
+            narrative="The deploy script retries the upload with backoff.",
+        ),
+    ),
+]
+
+# Unrelated records, so that the words of the corpus are rare, as in a real memory (BM25
+# gives words found in most records almost no weight).
+NOISE = "claude-code:5d0c2a8e-9b1f-4f57-b1a4-6e2f0c9d7a33"
+NOISE_PROJECT = "/home/dev/site"
+NOISE_TOPICS = ("docs", "styles", "images", "fonts", "locale", "icons", "theme", "assets")
+NOISE_CORPUS: list[Item] = [
+    obs(
+        ObservationKind.DISCOVERY,
+        f"Read {topic}/index_{n}.txt",
+        narrative=f"Looked through the {topic} folder for page {n}.",
+        files_read=(f"{topic}/index_{n}.txt",),
+        tool_name="Read",
+    )
+    for topic in NOISE_TOPICS
+    for n in range(4)
+]
+
+
+@pytest.fixture
+async def store(queue: Queue, db_path: Path) -> AsyncIterator[MemoryStore]:
+    memory = await MemoryStore.open(db_path)
+    yield memory
+    await memory.close()
+
+
+@pytest.fixture
+async def search(queue: Queue, db_path: Path) -> AsyncIterator[MemorySearch]:
+    memory = await MemorySearch.open(db_path)
+    yield memory
+    await memory.close()
+
+
+@pytest.fixture
+async def corpus(queue: Queue, store: MemoryStore) -> Corpus:
+    ids: dict[str, int] = {}
+    for session, project, items in (
+        (SESSION, PROJECT, CORPUS),
+        (OTHER, OTHER_PROJECT, OTHER_CORPUS),
+    ):
+        written = await write(
+            queue, store, [item for _, item in items], session=session, project=project
+        )
+        ids |= dict(zip([name for name, _ in items], written, strict=True))
+    await write(queue, store, NOISE_CORPUS, session=NOISE, project=NOISE_PROJECT)
+    return Corpus(ids)
+
+
+def table(db_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def check_indexes(db_path: Path) -> None:
+    """FTS5's own check that the index matches its content (the memory tables) exactly."""
+    table(db_path, "INSERT INTO memory_fts (memory_fts, rank) VALUES ('integrity-check', 1)")
+
+
+class TestOpen:
+    async def test_refuses_a_database_without_search_indexes(self, tmp_path: Path) -> None:
+        """A database not migrated to 0003 is a clear SchemaError."""
+        path = tmp_path / "old.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        schema.migrate(conn, schema.available_migrations()[:2])
+        conn.close()
+        with pytest.raises(SchemaError, match="open the queue first"):
+            await MemorySearch.open(path)
+
+    async def test_does_not_create_a_missing_file(self, tmp_path: Path) -> None:
+        """A wrong path is an error, not a new empty database."""
+        path = tmp_path / "missing.db"
+        with pytest.raises(StorageError):
+            await MemorySearch.open(path)
+        assert not path.exists()
+
+    async def test_read_only_and_closes_twice(self, queue: Queue, db_path: Path) -> None:
+        """The connection refuses writes; close is idempotent; it is a context manager."""
+        async with await MemorySearch.open(db_path) as memory:
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                await memory._conn.execute("DELETE FROM prompts")
+            await memory.close()
+
+
+class TestRanking:
+    @pytest.mark.parametrize(
+        ("query", "best"),
+        [
+            ("http retry backoff", "retry_fix"),
+            ("README", "readme_edit"),
+            ("fts5 ranking", "fts_decision"),
+            ("callers", "snake_helper"),
+            ("flaky worker", "summary"),
+            ("exponential backoff http client", "retry_fix"),
+            ("install configuration", "readme_edit"),
+        ],
+    )
+    async def test_the_right_record_comes_first(
+        self, search: MemorySearch, corpus: Corpus, query: str, best: str
+    ) -> None:
+        """The record the query is about is the top hit."""
+        hits = await search.search(query)
+        assert corpus.names(hits)[0] == best, [(h.title, h.score) for h in hits]
+
+    async def test_a_title_outranks_a_passing_mention(
+        self, search: MemorySearch, corpus: Corpus
+    ) -> None:
+        """ "retry backoff" in a title ranks above the same words once in a long excerpt."""
+        names = corpus.names(await search.search("retry backoff", project=PROJECT))
+        assert names.index("retry_fix") < names.index("pytest_run")
+
+    async def test_scores_are_positive_and_descending(
+        self, search: MemorySearch, corpus: Corpus
+    ) -> None:
+        """Higher is better; hits of every record type are merged by score."""
+        hits = await search.search("retry")
+        scores = [hit.score for hit in hits]
+        assert all(score > 0 for score in scores)
+        assert scores == sorted(scores, reverse=True)
+        assert {hit.record_type for hit in hits} == set(RecordType)
+
+    async def test_every_word_is_required_when_some_record_has_them_all(
+        self, search: MemorySearch, corpus: Corpus
+    ) -> None:
+        """Words are ANDed: only the pytest run has both "retry" and "pytest"."""
+        assert corpus.names(await search.search("retry pytest")) == ["pytest_run"]
+
+    async def test_a_question_falls_back_to_any_word(
+        self, search: MemorySearch, corpus: Corpus
+    ) -> None:
+        """No record has "change", "retry" and "logic"; the closest ones still come back."""
+        hits = await search.search("where did we change the retry logic?")
+        assert set(corpus.names(hits)[:2]) == {"ask_retry", "summary"}
+
+    async def test_stemming_finds_other_word_forms(
+        self, search: MemorySearch, corpus: Corpus
+    ) -> None:
+        """ "retrying" finds records that say "retry", "retries" and "retried"."""
+        names = corpus.names(await search.search("retrying"))
+        assert {"retry_fix", "summary", "ask_retry"} <= set(names)
+
+
+class TestWords:
+    async def test_punctuation_and_operators_are_just_words(
+        self, search: MemorySearch, corpus: Corpus
+    ) -> None:
+        """Quotes, brackets, FTS5 operators and column syntax never make a syntax error."""
+        for query in (
+            'retry" OR "x',
+            "(backoff",
+            "NEAR(retry backoff)",
+            "title: retry AND",
+            "retry*",
+            "-backoff ^retry",
+            "{title}: backoff",
+        ):
+            hits = await search.search(query)
+            assert hits, query
+
+    async def test_a_path_matches_as_a_phrase(self, search: MemorySearch, corpus: Corpus) -> None:
+        """src/retry_policy.py finds the records naming that path, not every "retry"."""
+        names = corpus.names(await search.search("src/retry_policy.py"))
+        assert set(names) == {"retry_fix", "policy_read", "summary"}
+
+    async def test_snake_case_matches_its_parts_in_order(
+        self, search: MemorySearch, corpus: Corpus
+    ) -> None:
+        """retry_policy finds the path; retry_with_backoff finds the grep for it."""
+        assert "policy_read" in corpus.names(await search.search("retry_policy"))
+        assert corpus.names(await search.search("retry_with_backoff"))[0] == "snake_helper"
+
+    async def test_camel_case_also_matches_its_words(
+        self, search: MemorySearch, corpus: Corpus
+    ) -> None:
+        """retryWithBackoff finds itself and the snake_case retry_with_backoff."""
+        names = corpus.names(await search.search("retryWithBackoff()"))
+        assert {"policy_read", "snake_helper"} <= set(names)
+
+    @pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+    async def test_an_empty_query_is_refused(self, search: MemorySearch, query: str) -> None:
+        """Nothing to search for is InvalidQueryError."""
+        with pytest.raises(InvalidQueryError, match="empty"):
+            await search.search(query)
+
+    async def test_a_query_without_words_is_refused(self, search: MemorySearch) -> None:
+        """Only punctuation is InvalidQueryError, in either syntax's sense of "no words"."""
+        with pytest.raises(InvalidQueryError, match="no words"):
+            await search.search("?! ... --")
+
+    async def test_no_match_is_an_empty_list(self, search: MemorySearch, corpus: Corpus) -> None:
+        """A word no record has finds nothing, without error."""
+        assert await search.search("xylophone") == []
+
+
+class TestFtsSyntax:
+    async def test_phrases_and_operators(self, search: MemorySearch, corpus: Corpus) -> None:
+        """Raw FTS5: a phrase, NOT, and a column filter."""
+        names = corpus.names(await search.search('"retry backoff"', syntax="fts"))
+        assert set(names) == {"retry_fix", "deploy_retry"}
+        names = corpus.names(await search.search("backoff NOT deploy", syntax="fts"))
+        assert "deploy_retry" not in names
+        assert "retry_fix" in names
+
+    async def test_column_filters(self, search: MemorySearch, corpus: Corpus) -> None:
+        """title is an observation's title or a summary's request; prompt a prompt's text."""
+        names = corpus.names(await search.search("title: backoff", syntax="fts"))
+        assert set(names) == {"retry_fix", "deploy_retry"}
+        names = corpus.names(await search.search("prompt: backoff", syntax="fts"))
+        assert names == ["ask_retry"]
+        names = corpus.names(await search.search("title: flaky", syntax="fts"))
+        assert names == ["summary"]
+        names = corpus.names(await search.search("command: pytest", syntax="fts"))
+        assert names == ["pytest_run"]
+        names = corpus.names(await search.search("files: retry_policy", syntax="fts"))
+        assert set(names) == {"retry_fix", "policy_read", "summary"}
+
+    @pytest.mark.parametrize(
+        ("query", "message"),
+        [
+            ("retry AND", "syntax error"),
+            ('"unterminated', "unterminated string"),
+            ("nosuchcolumn: retry", "no such column"),
+            ("*", "special query"),
+        ],
+    )
+    async def test_a_syntax_error_is_an_invalid_query(
+        self, search: MemorySearch, corpus: Corpus, query: str, message: str
+    ) -> None:
+        """The FTS5 message reaches the user as InvalidQueryError."""
+        with pytest.raises(InvalidQueryError, match=message):
+            await search.search(query, syntax="fts")
+        assert await search.search("retry", syntax="fts")  # the connection is fine after
+
+
+class TestFilters:
+    async def test_project(self, search: MemorySearch, corpus: Corpus) -> None:
+        """Only records of sessions in that project."""
+        hits = await search.search("retry backoff", project=OTHER_PROJECT)
+        assert corpus.names(hits) == ["deploy_retry"]
+        assert hits[0].project == OTHER_PROJECT
+        assert await search.search("retry", project="/elsewhere") == []
+
+    async def test_session(self, search: MemorySearch, corpus: Corpus) -> None:
+        """Only records of that session."""
+        hits = await search.search("retry", session_key=OTHER)
+        assert corpus.names(hits) == ["deploy_retry"]
+        hits = await search.search("retry", session_key=SESSION)
+        assert "deploy_retry" not in corpus.names(hits)
+        assert {hit.session_key for hit in hits} == {SESSION}
+
+    async def test_record_types(self, search: MemorySearch, corpus: Corpus) -> None:
+        """types keeps only those record types."""
+        assert corpus.names(await search.search("retry", types=["summary"])) == ["summary"]
+        assert corpus.names(await search.search("retry", types=["prompt"])) == ["ask_retry"]
+        hits = await search.search("retry", types=["summary", "prompt"])
+        assert set(corpus.names(hits)) == {"summary", "ask_retry"}
+
+    async def test_observation_kinds(self, search: MemorySearch, corpus: Corpus) -> None:
+        """kinds alone searches observations of those kinds; with types, other types stay."""
+        hits = await search.search("retry", kinds=["bugfix"])
+        assert corpus.names(hits) == ["retry_fix"]
+        assert hits[0].kind is ObservationKind.BUGFIX
+        hits = await search.search("retry", kinds=["discovery", "change"])
+        assert set(corpus.names(hits)) == {"policy_read", "deploy_retry"}
+        hits = await search.search("retry", types=["observation", "summary"], kinds=["bugfix"])
+        assert set(corpus.names(hits)) == {"retry_fix", "summary"}
+
+    async def test_unknown_types_and_kinds_are_refused(self, search: MemorySearch) -> None:
+        """A misspelt filter is a ValueError naming the choices, not an empty result."""
+        with pytest.raises(ValueError, match="one of observation, summary, prompt"):
+            await search.search("retry", types=["observations"])
+        with pytest.raises(ValueError, match="unknown observation kind 'bug'"):
+            await search.search("retry", kinds=["bug"])
+
+    async def test_file(self, search: MemorySearch, corpus: Corpus) -> None:
+        """Records that read, modified or edited a path containing the text, any case."""
+        expected = {"retry_fix", "policy_read", "summary"}
+        assert set(corpus.names(await search.search("retry", file="retry_policy"))) == expected
+        assert set(corpus.names(await search.search("retry", file="RETRY_POLICY.PY"))) == (expected)
+        assert corpus.names(await search.search("retry", file="jobs/")) == ["snake_helper"]
+        assert await search.search("retry", file="nothing/like/this") == []
+
+    async def test_time_range(self, search: MemorySearch, corpus: Corpus) -> None:
+        """since is inclusive, until exclusive, on the event's time."""
+        everything = {hit.message_id: hit for hit in await search.search("retry", limit=100)}
+        middle = everything[corpus.ids["policy_read"]].created_at
+        since = corpus.names(await search.search("retry", since=middle, limit=100))
+        until = corpus.names(await search.search("retry", until=middle, limit=100))
+        assert set(since) == {"policy_read", "snake_helper", "summary", "deploy_retry"}
+        assert set(until) == {"ask_retry", "retry_fix", "pytest_run"}
+        window = await search.search(
+            "retry", since=middle, until=middle + timedelta(milliseconds=1)
+        )
+        assert corpus.names(window) == ["policy_read"]
+        naive = middle.replace(tzinfo=None)  # taken as UTC
+        assert corpus.names(await search.search("retry", since=naive, limit=100)) == since
+        with pytest.raises(ValueError, match="since"):
+            await search.search("retry", since=middle, until=middle - timedelta(seconds=1))
+
+    async def test_limit(self, search: MemorySearch, corpus: Corpus) -> None:
+        """limit keeps the best hits."""
+        everything = await search.search("retry", limit=100)
+        assert len(everything) == 7
+        assert await search.search("retry", limit=3) == everything[:3]
+        with pytest.raises(ValueError, match="limit"):
+            await search.search("retry", limit=0)
+
+    async def test_min_score(self, search: MemorySearch, corpus: Corpus) -> None:
+        """min_score drops hits scoring below it."""
+        everything = await search.search("retry", limit=100)
+        cut = (everything[2].score + everything[3].score) / 2
+        assert await search.search("retry", min_score=cut, limit=100) == everything[:3]
+        assert await search.search("retry", min_score=1e9) == []
+
+    async def test_filters_combine(self, search: MemorySearch, corpus: Corpus) -> None:
+        """Every filter applies at once."""
+        hits = await search.search(
+            "backoff", project=PROJECT, types=["observation"], file="src/", limit=5
+        )
+        assert set(corpus.names(hits)) == {"retry_fix", "snake_helper"}
+
+
+class TestRankWindow:
+    async def test_a_query_matching_too_much_ranks_the_newest_matches(
+        self, search: MemorySearch, corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past RANK_WINDOW matches, only the newest are ranked (here 3 of the 7 "retry"
+        records); filters that leave too few hits there rank every match after all."""
+        monkeypatch.setattr(memq.memory.search, "RANK_WINDOW", 3)
+        names = corpus.names(await search.search("retry", limit=100))
+        assert set(names) == {"snake_helper", "summary", "deploy_retry"}
+        names = corpus.names(await search.search("retry", limit=2))
+        assert set(names) <= {"snake_helper", "summary", "deploy_retry"}
+        names = corpus.names(await search.search("retry", kinds=["bugfix"]))
+        assert names == ["retry_fix"]  # older than the window: found by the full ranking
+        names = corpus.names(await search.search("retry", project=PROJECT, limit=3))
+        assert len(names) == 3
+
+    async def test_a_session_without_records_finds_nothing(
+        self, search: MemorySearch, corpus: Corpus
+    ) -> None:
+        """A session filter searches the session's span of message ids; no span, no hits."""
+        assert await search.search("retry", session_key="claude-code:unknown") == []
+
+
+class TestHits:
+    async def test_fields_and_json(self, search: MemorySearch, corpus: Corpus) -> None:
+        """A hit names its record, session, project, title, snippet and time."""
+        (hit,) = await search.search("exponential", types=["observation"])
+        assert hit.record_type is RecordType.OBSERVATION
+        assert hit.message_id == corpus.ids["retry_fix"]
+        assert hit.session_key == SESSION
+        assert hit.project == PROJECT
+        assert hit.title == "Retry backoff for the HTTP client"
+        assert "[exponential]" in hit.snippet
+        data = hit.to_dict()
+        assert json.loads(json.dumps(data)) == data
+        assert data["record_type"] == "observation"
+        assert data["kind"] == "bugfix"
+        assert data["created_at"].endswith("Z")
+        (stored,) = table(
+            Path(search.path), "SELECT id FROM observations WHERE message_id = ?", hit.message_id
+        )
+        assert hit.id == stored[0]
+
+    async def test_titles_of_summaries_and_prompts(
+        self, search: MemorySearch, corpus: Corpus
+    ) -> None:
+        """A summary is titled by its request, a prompt by its text, in one line."""
+        (summary,) = await search.search("flaky", types=["summary"])
+        assert summary.title == "Fix the flaky retry logic in the worker"
+        assert summary.kind is None
+        (prompt,) = await search.search("please", types=["prompt"])
+        assert prompt.title == "Please make the retry logic of the HTTP client use backoff"
+        assert prompt.snippet.startswith("[Please]")
+
+
+class TestIndexUpkeep:
+    async def test_forgetting_a_session_removes_it_from_the_index(
+        self, queue: Queue, store: MemoryStore, search: MemorySearch, corpus: Corpus, db_path: Path
+    ) -> None:
+        """Deleted records are gone from search in the same transaction; the rest stay."""
+        assert await search.search("deploy")
+        await queue.run_in_transaction(store.forget_effect(OTHER))
+        assert await search.search("deploy") == []
+        assert await search.search("retry backoff", project=OTHER_PROJECT) == []
+        assert corpus.names(await search.search("retry backoff"))[0] == "retry_fix"
+        await queue.run_in_transaction(store.forget_effect(SESSION))
+        assert await search.search("retry") == []
+        check_indexes(db_path)
+        await queue.run_in_transaction(store.forget_effect(NOISE))
+        assert table(db_path, "SELECT count(*) FROM memory_fts_docsize") == [(0,)]
+
+    async def test_an_update_reindexes_the_record(
+        self, search: MemorySearch, corpus: Corpus, db_path: Path
+    ) -> None:
+        """Changing an indexed column replaces its words in the index."""
+        assert await search.search("xylophone") == []
+        table(
+            db_path,
+            "UPDATE observations SET title = 'Tuned the xylophone' WHERE message_id = ?",
+            corpus.ids["readme_edit"],
+        )
+        table(
+            db_path,
+            "UPDATE prompts SET text = 'marimba' WHERE message_id = ?",
+            corpus.ids["ask_retry"],
+        )
+        table(
+            db_path,
+            "UPDATE summaries SET learned = 'glockenspiel' WHERE message_id = ?",
+            corpus.ids["summary"],
+        )
+        assert corpus.names(await search.search("xylophone")) == ["readme_edit"]
+        assert corpus.names(await search.search("marimba")) == ["ask_retry"]
+        assert corpus.names(await search.search("glockenspiel")) == ["summary"]
+        assert await search.search("title: README", syntax="fts") == []
+        assert "ask_retry" not in corpus.names(await search.search("please"))
+        check_indexes(db_path)
+
+    async def test_records_written_before_the_migration_are_indexed(self, tmp_path: Path) -> None:
+        """Migration 0003 indexes the memory a version-2 database already holds."""
+        path = tmp_path / "v2.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        schema.migrate(conn, schema.available_migrations()[:2])
+        memory = load_queries("memory")
+        conn.execute(
+            memory["upsert_session"],
+            {
+                "key": SESSION,
+                "assistant": "claude-code",
+                "external_id": SESSION.partition(":")[2],
+                "project": PROJECT,
+                "cwd": PROJECT,
+                "title": "old",
+                "prompts": 1,
+                "at": 1_700_000_000_000,
+                "ended_at": None,
+                "now": 1_700_000_000_000,
+                "reopen": 0,
+            },
+        )
+        origin = {"session_key": SESSION, "created_at": 1_700_000_000_000}
+        conn.execute(
+            memory["insert_prompt"], {"message_id": 1, "text": "tune the harpsichord", **origin}
+        )
+        conn.execute(
+            memory["insert_observation"],
+            {
+                "message_id": 2,
+                "kind": "change",
+                "title": "Edited harpsichord.py",
+                "subtitle": "",
+                "narrative": "",
+                "facts": "[]",
+                "concepts": "[]",
+                "files_read": "[]",
+                "files_modified": '["harpsichord.py"]',
+                "tool_name": "Edit",
+                "command": None,
+                "exit_code": None,
+                "excerpt": "",
+                **origin,
+            },
+        )
+        conn.execute(
+            memory["insert_summary"],
+            {
+                "message_id": 3,
+                "request": "tune the harpsichord",
+                "investigated": "",
+                "learned": "",
+                "completed": "harpsichord tuned",
+                "next_steps": "",
+                "files_read": "[]",
+                "files_edited": "[]",
+                "notes": "",
+                **origin,
+            },
+        )
+        conn.close()
+        async with await Queue.open(path):
+            assert table(path, "SELECT max(version) FROM schema_version")[0][0] >= 3
+            async with await MemorySearch.open(path) as memory_search:
+                hits = await memory_search.search("harpsichord")
+        assert sorted((h.record_type.value, h.message_id) for h in hits) == [
+            ("observation", 2),
+            ("prompt", 1),
+            ("summary", 3),
+        ]
+        check_indexes(path)
+
+    async def test_a_failed_write_leaves_no_index_entry(
+        self, queue: Queue, store: MemoryStore, search: MemorySearch, db_path: Path
+    ) -> None:
+        """The index rides in the writer's transaction: a rolled-back write is not found."""
+        await write(queue, store, [Prompt("first")], session=SESSION, project=PROJECT)
+
+        async def half_then_fail(tx: Any) -> None:
+            await tx.execute(
+                "UPDATE prompts SET text = 'ocarina' WHERE session_key = ?", (SESSION,)
+            )
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await queue.run_in_transaction(half_then_fail)
+        assert await search.search("ocarina") == []
+        assert await search.search("first")
+        check_indexes(db_path)
+
+
+class TestTimeline:
+    async def test_records_around_a_hit_in_message_order(
+        self, search: MemorySearch, corpus: Corpus
+    ) -> None:
+        """The anchor with the session's records just before and after it, all types."""
+        (hit,) = await search.search("README")
+        timeline = await search.timeline(hit.message_id, before=2, after=2)
+        assert timeline is not None
+        assert timeline.session_key == SESSION
+        assert timeline.anchor.message_id == corpus.ids["readme_edit"]
+        names = [corpus.name(item.message_id) for item in timeline.items]
+        assert names == ["retry_fix", "pytest_run", "readme_edit", "policy_read", "fts_decision"]
+
+    async def test_edges_of_the_session(self, search: MemorySearch, corpus: Corpus) -> None:
+        """At the first and last record there is simply less on one side; types mix."""
+        first = await search.timeline(corpus.ids["ask_retry"], before=5, after=1)
+        assert first is not None
+        assert [item.record_type for item in first.items] == [
+            RecordType.PROMPT,
+            RecordType.OBSERVATION,
+        ]
+        last = await search.timeline(corpus.ids["summary"], before=1, after=5)
+        assert last is not None
+        assert [corpus.name(i.message_id) for i in last.items] == [
+            "snake_helper",
+            "summary",
+        ]
+        assert last.anchor.record_type is RecordType.SUMMARY
+        assert last.anchor.title == "Fix the flaky retry logic in the worker"
+        alone = await search.timeline(corpus.ids["deploy_retry"])
+        assert alone is not None
+        assert [i.message_id for i in alone.items] == [corpus.ids["deploy_retry"]]
+        only = await search.timeline(corpus.ids["fts_decision"], before=0, after=0)
+        assert only is not None
+        assert only.items == (only.anchor,)
+
+    async def test_a_message_with_two_records(
+        self, queue: Queue, store: MemoryStore, search: MemorySearch, corpus: Corpus
+    ) -> None:
+        """A message that made an observation and a summary anchors on the observation; the
+        summary comes right after it."""
+        both = await queue.enqueue(SESSION, "summarize", {})
+        record = obs(ObservationKind.OTHER, "Stopped the session")
+        summary = SummaryRecord(request="wrap up the ocarina work")
+        async for claim in queue.stream(SESSION, linger=0):
+            result = ProcessResult(observation=record, summary=summary)
+            await claim.ack(store.effect(claim.message, result, project=PROJECT))
+        (hit,) = await search.search("ocarina")
+        assert hit.record_type is RecordType.SUMMARY
+        timeline = await search.timeline(hit.message_id, before=1, after=1)
+        assert timeline is not None
+        assert timeline.anchor.record_type is RecordType.OBSERVATION
+        assert [(i.record_type, i.message_id) for i in timeline.items] == [
+            (RecordType.SUMMARY, corpus.ids["summary"]),
+            (RecordType.OBSERVATION, both.message_id),
+            (RecordType.SUMMARY, both.message_id),
+        ]
+
+    async def test_unknown_message(self, search: MemorySearch, corpus: Corpus) -> None:
+        """A message id that produced no record has no timeline."""
+        assert await search.timeline(10**9) is None
+        with pytest.raises(ValueError, match="negative"):
+            await search.timeline(corpus.ids["summary"], before=-1)
+
+    async def test_json(self, search: MemorySearch, corpus: Corpus) -> None:
+        """Items carry the whole record, its type and a one-line title."""
+        timeline = await search.timeline(corpus.ids["pytest_run"], before=1, after=1)
+        assert timeline is not None
+        data = timeline.to_dict()
+        assert json.loads(json.dumps(data)) == data
+        assert data["session_key"] == SESSION
+        assert data["anchor"]["command"] == "pytest -q"
+        assert [item["record_type"] for item in data["items"]] == [
+            "observation",
+            "observation",
+            "observation",
+        ]
+        assert data["items"][1] == data["anchor"]
+        assert data["items"][0]["files_modified"] == ["src/retry_policy.py"]
+        assert data["items"][1]["created_at"].endswith("Z")
+
+
+class TestCancellation:
+    async def test_a_search_cancelled_anywhere_leaves_the_connection_usable(
+        self, search: MemorySearch, corpus: Corpus
+    ) -> None:
+        """A cancelled search or timeline never leaves the read connection inside a
+        transaction."""
+        for step in range(200):
+            with anyio.move_on_after(step * 0.00002):
+                await search.search("http retry backoff")
+            with anyio.move_on_after(step * 0.00002):
+                await search.timeline(corpus.ids["readme_edit"])
+        assert corpus.names(await search.search("http retry backoff"))[0] == "retry_fix"
+        assert await search.timeline(corpus.ids["readme_edit"]) is not None
+
+
+class TestStatements:
+    def plan(self, name: str) -> list[str]:
+        sql = load_queries("search")[name]
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        schema.migrate(conn)
+        params: dict[str, Any] = dict.fromkeys(re.findall(r":([a-z_]+)", sql))
+        params["query"] = "retry"
+        return [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+
+    def test_search_is_driven_by_the_index_in_rank_order(self) -> None:
+        """The FTS5 index finds and orders the hits (no sort by SQLite); records are read
+        by primary key and sessions by key; nothing scans a table."""
+        plan = self.plan("search")
+        match = re.match(r"SCAN f VIRTUAL TABLE INDEX (\d+):", plan[0])
+        assert match is not None, plan
+        assert int(match.group(1)) & 32, plan  # FTS5 consumes ORDER BY rank
+        assert not [step for step in plan if "TEMP B-TREE" in step], plan
+        tables = [step for step in plan if step.startswith("SCAN") and "VIRTUAL" not in step]
+        assert not tables, plan
+        for alias, table in (("o", "observations"), ("m", "summaries"), ("p", "prompts")):
+            step = f"SEARCH {alias} USING INDEX sqlite_autoindex_{table}_1 (message_id=?) LEFT-JOIN"
+            assert step in plan
+        assert "SEARCH s USING INDEX sqlite_autoindex_sessions_1 (key=?)" in plan
+
+    def test_the_rank_window_is_found_by_the_index_alone(self) -> None:
+        """Finding where the newest matches start walks the index, newest first."""
+        plan = self.plan("window_start")
+        assert len(plan) == 1
+        assert plan[0].startswith("SCAN memory_fts VIRTUAL TABLE INDEX"), plan
+
+    def test_a_session_span_reads_the_ends_of_indexes(self) -> None:
+        """The session's first and last message ids come from its own index entries."""
+        plan = self.plan("session_span")
+        searches = [step for step in plan if step.startswith("SEARCH")]
+        assert searches == [
+            "SEARCH observations USING COVERING INDEX observations_session (session_key=?)",
+            "SEARCH observations USING COVERING INDEX observations_session (session_key=?)",
+            "SEARCH summaries USING COVERING INDEX summaries_session (session_key=?)",
+            "SEARCH summaries USING COVERING INDEX summaries_session (session_key=?)",
+            "SEARCH prompts USING INDEX sqlite_autoindex_prompts_2 (session_key=?)",
+        ], plan
+        assert not [step for step in plan if "TEMP B-TREE" in step], plan
+
+    def test_the_content_view_finds_one_record_by_index(self) -> None:
+        """snippet() and the triggers read one record of the view by rid without a scan."""
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        schema.migrate(conn)
+        plan = [
+            r[3]
+            for r in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT * FROM memory_fts_content AS T WHERE T.rid = ?", (5,)
+            )
+        ]
+        searches = [step for step in plan if step.startswith("SEARCH")]
+        assert searches == [
+            "SEARCH observations USING INDEX observations_fts_rid (<expr>=?)",
+            "SEARCH summaries USING INDEX summaries_fts_rid (<expr>=?)",
+            "SEARCH prompts USING INDEX prompts_fts_rid (<expr>=?)",
+        ], plan
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            f"{kind}_{which}"
+            for kind in ("prompts", "observations", "summaries")
+            for which in ("of_message", "before", "after")
+        ],
+    )
+    def test_timeline_statements_search_an_index(self, name: str) -> None:
+        """The timeline never scans or sorts, however long the session."""
+        plan = self.plan(name)
+        assert all(step.startswith("SEARCH") for step in plan), plan
+
+    def test_every_statement_compiles(self) -> None:
+        """A typo in search.sql fails here."""
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        schema.migrate(conn)
+        for name, sql in load_queries("search").items():
+            params: dict[str, Any] = dict.fromkeys(re.findall(r":([a-z_]+)", sql))
+            try:
+                conn.execute("EXPLAIN " + sql, params)
+            except sqlite3.Error as exc:  # pragma: no cover - the failure message
+                pytest.fail(f"query {name} does not compile: {exc}")
