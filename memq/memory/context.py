@@ -21,24 +21,23 @@ of a build's reads share one snapshot.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
 import json
 import os
 import shlex
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import aiosqlite
-import anyio
 
-from memq.exceptions import SchemaError, StorageError
+from memq.exceptions import SchemaError
+from memq.memory.reader import MemoryReader
 from memq.memory.records import ObservationKind, ObservationRecord, SummaryRecord, from_epoch_ms
-from memq.storage import connection
+from memq.memory.rows import strings_from_json, summary_from_row
 from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("context")
@@ -285,11 +284,9 @@ class ContextBuilder:
     already migrated.
     """
 
-    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
-        self.path = path
-        self._conn = conn
-        # One build at a time on the connection: each reads inside one snapshot.
-        self._lock = anyio.Lock()
+    def __init__(self, reader: MemoryReader) -> None:
+        self._reader = reader
+        self.path = reader.path
 
     @classmethod
     async def open(
@@ -300,35 +297,11 @@ class ContextBuilder:
         Raises ``SchemaError`` when the memory tables do not exist (open the queue first: it
         migrates the schema) and ``StorageError`` when the file is not usable.
         """
-        db_path = await anyio.to_thread.run_sync(lambda: Path(path).expanduser().resolve())
-        if not await anyio.Path(db_path).is_file():
-            raise StorageError(f"cannot open memory database {db_path}: no such file")
-        try:
-            conn = await aiosqlite.connect(
-                db_path.as_uri() + "?mode=rw", uri=True, isolation_level=None
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open memory database {db_path}: {exc}") from exc
-        try:
-            conn.row_factory = sqlite3.Row
-            pragmas = connection.connection_pragmas(
-                connection.Synchronous.NORMAL, int(busy_timeout * 1000)
-            )
-            for pragma in [*pragmas, "PRAGMA query_only = ON"]:
-                await conn.execute(pragma)
-            await _check_schema(conn, db_path)
-        except BaseException as exc:
-            with anyio.CancelScope(shield=True):
-                await conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise StorageError(f"cannot open memory database {db_path}: {exc}") from exc
-            raise
-        return cls(db_path, conn)
+        return cls(await MemoryReader.connect(path, busy_timeout=busy_timeout, check=_check_schema))
 
     async def close(self) -> None:
         """Close the read connection. Safe to call twice."""
-        with anyio.CancelScope(shield=True):
-            await self._conn.close()
+        await self._reader.close()
 
     async def __aenter__(self) -> ContextBuilder:
         return self
@@ -353,9 +326,9 @@ class ContextBuilder:
         at = datetime.now(UTC) if now is None else now
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)  # a naive now is taken as UTC, as stored times are
-        async with self._snapshot() as conn:
+        async with self._reader.snapshot() as conn:
             summary_rows = await _newest(conn, "summaries", project, exclude_session, MAX_SUMMARIES)
-            summaries = [_summary(row) for row in summary_rows]
+            summaries = [summary_from_row(row) for row in summary_rows]
             titles = {
                 row["session_key"]: row["session_title"]
                 for row in summary_rows
@@ -373,24 +346,6 @@ class ContextBuilder:
             now=at,
             session_titles=titles,
         )
-
-    @contextlib.asynccontextmanager
-    async def _snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The connection inside a read transaction: every statement sees the same state."""
-        async with self._lock:
-            try:
-                # BEGIN and COMMIT are shielded as a pair: a caller cancelled while BEGIN runs
-                # in aiosqlite's thread would otherwise leave the connection inside a
-                # transaction for good, and every later read would fail.
-                with anyio.CancelScope(shield=True):
-                    await self._conn.execute("BEGIN")
-                try:
-                    yield self._conn
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StorageError(f"SQLite: {exc}") from exc
 
 
 class _Sessions:
@@ -490,33 +445,14 @@ async def _check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
         )
 
 
-def _strings(text: str) -> tuple[str, ...]:
-    return tuple(str(item) for item in json.loads(text))
-
-
 def _observation(row: sqlite3.Row) -> ObservationRecord:
+    """An index line's observation: the newest_observations statement reads only the
+    columns a line shows, so the full ``observation_from_row`` does not apply."""
     return ObservationRecord(
         kind=ObservationKind(row["kind"]),
         title=row["title"],
-        files_read=_strings(row["files_read"]),
-        files_modified=_strings(row["files_modified"]),
-        id=int(row["id"]),
-        message_id=int(row["message_id"]),
-        session_key=row["session_key"],
-        created_at=from_epoch_ms(row["created_at"]),
-    )
-
-
-def _summary(row: sqlite3.Row) -> SummaryRecord:
-    return SummaryRecord(
-        request=row["request"],
-        investigated=row["investigated"],
-        learned=row["learned"],
-        completed=row["completed"],
-        next_steps=row["next_steps"],
-        files_read=_strings(row["files_read"]),
-        files_edited=_strings(row["files_edited"]),
-        notes=row["notes"],
+        files_read=strings_from_json(row["files_read"]),
+        files_modified=strings_from_json(row["files_modified"]),
         id=int(row["id"]),
         message_id=int(row["message_id"]),
         session_key=row["session_key"],

@@ -46,12 +46,11 @@ the other filters leave fewer than ``limit`` hits among those, all matches are r
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -59,9 +58,9 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import aiosqlite
-import anyio
 
-from memq.exceptions import InvalidQueryError, SchemaError, StorageError
+from memq.exceptions import InvalidQueryError, SchemaError
+from memq.memory.reader import MemoryReader
 from memq.memory.records import (
     ObservationKind,
     ObservationRecord,
@@ -73,8 +72,8 @@ from memq.memory.records import (
 )
 
 # The store's row readers: the timeline selects the same columns as its reads.
-from memq.memory.store import _observation, _prompt, _summary, title_from_prompt
-from memq.storage import connection
+from memq.memory.rows import observation_from_row, prompt_from_row, summary_from_row
+from memq.memory.store import title_from_prompt
 from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("search")
@@ -217,11 +216,9 @@ class MemorySearch:
     already migrated.
     """
 
-    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
-        self.path = path
-        self._conn = conn
-        # One read at a time on the connection, so multi-statement reads can hold a snapshot.
-        self._lock = anyio.Lock()
+    def __init__(self, reader: MemoryReader) -> None:
+        self._reader = reader
+        self.path = reader.path
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> MemorySearch:
@@ -230,74 +227,17 @@ class MemorySearch:
         Raises ``SchemaError`` when the search indexes do not exist (open the queue first: it
         migrates the schema) and ``StorageError`` when the file is not usable.
         """
-        db_path = await anyio.to_thread.run_sync(lambda: Path(path).expanduser().resolve())
-        # Checked first because aiosqlite's cleanup after a failed connect can outlive the
-        # event loop; mode=rw below still makes sure a wrong path never creates a database.
-        if not await anyio.Path(db_path).is_file():
-            raise StorageError(f"cannot open memory database {db_path}: no such file")
-        try:
-            conn = await aiosqlite.connect(
-                db_path.as_uri() + "?mode=rw", uri=True, isolation_level=None
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open memory database {db_path}: {exc}") from exc
-        try:
-            conn.row_factory = sqlite3.Row
-            pragmas = connection.connection_pragmas(
-                connection.Synchronous.NORMAL, int(busy_timeout * 1000)
-            )
-            # Writes belong to the queue's writer; this connection refuses them.
-            for pragma in [*pragmas, "PRAGMA query_only = ON"]:
-                await conn.execute(pragma)
-            await _check_schema(conn, db_path)
-        except BaseException as exc:
-            with anyio.CancelScope(shield=True):
-                await conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise StorageError(f"cannot open memory database {db_path}: {exc}") from exc
-            raise
-        return cls(db_path, conn)
+        return cls(await MemoryReader.connect(path, busy_timeout=busy_timeout, check=_check_schema))
 
     async def close(self) -> None:
         """Close the read connection. Safe to call twice."""
-        with anyio.CancelScope(shield=True):
-            await self._conn.close()
+        await self._reader.close()
 
     async def __aenter__(self) -> MemorySearch:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-    @contextlib.asynccontextmanager
-    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The connection for reads that need no common snapshot: each statement runs in its
-        own implicit transaction, so a cancelled caller leaves nothing open."""
-        async with self._lock:
-            try:
-                yield self._conn
-            except sqlite3.Error as exc:
-                raise StorageError(f"SQLite: {exc}") from exc
-
-    @contextlib.asynccontextmanager
-    async def _snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The connection inside a read transaction: every statement sees the same state."""
-        async with self._lock:
-            try:
-                # BEGIN and COMMIT are shielded as a pair: a caller cancelled while BEGIN runs
-                # in aiosqlite's thread would otherwise leave the connection inside a
-                # transaction for good, and every later read would fail.
-                with anyio.CancelScope(shield=True):
-                    await self._conn.execute("BEGIN")
-                try:
-                    yield self._conn
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StorageError(f"SQLite: {exc}") from exc
-
-    # -- search ----------------------------------------------------------------------------
 
     async def search(
         self,
@@ -337,7 +277,7 @@ class MemorySearch:
         # No snapshot: a record written between these statements changes nothing that
         # matters (at most the rank window starts a little earlier), and each BEGIN and
         # COMMIT would cost a trip to aiosqlite's thread.
-        async with self._reading() as conn:
+        async with self._reader.reading() as conn:
             span = await _rowid_span(conn, session_key)
             if span is None:
                 return []  # the session has no records
@@ -367,7 +307,7 @@ class MemorySearch:
         if before < 0 or after < 0:
             raise ValueError(f"before and after must not be negative (got {before}, {after})")
         params: dict[str, Any] = {"message_id": message_id}
-        async with self._snapshot() as conn:
+        async with self._reader.snapshot() as conn:
             own = await _records(conn, "of_message", params)
             if not own:
                 return None
@@ -573,9 +513,9 @@ async def _records(
 
 # Row readers by record type, in the order one message's records appear in a timeline.
 _READERS: Final[dict[RecordType, Callable[[sqlite3.Row], MemoryRecord]]] = {
-    RecordType.PROMPT: _prompt,
-    RecordType.OBSERVATION: _observation,
-    RecordType.SUMMARY: _summary,
+    RecordType.PROMPT: prompt_from_row,
+    RecordType.OBSERVATION: observation_from_row,
+    RecordType.SUMMARY: summary_from_row,
 }
 _TIMELINE_ORDER: Final = {record_type: order for order, record_type in enumerate(_READERS)}
 

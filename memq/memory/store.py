@@ -7,24 +7,21 @@ commit together or not at all. Reads use the store's own connection.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
 import aiosqlite
-import anyio
 
-from memq.exceptions import SchemaError, StorageError
+from memq.exceptions import SchemaError
+from memq.memory.reader import MemoryReader
 from memq.memory.records import (
-    ObservationKind,
     ObservationRecord,
     Page,
     ProcessResult,
-    PromptRecord,
     SessionContext,
     SessionDetail,
     SessionInfo,
@@ -32,8 +29,12 @@ from memq.memory.records import (
     from_epoch_ms,
     to_epoch_ms,
 )
+from memq.memory.rows import (
+    observation_from_row,
+    prompt_from_row,
+    summary_from_row,
+)
 from memq.queue import Effect, Message, MessageKind, Transaction
-from memq.storage import connection
 from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("memory")
@@ -49,11 +50,9 @@ class MemoryStore:
     already migrated.
     """
 
-    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
-        self.path = path
-        self._conn = conn
-        # One read at a time on the connection, so multi-statement reads can hold a snapshot.
-        self._lock = anyio.Lock()
+    def __init__(self, reader: MemoryReader) -> None:
+        self._reader = reader
+        self.path = reader.path
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> MemoryStore:
@@ -62,38 +61,11 @@ class MemoryStore:
         Raises ``SchemaError`` when the memory tables do not exist (open the queue first: it
         migrates the schema) and ``StorageError`` when the file is not usable.
         """
-        db_path = await anyio.to_thread.run_sync(lambda: Path(path).expanduser().resolve())
-        # Checked first because aiosqlite's cleanup after a failed connect can outlive the
-        # event loop; mode=rw below still makes sure a wrong path never creates a database.
-        if not await anyio.Path(db_path).is_file():
-            raise StorageError(f"cannot open memory database {db_path}: no such file")
-        try:
-            conn = await aiosqlite.connect(
-                db_path.as_uri() + "?mode=rw", uri=True, isolation_level=None
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open memory database {db_path}: {exc}") from exc
-        try:
-            conn.row_factory = sqlite3.Row
-            pragmas = connection.connection_pragmas(
-                connection.Synchronous.NORMAL, int(busy_timeout * 1000)
-            )
-            # Writes belong to the queue's writer; this connection refuses them.
-            for pragma in [*pragmas, "PRAGMA query_only = ON"]:
-                await conn.execute(pragma)
-            await _check_schema(conn, db_path)
-        except BaseException as exc:
-            with anyio.CancelScope(shield=True):
-                await conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise StorageError(f"cannot open memory database {db_path}: {exc}") from exc
-            raise
-        return cls(db_path, conn)
+        return cls(await MemoryReader.connect(path, busy_timeout=busy_timeout, check=_check_schema))
 
     async def close(self) -> None:
         """Close the read connection. Safe to call twice."""
-        with anyio.CancelScope(shield=True):
-            await self._conn.close()
+        await self._reader.close()
 
     async def __aenter__(self) -> MemoryStore:
         return self
@@ -154,28 +126,10 @@ class MemoryStore:
 
     # -- reading ---------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The connection inside a read transaction: every statement sees the same state."""
-        async with self._lock:
-            try:
-                # BEGIN and COMMIT are shielded as a pair: a caller cancelled while BEGIN runs
-                # in aiosqlite's thread would otherwise leave the connection inside a
-                # transaction for good, and every later read would fail.
-                with anyio.CancelScope(shield=True):
-                    await self._conn.execute("BEGIN")
-                try:
-                    yield self._conn
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StorageError(f"SQLite: {exc}") from exc
-
     async def context_for(self, session_key: str) -> SessionContext:
         """What a processor may know about the session: its project, and its prompts and
         observations since its last summary, oldest first."""
-        async with self._snapshot() as conn:
+        async with self._reader.snapshot() as conn:
             heads = list(
                 await conn.execute_fetchall(QUERIES["context_start"], {"session_key": session_key})
             )
@@ -187,14 +141,14 @@ class MemoryStore:
         return SessionContext(
             session_key=session_key,
             project=heads[0]["project"],
-            prompts=tuple(_prompt(row) for row in prompts),
-            observations=tuple(_observation(row) for row in observations),
+            prompts=tuple(prompt_from_row(row) for row in prompts),
+            observations=tuple(observation_from_row(row) for row in observations),
         )
 
     async def list_sessions(self, limit: int = 100, offset: int = 0) -> Page[SessionInfo]:
         """Sessions, most recently active first."""
         params = _page_params(limit, offset)
-        async with self._snapshot() as conn:
+        async with self._reader.snapshot() as conn:
             rows = await conn.execute_fetchall(QUERIES["list_sessions"], params)
             total = await _count(conn, QUERIES["count_sessions"], {})
         return Page(tuple(SessionInfo(**_session_fields(row)) for row in rows), total)
@@ -202,13 +156,13 @@ class MemoryStore:
     async def get_session(self, session_key: str) -> SessionDetail | None:
         """The session with its prompts in order, or None when memory has no such session."""
         params = {"session_key": session_key}
-        async with self._snapshot() as conn:
+        async with self._reader.snapshot() as conn:
             rows = list(await conn.execute_fetchall(QUERIES["get_session"], params))
             if not rows:
                 return None
             prompts = await conn.execute_fetchall(QUERIES["session_prompts"], params)
         return SessionDetail(
-            **_session_fields(rows[0]), prompts=tuple(_prompt(row) for row in prompts)
+            **_session_fields(rows[0]), prompts=tuple(prompt_from_row(row) for row in prompts)
         )
 
     async def observations(
@@ -216,20 +170,20 @@ class MemoryStore:
     ) -> Page[ObservationRecord]:
         """A page of the session's observations, oldest first, with their total."""
         params = {"session_key": session_key, **_page_params(limit, offset)}
-        async with self._snapshot() as conn:
+        async with self._reader.snapshot() as conn:
             rows = await conn.execute_fetchall(QUERIES["list_observations"], params)
             total = await _count(conn, QUERIES["count_observations"], params)
-        return Page(tuple(_observation(row) for row in rows), total)
+        return Page(tuple(observation_from_row(row) for row in rows), total)
 
     async def summaries(
         self, session_key: str, limit: int = 100, offset: int = 0
     ) -> Page[SummaryRecord]:
         """A page of the session's summaries, oldest first, with their total."""
         params = {"session_key": session_key, **_page_params(limit, offset)}
-        async with self._snapshot() as conn:
+        async with self._reader.snapshot() as conn:
             rows = await conn.execute_fetchall(QUERIES["list_summaries"], params)
             total = await _count(conn, QUERIES["count_summaries"], params)
-        return Page(tuple(_summary(row) for row in rows), total)
+        return Page(tuple(summary_from_row(row) for row in rows), total)
 
 
 async def _check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
@@ -336,59 +290,6 @@ def _page_params(limit: int, offset: int) -> dict[str, int]:
 async def _count(conn: aiosqlite.Connection, sql: str, params: Mapping[str, Any]) -> int:
     rows = list(await conn.execute_fetchall(sql, params))
     return int(rows[0][0])
-
-
-def _strings(text: str) -> tuple[str, ...]:
-    return tuple(str(item) for item in json.loads(text))
-
-
-def _prompt(row: sqlite3.Row) -> PromptRecord:
-    return PromptRecord(
-        number=int(row["number"]),
-        text=row["text"],
-        id=int(row["id"]),
-        message_id=int(row["message_id"]),
-        session_key=row["session_key"],
-        created_at=from_epoch_ms(row["created_at"]),
-    )
-
-
-def _observation(row: sqlite3.Row) -> ObservationRecord:
-    return ObservationRecord(
-        kind=ObservationKind(row["kind"]),
-        title=row["title"],
-        subtitle=row["subtitle"],
-        narrative=row["narrative"],
-        facts=_strings(row["facts"]),
-        concepts=_strings(row["concepts"]),
-        files_read=_strings(row["files_read"]),
-        files_modified=_strings(row["files_modified"]),
-        tool_name=row["tool_name"],
-        command=row["command"],
-        exit_code=row["exit_code"],
-        excerpt=row["excerpt"],
-        id=int(row["id"]),
-        message_id=int(row["message_id"]),
-        session_key=row["session_key"],
-        created_at=from_epoch_ms(row["created_at"]),
-    )
-
-
-def _summary(row: sqlite3.Row) -> SummaryRecord:
-    return SummaryRecord(
-        request=row["request"],
-        investigated=row["investigated"],
-        learned=row["learned"],
-        completed=row["completed"],
-        next_steps=row["next_steps"],
-        files_read=_strings(row["files_read"]),
-        files_edited=_strings(row["files_edited"]),
-        notes=row["notes"],
-        id=int(row["id"]),
-        message_id=int(row["message_id"]),
-        session_key=row["session_key"],
-        created_at=from_epoch_ms(row["created_at"]),
-    )
 
 
 def _session_fields(row: sqlite3.Row) -> dict[str, Any]:

@@ -466,8 +466,9 @@ class TestConnection:
     async def test_read_only_and_closes_twice(self, queue: Queue, db_path: Path) -> None:
         """The builder's connection refuses writes; closing is idempotent."""
         async with await ContextBuilder.open(db_path) as built:
-            with pytest.raises(sqlite3.OperationalError, match="readonly"):
-                await built._conn.execute("DELETE FROM sessions")
+            with pytest.raises(StorageError, match="readonly"):
+                async with built._reader.reading() as conn:
+                    await conn.execute("DELETE FROM sessions")
             await built.close()
 
     async def test_a_build_cancelled_anywhere_leaves_the_builder_usable(

@@ -94,8 +94,9 @@ class TestOpen:
 
     async def test_the_read_connection_refuses_writes(self, store: MemoryStore) -> None:
         """Writes go through the queue's writer only."""
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            await store._conn.execute("DELETE FROM sessions")
+        with pytest.raises(StorageError, match="readonly"):
+            async with store._reader.reading() as conn:
+                await conn.execute("DELETE FROM sessions")
 
     async def test_close_twice(self, queue: Queue, db_path: Path) -> None:
         """Closing is idempotent, and the store works as an async context manager."""

@@ -256,8 +256,9 @@ class TestOpen:
     async def test_read_only_and_closes_twice(self, queue: Queue, db_path: Path) -> None:
         """The connection refuses writes; close is idempotent; it is a context manager."""
         async with await MemorySearch.open(db_path) as memory:
-            with pytest.raises(sqlite3.OperationalError, match="readonly"):
-                await memory._conn.execute("DELETE FROM prompts")
+            with pytest.raises(StorageError, match="readonly"):
+                async with memory._reader.reading() as conn:
+                    await conn.execute("DELETE FROM prompts")
             await memory.close()
 
 

@@ -1,0 +1,97 @@
+"""A read-only connection to the memory tables: what the store, search and context share."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiosqlite
+import anyio
+
+from memq.exceptions import StorageError
+from memq.storage import connection
+
+SchemaCheck = Callable[[aiosqlite.Connection, Path], Awaitable[None]]
+"""Raises ``SchemaError`` when the tables a reader needs are missing."""
+
+
+class MemoryReader:
+    """One aiosqlite connection that refuses writes (those belong to the queue's writer),
+    used by one reader at a time so that multi-statement reads can hold a snapshot."""
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = anyio.Lock()
+
+    @classmethod
+    async def connect(
+        cls, path: str | os.PathLike[str], *, busy_timeout: float, check: SchemaCheck
+    ) -> MemoryReader:
+        """Open the database at ``path`` (never creating one) and run ``check`` on it.
+
+        Raises ``StorageError`` when the file is missing or unusable, and whatever ``check``
+        raises (``SchemaError``: open the queue first, it migrates the schema).
+        """
+        db_path = await anyio.to_thread.run_sync(lambda: Path(path).expanduser().resolve())
+        # Checked first because aiosqlite's cleanup after a failed connect can outlive the
+        # event loop; mode=rw below still makes sure a wrong path never creates a database.
+        if not await anyio.Path(db_path).is_file():
+            raise StorageError(f"cannot open memory database {db_path}: no such file")
+        try:
+            conn = await aiosqlite.connect(
+                db_path.as_uri() + "?mode=rw", uri=True, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open memory database {db_path}: {exc}") from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            pragmas = connection.connection_pragmas(
+                connection.Synchronous.NORMAL, int(busy_timeout * 1000)
+            )
+            for pragma in [*pragmas, "PRAGMA query_only = ON"]:
+                await conn.execute(pragma)
+            await check(conn, db_path)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"cannot open memory database {db_path}: {exc}") from exc
+            raise
+        return cls(db_path, conn)
+
+    async def close(self) -> None:
+        """Close the connection. Safe to call twice."""
+        with anyio.CancelScope(shield=True):
+            await self._conn.close()
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection for reads that need no common snapshot: each statement runs in its
+        own implicit transaction, so a cancelled caller leaves nothing open."""
+        async with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise StorageError(f"SQLite: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection inside a read transaction: every statement sees the same state."""
+        async with self._lock:
+            try:
+                # BEGIN and COMMIT are shielded as a pair: a caller cancelled while BEGIN runs
+                # in aiosqlite's thread would otherwise leave the connection inside a
+                # transaction for good, and every later read would fail.
+                with anyio.CancelScope(shield=True):
+                    await self._conn.execute("BEGIN")
+                try:
+                    yield self._conn
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StorageError(f"SQLite: {exc}") from exc

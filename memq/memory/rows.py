@@ -1,0 +1,71 @@
+"""Memory records from database rows: the one place that knows how a stored row reads back."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from memq.memory.records import (
+    ObservationKind,
+    ObservationRecord,
+    PromptRecord,
+    SummaryRecord,
+    from_epoch_ms,
+)
+
+
+def strings_from_json(text: str) -> tuple[str, ...]:
+    """A stored JSON list of strings."""
+    return tuple(str(item) for item in json.loads(text))
+
+
+def prompt_from_row(row: sqlite3.Row) -> PromptRecord:
+    """A ``prompts`` row."""
+    return PromptRecord(
+        number=int(row["number"]),
+        text=row["text"],
+        id=int(row["id"]),
+        message_id=int(row["message_id"]),
+        session_key=row["session_key"],
+        created_at=from_epoch_ms(row["created_at"]),
+    )
+
+
+def observation_from_row(row: sqlite3.Row) -> ObservationRecord:
+    """An ``observations`` row with every column."""
+    return ObservationRecord(
+        kind=ObservationKind(row["kind"]),
+        title=row["title"],
+        subtitle=row["subtitle"],
+        narrative=row["narrative"],
+        facts=strings_from_json(row["facts"]),
+        concepts=strings_from_json(row["concepts"]),
+        files_read=strings_from_json(row["files_read"]),
+        files_modified=strings_from_json(row["files_modified"]),
+        tool_name=row["tool_name"],
+        command=row["command"],
+        exit_code=row["exit_code"],
+        excerpt=row["excerpt"],
+        id=int(row["id"]),
+        message_id=int(row["message_id"]),
+        session_key=row["session_key"],
+        created_at=from_epoch_ms(row["created_at"]),
+    )
+
+
+def summary_from_row(row: sqlite3.Row) -> SummaryRecord:
+    """A ``summaries`` row."""
+    return SummaryRecord(
+        request=row["request"],
+        investigated=row["investigated"],
+        learned=row["learned"],
+        completed=row["completed"],
+        next_steps=row["next_steps"],
+        files_read=strings_from_json(row["files_read"]),
+        files_edited=strings_from_json(row["files_edited"]),
+        notes=row["notes"],
+        id=int(row["id"]),
+        message_id=int(row["message_id"]),
+        session_key=row["session_key"],
+        created_at=from_epoch_ms(row["created_at"]),
+    )
