@@ -58,39 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     context.add_argument("--json", action="store_true", help="print JSON")
 
-    search = commands.add_parser(
-        "search",
-        help="search memory: observations, summaries and prompts, best first",
-        description="Words are searched as typed (punctuation is ignored): records with every "
-        "word first, else records with any of them. --fts takes SQLite FTS5 syntax instead "
-        '("exact phrase", a AND NOT b, title: word, prefix*).',
-    )
-    search.add_argument("query", nargs="+", help="what to look for")
-    search.add_argument("--project", help="only this project (a directory; '.' for this one)")
-    search.add_argument("--session", help="only this session (id or claude-code:<id>)")
-    search.add_argument(
-        "--type", action="append", choices=RECORD_TYPES, help="only this record type (repeatable)"
-    )
-    search.add_argument(
-        "--kind",
-        action="append",
-        help="only observations of this kind: change, bugfix, ... (repeatable)",
-    )
-    search.add_argument("--file", help="only records that read or changed a path containing this")
-    search.add_argument("--since", metavar="ISO", help="only records from this time on")
-    search.add_argument("--until", metavar="ISO", help="only records before this time")
-    search.add_argument("--limit", type=int, default=20, help="at most this many (20, max 1000)")
-    search.add_argument("--fts", action="store_true", help="QUERY is SQLite FTS5 query syntax")
-    search.add_argument("--json", action="store_true", help="print JSON")
-
-    timeline = commands.add_parser(
-        "timeline", help="a record and the records of its session just before and after it"
-    )
-    timeline.add_argument("id", type=int, help="the message id of a record (see memq search)")
-    timeline.add_argument("--before", type=int, default=5, help="records before it (5)")
-    timeline.add_argument("--after", type=int, default=5, help="records after it (5)")
-    timeline.add_argument("--json", action="store_true", help="print JSON")
-
+    _add_memory_commands(commands)
+    _add_transfer_commands(commands)
     failed = commands.add_parser("failed", help="messages that ran out of attempts")
     failed.add_argument("--json", action="store_true", help="print JSON")
     failed.add_argument("--session", help="only this session")
@@ -444,6 +413,142 @@ def _record_type(item: dict[str, Any]) -> str:
 # ---- END commands.py additions ---------------------------------------------------------
 
 
+def _add_memory_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """memq search and memq timeline."""
+    search = commands.add_parser(
+        "search",
+        help="search memory: observations, summaries and prompts, best first",
+        description="Words are searched as typed (punctuation is ignored): records with every "
+        "word first, else records with any of them. --fts takes SQLite FTS5 syntax instead "
+        '("exact phrase", a AND NOT b, title: word, prefix*).',
+    )
+    search.add_argument("query", nargs="+", help="what to look for")
+    search.add_argument("--project", help="only this project (a directory; '.' for this one)")
+    search.add_argument("--session", help="only this session (id or claude-code:<id>)")
+    search.add_argument(
+        "--type", action="append", choices=RECORD_TYPES, help="only this record type (repeatable)"
+    )
+    search.add_argument(
+        "--kind",
+        action="append",
+        help="only observations of this kind: change, bugfix, ... (repeatable)",
+    )
+    search.add_argument("--file", help="only records that read or changed a path containing this")
+    search.add_argument("--since", metavar="ISO", help="only records from this time on")
+    search.add_argument("--until", metavar="ISO", help="only records before this time")
+    search.add_argument("--limit", type=int, default=20, help="at most this many (20, max 1000)")
+    search.add_argument("--fts", action="store_true", help="QUERY is SQLite FTS5 query syntax")
+    search.add_argument("--json", action="store_true", help="print JSON")
+
+    timeline = commands.add_parser(
+        "timeline", help="a record and the records of its session just before and after it"
+    )
+    timeline.add_argument("id", type=int, help="the message id of a record (see memq search)")
+    timeline.add_argument("--before", type=int, default=5, help="records before it (5)")
+    timeline.add_argument("--after", type=int, default=5, help="records after it (5)")
+    timeline.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_transfer_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """memq export and memq import (apart: build_parser is long enough)."""
+    export = commands.add_parser(
+        "export", help="write a session's memory as JSON Lines (to standard output)"
+    )
+    export.add_argument("session", help="the session (id or claude-code:<id>)")
+    export.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
+    )
+    import_ = commands.add_parser(
+        "import",
+        help="add a session written by memq export to memory",
+        description="Records already in memory are skipped, so importing a file twice adds "
+        "nothing. Message ids and prompt numbers taken here are given new ones.",
+    )
+    import_.add_argument("file", help="the file memq export wrote ('-' for standard input)")
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from urllib.parse import quote
+
+    body = _api_raw(settings, "GET", f"/api/sessions/{quote(args.session, safe=':')}/export")
+    if body is None:
+        return EXIT_ERROR
+    if not args.output:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+        return EXIT_OK
+    try:
+        with open(args.output, "wb") as handle:
+            handle.write(body)
+    except OSError as exc:
+        print(f"memq export: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+        return EXIT_ERROR
+    records = body.count(b"\n") - 1  # every line ends in "\n"; the first is the metadata
+    print(f"exported {records} record(s) to {args.output}")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        if args.file == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(args.file, "rb") as handle:
+                data = handle.read()
+    except OSError as exc:
+        print(f"memq import: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_ERROR
+    raw = _api_raw(settings, "POST", "/api/import", data, content_type="application/x-ndjson")
+    if raw is None:
+        return EXIT_ERROR
+    body = json.loads(raw)
+    counts = body["imported"]
+    print(
+        f"imported {counts['prompt']} prompt(s), {counts['observation']} observation(s) and "
+        f"{counts['summary']} summary(ies) into {body['session_key']}"
+        + (" (a new session)" if body["session_created"] else "")
+    )
+    if body["skipped"]:
+        print(f"  skipped {body['skipped']} record(s) already in memory")
+    if body["remapped"]:
+        print(f"  {body['remapped']} message id(s) were taken here: given new ones")
+    if body["renumbered"]:
+        print(f"  {body['renumbered']} prompt number(s) were taken in the session: renumbered")
+    return EXIT_OK
+
+
+def _api_raw(
+    settings: Settings,
+    method: str,
+    path: str,
+    data: bytes | None = None,
+    *,
+    content_type: str = "application/json",
+) -> bytes | None:
+    """Like ``_api`` for bodies that are not JSON (an export, an import): the raw answer, or
+    None after printing the problem to stderr (stdout may be the export itself)."""
+    from memq.worker import control
+
+    try:
+        status, raw = control.request_bytes(
+            settings, method, path, data, content_type=content_type, timeout=60.0
+        )
+    except OSError:
+        print(
+            f"memq: the daemon is not answering on port {settings.port} (memq start)",
+            file=sys.stderr,
+        )
+        return None
+    if status >= 400:
+        try:
+            error = json.loads(raw)["error"]
+        except (ValueError, KeyError, TypeError):
+            error = raw.decode("utf-8", "replace")
+        print(f"memq: {error}", file=sys.stderr)
+        return None
+    return raw
+
+
 def _api(settings: Settings, method: str, path: str, body: Any = None) -> Any:
     """Call the running daemon; print the problem and return None when that fails."""
     from memq.worker import control
@@ -489,6 +594,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "retry": cmd_retry,
     "hook": cmd_hook,
     "search": cmd_search,
+    "export": cmd_export,
+    "import": cmd_import,
     "timeline": cmd_timeline,
     "resume": cmd_resume,
     "install": cmd_install,

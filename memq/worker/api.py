@@ -31,6 +31,7 @@ from memq.memory.context import DEFAULT_BUDGET_TOKENS, ContextBuilder
 from memq.memory.records import ObservationKind
 from memq.memory.search import MemorySearch, QuerySyntax, RecordType
 from memq.memory.store import MemoryStore
+from memq.memory.transfer import SessionExporter, import_effect
 from memq.privacy import is_skipped, strip_private
 from memq.queue import Queue
 from memq.worker.projects import project_for
@@ -57,6 +58,7 @@ class Services:
     context_for: Callable[[str | None], Awaitable[str]]
     context: ContextBuilder
     search: MemorySearch
+    exporter: SessionExporter
     skip_tools: frozenset[str] = frozenset()
 
 
@@ -70,6 +72,7 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
             Route("/api/sessions", list_sessions, methods=["GET"]),
             Route("/api/sessions/{session_id:path}/observations", observations, methods=["GET"]),
             Route("/api/sessions/{session_id:path}/summaries", summaries, methods=["GET"]),
+            Route("/api/sessions/{session_id:path}/export", export_session, methods=["GET"]),
             Route("/api/sessions/{session_id:path}", get_session, methods=["GET"]),
             Route("/api/sessions/{session_id:path}", delete_session, methods=["DELETE"]),
             Route("/api/context", get_context, methods=["GET"]),
@@ -78,6 +81,7 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
             Route("/api/failed", failed, methods=["GET"]),
             Route("/api/failed/retry", retry_failed, methods=["POST"]),
             Route("/api/resume", resume, methods=["POST"]),
+            Route("/api/import", import_session, methods=["POST"]),
         ],
         exception_handlers={
             HTTPException: _http_error,
@@ -158,7 +162,11 @@ async def status(request: Request) -> Response:
             "uptime_seconds": round(time.time() - services.started_at, 3),
             "counts": stats.counts.as_dict(),
             "failed": stats.counts.failed,
-            "queue_depth": stats.counts.pending + stats.counts.processing,
+            # The anchor's session manager reported these; tools built for it read them.
+            "has_pending_work": stats.counts.pending > 0,
+            "queue_depth": stats.counts.pending,
+            "active_work": stats.counts.pending + stats.counts.processing,
+            "active_session_count": len(active),
             "sessions": [
                 {"session_id": key, "counts": counts.as_dict()}
                 for key, counts in stats.sessions.items()
@@ -384,6 +392,38 @@ def _float_param(request: Request, name: str) -> float | None:
 
 async def _bad_query(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+async def export_session(request: Request) -> Response:
+    """The session's memory as JSON Lines (memq.memory.transfer): a metadata line, then one
+    line per prompt, observation and summary in time order."""
+    key = _session_key(request)
+    lines = await _services(request).exporter.export(key)
+    if lines is None:
+        raise HTTPException(404, f"no session {key}")
+    return Response("".join(lines), media_type="application/x-ndjson")
+
+
+async def import_session(request: Request) -> Response:
+    """Import a ``memq export`` file (the body): 200 with what it added, 400 naming the first
+    bad line (nothing is written then)."""
+    services = _services(request)
+    body = await _read_body(request)
+    try:
+        # Checking every line of a large file takes a moment: off the event loop.
+        effect = await anyio.to_thread.run_sync(import_effect, body)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    result = await services.queue.run_in_transaction(effect)
+    log.info(
+        "session.imported",
+        session_id=result.session_key,
+        created=result.session_created,
+        imported=result.imported,
+        skipped=result.skipped,
+        remapped=result.remapped,
+    )
+    return JSONResponse(result.to_dict())
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -36,6 +36,33 @@ class ApiResponse:
     body: Any
 
 
+def request_bytes(
+    settings: Settings,
+    method: str,
+    path: str,
+    data: bytes | None = None,
+    *,
+    content_type: str = "application/json",
+    timeout: float = 5.0,
+    port: int | None = None,
+) -> tuple[int, bytes]:
+    """Call the daemon's API with the token from ``MEMQ_HOME/token``; the status and the raw
+    body, error answers included. Raises ``OSError`` when the daemon does not answer."""
+    headers = {"Content-Type": content_type}
+    try:
+        token = settings.paths.token.read_text(encoding="ascii").strip()
+        headers["Authorization"] = f"Bearer {token}"
+    except OSError:
+        pass  # health needs no token; anything else will answer 401
+    url = f"http://127.0.0.1:{port or settings.port}{path}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
 def request(
     settings: Settings,
     method: str,
@@ -45,26 +72,14 @@ def request(
     timeout: float = 5.0,
     port: int | None = None,
 ) -> ApiResponse:
-    """Call the daemon's API with the token from ``MEMQ_HOME/token``."""
-    headers = {"Content-Type": "application/json"}
-    try:
-        token = settings.paths.token.read_text(encoding="ascii").strip()
-        headers["Authorization"] = f"Bearer {token}"
-    except OSError:
-        pass  # health needs no token; anything else will answer 401
+    """``request_bytes`` for JSON both ways."""
     data = None if body is None else json.dumps(body).encode()
-    url = f"http://127.0.0.1:{port or settings.port}{path}"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    status, raw = request_bytes(settings, method, path, data, timeout=timeout, port=port)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
-            return ApiResponse(resp.status, json.loads(resp.read() or b"null"))
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            parsed = {"error": raw.decode("utf-8", "replace")}
-        return ApiResponse(exc.code, parsed)
+        parsed = json.loads(raw or b"null")
+    except ValueError:
+        parsed = {"error": raw.decode("utf-8", "replace")}
+    return ApiResponse(status, parsed)
 
 
 def is_healthy(settings: Settings, port: int | None = None) -> bool:
@@ -170,7 +185,11 @@ def offline_status(settings: Settings, *, starting: bool = False) -> dict[str, A
         "port": settings.port,
         "counts": counts,
         "failed": counts["failed"],
-        "queue_depth": counts["pending"] + counts["processing"],
+        "has_pending_work": counts["pending"] > 0,
+        "queue_depth": counts["pending"],
+        "active_work": counts["pending"] + counts["processing"],
+        "active_session_count": 0,
+        "processing": False,
         "sessions": [
             {"session_id": key, "counts": value} for key, value in sorted(sessions.items())
         ],

@@ -27,6 +27,7 @@ from memq.exceptions import StartupError, StorageError
 from memq.memory.context import ContextBuilder
 from memq.memory.search import MemorySearch
 from memq.memory.store import MemoryStore
+from memq.memory.transfer import SessionExporter
 from memq.processors import get_processor
 from memq.processors.base import Processor
 from memq.queue import Queue, QueueSettings, Synchronous
@@ -102,6 +103,8 @@ class Daemon:
             resources.push_async_callback(_shielded, context.close)
             search = await MemorySearch.open(paths.database)
             resources.push_async_callback(_shielded, search.close)
+            exporter = await SessionExporter.open(paths.database)
+            resources.push_async_callback(_shielded, exporter.close)
             resources.callback(self._stopped, paths.pidfile)
             await self._serve(
                 settings,
@@ -109,6 +112,7 @@ class Daemon:
                 store=store,
                 context=context,
                 search=search,
+                exporter=exporter,
                 processor=processor,
                 token=token,
                 sock=sock,
@@ -127,6 +131,7 @@ class Daemon:
         store: MemoryStore,
         context: ContextBuilder,
         search: MemorySearch,
+        exporter: SessionExporter,
         processor: Processor,
         token: str,
         sock: socket.socket,
@@ -153,6 +158,7 @@ class Daemon:
             context_for=session_start_context,
             context=context,
             search=search,
+            exporter=exporter,
             skip_tools=settings.skip_tools,
         )
         app = create_app(services, token=token, body_limit=settings.body_limit)

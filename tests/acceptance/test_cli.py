@@ -54,6 +54,9 @@ class TestStartStopStatus:
             assert status["counts"] == {"pending": 0, "processing": 0, "processed": 1, "failed": 0}
             assert status["sessions"][0]["counts"]["processed"] == 1
             assert status["database_bytes"] > 0
+            assert (status["has_pending_work"], status["queue_depth"]) == (False, 0)
+            assert (status["active_work"], status["processing"]) == (0, False)
+            assert status["active_session_count"] == len(status["active_sessions"])
             human = daemon.memq("status").stdout
             assert "memq running" in human
             assert "processed 1" in human
@@ -67,6 +70,12 @@ class TestStartStopStatus:
         down = json.loads(daemon.memq("status", "--json").stdout)
         assert down["state"] == "stopped"
         assert down["counts"]["processed"] == 1
+        assert set(status) - {"active_sessions", "paused", "pause_reason"} <= set(down) | {
+            "version",
+            "processor",
+            "started_at",
+            "uptime_seconds",
+        }
         assert daemon.memq("stop").stdout.strip() == "memq was not running"
 
     def test_a_stale_pid_file_does_not_block_a_start(self, tmp_path: Path) -> None:
