@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -57,6 +57,14 @@ from typing import Any, Final, TextIO
 
 import anyio
 import structlog
+from benchkit import (
+    BenchError,
+    Figure,
+    Progress,
+    build_report,
+    percentile,
+    print_table,
+)
 
 from memq.memory.context import ContextBuilder
 from memq.memory.records import to_epoch_ms
@@ -121,10 +129,6 @@ SPARSE_SESSIONS: Final = 3_000
 RECORD_TABLES: Final = ("observations", "summaries", "prompts")
 
 
-class BenchError(RuntimeError):
-    """A scenario did not do what it should have (wrong counts): the figures are void."""
-
-
 # -- configuration -------------------------------------------------------------------------
 
 
@@ -142,45 +146,6 @@ FULL_SIZES: Final = Sizes()
 QUICK_SIZES: Final = Sizes(context_rounds=100, empty_rounds=50, search_rounds=48)
 
 
-@dataclass(slots=True)
-class Figure:
-    """One reported number, with its target (None for context figures)."""
-
-    key: str
-    label: str
-    value: float
-    unit: str
-    target: str | None = None
-    met: bool | None = None
-    detail: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        """The figure as a JSON-ready mapping."""
-        return {
-            "label": self.label,
-            "value": round(self.value, 6),
-            "unit": self.unit,
-            "target": self.target,
-            "met": self.met,
-            **self.extra,
-        }
-
-
-class Progress:
-    """Timestamped progress lines on stderr (silent with ``--json-only``)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.started = time.perf_counter()
-
-    def __call__(self, text: str) -> None:
-        """Print one progress line."""
-        if self.enabled:
-            elapsed = time.perf_counter() - self.started
-            print(f"[{elapsed:6.1f}s] {text}", file=sys.stderr, flush=True)
-
-
 # -- helpers -------------------------------------------------------------------------------
 
 
@@ -188,13 +153,6 @@ def silence_logs() -> None:
     """memq logs through structlog; keep the benchmark's output to its own lines."""
     logging.disable(logging.CRITICAL)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """The ``pct`` percentile (nearest rank) of ``values``."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def encode(value: Any) -> str:
@@ -709,50 +667,14 @@ def environment(root: Path, quick: bool) -> dict[str, Any]:
     }
 
 
-def format_value(figure: Figure) -> str:
-    """A figure's value, rounded for reading."""
-    if math.isnan(figure.value):
-        return "skipped"
-    if figure.unit in {"s", "ms"}:
-        return f"{figure.value:.3f}"
-    return f"{figure.value:,.0f}"
-
-
-def print_table(report: dict[str, Any], figures: Sequence[Figure], out: TextIO) -> None:
-    """The human-readable table."""
+def print_header(report: dict[str, Any], out: TextIO) -> None:
+    """The lines above the table: what ran, where, how long."""
     env = report["environment"]
     print(
         f"\nmemq memory benchmark ({env['mode']}): {env['cpus']} CPUs, Python {env['python']}, "
         f"SQLite {env['sqlite']}, {report['elapsed_seconds']:.0f} s",
         file=out,
     )
-    header = f"{'figure':<44} {'value':>12} {'unit':<6} {'met':<5} target"
-    print(header, file=out)
-    print("-" * len(header), file=out)
-    for figure in figures:
-        met = "-" if figure.met is None else ("yes" if figure.met else "NO")
-        print(
-            f"{figure.label:<44} {format_value(figure):>12} {figure.unit:<6} {met:<5} "
-            f"{figure.target or ''}",
-            file=out,
-        )
-        if figure.detail:
-            print(f"{'':<6}{figure.detail}", file=out)
-    print(f"targets met: {report['targets_met']}/{report['targets_total']}", file=out)
-
-
-def build_report(figures: Sequence[Figure], env: dict[str, Any], elapsed: float) -> dict[str, Any]:
-    """The JSON object printed on stdout."""
-    targeted = [f for f in figures if f.met is not None]
-    return {
-        "benchmark": "memq.memory",
-        "environment": env,
-        "elapsed_seconds": round(elapsed, 1),
-        "targets_met": sum(bool(f.met) for f in targeted),
-        "targets_total": len(targeted),
-        "missed": [f.key for f in targeted if not f.met],
-        "figures": {f.key: _json_safe(f.as_json()) for f in figures},
-    }
 
 
 def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
@@ -818,8 +740,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
     elapsed = time.perf_counter() - say.started
-    report = build_report(figures, environment(root, args.quick), elapsed)
+    report = build_report("memq.memory", figures, environment(root, args.quick), elapsed)
     if not args.json_only:
+        print_header(report, sys.stderr)
         print_table(report, figures, sys.stderr)
     print(json.dumps(report), flush=True)
     return 0

@@ -54,6 +54,15 @@ from typing import Any, Final, TextIO, TypeVar
 
 import anyio
 import structlog
+from benchkit import (
+    BenchError,
+    Figure,
+    Progress,
+    build_report,
+    percentile,
+    print_table,
+    ratio,
+)
 
 from memq.queue import Queue, QueueSettings, Synchronous
 from memq.storage import schema
@@ -92,10 +101,6 @@ UPDATE pending_messages
 SET status = 'processed', payload = NULL, lease_until = NULL, finished_at = ?
 WHERE id = ? AND attempts = ? AND status = 'processing'
 """
-
-
-class BenchError(RuntimeError):
-    """A scenario did not do what it should have (wrong counts): the figures are void."""
 
 
 # -- configuration -------------------------------------------------------------------------
@@ -162,45 +167,6 @@ class Run:
         return self.count / self.commits if self.commits else None
 
 
-@dataclass(slots=True)
-class Figure:
-    """One reported number, with its target (None for context figures)."""
-
-    key: str
-    label: str
-    value: float
-    unit: str
-    target: str | None = None
-    met: bool | None = None
-    detail: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        """The figure as a JSON-ready mapping."""
-        return {
-            "label": self.label,
-            "value": round(self.value, 6),
-            "unit": self.unit,
-            "target": self.target,
-            "met": self.met,
-            **self.extra,
-        }
-
-
-class Progress:
-    """Timestamped progress lines on stderr (silent with ``--json-only``)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.started = time.perf_counter()
-
-    def __call__(self, text: str) -> None:
-        """Print one progress line."""
-        if self.enabled:
-            elapsed = time.perf_counter() - self.started
-            print(f"[{elapsed:6.1f}s] {text}", file=sys.stderr, flush=True)
-
-
 # -- helpers -------------------------------------------------------------------------------
 
 
@@ -234,18 +200,6 @@ def make_payload(session_id: str, seq: int) -> dict[str, Any]:
     room = max(PAYLOAD_BYTES - len(encode(event)), 0)
     response["stdout"] = ("collected 42 items; 42 passed in 0.31s; " * 20)[:room]
     return event
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """The nearest-rank percentile of ``values``."""
-    ordered = sorted(values)
-    rank = max(math.ceil(pct / 100 * len(ordered)), 1)
-    return ordered[rank - 1]
-
-
-def ratio(value: float, baseline: float) -> float:
-    """``value / baseline``, infinite for a zero baseline."""
-    return value / baseline if baseline > 0 else math.inf
 
 
 def best_of(repeats: int, measure: Callable[[int], Run]) -> Run:
@@ -911,17 +865,8 @@ def environment(root: Path, quick: bool) -> dict[str, Any]:
     }
 
 
-def format_value(figure: Figure) -> str:
-    """A figure's value, rounded for reading."""
-    if figure.unit in {"s", "ratio"}:
-        return f"{figure.value:.3f}"
-    if figure.unit == "ms":
-        return f"{figure.value:.3f}"
-    return f"{figure.value:,.0f}"
-
-
-def print_table(report: dict[str, Any], figures: Sequence[Figure], out: TextIO) -> None:
-    """The human-readable table."""
+def print_header(report: dict[str, Any], out: TextIO) -> None:
+    """The lines above the table: what ran, where, how long."""
     env = report["environment"]
     print(
         f"\nmemq queue benchmark ({env['mode']}): {env['cpus']} CPUs, Python {env['python']}, "
@@ -930,33 +875,6 @@ def print_table(report: dict[str, Any], figures: Sequence[Figure], out: TextIO) 
     )
     if env["mode"] == "quick":
         print("quick mode: smaller sizes; the scale test uses 200,000 rows, not 1M", file=out)
-    header = f"{'figure':<44} {'value':>12} {'unit':<8} {'met':<5} target"
-    print(header, file=out)
-    print("-" * len(header), file=out)
-    for figure in figures:
-        met = "-" if figure.met is None else ("yes" if figure.met else "NO")
-        print(
-            f"{figure.label:<44} {format_value(figure):>12} {figure.unit:<8} {met:<5} "
-            f"{figure.target or ''}",
-            file=out,
-        )
-        if figure.detail:
-            print(f"{'':<6}{figure.detail}", file=out)
-    print(f"targets met: {report['targets_met']}/{report['targets_total']}", file=out)
-
-
-def build_report(figures: Sequence[Figure], env: dict[str, Any], elapsed: float) -> dict[str, Any]:
-    """The JSON object printed on stdout."""
-    targeted = [f for f in figures if f.met is not None]
-    return {
-        "benchmark": "memq.queue",
-        "environment": env,
-        "elapsed_seconds": round(elapsed, 1),
-        "targets_met": sum(bool(f.met) for f in targeted),
-        "targets_total": len(targeted),
-        "missed": [f.key for f in targeted if not f.met],
-        "figures": {f.key: f.as_json() for f in figures},
-    }
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -1007,8 +925,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
     elapsed = time.perf_counter() - say.started
-    report = build_report(figures, environment(root, args.quick), elapsed)
+    report = build_report("memq.queue", figures, environment(root, args.quick), elapsed)
     if not args.json_only:
+        print_header(report, sys.stderr)
         print_table(report, figures, sys.stderr)
     print(json.dumps(report), flush=True)
     return 0

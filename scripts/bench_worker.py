@@ -73,6 +73,15 @@ from typing import Any, Final, TextIO
 import anyio
 import structlog
 import uvicorn
+from benchkit import (
+    BenchError,
+    Figure,
+    Progress,
+    build_report,
+    percentile,
+    print_table,
+    ratio,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -141,10 +150,6 @@ BASH_CALLS: Final = (
 )
 
 
-class BenchError(RuntimeError):
-    """A scenario did not do what it should have (wrong answers): the figures are void."""
-
-
 # -- configuration -------------------------------------------------------------------------
 
 
@@ -191,58 +196,7 @@ class Run:
         return percentile(self.latencies, pct) * 1e3
 
 
-@dataclass(slots=True)
-class Figure:
-    """One reported number, with its target (None for context figures)."""
-
-    key: str
-    label: str
-    value: float
-    unit: str
-    target: str | None = None
-    met: bool | None = None
-    detail: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        """The figure as a JSON-ready mapping."""
-        return {
-            "label": self.label,
-            "value": round(self.value, 6),
-            "unit": self.unit,
-            "target": self.target,
-            "met": self.met,
-            **self.extra,
-        }
-
-
-class Progress:
-    """Timestamped progress lines on stderr (silent with ``--json-only``)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.started = time.perf_counter()
-
-    def __call__(self, text: str) -> None:
-        """Print one progress line."""
-        if self.enabled:
-            elapsed = time.perf_counter() - self.started
-            print(f"[{elapsed:6.1f}s] {text}", file=sys.stderr, flush=True)
-
-
 # -- helpers -------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """The nearest-rank percentile of ``values``."""
-    ordered = sorted(values)
-    rank = max(math.ceil(pct / 100 * len(ordered)), 1)
-    return ordered[rank - 1]
-
-
-def ratio(value: float, baseline: float) -> float:
-    """``value / baseline``, infinite for a zero baseline."""
-    return value / baseline if baseline > 0 else math.inf
 
 
 def best_of(runs: list[Run]) -> Run:
@@ -1065,17 +1019,8 @@ def environment(root: Path, quick: bool, load_before: Sequence[float]) -> dict[s
     }
 
 
-def format_value(figure: Figure) -> str:
-    """A figure's value, rounded for reading."""
-    if figure.unit in {"ms", "ratio"}:
-        return f"{figure.value:.3f}"
-    if figure.unit == "MB":
-        return f"{figure.value:.1f}"
-    return f"{figure.value:,.0f}"
-
-
-def print_table(report: dict[str, Any], figures: Sequence[Figure], out: TextIO) -> None:
-    """The human-readable table."""
+def print_header(report: dict[str, Any], out: TextIO) -> None:
+    """The lines above the table: what ran, where, how long."""
     env = report["environment"]
     print(
         f"\nmemq worker benchmark ({env['mode']}): {env['cpus']} CPUs, Python {env['python']}, "
@@ -1086,33 +1031,6 @@ def print_table(report: dict[str, Any], figures: Sequence[Figure], out: TextIO) 
         f"load average before {env['load_average_before']}, after {env['load_average_after']}",
         file=out,
     )
-    header = f"{'figure':<44} {'value':>12} {'unit':<9} {'met':<5} target"
-    print(header, file=out)
-    print("-" * len(header), file=out)
-    for figure in figures:
-        met = "-" if figure.met is None else ("yes" if figure.met else "NO")
-        print(
-            f"{figure.label:<44} {format_value(figure):>12} {figure.unit:<9} {met:<5} "
-            f"{figure.target or ''}",
-            file=out,
-        )
-        if figure.detail:
-            print(f"{'':<6}{figure.detail}", file=out)
-    print(f"targets met: {report['targets_met']}/{report['targets_total']}", file=out)
-
-
-def build_report(figures: Sequence[Figure], env: dict[str, Any], elapsed: float) -> dict[str, Any]:
-    """The JSON object printed on stdout."""
-    targeted = [f for f in figures if f.met is not None]
-    return {
-        "benchmark": "memq.worker",
-        "environment": env,
-        "elapsed_seconds": round(elapsed, 1),
-        "targets_met": sum(bool(f.met) for f in targeted),
-        "targets_total": len(targeted),
-        "missed": [f.key for f in targeted if not f.met],
-        "figures": {f.key: f.as_json() for f in figures},
-    }
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -1190,8 +1108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
     elapsed = time.perf_counter() - say.started
-    report = build_report(figures, environment(root, args.quick, load_before), elapsed)
+    report = build_report(
+        "memq.worker", figures, environment(root, args.quick, load_before), elapsed
+    )
     if not args.json_only:
+        print_header(report, sys.stderr)
         print_table(report, figures, sys.stderr)
     print(json.dumps(report), flush=True)
     return 0
