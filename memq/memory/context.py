@@ -24,7 +24,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import os
 import shlex
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -35,7 +34,7 @@ from typing import Any, Final
 import aiosqlite
 
 from memq.exceptions import SchemaError
-from memq.memory.reader import MemoryReader
+from memq.memory.reader import ReadsMemory
 from memq.memory.records import ObservationKind, ObservationRecord, SummaryRecord, from_epoch_ms
 from memq.memory.rows import strings_from_json, summary_from_row
 from memq.storage.sqlfile import load_queries
@@ -277,37 +276,17 @@ def _one_line(text: str, most: int) -> str:
 # -- reading ---------------------------------------------------------------------------------
 
 
-class ContextBuilder:
+class ContextBuilder(ReadsMemory):
     """Builds the SessionStart context from memory, on its own read connection.
 
     Open it with ``await ContextBuilder.open(path)`` on a database that ``Queue.open`` has
     already migrated.
     """
 
-    def __init__(self, reader: MemoryReader) -> None:
-        self._reader = reader
-        self.path = reader.path
-
-    @classmethod
-    async def open(
-        cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0
-    ) -> ContextBuilder:
-        """Open a read connection to the database at ``path``.
-
-        Raises ``SchemaError`` when the memory tables do not exist (open the queue first: it
-        migrates the schema) and ``StorageError`` when the file is not usable.
-        """
-        return cls(await MemoryReader.connect(path, busy_timeout=busy_timeout, check=_check_schema))
-
-    async def close(self) -> None:
-        """Close the read connection. Safe to call twice."""
-        await self._reader.close()
-
-    async def __aenter__(self) -> ContextBuilder:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    @staticmethod
+    async def check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
+        """Raise ``SchemaError`` when a table this reader needs is missing."""
+        await _check_schema(conn, db_path)
 
     async def build(
         self,

@@ -7,6 +7,7 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Self
 
 import aiosqlite
 import anyio
@@ -95,3 +96,38 @@ class MemoryReader:
                         await self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StorageError(f"SQLite: {exc}") from exc
+
+
+class ReadsMemory:
+    """Base of the classes that read memory on a ``MemoryReader`` of their own (the store,
+    search, context, export): opening, closing and ``async with``. A subclass names the
+    tables it needs by overriding ``check_schema``."""
+
+    def __init__(self, reader: MemoryReader) -> None:
+        self._reader = reader
+        self.path = reader.path
+
+    @staticmethod
+    async def check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
+        """Raise ``SchemaError`` when a table this reader needs is missing."""
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> Self:
+        """Open a read connection to the database at ``path``.
+
+        Raises ``SchemaError`` when the tables it needs do not exist (open the queue first: it
+        migrates the schema) and ``StorageError`` when the file is not usable.
+        """
+        return cls(
+            await MemoryReader.connect(path, busy_timeout=busy_timeout, check=cls.check_schema)
+        )
+
+    async def close(self) -> None:
+        """Close the read connection. Safe to call twice."""
+        await self._reader.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

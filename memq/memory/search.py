@@ -47,7 +47,6 @@ the other filters leave fewer than ``limit`` hits among those, all matches are r
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -60,7 +59,7 @@ from typing import Any, Final, TypeVar
 import aiosqlite
 
 from memq.exceptions import InvalidQueryError, SchemaError
-from memq.memory.reader import MemoryReader
+from memq.memory.reader import ReadsMemory
 from memq.memory.records import (
     ObservationKind,
     ObservationRecord,
@@ -209,35 +208,17 @@ class Timeline:
         }
 
 
-class MemorySearch:
+class MemorySearch(ReadsMemory):
     """Searches memory on its own read connection.
 
     Open it with ``await MemorySearch.open(path)`` on a database that ``Queue.open`` has
     already migrated.
     """
 
-    def __init__(self, reader: MemoryReader) -> None:
-        self._reader = reader
-        self.path = reader.path
-
-    @classmethod
-    async def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> MemorySearch:
-        """Open a read connection to the database at ``path``.
-
-        Raises ``SchemaError`` when the search indexes do not exist (open the queue first: it
-        migrates the schema) and ``StorageError`` when the file is not usable.
-        """
-        return cls(await MemoryReader.connect(path, busy_timeout=busy_timeout, check=_check_schema))
-
-    async def close(self) -> None:
-        """Close the read connection. Safe to call twice."""
-        await self._reader.close()
-
-    async def __aenter__(self) -> MemorySearch:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    @staticmethod
+    async def check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
+        """Raise ``SchemaError`` when a table this reader needs is missing."""
+        await _check_schema(conn, db_path)
 
     async def search(
         self,

@@ -8,7 +8,6 @@ commit together or not at all. Reads use the store's own connection.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, Final
 import aiosqlite
 
 from memq.exceptions import SchemaError
-from memq.memory.reader import MemoryReader
+from memq.memory.reader import ReadsMemory
 from memq.memory.records import (
     ObservationRecord,
     Page,
@@ -43,35 +42,17 @@ TITLE_CHARS: Final = 80
 UNKNOWN_ASSISTANT: Final = "unknown"
 
 
-class MemoryStore:
+class MemoryStore(ReadsMemory):
     """Reads memory on its own connection and builds the effects that write it.
 
     Open it with ``await MemoryStore.open(path)`` on a database that ``Queue.open`` has
     already migrated.
     """
 
-    def __init__(self, reader: MemoryReader) -> None:
-        self._reader = reader
-        self.path = reader.path
-
-    @classmethod
-    async def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> MemoryStore:
-        """Open a read connection to the database at ``path``.
-
-        Raises ``SchemaError`` when the memory tables do not exist (open the queue first: it
-        migrates the schema) and ``StorageError`` when the file is not usable.
-        """
-        return cls(await MemoryReader.connect(path, busy_timeout=busy_timeout, check=_check_schema))
-
-    async def close(self) -> None:
-        """Close the read connection. Safe to call twice."""
-        await self._reader.close()
-
-    async def __aenter__(self) -> MemoryStore:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    @staticmethod
+    async def check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
+        """Raise ``SchemaError`` when a table this reader needs is missing."""
+        await _check_schema(conn, db_path)
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -52,7 +52,6 @@ the queue's writer writes the session and its records, all or nothing:
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -64,7 +63,7 @@ import aiosqlite
 
 from memq import __version__
 from memq.exceptions import SchemaError
-from memq.memory.reader import MemoryReader
+from memq.memory.reader import MemoryReader, ReadsMemory
 from memq.memory.records import (
     ObservationKind,
     ObservationRecord,
@@ -106,37 +105,17 @@ _TABLES: Final = {
 # -- export ----------------------------------------------------------------------------------
 
 
-class SessionExporter:
+class SessionExporter(ReadsMemory):
     """Exports sessions on its own read connection.
 
     Open it with ``await SessionExporter.open(path)`` on a database that ``Queue.open`` has
     already migrated.
     """
 
-    def __init__(self, reader: MemoryReader) -> None:
-        self._reader = reader
-        self.path = reader.path
-
-    @classmethod
-    async def open(
-        cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0
-    ) -> SessionExporter:
-        """Open a read connection to the database at ``path``.
-
-        Raises ``SchemaError`` when the memory tables do not exist (open the queue first: it
-        migrates the schema) and ``StorageError`` when the file is not usable.
-        """
-        return cls(await MemoryReader.connect(path, busy_timeout=busy_timeout, check=_check_schema))
-
-    async def close(self) -> None:
-        """Close the read connection. Safe to call twice."""
-        await self._reader.close()
-
-    async def __aenter__(self) -> SessionExporter:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    @staticmethod
+    async def check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
+        """Raise ``SchemaError`` when a table this reader needs is missing."""
+        await _check_schema(conn, db_path)
 
     async def export(self, session_key: str, *, now: datetime | None = None) -> list[str] | None:
         """The session as export lines (see ``export_session``), or None when memory has no
