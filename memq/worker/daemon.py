@@ -80,6 +80,8 @@ class Daemon:
         token = load_or_create_token(paths.token)
         processor = get_processor(settings.processor)
         async with contextlib.AsyncExitStack() as resources:
+            # Registered first so it runs last: "stopped" means everything is closed.
+            resources.callback(self._stopped, paths.pidfile)
             # Closed in reverse order, shielded: a shutdown by cancellation still closes the
             # database cleanly and hands back unsettled claims.
             aclose = getattr(processor, "aclose", None)
@@ -105,7 +107,6 @@ class Daemon:
             resources.push_async_callback(_shielded, search.close)
             exporter = await SessionExporter.open(paths.database)
             resources.push_async_callback(_shielded, exporter.close)
-            resources.callback(self._stopped, paths.pidfile)
             await self._serve(
                 settings,
                 queue=queue,

@@ -66,6 +66,12 @@ class TestStartStopStatus:
         assert f"stopped (pid {pid})" in stopped.stdout
         assert wait_gone(pid, timeout=1)
         assert not (daemon.home / "memq.pid").exists()
+        events = [
+            json.loads(line)["event"]
+            for line in (daemon.home / "logs" / "memq.log").read_text().splitlines()
+        ]
+        assert events[-1] == "daemon.stopped"  # logged once everything is closed
+        assert "queue.closed" in events[events.index("daemon.stopping") :]
 
         down = json.loads(daemon.memq("status", "--json").stdout)
         assert down["state"] == "stopped"
