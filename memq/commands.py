@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_memory_commands(commands)
     _add_transfer_commands(commands)
+    _add_revert_command(commands)
     failed = commands.add_parser("failed", help="messages that ran out of attempts")
     failed.add_argument("--json", action="store_true", help="print JSON")
     failed.add_argument("--session", help="only this session")
@@ -449,6 +450,22 @@ def _add_memory_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     timeline.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _add_revert_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """memq revert."""
+    revert = commands.add_parser(
+        "revert",
+        help="forget what a session learned after a point (after rewinding a conversation)",
+    )
+    revert.add_argument("session", help="the session (id or claude-code:<id>)")
+    cut = revert.add_mutually_exclusive_group(required=True)
+    cut.add_argument(
+        "--after", type=int, metavar="MESSAGE_ID", help="keep this message and all before it"
+    )
+    cut.add_argument(
+        "--last", type=int, metavar="N", help="forget the N newest messages that left memory"
+    )
+
+
 def _add_transfer_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """memq export and memq import (apart: build_parser is long enough)."""
     export = commands.add_parser(
@@ -465,6 +482,23 @@ def _add_transfer_commands(commands: argparse._SubParsersAction[argparse.Argumen
         "nothing. Message ids and prompt numbers taken here are given new ones.",
     )
     import_.add_argument("file", help="the file memq export wrote ('-' for standard input)")
+
+
+def cmd_revert(args: argparse.Namespace, settings: Settings) -> int:
+    from urllib.parse import quote
+
+    cut = {"after": args.after} if args.after is not None else {"last": args.last}
+    body = _api(settings, "POST", f"/api/sessions/{quote(args.session, safe=':')}/revert", cut)
+    if body is None:
+        return EXIT_ERROR
+    if body["from_message_id"] is None:
+        print(f"{body['session_id']} has no memory to revert")
+        return EXIT_OK
+    print(
+        f"reverted {body['session_id']} from message {body['from_message_id']} on: "
+        f"{body['memory_rows']} record(s) and {body['queue_rows']} queue row(s) forgotten"
+    )
+    return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
@@ -595,6 +629,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "hook": cmd_hook,
     "search": cmd_search,
     "export": cmd_export,
+    "revert": cmd_revert,
     "import": cmd_import,
     "timeline": cmd_timeline,
     "resume": cmd_resume,

@@ -105,6 +105,36 @@ class MemoryStore(ReadsMemory):
 
         return forget
 
+    def revert_effect(
+        self, session_key: str, from_message_id: int
+    ) -> Callable[[Transaction], Awaitable[int]]:
+        """A write that forgets what the session learned from ``from_message_id`` on (its
+        prompts, observations and summaries) and recounts the session; it returns how many
+        records it deleted. Remove the queue rows first (``Queue.forget_session_from``), so
+        nothing after the cut is processed again."""
+        params = {"session_key": session_key, "from_id": from_message_id}
+
+        async def revert(tx: Transaction) -> int:
+            deleted = 0
+            for name in ("revert_prompts", "revert_observations", "revert_summaries"):
+                deleted += await tx.execute(QUERIES[name], params)
+            await tx.execute(QUERIES["recount_session"], {"session_key": session_key})
+            return deleted
+
+        return revert
+
+    async def revert_cutoff(self, session_key: str, last: int) -> int | None:
+        """The first message id of the session's ``last`` newest messages that left memory;
+        None when it has none."""
+        async with self._reader.reading() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    QUERIES["revert_cutoff"], {"session_key": session_key, "last": last}
+                )
+            )
+        cutoff = rows[0]["cutoff"] if rows else None
+        return None if cutoff is None else int(cutoff)
+
     # -- reading ---------------------------------------------------------------------------
 
     async def context_for(self, session_key: str) -> SessionContext:

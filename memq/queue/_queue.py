@@ -451,6 +451,23 @@ class Queue:
         await self._writer.submit(op)
         return cast(T, op.result)
 
+    async def forget_session_from(self, session_id: str, from_message_id: int) -> int:
+        """Delete the session's queue rows from ``from_message_id`` on, whatever their status
+        (a revert). Stop its stream first. Returns how many."""
+        self._check_open()
+        params = {"session_id": session_id, "from_id": from_message_id}
+        rows = await self._transaction(
+            lambda tx: tx.fetchall(QUERIES["delete_session_from"], params)
+        )
+        for claim in [
+            c
+            for c in self._active_claims
+            if c.message.session_id == session_id and c.message.id >= from_message_id
+        ]:
+            claim.state = ClaimState.LOST
+            self._claim_settled(claim)
+        return len(rows)
+
     async def _transaction(self, fn: Any, *, transactional: bool = True) -> Any:
         op: CallOp[Any] = CallOp(fn, transactional=transactional)
         await self._writer.submit(op)

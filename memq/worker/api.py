@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import anyio
 import structlog
@@ -73,6 +73,7 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
             Route("/api/sessions/{session_id:path}/observations", observations, methods=["GET"]),
             Route("/api/sessions/{session_id:path}/summaries", summaries, methods=["GET"]),
             Route("/api/sessions/{session_id:path}/export", export_session, methods=["GET"]),
+            Route("/api/sessions/{session_id:path}/revert", revert_session, methods=["POST"]),
             Route("/api/sessions/{session_id:path}", get_session, methods=["GET"]),
             Route("/api/sessions/{session_id:path}", delete_session, methods=["DELETE"]),
             Route("/api/context", get_context, methods=["GET"]),
@@ -246,6 +247,48 @@ async def get_context(request: Request) -> Response:
         exclude_session=normalize_session_key(exclude) if exclude else None,
     )
     return JSONResponse({"project": project or None, "context": text})
+
+
+async def revert_session(request: Request) -> Response:
+    """Forget what the session learned after a point, as after rewinding a conversation:
+    body ``{"after": MESSAGE_ID}`` (that message and everything before it stay) or
+    ``{"last": N}`` (its N newest messages that left memory go)."""
+    services = _services(request)
+    key = _session_key(request)
+    body = parse_event_body(await _read_body(request))
+    after, last = body.get("after"), body.get("last")
+    if await services.store.get_session(key) is None:
+        raise HTTPException(404, f"no session {key}")
+    if last is None and _is_id(after):
+        from_id: int | None = after + 1
+    elif after is None and _is_id(last):
+        from_id = await services.store.revert_cutoff(key, last)
+    else:
+        raise InvalidEventError('give {"after": MESSAGE_ID} or {"last": N}, a whole number > 0')
+    queue_rows = memory_rows = 0
+    if from_id is not None:
+        await services.sessions.forget(key)  # stop its generator; rescheduled below
+        queue_rows = await services.queue.forget_session_from(key, from_id)
+        memory_rows = await services.queue.run_in_transaction(
+            services.store.revert_effect(key, from_id)
+        )
+        if await services.queue.has_pending(key):
+            services.sessions.notify(key)
+    log.info(
+        "session.reverted",
+        session_id=key,
+        from_message_id=from_id,
+        queue_rows=queue_rows,
+        memory_rows=memory_rows,
+    )
+    return JSONResponse(
+        {
+            "session_id": key,
+            "from_message_id": from_id,
+            "queue_rows": queue_rows,
+            "memory_rows": memory_rows,
+        }
+    )
 
 
 async def failed(request: Request) -> Response:
@@ -462,7 +505,7 @@ def _session_key(request: Request) -> str:
     return normalize_session_key(str(request.path_params["session_id"]))
 
 
-def _is_id(value: object) -> bool:
+def _is_id(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 

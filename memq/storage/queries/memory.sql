@@ -129,3 +129,40 @@ LIMIT :limit OFFSET :offset;
 
 -- name: count_summaries
 SELECT count(*) FROM summaries WHERE session_key = :session_key;
+
+-- name: revert_cutoff
+-- The first of the session's :last newest messages that left memory (a prompt, an
+-- observation or a summary); NULL when it has none.
+SELECT min(message_id) AS cutoff FROM (
+    SELECT message_id FROM (
+        SELECT message_id FROM prompts WHERE session_key = :session_key
+        UNION SELECT message_id FROM observations WHERE session_key = :session_key
+        UNION SELECT message_id FROM summaries WHERE session_key = :session_key
+    )
+    ORDER BY message_id DESC
+    LIMIT :last
+);
+
+-- name: revert_prompts
+DELETE FROM prompts WHERE session_key = :session_key AND message_id >= :from_id;
+
+-- name: revert_observations
+DELETE FROM observations WHERE session_key = :session_key AND message_id >= :from_id;
+
+-- name: revert_summaries
+DELETE FROM summaries WHERE session_key = :session_key AND message_id >= :from_id;
+
+-- name: recount_session
+-- After a revert: the prompt count, the title (gone with the last prompt), and the latest
+-- activity that is left.
+UPDATE sessions
+SET prompt_count = (SELECT count(*) FROM prompts WHERE session_key = :session_key),
+    title = CASE WHEN EXISTS (SELECT 1 FROM prompts WHERE session_key = :session_key)
+                 THEN title END,
+    updated_at = coalesce(
+        (SELECT max(created_at) FROM (
+            SELECT created_at FROM prompts WHERE session_key = :session_key
+            UNION ALL SELECT created_at FROM observations WHERE session_key = :session_key
+            UNION ALL SELECT created_at FROM summaries WHERE session_key = :session_key)),
+        started_at)
+WHERE key = :session_key;

@@ -204,3 +204,10 @@ WHERE id = :id;
 
 -- name: data_version
 PRAGMA data_version;
+
+-- name: delete_session_from
+-- Revert: the session's rows from :from_id on, whatever their status, so nothing after the
+-- cut is processed again.
+DELETE FROM pending_messages
+WHERE session_id = :session_id AND id >= :from_id
+RETURNING id;

@@ -1,0 +1,103 @@
+"""Reverting a session: forgetting what it learned after a point, queue rows included."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from memq.memory import MemoryStore
+from memq.memory.search import MemorySearch
+from memq.queue import Queue
+from tests.integration.test_memory_store import (
+    OTHER,
+    SESSION,
+    enqueue_all,
+    process,
+    prompt,
+    sample,
+    table,
+)
+
+
+@pytest.fixture
+async def store(queue: Queue, db_path: Path) -> AsyncIterator[MemoryStore]:
+    memory = await MemoryStore.open(db_path)
+    yield memory
+    await memory.close()
+
+
+async def build_session(queue: Queue, store: MemoryStore) -> list[int]:
+    """Two turns: prompt, two tool calls, stop; then prompt, a write, one event still queued."""
+    ids = await enqueue_all(
+        queue,
+        ("prompt", prompt("first turn")),
+        ("observation", sample("PostToolUse.Bash", tool_use_id="t1")),
+        ("observation", sample("PostToolUseFailure", tool_use_id="t2")),
+        ("summarize", sample("Stop")),
+        ("prompt", prompt("second turn")),
+        ("observation", sample("PostToolUse.Write", tool_use_id="t3")),
+    )
+    await process(queue, store)
+    ids += await enqueue_all(
+        queue, ("observation", sample("PostToolUse.Bash", tool_use_id="t4"))
+    )  # not processed yet
+    return ids
+
+
+async def revert(queue: Queue, store: MemoryStore, from_id: int) -> tuple[int, int]:
+    queue_rows = await queue.forget_session_from(SESSION, from_id)
+    memory_rows = await queue.run_in_transaction(store.revert_effect(SESSION, from_id))
+    return queue_rows, memory_rows
+
+
+class TestRevert:
+    async def test_after_a_message_forgets_everything_later_and_recounts(
+        self, queue: Queue, store: MemoryStore, db_path: Path
+    ) -> None:
+        """Reverting after the first turn's summary leaves exactly the first turn; the queued
+        event after the cut is gone, so it will never be processed."""
+        ids = await build_session(queue, store)
+        queue_rows, memory_rows = await revert(queue, store, ids[3] + 1)
+        assert (queue_rows, memory_rows) == (3, 2)  # prompt, write, queued event; 2 records
+        detail = await store.get_session(SESSION)
+        assert detail is not None
+        assert [p.text for p in detail.prompts] == ["first turn"]
+        assert detail.prompt_count == 1
+        assert detail.title == "first turn"
+        observations = await store.observations(SESSION)
+        assert [o.message_id for o in observations.items] == ids[1:3]
+        assert (await store.summaries(SESSION)).total == 1
+        assert [r["id"] for r in table(db_path, "SELECT id FROM pending_messages")] == ids[:4]
+        assert not await queue.has_pending(SESSION)
+
+    async def test_the_last_n_messages_that_left_memory(
+        self, queue: Queue, store: MemoryStore
+    ) -> None:
+        """--last 2 forgets the newest two records (the write and the second prompt)."""
+        ids = await build_session(queue, store)
+        cutoff = await store.revert_cutoff(SESSION, 2)
+        assert cutoff == ids[4]
+        await revert(queue, store, cutoff)
+        detail = await store.get_session(SESSION)
+        assert detail is not None
+        assert [p.text for p in detail.prompts] == ["first turn"]
+        assert await store.revert_cutoff("claude-code:nobody", 3) is None
+
+    async def test_reverting_everything_clears_the_title_and_other_sessions_stay(
+        self, queue: Queue, store: MemoryStore, db_path: Path
+    ) -> None:
+        """From the first message on, the session keeps only its row; another session and
+        the search index lose nothing of theirs."""
+        await enqueue_all(queue, ("prompt", prompt("kept elsewhere")), session=OTHER)
+        await process(queue, store, OTHER)
+        ids = await build_session(queue, store)
+        await revert(queue, store, ids[0])
+        detail = await store.get_session(SESSION)
+        assert detail is not None
+        assert (detail.prompts, detail.prompt_count, detail.title) == ((), 0, None)
+        assert (await store.get_session(OTHER)) is not None
+        async with await MemorySearch.open(db_path) as search:
+            assert await search.search("first turn") == []
+            assert [h.session_key for h in await search.search("kept elsewhere")] == [OTHER]
