@@ -464,6 +464,11 @@ def _add_revert_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
     cut.add_argument(
         "--last", type=int, metavar="N", help="forget the N newest messages that left memory"
     )
+    transfer = commands.add_parser(
+        "transfer", help="move a session's memory to another session id (merging into it)"
+    )
+    transfer.add_argument("source", help="the session to move (id or claude-code:<id>)")
+    transfer.add_argument("target", help="the session that receives it")
 
 
 def _add_transfer_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -497,6 +502,20 @@ def cmd_revert(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"reverted {body['session_id']} from message {body['from_message_id']} on: "
         f"{body['memory_rows']} record(s) and {body['queue_rows']} queue row(s) forgotten"
+    )
+    return EXIT_OK
+
+
+def cmd_transfer(args: argparse.Namespace, settings: Settings) -> int:
+    from urllib.parse import quote
+
+    path = f"/api/sessions/{quote(args.source, safe=':')}/transfer"
+    body = _api(settings, "POST", path, {"to": args.target})
+    if body is None:
+        return EXIT_ERROR
+    print(
+        f"moved {body['records']} record(s) and {body['queue_rows']} queue row(s) "
+        f"from {body['from']} to {body['to']}"
     )
     return EXIT_OK
 
@@ -630,6 +649,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "search": cmd_search,
     "export": cmd_export,
     "revert": cmd_revert,
+    "transfer": cmd_transfer,
     "import": cmd_import,
     "timeline": cmd_timeline,
     "resume": cmd_resume,

@@ -123,6 +123,32 @@ class MemoryStore(ReadsMemory):
 
         return revert
 
+    def transfer_effect(
+        self, from_key: str, to_key: str
+    ) -> Callable[[Transaction], Awaitable[int]]:
+        """A write that moves the session's memory to ``to_key`` (created if new, merged
+        into if it exists: its prompts numbered after the target's); returns how many
+        records moved. Move the queue rows first (``Queue.move_session``)."""
+        assistant, external_id = split_session_key(to_key)
+        params = {
+            "from_key": from_key,
+            "to_key": to_key,
+            "assistant": assistant,
+            "external_id": external_id,
+        }
+
+        async def transfer(tx: Transaction) -> int:
+            # The target row first and the source row last: records reference their session.
+            await tx.execute(QUERIES["transfer_session_row"], params)
+            moved = 0
+            for name in ("transfer_prompts", "transfer_observations", "transfer_summaries"):
+                moved += await tx.execute(QUERIES[name], params)
+            await tx.execute(QUERIES["transfer_recount"], params)
+            await tx.execute(QUERIES["delete_session"], {"session_key": from_key})
+            return moved
+
+        return transfer
+
     async def revert_cutoff(self, session_key: str, last: int) -> int | None:
         """The first message id of the session's ``last`` newest messages that left memory;
         None when it has none."""

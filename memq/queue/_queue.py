@@ -468,6 +468,23 @@ class Queue:
             self._claim_settled(claim)
         return len(rows)
 
+    async def move_session(self, from_session: str, to_session: str) -> tuple[int, int]:
+        """Give ``from_session``'s rows to ``to_session`` (a transfer); a row whose dedupe
+        key the target already has is the same event and is dropped. Stop both streams
+        first. Returns (moved, dropped)."""
+        self._check_open()
+        to_session = _check_id("session_id", to_session)
+        params = {"from_id": from_session, "to_id": to_session}
+
+        async def move(tx: Transaction) -> tuple[int, int]:
+            moved = await tx.fetchall(QUERIES["move_session"], params)
+            dropped = await tx.fetchall(QUERIES["drop_moved_duplicates"], params)
+            return len(moved), len(dropped)
+
+        result: tuple[int, int] = await self._transaction(move)
+        self._wakeups.wake([to_session])
+        return result
+
     async def _transaction(self, fn: Any, *, transactional: bool = True) -> Any:
         op: CallOp[Any] = CallOp(fn, transactional=transactional)
         await self._writer.submit(op)

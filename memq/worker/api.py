@@ -74,6 +74,7 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
             Route("/api/sessions/{session_id:path}/summaries", summaries, methods=["GET"]),
             Route("/api/sessions/{session_id:path}/export", export_session, methods=["GET"]),
             Route("/api/sessions/{session_id:path}/revert", revert_session, methods=["POST"]),
+            Route("/api/sessions/{session_id:path}/transfer", transfer_session, methods=["POST"]),
             Route("/api/sessions/{session_id:path}", get_session, methods=["GET"]),
             Route("/api/sessions/{session_id:path}", delete_session, methods=["DELETE"]),
             Route("/api/context", get_context, methods=["GET"]),
@@ -288,6 +289,31 @@ async def revert_session(request: Request) -> Response:
             "queue_rows": queue_rows,
             "memory_rows": memory_rows,
         }
+    )
+
+
+async def transfer_session(request: Request) -> Response:
+    """Move the session's memory and queue rows to another session: body ``{"to": ID}``
+    (a bare id or ``claude-code:<id>``); an existing target is merged into."""
+    services = _services(request)
+    key = _session_key(request)
+    target = parse_event_body(await _read_body(request)).get("to")
+    if not isinstance(target, str) or not target.strip():
+        raise InvalidEventError('give {"to": SESSION_ID}')
+    to_key = normalize_session_key(target.strip())
+    if to_key == key:
+        raise InvalidEventError("a session cannot be transferred to itself")
+    if await services.store.get_session(key) is None:
+        raise HTTPException(404, f"no session {key}")
+    for session in (key, to_key):
+        await services.sessions.forget(session)  # neither may process while rows move
+    moved, dropped = await services.queue.move_session(key, to_key)
+    records = await services.queue.run_in_transaction(services.store.transfer_effect(key, to_key))
+    if await services.queue.has_pending(to_key):
+        services.sessions.notify(to_key)
+    log.info("session.transferred", session_id=key, to=to_key, records=records, queue_rows=moved)
+    return JSONResponse(
+        {"from": key, "to": to_key, "records": records, "queue_rows": moved, "dropped": dropped}
     )
 
 

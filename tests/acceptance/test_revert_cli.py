@@ -35,3 +35,22 @@ class TestRevert:
             assert client.post(url, json={"last": 0}).status_code == 422
             assert client.post("/api/sessions/nobody/revert", json={"last": 1}).status_code == 404
         assert daemon.memq("revert", session).returncode == 2  # argparse: a cut is required
+
+    def test_transfer_moves_a_session_and_refuses_nonsense(self, daemon: Daemon) -> None:
+        """memq transfer FROM TO: the memory is found under the new id only; moving a session
+        onto itself or nowhere is a 422."""
+        source = sample("UserPromptSubmit")["session_id"]
+        with daemon.client() as client:
+            client.post("/api/events", json=sample("UserPromptSubmit"))
+            client.post("/api/events", json=sample("PostToolUse.Bash"))
+            daemon.wait_idle()
+            result = daemon.memq("transfer", source, "renamed")
+            assert result.returncode == 0, result.stderr
+            assert "to claude-code:renamed" in result.stdout
+            assert client.get(f"/api/sessions/{source}").status_code == 404
+            moved = client.get("/api/sessions/renamed").json()
+            assert [p["text"] for p in moved["prompts"]] == ["create out.txt"]
+            assert client.get("/api/sessions/renamed/observations").json()["total"] == 1
+            url = "/api/sessions/renamed/transfer"
+            assert client.post(url, json={"to": "renamed"}).status_code == 422
+            assert client.post(url, json={}).status_code == 422

@@ -101,3 +101,43 @@ class TestRevert:
         async with await MemorySearch.open(db_path) as search:
             assert await search.search("first turn") == []
             assert [h.session_key for h in await search.search("kept elsewhere")] == [OTHER]
+
+
+class TestTransfer:
+    async def test_to_a_new_session_moves_everything(
+        self, queue: Queue, store: MemoryStore, db_path: Path
+    ) -> None:
+        """The records, their numbering and the queued event all move; the source is gone."""
+        ids = await build_session(queue, store)
+        assert await queue.move_session(SESSION, "claude-code:moved") == (len(ids), 0)
+        moved = await queue.run_in_transaction(store.transfer_effect(SESSION, "claude-code:moved"))
+        assert moved == 6  # 2 prompts, 3 observations and the summary
+        assert await store.get_session(SESSION) is None
+        detail = await store.get_session("claude-code:moved")
+        assert detail is not None
+        assert [(p.number, p.text) for p in detail.prompts] == [
+            (1, "first turn"),
+            (2, "second turn"),
+        ]
+        assert (detail.assistant, detail.external_id) == ("claude-code", "moved")
+        assert await queue.has_pending("claude-code:moved")
+
+    async def test_into_an_existing_session_merges_after_its_prompts(
+        self, queue: Queue, store: MemoryStore
+    ) -> None:
+        """Prompts are numbered after the target's; a queued event the target already has
+        (same dedupe key) is dropped, not duplicated."""
+        await queue.enqueue(OTHER, "prompt", prompt("the target's own"))
+        await queue.enqueue(OTHER, "observation", sample("PostToolUse.Bash"), "tool:t9")
+        await process(queue, store, OTHER)
+        await build_session(queue, store)
+        await queue.enqueue(SESSION, "observation", sample("PostToolUse.Bash"), "tool:t9")
+        _, dropped = await queue.move_session(SESSION, OTHER)
+        assert dropped == 1
+        await queue.run_in_transaction(store.transfer_effect(SESSION, OTHER))
+        detail = await store.get_session(OTHER)
+        assert detail is not None
+        assert [p.text for p in detail.prompts] == ["the target's own", "first turn", "second turn"]
+        assert [p.number for p in detail.prompts] == [1, 2, 3]
+        assert detail.prompt_count == 3
+        assert await store.get_session(SESSION) is None

@@ -166,3 +166,41 @@ SET prompt_count = (SELECT count(*) FROM prompts WHERE session_key = :session_ke
             UNION ALL SELECT created_at FROM summaries WHERE session_key = :session_key)),
         started_at)
 WHERE key = :session_key;
+
+-- name: transfer_session_row
+-- The target session: created from the source when it is new; when it exists, its own
+-- values win and the source only fills gaps and widens the time span.
+INSERT INTO sessions (key, assistant, external_id, project, cwd, title, prompt_count,
+                      started_at, ended_at, updated_at, created_at)
+SELECT :to_key, :assistant, :external_id, project, cwd, title, prompt_count,
+       started_at, ended_at, updated_at, created_at
+FROM sessions
+WHERE key = :from_key
+ON CONFLICT (key) DO UPDATE
+SET project = coalesce(sessions.project, excluded.project),
+    cwd = coalesce(sessions.cwd, excluded.cwd),
+    title = coalesce(sessions.title, excluded.title),
+    started_at = min(sessions.started_at, excluded.started_at),
+    updated_at = max(sessions.updated_at, excluded.updated_at);
+
+-- name: transfer_prompts
+-- Numbered after the target's own prompts, in the order they were asked.
+UPDATE prompts
+SET session_key = :to_key, number = moved.number
+FROM (SELECT id,
+             (SELECT coalesce(max(number), 0) FROM prompts WHERE session_key = :to_key)
+             + row_number() OVER (ORDER BY message_id) AS number
+      FROM prompts
+      WHERE session_key = :from_key) AS moved
+WHERE prompts.id = moved.id;
+
+-- name: transfer_observations
+UPDATE observations SET session_key = :to_key WHERE session_key = :from_key;
+
+-- name: transfer_summaries
+UPDATE summaries SET session_key = :to_key WHERE session_key = :from_key;
+
+-- name: transfer_recount
+UPDATE sessions
+SET prompt_count = (SELECT count(*) FROM prompts WHERE session_key = :to_key)
+WHERE key = :to_key;

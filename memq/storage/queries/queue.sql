@@ -211,3 +211,12 @@ PRAGMA data_version;
 DELETE FROM pending_messages
 WHERE session_id = :session_id AND id >= :from_id
 RETURNING id;
+
+-- name: move_session
+-- Transfer: the session's rows become the target's. A row whose dedupe key the target
+-- already has is the same event: it stays behind and is dropped by drop_moved_duplicates.
+UPDATE OR IGNORE pending_messages SET session_id = :to_id WHERE session_id = :from_id
+RETURNING id;
+
+-- name: drop_moved_duplicates
+DELETE FROM pending_messages WHERE session_id = :from_id RETURNING id;
