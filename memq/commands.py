@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from memq import __version__
 from memq.config import SettingError, Settings
@@ -490,10 +490,8 @@ def _add_transfer_commands(commands: argparse._SubParsersAction[argparse.Argumen
 
 
 def cmd_revert(args: argparse.Namespace, settings: Settings) -> int:
-    from urllib.parse import quote
-
     cut = {"after": args.after} if args.after is not None else {"last": args.last}
-    body = _api(settings, "POST", f"/api/sessions/{quote(args.session, safe=':')}/revert", cut)
+    body = _api(settings, "POST", _session_path(args.session, "revert"), cut)
     if body is None:
         return EXIT_ERROR
     if body["from_message_id"] is None:
@@ -507,10 +505,7 @@ def cmd_revert(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace, settings: Settings) -> int:
-    from urllib.parse import quote
-
-    path = f"/api/sessions/{quote(args.source, safe=':')}/transfer"
-    body = _api(settings, "POST", path, {"to": args.target})
+    body = _api(settings, "POST", _session_path(args.source, "transfer"), {"to": args.target})
     if body is None:
         return EXIT_ERROR
     print(
@@ -521,9 +516,7 @@ def cmd_transfer(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from urllib.parse import quote
-
-    body = _api_raw(settings, "GET", f"/api/sessions/{quote(args.session, safe=':')}/export")
+    body = _api_raw(settings, "GET", _session_path(args.session, "export"))
     if body is None:
         return EXIT_ERROR
     if not args.output:
@@ -568,6 +561,11 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     if body["renumbered"]:
         print(f"  {body['renumbered']} prompt number(s) were taken in the session: renumbered")
     return EXIT_OK
+
+
+def _session_path(session: str, action: str) -> str:
+    """``/api/sessions/<session>/<action>`` with the session id URL-quoted."""
+    return f"/api/sessions/{quote(session, safe=':')}/{action}"
 
 
 def _api_raw(

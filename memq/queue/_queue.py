@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -321,6 +321,13 @@ class Queue:
         await self._writer.submit(op)
         return op.matched
 
+    def _lose_claims(self, message_ids: Iterable[int]) -> None:
+        """Claims whose rows were deleted or taken back: they can no longer be settled."""
+        gone = set(message_ids)
+        for claim in [c for c in self._active_claims if c.message.id in gone]:
+            claim.state = ClaimState.LOST
+            self._claim_settled(claim)
+
     def _claim_settled(self, claim: Claim) -> None:
         self._active_claims.discard(claim)
         session_id = claim.message.session_id
@@ -434,9 +441,7 @@ class Queue:
         rows = await self._transaction(
             lambda tx: tx.fetchall(QUERIES["delete_session"], {"session_id": session_id})
         )
-        for claim in [c for c in self._active_claims if c.message.session_id == session_id]:
-            claim.state = ClaimState.LOST
-            self._claim_settled(claim)
+        self._lose_claims(int(row["id"]) for row in rows)
         return len(rows)
 
     async def run_in_transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
@@ -459,13 +464,7 @@ class Queue:
         rows = await self._transaction(
             lambda tx: tx.fetchall(QUERIES["delete_session_from"], params)
         )
-        for claim in [
-            c
-            for c in self._active_claims
-            if c.message.session_id == session_id and c.message.id >= from_message_id
-        ]:
-            claim.state = ClaimState.LOST
-            self._claim_settled(claim)
+        self._lose_claims(int(row["id"]) for row in rows)
         return len(rows)
 
     async def move_session(self, from_session: str, to_session: str) -> tuple[int, int]:
@@ -517,9 +516,7 @@ class Queue:
                 status=row["status"],
                 attempt=row["attempts"],
             )
-            for claim in [c for c in self._active_claims if c.message.id == row["id"]]:
-                claim.state = ClaimState.LOST
-                self._claim_settled(claim)
+        self._lose_claims(int(row["id"]) for row in reclaimed)
         self._wakeups.wake({str(row["session_id"]) for row in reclaimed})
         processed = await self._prune("prune_processed", now - settings.processed_retention)
         failed = await self._prune("prune_failed", now - settings.failed_retention)
