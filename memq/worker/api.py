@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, TypeGuard
+from typing import Any
 
 import anyio
 import structlog
@@ -27,39 +26,26 @@ from memq.exceptions import (
     QueueClosedError,
     StorageError,
 )
-from memq.memory.context import DEFAULT_BUDGET_TOKENS, ContextBuilder
+from memq.memory.context import DEFAULT_BUDGET_TOKENS
 from memq.memory.records import ObservationKind
-from memq.memory.search import MemorySearch, QuerySyntax, RecordType
-from memq.memory.store import MemoryStore
-from memq.memory.transfer import SessionExporter, import_effect
+from memq.memory.search import QuerySyntax, RecordType
+from memq.memory.transfer import import_effect
 from memq.privacy import is_skipped, strip_private
-from memq.queue import Queue
 from memq.worker.projects import project_for
+from memq.worker.routes.common import (
+    get_services,
+    int_param,
+    is_id,
+    page_params,
+    path_session_key,
+    read_body,
+)
 from memq.worker.security import RequestGuard
-from memq.worker.sessions import SessionManager
+from memq.worker.services import Services
 
 log = structlog.get_logger("memq.api")
 
-MAX_PAGE = 10_000
-
-
-@dataclass
-class Services:
-    """What the routes work with; owned by the daemon."""
-
-    queue: Queue
-    store: MemoryStore
-    sessions: SessionManager
-    state: Callable[[], str]
-    port: int
-    processor: str
-    started_at: float
-    pid: int
-    context_for: Callable[[str | None], Awaitable[str]]
-    context: ContextBuilder
-    search: MemorySearch
-    exporter: SessionExporter
-    skip_tools: frozenset[str] = frozenset()
+__all__ = ["Services", "create_app"]
 
 
 def create_app(services: Services, *, token: str, body_limit: int) -> RequestGuard:
@@ -100,16 +86,11 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
     return RequestGuard(app, token=token, port=services.port, body_limit=body_limit)
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 # -- routes -------------------------------------------------------------------------------
 
 
 async def health(request: Request) -> Response:
-    services = _services(request)
+    services = get_services(request)
     return JSONResponse(
         {"status": "ok", "state": services.state(), "version": __version__, "pid": services.pid}
     )
@@ -117,8 +98,8 @@ async def health(request: Request) -> Response:
 
 async def post_event(request: Request) -> Response:
     """Accept one hook payload: 202 once it is durable, 200 for a duplicate."""
-    services = _services(request)
-    payload = parse_event_body(await _read_body(request))
+    services = get_services(request)
+    payload = parse_event_body(await read_body(request))
     route = route_event(payload)
     if is_skipped(payload, services.skip_tools):
         return JSONResponse({"status": "skipped"}, status_code=200)
@@ -150,7 +131,7 @@ async def post_event(request: Request) -> Response:
 
 
 async def status(request: Request) -> Response:
-    services = _services(request)
+    services = get_services(request)
     stats = await services.queue.stats()
     active = services.sessions.active_sessions
     return JSONResponse(
@@ -185,39 +166,39 @@ async def status(request: Request) -> Response:
 
 
 async def list_sessions(request: Request) -> Response:
-    limit, offset = _page(request)
-    page = await _services(request).store.list_sessions(limit=limit, offset=offset)
+    limit, offset = page_params(request)
+    page = await get_services(request).store.list_sessions(limit=limit, offset=offset)
     return JSONResponse({"items": [s.to_dict() for s in page.items], "total": page.total})
 
 
 async def get_session(request: Request) -> Response:
-    key = _session_key(request)
-    detail = await _services(request).store.get_session(key)
+    key = path_session_key(request)
+    detail = await get_services(request).store.get_session(key)
     if detail is None:
         raise HTTPException(404, f"no session {key}")
     return JSONResponse(detail.to_dict())
 
 
 async def observations(request: Request) -> Response:
-    limit, offset = _page(request)
-    page = await _services(request).store.observations(
-        _session_key(request), limit=limit, offset=offset
+    limit, offset = page_params(request)
+    page = await get_services(request).store.observations(
+        path_session_key(request), limit=limit, offset=offset
     )
     return JSONResponse({"items": [o.to_dict() for o in page.items], "total": page.total})
 
 
 async def summaries(request: Request) -> Response:
-    limit, offset = _page(request)
-    page = await _services(request).store.summaries(
-        _session_key(request), limit=limit, offset=offset
+    limit, offset = page_params(request)
+    page = await get_services(request).store.summaries(
+        path_session_key(request), limit=limit, offset=offset
     )
     return JSONResponse({"items": [s.to_dict() for s in page.items], "total": page.total})
 
 
 async def delete_session(request: Request) -> Response:
     """Stop the session's generator, then forget its queue rows and its memory."""
-    services = _services(request)
-    key = _session_key(request)
+    services = get_services(request)
+    key = path_session_key(request)
     await services.sessions.forget(key)
     queue_rows = await services.queue.forget_session(key)
     memory_rows = await services.queue.run_in_transaction(services.store.forget_effect(key))
@@ -240,9 +221,9 @@ async def get_context(request: Request) -> Response:
     if project is None:
         # lru-cached, but the first look-up of a directory stats its parents: off the loop.
         project = await anyio.to_thread.run_sync(project_for, cwd)
-    budget = _int_param(request, "budget", DEFAULT_BUDGET_TOKENS, low=1, high=MAX_CONTEXT_BUDGET)
+    budget = int_param(request, "budget", DEFAULT_BUDGET_TOKENS, low=1, high=MAX_CONTEXT_BUDGET)
     exclude = params.get("exclude_session")
-    text = await _services(request).context.build(
+    text = await get_services(request).context.build(
         project or None,
         budget_tokens=budget,
         exclude_session=normalize_session_key(exclude) if exclude else None,
@@ -254,15 +235,15 @@ async def revert_session(request: Request) -> Response:
     """Forget what the session learned after a point, as after rewinding a conversation:
     body ``{"after": MESSAGE_ID}`` (that message and everything before it stay) or
     ``{"last": N}`` (its N newest messages that left memory go)."""
-    services = _services(request)
-    key = _session_key(request)
-    body = parse_event_body(await _read_body(request))
+    services = get_services(request)
+    key = path_session_key(request)
+    body = parse_event_body(await read_body(request))
     after, last = body.get("after"), body.get("last")
     if await services.store.get_session(key) is None:
         raise HTTPException(404, f"no session {key}")
-    if last is None and _is_id(after):
+    if last is None and is_id(after):
         from_id: int | None = after + 1
-    elif after is None and _is_id(last):
+    elif after is None and is_id(last):
         from_id = await services.store.revert_cutoff(key, last)
     else:
         raise InvalidEventError('give {"after": MESSAGE_ID} or {"last": N}, a whole number > 0')
@@ -295,9 +276,9 @@ async def revert_session(request: Request) -> Response:
 async def transfer_session(request: Request) -> Response:
     """Move the session's memory and queue rows to another session: body ``{"to": ID}``
     (a bare id or ``claude-code:<id>``); an existing target is merged into."""
-    services = _services(request)
-    key = _session_key(request)
-    target = parse_event_body(await _read_body(request)).get("to")
+    services = get_services(request)
+    key = path_session_key(request)
+    target = parse_event_body(await read_body(request)).get("to")
     if not isinstance(target, str) or not target.strip():
         raise InvalidEventError('give {"to": SESSION_ID}')
     to_key = normalize_session_key(target.strip())
@@ -318,8 +299,8 @@ async def transfer_session(request: Request) -> Response:
 
 
 async def failed(request: Request) -> Response:
-    services = _services(request)
-    limit, _ = _page(request)
+    services = get_services(request)
+    limit, _ = page_params(request)
     session = request.query_params.get("session")
     items = await services.queue.failed(
         session_id=normalize_session_key(session) if session else None, limit=limit
@@ -345,13 +326,13 @@ async def failed(request: Request) -> Response:
 
 async def retry_failed(request: Request) -> Response:
     """Body ``{"id": N}``, ``{"ids": [...]}`` or ``{"all": true}``."""
-    services = _services(request)
-    body = parse_event_body(await _read_body(request))
+    services = get_services(request)
+    body = parse_event_body(await read_body(request))
     if body.get("all") is True:
         retried = await services.queue.retry(None)
     else:
         ids = body.get("ids", [body["id"]] if "id" in body else None)
-        if not isinstance(ids, list) or not ids or not all(_is_id(i) for i in ids):
+        if not isinstance(ids, list) or not ids or not all(is_id(i) for i in ids):
             raise InvalidEventError('give {"id": N}, {"ids": [N, ...]} or {"all": true}')
         retried = await services.queue.retry(ids)
     for item in await services.queue.sessions_with_backlog():
@@ -362,7 +343,7 @@ async def retry_failed(request: Request) -> Response:
 
 async def resume(request: Request) -> Response:
     """Resume processing after a pause (e.g. once the model API key is fixed)."""
-    resumed = await _services(request).sessions.resume()
+    resumed = await get_services(request).sessions.resume()
     return JSONResponse({"resumed": resumed})
 
 
@@ -381,7 +362,7 @@ async def search(request: Request) -> Response:
     if since is not None and until is not None and since > until:
         raise HTTPException(422, "query parameter 'since' must not be after 'until'")
     session = params.get("session")
-    hits = await _services(request).search.search(
+    hits = await get_services(request).search.search(
         query,
         project=params.get("project") or None,
         session_key=normalize_session_key(session) if session else None,
@@ -390,7 +371,7 @@ async def search(request: Request) -> Response:
         file=params.get("file") or None,
         since=since,
         until=until,
-        limit=_int_param(request, "limit", 20, low=1, high=MAX_SEARCH_RESULTS),
+        limit=int_param(request, "limit", 20, low=1, high=MAX_SEARCH_RESULTS),
         min_score=_float_param(request, "min_score"),
         syntax=(_choices(request, "syntax", QuerySyntax) or [QuerySyntax.WORDS])[-1],
     )
@@ -402,11 +383,11 @@ async def timeline(request: Request) -> Response:
     session just before and after it (``before``, ``after``: 0..100, default 5)."""
     if "around" not in request.query_params:
         raise HTTPException(422, "query parameter 'around' is required")
-    around = _int_param(request, "around", 0, low=1, high=2**63 - 1)
-    result = await _services(request).search.timeline(
+    around = int_param(request, "around", 0, low=1, high=2**63 - 1)
+    result = await get_services(request).search.timeline(
         around,
-        before=_int_param(request, "before", 5, low=0, high=MAX_TIMELINE_SIDE),
-        after=_int_param(request, "after", 5, low=0, high=MAX_TIMELINE_SIDE),
+        before=int_param(request, "before", 5, low=0, high=MAX_TIMELINE_SIDE),
+        after=int_param(request, "after", 5, low=0, high=MAX_TIMELINE_SIDE),
     )
     if result is None:
         raise HTTPException(404, f"no memory record came from message {around}")
@@ -466,8 +447,8 @@ async def _bad_query(request: Request, exc: Exception) -> Response:
 async def export_session(request: Request) -> Response:
     """The session's memory as JSON Lines (memq.memory.transfer): a metadata line, then one
     line per prompt, observation and summary in time order."""
-    key = _session_key(request)
-    lines = await _services(request).exporter.export(key)
+    key = path_session_key(request)
+    lines = await get_services(request).exporter.export(key)
     if lines is None:
         raise HTTPException(404, f"no session {key}")
     return Response("".join(lines), media_type="application/x-ndjson")
@@ -476,8 +457,8 @@ async def export_session(request: Request) -> Response:
 async def import_session(request: Request) -> Response:
     """Import a ``memq export`` file (the body): 200 with what it added, 400 naming the first
     bad line (nothing is written then)."""
-    services = _services(request)
-    body = await _read_body(request)
+    services = get_services(request)
+    body = await read_body(request)
     try:
         # Checking every line of a large file takes a moment: off the event loop.
         effect = await anyio.to_thread.run_sync(import_effect, body)
@@ -496,43 +477,6 @@ async def import_session(request: Request) -> Response:
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-async def _read_body(request: Request) -> bytes:
-    """The body, refusing it (413) as soon as it passes the limit, whatever the headers say."""
-    limit: int = request.app.state.body_limit
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"body larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _page(request: Request) -> tuple[int, int]:
-    return (
-        _int_param(request, "limit", 100, low=1, high=MAX_PAGE),
-        _int_param(request, "offset", 0, low=0, high=2**62),
-    )
-
-
-def _int_param(request: Request, name: str, default: int, *, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise HTTPException(422, f"query parameter {name!r} must be a whole number {low}..{high}")
-    return int(raw)
-
-
-def _session_key(request: Request) -> str:
-    return normalize_session_key(str(request.path_params["session_id"]))
-
-
-def _is_id(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,32 @@
+"""What the HTTP routes work with: the daemon's open resources, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from memq.memory.context import ContextBuilder
+from memq.memory.search import MemorySearch
+from memq.memory.store import MemoryStore
+from memq.memory.transfer import SessionExporter
+from memq.queue import Queue
+from memq.worker.sessions import SessionManager
+
+
+@dataclass
+class Services:
+    """What the routes work with; owned by the daemon."""
+
+    queue: Queue
+    store: MemoryStore
+    sessions: SessionManager
+    state: Callable[[], str]
+    port: int
+    processor: str
+    started_at: float
+    pid: int
+    context_for: Callable[[str | None], Awaitable[str]]
+    context: ContextBuilder
+    search: MemorySearch
+    exporter: SessionExporter
+    skip_tools: frozenset[str] = frozenset()
