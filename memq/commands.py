@@ -13,9 +13,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from memq import __version__
+from memq.cli_client import api, api_raw, session_path
 from memq.config import SettingError, Settings
 
 # The record types `memq search --type` accepts (memq.memory.search.RecordType, spelled out
@@ -203,7 +204,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
-    body = _api(settings, "GET", f"/api/sessions?limit={max(1, args.limit)}")
+    body = api(settings, "GET", f"/api/sessions?limit={max(1, args.limit)}")
     if body is None:
         return EXIT_ERROR
     if args.json:
@@ -224,7 +225,7 @@ def cmd_context(args: argparse.Namespace, settings: Settings) -> int:
 
     cwd = os.path.abspath(args.cwd or os.getcwd())
     query = urlencode({"cwd": cwd, "budget": max(1, args.budget)})
-    body = _api(settings, "GET", f"/api/context?{query}")
+    body = api(settings, "GET", f"/api/context?{query}")
     if body is None:
         return EXIT_ERROR
     if args.json:
@@ -238,7 +239,7 @@ def cmd_context(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_failed(args: argparse.Namespace, settings: Settings) -> int:
     path = "/api/failed" + (f"?session={args.session}" if args.session else "")
-    body = _api(settings, "GET", path)
+    body = api(settings, "GET", path)
     if body is None:
         return EXIT_ERROR
     if args.json:
@@ -258,7 +259,7 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
         print("memq retry: give message ids or --all (not both)", file=sys.stderr)
         return EXIT_USAGE
     request: dict[str, Any] = {"all": True} if args.all else {"ids": args.ids}
-    body = _api(settings, "POST", "/api/failed/retry", request)
+    body = api(settings, "POST", "/api/failed/retry", request)
     if body is None:
         return EXIT_ERROR
     print(f"retried {len(body['retried'])} message(s)")
@@ -266,7 +267,7 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
-    body = _api(settings, "POST", "/api/resume", {})
+    body = api(settings, "POST", "/api/resume", {})
     if body is None:
         return EXIT_ERROR
     print("processing resumed" if body["resumed"] else "processing was not paused")
@@ -352,7 +353,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     params += [("kind", value) for value in args.kind or ()]
     if args.fts:
         params.append(("syntax", "fts"))
-    body = _api(settings, "GET", "/api/search?" + urlencode(params))
+    body = api(settings, "GET", "/api/search?" + urlencode(params))
     if body is None:
         return EXIT_ERROR
     if args.json:
@@ -372,7 +373,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
     params = {"around": args.id, "before": max(0, args.before), "after": max(0, args.after)}
-    body = _api(settings, "GET", "/api/timeline?" + urlencode(params))
+    body = api(settings, "GET", "/api/timeline?" + urlencode(params))
     if body is None:
         return EXIT_ERROR
     if args.json:
@@ -491,7 +492,7 @@ def _add_transfer_commands(commands: argparse._SubParsersAction[argparse.Argumen
 
 def cmd_revert(args: argparse.Namespace, settings: Settings) -> int:
     cut = {"after": args.after} if args.after is not None else {"last": args.last}
-    body = _api(settings, "POST", _session_path(args.session, "revert"), cut)
+    body = api(settings, "POST", session_path(args.session, "revert"), cut)
     if body is None:
         return EXIT_ERROR
     if body["from_message_id"] is None:
@@ -505,7 +506,7 @@ def cmd_revert(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace, settings: Settings) -> int:
-    body = _api(settings, "POST", _session_path(args.source, "transfer"), {"to": args.target})
+    body = api(settings, "POST", session_path(args.source, "transfer"), {"to": args.target})
     if body is None:
         return EXIT_ERROR
     print(
@@ -516,7 +517,7 @@ def cmd_transfer(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    body = _api_raw(settings, "GET", _session_path(args.session, "export"))
+    body = api_raw(settings, "GET", session_path(args.session, "export"))
     if body is None:
         return EXIT_ERROR
     if not args.output:
@@ -544,7 +545,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         print(f"memq import: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_ERROR
-    raw = _api_raw(settings, "POST", "/api/import", data, content_type="application/x-ndjson")
+    raw = api_raw(settings, "POST", "/api/import", data, content_type="application/x-ndjson")
     if raw is None:
         return EXIT_ERROR
     body = json.loads(raw)
@@ -561,59 +562,6 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     if body["renumbered"]:
         print(f"  {body['renumbered']} prompt number(s) were taken in the session: renumbered")
     return EXIT_OK
-
-
-def _session_path(session: str, action: str) -> str:
-    """``/api/sessions/<session>/<action>`` with the session id URL-quoted."""
-    return f"/api/sessions/{quote(session, safe=':')}/{action}"
-
-
-def _api_raw(
-    settings: Settings,
-    method: str,
-    path: str,
-    data: bytes | None = None,
-    *,
-    content_type: str = "application/json",
-) -> bytes | None:
-    """Like ``_api`` for bodies that are not JSON (an export, an import): the raw answer, or
-    None after printing the problem to stderr (stdout may be the export itself)."""
-    from memq.worker import control
-
-    try:
-        status, raw = control.request_bytes(
-            settings, method, path, data, content_type=content_type, timeout=60.0
-        )
-    except OSError:
-        print(
-            f"memq: the daemon is not answering on port {settings.port} (memq start)",
-            file=sys.stderr,
-        )
-        return None
-    if status >= 400:
-        try:
-            error = json.loads(raw)["error"]
-        except (ValueError, KeyError, TypeError):
-            error = raw.decode("utf-8", "replace")
-        print(f"memq: {error}", file=sys.stderr)
-        return None
-    return raw
-
-
-def _api(settings: Settings, method: str, path: str, body: Any = None) -> Any:
-    """Call the running daemon; print the problem and return None when that fails."""
-    from memq.worker import control
-
-    try:
-        response = control.request(settings, method, path, body)
-    except OSError:
-        print(f"memq: the daemon is not answering on port {settings.port} (memq start)")
-        return None
-    if response.status >= 400:
-        error = response.body.get("error") if isinstance(response.body, dict) else response.body
-        print(f"memq: {error}", file=sys.stderr)
-        return None
-    return response.body
 
 
 def _duration(seconds: float) -> str:
