@@ -142,12 +142,17 @@ class SessionInfo(_Record):
     external_id: str
     project: str | None
     cwd: str | None
-    title: str | None  # from the first prompt
+    title: str | None  # from the first prompt, unless the user set one
+    title_edited: bool  # the user set the title (a revert keeps it)
     prompt_count: int
     observation_count: int
+    summary_count: int
+    parent_key: str | None  # the session this one was forked from
+    forked_at: datetime | None
     started_at: datetime
     ended_at: datetime | None  # None while the session is open
-    updated_at: datetime
+    updated_at: datetime  # its latest event that reached memory
+    last_access_at: datetime | None  # last used (events, reads); written in batches
 
 
 @dataclass(frozen=True, slots=True)

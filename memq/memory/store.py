@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -331,7 +332,6 @@ async def _count(conn: aiosqlite.Connection, sql: str, params: Mapping[str, Any]
 
 def _session_fields(row: sqlite3.Row) -> dict[str, Any]:
     """The ``SessionInfo`` fields of a ``list_sessions`` / ``get_session`` row."""
-    ended_at = row["ended_at"]
     return {
         "key": row["key"],
         "assistant": row["assistant"],
@@ -339,9 +339,18 @@ def _session_fields(row: sqlite3.Row) -> dict[str, Any]:
         "project": row["project"],
         "cwd": row["cwd"],
         "title": row["title"],
+        "title_edited": bool(row["title_edited"]),
         "prompt_count": int(row["prompt_count"]),
         "observation_count": int(row["observation_count"]),
+        "summary_count": int(row["summary_count"]),
+        "parent_key": row["parent_key"],
+        "forked_at": _optional_time(row["forked_at"]),
         "started_at": from_epoch_ms(row["started_at"]),
-        "ended_at": None if ended_at is None else from_epoch_ms(ended_at),
+        "ended_at": _optional_time(row["ended_at"]),
         "updated_at": from_epoch_ms(row["updated_at"]),
+        "last_access_at": _optional_time(row["last_access_at"]),
     }
+
+
+def _optional_time(ms: int | None) -> datetime | None:
+    return None if ms is None else from_epoch_ms(ms)

@@ -82,10 +82,15 @@ WHERE session_key = :session_key AND message_id > :after_message_id
 ORDER BY message_id;
 
 -- name: list_sessions
-SELECT key, assistant, external_id, project, cwd, title, prompt_count,
+-- Newest activity first, with counts; last_access_at is NULL until the daemon has flushed
+-- one (memq.worker.activity).
+SELECT key, assistant, external_id, project, cwd, title, title_edited, prompt_count,
        (SELECT count(*) FROM observations WHERE session_key = sessions.key)
            AS observation_count,
-       started_at, ended_at, updated_at
+       (SELECT count(*) FROM summaries WHERE session_key = sessions.key) AS summary_count,
+       parent_key, forked_at, started_at, ended_at, updated_at,
+       (SELECT last_access_at FROM session_activity WHERE session_key = sessions.key)
+           AS last_access_at
 FROM sessions
 ORDER BY updated_at DESC, key DESC
 LIMIT :limit OFFSET :offset;
@@ -94,10 +99,13 @@ LIMIT :limit OFFSET :offset;
 SELECT count(*) FROM sessions;
 
 -- name: get_session
-SELECT key, assistant, external_id, project, cwd, title, prompt_count,
+SELECT key, assistant, external_id, project, cwd, title, title_edited, prompt_count,
        (SELECT count(*) FROM observations WHERE session_key = sessions.key)
            AS observation_count,
-       started_at, ended_at, updated_at
+       (SELECT count(*) FROM summaries WHERE session_key = sessions.key) AS summary_count,
+       parent_key, forked_at, started_at, ended_at, updated_at,
+       (SELECT last_access_at FROM session_activity WHERE session_key = sessions.key)
+           AS last_access_at
 FROM sessions
 WHERE key = :session_key;
 
