@@ -10,10 +10,19 @@ from urllib.parse import quote
 
 from memq.config import Settings
 
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2  # a bad argument or setting
+
+
+def session_url(session: str) -> str:
+    """``/api/sessions/<session>`` with the session id URL-quoted."""
+    return f"/api/sessions/{quote(session, safe=':')}"
+
 
 def session_path(session: str, action: str) -> str:
     """``/api/sessions/<session>/<action>`` with the session id URL-quoted."""
-    return f"/api/sessions/{quote(session, safe=':')}/{action}"
+    return f"{session_url(session)}/{action}"
 
 
 def api_raw(

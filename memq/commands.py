@@ -16,16 +16,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from memq import __version__
-from memq.cli_client import api, api_raw, session_path
+from memq.cli_client import EXIT_ERROR, EXIT_OK, EXIT_USAGE, api
 from memq.config import SettingError, Settings
+from memq.session_commands import SESSION_COMMANDS, add_session_commands
 
 # The record types `memq search --type` accepts (memq.memory.search.RecordType, spelled out
 # so that parsing arguments does not import the search machinery).
 RECORD_TYPES = ("observation", "summary", "prompt")
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,15 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the daemon in the foreground")
     serve.add_argument("--quiet", action="store_true", help="log only to MEMQ_HOME/logs")
+    serve.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="keep the database in memory and delete it at exit (for tests and demos)",
+    )
     commands.add_parser("start", help="start the daemon in the background; returns once healthy")
     commands.add_parser("stop", help="stop the daemon gracefully; returns once it has exited")
 
     status = commands.add_parser("status", help="daemon state and queue counts")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
-
-    sessions = commands.add_parser("sessions", help="list sessions, newest first")
-    sessions.add_argument("--json", action="store_true", help="print JSON")
-    sessions.add_argument("--limit", type=int, default=50, help="at most this many (50)")
 
     context = commands.add_parser(
         "context", help="print the context memq gives a session starting in a directory"
@@ -60,8 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     context.add_argument("--json", action="store_true", help="print JSON")
 
     _add_memory_commands(commands)
-    _add_transfer_commands(commands)
-    _add_revert_command(commands)
+    add_session_commands(commands)
     failed = commands.add_parser("failed", help="messages that ran out of attempts")
     failed.add_argument("--json", action="store_true", help="print JSON")
     failed.add_argument("--session", help="only this session")
@@ -126,24 +123,34 @@ def run(args: Sequence[str]) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import contextlib
+    import dataclasses
+
     import anyio
 
     from memq.exceptions import QueueLockedError, StartupError
     from memq.logs import configure_logging
     from memq.worker.daemon import Daemon
+    from memq.worker.ephemeral import ephemeral_database
 
     settings.paths.create_home()
     configure_logging(
         log_file=settings.paths.log_file, console=not args.quiet, level=settings.log_level
     )
-    try:
-        anyio.run(Daemon(settings).run)
-    except QueueLockedError as exc:
-        print(f"memq: already running: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except (StartupError, ValueError) as exc:
-        print(f"memq: cannot start: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    with contextlib.ExitStack() as stack:
+        if args.ephemeral:
+            database = stack.enter_context(ephemeral_database())
+            # Loudly, whatever the log settings: a user must not mistake this for real memory.
+            print(database.banner(), file=sys.stderr, flush=True)
+            settings = dataclasses.replace(settings, database=database.path, ephemeral=True)
+        try:
+            anyio.run(Daemon(settings).run)
+        except QueueLockedError as exc:
+            print(f"memq: already running: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        except (StartupError, ValueError) as exc:
+            print(f"memq: cannot start: {exc}", file=sys.stderr)
+            return EXIT_ERROR
     return EXIT_OK
 
 
@@ -190,6 +197,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print(f"sessions  {len(status['sessions'])} known, {status['active_generators']} active")
     if status.get("paused"):
         print(f"PAUSED    {status.get('pause_reason')}  (fix it, then: memq resume)")
+    if status.get("paused_sessions"):
+        paused = ", ".join(status["paused_sessions"])
+        print(f"paused    {paused}  (memq config SESSION paused false)")
+    if status.get("ephemeral"):
+        print("EPHEMERAL the database is in memory: everything is lost when the daemon stops")
     print(f"database  {_size(status['database_bytes'])} (WAL {_size(status['wal_bytes'])})")
     if status["sessions"]:
         print()
@@ -200,23 +212,6 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
                 f"{item['session_id']:<48} {c['pending']:>8} {c['processing']:>10} "
                 f"{c['processed']:>10} {c['failed']:>7}"
             )
-    return EXIT_OK
-
-
-def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
-    body = api(settings, "GET", f"/api/sessions?limit={max(1, args.limit)}")
-    if body is None:
-        return EXIT_ERROR
-    if args.json:
-        print(json.dumps(body, indent=2))
-        return EXIT_OK
-    print(f"{'SESSION':<48} {'PROMPTS':>7} {'OBS':>5}  {'UPDATED':<20} TITLE")
-    for item in body["items"]:
-        print(
-            f"{item['key']:<48} {item['prompt_count']:>7} {item['observation_count']:>5}  "
-            f"{str(item['updated_at'])[:19]:<20} {item.get('title') or ''}"
-        )
-    print(f"({body['total']} sessions)")
     return EXIT_OK
 
 
@@ -451,119 +446,6 @@ def _add_memory_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     timeline.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _add_revert_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """memq revert."""
-    revert = commands.add_parser(
-        "revert",
-        help="forget what a session learned after a point (after rewinding a conversation)",
-    )
-    revert.add_argument("session", help="the session (id or claude-code:<id>)")
-    cut = revert.add_mutually_exclusive_group(required=True)
-    cut.add_argument(
-        "--after", type=int, metavar="MESSAGE_ID", help="keep this message and all before it"
-    )
-    cut.add_argument(
-        "--last", type=int, metavar="N", help="forget the N newest messages that left memory"
-    )
-    transfer = commands.add_parser(
-        "transfer", help="move a session's memory to another session id (merging into it)"
-    )
-    transfer.add_argument("source", help="the session to move (id or claude-code:<id>)")
-    transfer.add_argument("target", help="the session that receives it")
-
-
-def _add_transfer_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """memq export and memq import (apart: build_parser is long enough)."""
-    export = commands.add_parser(
-        "export", help="write a session's memory as JSON Lines (to standard output)"
-    )
-    export.add_argument("session", help="the session (id or claude-code:<id>)")
-    export.add_argument(
-        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
-    )
-    import_ = commands.add_parser(
-        "import",
-        help="add a session written by memq export to memory",
-        description="Records already in memory are skipped, so importing a file twice adds "
-        "nothing. Message ids and prompt numbers taken here are given new ones.",
-    )
-    import_.add_argument("file", help="the file memq export wrote ('-' for standard input)")
-
-
-def cmd_revert(args: argparse.Namespace, settings: Settings) -> int:
-    cut = {"after": args.after} if args.after is not None else {"last": args.last}
-    body = api(settings, "POST", session_path(args.session, "revert"), cut)
-    if body is None:
-        return EXIT_ERROR
-    if body["from_message_id"] is None:
-        print(f"{body['session_id']} has no memory to revert")
-        return EXIT_OK
-    print(
-        f"reverted {body['session_id']} from message {body['from_message_id']} on: "
-        f"{body['memory_rows']} record(s) and {body['queue_rows']} queue row(s) forgotten"
-    )
-    return EXIT_OK
-
-
-def cmd_transfer(args: argparse.Namespace, settings: Settings) -> int:
-    body = api(settings, "POST", session_path(args.source, "transfer"), {"to": args.target})
-    if body is None:
-        return EXIT_ERROR
-    print(
-        f"moved {body['records']} record(s) and {body['queue_rows']} queue row(s) "
-        f"from {body['from']} to {body['to']}"
-    )
-    return EXIT_OK
-
-
-def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    body = api_raw(settings, "GET", session_path(args.session, "export"))
-    if body is None:
-        return EXIT_ERROR
-    if not args.output:
-        sys.stdout.buffer.write(body)
-        sys.stdout.flush()
-        return EXIT_OK
-    try:
-        with open(args.output, "wb") as handle:
-            handle.write(body)
-    except OSError as exc:
-        print(f"memq export: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
-        return EXIT_ERROR
-    records = body.count(b"\n") - 1  # every line ends in "\n"; the first is the metadata
-    print(f"exported {records} record(s) to {args.output}")
-    return EXIT_OK
-
-
-def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        if args.file == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(args.file, "rb") as handle:
-                data = handle.read()
-    except OSError as exc:
-        print(f"memq import: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-        return EXIT_ERROR
-    raw = api_raw(settings, "POST", "/api/import", data, content_type="application/x-ndjson")
-    if raw is None:
-        return EXIT_ERROR
-    body = json.loads(raw)
-    counts = body["imported"]
-    print(
-        f"imported {counts['prompt']} prompt(s), {counts['observation']} observation(s) and "
-        f"{counts['summary']} summary(ies) into {body['session_key']}"
-        + (" (a new session)" if body["session_created"] else "")
-    )
-    if body["skipped"]:
-        print(f"  skipped {body['skipped']} record(s) already in memory")
-    if body["remapped"]:
-        print(f"  {body['remapped']} message id(s) were taken here: given new ones")
-    if body["renumbered"]:
-        print(f"  {body['renumbered']} prompt number(s) were taken in the session: renumbered")
-    return EXIT_OK
-
-
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
@@ -583,20 +465,16 @@ def _size(n: int) -> str:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    **SESSION_COMMANDS,
     "serve": cmd_serve,
     "start": cmd_start,
     "stop": cmd_stop,
     "status": cmd_status,
-    "sessions": cmd_sessions,
     "context": cmd_context,
     "failed": cmd_failed,
     "retry": cmd_retry,
     "hook": cmd_hook,
     "search": cmd_search,
-    "export": cmd_export,
-    "revert": cmd_revert,
-    "transfer": cmd_transfer,
-    "import": cmd_import,
     "timeline": cmd_timeline,
     "resume": cmd_resume,
     "install": cmd_install,

@@ -64,10 +64,21 @@ class Settings:
     synchronous: str = "FULL"
     log_level: str = "info"
     skip_tools: frozenset[str] = frozenset(memq_env.DEFAULT_SKIP_TOOLS)
+    # ``memq serve --ephemeral``: the database is elsewhere (in memory), not in the home.
+    database: Path | None = None
+    ephemeral: bool = False
+    session_ttl: float = 1800.0  # seconds idle before a session's in-memory state is dropped
+    activity_flush_events: int = 256  # touches that write last-access times ...
+    activity_flush_interval: float = 5.0  # ... or seconds after the first unwritten one
 
     @property
     def paths(self) -> Paths:
         return Paths(self.home)
+
+    @property
+    def database_path(self) -> Path:
+        """The database the daemon opens: the home's, unless ``database`` says otherwise."""
+        return self.database if self.database is not None else self.paths.database
 
     @property
     def base_url(self) -> str:
@@ -95,4 +106,18 @@ class Settings:
                 env, "MEMQ_LOG_LEVEL", defaults.log_level, ("debug", "info", "warning", "error")
             ),
             skip_tools=memq_env.skip_tools(env),
+            session_ttl=env_float(env, "MEMQ_SESSION_TTL", defaults.session_ttl, positive=True),
+            activity_flush_events=env_int(
+                env,
+                "MEMQ_ACTIVITY_FLUSH_EVENTS",
+                defaults.activity_flush_events,
+                low=1,
+                high=1_000_000,
+            ),
+            activity_flush_interval=env_float(
+                env,
+                "MEMQ_ACTIVITY_FLUSH_INTERVAL",
+                defaults.activity_flush_interval,
+                positive=True,
+            ),
         )

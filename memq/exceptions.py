@@ -3,6 +3,7 @@
     MemqError
     ├── StartupError             the daemon cannot start (port taken, already running, ...)
     ├── InvalidQueryError        a search the user typed that memq cannot run (HTTP 400)
+    ├── InvalidSettingValueError a per-session setting with an unknown name or bad value (422)
     ├── ProcessorError           a processor could not turn a message into memory
     │   ├── TransientProcessorError  rate limit, server error, timeout: try again later
     │   ├── ProcessorAuthError       the model API refused the credentials: pause everything
@@ -42,6 +43,10 @@ class StartupError(MemqError):
 
 class InvalidQueryError(MemqError):
     """The search query cannot be run."""
+
+
+class InvalidSettingValueError(MemqError):
+    """The session setting or its value is not one memq knows."""
 
 
 class ProcessorError(MemqError):

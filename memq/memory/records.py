@@ -189,6 +189,9 @@ class SessionContext:
     project: str | None
     prompts: tuple[PromptRecord, ...] = ()  # since the session's last summary, oldest first
     observations: tuple[ObservationRecord, ...] = ()  # since the last summary, oldest first
+    # Earlier prompts and observations since the last summary that were left out (the
+    # store gives a processor a bounded history: memq.memory.history).
+    omitted: int = 0
 
 
 @dataclass(frozen=True, slots=True)

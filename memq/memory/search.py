@@ -38,6 +38,11 @@ containing that text (ASCII letters case-insensitive; prompts have no files, so 
 Scores are BM25 made positive: higher is better, comparable within one search only.
 ``min_score`` drops hits below it.
 
+Forks: the records a fork inherited from its parent (``memq.memory.fork``) are left out, so
+each record is found once, as its parent's, except in a search filtered to one session
+(``session_key``), which includes that session's inherited records (``inherited`` on the hit).
+A timeline around a record of a session's own leaves the inherited records out too.
+
 Speed: a query that matches more than ``RANK_WINDOW`` (2,000) records, within the session's
 span of messages when ``session_key`` is given, ranks only the newest 2,000 of them: a word
 found nearly everywhere carries little weight, and recent work is the likelier answer. When
@@ -147,6 +152,7 @@ class SearchHit:
     snippet: str  # the best matching passage, matched words in [brackets]
     score: float  # positive, higher is better; comparable within one search
     created_at: datetime  # when the event happened
+    inherited: bool = False  # a fork's copy of its parent's record (session searches only)
 
     def to_dict(self) -> dict[str, Any]:
         """The hit as JSON-ready values (times as ISO-8601 UTC text)."""
@@ -161,6 +167,7 @@ class SearchHit:
             "snippet": self.snippet,
             "score": self.score,
             "created_at": isoformat_utc(self.created_at),
+            "inherited": self.inherited,
         }
 
 
@@ -173,6 +180,7 @@ class TimelineItem:
 
     record_type: RecordType
     record: MemoryRecord
+    inherited: bool = False  # a fork's copy of its parent's record
 
     @property
     def message_id(self) -> int:
@@ -185,10 +193,10 @@ class TimelineItem:
         return _headline(self.record)
 
     def to_dict(self) -> dict[str, Any]:
-        """The record's fields plus ``record_type`` and a one-line ``title``."""
-        return {"record_type": self.record_type.value, "title": self.title} | (
-            self.record.to_dict()
-        )
+        """The record's fields plus ``record_type``, a one-line ``title`` and whether it
+        was ``inherited``."""
+        head = {"record_type": self.record_type.value, "title": self.title}
+        return head | self.record.to_dict() | {"inherited": self.inherited}
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +291,9 @@ class MemorySearch(ReadsMemory):
         None when no record came from that message.
 
         A message that produced two records (an observation and a summary) anchors on the
-        first; the second counts among the records after it.
+        first; the second counts among the records after it. Around a record of the
+        session's own, the records a fork inherited are left out (its parent's timeline
+        shows them); around an inherited record, they are part of the timeline.
         """
         if before < 0 or after < 0:
             raise ValueError(f"before and after must not be negative (got {before}, {after})")
@@ -297,6 +307,13 @@ class MemorySearch(ReadsMemory):
             around = {"message_id": message_id, "session_key": session_key}
             earlier = await _records(conn, "before", {**around, "limit": before})
             later = await _records(conn, "after", {**around, "limit": after})
+        if not anchor.inherited:
+            # A fork's inherited records all precede its own (they were copied before its
+            # first event), so dropping them from the rows read, rather than in SQL, loses
+            # none of the nearest own records, and the read never walks past the copies of
+            # a large parent.
+            earlier = [item for item in earlier if not item.inherited]
+            later = [item for item in later if not item.inherited]
         earlier = earlier[-before:] if before else []
         later = [*same_message, *later][:after]
         return Timeline(anchor=anchor, items=(*earlier, anchor, *later), session_key=session_key)
@@ -438,7 +455,8 @@ async def _ranked(
     them when there are more: FTS5 scores every match before it can return the best (about
     1.5 µs each: 150 ms for a word in all of 100,000 records), while finding where the newest
     matches start costs a fraction of a millisecond. When filters leave fewer than ``limit``
-    hits in that window, every match is ranked after all."""
+    hits in that window (or a fork's inherited records, left out, fewer than it would give
+    unfiltered), every match is ranked after all."""
     try:
         start = list(
             await conn.execute_fetchall(
@@ -451,7 +469,11 @@ async def _ranked(
                     QUERIES["search"], {**params, "rowid_low": int(start[0]["rowid"])}
                 )
             )
-            if len(rows) >= params["limit"] or not narrowed:
+            # Unfiltered, the window's RANK_WINDOW matches give min(limit, RANK_WINDOW) hits
+            # unless some were a fork's inherited records, which a search across sessions
+            # drops as a filter would.
+            enough = params["limit"] if narrowed else min(params["limit"], RANK_WINDOW)
+            if len(rows) >= enough:
                 return rows
         return list(await conn.execute_fetchall(QUERIES["search"], params))
     except sqlite3.OperationalError as exc:
@@ -476,6 +498,7 @@ def _hit(row: sqlite3.Row) -> SearchHit:
         snippet=" ".join(str(row["snippet"] or "").split()),
         score=float(row["score"]),
         created_at=from_epoch_ms(row["created_at"]),
+        inherited=bool(row["inherited"]),
     )
 
 
@@ -487,7 +510,9 @@ async def _records(
     items: list[TimelineItem] = []
     for record_type, read in _READERS.items():
         rows = await conn.execute_fetchall(QUERIES[f"{_TABLES[record_type]}_{which}"], params)
-        items.extend(TimelineItem(record_type, read(row)) for row in rows)
+        items.extend(
+            TimelineItem(record_type, read(row), inherited=bool(row["inherited"])) for row in rows
+        )
     items.sort(key=lambda item: (item.message_id, _TIMELINE_ORDER[item.record_type]))
     return items
 

@@ -17,6 +17,7 @@ from typing import Any, Final
 import aiosqlite
 
 from memq.exceptions import SchemaError
+from memq.memory.history import DEFAULT_HISTORY_ITEMS, History, HistoryEntry, shape_history
 from memq.memory.reader import ReadsMemory
 from memq.memory.records import (
     ObservationRecord,
@@ -38,9 +39,14 @@ from memq.queue import Effect, Message, MessageKind, Transaction
 from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("memory")
+HISTORY_QUERIES: Final = load_queries("history")
 MEMORY_TABLES: Final = ("sessions", "prompts", "observations", "summaries")
 TITLE_CHARS: Final = 80
 UNKNOWN_ASSISTANT: Final = "unknown"
+# Prompts and observations a processor is shown (its context): as many as the LLM summary
+# prompt can show (memq.processors.llm.prompts: 20 prompts, 80 records), so the context is
+# not what cuts a long turn short; still a bounded read however long the session runs.
+CONTEXT_ITEMS: Final = 100
 
 
 class MemoryStore(ReadsMemory):
@@ -150,6 +156,29 @@ class MemoryStore(ReadsMemory):
 
         return transfer
 
+    def title_effect(
+        self, session_key: str, title: str | None
+    ) -> Callable[[Transaction], Awaitable[str | None]]:
+        """A write that sets the session's title (kept by a revert), or with None gives it
+        back the one from its first prompt. It returns the title, or raises ``KeyError``
+        when memory has no such session."""
+        params = {"session_key": session_key}
+
+        async def set_title(tx: Transaction) -> str | None:
+            if not await tx.fetchall(QUERIES["session_exists"], params):
+                raise KeyError(session_key)
+            new_title = title
+            if new_title is None:
+                first = await tx.fetchall(QUERIES["first_prompt_text"], params)
+                new_title = title_from_prompt(str(first[0][0])) if first else None
+            await tx.execute(
+                QUERIES["set_title"],
+                {**params, "title": new_title, "edited": int(title is not None)},
+            )
+            return new_title
+
+        return set_title
+
     async def revert_cutoff(self, session_key: str, last: int) -> int | None:
         """The first message id of the session's ``last`` newest messages that left memory;
         None when it has none."""
@@ -164,24 +193,63 @@ class MemoryStore(ReadsMemory):
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def context_for(self, session_key: str) -> SessionContext:
-        """What a processor may know about the session: its project, and its prompts and
-        observations since its last summary, oldest first."""
-        async with self._reader.snapshot() as conn:
-            heads = list(
-                await conn.execute_fetchall(QUERIES["context_start"], {"session_key": session_key})
-            )
-            if not heads:
-                return SessionContext(session_key=session_key, project=None)
-            params = {"session_key": session_key, "after_message_id": heads[0]["after_message_id"]}
-            prompts = await conn.execute_fetchall(QUERIES["prompts_after"], params)
-            observations = await conn.execute_fetchall(QUERIES["observations_after"], params)
+    async def context_for(
+        self, session_key: str, *, max_items: int = CONTEXT_ITEMS
+    ) -> SessionContext:
+        """What a processor may know about the session: its project, and its history (at
+        most ``max_items`` prompts and observations since its last summary, oldest first,
+        starting at a prompt; see ``memq.memory.history``)."""
+        found = await self._read_history(session_key, max_items)
+        if found is None:
+            return SessionContext(session_key=session_key, project=None)
+        project, history = found
         return SessionContext(
             session_key=session_key,
-            project=heads[0]["project"],
-            prompts=tuple(prompt_from_row(row) for row in prompts),
-            observations=tuple(observation_from_row(row) for row in observations),
+            project=project,
+            prompts=history.prompts,
+            observations=history.observations,
+            omitted=history.omitted,
         )
+
+    async def history(
+        self, session_key: str, max_items: int = DEFAULT_HISTORY_ITEMS
+    ) -> History | None:
+        """The session's history for prompting (``memq.memory.history``); None when memory
+        has no such session."""
+        found = await self._read_history(session_key, max_items)
+        return None if found is None else found[1]
+
+    async def _read_history(
+        self, session_key: str, max_items: int
+    ) -> tuple[str | None, History] | None:
+        """The session's project and history, read in one snapshot; None for an unknown
+        session. At most ``max_items`` prompts and as many observations are read, whatever
+        the session's length: that is all ``shape_history`` can use."""
+        if max_items < 1:
+            raise ValueError(f"max_items must be at least 1 (got {max_items})")
+        key = {"session_key": session_key}
+        async with self._reader.snapshot() as conn:
+            heads = list(await conn.execute_fetchall(HISTORY_QUERIES["history_start"], key))
+            if not heads:
+                return None
+            after_summary = heads[0]["after_summary"]
+            params = {**key, "after": after_summary or 0, "limit": max_items}
+            prompts = await conn.execute_fetchall(HISTORY_QUERIES["history_prompts"], params)
+            observations = await conn.execute_fetchall(
+                HISTORY_QUERIES["history_observations"], params
+            )
+            total = await _count(conn, HISTORY_QUERIES["history_total"], params)
+        entries: list[HistoryEntry] = [prompt_from_row(row) for row in prompts]
+        entries += [observation_from_row(row) for row in observations]
+        # Message ids are the order the queue accepted the events; each is one record.
+        entries.sort(key=lambda entry: entry.message_id or 0)
+        history = shape_history(
+            entries,
+            max_items,
+            total=total,
+            after_summary=None if after_summary is None else int(after_summary),
+        )
+        return heads[0]["project"], history
 
     async def list_sessions(self, limit: int = 100, offset: int = 0) -> Page[SessionInfo]:
         """Sessions, most recently active first."""

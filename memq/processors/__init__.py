@@ -26,7 +26,14 @@ from memq.processors.base import Processor, ProcessResult, SessionContext
 from memq.processors.extract import ExtractProcessor
 from memq.processors.llm import AnthropicProcessor, OpenAIProcessor
 
-__all__ = ["ExtractProcessor", "ProcessResult", "Processor", "SessionContext", "get_processor"]
+__all__ = [
+    "ExtractProcessor",
+    "ProcessResult",
+    "Processor",
+    "SessionContext",
+    "get_processor",
+    "processor_names",
+]
 
 # The default first: error messages list the names in this order.
 _PROCESSORS: Final[MappingProxyType[str, Callable[[Mapping[str, str]], Processor]]] = (
@@ -51,3 +58,8 @@ def get_processor(name: str, env: Mapping[str, str] | None = None) -> Processor:
         known = ", ".join(_PROCESSORS)
         raise ValueError(f"unknown processor {name!r} (known: {known})")
     return factory(os.environ if env is None else env)
+
+
+def processor_names() -> tuple[str, ...]:
+    """Every processor name ``get_processor`` knows, the default first."""
+    return tuple(_PROCESSORS)

@@ -23,6 +23,7 @@ from memq.exceptions import (
     InvalidEventError,
     InvalidMessageError,
     InvalidQueryError,
+    InvalidSettingValueError,
     QueueClosedError,
     StorageError,
 )
@@ -32,6 +33,9 @@ from memq.memory.search import QuerySyntax, RecordType
 from memq.memory.transfer import import_effect
 from memq.privacy import is_skipped, strip_private
 from memq.worker.projects import project_for
+from memq.worker.routes import forks as fork_routes
+from memq.worker.routes import history as history_routes
+from memq.worker.routes import session_config as session_config_routes
 from memq.worker.routes.common import (
     get_services,
     int_param,
@@ -61,6 +65,9 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
             Route("/api/sessions/{session_id:path}/export", export_session, methods=["GET"]),
             Route("/api/sessions/{session_id:path}/revert", revert_session, methods=["POST"]),
             Route("/api/sessions/{session_id:path}/transfer", transfer_session, methods=["POST"]),
+            *fork_routes.ROUTES,
+            *session_config_routes.ROUTES,
+            *history_routes.ROUTES,
             Route("/api/sessions/{session_id:path}", get_session, methods=["GET"]),
             Route("/api/sessions/{session_id:path}", delete_session, methods=["DELETE"]),
             Route("/api/context", get_context, methods=["GET"]),
@@ -76,6 +83,7 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
             EventError: _event_error,
             InvalidMessageError: _unprocessable,
             InvalidQueryError: _bad_query,
+            InvalidSettingValueError: _unprocessable,
             QueueClosedError: _unavailable,
             StorageError: _unavailable,
             Exception: _internal_error,
@@ -101,9 +109,12 @@ async def post_event(request: Request) -> Response:
     services = get_services(request)
     payload = parse_event_body(await read_body(request))
     route = route_event(payload)
+    services.activity.touch(route.session_key)  # in memory; written in batches
     if is_skipped(payload, services.skip_tools):
         return JSONResponse({"status": "skipped"}, status_code=200)
     payload = strip_private(payload)
+    # A forked session's first event: its copy of the parent's memory goes in first.
+    await services.forks.before_enqueue(route.session_key, route.event, payload)
     message_id, created = await services.queue.enqueue(
         route.session_key, route.kind, payload, route.dedupe_key
     )
@@ -159,6 +170,10 @@ async def status(request: Request) -> Response:
             "processing": services.sessions.processing,
             "paused": services.sessions.paused,
             "pause_reason": services.sessions.pause_reason,
+            "paused_sessions": services.configs.paused_sessions,
+            "ephemeral": services.ephemeral,
+            "tracked_sessions": services.activity.tracked,
+            "session_ttl": services.activity.ttl,
             "database_bytes": stats.database_bytes,
             "wal_bytes": stats.wal_bytes,
         }
@@ -172,26 +187,32 @@ async def list_sessions(request: Request) -> Response:
 
 
 async def get_session(request: Request) -> Response:
+    services = get_services(request)
     key = path_session_key(request)
-    detail = await get_services(request).store.get_session(key)
+    detail = await services.store.get_session(key)
     if detail is None:
         raise HTTPException(404, f"no session {key}")
+    services.activity.touch(key)
     return JSONResponse(detail.to_dict())
 
 
 async def observations(request: Request) -> Response:
+    services = get_services(request)
+    key = path_session_key(request)
     limit, offset = page_params(request)
-    page = await get_services(request).store.observations(
-        path_session_key(request), limit=limit, offset=offset
-    )
+    page = await services.store.observations(key, limit=limit, offset=offset)
+    if page.total:
+        services.activity.touch(key)
     return JSONResponse({"items": [o.to_dict() for o in page.items], "total": page.total})
 
 
 async def summaries(request: Request) -> Response:
+    services = get_services(request)
+    key = path_session_key(request)
     limit, offset = page_params(request)
-    page = await get_services(request).store.summaries(
-        path_session_key(request), limit=limit, offset=offset
-    )
+    page = await services.store.summaries(key, limit=limit, offset=offset)
+    if page.total:
+        services.activity.touch(key)
     return JSONResponse({"items": [s.to_dict() for s in page.items], "total": page.total})
 
 
@@ -202,6 +223,8 @@ async def delete_session(request: Request) -> Response:
     await services.sessions.forget(key)
     queue_rows = await services.queue.forget_session(key)
     memory_rows = await services.queue.run_in_transaction(services.store.forget_effect(key))
+    await services.configs.forget(key)
+    await services.activity.forget(key)
     if not queue_rows and not memory_rows:
         raise HTTPException(404, f"no session {key}")
     log.info("session.deleted", session_id=key, queue_rows=queue_rows, memory_rows=memory_rows)
@@ -290,6 +313,9 @@ async def transfer_session(request: Request) -> Response:
         await services.sessions.forget(session)  # neither may process while rows move
     moved, dropped = await services.queue.move_session(key, to_key)
     records = await services.queue.run_in_transaction(services.store.transfer_effect(key, to_key))
+    await services.configs.forget(key)  # its settings were the source session's, not the target's
+    await services.activity.forget(key)
+    services.activity.touch(to_key)
     if await services.queue.has_pending(to_key):
         services.sessions.notify(to_key)
     log.info("session.transferred", session_id=key, to=to_key, records=records, queue_rows=moved)
@@ -448,9 +474,11 @@ async def export_session(request: Request) -> Response:
     """The session's memory as JSON Lines (memq.memory.transfer): a metadata line, then one
     line per prompt, observation and summary in time order."""
     key = path_session_key(request)
-    lines = await get_services(request).exporter.export(key)
+    services = get_services(request)
+    lines = await services.exporter.export(key)
     if lines is None:
         raise HTTPException(404, f"no session {key}")
+    services.activity.touch(key)
     return Response("".join(lines), media_type="application/x-ndjson")
 
 

@@ -140,7 +140,8 @@ def stop(settings: Settings, *, timeout: float | None = None) -> DaemonRecord | 
     os.kill(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + (timeout or settings.shutdown_grace + 15)
     while time.monotonic() < deadline:
-        if not _alive(record.pid) or not database_in_use(paths.database):
+        database = Path(record.database) if record.database else paths.database
+        if not _alive(record.pid) or not database_in_use(database):
             _wait_gone(record.pid, deadline)
             return record
         time.sleep(0.05)
@@ -167,6 +168,7 @@ def offline_status(settings: Settings, *, starting: bool = False) -> dict[str, A
     database = settings.paths.database
     counts = dict.fromkeys(STATUSES, 0)
     sessions: dict[str, dict[str, int]] = {}
+    paused: list[str] = []
     if database.exists():
         conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
         try:
@@ -174,8 +176,10 @@ def offline_status(settings: Settings, *, starting: bool = False) -> dict[str, A
             for session_id, state, n in conn.execute(query):
                 sessions.setdefault(session_id, dict.fromkeys(STATUSES, 0))[state] = n
                 counts[state] += n
+            paused_query = load_queries("session_config")["paused_sessions"]
+            paused = [str(row[0]) for row in conn.execute(paused_query)]
         except sqlite3.Error:
-            pass  # a database without the queue table yet: all zeros
+            pass  # a database without these tables yet: nothing counted, nothing paused
         finally:
             conn.close()
     wal = database.with_name(database.name + "-wal")
@@ -194,6 +198,10 @@ def offline_status(settings: Settings, *, starting: bool = False) -> dict[str, A
             {"session_id": key, "counts": value} for key, value in sorted(sessions.items())
         ],
         "active_generators": 0,
+        "paused_sessions": paused,
+        "ephemeral": False,
+        "tracked_sessions": 0,
+        "session_ttl": settings.session_ttl,
         "database_bytes": database.stat().st_size if database.exists() else 0,
         "wal_bytes": wal.stat().st_size if wal.exists() else 0,
     }

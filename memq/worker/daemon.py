@@ -28,14 +28,17 @@ from memq.memory.context import ContextBuilder
 from memq.memory.search import MemorySearch
 from memq.memory.store import MemoryStore
 from memq.memory.transfer import SessionExporter
-from memq.processors import get_processor
 from memq.processors.base import Processor
+from memq.processors.pool import ProcessorPool
 from memq.queue import Queue, QueueSettings, Synchronous
+from memq.worker.activity import ActivityTracker
 from memq.worker.api import Services, create_app
+from memq.worker.forks import ForkLinker
 from memq.worker.pidfile import DaemonRecord, remove_record, write_record
 from memq.worker.processing import ClaimHandler
 from memq.worker.projects import project_for
 from memq.worker.security import load_or_create_token
+from memq.worker.session_config import SessionConfigs
 from memq.worker.sessions import SessionManager
 
 log = structlog.get_logger("memq.daemon")
@@ -77,18 +80,17 @@ class Daemon:
         settings = self.settings
         paths = settings.paths
         paths.create_home()
+        database = settings.database_path
         token = load_or_create_token(paths.token)
-        processor = get_processor(settings.processor)
+        processors = ProcessorPool(settings.processor)
         async with contextlib.AsyncExitStack() as resources:
             # Registered first so it runs last: "stopped" means everything is closed.
             resources.callback(self._stopped, paths.pidfile)
             # Closed in reverse order, shielded: a shutdown by cancellation still closes the
             # database cleanly and hands back unsettled claims.
-            aclose = getattr(processor, "aclose", None)
-            if aclose is not None:
-                resources.push_async_callback(_shielded, aclose)
+            resources.push_async_callback(_shielded, processors.aclose)
             queue = await Queue.open(
-                paths.database,
+                database,
                 QueueSettings(
                     max_attempts=settings.max_attempts,
                     lease=settings.lease,
@@ -99,13 +101,13 @@ class Daemon:
             sock = bind_listener(settings.port)
             resources.callback(sock.close)
             self.port = sock.getsockname()[1]
-            store = await MemoryStore.open(paths.database)
+            store = await MemoryStore.open(database)
             resources.push_async_callback(_shielded, store.close)
-            context = await ContextBuilder.open(paths.database)
+            context = await ContextBuilder.open(database)
             resources.push_async_callback(_shielded, context.close)
-            search = await MemorySearch.open(paths.database)
+            search = await MemorySearch.open(database)
             resources.push_async_callback(_shielded, search.close)
-            exporter = await SessionExporter.open(paths.database)
+            exporter = await SessionExporter.open(database)
             resources.push_async_callback(_shielded, exporter.close)
             await self._serve(
                 settings,
@@ -114,7 +116,7 @@ class Daemon:
                 context=context,
                 search=search,
                 exporter=exporter,
-                processor=processor,
+                processors=processors,
                 token=token,
                 sock=sock,
             )
@@ -133,7 +135,7 @@ class Daemon:
         context: ContextBuilder,
         search: MemorySearch,
         exporter: SessionExporter,
-        processor: Processor,
+        processors: ProcessorPool,
         token: str,
         sock: socket.socket,
     ) -> None:
@@ -143,24 +145,49 @@ class Daemon:
         def pause(reason: str) -> None:
             sessions.pause(reason)  # bound late: the manager needs the handler first
 
-        handler = ClaimHandler(processor, store, pause=pause)
+        configs = await SessionConfigs.load(queue)
+
+        def processor_for(session_key: str) -> Processor:
+            config = configs.get(session_key)
+            return processors.get(config.processor, config.model)
+
+        handler = ClaimHandler(processor_for, store, pause=pause)
         sessions = SessionManager(
-            queue, handler, capacity=settings.capacity, linger=settings.linger
+            queue,
+            handler,
+            capacity=settings.capacity,
+            linger=settings.linger,
+            is_paused=configs.is_paused,
         )
+        configs.on_change(sessions.setting_changed)
+        forks = ForkLinker(queue)
+        activity = ActivityTracker(
+            queue,
+            ttl=settings.session_ttl,
+            flush_every_events=settings.activity_flush_events,
+            flush_interval=settings.activity_flush_interval,
+        )
+        activity.on_expire(sessions.expire)
+        activity.on_expire(forks.forget)
         services = Services(
             queue=queue,
             store=store,
             sessions=sessions,
             state=lambda: self.state.value,
             port=self.port,
-            processor=processor.name,
+            processor=processors.default.name,
             started_at=self.started_at,
             pid=os.getpid(),
             context_for=session_start_context,
             context=context,
             search=search,
             exporter=exporter,
+            configs=configs,
+            processors=processors,
+            forks=forks,
+            activity=activity,
             skip_tools=settings.skip_tools,
+            ephemeral=settings.ephemeral,
         )
         app = create_app(services, token=token, body_limit=settings.body_limit)
         server = _EmbeddedServer(
@@ -177,6 +204,7 @@ class Daemon:
         )
         async with anyio.create_task_group() as tg:
             await tg.start(sessions.run)
+            await tg.start(activity.run)
             tg.start_soon(queue.run_maintenance)
             tg.start_soon(self._watch_signals)
             server_done = anyio.Event()
@@ -194,7 +222,13 @@ class Daemon:
                 await anyio.sleep(0.01)
             write_record(
                 settings.paths.pidfile,
-                DaemonRecord(os.getpid(), self.port, self.started_at, __version__),
+                DaemonRecord(
+                    os.getpid(),
+                    self.port,
+                    self.started_at,
+                    __version__,
+                    database=str(settings.database) if settings.database else None,
+                ),
             )
             self.state = DaemonState.RUNNING
             log.info(
@@ -202,13 +236,18 @@ class Daemon:
                 pid=os.getpid(),
                 port=self.port,
                 home=str(settings.home),
-                processor=processor.name,
+                processor=processors.default.name,
+                ephemeral=settings.ephemeral,
+                database=str(settings.database_path),
             )
+            if settings.ephemeral:
+                log.warning("daemon.ephemeral", database=str(settings.database_path))
             await self._stop.wait()
             self.state = DaemonState.STOPPING
             log.info("daemon.stopping", grace=settings.shutdown_grace)
             server.should_exit = True
             await server_done.wait()
+            await activity.close()  # no more touches: write the last ones before the queue does
             await sessions.stop(settings.shutdown_grace)
             tg.cancel_scope.cancel()
 

@@ -25,6 +25,9 @@ class DaemonRecord:
     port: int
     started_at: float  # Unix time
     version: str
+    # Where its database is, when not in the home (``memq serve --ephemeral``): the lock that
+    # says it is alive is beside it.
+    database: str | None = None
 
 
 def write_record(path: Path, record: DaemonRecord) -> None:
@@ -44,6 +47,7 @@ def read_record(path: Path) -> DaemonRecord | None:
             port=int(data["port"]),
             started_at=float(data["started_at"]),
             version=str(data["version"]),
+            database=str(data["database"]) if data.get("database") else None,
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -76,7 +80,9 @@ def database_in_use(database: Path) -> bool:
 def running_daemon(pidfile: Path, database: Path) -> DaemonRecord | None:
     """The record of the daemon that is running now, or None."""
     record = read_record(pidfile)
-    if record is None or not database_in_use(database):
+    if record is None:
+        return None
+    if not database_in_use(Path(record.database) if record.database else database):
         return None
     try:
         os.kill(record.pid, 0)

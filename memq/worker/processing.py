@@ -54,12 +54,13 @@ class ClaimHandler:
 
     def __init__(
         self,
-        processor: Processor,
+        processor: Processor | Callable[[str], Processor],
         store: MemoryStore,
         *,
         pause: Callable[[str], None] | None = None,
     ) -> None:
-        self._processor = processor
+        # A processor, or a function giving a session's own (its settings may name one).
+        self._processor_for = processor if callable(processor) else lambda _session: processor
         self._store = store
         self._pause = pause
         self._transient = TransientBackoff()
@@ -70,6 +71,9 @@ class ClaimHandler:
         bound.debug("message.claimed", kind=message.kind.value, attempt=message.attempts)
         try:
             async with claim:
+                # Looked up per message: a session's settings apply from its next message. A
+                # processor that cannot be configured fails the attempt, naming the setting.
+                processor = self._processor_for(message.session_id)
                 # Only a summary looks back over the session; loading that history for every
                 # message made processing slower the longer a session ran.
                 if message.kind is MessageKind.SUMMARIZE:
@@ -77,7 +81,7 @@ class ClaimHandler:
                 else:
                     context = SessionContext(session_key=message.session_id, project=None)
                 try:
-                    result = await self._processor.process(message, context)
+                    result = await processor.process(message, context)
                 except TransientProcessorError as exc:
                     delay, counts = self._transient.record(message.id, exc.retry_after)
                     if counts:

@@ -9,7 +9,11 @@ from memq.memory.context import ContextBuilder
 from memq.memory.search import MemorySearch
 from memq.memory.store import MemoryStore
 from memq.memory.transfer import SessionExporter
+from memq.processors.pool import ProcessorPool
 from memq.queue import Queue
+from memq.worker.activity import ActivityTracker
+from memq.worker.forks import ForkLinker
+from memq.worker.session_config import SessionConfigs
 from memq.worker.sessions import SessionManager
 
 
@@ -29,4 +33,9 @@ class Services:
     context: ContextBuilder
     search: MemorySearch
     exporter: SessionExporter
+    configs: SessionConfigs
+    processors: ProcessorPool
+    forks: ForkLinker
+    activity: ActivityTracker
     skip_tools: frozenset[str] = frozenset()
+    ephemeral: bool = False  # the database lives in memory and goes with the daemon

@@ -44,6 +44,7 @@ class SessionManager:
         capacity: sessions processed at once.
         linger: seconds an idle session's stream waits for more work.
         quantum: messages a session handles before yielding its slot to a waiting one.
+        is_paused: whether a session's settings pause it (its events queue; nothing runs).
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class SessionManager:
         linger: float = 5.0,
         quantum: int = 32,
         rescan_interval: float = 1.0,
+        is_paused: Callable[[str], bool] | None = None,
     ) -> None:
         self._queue = queue
         self._handler = handler
@@ -62,6 +64,7 @@ class SessionManager:
         self.linger = linger
         self._quantum = quantum
         self._rescan_interval = rescan_interval
+        self._session_paused = is_paused or _never_paused
         self._tasks: dict[str, _SessionTask] = {}
         self._task_group: TaskGroup | None = None
         self._stopping = False
@@ -142,6 +145,8 @@ class SessionManager:
         """Work arrived for ``session_id``: make sure a task will look at it."""
         if self._stopping or self.paused or self._task_group is None:
             return
+        if self._session_paused(session_id):
+            return  # scheduled again when its setting changes (see ``setting_changed``)
         task = self._tasks.get(session_id)
         if task is not None:
             task.more_work = True
@@ -157,6 +162,32 @@ class SessionManager:
             return
         task.scope.cancel()
         await task.done.wait()
+
+    async def setting_changed(self, session_id: str) -> None:
+        """A session's settings changed: a paused one stops after its current message, a
+        resumed one with a backlog is scheduled."""
+        task = self._tasks.get(session_id)
+        if self._session_paused(session_id):
+            if task is not None and not task.busy:
+                task.scope.cancel()  # holds no claim; a busy one stops after its message
+        elif await self._queue.has_pending(session_id):
+            self.notify(session_id)
+
+    async def expire(self, session_id: str) -> None:
+        """The session has been idle past its TTL: end its task if it is only lingering. A
+        session handling a message, or with messages still pending, is not idle and is left
+        alone (its stream ends by itself after its linger). An event that arrives while the
+        task ends is scheduled again, not dropped."""
+        task = self._tasks.get(session_id)
+        if task is None or task.busy or await self._queue.has_pending(session_id):
+            return
+        if self._tasks.get(session_id) is not task or task.busy:
+            return  # it ended, or took a new message, while we looked
+        task.scope.cancel()  # it holds no claim; one being taken right now is handed back
+        await task.done.wait()
+        log.debug("session.generator_expired", session_id=session_id)
+        if await self._queue.has_pending(session_id):
+            self.notify(session_id)
 
     async def stop(self, grace: float) -> None:
         """Stop scheduling; let in-flight messages finish within ``grace`` seconds, then
@@ -181,7 +212,7 @@ class SessionManager:
     async def _run_session(self, task: _SessionTask) -> None:
         try:
             with task.scope:
-                while task.more_work and not self._stopping and not self.paused:
+                while task.more_work and not self._halted(task.session_id):
                     task.more_work = False
                     self._preempt_a_lingerer()
                     async with self._limiter:
@@ -222,11 +253,16 @@ class SessionManager:
                 handled += 1
                 if claim.message.kind is MessageKind.SUMMARIZE:
                     task.more_work = True  # the stream ends after a summarize; look again
-                if self._stopping or self.paused:
+                if self._halted(task.session_id):
                     return
                 if handled >= self._quantum and self._limiter.statistics().tasks_waiting:
                     task.more_work = True  # come back after the sessions waiting for a slot
                     return
+
+    def _halted(self, session_id: str) -> bool:
+        """Whether the session must stop taking messages: stopping, or paused (all of
+        processing, or this session by its settings)."""
+        return self._stopping or self.paused or self._session_paused(session_id)
 
     def _preempt_a_lingerer(self) -> None:
         """When no slot is free, end one session that is only lingering, to free its slot."""
@@ -236,3 +272,7 @@ class SessionManager:
             if other.stream_scope is not None and not other.busy:
                 other.stream_scope.cancel()
                 return
+
+
+def _never_paused(session_id: str) -> bool:
+    return False

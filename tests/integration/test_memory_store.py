@@ -515,9 +515,6 @@ class TestStatements:
     @pytest.mark.parametrize(
         "name",
         [
-            "context_start",
-            "prompts_after",
-            "observations_after",
             "get_session",
             "session_prompts",
             "list_observations",

@@ -825,7 +825,8 @@ class TestStatements:
             "SEARCH observations USING COVERING INDEX observations_session (session_key=?)",
             "SEARCH summaries USING COVERING INDEX summaries_session (session_key=?)",
             "SEARCH summaries USING COVERING INDEX summaries_session (session_key=?)",
-            "SEARCH prompts USING INDEX sqlite_autoindex_prompts_2 (session_key=?)",
+            "SEARCH prompts USING COVERING INDEX prompts_session (session_key=?)",
+            "SEARCH prompts USING COVERING INDEX prompts_session (session_key=?)",
         ], plan
         assert not [step for step in plan if "TEMP B-TREE" in step], plan
 

@@ -201,6 +201,16 @@ class TestSummaryPrompt:
         assert document["records"][0]["title"] == "step 5"
         assert document["records"][-1]["title"] == f"step {CONTEXT_OBSERVATIONS + 4}"
 
+    def test_says_what_the_history_left_out(self) -> None:
+        """A context cut by the store's history tells the model how many earlier entries of
+        the stretch it is not shown; a whole one says nothing of the kind."""
+        cut = SessionContext("k", None, prompts=(prompt(4, "go on"),), omitted=7)
+        made = summary_prompt(sample("Stop"), cut)
+        assert prompt_json(made.user)["earlier_entries_left_out"] == 7
+        assert '"earlier_entries_left_out"' in made.system
+        whole = prompt_json(summary_prompt(sample("Stop"), SessionContext("k", None)).user)
+        assert "earlier_entries_left_out" not in whole
+
     def test_long_prompts_are_cut(self) -> None:
         """A pasted 300 KB prompt does not blow the budget."""
         context = SessionContext("k", None, prompts=(prompt(1, "p" * 300_000),))

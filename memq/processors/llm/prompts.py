@@ -148,7 +148,10 @@ there is nothing to say, unless it is a list):
 - "next_steps": what remains to do
 - "files_read": a list of paths read
 - "files_edited": a list of paths created or changed
-- "notes": anything else worth remembering (failures, decisions), or \"\""""
+- "notes": anything else worth remembering (failures, decisions), or \"\"
+When the JSON has "earlier_entries_left_out", the stretch began before what you are shown: \
+that many of its earlier prompts and records were left out. Summarize what you are shown and \
+do not guess what was left out."""
 
 
 def observation_prompt(payload: Any) -> Prompt:
@@ -171,7 +174,8 @@ def summary_prompt(payload: Any, context: SessionContext) -> Prompt:
     """The request summarizing the stretch of a session that a ``Stop`` payload closes.
 
     Shows the last ``CONTEXT_PROMPTS`` prompts and ``CONTEXT_OBSERVATIONS`` observations, and
-    fewer (the latest kept) when they do not fit the budget even with strings cut short.
+    fewer (the latest kept) when they do not fit the budget even with strings cut short; says
+    how many earlier entries the context itself left out (``SessionContext.omitted``).
     """
     fields = payload if isinstance(payload, Mapping) else {}
     stop = {key: fields[key] for key in _STOP_FIELDS if key in fields}
@@ -195,6 +199,9 @@ def _summary_document(
     prompts = context.prompts[-min(shown, CONTEXT_PROMPTS) :] if shown else ()
     observations = context.observations[-shown:] if shown else ()
     document: dict[str, Any] = {"project": context.project, "stop": dict(stop)}
+    if context.omitted:
+        # The store's history already left these out (memq.memory.history).
+        document["earlier_entries_left_out"] = context.omitted
     if len(context.prompts) > len(prompts):
         document["earlier_prompts_left_out"] = len(context.prompts) - len(prompts)
     document["prompts"] = [{"number": p.number, "text": p.text} for p in prompts]

@@ -4,8 +4,10 @@
 -- a record's created_at is never later than its session's updated_at (every message that
 -- writes memory moves updated_at to at least its own time), so once the records kept are
 -- all newer than the next session's updated_at, no later session can add one. Every
--- statement reads through an index with a LIMIT; none scans a table. Times are integer
--- milliseconds since the Unix epoch.
+-- statement reads through an index with a LIMIT; none scans a table. The records a fork
+-- inherited (a copy of its parent's) are left out, so that each shows once, as the parent's:
+-- every read of records goes through an index of the sessions' own records (migration 0006,
+-- partial on inherited = 0). Times are integer milliseconds since the Unix epoch.
 
 -- name: memory_tables
 -- Which of the tables the builder reads exist (the schema was migrated).
@@ -13,32 +15,34 @@ SELECT name FROM sqlite_schema
 WHERE type = 'table' AND name IN ('sessions', 'observations', 'summaries');
 
 -- name: sessions_with_observations
--- One page of the project's sessions that hold observations, most recently active first,
--- after the (updated_at, key) cursor of the previous page: the sessions newest_observations
--- merges. Index sessions_project (0004), and one probe of observations_session per session.
+-- One page of the project's sessions that hold observations of their own, most recently
+-- active first, after the (updated_at, key) cursor of the previous page: the sessions
+-- newest_observations merges. Index sessions_project (0004), and one probe of
+-- observations_own_time (0006) per session.
 SELECT key, updated_at
 FROM sessions
 WHERE project = :project
   AND key IS NOT :exclude_session
   AND (updated_at, key) < (:before_updated_at, :before_key)
-  AND EXISTS (SELECT 1 FROM observations WHERE session_key = sessions.key)
+  AND EXISTS (SELECT 1 FROM observations WHERE session_key = sessions.key AND inherited = 0)
 ORDER BY updated_at DESC, key DESC
 LIMIT :limit;
 
 -- name: sessions_with_summaries
--- The same for the sessions that hold summaries (a probe of summaries_session each).
+-- The same for the sessions that hold summaries of their own (a probe of summaries_own_time
+-- each).
 SELECT key, updated_at
 FROM sessions
 WHERE project = :project
   AND key IS NOT :exclude_session
   AND (updated_at, key) < (:before_updated_at, :before_key)
-  AND EXISTS (SELECT 1 FROM summaries WHERE session_key = sessions.key)
+  AND EXISTS (SELECT 1 FROM summaries WHERE session_key = sessions.key AND inherited = 0)
 ORDER BY updated_at DESC, key DESC
 LIMIT :limit;
 
 -- name: newest_observations
 -- The newest observations of the sessions in :session_keys (a JSON array), newest first:
--- each session's own newest :limit through index observations_session_time (0004), only
+-- each session's own newest :limit through index observations_own_time (0006), only
 -- those after (:after_created_at, :after_message_id) (-1, -1 while the merge keeps fewer
 -- than it wants), then the newest :limit of them all (a sort of at most sessions x :limit
 -- rows).
@@ -48,6 +52,7 @@ FROM json_each(:session_keys) AS s
 JOIN observations AS o
   ON o.id IN (SELECT id FROM observations
               WHERE session_key = s.value
+                AND inherited = 0
                 AND (created_at, message_id) > (:after_created_at, :after_message_id)
               ORDER BY created_at DESC, message_id DESC
               LIMIT :limit)
@@ -55,7 +60,7 @@ ORDER BY o.created_at DESC, o.message_id DESC
 LIMIT :limit;
 
 -- name: newest_summaries
--- The same for summaries, through index summaries_session_time (0004), with their session's
+-- The same for summaries, through index summaries_own_time (0006), with their session's
 -- title (which names a summary without a request).
 SELECT u.id, u.message_id, u.session_key, u.request, u.investigated, u.learned, u.completed,
        u.next_steps, u.files_read, u.files_edited, u.notes, u.created_at,
@@ -64,6 +69,7 @@ FROM json_each(:session_keys) AS s
 JOIN summaries AS u
   ON u.id IN (SELECT id FROM summaries
               WHERE session_key = s.value
+                AND inherited = 0
                 AND (created_at, message_id) > (:after_created_at, :after_message_id)
               ORDER BY created_at DESC, message_id DESC
               LIMIT :limit)

@@ -59,28 +59,6 @@ DELETE FROM sessions WHERE key = :session_key;
 SELECT name FROM sqlite_schema
 WHERE type = 'table' AND name IN ('sessions', 'prompts', 'observations', 'summaries');
 
--- name: context_start
--- A session's project and the message id of its last summary (0 when none): a processor's
--- context is what came after it.
-SELECT project,
-       coalesce((SELECT max(message_id) FROM summaries WHERE session_key = :session_key), 0)
-           AS after_message_id
-FROM sessions
-WHERE key = :session_key;
-
--- name: prompts_after
-SELECT id, message_id, session_key, number, text, created_at
-FROM prompts
-WHERE session_key = :session_key AND message_id > :after_message_id
-ORDER BY number;
-
--- name: observations_after
-SELECT id, message_id, session_key, kind, title, subtitle, narrative, facts, concepts,
-       files_read, files_modified, tool_name, command, exit_code, excerpt, created_at
-FROM observations
-WHERE session_key = :session_key AND message_id > :after_message_id
-ORDER BY message_id;
-
 -- name: list_sessions
 -- Newest activity first, with counts; last_access_at is NULL until the daemon has flushed
 -- one (memq.worker.activity).
@@ -161,11 +139,12 @@ DELETE FROM observations WHERE session_key = :session_key AND message_id >= :fro
 DELETE FROM summaries WHERE session_key = :session_key AND message_id >= :from_id;
 
 -- name: recount_session
--- After a revert: the prompt count, the title (gone with the last prompt), and the latest
--- activity that is left.
+-- After a revert: the prompt count, the title (gone with the last prompt, unless the user
+-- set it), and the latest activity that is left.
 UPDATE sessions
 SET prompt_count = (SELECT count(*) FROM prompts WHERE session_key = :session_key),
-    title = CASE WHEN EXISTS (SELECT 1 FROM prompts WHERE session_key = :session_key)
+    title = CASE WHEN title_edited
+                      OR EXISTS (SELECT 1 FROM prompts WHERE session_key = :session_key)
                  THEN title END,
     updated_at = coalesce(
         (SELECT max(created_at) FROM (
@@ -212,3 +191,13 @@ UPDATE summaries SET session_key = :to_key WHERE session_key = :from_key;
 UPDATE sessions
 SET prompt_count = (SELECT count(*) FROM prompts WHERE session_key = :to_key)
 WHERE key = :to_key;
+
+-- name: first_prompt_text
+SELECT text FROM prompts WHERE session_key = :session_key ORDER BY number LIMIT 1;
+
+-- name: set_title
+-- :edited is 1 for a title the user gave, 0 for the first prompt's (a reset).
+UPDATE sessions SET title = :title, title_edited = :edited WHERE key = :session_key;
+
+-- name: session_exists
+SELECT 1 FROM sessions WHERE key = :session_key;

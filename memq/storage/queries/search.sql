@@ -21,6 +21,11 @@ SELECT name FROM sqlite_schema WHERE type = 'table' AND name = 'memory_fts';
 -- :types is a JSON array of type codes (1 observation, 2 summary, 3 prompt); :kinds a JSON
 -- array of observation kinds, which leaves the other types alone; :file keeps records whose
 -- read, modified or edited paths contain that text, ASCII case folded (prompts have none).
+--
+-- The records a fork inherited (a copy of its parent's, migration 0005) are left out, so that
+-- each record is found once, as its parent's; a search filtered to one session includes its
+-- inherited records, which are part of that session's memory. The flag is read from the row
+-- already fetched: it costs no look-up.
 SELECT f.rowid & 3 AS type_code,
        coalesce(o.id, m.id, p.id) AS id,
        f.rowid >> 2 AS message_id,
@@ -31,7 +36,8 @@ SELECT f.rowid & 3 AS type_code,
        snippet(memory_fts, -1, :mark_open, :mark_close, :ellipsis, :snippet_tokens)
            AS snippet,
        -f.rank AS score,
-       coalesce(o.created_at, m.created_at, p.created_at) AS created_at
+       coalesce(o.created_at, m.created_at, p.created_at) AS created_at,
+       coalesce(o.inherited, m.inherited, p.inherited) AS inherited
 FROM memory_fts AS f
 LEFT JOIN observations AS o ON o.message_id = f.rowid >> 2 AND f.rowid & 3 = 1
 LEFT JOIN summaries AS m ON m.message_id = f.rowid >> 2 AND f.rowid & 3 = 2
@@ -44,6 +50,7 @@ WHERE memory_fts MATCH :query
   AND (:kinds IS NULL OR o.kind IS NULL OR o.kind IN (SELECT value FROM json_each(:kinds)))
   AND (:project IS NULL OR s.project = :project)
   AND (:session_key IS NULL OR s.key = :session_key)
+  AND (:session_key IS NOT NULL OR coalesce(o.inherited, m.inherited, p.inherited) = 0)
   AND (:since IS NULL OR coalesce(o.created_at, m.created_at, p.created_at) >= :since)
   AND (:until IS NULL OR coalesce(o.created_at, m.created_at, p.created_at) < :until)
   AND (:file IS NULL
@@ -64,9 +71,8 @@ ORDER BY rowid DESC
 LIMIT 1 OFFSET :offset;
 
 -- name: session_span
--- The first and last message id with a record in the session (NULLs when none): four reads
--- from the ends of the indexes on (session_key, message_id), and the session's prompts
--- through (session_key, number).
+-- The first and last message id with a record in the session (NULLs when none): six reads
+-- from the ends of the indexes on (session_key, message_id).
 SELECT min(low) AS low, max(high) AS high
 FROM (SELECT (SELECT message_id FROM observations WHERE session_key = :session_key
               ORDER BY message_id LIMIT 1) AS low,
@@ -78,39 +84,45 @@ FROM (SELECT (SELECT message_id FROM observations WHERE session_key = :session_k
              (SELECT message_id FROM summaries WHERE session_key = :session_key
               ORDER BY message_id DESC LIMIT 1)
       UNION ALL
-      SELECT min(message_id), max(message_id) FROM prompts WHERE session_key = :session_key);
+      SELECT (SELECT message_id FROM prompts WHERE session_key = :session_key
+              ORDER BY message_id LIMIT 1),
+             (SELECT message_id FROM prompts WHERE session_key = :session_key
+              ORDER BY message_id DESC LIMIT 1));
 
 -- name: prompts_of_message
 -- The timeline's anchor: what one message produced (each by its UNIQUE message_id index).
-SELECT id, message_id, session_key, number, text, created_at
+SELECT id, message_id, session_key, number, text, created_at, inherited
 FROM prompts
 WHERE message_id = :message_id;
 
 -- name: observations_of_message
 SELECT id, message_id, session_key, kind, title, subtitle, narrative, facts, concepts,
-       files_read, files_modified, tool_name, command, exit_code, excerpt, created_at
+       files_read, files_modified, tool_name, command, exit_code, excerpt, created_at,
+       inherited
 FROM observations
 WHERE message_id = :message_id;
 
 -- name: summaries_of_message
 SELECT id, message_id, session_key, request, investigated, learned, completed, next_steps,
-       files_read, files_edited, notes, created_at
+       files_read, files_edited, notes, created_at, inherited
 FROM summaries
 WHERE message_id = :message_id;
 
 -- name: prompts_before
--- The session's records just before a message, newest first. Prompts are numbered in message
--- order, so their (session_key, number) index serves.
-SELECT id, message_id, session_key, number, text, created_at
+-- The session's records just before a message, newest first (index prompts_session: prompt
+-- numbers follow message order only until a transfer merges sessions). Inherited records
+-- come too, with their flag: the timeline drops them around a record of the session's own (memq.memory.search).
+SELECT id, message_id, session_key, number, text, created_at, inherited
 FROM prompts
 WHERE session_key = :session_key AND message_id < :message_id
-ORDER BY number DESC
+ORDER BY message_id DESC
 LIMIT :limit;
 
 -- name: observations_before
 -- Index observations_session.
 SELECT id, message_id, session_key, kind, title, subtitle, narrative, facts, concepts,
-       files_read, files_modified, tool_name, command, exit_code, excerpt, created_at
+       files_read, files_modified, tool_name, command, exit_code, excerpt, created_at,
+       inherited
 FROM observations
 WHERE session_key = :session_key AND message_id < :message_id
 ORDER BY message_id DESC
@@ -119,7 +131,7 @@ LIMIT :limit;
 -- name: summaries_before
 -- Index summaries_session.
 SELECT id, message_id, session_key, request, investigated, learned, completed, next_steps,
-       files_read, files_edited, notes, created_at
+       files_read, files_edited, notes, created_at, inherited
 FROM summaries
 WHERE session_key = :session_key AND message_id < :message_id
 ORDER BY message_id DESC
@@ -127,15 +139,16 @@ LIMIT :limit;
 
 -- name: prompts_after
 -- The session's records just after a message, oldest first.
-SELECT id, message_id, session_key, number, text, created_at
+SELECT id, message_id, session_key, number, text, created_at, inherited
 FROM prompts
 WHERE session_key = :session_key AND message_id > :message_id
-ORDER BY number
+ORDER BY message_id
 LIMIT :limit;
 
 -- name: observations_after
 SELECT id, message_id, session_key, kind, title, subtitle, narrative, facts, concepts,
-       files_read, files_modified, tool_name, command, exit_code, excerpt, created_at
+       files_read, files_modified, tool_name, command, exit_code, excerpt, created_at,
+       inherited
 FROM observations
 WHERE session_key = :session_key AND message_id > :message_id
 ORDER BY message_id
@@ -143,7 +156,7 @@ LIMIT :limit;
 
 -- name: summaries_after
 SELECT id, message_id, session_key, request, investigated, learned, completed, next_steps,
-       files_read, files_edited, notes, created_at
+       files_read, files_edited, notes, created_at, inherited
 FROM summaries
 WHERE session_key = :session_key AND message_id > :message_id
 ORDER BY message_id

@@ -1,0 +1,102 @@
+-- Every statement of a fork (memq.memory.fork): a new session that starts with a copy of
+-- its parent's memory, explicitly or linked automatically. All of them run inside one
+-- transaction of the queue's writer. Times are integer milliseconds since the Unix epoch.
+
+-- name: fork_parent_exists
+SELECT 1 FROM sessions WHERE key = :parent;
+
+-- name: fork_child_known
+-- Whether memq knows the session: a memory row, or any queue row. There is no index on the
+-- queue's session_id alone, so the queue is asked through its partial indexes: rows with a
+-- dedupe key (every event memq's hook sends has one), and pending, processing and failed
+-- rows. A processed row without a dedupe key is the one left out: its memory, and so its
+-- session's row, committed with its processed mark.
+SELECT EXISTS (SELECT 1 FROM sessions WHERE key = :child)
+    OR EXISTS (SELECT 1 FROM pending_messages
+               WHERE session_id = :child AND dedupe_key IS NOT NULL)
+    OR EXISTS (SELECT 1 FROM pending_messages WHERE session_id = :child AND status = 'pending')
+    OR EXISTS (SELECT 1 FROM pending_messages
+               WHERE status = 'processing' AND session_id = :child)
+    OR EXISTS (SELECT 1 FROM pending_messages WHERE status = 'failed' AND session_id = :child)
+    AS known;
+
+-- name: fork_find_parent
+-- The session an unknown session was forked from: the newest session resumed (migration
+-- 0006's session_resumes) in :cwd since :since whose resuming SessionStart is still its
+-- latest queue row, and that memory knows. The check for a later row walks the queue's ids
+-- after that SessionStart: only rows accepted since, within the window.
+SELECT r.session_key
+FROM session_resumes AS r
+WHERE r.cwd = :cwd
+  AND r.resumed_at >= :since
+  AND r.session_key <> :child
+  AND EXISTS (SELECT 1 FROM sessions WHERE key = r.session_key)
+  AND NOT EXISTS (SELECT 1 FROM pending_messages AS later
+                  WHERE later.id > r.message_id AND later.session_id = r.session_key)
+ORDER BY r.resumed_at DESC, r.message_id DESC
+LIMIT 1;
+
+-- name: fork_insert_session
+-- The child: the parent's project, directory and title, open, started now. No row when the
+-- parent has none.
+INSERT INTO sessions (key, assistant, external_id, project, cwd, title, title_edited,
+                      prompt_count, started_at, ended_at, updated_at, created_at,
+                      parent_key, forked_at)
+SELECT :child, :assistant, :external_id, project, cwd, title, title_edited,
+       (SELECT count(*) FROM prompts WHERE session_key = :parent),
+       :now, NULL, :now, :now, :parent, :now
+FROM sessions
+WHERE key = :parent;
+
+-- name: fork_reserve_ids
+-- A new message id for each message of the parent that left memory: a settled queue row of
+-- the child with no payload (as an import reserves them), so that the queue's AUTOINCREMENT
+-- never hands the id out again and memory's UNIQUE message_id holds. Rows go in in message
+-- order, so the copies keep the parent's order. The dedupe key 'fork:<original id>' pairs
+-- each copy with its original below.
+INSERT INTO pending_messages (session_id, kind, payload, dedupe_key, status, attempts,
+                              available_at, created_at, finished_at)
+SELECT :child, 'event', NULL, 'fork:' || message_id, 'processed', 0, created_at, created_at,
+       :now
+FROM (SELECT message_id, min(created_at) AS created_at
+      FROM (SELECT message_id, created_at FROM prompts WHERE session_key = :parent
+            UNION ALL
+            SELECT message_id, created_at FROM observations WHERE session_key = :parent
+            UNION ALL
+            SELECT message_id, created_at FROM summaries WHERE session_key = :parent)
+      GROUP BY message_id)
+ORDER BY message_id;
+
+-- name: fork_copy_prompts
+-- Numbers are kept: the child's own prompts are numbered after them.
+INSERT INTO prompts (message_id, session_key, number, text, created_at, inherited)
+SELECT reserved.id, :child, p.number, p.text, p.created_at, 1
+FROM prompts AS p
+JOIN pending_messages AS reserved
+  ON reserved.session_id = :child AND reserved.dedupe_key = 'fork:' || p.message_id
+WHERE p.session_key = :parent
+ORDER BY p.message_id;
+
+-- name: fork_copy_observations
+INSERT INTO observations (message_id, session_key, kind, title, subtitle, narrative, facts,
+                          concepts, files_read, files_modified, tool_name, command, exit_code,
+                          excerpt, created_at, inherited)
+SELECT reserved.id, :child, o.kind, o.title, o.subtitle, o.narrative, o.facts, o.concepts,
+       o.files_read, o.files_modified, o.tool_name, o.command, o.exit_code, o.excerpt,
+       o.created_at, 1
+FROM observations AS o
+JOIN pending_messages AS reserved
+  ON reserved.session_id = :child AND reserved.dedupe_key = 'fork:' || o.message_id
+WHERE o.session_key = :parent
+ORDER BY o.message_id;
+
+-- name: fork_copy_summaries
+INSERT INTO summaries (message_id, session_key, request, investigated, learned, completed,
+                       next_steps, files_read, files_edited, notes, created_at, inherited)
+SELECT reserved.id, :child, m.request, m.investigated, m.learned, m.completed, m.next_steps,
+       m.files_read, m.files_edited, m.notes, m.created_at, 1
+FROM summaries AS m
+JOIN pending_messages AS reserved
+  ON reserved.session_id = :child AND reserved.dedupe_key = 'fork:' || m.message_id
+WHERE m.session_key = :parent
+ORDER BY m.message_id;

@@ -1,0 +1,114 @@
+"""The automatic link of a forked session to its parent, on the way into the queue.
+
+Claude Code's ``--fork-session`` sends SessionStart (source ``resume``) with the parent's id
+and every later event with the fork's new id. ``post_event`` calls ``before_enqueue`` for every
+accepted event before it is queued; the first event of a session memq does not know, shortly
+after a resume in the same directory, makes that session a fork of the resumed one
+(``memq.memory.fork.link_effect``), with a copy of its memory, before its own events.
+
+This is the hot path: a session seen in this daemon's life costs one lookup in a bounded set
+(least recently used out first). A session's SessionStart marks it seen and does nothing else:
+a session that starts itself is not a fork. Only the events memq's hooks subscribe to can link:
+Claude Code sends others (InstructionsLoaded) with throw-away ids around a resume.
+
+Not linked: events the hook's fallback wrote straight into SQLite while the daemon was down
+(they never pass here; their session is known by the time the daemon sees it), and a fork
+whose parent memq never stored. Two sessions resumed in one directory within the window, the
+later one without events yet, are ambiguous: the newest is taken.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Final
+
+import structlog
+
+from memq.exceptions import StorageError
+from memq.hooks.install import EVENTS
+from memq.memory.fork import ForkResult, link_effect
+from memq.queue import Queue
+
+log = structlog.get_logger("memq.forks")
+
+LINK_WINDOW_SECONDS: Final = 3600.0  # a fork's first event follows its parent's resume within
+SEEN_CAPACITY: Final = 10_000  # sessions remembered as seen
+SESSION_START: Final = "SessionStart"
+LINKING_EVENTS: Final = frozenset(EVENTS) - {SESSION_START}
+
+
+class ForkLinker:
+    """Links each new session's first event to the session it was forked from, if any."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        window_seconds: float = LINK_WINDOW_SECONDS,
+        capacity: int = SEEN_CAPACITY,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1 (got {capacity})")
+        self._queue = queue
+        self._window_ms = int(window_seconds * 1000)
+        self._capacity = capacity
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, session_key: object) -> bool:
+        """Whether the session was seen (and will not be looked up again)."""
+        return session_key in self._seen
+
+    def mark_seen(self, session_key: str) -> None:
+        """Never link ``session_key`` from now on (an explicit fork, a known session)."""
+        self._seen[session_key] = None
+        self._seen.move_to_end(session_key)
+        if len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
+
+    def forget(self, session_key: str) -> None:
+        """The session went idle: drop it (its next event looks it up again, and finds it
+        known)."""
+        self._seen.pop(session_key, None)
+
+    async def before_enqueue(self, session_key: str, event: str, payload: dict[str, Any]) -> None:
+        """Link the session to its parent if this is the first event of a fork; call it for
+        every accepted event before it is queued."""
+        if session_key in self._seen:
+            self._seen.move_to_end(session_key)
+            return
+        if event not in LINKING_EVENTS:
+            # A SessionStart starts its own session; any other event is not one memq's hooks
+            # send, and its session is known once this event is queued.
+            self.mark_seen(session_key)
+            return
+        cwd = payload.get("cwd")
+        try:
+            result = await self._queue.run_in_transaction(
+                link_effect(
+                    session_key, cwd if isinstance(cwd, str) else None, window_ms=self._window_ms
+                )
+            )
+        except StorageError as exc:
+            # The event still goes in (or fails on its own); only the link is lost.
+            log.warning("session.fork_link_failed", session_id=session_key, error=str(exc))
+            result = None
+        # Concurrent first events of one session may each have looked; the writer ran their
+        # look-ups one after the other, so only the first could link.
+        self.mark_seen(session_key)
+        if result is not None:
+            _log_fork(result, automatic=True)
+
+
+def _log_fork(result: ForkResult, *, automatic: bool) -> None:
+    log.info(
+        "session.forked",
+        session_id=result.child,
+        parent=result.parent,
+        automatic=automatic,
+        records=result.records,
+    )
+
+
+def log_fork(result: ForkResult) -> None:
+    """Log an explicit fork as the automatic link logs its own."""
+    _log_fork(result, automatic=False)
