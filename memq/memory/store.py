@@ -95,12 +95,15 @@ class MemoryStore(ReadsMemory):
         return write
 
     def forget_effect(self, session_key: str) -> Callable[[Transaction], Awaitable[int]]:
-        """A write that deletes the session and all its memory; it returns how many rows it
-        deleted. Run it with ``queue.run_in_transaction``."""
+        """A write that deletes the session and all its memory (its forks keep their copies,
+        now as their own); it returns how many rows it deleted. Run it with
+        ``queue.run_in_transaction``."""
         params = {"session_key": session_key}
 
         async def forget(tx: Transaction) -> int:
             deleted = 0
+            for table in ("prompts", "observations", "summaries"):
+                await tx.execute(QUERIES[f"adopt_inherited_{table}"], params)
             for name in (
                 "delete_session_prompts",
                 "delete_session_observations",
@@ -151,6 +154,7 @@ class MemoryStore(ReadsMemory):
             for name in ("transfer_prompts", "transfer_observations", "transfer_summaries"):
                 moved += await tx.execute(QUERIES[name], params)
             await tx.execute(QUERIES["transfer_recount"], params)
+            await tx.execute(QUERIES["transfer_forks"], params)
             await tx.execute(QUERIES["delete_session"], {"session_key": from_key})
             return moved
 

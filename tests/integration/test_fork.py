@@ -514,8 +514,24 @@ class TestAfterTheFork:
             "Now document the setting",
         ]
         assert (await store.observations(CHILD)).total == 2
-        (hit,) = await search.search("wombat", session_key=CHILD)
-        assert hit.inherited
+        # The copies are the fork's own now: a search across sessions finds them.
+        (hit,) = await search.search("wombat")
+        assert (hit.session_key, hit.inherited) == (CHILD, False)
+
+    async def test_transferring_a_fork_keeps_its_parent_and_moves_its_children(
+        self, queue: Queue, store: MemoryStore
+    ) -> None:
+        await write(queue, store, PARENT_ITEMS)
+        await fork(queue)
+        grandchild = "claude-code:grandchild"
+        await fork(queue, parent=CHILD, child=grandchild)
+        await queue.run_in_transaction(store.transfer_effect(CHILD, "claude-code:moved"))
+        moved = await store.get_session("claude-code:moved")
+        assert moved is not None
+        assert (moved.parent_key, moved.forked_at is not None) == (PARENT, True)
+        below = await store.get_session(grandchild)
+        assert below is not None
+        assert below.parent_key == "claude-code:moved"
 
 
 # -- the automatic link ----------------------------------------------------------------------

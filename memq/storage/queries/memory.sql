@@ -50,6 +50,24 @@ DELETE FROM observations WHERE session_key = :session_key;
 -- name: delete_session_summaries
 DELETE FROM summaries WHERE session_key = :session_key;
 
+-- name: adopt_inherited_prompts
+-- Before a session is deleted, its forks' copies of its memory become their own: with the
+-- parent gone they are the only ones left, and search across sessions must find them. (The
+-- parent's own copies from a grandparent become visible twice: the lesser evil.)
+UPDATE prompts SET inherited = 0
+WHERE inherited = 1
+  AND session_key IN (SELECT key FROM sessions WHERE parent_key = :session_key);
+
+-- name: adopt_inherited_observations
+UPDATE observations SET inherited = 0
+WHERE inherited = 1
+  AND session_key IN (SELECT key FROM sessions WHERE parent_key = :session_key);
+
+-- name: adopt_inherited_summaries
+UPDATE summaries SET inherited = 0
+WHERE inherited = 1
+  AND session_key IN (SELECT key FROM sessions WHERE parent_key = :session_key);
+
 -- name: delete_session
 -- Last: the records above reference the session.
 DELETE FROM sessions WHERE key = :session_key;
@@ -157,16 +175,19 @@ WHERE key = :session_key;
 -- name: transfer_session_row
 -- The target session: created from the source when it is new; when it exists, its own
 -- values win and the source only fills gaps and widens the time span.
-INSERT INTO sessions (key, assistant, external_id, project, cwd, title, prompt_count,
-                      started_at, ended_at, updated_at, created_at)
-SELECT :to_key, :assistant, :external_id, project, cwd, title, prompt_count,
-       started_at, ended_at, updated_at, created_at
+INSERT INTO sessions (key, assistant, external_id, project, cwd, title, title_edited,
+                      prompt_count, parent_key, forked_at, started_at, ended_at, updated_at,
+                      created_at)
+SELECT :to_key, :assistant, :external_id, project, cwd, title, title_edited, prompt_count,
+       parent_key, forked_at, started_at, ended_at, updated_at, created_at
 FROM sessions
 WHERE key = :from_key
 ON CONFLICT (key) DO UPDATE
 SET project = coalesce(sessions.project, excluded.project),
     cwd = coalesce(sessions.cwd, excluded.cwd),
     title = coalesce(sessions.title, excluded.title),
+    parent_key = coalesce(sessions.parent_key, excluded.parent_key),
+    forked_at = coalesce(sessions.forked_at, excluded.forked_at),
     started_at = min(sessions.started_at, excluded.started_at),
     updated_at = max(sessions.updated_at, excluded.updated_at);
 
@@ -186,6 +207,10 @@ UPDATE observations SET session_key = :to_key WHERE session_key = :from_key;
 
 -- name: transfer_summaries
 UPDATE summaries SET session_key = :to_key WHERE session_key = :from_key;
+
+-- name: transfer_forks
+-- The source's forks now descend from the target.
+UPDATE sessions SET parent_key = :to_key WHERE parent_key = :from_key;
 
 -- name: transfer_recount
 UPDATE sessions
