@@ -322,3 +322,35 @@ def _wait_for(check: Any, timeout: float = 20) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(0.05)
+
+
+class TestLastAccess:
+    def test_written_at_shutdown_and_idle_sessions_are_dropped(self, tmp_path: Path) -> None:
+        """With both triggers far away, last access reaches the database only through the
+        flush at shutdown, and survives the restart; with a short TTL an idle session
+        leaves the daemon's memory (its data stays)."""
+        env = {
+            "MEMQ_ACTIVITY_FLUSH_EVENTS": "1000000",
+            "MEMQ_ACTIVITY_FLUSH_INTERVAL": "3600",
+            "MEMQ_SESSION_TTL": "1",
+        }
+        daemon = Daemon(tmp_path / "home", env=env)
+        daemon.start()
+        try:
+            with daemon.client() as client:
+                assert client.post("/api/events", json=tool_event(1)).status_code == 202
+                daemon.wait_idle()
+                assert client.get(f"/api/sessions/{SESSION}").json()["last_access_at"] is None
+                assert client.get("/api/status").json()["tracked_sessions"] == 1
+                _wait_for(lambda: client.get("/api/status").json()["tracked_sessions"] == 0)
+                assert client.get(f"/api/sessions/{SESSION}/observations").json()["total"] == 1
+            assert daemon.stop() == 0
+            log = (daemon.home / "logs" / "memq.log").read_text()
+            assert '"event": "session.expired"' in log
+
+            daemon.start()
+            with daemon.client() as client:
+                detail = client.get(f"/api/sessions/{SESSION}").json()
+                assert detail["last_access_at"] is not None
+        finally:
+            daemon.kill()
