@@ -32,14 +32,15 @@ def api_raw(
     data: bytes | None = None,
     *,
     content_type: str = "application/json",
+    timeout: float = 60.0,
 ) -> bytes | None:
-    """Like ``api`` for bodies that are not JSON (an export, an import): the raw answer, or
-    None after printing the problem to stderr (stdout may be the export itself)."""
+    """Call the running daemon; its raw answer, or None after printing the problem to stderr
+    (never stdout: it may be an export, or the JSON a script reads)."""
     from memq.worker import control
 
     try:
         status, raw = control.request_bytes(
-            settings, method, path, data, content_type=content_type, timeout=60.0
+            settings, method, path, data, content_type=content_type, timeout=timeout
         )
     except OSError:
         print(
@@ -58,16 +59,18 @@ def api_raw(
 
 
 def api(settings: Settings, method: str, path: str, body: Any = None) -> Any:
-    """Call the running daemon; print the problem and return None when that fails."""
-    from memq.worker import control
-
+    """``api_raw`` for JSON both ways: the decoded answer, or None after printing the problem."""
+    data = None if body is None else json.dumps(body).encode()
+    raw = api_raw(settings, method, path, data, timeout=5.0)
+    if raw is None:
+        return None
     try:
-        response = control.request(settings, method, path, body)
-    except OSError:
-        print(f"memq: the daemon is not answering on port {settings.port} (memq start)")
+        return json.loads(raw or b"null")
+    except ValueError:
+        print(f"memq: the daemon answered {raw.decode('utf-8', 'replace')!r}", file=sys.stderr)
         return None
-    if response.status >= 400:
-        error = response.body.get("error") if isinstance(response.body, dict) else response.body
-        print(f"memq: {error}", file=sys.stderr)
-        return None
-    return response.body
+
+
+def when(iso: str) -> str:
+    """A time the daemon sent, ``2025-01-31T12:00:00.250Z``, as ``2025-01-31 12:00`` (UTC)."""
+    return iso[:16].replace("T", " ")

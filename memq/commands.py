@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from memq import __version__
-from memq.cli_client import EXIT_ERROR, EXIT_OK, EXIT_USAGE, api
+from memq.cli_client import EXIT_ERROR, EXIT_OK, EXIT_USAGE, api, when
 from memq.config import SettingError, Settings
+from memq.exceptions import ControlError, InstallError
 from memq.session_commands import SESSION_COMMANDS, add_session_commands
 
 # The record types `memq search --type` accepts (memq.memory.search.RecordType, spelled out
@@ -159,7 +160,7 @@ def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         record, started = control.start(settings)
-    except control.ControlError as exc:
+    except ControlError as exc:
         print(f"memq: {exc}", file=sys.stderr)
         return EXIT_ERROR
     verb = "started" if started else "already running"
@@ -172,7 +173,7 @@ def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         record = control.stop(settings)
-    except control.ControlError as exc:
+    except ControlError as exc:
         print(f"memq: {exc}", file=sys.stderr)
         return EXIT_ERROR
     print("memq was not running" if record is None else f"memq stopped (pid {record.pid})")
@@ -216,8 +217,6 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_context(args: argparse.Namespace, settings: Settings) -> int:
-    from urllib.parse import urlencode
-
     cwd = os.path.abspath(args.cwd or os.getcwd())
     query = urlencode({"cwd": cwd, "budget": max(1, args.budget)})
     body = api(settings, "GET", f"/api/context?{query}")
@@ -233,8 +232,8 @@ def cmd_context(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_failed(args: argparse.Namespace, settings: Settings) -> int:
-    path = "/api/failed" + (f"?session={args.session}" if args.session else "")
-    body = api(settings, "GET", path)
+    query = f"?{urlencode({'session': args.session})}" if args.session else ""
+    body = api(settings, "GET", f"/api/failed{query}")
     if body is None:
         return EXIT_ERROR
     if args.json:
@@ -292,7 +291,7 @@ def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_OK
         path = hooks.settings_path(project=args.project, settings=args.settings)
         result = hooks.install(path, command)
-    except hooks.InstallError as exc:
+    except InstallError as exc:
         print(f"memq install: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if not result.changed:
@@ -313,7 +312,7 @@ def cmd_uninstall(args: argparse.Namespace, settings: Settings) -> int:
     path = hooks.settings_path(project=args.project, settings=args.settings)
     try:
         result = hooks.uninstall(path)
-    except hooks.InstallError as exc:
+    except InstallError as exc:
         print(f"memq uninstall: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if not result.existed:
@@ -357,7 +356,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{'MESSAGE':>8} {'SCORE':>6}  {'WHEN':<16}  {'TYPE':<21} TITLE")
     for item in body["items"]:
         print(
-            f"{item['message_id']:>8} {item['score']:>6.3g}  {_when(item['created_at'])}  "
+            f"{item['message_id']:>8} {item['score']:>6.3g}  {when(item['created_at'])}  "
             f"{_record_type(item):<21} {item['title']}"
         )
         if item["snippet"] and item["snippet"] != item["title"]:
@@ -380,7 +379,7 @@ def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
     for item in body["items"]:
         is_anchor = (item["record_type"], item["id"]) == (anchor["record_type"], anchor["id"])
         print(
-            f"{'>' if is_anchor else ' '} {item['message_id']:>8}  {_when(item['created_at'])}  "
+            f"{'>' if is_anchor else ' '} {item['message_id']:>8}  {when(item['created_at'])}  "
             f"{_record_type(item):<21} {item['title']}"
         )
     return EXIT_OK
@@ -396,18 +395,9 @@ def _project(value: str) -> str:
     return project_for(os.path.abspath(value)) or value
 
 
-def _when(iso: str) -> str:
-    """``2025-01-31T12:00:00.250Z`` as ``2025-01-31 12:00`` (UTC)."""
-    return iso[:16].replace("T", " ")
-
-
 def _record_type(item: dict[str, Any]) -> str:
     kind = item.get("kind")
     return f"{item['record_type']}/{kind}" if kind else str(item["record_type"])
-
-
-# COMMANDS gets:   "search": cmd_search,   "timeline": cmd_timeline,
-# ---- END commands.py additions ---------------------------------------------------------
 
 
 def _add_memory_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from memq import env as memq_env
-from memq.env import HOST, SettingError, env_choice, env_float, env_int
+from memq.env import HOST, env_choice, env_float, env_int
+from memq.exceptions import SettingError
 
 __all__ = ["HOST", "Paths", "SettingError", "Settings"]
 
@@ -59,7 +60,7 @@ class Settings:
     linger: float = 5.0  # seconds an idle session's generator waits for more work
     lease: float = 120.0  # seconds a processor may take for one message
     max_attempts: int = 3
-    body_limit: int = 1024 * 1024  # bytes of one HTTP request body
+    body_limit: int = memq_env.DEFAULT_BODY_LIMIT  # bytes of one HTTP request body
     shutdown_grace: float = 10.0  # seconds in-flight messages get to finish at stop
     synchronous: str = "FULL"
     log_level: str = "info"
@@ -92,12 +93,12 @@ class Settings:
         return cls(
             home=Path(memq_env.home_dir(env)),
             port=memq_env.port(env),
-            processor=env.get("MEMQ_PROCESSOR", defaults.processor).strip() or "extract",
+            processor=env.get("MEMQ_PROCESSOR", "").strip() or defaults.processor,
             capacity=env_int(env, "MEMQ_CAPACITY", defaults.capacity, low=1, high=256),
             linger=env_float(env, "MEMQ_LINGER", defaults.linger),
             lease=env_float(env, "MEMQ_LEASE", defaults.lease, positive=True),
             max_attempts=env_int(env, "MEMQ_MAX_ATTEMPTS", defaults.max_attempts, low=1, high=100),
-            body_limit=env_int(env, "MEMQ_BODY_LIMIT", defaults.body_limit, low=1024, high=1 << 30),
+            body_limit=memq_env.body_limit(env),
             shutdown_grace=env_float(env, "MEMQ_SHUTDOWN_GRACE", defaults.shutdown_grace),
             synchronous=env_choice(
                 env, "MEMQ_SYNCHRONOUS", defaults.synchronous, ("FULL", "NORMAL")

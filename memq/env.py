@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 import os
 
+# Re-exported: memq.config and the processors import it from here.
+from memq.exceptions import SettingError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -18,6 +21,8 @@ if TYPE_CHECKING:
 HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 37778
 DEFAULT_HOME: Final = "~/.memq"
+# The largest request body the daemon takes; the hook cuts an event down to fit it.
+DEFAULT_BODY_LIMIT: Final = 1024 * 1024
 
 # Files inside MEMQ_HOME.
 DATABASE_FILE: Final = "memq.db"
@@ -38,10 +43,6 @@ DEFAULT_SKIP_TOOLS: Final = (
 )
 
 
-class SettingError(ValueError):
-    """An environment variable holds a value memq cannot use."""
-
-
 def home_dir(env: Mapping[str, str]) -> str:
     """MEMQ_HOME, expanded; ``~/.memq`` when unset."""
     raw = env.get("MEMQ_HOME", "").strip()
@@ -51,6 +52,11 @@ def home_dir(env: Mapping[str, str]) -> str:
 def port(env: Mapping[str, str]) -> int:
     """MEMQ_PORT."""
     return env_int(env, "MEMQ_PORT", DEFAULT_PORT, low=1, high=65535)
+
+
+def body_limit(env: Mapping[str, str]) -> int:
+    """MEMQ_BODY_LIMIT: bytes of one HTTP request body."""
+    return env_int(env, "MEMQ_BODY_LIMIT", DEFAULT_BODY_LIMIT, low=1024, high=1 << 30)
 
 
 def skip_tools(env: Mapping[str, str]) -> frozenset[str]:

@@ -126,13 +126,13 @@ def check_json_values(value: Any) -> None:
             stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(item))
 
 
-def route_event(payload: dict[str, Any], event: str | None = None) -> Route:
+def route_event(payload: dict[str, Any]) -> Route:
     """Map a hook payload to its session, message kind and dedupe key.
 
-    ``event`` overrides ``hook_event_name`` (``memq hook EVENT``). Raises
-    ``InvalidEventError`` naming the missing or mistyped field.
+    Raises ``InvalidEventError`` naming the missing or mistyped field. (``memq hook EVENT``
+    writes EVENT into the payload's ``hook_event_name``, so the daemon routes it alike.)
     """
-    name = event if event is not None else payload.get("hook_event_name")
+    name = payload.get("hook_event_name")
     _require_id(name, "hook_event_name")
     session_id = payload.get("session_id")
     _require_id(session_id, "session_id")

@@ -1,9 +1,15 @@
 """Every error memq raises on purpose, in one tree.
 
     MemqError
+    ├── SettingError             a MEMQ_* variable memq cannot use (also a ValueError)
     ├── StartupError             the daemon cannot start (port taken, already running, ...)
+    ├── ControlError             memq start or stop could not do what was asked
+    ├── InstallError             Claude Code's settings cannot be changed safely (left untouched)
     ├── InvalidQueryError        a search the user typed that memq cannot run (HTTP 400)
     ├── InvalidSettingValueError a per-session setting with an unknown name or bad value (422)
+    ├── ForkError                a session cannot be forked
+    │   ├── ForkParentNotFoundError  memory has no session to fork (HTTP 404)
+    │   └── ForkTargetExistsError    the new session's id is taken, in memory or the queue (409)
     ├── ProcessorError           a processor could not turn a message into memory
     │   ├── TransientProcessorError  rate limit, server error, timeout: try again later
     │   ├── ProcessorAuthError       the model API refused the credentials: pause everything
@@ -37,8 +43,20 @@ class MemqError(Exception):
         super().__init__(message if message is not None else (default[0] if default else ""))
 
 
+class SettingError(MemqError, ValueError):
+    """An environment variable holds a value memq cannot use."""
+
+
 class StartupError(MemqError):
     """The daemon could not start."""
+
+
+class ControlError(MemqError):
+    """A daemon command could not do what was asked; the message says why."""
+
+
+class InstallError(MemqError):
+    """The settings file cannot be changed safely, so it was left as it was."""
 
 
 class InvalidQueryError(MemqError):
@@ -47,6 +65,18 @@ class InvalidQueryError(MemqError):
 
 class InvalidSettingValueError(MemqError):
     """The session setting or its value is not one memq knows."""
+
+
+class ForkError(MemqError):
+    """The session cannot be forked."""
+
+
+class ForkParentNotFoundError(ForkError):
+    """Memory has no session to fork."""
+
+
+class ForkTargetExistsError(ForkError):
+    """The fork's session already exists (in memory or in the queue)."""
 
 
 class ProcessorError(MemqError):

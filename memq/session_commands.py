@@ -10,7 +10,16 @@ from collections.abc import Callable
 from typing import Any, TypeAlias
 from urllib.parse import quote
 
-from memq.cli_client import EXIT_ERROR, EXIT_OK, EXIT_USAGE, api, api_raw, session_path, session_url
+from memq.cli_client import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    api,
+    api_raw,
+    session_path,
+    session_url,
+    when,
+)
 from memq.config import Settings
 
 # A string: argparse's class cannot be subscripted at run time.
@@ -84,15 +93,15 @@ def _add_revert_command(commands: Commands) -> None:
     cut.add_argument(
         "--last", type=int, metavar="N", help="forget the N newest messages that left memory"
     )
+
+
+def _add_transfer_commands(commands: Commands) -> None:
+    """memq transfer, memq export and memq import."""
     transfer = commands.add_parser(
         "transfer", help="move a session's memory to another session id (merging into it)"
     )
     transfer.add_argument("source", help="the session to move (id or claude-code:<id>)")
     transfer.add_argument("target", help="the session that receives it")
-
-
-def _add_transfer_commands(commands: Commands) -> None:
-    """memq export and memq import (apart: build_parser is long enough)."""
     export = commands.add_parser(
         "export", help="write a session's memory as JSON Lines (to standard output)"
     )
@@ -288,8 +297,7 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
             entry = f"> prompt {item['number']}: {text}"
         else:
             entry = f"  {item['title']}"
-        when = item["created_at"][:16].replace("T", " ")  # UTC, to the minute
-        print(f"  {item['message_id']:>8}  {when}  {entry}")
+        print(f"  {item['message_id']:>8}  {when(item['created_at'])}  {entry}")
     if not body["items"]:
         print("  (nothing since the last summary)")
     return EXIT_OK

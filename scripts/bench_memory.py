@@ -4,15 +4,14 @@ Two databases are built, with 10,000 and with 100,000 observations (plus prompts
 summaries) spread over 1,000 sessions in 20 projects (a few busy projects, a long tail of
 quiet ones; sessions over the last 90 days; realistic titles, files and excerpts). Each is
 migrated with ``memq.storage.schema.migrate`` and filled with raw ``sqlite3`` ``executemany``
-through the memory tables themselves, so the full-text triggers of migration 0003 (when it
-exists) index every row; the benchmark checks that they did. Then, on each database:
+through the memory tables themselves, so the full-text triggers of migration 0003 index every
+row; the benchmark checks that they did. Then, on each database:
 
 1. ``ContextBuilder.build`` with the default budget (2,000 tokens), for every project in turn:
    p50 / p99 / max (target at 100,000 observations: p99 < 50 ms); and for a project memory has
    never seen (the common case of a new checkout);
 2. ``MemorySearch.search`` (``memq.memory.search``) with a handful of realistic queries, across
-   all projects and within one: p50 / p99 / max. Skipped with a note when that module is not
-   there;
+   all projects and within one: p50 / p99 / max;
 3. the query plan of every statement the context builder runs (``EXPLAIN QUERY PLAN``): none
    may scan a table (the merge statements sort only their bounded candidates).
 
@@ -33,41 +32,35 @@ database; ``--quick`` (fewer timed rounds, the same databases) about 20 seconds.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import logging
-import math
-import os
-import platform
 import random
 import re
-import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Final, TextIO
 
 import anyio
-import structlog
 from benchkit import (
     BenchError,
     Figure,
     Progress,
-    build_report,
+    bench_parser,
+    environment,
     percentile,
-    print_table,
+    run_benchmark,
+    silence_logs,
 )
 
 from memq.memory.context import ContextBuilder
 from memq.memory.records import to_epoch_ms
+from memq.memory.search import MemorySearch
 from memq.storage import schema
 from memq.storage.connection import Synchronous, connect
 from memq.storage.sqlfile import load_queries
@@ -147,12 +140,6 @@ QUICK_SIZES: Final = Sizes(context_rounds=100, empty_rounds=50, search_rounds=48
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def silence_logs() -> None:
-    """memq logs through structlog; keep the benchmark's output to its own lines."""
-    logging.disable(logging.CRITICAL)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
 
 
 def encode(value: Any) -> str:
@@ -406,35 +393,19 @@ def build_sparse_database(path: Path) -> int:
 
 
 def check_full_text(path: Path) -> dict[str, Any]:
-    """How many documents the full-text indexes hold against how many records there are.
-
-    Whatever their layout (one index per record table, or one for all), every observation,
-    summary and prompt is one document of one index, so the totals must be equal. Empty when
-    the schema has no FTS5 table.
-    """
+    """How many documents the full-text index holds against how many records there are:
+    every observation, summary and prompt is one document of memory_fts (migration 0003)."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        indexes = [
-            str(row[0])
-            for row in conn.execute(
-                "SELECT name FROM sqlite_schema WHERE type = 'table' "
-                "AND sql LIKE 'CREATE VIRTUAL TABLE%USING fts5%'"
-            )
-        ]
-        if not indexes:
-            return {}
-        documents = {
-            name: conn.execute(f"SELECT count(*) FROM {name}_docsize").fetchone()[0]
-            for name in indexes
-        }
+        (documents,) = conn.execute("SELECT count(*) FROM memory_fts_docsize").fetchone()
         records = {
             name: conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
             for name in RECORD_TABLES
         }
         return {
-            "indexes": documents,
+            "indexes": {"memory_fts": documents},
             "records": records,
-            "complete": sum(documents.values()) == sum(records.values()),
+            "complete": documents == sum(records.values()),
         }
     finally:
         conn.close()
@@ -457,8 +428,6 @@ def context_plans(path: Path) -> dict[str, list[str]]:
     try:
         plans = {}
         for name, sql in queries.items():
-            if name == "memory_tables":
-                continue
             params = {key: sample[key] for key in re.findall(r":(\w+)", sql)}
             plans[name] = [str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
         return plans
@@ -503,8 +472,6 @@ async def time_empty_context(path: Path, rounds: int) -> list[float]:
 
 async def time_search(path: Path, project: str | None, rounds: int) -> list[float]:
     """Seconds per ``MemorySearch.search``, cycling through ``SEARCH_QUERIES``."""
-    from memq.memory.search import MemorySearch  # noqa: PLC0415 (checked by search_module())
-
     samples: list[float] = []
     async with await MemorySearch.open(path) as search:
         hits = 0
@@ -517,15 +484,6 @@ async def time_search(path: Path, project: str | None, rounds: int) -> list[floa
             await search.search(query, project=project)
             samples.append(time.perf_counter() - start)
     return samples
-
-
-def search_module() -> str | None:
-    """None when ``memq.memory.search.MemorySearch`` can be imported, else why not."""
-    try:
-        from memq.memory.search import MemorySearch  # noqa: PLC0415, F401
-    except ImportError as exc:
-        return f"memq.memory.search is not available ({exc})"
-    return None
 
 
 def latency_figure(
@@ -563,7 +521,7 @@ def database_figures(root: Path, observations: int, sizes: Sizes, say: Progress)
     data = build_database(path, observations)
     built = time.perf_counter() - start
     full_text = check_full_text(path)
-    incomplete = bool(full_text) and not full_text["complete"]
+    incomplete = not full_text["complete"]
     figures = [
         Figure(
             f"build_{observations}",
@@ -574,11 +532,9 @@ def database_figures(root: Path, observations: int, sizes: Sizes, say: Progress)
                 f"{len(data.sessions):,} sessions, {len(data.prompts):,} prompts, "
                 f"{len(data.summaries):,} summaries, {path.stat().st_size / 2**20:.1f} MB; "
                 + (
-                    "no full-text index (no FTS5 table in the schema)"
-                    if not full_text
+                    f"full-text index INCOMPLETE: {full_text}"
+                    if incomplete
                     else f"full-text index complete: {full_text['indexes']}"
-                    if not incomplete
-                    else f"full-text index INCOMPLETE: {full_text}"
                 )
             ),
             extra={
@@ -617,19 +573,6 @@ def database_figures(root: Path, observations: int, sizes: Sizes, say: Progress)
         )
     )
 
-    unavailable = search_module()
-    if unavailable is not None:
-        say(f"search skipped: {unavailable}")
-        skipped = Figure(
-            f"search_{observations}",
-            f"search, {label}",
-            math.nan,
-            "ms",
-            detail=f"skipped: {unavailable}",
-            extra={"skipped": unavailable},
-        )
-        figures.append(skipped)
-        return figures
     say(f"search x {sizes.search_rounds}, all projects then one, {label}")
     everywhere = run_async(time_search, path, None, sizes.search_rounds)
     figures.append(
@@ -652,21 +595,6 @@ def _costly(step: str) -> bool:
 # -- reporting -----------------------------------------------------------------------------
 
 
-def environment(root: Path, quick: bool) -> dict[str, Any]:
-    """Where and with what the benchmark ran."""
-    versions = {name: metadata.version(name) for name in ("memq", "anyio", "aiosqlite")}
-    return {
-        "mode": "quick" if quick else "full",
-        "directory": str(root),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-        "migrations": [m.version for m in schema.available_migrations()],
-        **versions,
-    }
-
-
 def print_header(report: dict[str, Any], out: TextIO) -> None:
     """The lines above the table: what ran, where, how long."""
     env = report["environment"]
@@ -675,11 +603,6 @@ def print_header(report: dict[str, Any], out: TextIO) -> None:
         f"SQLite {env['sqlite']}, {report['elapsed_seconds']:.0f} s",
         file=out,
     )
-
-
-def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
-    """NaN (a skipped figure) as null: the last line must be strict JSON."""
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in values.items()}
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -714,38 +637,24 @@ def run_all(root: Path, sizes: Sizes, say: Progress) -> list[Figure]:
     return figures
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer timed rounds")
-    parser.add_argument("--json-only", action="store_true", help="print only the JSON object")
-    parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="parent of the temp dir")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print the table (stderr) and the JSON object (stdout)."""
-    args = parse_args(argv)
+    description = __doc__.splitlines()[0] if __doc__ else None
+    args = bench_parser(description, "fewer timed rounds").parse_args(argv)
+    # memq logs through structlog; keep the benchmark's output to its own lines.
     silence_logs()
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
-    say = Progress(enabled=not args.json_only)
-    root = Path(tempfile.mkdtemp(prefix="memq-bench-memory-", dir=args.dir))
-    say(f"working in {root}")
-    try:
-        figures = run_all(root, sizes, say)
-    finally:
-        if args.keep:
-            say(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    elapsed = time.perf_counter() - say.started
-    report = build_report("memq.memory", figures, environment(root, args.quick), elapsed)
-    if not args.json_only:
-        print_header(report, sys.stderr)
-        print_table(report, figures, sys.stderr)
-    print(json.dumps(report), flush=True)
-    return 0
+    migrations = [m.version for m in schema.available_migrations()]
+    return run_benchmark(
+        args,
+        "memq.memory",
+        lambda root, say: run_all(root, sizes, say),
+        lambda root: environment(
+            root, args.quick, ("memq", "anyio", "aiosqlite"), migrations=migrations
+        ),
+        print_header,
+        prefix="memq-bench-memory-",
+    )
 
 
 if __name__ == "__main__":

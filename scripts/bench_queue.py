@@ -33,35 +33,32 @@ full run takes one to two minutes on a small machine; ``--quick`` well under 30 
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
-import logging
-import math
-import os
-import platform
 import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Final, TextIO, TypeVar
 
 import anyio
-import structlog
 from benchkit import (
     BenchError,
     Figure,
     Progress,
-    build_report,
+    Run,
+    bench_parser,
+    best_of,
+    environment,
     percentile,
-    print_table,
     ratio,
+    run_benchmark,
+    run_facts,
+    silence_logs,
 )
 
 from memq.queue import Queue, QueueSettings, Synchronous
@@ -148,18 +145,10 @@ QUICK_SIZES: Final = Sizes(
 
 
 @dataclass(slots=True)
-class Run:
-    """One timed piece of work."""
+class QueueRun(Run):
+    """One timed piece of work, with the commits it took when they were counted."""
 
-    count: int
-    seconds: float
     commits: int | None = None
-    rounds: list[float] = field(default_factory=list)  # every run's rate, when best of several
-
-    @property
-    def rate(self) -> float:
-        """Items per second."""
-        return self.count / self.seconds if self.seconds > 0 else math.inf
 
     @property
     def per_commit(self) -> float | None:
@@ -202,12 +191,9 @@ def make_payload(session_id: str, seq: int) -> dict[str, Any]:
     return event
 
 
-def best_of(repeats: int, measure: Callable[[int], Run]) -> Run:
+def fastest(repeats: int, measure: Callable[[int], QueueRun]) -> QueueRun:
     """The fastest of ``repeats`` runs of ``measure(round)``, remembering every rate."""
-    runs = [measure(round_) for round_ in range(repeats)]
-    best = max(runs, key=lambda run: run.rate)
-    best.rounds = [run.rate for run in runs]
-    return best
+    return best_of([measure(round_) for round_ in range(repeats)])
 
 
 def run_async(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
@@ -218,11 +204,6 @@ def run_async(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
             return await fn(*args)
 
     return anyio.run(bounded)
-
-
-def silence_logs() -> None:
-    """Drop memq's structlog output: recovery alone would log one warning per reset row."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
 
 
 # -- raw sqlite3 ---------------------------------------------------------------------------
@@ -272,7 +253,7 @@ def count_statuses(path: Path) -> dict[str, int]:
         conn.close()
 
 
-def bench_raw_per_row(path: Path, count: int, payload: str) -> Run:
+def bench_raw_per_row(path: Path, count: int, payload: str) -> QueueRun:
     """Autocommit INSERT, one row per commit."""
     conn = open_raw(path)
     try:
@@ -280,24 +261,24 @@ def bench_raw_per_row(path: Path, count: int, payload: str) -> Run:
         start = time.perf_counter()
         for _ in range(count):
             conn.execute(INSERT_PENDING, ("raw", payload, now, now))
-        return Run(count, time.perf_counter() - start, commits=count)
+        return QueueRun(count, time.perf_counter() - start, commits=count)
     finally:
         conn.close()
 
 
-def bench_raw_one_transaction(path: Path, count: int, payload: str) -> Run:
+def bench_raw_one_transaction(path: Path, count: int, payload: str) -> QueueRun:
     """``count`` rows in one transaction with executemany."""
     conn = open_raw(path)
     try:
         rows = list(pending_rows(["raw"], count, payload))
         start = time.perf_counter()
         insert_in_one_transaction(conn, INSERT_PENDING, iter(rows))
-        return Run(count, time.perf_counter() - start, commits=1)
+        return QueueRun(count, time.perf_counter() - start, commits=1)
     finally:
         conn.close()
 
 
-def bench_raw_one_transaction_per_statement(path: Path, count: int, payload: str) -> Run:
+def bench_raw_one_transaction_per_statement(path: Path, count: int, payload: str) -> QueueRun:
     """``count`` rows in one transaction, one ``execute`` per row: what an application that
     inserts its rows one statement at a time, committing once, gets from sqlite3."""
     conn = open_raw(path)
@@ -308,12 +289,12 @@ def bench_raw_one_transaction_per_statement(path: Path, count: int, payload: str
         for row in rows:
             conn.execute(INSERT_PENDING, row)
         conn.execute("COMMIT")
-        return Run(count, time.perf_counter() - start, commits=1)
+        return QueueRun(count, time.perf_counter() - start, commits=1)
     finally:
         conn.close()
 
 
-def bench_raw_claim_ack(path: Path, count: int, payload: str, synchronous: Synchronous) -> Run:
+def bench_raw_claim_ack(path: Path, count: int, payload: str, synchronous: Synchronous) -> QueueRun:
     """One-statement claim, commit, ack, commit; ``count`` times, on one session."""
     conn = open_raw(path, synchronous)
     try:
@@ -329,14 +310,14 @@ def bench_raw_claim_ack(path: Path, count: int, payload: str, synchronous: Synch
         elapsed = time.perf_counter() - start
         if conn.in_transaction:
             raise BenchError("raw claim+ack left a transaction open")
-        return Run(count, elapsed, commits=2 * count)
+        return QueueRun(count, elapsed, commits=2 * count)
     finally:
         conn.close()
 
 
 def raw_claim_ack_round(
     root: Path, count: int, payload: str, synchronous: Synchronous, round_: int
-) -> Run:
+) -> QueueRun:
     """``bench_raw_claim_ack`` on a fresh database named after its settings and round."""
     path = root / f"raw_claim_{synchronous.value.lower()}_{round_}.db"
     return bench_raw_claim_ack(path, count, payload, synchronous)
@@ -351,7 +332,7 @@ async def produce(queue: Queue, session_id: str, payloads: Sequence[dict[str, An
         await queue.enqueue(session_id, "observation", payload)
 
 
-async def bench_enqueue(path: Path, producers: int, per_producer: int) -> Run:
+async def bench_enqueue(path: Path, producers: int, per_producer: int) -> QueueRun:
     """``producers`` concurrent tasks (one session each) enqueue ``per_producer`` messages."""
     sessions = [f"p{k:02d}" for k in range(producers)]
     work = {sid: [make_payload(sid, i) for i in range(per_producer)] for sid in sessions}
@@ -366,7 +347,7 @@ async def bench_enqueue(path: Path, producers: int, per_producer: int) -> Run:
         commits = queue._writer.batches - before
     finally:
         await queue.close()
-    return Run(producers * per_producer, elapsed, commits)
+    return QueueRun(producers * per_producer, elapsed, commits=commits)
 
 
 # -- memq: drain ---------------------------------------------------------------------------
@@ -380,7 +361,7 @@ async def consume_session(queue: Queue, session_id: str, counter: list[int]) -> 
             counter[0] += 1
 
 
-async def drain_streams(path: Path, sessions: Sequence[str], expected: int) -> Run:
+async def drain_streams(path: Path, sessions: Sequence[str], expected: int) -> QueueRun:
     """Drain ``sessions`` with one stream each, all at once; checks the count."""
     queue = await Queue.open(path)
     counter = [0]
@@ -396,7 +377,7 @@ async def drain_streams(path: Path, sessions: Sequence[str], expected: int) -> R
         await queue.close()
     if counter[0] != expected:
         raise BenchError(f"drained {counter[0]} messages, expected {expected}")
-    return Run(counter[0], elapsed, commits)
+    return QueueRun(counter[0], elapsed, commits=commits)
 
 
 async def fill_with_enqueue(path: Path, sessions: Sequence[str], per_session: int) -> None:
@@ -529,7 +510,7 @@ def build_history(path: Path, history: int) -> int:
 
 def scale_round(
     path: Path, last_history_id: int, total_rows: int, drain: int, _round: int = 0
-) -> Run:
+) -> QueueRun:
     """Replace the previous round's rows with ``drain`` pending ones, then drain them.
 
     The table holds exactly ``total_rows`` rows while it is drained: processed history plus
@@ -556,16 +537,16 @@ def raw_figures(root: Path, sizes: Sizes, payload: str, say: Progress) -> list[F
     """Scenario 1: the raw sqlite3 baselines."""
     n = sizes.repeats
     say(f"raw sqlite3: per-row-commit inserts x {sizes.raw_per_row} (best of {n})")
-    per_row = best_of(
+    per_row = fastest(
         n, lambda i: bench_raw_per_row(root / f"raw_per_row_{i}.db", sizes.raw_per_row, payload)
     )
     say(f"raw sqlite3: one-transaction inserts x {sizes.raw_one_tx} (best of {n})")
-    one_tx = best_of(
+    one_tx = fastest(
         n,
         lambda i: bench_raw_one_transaction(root / f"raw_one_tx_{i}.db", sizes.raw_one_tx, payload),
     )
     say(f"raw sqlite3: one-transaction, one execute per row x {sizes.raw_one_tx} (best of {n})")
-    one_tx_rows = best_of(
+    one_tx_rows = fastest(
         n,
         lambda i: bench_raw_one_transaction_per_statement(
             root / f"raw_one_tx_rows_{i}.db", sizes.raw_one_tx, payload
@@ -573,7 +554,7 @@ def raw_figures(root: Path, sizes: Sizes, payload: str, say: Progress) -> list[F
     )
     say(f"raw sqlite3: one-by-one claim+ack x {sizes.raw_claim_ack}, FULL then NORMAL")
     full, normal = (
-        best_of(
+        fastest(
             n,
             functools.partial(raw_claim_ack_round, root, sizes.raw_claim_ack, payload, sync),
         )
@@ -612,13 +593,13 @@ def enqueue_figures(
     """Scenario 2: enqueue throughput, sequential and 64 producers."""
     n = sizes.repeats
     say(f"memq enqueue: 1 producer x {sizes.enqueue_sequential} (best of {n})")
-    sequential = best_of(
+    sequential = fastest(
         n,
         lambda i: run_async(bench_enqueue, root / f"enqueue_1_{i}.db", 1, sizes.enqueue_sequential),
     )
     per_producer = sizes.enqueue_concurrent // sizes.producers
     say(f"memq enqueue: {sizes.producers} producers x {per_producer} (best of {n})")
-    concurrent = best_of(
+    concurrent = fastest(
         n,
         lambda i: run_async(
             bench_enqueue, root / f"enqueue_many_{i}.db", sizes.producers, per_producer
@@ -642,13 +623,13 @@ def enqueue_figures(
     ]
 
 
-def drain_wide(path: Path, sessions: Sequence[str], per_session: int) -> Run:
+def drain_wide(path: Path, sessions: Sequence[str], per_session: int) -> QueueRun:
     """Fill ``sessions`` through ``Queue.enqueue`` (not timed), then drain them all at once."""
     run_async(fill_with_enqueue, path, sessions, per_session)
     return run_async(drain_streams, path, sessions, per_session * len(sessions))
 
 
-def drain_alone(path: Path, count: int) -> Run:
+def drain_alone(path: Path, count: int) -> QueueRun:
     """Fill one session raw (not timed), then drain it with one stream."""
     conn = open_raw(path)
     try:
@@ -668,9 +649,9 @@ def drain_figures(root: Path, sizes: Sizes, raw_pairs: float, say: Progress) -> 
         f"memq drain: {per_session * len(sessions)} messages enqueued over {len(sessions)} "
         f"sessions, {len(sessions)} streams at once (best of {n})"
     )
-    wide = best_of(n, lambda i: drain_wide(root / f"drain_wide_{i}.db", sessions, per_session))
+    wide = fastest(n, lambda i: drain_wide(root / f"drain_wide_{i}.db", sessions, per_session))
     say(f"memq drain: 1 stream x {sizes.drain_single} (best of {n})")
-    alone = best_of(n, lambda i: drain_alone(root / f"drain_alone_{i}.db", sizes.drain_single))
+    alone = fastest(n, lambda i: drain_alone(root / f"drain_alone_{i}.db", sizes.drain_single))
     wide_ratio, alone_ratio = ratio(wide.rate, raw_pairs), ratio(alone.rate, raw_pairs)
     baseline = f"raw one-by-one claim+ack ({raw_pairs:,.0f} pairs/s)"
     return [
@@ -778,7 +759,7 @@ def recovery_figures(root: Path, sizes: Sizes, payload: str, say: Progress) -> l
 
 def scale_figures(root: Path, sizes: Sizes, say: Progress) -> list[Figure]:
     """Scenario 6: drain rate with a small versus a large table (best of several rounds)."""
-    best: dict[int, Run] = {}
+    best: dict[int, QueueRun] = {}
     for rows in (sizes.scale_small_rows, sizes.scale_large_rows):
         path = root / f"scale_{rows}.db"
         say(f"memq scale: building {rows:,} rows")
@@ -788,7 +769,7 @@ def scale_figures(root: Path, sizes: Sizes, say: Progress) -> list[Figure]:
             f"(best of {sizes.scale_rounds})"
         )
         measure = functools.partial(scale_round, path, last_id, rows, sizes.scale_drain)
-        best[rows] = best_of(sizes.scale_rounds, measure)
+        best[rows] = fastest(sizes.scale_rounds, measure)
     small, large = best[sizes.scale_small_rows], best[sizes.scale_large_rows]
     share = ratio(large.rate, small.rate)
     figures = [
@@ -814,7 +795,7 @@ def scale_figures(root: Path, sizes: Sizes, say: Progress) -> list[Figure]:
 def rate_figure(
     key: str,
     label: str,
-    run: Run,
+    run: QueueRun,
     unit: str,
     *,
     target: str | None = None,
@@ -823,11 +804,7 @@ def rate_figure(
     extra: dict[str, Any] | None = None,
 ) -> Figure:
     """A throughput figure, with the run's count, time and commits."""
-    facts: dict[str, Any] = {"count": run.count, "seconds": round(run.seconds, 4)}
-    notes = [f"{run.count:,} in {run.seconds:.2f} s"]
-    if len(run.rounds) > 1:
-        facts["rounds_per_s"] = [round(rate, 1) for rate in run.rounds]
-        notes.append(f"best of {len(run.rounds)}: " + ", ".join(f"{r:,.0f}" for r in run.rounds))
+    facts, notes = run_facts(run)
     if run.commits is not None:
         facts["commits"] = run.commits
         per_commit = run.per_commit
@@ -849,20 +826,6 @@ def rate_figure(
 
 
 # -- reporting -----------------------------------------------------------------------------
-
-
-def environment(root: Path, quick: bool) -> dict[str, Any]:
-    """Where and with what the benchmark ran."""
-    versions = {name: metadata.version(name) for name in ("memq", "anyio", "aiosqlite")}
-    return {
-        "mode": "quick" if quick else "full",
-        "directory": str(root),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-        **versions,
-    }
 
 
 def print_header(report: dict[str, Any], out: TextIO) -> None:
@@ -899,38 +862,21 @@ def run_all(root: Path, sizes: Sizes, say: Progress) -> list[Figure]:
     return figures
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, about 30 s")
-    parser.add_argument("--json-only", action="store_true", help="print only the JSON object")
-    parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="parent of the temp dir")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print the table (stderr) and the JSON object (stdout)."""
-    args = parse_args(argv)
+    description = __doc__.splitlines()[0] if __doc__ else None
+    args = bench_parser(description, "smaller sizes, about 30 s").parse_args(argv)
+    # memq's logs would drown the table: recovery alone logs one warning per reset row.
     silence_logs()
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
-    say = Progress(enabled=not args.json_only)
-    root = Path(tempfile.mkdtemp(prefix="memq-bench-", dir=args.dir))
-    say(f"working in {root}")
-    try:
-        figures = run_all(root, sizes, say)
-    finally:
-        if args.keep:
-            say(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    elapsed = time.perf_counter() - say.started
-    report = build_report("memq.queue", figures, environment(root, args.quick), elapsed)
-    if not args.json_only:
-        print_header(report, sys.stderr)
-        print_table(report, figures, sys.stderr)
-    print(json.dumps(report), flush=True)
-    return 0
+    return run_benchmark(
+        args,
+        "memq.queue",
+        lambda root, say: run_all(root, sizes, say),
+        lambda root: environment(root, args.quick, ("memq", "anyio", "aiosqlite")),
+        print_header,
+        prefix="memq-bench-",
+    )
 
 
 if __name__ == "__main__":

@@ -18,11 +18,12 @@ the end, even on an error or Ctrl-C.
 
 2. Floor A, "queue only": ``Queue.open`` on a temporary file and 32 concurrent producers
    calling ``enqueue`` with the same payloads, no HTTP.
-3. Floor B, "store nothing": the same server stack (uvicorn with the daemon's ``Config``
-   options and httptools, ``RequestGuard`` with a token, Starlette) whose ``POST /api/events``
-   reads the body, parses and routes it (``parse_event_body``, ``route_event``) and answers
-   202 without storing anything. It runs in its own process (this script, re-invoked with
-   ``--serve-floor PORT``), and is measured with the same client, payloads and concurrency.
+3. Floor B, "store nothing": the same server stack (uvicorn configured by the daemon's
+   ``server_config``, ``RequestGuard`` with a token, Starlette) whose ``POST /api/events``
+   reads the body, parses and routes it (the daemon's ``json_body``, ``route_event``) and
+   answers 202 without storing anything. It runs in its own process (this script,
+   re-invoked with ``--serve-floor PORT``), and is measured with the same client, payloads
+   and concurrency.
 
 The load generator is one thread driving raw keep-alive sockets through ``epoll`` with
 pre-built request bytes, so its own cost per request stays far below the server's; it sets
@@ -47,57 +48,56 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import logging
-import math
 import os
-import platform
 import secrets
 import select
-import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, TextIO
 
 import anyio
-import structlog
 import uvicorn
 from benchkit import (
     BenchError,
     Figure,
     Progress,
-    build_report,
+    Run,
+    bench_parser,
+    best_of,
+    environment,
     percentile,
-    print_table,
     ratio,
+    run_benchmark,
+    run_facts,
+    silence_logs,
 )
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from memq.config import Settings
 from memq.events import Route as EventRoute
-from memq.events import parse_event_body, route_event
+from memq.events import route_event
 from memq.queue import Queue, QueueSettings
-from memq.worker.daemon import bind_listener
+from memq.worker.daemon import bind_listener, server_config
+from memq.worker.routes.common import json_body
 from memq.worker.security import RequestGuard
 
 HOST: Final = "127.0.0.1"
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
 SESSIONS: Final = 20
 CONCURRENCY: Final = 32
-BODY_LIMIT: Final = 1024 * 1024  # the daemon's default MEMQ_BODY_LIMIT
+BODY_LIMIT: Final = Settings().body_limit  # the daemon's default MEMQ_BODY_LIMIT
 FLOOR_TOKEN_ENV: Final = "MEMQ_BENCH_FLOOR_TOKEN"
 START_TIMEOUT: Final = 30.0  # seconds for a server to answer /api/health
 STALL_TIMEOUT: Final = 30.0  # seconds without any response before a load run is void
@@ -177,19 +177,12 @@ QUICK_SIZES: Final = Sizes(
 
 
 @dataclass(slots=True)
-class Run:
-    """One timed load run: requests answered, seconds, and each request's latency."""
+class LoadRun(Run):
+    """One timed load run: requests answered, seconds, each request's latency, and facts
+    (CPU time, backlog) for its figure."""
 
-    count: int
-    seconds: float
     latencies: list[float] = field(default_factory=list)
-    rounds: list[float] = field(default_factory=list)  # every run's rate, when best of several
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def rate(self) -> float:
-        """Requests per second."""
-        return self.count / self.seconds if self.seconds > 0 else math.inf
 
     def ms(self, pct: float) -> float:
         """The ``pct`` percentile latency in milliseconds."""
@@ -199,23 +192,11 @@ class Run:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def best_of(runs: list[Run]) -> Run:
-    """The fastest of ``runs``, remembering every run's rate."""
-    best = max(runs, key=lambda run: run.rate)
-    best.rounds = [run.rate for run in runs]
-    return best
-
-
 def free_port() -> int:
     """A loopback port nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
-
-
-def silence_logs() -> None:
-    """Drop memq's structlog output in this process (floor A's queue logs its opening)."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
 
 
 # -- payloads ------------------------------------------------------------------------------
@@ -367,7 +348,7 @@ def run_load(
     *,
     quickack: bool = True,
     server_pid: int | None = None,
-) -> Run:
+) -> LoadRun:
     """Send every request, ``concurrency`` at a time over as many keep-alive connections,
     each connection sending its next request as soon as the previous one is answered.
 
@@ -438,7 +419,7 @@ def run_load(
     cpu = {"client_cpu_us_per_request": round(client_cpu / total * 1e6, 1)}
     if server_pid is not None:
         cpu["server_cpu_us_per_request"] = round(server_cpu / total * 1e6, 1)
-    return Run(total, elapsed, latencies, extra=cpu)
+    return LoadRun(total, elapsed, latencies=latencies, extra=cpu)
 
 
 # -- child processes -----------------------------------------------------------------------
@@ -599,13 +580,13 @@ def wait_idle(client: Client, *, generators: bool = False, timeout: float = IDLE
         time.sleep(0.05)
 
 
-def load_run(target: Target, events: Sequence[dict[str, Any]], concurrency: int) -> Run:
+def load_run(target: Target, events: Sequence[dict[str, Any]], concurrency: int) -> LoadRun:
     """One timed load run of ``events`` against ``target``."""
     requests = post_requests(target.port, target.token, events)
     return run_load(target.port, requests, concurrency, server_pid=target.pid)
 
 
-def daemon_round(daemon: Daemon, events: Sequence[dict[str, Any]], concurrency: int) -> Run:
+def daemon_round(daemon: Daemon, events: Sequence[dict[str, Any]], concurrency: int) -> LoadRun:
     """One timed load run against the daemon, after it has worked off earlier backlogs."""
     client = daemon.client()
     try:
@@ -626,13 +607,13 @@ def daemon_round(daemon: Daemon, events: Sequence[dict[str, Any]], concurrency: 
 
 def throughput(
     target: Target, sizes: Sizes, tag: str, say: Progress, daemon: Daemon | None = None
-) -> dict[int, Run]:
+) -> dict[int, LoadRun]:
     """Scenarios 1a and 3: a warm-up, then the best of N load runs with 1 and with
     ``CONCURRENCY`` clients; each run has fresh events (20 fresh session ids). Against the
     daemon, each run first waits until the previous run's backlog is processed."""
     say(f"{target.name} warm-up: {sizes.warmup} events")
     load_run(target, make_events(sizes.warmup, f"{tag}w"), CONCURRENCY)
-    results: dict[int, Run] = {}
+    results: dict[int, LoadRun] = {}
     for concurrency, count in ((1, sizes.sequential), (CONCURRENCY, sizes.requests)):
         say(f"{target.name}: {count} events, {concurrency} client(s) (best of {sizes.repeats})")
         runs = []
@@ -646,7 +627,7 @@ def throughput(
     return results
 
 
-def delayed_ack_probe(daemon: Daemon, tag: str, say: Progress) -> Run:
+def delayed_ack_probe(daemon: Daemon, tag: str, say: Progress) -> LoadRun:
     """One keep-alive client that acknowledges responses the ordinary way (no quick ACK),
     as ``http.client`` or httpx would: ~40 ms per request if the server's sockets lack
     ``TCP_NODELAY`` (Nagle holding the body until the client's delayed ACK)."""
@@ -662,7 +643,7 @@ def delayed_ack_probe(daemon: Daemon, tag: str, say: Progress) -> Run:
     )
 
 
-def processed_latency(daemon: Daemon, sizes: Sizes, tag: str, say: Progress) -> Run:
+def processed_latency(daemon: Daemon, sizes: Sizes, tag: str, say: Progress) -> LoadRun:
     """Scenario 1b: for each event, the seconds from sending it to the first observations
     poll that shows it stored; ``extra`` holds the 202 latencies."""
     say(f"daemon: event-to-processed latency, {sizes.latency_events} events one at a time")
@@ -696,7 +677,7 @@ def processed_latency(daemon: Daemon, sizes: Sizes, tag: str, say: Progress) -> 
             time.sleep(LATENCY_GAP)
     finally:
         client.close()
-    run = Run(len(samples), sum(samples), samples)
+    run = LoadRun(len(samples), sum(samples), latencies=samples)
     run.extra = {
         "accepted_p50_ms": round(percentile(accepted, 50) * 1e3, 3),
         "accepted_p99_ms": round(percentile(accepted, 99) * 1e3, 3),
@@ -728,14 +709,7 @@ def floor_app(token: str, port: int) -> RequestGuard:
         return JSONResponse({"status": "ok"})
 
     async def post_event(request: Request) -> Response:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > BODY_LIMIT:
-                return JSONResponse({"error": "body too large"}, status_code=413)
-            chunks.append(chunk)
-        route_event(parse_event_body(b"".join(chunks)))
+        route_event(await json_body(request))  # the daemon's body reading and checks
         return JSONResponse({"status": "queued", "message_id": next(ids)}, status_code=202)
 
     app = Starlette(
@@ -744,23 +718,14 @@ def floor_app(token: str, port: int) -> RequestGuard:
             Route("/api/events", post_event, methods=["POST"]),
         ]
     )
+    app.state.body_limit = BODY_LIMIT  # read by json_body, as in the daemon's app
     return RequestGuard(app, token=token, port=port, body_limit=BODY_LIMIT)
 
 
 def serve_floor(port: int, token: str) -> int:
     """Run floor B on ``port`` until SIGTERM/SIGINT, with the daemon's uvicorn options."""
     sock = bind_listener(port)
-    config = uvicorn.Config(
-        floor_app(token, port),
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        http="httptools",
-        server_header=False,
-        timeout_graceful_shutdown=5,
-        backlog=2048,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(floor_app(token, port)))
     # The daemon runs uvicorn inside anyio.run (a plain asyncio loop); so does the floor.
     anyio.run(server.serve, [sock])
     return 0
@@ -768,7 +733,7 @@ def serve_floor(port: int, token: str) -> int:
 
 def floor_b_throughput(
     children: Children, root: Path, sizes: Sizes, tag: str, say: Progress
-) -> tuple[dict[int, Run], dict[str, int]]:
+) -> tuple[dict[int, LoadRun], dict[str, int]]:
     """Scenario 3: the same load runs as scenario 1a against floor B in its own process;
     also its memory after the load."""
     port, token = free_port(), secrets.token_urlsafe(32)
@@ -788,7 +753,7 @@ def floor_b_throughput(
 # -- floor A: the queue alone --------------------------------------------------------------
 
 
-async def enqueue_all(path: Path, events: Sequence[dict[str, Any]], producers: int) -> Run:
+async def enqueue_all(path: Path, events: Sequence[dict[str, Any]], producers: int) -> LoadRun:
     """``producers`` concurrent tasks enqueue ``events`` (each a slice) into a fresh queue."""
     work = [[(route_event(e), e) for e in events[k::producers]] for k in range(producers)]
 
@@ -805,10 +770,10 @@ async def enqueue_all(path: Path, events: Sequence[dict[str, Any]], producers: i
         elapsed = time.perf_counter() - start
     finally:
         await queue.close()
-    return Run(len(events), elapsed)
+    return LoadRun(len(events), elapsed)
 
 
-def floor_a_throughput(root: Path, sizes: Sizes, tag: str, say: Progress) -> Run:
+def floor_a_throughput(root: Path, sizes: Sizes, tag: str, say: Progress) -> LoadRun:
     """Scenario 2: best of N concurrent-enqueue runs, each on a fresh database."""
     say(
         f"floor A: {sizes.floor_a_messages} enqueues, {CONCURRENCY} producers "
@@ -824,13 +789,9 @@ def floor_a_throughput(root: Path, sizes: Sizes, tag: str, say: Progress) -> Run
 # -- figures -------------------------------------------------------------------------------
 
 
-def rate_figure(key: str, label: str, run: Run, **kwargs: Any) -> Figure:
+def rate_figure(key: str, label: str, run: LoadRun, **kwargs: Any) -> Figure:
     """A throughput figure, with its latency percentiles when they were measured."""
-    facts: dict[str, Any] = {"count": run.count, "seconds": round(run.seconds, 4)}
-    notes = [f"{run.count:,} in {run.seconds:.2f} s"]
-    if len(run.rounds) > 1:
-        facts["rounds_per_s"] = [round(rate, 1) for rate in run.rounds]
-        notes.append(f"best of {len(run.rounds)}: " + ", ".join(f"{r:,.0f}" for r in run.rounds))
+    facts, notes = run_facts(run)
     if run.latencies:
         p50, p99 = run.ms(50), run.ms(99)
         facts.update(p50_ms=round(p50, 3), p99_ms=round(p99, 3))
@@ -847,7 +808,7 @@ def rate_figure(key: str, label: str, run: Run, **kwargs: Any) -> Figure:
 
 
 def throughput_figures(
-    daemon: dict[int, Run], floor_b: dict[int, Run], floor_a: Run
+    daemon: dict[int, LoadRun], floor_b: dict[int, LoadRun], floor_a: LoadRun
 ) -> list[Figure]:
     """Scenarios 1a, 2 and 3 as figures, with the targets judged."""
     busy = daemon[CONCURRENCY]
@@ -890,7 +851,7 @@ def throughput_figures(
     ]
 
 
-def stall_figure(run: Run) -> Figure:
+def stall_figure(run: LoadRun) -> Figure:
     """The delayed-ACK probe as a figure (context: no target)."""
     stalled = sum(latency * 1e3 > STALL_MS for latency in run.latencies)
     return Figure(
@@ -912,7 +873,7 @@ def stall_figure(run: Run) -> Figure:
     )
 
 
-def latency_figure(run: Run) -> Figure:
+def latency_figure(run: LoadRun) -> Figure:
     """Scenario 1b as a figure (context: no target)."""
     p50, p99 = run.ms(50), run.ms(99)
     return Figure(
@@ -999,24 +960,19 @@ def git_state() -> dict[str, Any]:
     return {"git_commit": head, "memq_modified": bool(dirty)}
 
 
-def environment(root: Path, quick: bool, load_before: Sequence[float]) -> dict[str, Any]:
-    """Where and with what the benchmark ran, and how busy the machine was (load average
-    before and after: other work on a 2-CPU machine moves every figure)."""
-    names = ("memq", "uvicorn", "starlette", "httptools", "anyio", "aiosqlite")
-    return {
-        "mode": "quick" if quick else "full",
-        "directory": str(root),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "client": "1 thread, epoll, raw keep-alive sockets, pre-built requests, TCP_QUICKACK",
-        "daemon": "python -m memq serve --quiet; MEMQ_* defaults but MEMQ_HOME, MEMQ_PORT",
+def describe(root: Path, quick: bool, load_before: Sequence[float]) -> dict[str, Any]:
+    """The report's environment, with how busy the machine was (load average before and
+    after: other work on a 2-CPU machine moves every figure)."""
+    return environment(
+        root,
+        quick,
+        ("memq", "uvicorn", "starlette", "httptools", "anyio", "aiosqlite"),
+        load_average_before=[round(x, 2) for x in load_before],
+        load_average_after=[round(x, 2) for x in os.getloadavg()],
+        client="1 thread, epoll, raw keep-alive sockets, pre-built requests, TCP_QUICKACK",
+        daemon="python -m memq serve --quiet; MEMQ_* defaults but MEMQ_HOME, MEMQ_PORT",
         **git_state(),
-        **{name: metadata.version(name) for name in names},
-    }
+    )
 
 
 def print_header(report: dict[str, Any], out: TextIO) -> None:
@@ -1063,12 +1019,9 @@ def run_all(children: Children, root: Path, sizes: Sizes, say: Progress) -> list
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
-    parser.add_argument("--json-only", action="store_true", help="print only the JSON object")
-    parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="parent of the temp dir")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    """The command line: ``bench_parser``'s options and the internal ``--serve-floor``."""
+    description = __doc__.splitlines()[0] if __doc__ else None
+    parser = bench_parser(description, "smaller sizes, under a minute")
     parser.add_argument(
         "--serve-floor",
         type=int,
@@ -1089,33 +1042,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve_floor is not None:
         return serve_floor(args.serve_floor, os.environ[FLOOR_TOKEN_ENV])
     signal.signal(signal.SIGTERM, _interrupt)
+    # floor A's queue logs its opening; keep the benchmark's output to its own lines.
     silence_logs()
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
-    say = Progress(enabled=not args.json_only)
     load_before = os.getloadavg()
-    root = Path(tempfile.mkdtemp(prefix="memq-bench-worker-", dir=args.dir))
-    say(f"working in {root}")
     children = Children()
+
+    def run(root: Path, say: Progress) -> list[Figure]:
+        try:
+            return run_all(children, root, sizes, say)
+        finally:
+            children.stop_all()  # before the temp dir (their MEMQ_HOME and logs) goes
+
     try:
-        figures = run_all(children, root, sizes, say)
+        return run_benchmark(
+            args,
+            "memq.worker",
+            run,
+            lambda root: describe(root, args.quick, load_before),
+            print_header,
+            prefix="memq-bench-worker-",
+        )
     except KeyboardInterrupt:
         print("bench_worker: interrupted; child processes stopped", file=sys.stderr)
         return 130
-    finally:
-        children.stop_all()
-        if args.keep:
-            say(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    elapsed = time.perf_counter() - say.started
-    report = build_report(
-        "memq.worker", figures, environment(root, args.quick, load_before), elapsed
-    )
-    if not args.json_only:
-        print_header(report, sys.stderr)
-        print_table(report, figures, sys.stderr)
-    print(json.dumps(report), flush=True)
-    return 0
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from memq.storage.sqlfile import load_queries
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Final
+    from typing import Final
 
     from memq.events import Route
 
@@ -29,9 +29,10 @@ SPAWN_INTERVAL_SECONDS: Final = 10.0
 SPAWN_STAMP_FILE: Final = "spawn.stamp"
 
 
-def store_directly(home: str, route: Route, payload: dict[str, Any], busy_timeout: float) -> int:
-    """Insert the event into ``home``'s database, creating the directory (0700) and the
-    schema if needed. Returns the message id (the existing one for a duplicate)."""
+def store_directly(home: str, route: Route, body: bytes, busy_timeout: float) -> int:
+    """Insert the event (``body``: its payload as compact JSON, the text the daemon would
+    store) into ``home``'s database, creating the directory (0700) and the schema if needed.
+    Returns the message id (the existing one for a duplicate)."""
     make_home(home)
     conn = connection.connect(
         Path(home) / memq_env.DATABASE_FILE,
@@ -42,7 +43,7 @@ def store_directly(home: str, route: Route, payload: dict[str, Any], busy_timeou
         schema.migrate(conn)
         queries = load_queries("queue")
         now = time.time_ns() // 1_000_000
-        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        text = body.decode("utf-8")
         row = (route.session_key, route.kind, text, route.dedupe_key, now, now)
         inserted = conn.execute(queries["insert_messages"].format(rows="(?, ?, ?, ?, ?, ?)"), row)
         found = inserted.fetchall()

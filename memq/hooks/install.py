@@ -14,7 +14,7 @@ memq's entries are recognised by their command alone (:func:`is_memq_command`): 
 replaces them in place, uninstalling removes exactly them, and everything else in the file stays
 as it was, in the same order. A file that is not what Claude Code expects is refused untouched.
 
-Standard library only (it imports nothing from memq but ``__version__``).
+Standard library only (it imports nothing from memq but ``__version__`` and its error).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final, TypeAlias, TypeVar
 
 from memq import __version__
+from memq.exceptions import InstallError
 
 EVENTS: Final = (
     "SessionStart",
@@ -53,10 +54,6 @@ BACKUP_INFIX: Final = ".memq-backup-"
 
 Json: TypeAlias = dict[str, Any]
 T = TypeVar("T")
-
-
-class InstallError(Exception):
-    """The settings file cannot be changed safely, so it was left as it was."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import sys
 import time
 
 from memq import env as memq_env
-from memq.events import parse_event_body, route_event
+from memq.events import Route, parse_event_body, route_event
 from memq.hooks.client import DaemonUnavailable, post_json
 from memq.privacy import is_skipped, strip_private
 
@@ -47,9 +47,7 @@ class HookSettings:
         self.read_timeout = memq_env.env_float(
             env, "MEMQ_HOOK_TIMEOUT", DEFAULT_READ_TIMEOUT, positive=True
         )
-        self.body_limit = memq_env.env_int(
-            env, "MEMQ_BODY_LIMIT", 1024 * 1024, low=1024, high=1 << 30
-        )
+        self.body_limit = memq_env.body_limit(env)
         self.skip_tools = memq_env.skip_tools(env)
 
 
@@ -88,7 +86,7 @@ def handle(raw: bytes, event: str | None, settings: HookSettings) -> str | None:
     try:
         answer = deliver(settings, body)
     except DaemonUnavailable as why:
-        fall_back(settings, route, payload, str(why))
+        fall_back(settings, route, body, str(why))
         return None
     if route.event == "SessionStart":
         context = answer.get("additionalContext")
@@ -111,12 +109,13 @@ def deliver(settings: HookSettings, body: bytes) -> dict[str, Any]:
     return answer
 
 
-def fall_back(settings: HookSettings, route: Any, payload: dict[str, Any], reason: str) -> None:
-    """Store the event directly and start the daemon; log why."""
+def fall_back(settings: HookSettings, route: Route, body: bytes, reason: str) -> None:
+    """Store the event (its JSON ``body``, as it would have been posted) directly and start
+    the daemon; log why."""
     # Imported here: sqlite3 and the schema code are needed only when the daemon is away.
     from memq.hooks import fallback
 
-    message_id = fallback.store_directly(settings.home, route, payload, FALLBACK_BUSY_TIMEOUT)
+    message_id = fallback.store_directly(settings.home, route, body, FALLBACK_BUSY_TIMEOUT)
     started = fallback.start_daemon(settings.home)
     log_problem(
         settings.home,

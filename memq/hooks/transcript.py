@@ -259,14 +259,18 @@ def _assistant_text(message: dict[str, object]) -> str | None:
         return content.strip() or None
     if not isinstance(content, list):
         return None
-    texts = [
+    return "\n".join(_texts(content)).strip() or None
+
+
+def _texts(blocks: list[object]) -> list[str]:
+    """The texts of the ``{"type": "text", "text": ...}`` blocks among ``blocks``."""
+    return [
         block["text"]
-        for block in content
+        for block in blocks
         if isinstance(block, dict)
         and block.get("type") == "text"
         and isinstance(block.get("text"), str)
     ]
-    return "\n".join(texts).strip() or None
 
 
 def _user_prompt(record: dict[str, object], message: dict[str, object]) -> str | None:
@@ -277,14 +281,9 @@ def _user_prompt(record: dict[str, object], message: dict[str, object]) -> str |
     if isinstance(content, str):
         texts = [content]
     elif isinstance(content, list):
-        blocks = [block for block in content if isinstance(block, dict)]
-        if any(block.get("type") == "tool_result" for block in blocks):
+        if any(isinstance(block, dict) and block.get("type") == "tool_result" for block in content):
             return None  # answers a tool call; text beside the results is Claude Code's
-        texts = [
-            block["text"]
-            for block in blocks
-            if block.get("type") == "text" and isinstance(block.get("text"), str)
-        ]
+        texts = _texts(content)
     else:
         return None
     typed = [text for text in (_typed_text(text) for text in texts) if text]

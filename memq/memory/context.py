@@ -28,19 +28,16 @@ import shlex
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 import aiosqlite
 
-from memq.exceptions import SchemaError
 from memq.memory.reader import ReadsMemory
 from memq.memory.records import ObservationKind, ObservationRecord, SummaryRecord, from_epoch_ms
 from memq.memory.rows import strings_from_json, summary_from_row
 from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("context")
-CONTEXT_TABLES: Final = ("sessions", "observations", "summaries")
 
 CHARS_PER_TOKEN: Final = 4
 DEFAULT_BUDGET_TOKENS: Final = 2000
@@ -283,10 +280,7 @@ class ContextBuilder(ReadsMemory):
     already migrated.
     """
 
-    @staticmethod
-    async def check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
-        """Raise ``SchemaError`` when a table this reader needs is missing."""
-        await _check_schema(conn, db_path)
+    TABLES = ("sessions", "observations", "summaries")
 
     async def build(
         self,
@@ -412,16 +406,6 @@ async def _newest(
                 break  # rows come newest first: the rest are older still
         chunk = min(chunk * CHUNK_GROWTH, MAX_CHUNK)
     return [row for *_, row in sorted(kept, key=lambda item: item[:2], reverse=True)]
-
-
-async def _check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
-    rows = await conn.execute_fetchall(QUERIES["memory_tables"])
-    missing = sorted(set(CONTEXT_TABLES) - {str(row["name"]) for row in rows})
-    if missing:
-        raise SchemaError(
-            f"{db_path} has no memory tables ({', '.join(missing)}): "
-            "open the queue first, it migrates the schema"
-        )
 
 
 def _observation(row: sqlite3.Row) -> ObservationRecord:

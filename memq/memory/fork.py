@@ -29,25 +29,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from memq.exceptions import MemqError
+from memq.exceptions import ForkParentNotFoundError, ForkTargetExistsError
 from memq.memory.records import from_epoch_ms, isoformat_utc
 from memq.memory.store import split_session_key
 from memq.queue import Transaction
 from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("fork")
-
-
-class ForkError(MemqError):
-    """The session cannot be forked."""
-
-
-class ForkParentNotFoundError(ForkError):
-    """Memory has no session to fork."""
-
-
-class ForkTargetExistsError(ForkError):
-    """The fork's session already exists (in memory or in the queue)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Self
+from typing import ClassVar, Final, Self
 
 import aiosqlite
 import anyio
 
-from memq.exceptions import StorageError
+from memq.exceptions import SchemaError, StorageError
 from memq.storage import connection
+from memq.storage.sqlfile import load_queries
 
-SchemaCheck = Callable[[aiosqlite.Connection, Path], Awaitable[None]]
-"""Raises ``SchemaError`` when the tables a reader needs are missing."""
+QUERIES: Final = load_queries("memory")
 
 
 class MemoryReader:
@@ -30,12 +31,12 @@ class MemoryReader:
 
     @classmethod
     async def connect(
-        cls, path: str | os.PathLike[str], *, busy_timeout: float, check: SchemaCheck
+        cls, path: str | os.PathLike[str], *, busy_timeout: float, tables: Sequence[str]
     ) -> MemoryReader:
-        """Open the database at ``path`` (never creating one) and run ``check`` on it.
+        """Open the database at ``path`` (never creating one), which must hold ``tables``.
 
-        Raises ``StorageError`` when the file is missing or unusable, and whatever ``check``
-        raises (``SchemaError``: open the queue first, it migrates the schema).
+        Raises ``StorageError`` when the file is missing or unusable, and ``SchemaError`` when
+        one of ``tables`` is missing (open the queue first, it migrates the schema).
         """
         db_path = await anyio.to_thread.run_sync(lambda: Path(path).expanduser().resolve())
         # Checked first because aiosqlite's cleanup after a failed connect can outlive the
@@ -55,7 +56,7 @@ class MemoryReader:
             )
             for pragma in [*pragmas, "PRAGMA query_only = ON"]:
                 await conn.execute(pragma)
-            await check(conn, db_path)
+            await _require_tables(conn, db_path, tables)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await conn.close()
@@ -98,18 +99,27 @@ class MemoryReader:
                 raise StorageError(f"SQLite: {exc}") from exc
 
 
+async def _require_tables(conn: aiosqlite.Connection, db_path: Path, tables: Sequence[str]) -> None:
+    rows = await conn.execute_fetchall(QUERIES["existing_tables"], {"names": json.dumps(tables)})
+    missing = sorted(set(tables) - {str(row["name"]) for row in rows})
+    if missing:
+        raise SchemaError(
+            f"{db_path} has no memory tables ({', '.join(missing)}): "
+            "open the queue first, it migrates the schema"
+        )
+
+
 class ReadsMemory:
     """Base of the classes that read memory on a ``MemoryReader`` of their own (the store,
     search, context, export): opening, closing and ``async with``. A subclass names the
-    tables it needs by overriding ``check_schema``."""
+    tables it needs in ``TABLES``."""
+
+    TABLES: ClassVar[Sequence[str]] = ()
+    """The tables the reader needs: ``open`` refuses a database without them."""
 
     def __init__(self, reader: MemoryReader) -> None:
         self._reader = reader
         self.path = reader.path
-
-    @staticmethod
-    async def check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
-        """Raise ``SchemaError`` when a table this reader needs is missing."""
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> Self:
@@ -118,9 +128,7 @@ class ReadsMemory:
         Raises ``SchemaError`` when the tables it needs do not exist (open the queue first: it
         migrates the schema) and ``StorageError`` when the file is not usable.
         """
-        return cls(
-            await MemoryReader.connect(path, busy_timeout=busy_timeout, check=cls.check_schema)
-        )
+        return cls(await MemoryReader.connect(path, busy_timeout=busy_timeout, tables=cls.TABLES))
 
     async def close(self) -> None:
         """Close the read connection. Safe to call twice."""

@@ -58,12 +58,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import aiosqlite
 
-from memq.exceptions import InvalidQueryError, SchemaError
+from memq.exceptions import InvalidQueryError
 from memq.memory.reader import ReadsMemory
 from memq.memory.records import (
     ObservationKind,
@@ -121,12 +120,15 @@ class RecordType(StrEnum):
     PROMPT = "prompt"  # a user's prompt
 
 
-# The memory table of each record type, and its code in the search index (rowid & 3).
-_TABLES: Final = {
+# The memory table of each record type, in the order one message's records are listed (a
+# timeline, an export): prompt, observation, summary.
+RECORD_TABLES: Final = {
+    RecordType.PROMPT: "prompts",
     RecordType.OBSERVATION: "observations",
     RecordType.SUMMARY: "summaries",
-    RecordType.PROMPT: "prompts",
 }
+RECORD_ORDER: Final = {record_type: order for order, record_type in enumerate(RECORD_TABLES)}
+# Each record type's code in the search index (rowid & 3).
 _TYPE_CODES: Final = {RecordType.OBSERVATION: 1, RecordType.SUMMARY: 2, RecordType.PROMPT: 3}
 _CODE_TYPES: Final = {code: record_type for record_type, code in _TYPE_CODES.items()}
 
@@ -223,10 +225,7 @@ class MemorySearch(ReadsMemory):
     already migrated.
     """
 
-    @staticmethod
-    async def check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
-        """Raise ``SchemaError`` when a table this reader needs is missing."""
-        await _check_schema(conn, db_path)
+    TABLES = ("memory_fts",)  # migration 0003's index (after the memory tables of 0002)
 
     async def search(
         self,
@@ -509,21 +508,19 @@ async def _records(
     message: prompt, observation, summary)."""
     items: list[TimelineItem] = []
     for record_type, read in _READERS.items():
-        rows = await conn.execute_fetchall(QUERIES[f"{_TABLES[record_type]}_{which}"], params)
+        rows = await conn.execute_fetchall(QUERIES[f"{RECORD_TABLES[record_type]}_{which}"], params)
         items.extend(
             TimelineItem(record_type, read(row), inherited=bool(row["inherited"])) for row in rows
         )
-    items.sort(key=lambda item: (item.message_id, _TIMELINE_ORDER[item.record_type]))
+    items.sort(key=lambda item: (item.message_id, RECORD_ORDER[item.record_type]))
     return items
 
 
-# Row readers by record type, in the order one message's records appear in a timeline.
 _READERS: Final[dict[RecordType, Callable[[sqlite3.Row], MemoryRecord]]] = {
     RecordType.PROMPT: prompt_from_row,
     RecordType.OBSERVATION: observation_from_row,
     RecordType.SUMMARY: summary_from_row,
 }
-_TIMELINE_ORDER: Final = {record_type: order for order, record_type in enumerate(_READERS)}
 
 
 def _headline(record: MemoryRecord) -> str:
@@ -534,11 +531,3 @@ def _headline(record: MemoryRecord) -> str:
     else:
         text = record.text
     return title_from_prompt(text) or ""
-
-
-async def _check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
-    if not list(await conn.execute_fetchall(QUERIES["search_tables"])):
-        raise SchemaError(
-            f"{db_path} has no search index (memory_fts): "
-            "open the queue first, it migrates the schema"
-        )

@@ -11,12 +11,10 @@ import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Final
 
 import aiosqlite
 
-from memq.exceptions import SchemaError
 from memq.memory.history import DEFAULT_HISTORY_ITEMS, History, HistoryEntry, shape_history
 from memq.memory.reader import ReadsMemory
 from memq.memory.records import (
@@ -40,7 +38,6 @@ from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("memory")
 HISTORY_QUERIES: Final = load_queries("history")
-MEMORY_TABLES: Final = ("sessions", "prompts", "observations", "summaries")
 TITLE_CHARS: Final = 80
 UNKNOWN_ASSISTANT: Final = "unknown"
 # Prompts and observations a processor is shown (its context): as many as the LLM summary
@@ -56,10 +53,7 @@ class MemoryStore(ReadsMemory):
     already migrated.
     """
 
-    @staticmethod
-    async def check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
-        """Raise ``SchemaError`` when a table this reader needs is missing."""
-        await _check_schema(conn, db_path)
+    TABLES = ("sessions", "prompts", "observations", "summaries")
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -169,16 +163,16 @@ class MemoryStore(ReadsMemory):
         params = {"session_key": session_key}
 
         async def set_title(tx: Transaction) -> str | None:
-            if not await tx.fetchall(QUERIES["session_exists"], params):
-                raise KeyError(session_key)
             new_title = title
             if new_title is None:
                 first = await tx.fetchall(QUERIES["first_prompt_text"], params)
                 new_title = title_from_prompt(str(first[0][0])) if first else None
-            await tx.execute(
+            # No row updated: no such session (and nothing written).
+            if not await tx.execute(
                 QUERIES["set_title"],
                 {**params, "title": new_title, "edited": int(title is not None)},
-            )
+            ):
+                raise KeyError(session_key)
             return new_title
 
         return set_title
@@ -196,6 +190,14 @@ class MemoryStore(ReadsMemory):
         return None if cutoff is None else int(cutoff)
 
     # -- reading ---------------------------------------------------------------------------
+
+    async def has_session(self, session_key: str) -> bool:
+        """Whether memory has the session (one index probe, unlike ``get_session``)."""
+        async with self._reader.reading() as conn:
+            rows = await conn.execute_fetchall(
+                QUERIES["session_exists"], {"session_key": session_key}
+            )
+        return bool(list(rows))
 
     async def context_for(
         self, session_key: str, *, max_items: int = CONTEXT_ITEMS
@@ -238,11 +240,14 @@ class MemoryStore(ReadsMemory):
                 return None
             after_summary = heads[0]["after_summary"]
             params = {**key, "after": after_summary or 0, "limit": max_items}
-            prompts = await conn.execute_fetchall(HISTORY_QUERIES["history_prompts"], params)
-            observations = await conn.execute_fetchall(
-                HISTORY_QUERIES["history_observations"], params
+            prompts = list(await conn.execute_fetchall(HISTORY_QUERIES["history_prompts"], params))
+            observations = list(
+                await conn.execute_fetchall(HISTORY_QUERIES["history_observations"], params)
             )
-            total = await _count(conn, HISTORY_QUERIES["history_total"], params)
+            # Fewer rows than the limit of both kinds are the whole span: nothing to count
+            # (shape_history's total then defaults to the entries given).
+            whole = len(prompts) < max_items and len(observations) < max_items
+            total = None if whole else await _count(conn, HISTORY_QUERIES["history_total"], params)
         entries: list[HistoryEntry] = [prompt_from_row(row) for row in prompts]
         entries += [observation_from_row(row) for row in observations]
         # Message ids are the order the queue accepted the events; each is one record.
@@ -257,10 +262,7 @@ class MemoryStore(ReadsMemory):
 
     async def list_sessions(self, limit: int = 100, offset: int = 0) -> Page[SessionInfo]:
         """Sessions, most recently active first."""
-        params = _page_params(limit, offset)
-        async with self._reader.snapshot() as conn:
-            rows = await conn.execute_fetchall(QUERIES["list_sessions"], params)
-            total = await _count(conn, QUERIES["count_sessions"], {})
+        rows, total = await self._page("sessions", _page_params(limit, offset))
         return Page(tuple(SessionInfo(**_session_fields(row)) for row in rows), total)
 
     async def get_session(self, session_key: str) -> SessionDetail | None:
@@ -280,9 +282,7 @@ class MemoryStore(ReadsMemory):
     ) -> Page[ObservationRecord]:
         """A page of the session's observations, oldest first, with their total."""
         params = {"session_key": session_key, **_page_params(limit, offset)}
-        async with self._reader.snapshot() as conn:
-            rows = await conn.execute_fetchall(QUERIES["list_observations"], params)
-            total = await _count(conn, QUERIES["count_observations"], params)
+        rows, total = await self._page("observations", params)
         return Page(tuple(observation_from_row(row) for row in rows), total)
 
     async def summaries(
@@ -290,20 +290,15 @@ class MemoryStore(ReadsMemory):
     ) -> Page[SummaryRecord]:
         """A page of the session's summaries, oldest first, with their total."""
         params = {"session_key": session_key, **_page_params(limit, offset)}
-        async with self._reader.snapshot() as conn:
-            rows = await conn.execute_fetchall(QUERIES["list_summaries"], params)
-            total = await _count(conn, QUERIES["count_summaries"], params)
+        rows, total = await self._page("summaries", params)
         return Page(tuple(summary_from_row(row) for row in rows), total)
 
-
-async def _check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
-    rows = await conn.execute_fetchall(QUERIES["memory_tables"])
-    missing = sorted(set(MEMORY_TABLES) - {str(row["name"]) for row in rows})
-    if missing:
-        raise SchemaError(
-            f"{db_path} has no memory tables ({', '.join(missing)}): "
-            "open the queue first, it migrates the schema"
-        )
+    async def _page(self, name: str, params: Mapping[str, Any]) -> tuple[list[sqlite3.Row], int]:
+        """The rows of ``list_<name>`` and the total of ``count_<name>``, in one snapshot."""
+        async with self._reader.snapshot() as conn:
+            rows = list(await conn.execute_fetchall(QUERIES[f"list_{name}"], params))
+            total = await _count(conn, QUERIES[f"count_{name}"], params)
+        return rows, total
 
 
 # -- statement parameters --------------------------------------------------------------------

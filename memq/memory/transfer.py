@@ -56,14 +56,10 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final, NoReturn
 
-import aiosqlite
-
 from memq import __version__
-from memq.exceptions import SchemaError
-from memq.memory.reader import MemoryReader, ReadsMemory
+from memq.memory.reader import ReadsMemory
 from memq.memory.records import (
     ObservationKind,
     ObservationRecord,
@@ -74,12 +70,11 @@ from memq.memory.records import (
     to_epoch_ms,
 )
 from memq.memory.rows import observation_from_row, prompt_from_row, summary_from_row
-from memq.memory.search import RecordType
+from memq.memory.search import RECORD_ORDER, RECORD_TABLES, RecordType
 from memq.queue import Transaction
 from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("transfer")
-TRANSFER_TABLES: Final = ("pending_messages", "sessions", "prompts", "observations", "summaries")
 
 EXPORT_TYPE: Final = "memq-export"  # the "type" of the metadata line
 FORMAT: Final = 1  # the version of the format this module writes and reads
@@ -93,14 +88,6 @@ MAX_KEY_CHARS: Final = 512  # as the queue's session ids
 
 MemoryRecord = PromptRecord | ObservationRecord | SummaryRecord
 
-# For the records of one message, the order a timeline lists them in.
-_ORDER: Final = {RecordType.PROMPT: 0, RecordType.OBSERVATION: 1, RecordType.SUMMARY: 2}
-_TABLES: Final = {
-    RecordType.PROMPT: "prompts",
-    RecordType.OBSERVATION: "observations",
-    RecordType.SUMMARY: "summaries",
-}
-
 
 # -- export ----------------------------------------------------------------------------------
 
@@ -112,64 +99,54 @@ class SessionExporter(ReadsMemory):
     already migrated.
     """
 
-    @staticmethod
-    async def check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
-        """Raise ``SchemaError`` when a table this reader needs is missing."""
-        await _check_schema(conn, db_path)
+    TABLES = ("pending_messages", "sessions", "prompts", "observations", "summaries")
 
     async def export(self, session_key: str, *, now: datetime | None = None) -> list[str] | None:
-        """The session as export lines (see ``export_session``), or None when memory has no
-        such session."""
-        return await export_session(self._reader, session_key, now=now)
+        """The session's export: the metadata line, then one line per record in time order,
+        each line ending in ``\\n`` (``"".join(lines)`` is the file). None when memory has
+        no such session.
 
-
-async def export_session(
-    reader: MemoryReader, session_key: str, *, now: datetime | None = None
-) -> list[str] | None:
-    """The session's export: the metadata line, then one line per record in time order, each
-    line ending in ``\\n`` (``"".join(lines)`` is the file). None when memory has no such
-    session.
-
-    Everything is read in one snapshot of ``reader``, so the file is one consistent view even
-    while the worker writes; the lines are built after the snapshot ends, and a slow client
-    never holds the read connection. ``now`` stamps ``exported_at`` (default: the clock).
-    """
-    params = {"session_key": session_key}
-    async with reader.snapshot() as conn:
-        heads = list(await conn.execute_fetchall(QUERIES["export_session"], params))
-        if not heads:
-            return None
-        prompts = await conn.execute_fetchall(QUERIES["export_prompts"], params)
-        observations = await conn.execute_fetchall(QUERIES["export_observations"], params)
-        summaries = await conn.execute_fetchall(QUERIES["export_summaries"], params)
-    records: list[tuple[RecordType, MemoryRecord]] = [
-        *((RecordType.PROMPT, prompt_from_row(row)) for row in prompts),
-        *((RecordType.OBSERVATION, observation_from_row(row)) for row in observations),
-        *((RecordType.SUMMARY, summary_from_row(row)) for row in summaries),
-    ]
-    # message_id is set on every record read back.
-    records.sort(key=lambda item: (item[1].message_id or 0, _ORDER[item[0]]))
-    head = heads[0]
-    session = {
-        "key": head["key"],
-        "assistant": head["assistant"],
-        "external_id": head["external_id"],
-        "project": head["project"],
-        "cwd": head["cwd"],
-        "title": head["title"],
-        "prompt_count": int(head["prompt_count"]),
-        "started_at": _iso(head["started_at"]),
-        "ended_at": None if head["ended_at"] is None else _iso(head["ended_at"]),
-        "updated_at": _iso(head["updated_at"]),
-    }
-    metadata = {
-        "type": EXPORT_TYPE,
-        "format": FORMAT,
-        "memq_version": __version__,
-        "exported_at": isoformat_utc(now or datetime.now(UTC)),
-        "session": session,
-    }
-    return [_line(metadata), *(_line(_record_line(kind, record)) for kind, record in records)]
+        Everything is read in one snapshot, so the file is one consistent view even while
+        the worker writes; the lines are built after the snapshot ends, and a slow client
+        never holds the read connection. ``now`` stamps ``exported_at`` (default: the clock).
+        """
+        params = {"session_key": session_key}
+        async with self._reader.snapshot() as conn:
+            heads = list(await conn.execute_fetchall(QUERIES["export_session"], params))
+            if not heads:
+                return None
+            prompts = await conn.execute_fetchall(QUERIES["export_prompts"], params)
+            observations = await conn.execute_fetchall(QUERIES["export_observations"], params)
+            summaries = await conn.execute_fetchall(QUERIES["export_summaries"], params)
+        records: list[tuple[RecordType, MemoryRecord]] = [
+            *((RecordType.PROMPT, prompt_from_row(row)) for row in prompts),
+            *((RecordType.OBSERVATION, observation_from_row(row)) for row in observations),
+            *((RecordType.SUMMARY, summary_from_row(row)) for row in summaries),
+        ]
+        # message_id is set on every record read back.
+        records.sort(key=lambda item: (item[1].message_id or 0, RECORD_ORDER[item[0]]))
+        head = heads[0]
+        session = {
+            "key": head["key"],
+            "assistant": head["assistant"],
+            "external_id": head["external_id"],
+            "project": head["project"],
+            "cwd": head["cwd"],
+            "title": head["title"],
+            "prompt_count": int(head["prompt_count"]),
+            "started_at": _iso(head["started_at"]),
+            "ended_at": None if head["ended_at"] is None else _iso(head["ended_at"]),
+            "updated_at": _iso(head["updated_at"]),
+        }
+        metadata = {
+            "type": EXPORT_TYPE,
+            "format": FORMAT,
+            "memq_version": __version__,
+            "exported_at": isoformat_utc(now or datetime.now(UTC)),
+            "session": session,
+        }
+        lines = (_line(_record_line(kind, record)) for kind, record in records)
+        return [_line(metadata), *lines]
 
 
 def _record_line(record_type: RecordType, record: MemoryRecord) -> dict[str, Any]:
@@ -191,16 +168,6 @@ def _line(data: Mapping[str, Any]) -> str:
     # ensure_ascii=False: UTF-8 text as written. json.dumps escapes every control character,
     # so a line never holds a raw "\n".
     return json.dumps(data, ensure_ascii=False) + "\n"
-
-
-async def _check_schema(conn: aiosqlite.Connection, db_path: Path) -> None:
-    rows = await conn.execute_fetchall(QUERIES["transfer_tables"])
-    missing = sorted(set(TRANSFER_TABLES) - {str(row["name"]) for row in rows})
-    if missing:
-        raise SchemaError(
-            f"{db_path} has no memory tables ({', '.join(missing)}): "
-            "open the queue first, it migrates the schema"
-        )
 
 
 # -- the parsed file -------------------------------------------------------------------------
@@ -360,7 +327,7 @@ def _record(number: int, data: dict[str, Any], session_key: str) -> ExportedReco
     try:
         record_type = RecordType(raw_type)
     except ValueError:
-        known = ", ".join(t.value for t in _ORDER)
+        known = ", ".join(t.value for t in RECORD_ORDER)
         raise ValueError(
             f"line {number}: unknown type {raw_type!r} (a record is one of {known})"
         ) from None
@@ -607,7 +574,7 @@ def import_effect(
     """
     document = source if isinstance(source, ExportDocument) else parse_export(source)
     messages: dict[int, list[ExportedRecord]] = {}
-    for record in sorted(document.records, key=lambda r: (r.message_id, _ORDER[r.type])):
+    for record in sorted(document.records, key=lambda r: (r.message_id, RECORD_ORDER[r.type])):
         messages.setdefault(record.message_id, []).append(record)
     session = document.session
 
@@ -634,7 +601,7 @@ async def _import(
     wanted = [int(record.fields["number"]) for record in prompts]
     numbers = number_prompts([int(row["number"]) for row in taken], wanted)
     next_number = iter(numbers)
-    params: dict[RecordType, list[dict[str, Any]]] = {record_type: [] for record_type in _ORDER}
+    params: dict[RecordType, list[dict[str, Any]]] = {kind: [] for kind in RECORD_ORDER}
     for record in records:
         row = {
             **record.fields,
@@ -678,7 +645,7 @@ async def _plan(
     # Compared here, not in SQL: SQLite's JSON functions would cut a text at a NUL.
     present: set[tuple[Any, ...]] = set()
     if exists:  # else nothing of the session can be there
-        for record_type, table in _TABLES.items():
+        for record_type, table in RECORD_TABLES.items():
             times = {
                 r.created_at for _, records in candidates for r in records if r.type is record_type
             }

@@ -134,12 +134,7 @@ def extract_observation(payload: Any) -> ObservationRecord:
 
     Raises ``ValueError`` when ``payload`` is not a JSON object.
     """
-    if not isinstance(payload, Mapping):
-        # ValueError, not TypeError: it is how every processor reports input it cannot use.
-        raise ValueError(  # noqa: TRY004
-            f"an observation payload must be a JSON object, not {type(payload).__name__}"
-        )
-    call = _tool_call(payload)
+    call = _tool_call(tool_call_payload(payload))
     kind = TOOL_KINDS.get(call.tool, ObservationKind.OTHER)
     rule = _RULES.get(call.tool, _describe_other)
     described = rule(call)
@@ -165,6 +160,17 @@ def extract_observation(payload: Any) -> ObservationRecord:
         exit_code=described.exit_code,
         excerpt=_excerpt(call),
     )
+
+
+def tool_call_payload(payload: Any) -> Mapping[str, Any]:
+    """``payload`` when it is a JSON object; else ``ValueError``: without one there is no
+    tool call to describe (every processor refuses it alike)."""
+    if not isinstance(payload, Mapping):
+        # ValueError, not TypeError: it is how every processor reports input it cannot use.
+        raise ValueError(  # noqa: TRY004
+            f"an observation payload must be a JSON object, not {type(payload).__name__}"
+        )
+    return payload
 
 
 def _failure_title(tool: str, target: str) -> str:

@@ -58,9 +58,12 @@ class Claim:
         m = self.message
         return f"<Claim message={m.id} session={m.session_id!r} kind={m.kind} {self.state}>"
 
+    def _lost(self) -> ClaimLostError:
+        return ClaimLostError(f"message {self.message.id}: lease expired, claim taken back")
+
     def _check_active(self) -> None:
         if self.state is ClaimState.LOST:
-            raise ClaimLostError(f"message {self.message.id}: lease expired, claim taken back")
+            raise self._lost()
         if self.state is not ClaimState.ACTIVE:
             raise ClaimSettledError(f"message {self.message.id} was already {self.state}")
 
@@ -75,7 +78,7 @@ class Claim:
         matched = await self._queue._ack(self, write)
         self._settled(ClaimState.ACKED if matched else ClaimState.LOST)
         if not matched:
-            raise ClaimLostError(f"message {self.message.id}: lease expired, claim taken back")
+            raise self._lost()
 
     async def fail(self, error: BaseException | str) -> MessageStatus:
         """Record a failed attempt: ``PENDING`` again after a backoff, or ``FAILED`` when the
@@ -84,7 +87,7 @@ class Claim:
         status = await self._queue._fail(self, describe_error(error))
         self._settled(ClaimState.FAILED if status is not None else ClaimState.LOST)
         if status is None:
-            raise ClaimLostError(f"message {self.message.id}: lease expired, claim taken back")
+            raise self._lost()
         return status
 
     async def defer(self, delay: float, reason: str = "") -> None:
@@ -97,7 +100,7 @@ class Claim:
         matched = await self._queue._defer(self, delay, reason)
         self._settled(ClaimState.DEFERRED if matched else ClaimState.LOST)
         if not matched:
-            raise ClaimLostError(f"message {self.message.id}: lease expired, claim taken back")
+            raise self._lost()
 
     async def release(self) -> None:
         """Hand the message back unprocessed; its attempt is not counted. Safe to call on a

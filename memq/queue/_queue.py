@@ -39,7 +39,6 @@ from memq.queue._settings import QueueSettings
 from memq.queue._stream import SessionStream
 from memq.queue._wakeup import ForeignChangeWatcher, Wakeups
 from memq.queue._writer import (
-    QUEUE_QUERIES,
     CallOp,
     ClaimOp,
     EnqueueOp,
@@ -53,11 +52,12 @@ from memq.queue._writer import (
 )
 from memq.storage import connection, schema
 from memq.storage.connection import Synchronous
+from memq.storage.sqlfile import load_queries
 
 log = structlog.get_logger("memq.queue")
 T = TypeVar("T")
 
-QUERIES: Final = QUEUE_QUERIES
+QUERIES: Final = load_queries("queue")
 KINDS: Final = frozenset(kind.value for kind in MessageKind)
 MAX_ID_CHARS: Final = 512
 PRUNE_CHUNK: Final = 2000
@@ -302,7 +302,7 @@ class Queue:
         self._check_open()
         message = claim.message
         details = FailDetails(MessageStatus.PENDING.value, now_ms() + int(delay * 1000), reason)
-        op = SettleOp(SettleAction.DEFER, message.id, message.attempts, details)
+        op = SettleOp(SettleAction.RELEASE, message.id, message.attempts, details)
         await self._writer.submit(op)
         if op.matched:
             log.info(
@@ -437,9 +437,15 @@ class Queue:
     async def forget_session(self, session_id: str) -> int:
         """Delete every queue row of ``session_id``; returns how many. Stop its stream first:
         a claim still held afterwards can no longer be acked."""
+        return await self.forget_session_from(session_id, 0)  # message ids start at 1
+
+    async def forget_session_from(self, session_id: str, from_message_id: int) -> int:
+        """Delete the session's queue rows from ``from_message_id`` on, whatever their status
+        (a revert). Stop its stream first. Returns how many."""
         self._check_open()
+        params = {"session_id": session_id, "from_id": from_message_id}
         rows = await self._transaction(
-            lambda tx: tx.fetchall(QUERIES["delete_session"], {"session_id": session_id})
+            lambda tx: tx.fetchall(QUERIES["delete_session_from"], params)
         )
         self._lose_claims(int(row["id"]) for row in rows)
         return len(rows)
@@ -452,20 +458,7 @@ class Queue:
         nothing it did is kept and the error propagates.
         """
         self._check_open()
-        op: CallOp[T] = CallOp(fn)
-        await self._writer.submit(op)
-        return cast(T, op.result)
-
-    async def forget_session_from(self, session_id: str, from_message_id: int) -> int:
-        """Delete the session's queue rows from ``from_message_id`` on, whatever their status
-        (a revert). Stop its stream first. Returns how many."""
-        self._check_open()
-        params = {"session_id": session_id, "from_id": from_message_id}
-        rows = await self._transaction(
-            lambda tx: tx.fetchall(QUERIES["delete_session_from"], params)
-        )
-        self._lose_claims(int(row["id"]) for row in rows)
-        return len(rows)
+        return await self._transaction(fn)
 
     async def move_session(self, from_session: str, to_session: str) -> tuple[int, int]:
         """Give ``from_session``'s rows to ``to_session`` (a transfer); a row whose dedupe
@@ -480,14 +473,16 @@ class Queue:
             dropped = await tx.fetchall(QUERIES["drop_moved_duplicates"], params)
             return len(moved), len(dropped)
 
-        result: tuple[int, int] = await self._transaction(move)
+        result = await self._transaction(move)
         self._wakeups.wake([to_session])
         return result
 
-    async def _transaction(self, fn: Any, *, transactional: bool = True) -> Any:
-        op: CallOp[Any] = CallOp(fn, transactional=transactional)
+    async def _transaction(
+        self, fn: Callable[[Transaction], Awaitable[T]], *, transactional: bool = True
+    ) -> T:
+        op: CallOp[T] = CallOp(fn, transactional=transactional)
         await self._writer.submit(op)
-        return op.result
+        return cast(T, op.result)
 
     # -- maintenance -----------------------------------------------------------------------
 
@@ -541,11 +536,9 @@ class Queue:
 
     async def _prune(self, query: str, before: float) -> int:
         total = 0
+        params = {"before": int(before), "chunk": PRUNE_CHUNK}
         while True:
-            params = {"before": int(before), "chunk": PRUNE_CHUNK}
-            deleted = await self._transaction(
-                lambda tx, params=params: tx.execute(QUERIES[query], params)
-            )
+            deleted = await self._transaction(lambda tx: tx.execute(QUERIES[query], params))
             total += int(deleted)
             if deleted < PRUNE_CHUNK:
                 return total

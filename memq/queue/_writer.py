@@ -8,7 +8,8 @@ claims and acks cost one commit (one fsync) per batch, and the queue needs no ta
 own: ``await Queue.open(path)`` is usable at once, anywhere.
 
 Each kind of operation is one set-based statement for the whole batch (a JSON array read with
-``json_each``), because every aiosqlite await is a thread hop of about 100 us.
+``json_each``, or one ``VALUES`` row per message for inserts), because every aiosqlite await is
+a thread hop of about 100 us.
 """
 
 from __future__ import annotations
@@ -22,15 +23,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiosqlite
 import anyio
 
 from memq.exceptions import QueueClosedError, StorageError
-from memq.storage.sqlfile import load_queries
-
-QUEUE_QUERIES: Final = load_queries("queue")
 
 T = TypeVar("T")
 Row = sqlite3.Row
@@ -77,8 +75,7 @@ class SettleAction(Enum):
 
     ACK = "ack"
     FAIL = "fail"
-    RELEASE = "release"
-    DEFER = "defer"
+    RELEASE = "release"  # with FailDetails, a deferral: pending again at details.available_at
 
 
 class Operation:
@@ -137,7 +134,8 @@ class ClaimOp(Operation):
 
 @dataclass(frozen=True, slots=True)
 class FailDetails:
-    """What a failed attempt leaves behind: the next status, when to retry, and why."""
+    """What a failed (or deferred) attempt leaves behind: the next status, when to retry,
+    and why."""
 
     status: str
     available_at: int
@@ -405,7 +403,8 @@ class GroupCommitWriter:
         params: list[object] = []
         for op in ops:
             params += (op.session, op.kind, op.payload, op.dedupe_key, op.created_at, op.created_at)
-        inserted = await conn.execute_fetchall(insert_statement(len(ops)), params)
+        sql = insert_statement(self._q["insert_messages"], len(ops))
+        inserted = await conn.execute_fetchall(sql, params)
         # Rows went in in array order and AUTOINCREMENT ids ascend, so walking both in order
         # pairs each inserted row with its operation; an operation without a match was a
         # duplicate of an existing (or earlier in this batch) dedupe key.
@@ -451,20 +450,20 @@ class GroupCommitWriter:
         for action, ops in groups.items():
             if not ops:
                 continue
+            claims: list[Sequence[object]]
             if action is SettleAction.FAIL:
                 claims = [
                     [op.message_id, op.attempts, d.status, d.available_at, d.error]
                     for op in ops
                     if (d := op.details) is not None
                 ]
-            elif action is SettleAction.DEFER:
-                claims = [
-                    [op.message_id, op.attempts, d.available_at]
-                    for op in ops
-                    if (d := op.details) is not None
-                ]
             else:
-                claims = [[op.message_id, op.attempts] for op in ops]
+                # A release with details is a deferral: it also says when to try again.
+                claims = [
+                    [op.message_id, op.attempts]
+                    + ([] if op.details is None else [op.details.available_at])
+                    for op in ops
+                ]
             rows = await conn.execute_fetchall(
                 self._q[action.value], {"claims": json.dumps(claims), "now": now}
             )
@@ -490,9 +489,9 @@ class GroupCommitWriter:
 
 
 @functools.lru_cache(maxsize=512)
-def insert_statement(rows: int) -> str:
-    """``insert_messages`` with room for ``rows`` messages (six parameters each)."""
-    return QUEUE_QUERIES["insert_messages"].format(rows=", ".join(["(?, ?, ?, ?, ?, ?)"] * rows))
+def insert_statement(template: str, rows: int) -> str:
+    """The ``insert_messages`` template with room for ``rows`` messages (six parameters each)."""
+    return template.format(rows=", ".join(["(?, ?, ?, ?, ?, ?)"] * rows))
 
 
 def _storage_error(exc: sqlite3.Error) -> StorageError:

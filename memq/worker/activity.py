@@ -170,8 +170,9 @@ class ActivityTracker:
         """The session was deleted (or moved away): drop it without expiring it and delete
         its stored last access. Raises ``StorageError`` when that cannot be written."""
         self._last.pop(session_key, None)
-        self._dirty.pop(session_key, None)
         async with self._lock:  # after a flush in flight, which may still carry it
+            # Dropped only now: a flush that failed meanwhile has put its batch back.
+            self._dirty.pop(session_key, None)
             await self._queue.run_in_transaction(_delete(session_key))
 
     # -- expiring --------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from memq import __version__
-from memq.events import normalize_session_key, parse_event_body, route_event
+from memq.events import normalize_session_key, route_event
 from memq.exceptions import (
     EventError,
     InvalidEventError,
@@ -27,8 +27,8 @@ from memq.exceptions import (
     QueueClosedError,
     StorageError,
 )
-from memq.memory.context import DEFAULT_BUDGET_TOKENS
-from memq.memory.records import ObservationKind
+from memq.memory.context import DEFAULT_BUDGET_TOKENS, ContextBuilder
+from memq.memory.records import ObservationKind, Page
 from memq.memory.search import QuerySyntax, RecordType
 from memq.memory.transfer import import_effect
 from memq.privacy import is_skipped, strip_private
@@ -36,16 +36,19 @@ from memq.worker.projects import project_for
 from memq.worker.routes import forks as fork_routes
 from memq.worker.routes import history as history_routes
 from memq.worker.routes import session_config as session_config_routes
+from memq.worker.routes import title as title_routes
 from memq.worker.routes.common import (
     get_services,
     int_param,
     is_id,
+    json_body,
     page_params,
     path_session_key,
     read_body,
 )
 from memq.worker.security import RequestGuard
 from memq.worker.services import Services
+from memq.worker.status import queue_status
 
 log = structlog.get_logger("memq.api")
 
@@ -67,6 +70,7 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
             Route("/api/sessions/{session_id:path}/transfer", transfer_session, methods=["POST"]),
             *fork_routes.ROUTES,
             *session_config_routes.ROUTES,
+            *title_routes.ROUTES,
             *history_routes.ROUTES,
             Route("/api/sessions/{session_id:path}", get_session, methods=["GET"]),
             Route("/api/sessions/{session_id:path}", delete_session, methods=["DELETE"]),
@@ -107,7 +111,7 @@ async def health(request: Request) -> Response:
 async def post_event(request: Request) -> Response:
     """Accept one hook payload: 202 once it is durable, 200 for a duplicate."""
     services = get_services(request)
-    payload = parse_event_body(await read_body(request))
+    payload = await json_body(request)
     route = route_event(payload)
     services.activity.touch(route.session_key)  # in memory; written in batches
     if is_skipped(payload, services.skip_tools):
@@ -134,8 +138,8 @@ async def post_event(request: Request) -> Response:
     }
     if route.event == "SessionStart":
         cwd = payload.get("cwd")
-        body["additionalContext"] = await services.context_for(
-            cwd if isinstance(cwd, str) else None
+        body["additionalContext"] = await _session_start_context(
+            services.context, cwd if isinstance(cwd, str) else None
         )
         return JSONResponse(body, status_code=200)
     return JSONResponse(body, status_code=202 if created else 200)
@@ -151,20 +155,14 @@ async def status(request: Request) -> Response:
             "pid": services.pid,
             "port": services.port,
             "version": __version__,
-            "processor": services.processor,
+            "processor": services.processors.default.name,
             "started_at": services.started_at,
             "uptime_seconds": round(time.time() - services.started_at, 3),
-            "counts": stats.counts.as_dict(),
-            "failed": stats.counts.failed,
-            # The anchor's session manager reported these; tools built for it read them.
-            "has_pending_work": stats.counts.pending > 0,
-            "queue_depth": stats.counts.pending,
-            "active_work": stats.counts.pending + stats.counts.processing,
+            **queue_status(
+                stats.counts.as_dict(),
+                {key: counts.as_dict() for key, counts in stats.sessions.items()},
+            ),
             "active_session_count": len(active),
-            "sessions": [
-                {"session_id": key, "counts": counts.as_dict()}
-                for key, counts in stats.sessions.items()
-            ],
             "active_generators": len(active),
             "active_sessions": active,
             "processing": services.sessions.processing,
@@ -183,7 +181,7 @@ async def status(request: Request) -> Response:
 async def list_sessions(request: Request) -> Response:
     limit, offset = page_params(request)
     page = await get_services(request).store.list_sessions(limit=limit, offset=offset)
-    return JSONResponse({"items": [s.to_dict() for s in page.items], "total": page.total})
+    return JSONResponse(page.to_dict())
 
 
 async def get_session(request: Request) -> Response:
@@ -197,23 +195,22 @@ async def get_session(request: Request) -> Response:
 
 
 async def observations(request: Request) -> Response:
-    services = get_services(request)
-    key = path_session_key(request)
-    limit, offset = page_params(request)
-    page = await services.store.observations(key, limit=limit, offset=offset)
-    if page.total:
-        services.activity.touch(key)
-    return JSONResponse({"items": [o.to_dict() for o in page.items], "total": page.total})
+    return await _record_page(request, get_services(request).store.observations)
 
 
 async def summaries(request: Request) -> Response:
-    services = get_services(request)
+    return await _record_page(request, get_services(request).store.summaries)
+
+
+async def _record_page(request: Request, read: Callable[..., Awaitable[Page[Any]]]) -> Response:
+    """A page of the session's records (``limit``, ``offset``); reading a session that has
+    some counts as using it."""
     key = path_session_key(request)
     limit, offset = page_params(request)
-    page = await services.store.summaries(key, limit=limit, offset=offset)
+    page = await read(key, limit=limit, offset=offset)
     if page.total:
-        services.activity.touch(key)
-    return JSONResponse({"items": [s.to_dict() for s in page.items], "total": page.total})
+        get_services(request).activity.touch(key)
+    return JSONResponse(page.to_dict())
 
 
 async def delete_session(request: Request) -> Response:
@@ -229,6 +226,17 @@ async def delete_session(request: Request) -> Response:
         raise HTTPException(404, f"no session {key}")
     log.info("session.deleted", session_id=key, queue_rows=queue_rows, memory_rows=memory_rows)
     return JSONResponse({"deleted": key, "queue_rows": queue_rows, "memory_rows": memory_rows})
+
+
+async def _session_start_context(builder: ContextBuilder, cwd: str | None) -> str:
+    """What a session starting in ``cwd`` is told memq remembers of its project ("" when
+    nothing, or when memory cannot be read now: a SessionStart never fails for its context)."""
+    project = await anyio.to_thread.run_sync(project_for, cwd)
+    try:
+        return await builder.build(project)
+    except StorageError as exc:
+        log.warning("context.unavailable", project=project, error=str(exc))
+        return ""
 
 
 MAX_CONTEXT_BUDGET = 100_000
@@ -260,9 +268,9 @@ async def revert_session(request: Request) -> Response:
     ``{"last": N}`` (its N newest messages that left memory go)."""
     services = get_services(request)
     key = path_session_key(request)
-    body = parse_event_body(await read_body(request))
+    body = await json_body(request)
     after, last = body.get("after"), body.get("last")
-    if await services.store.get_session(key) is None:
+    if not await services.store.has_session(key):
         raise HTTPException(404, f"no session {key}")
     if last is None and is_id(after):
         from_id: int | None = after + 1
@@ -301,13 +309,13 @@ async def transfer_session(request: Request) -> Response:
     (a bare id or ``claude-code:<id>``); an existing target is merged into."""
     services = get_services(request)
     key = path_session_key(request)
-    target = parse_event_body(await read_body(request)).get("to")
+    target = (await json_body(request)).get("to")
     if not isinstance(target, str) or not target.strip():
         raise InvalidEventError('give {"to": SESSION_ID}')
     to_key = normalize_session_key(target.strip())
     if to_key == key:
         raise InvalidEventError("a session cannot be transferred to itself")
-    if await services.store.get_session(key) is None:
+    if not await services.store.has_session(key):
         raise HTTPException(404, f"no session {key}")
     for session in (key, to_key):
         await services.sessions.forget(session)  # neither may process while rows move
@@ -353,7 +361,7 @@ async def failed(request: Request) -> Response:
 async def retry_failed(request: Request) -> Response:
     """Body ``{"id": N}``, ``{"ids": [...]}`` or ``{"all": true}``."""
     services = get_services(request)
-    body = parse_event_body(await read_body(request))
+    body = await json_body(request)
     if body.get("all") is True:
         retried = await services.queue.retry(None)
     else:

@@ -20,14 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from memq.config import Settings
+from memq.exceptions import ControlError
 from memq.storage.sqlfile import load_queries
 from memq.worker.pidfile import DaemonRecord, database_in_use, running_daemon
+from memq.worker.status import queue_status
 
 STATUSES = ("pending", "processing", "processed", "failed")
-
-
-class ControlError(Exception):
-    """A daemon command could not do what was asked; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +136,9 @@ def stop(settings: Settings, *, timeout: float | None = None) -> DaemonRecord | 
     if record is None:
         return None
     os.kill(record.pid, signal.SIGTERM)
+    database = record.database_path(paths.database)
     deadline = time.monotonic() + (timeout or settings.shutdown_grace + 15)
     while time.monotonic() < deadline:
-        database = Path(record.database) if record.database else paths.database
         if not _alive(record.pid) or not database_in_use(database):
             _wait_gone(record.pid, deadline)
             return record
@@ -187,16 +185,9 @@ def offline_status(settings: Settings, *, starting: bool = False) -> dict[str, A
         "state": "starting" if starting else "stopped",
         "pid": None,
         "port": settings.port,
-        "counts": counts,
-        "failed": counts["failed"],
-        "has_pending_work": counts["pending"] > 0,
-        "queue_depth": counts["pending"],
-        "active_work": counts["pending"] + counts["processing"],
+        **queue_status(counts, dict(sorted(sessions.items()))),
         "active_session_count": 0,
         "processing": False,
-        "sessions": [
-            {"session_id": key, "counts": value} for key, value in sorted(sessions.items())
-        ],
         "active_generators": 0,
         "paused_sessions": paused,
         "ephemeral": False,

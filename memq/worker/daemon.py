@@ -16,14 +16,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
+from typing import Final
 
 import anyio
 import structlog
 import uvicorn
+from starlette.types import ASGIApp
 
 from memq import __version__
 from memq.config import HOST, Settings
-from memq.exceptions import StartupError, StorageError
+from memq.exceptions import StartupError
 from memq.memory.context import ContextBuilder
 from memq.memory.search import MemorySearch
 from memq.memory.store import MemoryStore
@@ -36,12 +38,13 @@ from memq.worker.api import Services, create_app
 from memq.worker.forks import ForkLinker
 from memq.worker.pidfile import DaemonRecord, remove_record, write_record
 from memq.worker.processing import ClaimHandler
-from memq.worker.projects import project_for
 from memq.worker.security import load_or_create_token
 from memq.worker.session_config import SessionConfigs
 from memq.worker.sessions import SessionManager
 
 log = structlog.get_logger("memq.daemon")
+
+BACKLOG: Final = 2048  # connections waiting to be accepted: a burst of hooks at once
 
 
 class DaemonState(StrEnum):
@@ -139,9 +142,6 @@ class Daemon:
         token: str,
         sock: socket.socket,
     ) -> None:
-        async def session_start_context(cwd: str | None) -> str:
-            return await _session_start_context(context, cwd)
-
         def pause(reason: str) -> None:
             sessions.pause(reason)  # bound late: the manager needs the handler first
 
@@ -175,10 +175,8 @@ class Daemon:
             sessions=sessions,
             state=lambda: self.state.value,
             port=self.port,
-            processor=processors.default.name,
             started_at=self.started_at,
             pid=os.getpid(),
-            context_for=session_start_context,
             context=context,
             search=search,
             exporter=exporter,
@@ -190,18 +188,7 @@ class Daemon:
             ephemeral=settings.ephemeral,
         )
         app = create_app(services, token=token, body_limit=settings.body_limit)
-        server = _EmbeddedServer(
-            uvicorn.Config(
-                app,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-                http="httptools",
-                server_header=False,
-                timeout_graceful_shutdown=5,
-                backlog=2048,
-            )
-        )
+        server = _EmbeddedServer(server_config(app))
         async with anyio.create_task_group() as tg:
             await tg.start(sessions.run)
             await tg.start(activity.run)
@@ -263,15 +250,19 @@ async def _shielded(close: Callable[[], Awaitable[None]]) -> None:
         await close()
 
 
-async def _session_start_context(builder: ContextBuilder, cwd: str | None) -> str:
-    """What a session starting in ``cwd`` is told memq remembers of its project ("" when
-    nothing, or when memory cannot be read now: a SessionStart never fails for its context)."""
-    project = await anyio.to_thread.run_sync(project_for, cwd)
-    try:
-        return await builder.build(project)
-    except StorageError as exc:
-        log.warning("context.unavailable", project=project, error=str(exc))
-        return ""
+def server_config(app: ASGIApp) -> uvicorn.Config:
+    """uvicorn's settings for the API (the benchmark's "store nothing" floor uses them too):
+    no logging or lifespan of its own, the C HTTP parser."""
+    return uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        http="httptools",
+        server_header=False,
+        timeout_graceful_shutdown=5,
+        backlog=BACKLOG,
+    )
 
 
 def bind_listener(port: int) -> socket.socket:
@@ -290,6 +281,6 @@ def bind_listener(port: int) -> socket.socket:
                 f"port {port} on {HOST} is in use by another program; set MEMQ_PORT to a free port"
             ) from None
         raise StartupError(f"cannot listen on {HOST}:{port}: {exc.strerror}") from None
-    sock.listen(2048)
+    sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock

@@ -96,10 +96,11 @@ class ForkLinker:
         # look-ups one after the other, so only the first could link.
         self.mark_seen(session_key)
         if result is not None:
-            _log_fork(result, automatic=True)
+            log_fork(result, automatic=True)
 
 
-def _log_fork(result: ForkResult, *, automatic: bool) -> None:
+def log_fork(result: ForkResult, *, automatic: bool = False) -> None:
+    """Log a fork: an explicit one (``POST .../fork``) or an automatic link, alike."""
     log.info(
         "session.forked",
         session_id=result.child,
@@ -107,8 +108,3 @@ def _log_fork(result: ForkResult, *, automatic: bool) -> None:
         automatic=automatic,
         records=result.records,
     )
-
-
-def log_fork(result: ForkResult) -> None:
-    """Log an explicit fork as the automatic link logs its own."""
-    _log_fork(result, automatic=False)

@@ -29,6 +29,10 @@ class DaemonRecord:
     # says it is alive is beside it.
     database: str | None = None
 
+    def database_path(self, home_database: Path) -> Path:
+        """The database it runs on: ``database`` when set, else the home's."""
+        return Path(self.database) if self.database else home_database
+
 
 def write_record(path: Path, record: DaemonRecord) -> None:
     """Replace the pid file atomically (a reader never sees half a file)."""
@@ -82,7 +86,7 @@ def running_daemon(pidfile: Path, database: Path) -> DaemonRecord | None:
     record = read_record(pidfile)
     if record is None:
         return None
-    if not database_in_use(Path(record.database) if record.database else database):
+    if not database_in_use(record.database_path(database)):
         return None
     try:
         os.kill(record.pid, 0)

@@ -54,13 +54,13 @@ class ClaimHandler:
 
     def __init__(
         self,
-        processor: Processor | Callable[[str], Processor],
+        processor_for: Callable[[str], Processor],
         store: MemoryStore,
         *,
         pause: Callable[[str], None] | None = None,
     ) -> None:
-        # A processor, or a function giving a session's own (its settings may name one).
-        self._processor_for = processor if callable(processor) else lambda _session: processor
+        # Gives a session's processor (its settings may name one); asked for each message.
+        self._processor_for = processor_for
         self._store = store
         self._pause = pause
         self._transient = TransientBackoff()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from memq.memory.context import ContextBuilder
@@ -26,10 +26,8 @@ class Services:
     sessions: SessionManager
     state: Callable[[], str]
     port: int
-    processor: str
     started_at: float
     pid: int
-    context_for: Callable[[str | None], Awaitable[str]]
     context: ContextBuilder
     search: MemorySearch
     exporter: SessionExporter

@@ -102,7 +102,6 @@ class SessionConfigs:
         self._queue = queue
         # Only what was set explicitly: deleting a setting brings the default back.
         self._values = {key: dict(named) for key, named in values.items() if named}
-        self._configs = {key: _config(named) for key, named in self._values.items()}
         self._listeners: list[Callable[[str], Awaitable[None]]] = []
 
     @classmethod
@@ -123,7 +122,8 @@ class SessionConfigs:
 
     def get(self, session_key: str) -> SessionConfig:
         """The session's settings (the defaults when it has none)."""
-        return self._configs.get(session_key, DEFAULT_CONFIG)
+        named = self._values.get(session_key)
+        return DEFAULT_CONFIG if named is None else _config(named)
 
     def is_paused(self, session_key: str) -> bool:
         """Whether the session is paused."""
@@ -132,7 +132,7 @@ class SessionConfigs:
     @property
     def paused_sessions(self) -> list[str]:
         """Every paused session."""
-        return sorted(key for key, config in self._configs.items() if config.paused)
+        return sorted(key for key, named in self._values.items() if _config(named).paused)
 
     def explicit(self, session_key: str) -> list[str]:
         """The names of the settings this session has set (the others are defaults)."""
@@ -147,7 +147,6 @@ class SessionConfigs:
 
         await self._queue.run_in_transaction(write)
         self._values.setdefault(session_key, {})[name] = value
-        self._configs[session_key] = _config(self._values[session_key])
         log.info("session.config_set", session_id=session_key, name=name.value, value=value)
         await self._changed(session_key)
 
@@ -163,10 +162,8 @@ class SessionConfigs:
 
         await self._queue.run_in_transaction(write)
         del named[name]
-        if named:
-            self._configs[session_key] = _config(named)
-        else:
-            del self._values[session_key], self._configs[session_key]
+        if not named:
+            del self._values[session_key]
         log.info("session.config_deleted", session_id=session_key, name=name.value)
         await self._changed(session_key)
         return True
@@ -181,7 +178,7 @@ class SessionConfigs:
             await tx.execute(QUERIES["delete_session_config"], params)
 
         await self._queue.run_in_transaction(write)
-        del self._values[session_key], self._configs[session_key]
+        del self._values[session_key]
         await self._changed(session_key)
 
     async def _changed(self, session_key: str) -> None:

@@ -143,10 +143,8 @@ class SessionManager:
 
     def notify(self, session_id: str) -> None:
         """Work arrived for ``session_id``: make sure a task will look at it."""
-        if self._stopping or self.paused or self._task_group is None:
-            return
-        if self._session_paused(session_id):
-            return  # scheduled again when its setting changes (see ``setting_changed``)
+        if self._task_group is None or self._halted(session_id):
+            return  # a paused session is scheduled again by ``resume`` or ``setting_changed``
         task = self._tasks.get(session_id)
         if task is not None:
             task.more_work = True

@@ -120,7 +120,8 @@ class TestCrashLoop:
             daemon.kill()
 
         db = daemon.home / "memq.db"
-        assert kills >= KILLS
+        # The kills cut requests off: they hit the intake, not only the processing after it.
+        assert sender.unanswered
         assert len(sender.accepted) == EVENTS
         assert status["counts"]["processing"] == 0
         assert status["counts"]["failed"] == 0

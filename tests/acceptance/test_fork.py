@@ -1,21 +1,19 @@
 """Forks against the real daemon: Claude Code's --fork-session linked automatically, across
-a restart, and ``POST /api/sessions/{id}/fork`` (and ``memq fork``, once the CLI has it)."""
+a restart, and ``POST /api/sessions/{id}/fork`` and ``memq fork``."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from memq.commands import COMMANDS
 from memq.hooks.install import EVENTS
 from tests.acceptance.conftest import FIXTURES, sample
 from tests.helpers.daemon import Daemon
+from tests.helpers.rows import table as rows_of
 
 PARENT = "claude-code:c2c6f4bc-4c27-401e-9856-1cd43eb344f3"
 CHILD = "claude-code:75d813a0-9e31-4855-b2a6-54f62d4cd8ba"
@@ -29,12 +27,7 @@ def steps() -> list[tuple[str, dict[str, Any]]]:
 
 def table(daemon: Daemon, sql: str, *params: Any) -> list[dict[str, Any]]:
     """Rows of a query on the daemon's database, read as an outside tool would."""
-    conn = sqlite3.connect(f"file:{daemon.home / 'memq.db'}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
+    return rows_of(daemon.home / "memq.db", sql, *params)
 
 
 def log_events(daemon: Daemon, name: str) -> list[dict[str, Any]]:
@@ -192,9 +185,6 @@ class TestForkRoute:
         ]
 
 
-@pytest.mark.skipif(
-    "fork" not in COMMANDS, reason="memq fork is not in the CLI yet (the fork issue's snippet)"
-)
 class TestForkCommand:
     def test_memq_fork(self, daemon: Daemon, tmp_path: Path) -> None:
         """memq fork SESSION [--to NEW_ID] [--json]: prints the new session; a taken target

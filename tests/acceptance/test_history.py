@@ -115,8 +115,6 @@ class TestHistoryRoute:
 
 
 class TestHistoryCli:
-    """Passes once ``memq history`` is added to memq.commands (see the issue 6 report)."""
-
     def test_lines_with_prompts_marked_and_json(self, daemon: Daemon) -> None:
         """memq history prints one line per entry, prompts marked; --json is the API's
         answer; an unknown session is an error on stderr."""

@@ -5,20 +5,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from memq.env import DEFAULT_SKIP_TOOLS
 from tests.acceptance.conftest import FIXTURES, sample, sequence
 from tests.helpers.daemon import Daemon, free_port
-from tests.helpers.processes import PROJECT_ROOT
+from tests.helpers.processes import project_env
+from tests.helpers.rows import all_rows
 
 MEMQ = Path(sys.executable).with_name("memq")
 HEAVY = (
@@ -47,23 +46,8 @@ def hook(
         capture_output=True,
         timeout=30,
         check=False,
-        env={
-            **os.environ,
-            "MEMQ_HOME": str(home),
-            "MEMQ_PORT": str(port),
-            "PYTHONPATH": str(PROJECT_ROOT),
-            **env,
-        },
+        env=project_env({"MEMQ_HOME": str(home), "MEMQ_PORT": str(port), **env}),
     )
-
-
-def queue_rows(home: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(f"file:{home / 'memq.db'}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM pending_messages ORDER BY id")]
-    finally:
-        conn.close()
 
 
 def no_spawn(home: Path) -> None:
@@ -98,7 +82,7 @@ class TestWithTheDaemonUp:
         assert result.returncode == 0
         assert result.stderr == b""
         assert result.stdout == b""  # a fresh daemon remembers nothing: no context to print
-        rows = queue_rows(daemon.home)
+        rows = all_rows(daemon.home / "memq.db")
         if payload.get("tool_name") in DEFAULT_SKIP_TOOLS:
             assert rows == []
             return
@@ -147,7 +131,7 @@ class TestWithTheDaemonUp:
         transcript.write_text("".join(json.dumps(line) + "\n" for line in lines))
         stop = {**sample("Stop"), "transcript_path": str(transcript)}
         assert hook(daemon.home, daemon.port, stop).returncode == 0
-        (row,) = queue_rows(daemon.home)
+        (row,) = all_rows(daemon.home / "memq.db")
         stored = json.loads(row["payload"]) if row["payload"] else None
         if stored is None:  # already processed: the summary carries it
             daemon.wait_idle()
@@ -184,7 +168,7 @@ class TestWithTheDaemonUp:
         }
         assert "memq.hooks.run" in imported
         assert sorted(m for m in imported if m.split(".")[0] in HEAVY or m in HEAVY) == []
-        assert queue_rows(daemon.home)
+        assert all_rows(daemon.home / "memq.db")
 
 
 class TestWithTheDaemonDown:
@@ -202,7 +186,7 @@ class TestWithTheDaemonDown:
         for payload in payloads:
             result = hook(home, port, payload)
             assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
-        rows = queue_rows(home)
+        rows = all_rows(home / "memq.db")
         assert [r["kind"] for r in rows] == ["prompt", "observation", "observation", "summarize"]
         assert {r["status"] for r in rows} == {"pending"}
         assert "hook.fallback" in (home / "logs" / "hook.log").read_text()
@@ -230,19 +214,21 @@ class TestWithTheDaemonDown:
         try:
             assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
             assert took < 5  # it did not wait for the daemon to come up
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            else:
-                pytest.fail("the daemon the hook started never answered")
+            Daemon(home, port=port).wait_healthy(20)  # the daemon the hook started answers
             again = hook(home, port, sample("SessionStart"))
             assert (again.returncode, again.stderr) == (0, b"")
         finally:
             kill_spawned(home)
+
+    def test_the_event_argument_overrides_the_payload(self, tmp_path: Path) -> None:
+        """``memq hook Stop`` routes as Stop whatever the payload says."""
+        home = tmp_path / "home"
+        no_spawn(home)
+        result = hook(home, free_port(), sample("SessionEnd"), "Stop")
+        assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+        (row,) = all_rows(home / "memq.db")
+        assert row["kind"] == "summarize"
+        assert json.loads(row["payload"])["hook_event_name"] == "Stop"
 
     def test_disabled_is_a_no_op(self, tmp_path: Path) -> None:
         """MEMQ_DISABLED=1: nothing written, nothing started."""
@@ -277,5 +263,5 @@ class TestNeverBreaksTheAssistant:
         """A tool output far over the body limit arrives shortened, not refused."""
         big = {**sample("PostToolUse.Bash"), "tool_response": {"stdout": "x" * 3_000_000}}
         assert hook(daemon.home, daemon.port, big).returncode == 0
-        (row,) = queue_rows(daemon.home)
+        (row,) = all_rows(daemon.home / "memq.db")
         assert row["kind"] == "observation"

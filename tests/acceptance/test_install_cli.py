@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from memq.hooks.install import EVENTS, is_memq_command
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.processes import run_module
 
 ORIGINAL: dict[str, Any] = {
     "model": "opus",
@@ -26,16 +24,7 @@ ORIGINAL: dict[str, Any] = {
 
 def memq(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run ``python -m memq ARGS`` with its own HOME, so the real user settings are never read."""
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "memq", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_module("memq", *args, env={"HOME": str(home)}, cwd=cwd)
 
 
 def memq_entries(settings: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

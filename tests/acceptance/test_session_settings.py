@@ -4,7 +4,6 @@ CLI, with restarts where the issue claims persistence."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,9 +14,8 @@ from typing import Any
 import httpx
 
 from tests.acceptance.conftest import sample
-from tests.helpers.daemon import Daemon, free_port
+from tests.helpers.daemon import Daemon
 from tests.helpers.fake_llm import FakeLLM, openai_text
-from tests.helpers.processes import PROJECT_ROOT
 
 SESSION = sample("PostToolUse.Bash")["session_id"]
 KEY = f"claude-code:{SESSION}"
@@ -252,17 +250,10 @@ class TestEphemeral:
         """``memq serve --ephemeral`` warns on stderr, reports itself in status, and what it
         stored is gone after it stops; the home never gets a database."""
         home = tmp_path / "home"
-        port = free_port()
-        env = {
-            **os.environ,
-            "MEMQ_HOME": str(home),
-            "MEMQ_PORT": str(port),
-            "PYTHONPATH": str(PROJECT_ROOT),
-        }
-        first = _serve_ephemeral(env)
+        daemon = Daemon(home)  # not started: it lends its port, environment and client
+        first = _serve_ephemeral(daemon.env)
         try:
-            daemon = Daemon(home, port=port)
-            _wait_healthy(daemon)
+            daemon.wait_healthy()
             with daemon.client() as client:
                 assert client.post("/api/events", json=tool_event(1)).status_code == 202
                 daemon.wait_idle()
@@ -283,9 +274,9 @@ class TestEphemeral:
         if shm.is_dir():
             assert not list(shm.glob("memq-ephemeral-*"))
 
-        second = _serve_ephemeral(env)
+        second = _serve_ephemeral(daemon.env)
         try:
-            _wait_healthy(daemon)
+            daemon.wait_healthy()
             with daemon.client() as client:
                 assert client.get(f"/api/sessions/{SESSION}").status_code == 404
         finally:
@@ -302,18 +293,6 @@ def _serve_ephemeral(env: dict[str, str]) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def _wait_healthy(daemon: Daemon, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{daemon.url}/api/health", timeout=0.5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError("the ephemeral daemon did not become healthy")
 
 
 def _wait_for(check: Any, timeout: float = 20) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -15,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.helpers.processes import PROJECT_ROOT
+from tests.helpers.processes import project_env, run_module
 
 
 def free_port() -> int:
@@ -33,14 +32,14 @@ class Daemon:
     ) -> None:
         self.home = home
         self.port = port or free_port()
-        self.env = {
-            **os.environ,
-            "MEMQ_HOME": str(home),
-            "MEMQ_PORT": str(self.port),
-            "MEMQ_LINGER": "0.2",
-            "PYTHONPATH": str(PROJECT_ROOT),
-            **(env or {}),
-        }
+        self.env = project_env(
+            {
+                "MEMQ_HOME": str(home),
+                "MEMQ_PORT": str(self.port),
+                "MEMQ_LINGER": "0.2",
+                **(env or {}),
+            }
+        )
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,14 +52,7 @@ class Daemon:
 
     def memq(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run the real ``memq`` CLI with this daemon's environment."""
-        return subprocess.run(
-            [sys.executable, "-m", "memq", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_module("memq", *args, env=self.env, timeout=timeout)
 
     def start(self, timeout: float = 20) -> None:
         """Run ``memq serve`` and wait until it answers /api/health."""
@@ -73,9 +65,18 @@ class Daemon:
             stderr=log,
         )
         log.close()
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float = 20) -> None:
+        """Wait until a daemon answers /api/health on this port, however it was started
+        (``start``, ``memq start``, a hook's fallback, a ``memq serve`` of the test's own).
+
+        Raises ``RuntimeError`` when the process ``start`` ran exits first, or when nothing
+        answers within ``timeout`` seconds.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"memq serve exited: {self.stderr()}")
             try:
                 if httpx.get(f"{self.url}/api/health", timeout=0.5).status_code == 200:
@@ -83,7 +84,7 @@ class Daemon:
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("memq serve did not become healthy")
+        raise RuntimeError(f"no memq daemon became healthy on port {self.port}")
 
     @property
     def stderr_path(self) -> Path:

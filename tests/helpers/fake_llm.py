@@ -23,13 +23,16 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from memq.processors.llm import AnthropicProcessor, ModelProcessor, OpenAIProcessor
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,47 @@ def openai_error(
     """An error in the Chat Completions API's shape."""
     body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
     return Reply(status=status, json=body, headers=dict(headers or {}))
+
+
+def text_reply(provider: str, text: str) -> Reply:
+    """A successful answer holding ``text``, in the shape of ``provider``'s API."""
+    return anthropic_text(text) if provider == "anthropic" else openai_text(text)
+
+
+def error_reply(
+    provider: str, status: int, kind: str, text: str, headers: Mapping[str, str] | None = None
+) -> Reply:
+    """An error in the shape of ``provider``'s API."""
+    make = anthropic_error if provider == "anthropic" else openai_error
+    return make(status, kind, text, headers)
+
+
+# -- processors pointed at the server ----------------------------------------------------------
+
+PROVIDERS: Final[Mapping[str, type[ModelProcessor]]] = MappingProxyType(
+    {"anthropic": AnthropicProcessor, "openai": OpenAIProcessor}
+)
+KEY: Final = "sk-test-0123456789"
+MODELS: Final[Mapping[str, str]] = MappingProxyType(
+    {"anthropic": "claude-test-model", "openai": "gpt-test-model"}
+)
+
+
+def base_url(provider: str, server: str) -> str:
+    """Each vendor's convention: Anthropic's root has no /v1, OpenAI's has it."""
+    return server if provider == "anthropic" else f"{server}/v1"
+
+
+def settings_env(provider: str, server: str, **extra: str) -> dict[str, str]:
+    """The settings of a ``provider`` processor calling the server at ``server``: its key,
+    its model (``MODELS``), a 5 s timeout, and ``extra``."""
+    return {
+        "MEMQ_BASE_URL": base_url(provider, server),
+        "MEMQ_API_KEY": KEY,
+        "MEMQ_MODEL": MODELS[provider],
+        "MEMQ_LLM_TIMEOUT": "5",
+        **extra,
+    }
 
 
 # -- the server --------------------------------------------------------------------------------

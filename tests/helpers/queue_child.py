@@ -5,7 +5,8 @@ Commands:
     hold-claims DB SESSION...      claim one message of each session, print their ids, wait
     crash-on-poison DB SESSION     ack messages in order; SIGKILL itself on {"poison": true};
                                    print "drained" if the stream ends without meeting one
-    insert-direct DB SESSION KEY   write one row the way the hook's fallback does (stdlib only)
+    insert-direct DB SESSION KEY   write one row through the hook's fallback (stdlib only);
+                                   print [its id] (DB must be named memq.db)
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -21,9 +21,10 @@ from pathlib import Path
 import anyio
 import structlog
 
+from memq import env as memq_env
+from memq.events import Route
+from memq.hooks import fallback
 from memq.queue import Queue, QueueSettings
-from memq.storage import connection, schema
-from memq.storage.sqlfile import load_queries
 
 
 def _say(line: str) -> None:
@@ -62,15 +63,12 @@ async def _crash_on_poison(db: str, session: str) -> None:
 
 
 def _insert_direct(db: str, session: str, key: str) -> None:
-    conn = connection.connect(Path(db), busy_timeout_ms=5000)
-    conn.row_factory = sqlite3.Row
-    schema.migrate(conn)
-    now = int(time.time() * 1000)
-    sql = load_queries("queue")["insert_messages"].format(rows="(?, ?, ?, ?, ?, ?)")
-    params = (session, "observation", json.dumps({"via": "fallback"}), key, now, now)
-    rows = conn.execute(sql, params).fetchall()
-    _say(json.dumps([row["id"] for row in rows]))
-    conn.close()
+    path = Path(db)
+    if path.name != memq_env.DATABASE_FILE:
+        raise SystemExit(f"the fallback writes {memq_env.DATABASE_FILE}, not {path.name}")
+    route = Route("PostToolUse", session, "observation", key)
+    message_id = fallback.store_directly(str(path.parent), route, b'{"via":"fallback"}', 5.0)
+    _say(json.dumps([message_id]))
 
 
 def main(argv: list[str]) -> None:

@@ -21,20 +21,10 @@ from memq.processors import get_processor
 from memq.queue import Queue, Transaction
 from memq.worker.activity import ActivityTracker
 from tests.conftest import FAST
+from tests.helpers.clock import FakeClock
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "claude-code"
 SESSION = "claude-code:c2c6f4bc-4c27-401e-9856-1cd43eb344f3"
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Counting:

@@ -15,7 +15,6 @@ from typing import Any
 import anyio
 import pytest
 
-from memq.exceptions import SchemaError, StorageError
 from memq.memory import MemoryStore, ObservationKind, ObservationRecord, ProcessResult, context
 from memq.memory.context import (
     CHARS_PER_TOKEN,
@@ -24,14 +23,13 @@ from memq.memory.context import (
     format_context,
 )
 from memq.memory.records import SummaryRecord
-from memq.processors import get_processor
 from memq.queue import Message, MessageKind, Queue
+from tests.helpers.memory import SESSION, enqueue_all, process, sample
 
 T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=1)
 APP = "/home/dev/app"
 OTHER = "/home/dev/other"
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "claude-code"
 
 
 class Memory:
@@ -90,13 +88,6 @@ class Memory:
             payload={"prompt": text, "cwd": kwargs.get("project", APP)},
             **kwargs,
         )
-
-
-@pytest.fixture
-async def store(queue: Queue, db_path: Path) -> AsyncIterator[MemoryStore]:
-    memory = await MemoryStore.open(db_path)
-    yield memory
-    await memory.close()
 
 
 @pytest.fixture
@@ -426,50 +417,24 @@ class TestThroughTheWorkerPath:
     ) -> None:
         """Hook events enqueued, processed by the extract processor and stored with the ack
         show up in the context of their project."""
-        session = "claude-code:c2c6f4bc-4c27-401e-9856-1cd43eb344f3"
-        events = [
-            ("prompt", "UserPromptSubmit"),
-            ("observation", "PostToolUse.Bash"),
-            ("observation", "PostToolUse.Write"),
-            ("summarize", "Stop"),
-        ]
-        for kind, name in events:
-            payload = json.loads((FIXTURES / f"{name}.json").read_text("utf-8"))
-            await queue.enqueue(session, kind, payload)
-        processor = get_processor("extract")
-        async for claim in queue.stream(session, linger=0):
-            context = await store.context_for(session)
-            result = await processor.process(claim.message, context)
-            await claim.ack(store.effect(claim.message, result, project=APP))
+        await enqueue_all(
+            queue,
+            ("prompt", sample("UserPromptSubmit")),
+            ("observation", sample("PostToolUse.Bash")),
+            ("observation", sample("PostToolUse.Write")),
+            ("summarize", sample("Stop")),
+        )
+        await process(queue, store, project=APP)
         text = await builder.build(APP)
         assert "Created notes.txt" in text
         assert "* just now: " in text
         assert "Files edited: notes.txt" in text
-        assert await builder.build(APP, exclude_session=session) == ""
+        assert await builder.build(APP, exclude_session=SESSION) == ""
 
 
 class TestConnection:
-    async def test_refuses_a_database_without_memory_tables(self, tmp_path: Path) -> None:
-        """Opening before the queue migrated the file is a clear SchemaError."""
-        path = tmp_path / "bare.db"
-        sqlite3.connect(path).close()
-        with pytest.raises(SchemaError, match="open the queue first"):
-            await ContextBuilder.open(path)
-
-    async def test_does_not_create_a_missing_file(self, tmp_path: Path) -> None:
-        """A wrong path is an error, not a new empty database."""
-        path = tmp_path / "missing.db"
-        with pytest.raises(StorageError):
-            await ContextBuilder.open(path)
-        assert not path.exists()
-
-    async def test_read_only_and_closes_twice(self, queue: Queue, db_path: Path) -> None:
-        """The builder's connection refuses writes; closing is idempotent."""
-        async with await ContextBuilder.open(db_path) as built:
-            with pytest.raises(StorageError, match="readonly"):
-                async with built._reader.reading() as conn:
-                    await conn.execute("DELETE FROM sessions")
-            await built.close()
+    # Opening, refusing writes and closing: tests/integration/test_memory_store.py TestOpen,
+    # for every reader.
 
     async def test_a_build_cancelled_anywhere_leaves_the_builder_usable(
         self, builder: ContextBuilder, memory: Memory

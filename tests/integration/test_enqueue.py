@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -111,13 +112,21 @@ class TestGroupCommit:
     async def test_a_cancelled_producer_leaves_no_half_written_batch(
         self, queue: Queue, db_path: Path
     ) -> None:
-        """Cancelling producers mid-flight stores each message wholly or not at all."""
+        """Cancelling producers mid-flight stores each message wholly or not at all, and
+        loses none whose enqueue returned."""
+        acknowledged: list[int] = []
+
+        async def send(i: int) -> None:
+            await queue.enqueue("s", "observation", {"i": i})
+            acknowledged.append(i)
+
         with anyio.move_on_after(0.001):
             async with anyio.create_task_group() as tg:
                 for i in range(200):
-                    tg.start_soon(queue.enqueue, "s", "observation", {"i": i})
+                    tg.start_soon(send, i)
         stored = all_rows(db_path)
         assert all(r["payload"].startswith('{"i":') for r in stored)
+        assert set(acknowledged) <= {json.loads(r["payload"])["i"] for r in stored}
         # The writer is usable afterwards.
         assert (await queue.enqueue("s", "observation", {"after": True})).created
 

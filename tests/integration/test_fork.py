@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -22,20 +20,19 @@ import pytest
 from structlog.testing import capture_logs
 
 from memq.events import route_event
-from memq.memory import MemoryStore, ObservationKind, ObservationRecord, ProcessResult
+from memq.exceptions import ForkParentNotFoundError, ForkTargetExistsError
+from memq.memory import MemoryStore, ObservationKind, ObservationRecord
 from memq.memory.context import ContextBuilder
-from memq.memory.fork import (
-    ForkParentNotFoundError,
-    ForkResult,
-    ForkTargetExistsError,
-    fork_effect,
-)
+from memq.memory.fork import ForkResult, fork_effect
 from memq.memory.records import SummaryRecord, from_epoch_ms
 from memq.memory.search import MemorySearch
 from memq.queue import Queue
-from memq.storage import schema
 from memq.storage.sqlfile import load_queries
 from memq.worker.forks import ForkLinker
+from tests.helpers.memory import Item, Prompt, dump, query_plan
+from tests.helpers.memory import settle as settle_session
+from tests.helpers.memory import write as write_items
+from tests.helpers.rows import table
 
 PARENT_ID = "c2c6f4bc-4c27-401e-9856-1cd43eb344f3"
 CHILD_ID = "75d813a0-9e31-4855-b2a6-54f62d4cd8ba"
@@ -45,14 +42,6 @@ CHILD = f"claude-code:{CHILD_ID}"
 OTHER = f"claude-code:{OTHER_ID}"
 PROJECT = "/home/dev/project"
 CWD = "/home/dev/project"
-
-
-@dataclass(frozen=True)
-class Prompt:
-    text: str
-
-
-Item = Prompt | ObservationRecord | SummaryRecord | tuple[ObservationRecord, SummaryRecord]
 
 # A parent of every record type, with one message that made both an observation and a
 # summary, and a unique word per record: zanzibar (prompt), quokka and wombat (observations),
@@ -85,90 +74,28 @@ def fields(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def table(db_path: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
-    """Rows of a query, read as an outside tool would."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
-
-
 def records(db_path: Path, kind: str, session: str) -> list[dict[str, Any]]:
     return table(
         db_path, f"SELECT * FROM {kind} WHERE session_key = ? ORDER BY message_id", session
     )
 
 
-def dump(db_path: Path) -> dict[str, list[dict[str, Any]]]:
-    tables = ("sessions", "prompts", "observations", "summaries", "pending_messages")
-    dumped = {name: table(db_path, f"SELECT * FROM {name} ORDER BY rowid") for name in tables}
-    dumped["memory_fts"] = table(db_path, "SELECT rowid FROM memory_fts ORDER BY rowid")
-    return dumped
-
-
 def payload(session_id: str, event: str, cwd: str = CWD, **extra: Any) -> dict[str, Any]:
     return {"session_id": session_id, "hook_event_name": event, "cwd": cwd, **extra}
 
 
-@pytest.fixture
-async def store(queue: Queue, db_path: Path) -> AsyncIterator[MemoryStore]:
-    memory = await MemoryStore.open(db_path)
-    yield memory
-    await memory.close()
-
-
-@pytest.fixture
-async def search(queue: Queue, db_path: Path) -> AsyncIterator[MemorySearch]:
-    memory = await MemorySearch.open(db_path)
-    yield memory
-    await memory.close()
-
-
-async def settle(
-    queue: Queue,
-    store: MemoryStore,
-    session: str,
-    results: dict[int, ProcessResult] | None = None,
-) -> None:
-    """Process everything pending in ``session`` through the worker's write path."""
-    while session in await queue.sessions_with_backlog():
-        async for claim in queue.stream(session, linger=0):
-            result = (results or {}).get(claim.message.id, ProcessResult())
-            await claim.ack(store.effect(claim.message, result, project=PROJECT))
+async def settle(queue: Queue, store: MemoryStore, session: str) -> None:
+    """Process everything pending in ``session`` through the worker's write path, with
+    empty results (a prompt is still stored as one)."""
+    await settle_session(queue, store, session, project=PROJECT)
 
 
 async def write(
     queue: Queue, store: MemoryStore, items: list[Item], session: str = PARENT
 ) -> list[int]:
-    """Store each item as the memory of its own message, in order; return the message ids."""
-    external_id = session.partition(":")[2]
-    ids: list[int] = []
-    results: dict[int, ProcessResult] = {}
-    for item in items:
-        if isinstance(item, Prompt):
-            kind = "prompt"
-            body = payload(external_id, "UserPromptSubmit", prompt=item.text)
-            result = ProcessResult()
-        elif isinstance(item, ObservationRecord):
-            kind, body = "observation", payload(external_id, "PostToolUse")
-            result = ProcessResult(observation=item)
-        elif isinstance(item, SummaryRecord):
-            kind, body, result = (
-                "summarize",
-                payload(external_id, "Stop"),
-                ProcessResult(summary=item),
-            )
-        else:
-            kind, body = "summarize", payload(external_id, "Stop")
-            result = ProcessResult(observation=item[0], summary=item[1])
-        message_id = (await queue.enqueue(session, kind, body)).message_id
-        ids.append(message_id)
-        results[message_id] = result
-        await anyio.sleep(0.002)  # distinct times
-    await settle(queue, store, session, results)
-    return ids
+    """Store each item as the memory of its own message, in order, in this file's project;
+    return the message ids."""
+    return await write_items(queue, store, items, session=session, project=PROJECT, cwd=CWD)
 
 
 async def fork(queue: Queue, parent: str = PARENT, child: str = CHILD) -> ForkResult:
@@ -436,27 +363,19 @@ class TestReaders:
             await fork(queue, PARENT, OTHER)
             assert await builder.build(PROJECT) == text
 
-    def test_the_readers_go_through_indexes_of_own_records(self, db_path: Path) -> None:
+    def test_the_readers_go_through_indexes_of_own_records(self) -> None:
         """The context's per-session reads use the partial indexes of 0006, and no fork
         statement scans a table outside a partial index."""
-        conn = sqlite3.connect(db_path)
-        try:
-            schema.migrate(conn)
-
-            def plan(sql: str) -> list[str]:
-                params = dict.fromkeys(re.findall(r":([a-z_]+)", sql))
-                return [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
-
-            context = load_queries("context")
-            assert any("observations_own_time" in s for s in plan(context["newest_observations"]))
-            assert any("summaries_own_time" in s for s in plan(context["newest_summaries"]))
-            for name, sql in load_queries("fork").items():
-                for step in plan(sql):
-                    assert not re.fullmatch(r"SCAN \w+", step), (name, step)
-                    if step.startswith("SCAN pending_messages"):
-                        assert "leases" in step or "failed" in step, (name, step)
-        finally:
-            conn.close()
+        context = load_queries("context")
+        plan = query_plan(context["newest_observations"])
+        assert any("observations_own_time" in step for step in plan)
+        plan = query_plan(context["newest_summaries"])
+        assert any("summaries_own_time" in step for step in plan)
+        for name, sql in load_queries("fork").items():
+            for step in query_plan(sql):
+                assert not re.fullmatch(r"SCAN \w+", step), (name, step)
+                if step.startswith("SCAN pending_messages"):
+                    assert "leases" in step or "failed" in step, (name, step)
 
     async def test_a_timeline_of_an_own_record_leaves_the_copies_out(
         self, queue: Queue, store: MemoryStore, search: MemorySearch

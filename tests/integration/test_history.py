@@ -3,62 +3,17 @@ worker does, then read back through the memory store."""
 
 from __future__ import annotations
 
-import json
-import re
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from memq.memory import MemoryStore, PromptRecord
 from memq.memory.history import History, entry_type
 from memq.memory.store import CONTEXT_ITEMS
-from memq.processors import get_processor
 from memq.queue import Queue
-from memq.storage import schema
 from memq.storage.sqlfile import load_queries
-
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "claude-code"
-SESSION = "claude-code:c2c6f4bc-4c27-401e-9856-1cd43eb344f3"
-
-
-def sample(name: str, **changes: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text("utf-8"))
-    return payload | changes
-
-
-def prompt(text: str) -> tuple[str, dict[str, Any]]:
-    return "prompt", sample("UserPromptSubmit", prompt=text)
-
-
-def tool(command: str) -> tuple[str, dict[str, Any]]:
-    return "observation", sample("PostToolUse.Bash", tool_input={"command": command})
-
-
-def stop() -> tuple[str, dict[str, Any]]:
-    return "summarize", sample("Stop")
-
-
-@pytest.fixture
-async def store(queue: Queue, db_path: Path) -> AsyncIterator[MemoryStore]:
-    memory = await MemoryStore.open(db_path)
-    yield memory
-    await memory.close()
-
-
-async def remember(
-    queue: Queue, store: MemoryStore, *items: tuple[str, Any], session: str = SESSION
-) -> list[int]:
-    """Enqueue ``items`` and process them the way the worker does; their message ids."""
-    ids = [(await queue.enqueue(session, kind, payload)).message_id for kind, payload in items]
-    processor = get_processor("extract")
-    while session in await queue.sessions_with_backlog():
-        async for claim in queue.stream(session, linger=0):
-            result = await processor.process(claim.message, await store.context_for(session))
-            await claim.ack(store.effect(claim.message, result, project="project"))
-    return ids
+from tests.helpers.memory import SESSION, prompt, query_plan, remember, stop, tool
 
 
 def labels(history: History) -> list[str]:
@@ -199,19 +154,11 @@ class TestContext:
 
 
 class TestStatements:
-    def migrated(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(":memory:", isolation_level=None)
-        schema.migrate(conn)
-        return conn
-
     @pytest.mark.parametrize("name", list(load_queries("history")))
     def test_reads_walk_an_index(self, name: str) -> None:
         """Every history read searches an index, never scans or sorts: a long session costs
         no more than a short one (the total is counted in covering indexes)."""
-        sql = load_queries("history")[name]
-        conn = self.migrated()
-        params = dict.fromkeys(re.findall(r":([a-z_]+)", sql))
-        plan = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+        plan = query_plan(load_queries("history")[name])
         scans = [step for step in plan if step.startswith("SCAN") and "CONSTANT ROW" not in step]
         assert not scans, plan
         assert not [step for step in plan if "TEMP B-TREE" in step], plan

@@ -18,6 +18,7 @@ import pytest
 from memq.queue import Claim, MessageStatus, Queue
 from memq.worker.activity import ActivityTracker
 from memq.worker.sessions import SessionManager
+from tests.helpers.clock import FakeClock
 from tests.helpers.rows import all_rows, row
 
 NO_RESCAN = 3600.0
@@ -167,8 +168,8 @@ class TestDrivenByTheTracker:
         self, queue: Queue
     ) -> None:
         """The daemon's wiring: ``tracker.on_expire(sessions.expire)``."""
-        now = [1000.0]
-        activity = ActivityTracker(queue, ttl=60, clock=lambda: now[0])
+        clock = FakeClock()
+        activity = ActivityTracker(queue, ttl=60, clock=clock)
         handler = Gated("busy")
         sessions = manager(queue, handler)
         activity.on_expire(sessions.expire)
@@ -179,7 +180,7 @@ class TestDrivenByTheTracker:
                 await send(queue, sessions, session)
             await wait_for(lambda: len(handler.started) == 2 and len(handler.done) == 1)
             assert sessions.active_sessions == ["busy", "idle"]
-            now[0] += 61
+            clock.advance(61)
             with anyio.fail_after(10):
                 assert sorted(await activity.sweep()) == ["busy", "idle"]
             assert sessions.active_sessions == ["busy"]

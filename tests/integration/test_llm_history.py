@@ -1,93 +1,26 @@
 """A model-based processor is shown the session's history as its context: events go through
-a real queue and memory store, and a real HTTP server stands in for the model API."""
+a real queue and memory store, and a real HTTP server stands in for the model API (the
+``fake``, ``provider`` and ``processor`` fixtures are in ``conftest.py``)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from memq.memory import MemoryStore
-from memq.processors.llm import AnthropicProcessor, ModelProcessor, OpenAIProcessor
+from memq.processors.llm import ModelProcessor
 from memq.queue import MessageKind, Queue
 from memq.worker.processing import ClaimHandler
-from tests.helpers.fake_llm import FakeLLM, Reply, anthropic_text, openai_text
+from tests.helpers.fake_llm import FakeLLM, Reply, text_reply
+from tests.helpers.memory import SESSION, enqueue_all, prompt, stop, tool
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "claude-code"
-SESSION = "claude-code:c2c6f4bc-4c27-401e-9856-1cd43eb344f3"
 OBSERVATION = {"kind": "command", "title": "Ran a command", "facts": [], "files_modified": []}
 SUMMARY = {"request": "r", "completed": "c"}
 
 
-def sample(name: str, **changes: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text("utf-8"))
-    return payload | changes
-
-
-def prompt(text: str) -> tuple[str, dict[str, Any]]:
-    return "prompt", sample("UserPromptSubmit", prompt=text)
-
-
-def tool(command: str) -> tuple[str, dict[str, Any]]:
-    return "observation", sample("PostToolUse.Bash", tool_input={"command": command})
-
-
-def stop() -> tuple[str, dict[str, Any]]:
-    return "summarize", sample("Stop")
-
-
-@pytest.fixture(scope="module")
-def llm_server() -> Iterator[FakeLLM]:
-    with FakeLLM.running() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(llm_server: FakeLLM) -> Iterator[FakeLLM]:
-    llm_server.reset()
-    yield llm_server
-    llm_server.reset()
-
-
-@pytest.fixture(params=["anthropic", "openai"])
-def provider(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
-@pytest.fixture
-async def processor(provider: str, fake: FakeLLM) -> AsyncIterator[ModelProcessor]:
-    made: ModelProcessor
-    if provider == "anthropic":
-        made = AnthropicProcessor.from_env(_env(fake.url, "claude-test-model"))
-    else:
-        made = OpenAIProcessor.from_env(_env(f"{fake.url}/v1", "gpt-test-model"))
-    yield made
-    await made.aclose()
-
-
-@pytest.fixture
-async def store(queue: Queue, db_path: Path) -> AsyncIterator[MemoryStore]:
-    memory = await MemoryStore.open(db_path)
-    yield memory
-    await memory.close()
-
-
-def _env(base_url: str, model: str) -> dict[str, str]:
-    return {
-        "MEMQ_BASE_URL": base_url,
-        "MEMQ_API_KEY": "sk-test-0123456789",
-        "MEMQ_MODEL": model,
-        "MEMQ_LLM_TIMEOUT": "5",
-    }
-
-
 def reply(provider: str, answer: dict[str, Any]) -> Reply:
-    text = json.dumps(answer)
-    return anthropic_text(text) if provider == "anthropic" else openai_text(text)
+    """The model's answer: ``answer`` as JSON text."""
+    return text_reply(provider, json.dumps(answer))
 
 
 def stretch(fake: FakeLLM) -> dict[str, Any]:
@@ -96,11 +29,6 @@ def stretch(fake: FakeLLM) -> dict[str, Any]:
     user = body["messages"][-1]["content"]
     document: dict[str, Any] = json.loads(user[user.index("{") : user.rindex("}") + 1])
     return document
-
-
-async def enqueue(queue: Queue, *items: tuple[str, Any]) -> None:
-    for kind, payload in items:
-        await queue.enqueue(SESSION, kind, payload)
 
 
 class TestSummaryContext:
@@ -114,7 +42,7 @@ class TestSummaryContext:
     ) -> None:
         """Through the worker's claim handler, a Stop's request holds the turn since the last
         summary (its prompt and tool calls) and nothing the earlier summary consolidated."""
-        handler = ClaimHandler(processor, store)
+        handler = ClaimHandler(lambda _session: processor, store)
         fake.script(
             reply(provider, OBSERVATION),
             reply(provider, SUMMARY),
@@ -122,7 +50,7 @@ class TestSummaryContext:
             reply(provider, OBSERVATION),
             reply(provider, SUMMARY),
         )
-        await enqueue(
+        await enqueue_all(
             queue,
             prompt("old request"),
             tool("echo old"),
@@ -155,8 +83,8 @@ class TestSummaryContext:
         told how many earlier entries it is not shown."""
         fake.script(*[reply(provider, OBSERVATION)] * 6, reply(provider, SUMMARY))
         tools = [tool(str(i)) for i in range(5)]
-        await enqueue(queue, prompt("first"), tool("a"), prompt("second"), *tools, stop())
-        handler = ClaimHandler(processor, store)
+        await enqueue_all(queue, prompt("first"), tool("a"), prompt("second"), *tools, stop())
+        handler = ClaimHandler(lambda _session: processor, store)
         async for claim in queue.stream(SESSION, linger=0):
             if claim.message.kind is not MessageKind.SUMMARIZE:
                 await handler(claim)

@@ -1,13 +1,12 @@
 """The model-based processors against a real HTTP server that speaks each API from a script:
-the requests they send, the records they make, and the errors the worker acts on."""
+the requests they send, the records they make, and the errors the worker acts on. The server
+and the ``fake``, ``provider`` and ``processor`` fixtures are in ``conftest.py``."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,23 +34,22 @@ from memq.processors.llm import (
 from memq.processors.llm.prompts import Prompt
 from memq.queue import Message, MessageKind
 from tests.helpers.fake_llm import (
+    KEY,
+    MODELS,
+    PROVIDERS,
     FakeLLM,
     Reply,
-    anthropic_error,
     anthropic_text,
+    base_url,
     closed_port_url,
-    openai_error,
+    error_reply,
     openai_text,
+    settings_env,
+    text_reply,
 )
+from tests.helpers.memory import sample
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "claude-code"
 WHEN = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-KEY = "sk-test-0123456789"
-MODELS = {"anthropic": "claude-test-model", "openai": "gpt-test-model"}
-CLASSES: dict[str, type[ModelProcessor]] = {
-    "anthropic": AnthropicProcessor,
-    "openai": OpenAIProcessor,
-}
 CONTEXT = SessionContext(
     "claude-code:s1",
     "project",
@@ -98,11 +96,6 @@ SUMMARY = {
 }
 
 
-def sample(name: str) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text("utf-8"))
-    return payload
-
-
 def message(kind: MessageKind, payload: Any, message_id: int = 1) -> Message:
     return Message(
         id=message_id,
@@ -121,61 +114,6 @@ def tool_call() -> Message:
 
 def stop() -> Message:
     return message(MessageKind.SUMMARIZE, sample("Stop"))
-
-
-def base_url(provider: str, server: str) -> str:
-    """Each vendor's convention: Anthropic's root has no /v1, OpenAI's has it."""
-    return server if provider == "anthropic" else f"{server}/v1"
-
-
-def settings_env(provider: str, server: str, **extra: str) -> dict[str, str]:
-    return {
-        "MEMQ_BASE_URL": base_url(provider, server),
-        "MEMQ_API_KEY": KEY,
-        "MEMQ_MODEL": MODELS[provider],
-        "MEMQ_LLM_TIMEOUT": "5",
-        **extra,
-    }
-
-
-def text_reply(provider: str, text: str) -> Reply:
-    return anthropic_text(text) if provider == "anthropic" else openai_text(text)
-
-
-def error_reply(
-    provider: str, status: int, kind: str, text: str, headers: dict[str, str] | None = None
-) -> Reply:
-    make = anthropic_error if provider == "anthropic" else openai_error
-    return make(status, kind, text, headers)
-
-
-@pytest.fixture(scope="module")
-def llm_server() -> Iterator[FakeLLM]:
-    """One fake API server for the module."""
-    with FakeLLM.running() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(llm_server: FakeLLM) -> Iterator[FakeLLM]:
-    """The server with an empty script and no requests seen."""
-    llm_server.reset()
-    yield llm_server
-    llm_server.reset()
-
-
-@pytest.fixture(params=["anthropic", "openai"])
-def provider(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
-@pytest.fixture
-async def processor(provider: str, fake: FakeLLM) -> AsyncIterator[ModelProcessor]:
-    """The provider's processor, pointed at the fake server."""
-    made = CLASSES[provider].from_env(settings_env(provider, fake.url))
-    yield made
-    await made.aclose()
 
 
 class TestObservations:
@@ -396,7 +334,7 @@ class TestServerErrors:
 
     async def test_slow_answer_times_out(self, provider: str, fake: FakeLLM) -> None:
         """An answer slower than MEMQ_LLM_TIMEOUT is transient, and the wait is bounded."""
-        processor = CLASSES[provider].from_env(
+        processor = PROVIDERS[provider].from_env(
             settings_env(provider, fake.url, MEMQ_LLM_TIMEOUT="0.3")
         )
         fake.script(Reply(json={"never": "read"}, delay=30))
@@ -414,7 +352,7 @@ class TestServerErrors:
     async def test_no_server(self, provider: str) -> None:
         """Nothing listening at the base URL is transient."""
         url = base_url(provider, closed_port_url())
-        processor = CLASSES[provider].from_env(
+        processor = PROVIDERS[provider].from_env(
             {"MEMQ_BASE_URL": url, "MEMQ_API_KEY": KEY, "MEMQ_LLM_TIMEOUT": "5"}
         )
         try:
@@ -448,7 +386,7 @@ class TestRefusals:
         """With the key from ANTHROPIC_API_KEY / OPENAI_API_KEY, that is the one to fix."""
         variable = f"{provider.upper()}_API_KEY"
         env = {"MEMQ_BASE_URL": base_url(provider, fake.url), variable: "wrong"}
-        processor = CLASSES[provider].from_env(env)
+        processor = PROVIDERS[provider].from_env(env)
         fake.script(error_reply(provider, 401, "authentication_error", "invalid key"))
         try:
             with pytest.raises(ProcessorAuthError, match=f"fix {variable}"):
@@ -526,7 +464,7 @@ class TestInvalidOutput:
 class TestNoKey:
     async def test_custom_base_url_needs_no_key(self, provider: str, fake: FakeLLM) -> None:
         """A local server without a key gets no auth header at all."""
-        processor = CLASSES[provider].from_env({"MEMQ_BASE_URL": base_url(provider, fake.url)})
+        processor = PROVIDERS[provider].from_env({"MEMQ_BASE_URL": base_url(provider, fake.url)})
         fake.script(text_reply(provider, json.dumps(OBSERVATION)))
         try:
             result = await processor.process(tool_call(), CONTEXT)
@@ -563,7 +501,7 @@ class TestConfiguration:
 
     def test_memq_variables_win(self) -> None:
         """MEMQ_* settings come before the vendor's own variables."""
-        processor = CLASSES["anthropic"].from_env(
+        processor = PROVIDERS["anthropic"].from_env(
             {
                 "MEMQ_API_KEY": "memq-key",
                 "ANTHROPIC_API_KEY": "vendor-key",
@@ -579,7 +517,7 @@ class TestConfiguration:
 
     def test_vendor_variables(self) -> None:
         """Without MEMQ_* settings, the vendor's variables are used."""
-        processor = CLASSES["openai"].from_env(
+        processor = PROVIDERS["openai"].from_env(
             {"OPENAI_API_KEY": "vendor-key", "OPENAI_BASE_URL": "http://localhost:11434/v1"}
         )
         settings = processor.settings

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -15,34 +13,25 @@ import pytest
 
 from memq.exceptions import SchemaError, StorageError
 from memq.memory import MemoryStore, ObservationKind, ObservationRecord, ProcessResult
+from memq.memory.context import ContextBuilder
+from memq.memory.reader import ReadsMemory
+from memq.memory.search import MemorySearch
+from memq.memory.transfer import SessionExporter
 from memq.processors import get_processor
 from memq.queue import ClaimState, Message, MessageKind, MessageStatus, Queue
-from memq.storage import schema
 from memq.storage.sqlfile import load_queries
-from tests.helpers.rows import row
-
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "claude-code"
-SESSION = "claude-code:c2c6f4bc-4c27-401e-9856-1cd43eb344f3"
-OTHER = "claude-code:c9f4e45b-5385-44d4-9035-1094a42f7f3f"
-
-
-def sample(name: str, **changes: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text("utf-8"))
-    return payload | changes
-
-
-def prompt(text: str) -> dict[str, Any]:
-    return sample("UserPromptSubmit", prompt=text)
-
-
-def table(db_path: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
-    """Rows of a query, read as an outside tool would."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
+from tests.helpers.memory import (
+    OTHER,
+    SESSION,
+    enqueue_all,
+    migrated,
+    null_params,
+    process,
+    prompt,
+    query_plan,
+    sample,
+)
+from tests.helpers.rows import row, table
 
 
 def memory_rows(db_path: Path) -> dict[str, int]:
@@ -52,55 +41,39 @@ def memory_rows(db_path: Path) -> dict[str, int]:
     }
 
 
-@pytest.fixture
-async def store(queue: Queue, db_path: Path) -> AsyncIterator[MemoryStore]:
-    """A memory store on the queue's (already migrated) database."""
-    memory = await MemoryStore.open(db_path)
-    yield memory
-    await memory.close()
+# Every class that reads memory on a connection of its own (memq.memory.reader).
+READERS: list[type[ReadsMemory]] = [MemoryStore, MemorySearch, ContextBuilder, SessionExporter]
 
 
-async def process(queue: Queue, store: MemoryStore, session: str = SESSION) -> int:
-    """Process everything pending in ``session`` the way the worker does; returns how many."""
-    processor = get_processor("extract")
-    done = 0
-    while session in await queue.sessions_with_backlog():
-        async for claim in queue.stream(session, linger=0):
-            context = await store.context_for(session)
-            result = await processor.process(claim.message, context)
-            await claim.ack(store.effect(claim.message, result, project="project"))
-            done += 1
-    return done
-
-
-async def enqueue_all(queue: Queue, *items: tuple[str, Any], session: str = SESSION) -> list[int]:
-    return [(await queue.enqueue(session, kind, payload)).message_id for kind, payload in items]
-
-
+@pytest.mark.parametrize("reader", READERS, ids=lambda reader: reader.__name__)
 class TestOpen:
-    async def test_refuses_a_database_without_memory_tables(self, tmp_path: Path) -> None:
+    async def test_refuses_a_database_without_memory_tables(
+        self, tmp_path: Path, reader: type[ReadsMemory]
+    ) -> None:
         """Opening before the queue migrated the file is a clear SchemaError."""
         path = tmp_path / "bare.db"
         sqlite3.connect(path).close()
         with pytest.raises(SchemaError, match="open the queue first"):
-            await MemoryStore.open(path)
+            await reader.open(path)
 
-    async def test_does_not_create_a_missing_file(self, tmp_path: Path) -> None:
+    async def test_does_not_create_a_missing_file(
+        self, tmp_path: Path, reader: type[ReadsMemory]
+    ) -> None:
         """A wrong path is an error, not a new empty database."""
         path = tmp_path / "missing.db"
         with pytest.raises(StorageError):
-            await MemoryStore.open(path)
+            await reader.open(path)
         assert not path.exists()
 
-    async def test_the_read_connection_refuses_writes(self, store: MemoryStore) -> None:
-        """Writes go through the queue's writer only."""
-        with pytest.raises(StorageError, match="readonly"):
-            async with store._reader.reading() as conn:
-                await conn.execute("DELETE FROM sessions")
-
-    async def test_close_twice(self, queue: Queue, db_path: Path) -> None:
-        """Closing is idempotent, and the store works as an async context manager."""
-        async with await MemoryStore.open(db_path) as memory:
+    async def test_read_only_and_closes_twice(
+        self, queue: Queue, db_path: Path, reader: type[ReadsMemory]
+    ) -> None:
+        """Writes go through the queue's writer only: the reader's connection refuses them.
+        Closing is idempotent, and the reader works as an async context manager."""
+        async with await reader.open(db_path) as memory:
+            with pytest.raises(StorageError, match="readonly"):
+                async with memory._reader.reading() as conn:
+                    await conn.execute("DELETE FROM sessions")
             await memory.close()
 
 
@@ -112,8 +85,8 @@ class TestSessions:
         await enqueue_all(
             queue,
             ("event", sample("SessionStart")),
-            ("prompt", prompt("\n  Fix   the retry logic\nin the worker please")),
-            ("prompt", prompt("second prompt")),
+            prompt("\n  Fix   the retry logic\nin the worker please"),
+            prompt("second prompt"),
         )
         await process(queue, store)
         detail = await store.get_session(SESSION)
@@ -138,7 +111,7 @@ class TestSessions:
         self, queue: Queue, store: MemoryStore
     ) -> None:
         """The title stays one short line."""
-        await enqueue_all(queue, ("prompt", prompt("word " * 100)))
+        await enqueue_all(queue, prompt("word " * 100))
         await process(queue, store)
         detail = await store.get_session(SESSION)
         assert detail is not None
@@ -162,16 +135,14 @@ class TestSessions:
         self, queue: Queue, store: MemoryStore, db_path: Path
     ) -> None:
         """session_end sets ended_at; a later SessionStart opens the session again."""
-        _, end_id = await enqueue_all(
-            queue, ("prompt", prompt("hi")), ("session_end", sample("SessionEnd"))
-        )
+        _, end_id = await enqueue_all(queue, prompt("hi"), ("session_end", sample("SessionEnd")))
         await process(queue, store)
         ended = await store.get_session(SESSION)
         assert ended is not None
         assert ended.ended_at is not None
         stored = table(db_path, "SELECT ended_at FROM sessions WHERE key = ?", SESSION)
         assert stored[0]["ended_at"] == row(db_path, end_id)["created_at"]
-        await queue.enqueue(SESSION, "prompt", prompt("x"))
+        await queue.enqueue(SESSION, *prompt("x"))
         await process(queue, store)
         still = await store.get_session(SESSION)
         assert still is not None
@@ -191,7 +162,7 @@ class TestSessions:
         """started_at is the first event's time and updated_at the latest's."""
         first, _, last = await enqueue_all(
             queue,
-            ("prompt", prompt("a")),
+            prompt("a"),
             ("observation", sample("PostToolUse.Bash")),
             ("observation", sample("PostToolUse.Write")),
         )
@@ -209,7 +180,7 @@ class TestSessions:
         """Sessions are listed by latest activity, paged, with the total count."""
         keys = [f"claude-code:s{i}" for i in range(5)]
         for key in keys:
-            await queue.enqueue(key, "prompt", prompt(f"prompt of {key}"))
+            await queue.enqueue(key, *prompt(f"prompt of {key}"))
             await anyio.sleep(0.002)  # distinct millisecond timestamps
             await process(queue, store, key)
         page = await store.list_sessions(limit=2)
@@ -230,7 +201,7 @@ class TestSessions:
         self, queue: Queue, store: MemoryStore
     ) -> None:
         """A key without an assistant part is still stored, as assistant 'unknown'."""
-        await queue.enqueue("plain-id", "prompt", prompt("hi"))
+        await queue.enqueue("plain-id", *prompt("hi"))
         await process(queue, store, "plain-id")
         detail = await store.get_session("plain-id")
         assert detail is not None
@@ -316,7 +287,7 @@ class TestSummaries:
         """A Stop summarizes the prompts and tool calls since the last summary."""
         await enqueue_all(
             queue,
-            ("prompt", prompt("create out.txt")),
+            prompt("create out.txt"),
             ("observation", sample("PostToolUse.Bash")),
             ("observation", sample("PostToolUse.Write")),
             ("summarize", sample("Stop")),
@@ -338,10 +309,10 @@ class TestSummaries:
         """A processor sees only the prompts and observations since the last summary."""
         await enqueue_all(
             queue,
-            ("prompt", prompt("first")),
+            prompt("first"),
             ("observation", sample("PostToolUse.Bash")),
             ("summarize", sample("Stop")),
-            ("prompt", prompt("second")),
+            prompt("second"),
             ("observation", sample("PostToolUse.Write")),
         )
         await process(queue, store)
@@ -370,7 +341,7 @@ class TestSummaries:
     async def test_summaries_page(self, queue: Queue, store: MemoryStore) -> None:
         """Summaries come oldest first, paged, with their total."""
         for i in range(3):
-            await queue.enqueue(SESSION, "prompt", prompt(f"p{i}"))
+            await queue.enqueue(SESSION, *prompt(f"p{i}"))
             await queue.enqueue(SESSION, "summarize", sample("Stop"))
         await process(queue, store)
         page = await store.summaries(SESSION, limit=2, offset=1)
@@ -383,7 +354,7 @@ class TestExactlyOnce:
         self, queue: Queue, store: MemoryStore, db_path: Path
     ) -> None:
         """If any write of the effect fails, no memory row and no processed mark is kept."""
-        (message_id,) = await enqueue_all(queue, ("prompt", prompt("first ever prompt")))
+        (message_id,) = await enqueue_all(queue, prompt("first ever prompt"))
         bogus = ObservationRecord(kind=cast(ObservationKind, "bogus"), title="x")
         async for claim in queue.stream(SESSION, linger=0):
             effect = store.effect(claim.message, ProcessResult(observation=bogus), project="p")
@@ -409,7 +380,7 @@ class TestExactlyOnce:
         """The UNIQUE message_id makes a duplicate write fail loudly and change nothing."""
         await enqueue_all(
             queue,
-            ("prompt", prompt("hi")),
+            prompt("hi"),
             ("observation", sample("PostToolUse.Bash")),
             ("summarize", sample("Stop")),
         )
@@ -435,8 +406,8 @@ class TestExactlyOnce:
     ) -> None:
         """Prompt numbers count per session, even when sessions are processed together."""
         for i in range(4):
-            await queue.enqueue(SESSION, "prompt", prompt(f"a{i}"))
-            await queue.enqueue(OTHER, "prompt", prompt(f"b{i}"))
+            await queue.enqueue(SESSION, *prompt(f"a{i}"))
+            await queue.enqueue(OTHER, *prompt(f"b{i}"))
         async with anyio.create_task_group() as tg:
             tg.start_soon(process, queue, store, SESSION)
             tg.start_soon(process, queue, store, OTHER)
@@ -456,7 +427,7 @@ class TestForget:
         for session in (SESSION, OTHER):
             await enqueue_all(
                 queue,
-                ("prompt", prompt("hi")),
+                prompt("hi"),
                 ("observation", sample("PostToolUse.Bash")),
                 ("summarize", sample("Stop")),
                 session=session,
@@ -481,10 +452,10 @@ class TestForget:
 
     async def test_a_forgotten_session_starts_over(self, queue: Queue, store: MemoryStore) -> None:
         """After forgetting, new events make a fresh session numbered from 1."""
-        await enqueue_all(queue, ("prompt", prompt("old")))
+        await enqueue_all(queue, prompt("old"))
         await process(queue, store)
         await queue.run_in_transaction(store.forget_effect(SESSION))
-        await enqueue_all(queue, ("prompt", prompt("new")))
+        await enqueue_all(queue, prompt("new"))
         await process(queue, store)
         detail = await store.get_session(SESSION)
         assert detail is not None
@@ -493,24 +464,24 @@ class TestForget:
 
 
 class TestStatements:
-    def migrated(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(":memory:", isolation_level=None)
-        schema.migrate(conn)
-        return conn
-
-    def test_every_statement_compiles(self) -> None:
-        """A typo in memory.sql fails here, not on the first message in production."""
-        conn = self.migrated()
-        for name, sql in load_queries("memory").items():
-            try:
-                conn.execute("EXPLAIN " + sql, _null_params(sql))
-            except sqlite3.Error as exc:  # pragma: no cover - the failure message
-                pytest.fail(f"query {name} does not compile: {exc}")
+    @pytest.mark.parametrize(
+        "component", ["memory", "search", "context", "history", "fork", "transfer"]
+    )
+    def test_every_statement_compiles(self, component: str) -> None:
+        """A typo in a memory component's .sql file fails here, not on the first message in
+        production."""
+        conn = migrated()
+        try:
+            for name, sql in load_queries(component).items():
+                try:
+                    conn.execute("EXPLAIN " + sql, null_params(sql))
+                except sqlite3.Error as exc:  # pragma: no cover - the failure message
+                    pytest.fail(f"query {name} does not compile: {exc}")
+        finally:
+            conn.close()
 
     def plan(self, name: str) -> list[str]:
-        sql = load_queries("memory")[name]
-        conn = self.migrated()
-        return [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, _null_params(sql))]
+        return query_plan(load_queries("memory")[name])
 
     @pytest.mark.parametrize(
         "name",
@@ -541,10 +512,6 @@ class TestStatements:
         assert plan[0] == "SCAN sessions USING INDEX sessions_updated", plan
         assert not [step for step in plan if "TEMP B-TREE" in step], plan
         assert not [step for step in plan[1:] if step.startswith("SCAN")], plan
-
-
-def _null_params(sql: str) -> dict[str, None]:
-    return dict.fromkeys(re.findall(r":([a-z_]+)", sql))
 
 
 def _message_like(message_id: int | None, payload: Any) -> Message:

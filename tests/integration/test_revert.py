@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from memq.memory import MemoryStore
 from memq.memory.search import MemorySearch
 from memq.queue import Queue
-from tests.integration.test_memory_store import (
-    OTHER,
-    SESSION,
-    enqueue_all,
-    process,
-    prompt,
-    sample,
-    table,
-)
-
-
-@pytest.fixture
-async def store(queue: Queue, db_path: Path) -> AsyncIterator[MemoryStore]:
-    memory = await MemoryStore.open(db_path)
-    yield memory
-    await memory.close()
+from tests.helpers.memory import OTHER, SESSION, enqueue_all, process, prompt, sample
+from tests.helpers.rows import table
 
 
 async def build_session(queue: Queue, store: MemoryStore) -> list[int]:
     """Two turns: prompt, two tool calls, stop; then prompt, a write, one event still queued."""
     ids = await enqueue_all(
         queue,
-        ("prompt", prompt("first turn")),
+        prompt("first turn"),
         ("observation", sample("PostToolUse.Bash", tool_use_id="t1")),
         ("observation", sample("PostToolUseFailure", tool_use_id="t2")),
         ("summarize", sample("Stop")),
-        ("prompt", prompt("second turn")),
+        prompt("second turn"),
         ("observation", sample("PostToolUse.Write", tool_use_id="t3")),
     )
     await process(queue, store)
@@ -90,7 +73,7 @@ class TestRevert:
     ) -> None:
         """From the first message on, the session keeps only its row; another session and
         the search index lose nothing of theirs."""
-        await enqueue_all(queue, ("prompt", prompt("kept elsewhere")), session=OTHER)
+        await enqueue_all(queue, prompt("kept elsewhere"), session=OTHER)
         await process(queue, store, OTHER)
         ids = await build_session(queue, store)
         await revert(queue, store, ids[0])
@@ -127,7 +110,7 @@ class TestTransfer:
     ) -> None:
         """Prompts are numbered after the target's; a queued event the target already has
         (same dedupe key) is dropped, not duplicated."""
-        await queue.enqueue(OTHER, "prompt", prompt("the target's own"))
+        await queue.enqueue(OTHER, *prompt("the target's own"))
         await queue.enqueue(OTHER, "observation", sample("PostToolUse.Bash"), "tool:t9")
         await process(queue, store, OTHER)
         await build_session(queue, store)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -19,13 +18,14 @@ import anyio
 import pytest
 
 import memq.memory.search
-from memq.exceptions import InvalidQueryError, SchemaError, StorageError
+from memq.exceptions import InvalidQueryError, SchemaError
 from memq.memory import MemoryStore, ObservationKind, ObservationRecord, ProcessResult
 from memq.memory.records import SummaryRecord
 from memq.memory.search import MemorySearch, RecordType, SearchHit
 from memq.queue import Queue
 from memq.storage import schema
 from memq.storage.sqlfile import load_queries
+from tests.helpers.memory import Item, Prompt, query_plan, write
 
 SESSION = "claude-code:6f1f3a52-0d8e-4c1e-9a39-2f7c1d0b5a11"
 OTHER = "claude-code:0b9d8a0e-7c55-4f0e-8a7e-0c3f6c9e2b44"
@@ -33,45 +33,8 @@ PROJECT = "/home/dev/project"
 OTHER_PROJECT = "/home/dev/deploy"
 
 
-@dataclass(frozen=True)
-class Prompt:
-    text: str
-
-
-Item = Prompt | ObservationRecord | SummaryRecord
-
-
 def obs(kind: ObservationKind, title: str, **fields: Any) -> ObservationRecord:
     return ObservationRecord(kind=kind, title=title, **fields)
-
-
-async def write(
-    queue: Queue, store: MemoryStore, items: list[Item], *, session: str, project: str
-) -> list[int]:
-    """Store each item as the memory of its own message, in order; return the message ids.
-
-    Messages are a few milliseconds apart so that time filters can tell them apart.
-    """
-    ids: list[int] = []
-    for item in items:
-        if isinstance(item, Prompt):
-            kind, payload = "prompt", {"prompt": item.text}
-        elif isinstance(item, ObservationRecord):
-            kind, payload = "observation", {}
-        else:
-            kind, payload = "summarize", {}
-        ids.append((await queue.enqueue(session, kind, payload)).message_id)
-        await anyio.sleep(0.003)
-    results = {
-        message_id: ProcessResult(
-            observation=item if isinstance(item, ObservationRecord) else None,
-            summary=item if isinstance(item, SummaryRecord) else None,
-        )
-        for message_id, item in zip(ids, items, strict=True)
-    }
-    async for claim in queue.stream(session, linger=0):
-        await claim.ack(store.effect(claim.message, results[claim.message.id], project=project))
-    return ids
 
 
 @dataclass
@@ -195,20 +158,6 @@ NOISE_CORPUS: list[Item] = [
 
 
 @pytest.fixture
-async def store(queue: Queue, db_path: Path) -> AsyncIterator[MemoryStore]:
-    memory = await MemoryStore.open(db_path)
-    yield memory
-    await memory.close()
-
-
-@pytest.fixture
-async def search(queue: Queue, db_path: Path) -> AsyncIterator[MemorySearch]:
-    memory = await MemorySearch.open(db_path)
-    yield memory
-    await memory.close()
-
-
-@pytest.fixture
 async def corpus(queue: Queue, store: MemoryStore) -> Corpus:
     ids: dict[str, int] = {}
     for session, project, items in (
@@ -245,21 +194,6 @@ class TestOpen:
         conn.close()
         with pytest.raises(SchemaError, match="open the queue first"):
             await MemorySearch.open(path)
-
-    async def test_does_not_create_a_missing_file(self, tmp_path: Path) -> None:
-        """A wrong path is an error, not a new empty database."""
-        path = tmp_path / "missing.db"
-        with pytest.raises(StorageError):
-            await MemorySearch.open(path)
-        assert not path.exists()
-
-    async def test_read_only_and_closes_twice(self, queue: Queue, db_path: Path) -> None:
-        """The connection refuses writes; close is idempotent; it is a context manager."""
-        async with await MemorySearch.open(db_path) as memory:
-            with pytest.raises(StorageError, match="readonly"):
-                async with memory._reader.reading() as conn:
-                    await conn.execute("DELETE FROM prompts")
-            await memory.close()
 
 
 class TestRanking:
@@ -787,13 +721,10 @@ class TestCancellation:
 
 
 class TestStatements:
+    # Every statement compiles: tests/integration/test_memory_store.py TestStatements.
+
     def plan(self, name: str) -> list[str]:
-        sql = load_queries("search")[name]
-        conn = sqlite3.connect(":memory:", isolation_level=None)
-        schema.migrate(conn)
-        params: dict[str, Any] = dict.fromkeys(re.findall(r":([a-z_]+)", sql))
-        params["query"] = "retry"
-        return [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+        return query_plan(load_queries("search")[name], query="retry")
 
     def test_search_is_driven_by_the_index_in_rank_order(self) -> None:
         """The FTS5 index finds and orders the hits (no sort by SQLite); records are read
@@ -832,14 +763,7 @@ class TestStatements:
 
     def test_the_content_view_finds_one_record_by_index(self) -> None:
         """snippet() and the triggers read one record of the view by rid without a scan."""
-        conn = sqlite3.connect(":memory:", isolation_level=None)
-        schema.migrate(conn)
-        plan = [
-            r[3]
-            for r in conn.execute(
-                "EXPLAIN QUERY PLAN SELECT * FROM memory_fts_content AS T WHERE T.rid = ?", (5,)
-            )
-        ]
+        plan = query_plan("SELECT * FROM memory_fts_content AS T WHERE T.rid = :rid", rid=5)
         searches = [step for step in plan if step.startswith("SEARCH")]
         assert searches == [
             "SEARCH observations USING INDEX observations_fts_rid (<expr>=?)",
@@ -859,14 +783,3 @@ class TestStatements:
         """The timeline never scans or sorts, however long the session."""
         plan = self.plan(name)
         assert all(step.startswith("SEARCH") for step in plan), plan
-
-    def test_every_statement_compiles(self) -> None:
-        """A typo in search.sql fails here."""
-        conn = sqlite3.connect(":memory:", isolation_level=None)
-        schema.migrate(conn)
-        for name, sql in load_queries("search").items():
-            params: dict[str, Any] = dict.fromkeys(re.findall(r":([a-z_]+)", sql))
-            try:
-                conn.execute("EXPLAIN " + sql, params)
-            except sqlite3.Error as exc:  # pragma: no cover - the failure message
-                pytest.fail(f"query {name} does not compile: {exc}")

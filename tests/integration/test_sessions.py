@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 from memq.exceptions import ProcessorAuthError, TransientProcessorError
 from memq.memory.records import ProcessResult, SessionContext
 from memq.memory.store import MemoryStore
+from memq.processors.base import Processor
 from memq.queue import Claim, Message, MessageStatus, Queue, QueueSettings
 from memq.worker.processing import ClaimHandler
 from memq.worker.sessions import SessionManager
@@ -194,6 +195,11 @@ class TestStopping:
         assert (row["status"], row["attempts"]) == ("pending", 0)
 
 
+def every_session(processor: Processor) -> Callable[[str], Processor]:
+    """The handler's processor lookup when every session gets ``processor``."""
+    return lambda _session: processor
+
+
 class ScriptedProcessor:
     """A processor whose behaviour the test chooses per payload."""
 
@@ -218,7 +224,10 @@ class TestClaimHandler:
             bad = (await queue.enqueue("s", "observation", {"do": "raise"})).message_id
             good = (await queue.enqueue("s", "observation", {"do": "ok"})).message_id
             manager = SessionManager(
-                queue, ClaimHandler(ScriptedProcessor(), store), capacity=1, linger=0.05
+                queue,
+                ClaimHandler(every_session(ScriptedProcessor()), store),
+                capacity=1,
+                linger=0.05,
             )
             with capture_logs() as logs:
                 await run_until(
@@ -248,7 +257,10 @@ class TestClaimHandler:
             store = await MemoryStore.open(db_path)
             await queue.enqueue("s", "observation", {"do": "hang"})
             manager = SessionManager(
-                queue, ClaimHandler(ScriptedProcessor(), store), capacity=1, linger=0.05
+                queue,
+                ClaimHandler(every_session(ScriptedProcessor()), store),
+                capacity=1,
+                linger=0.05,
             )
             await run_until(manager, lambda: all_rows(db_path)[0]["status"] == "failed")
             await store.close()
@@ -281,7 +293,9 @@ class TestModelApiFailures:
         async with await Queue.open(db_path, FAST) as queue:
             store = await MemoryStore.open(db_path)
             processor = FlakyProcessor(TransientProcessorError("429", retry_after=0.05), 3)
-            manager = SessionManager(queue, ClaimHandler(processor, store), capacity=1, linger=0.05)
+            manager = SessionManager(
+                queue, ClaimHandler(every_session(processor), store), capacity=1, linger=0.05
+            )
             await queue.enqueue("s", "observation", {"i": 0})
             with capture_logs() as logs:
                 await run_until(manager, lambda: all_rows(db_path)[0]["status"] == "processed")
@@ -296,7 +310,9 @@ class TestModelApiFailures:
         async with await Queue.open(db_path, settings) as queue:
             store = await MemoryStore.open(db_path)
             processor = FlakyProcessor(TransientProcessorError("503", retry_after=0.01), 10**6)
-            manager = SessionManager(queue, ClaimHandler(processor, store), capacity=1, linger=0.05)
+            manager = SessionManager(
+                queue, ClaimHandler(every_session(processor), store), capacity=1, linger=0.05
+            )
             await queue.enqueue("s", "observation", {"i": 0})
             await run_until(manager, lambda: all_rows(db_path)[0]["status"] == "failed")
             await store.close()
@@ -313,7 +329,7 @@ class TestModelApiFailures:
             def pause(reason: str) -> None:
                 manager.pause(reason)
 
-            handler = ClaimHandler(processor, store, pause=pause)
+            handler = ClaimHandler(every_session(processor), store, pause=pause)
             manager = SessionManager(queue, handler, capacity=2, linger=0.05)
             for session in ("a", "b", "c"):
                 await queue.enqueue(session, "observation", {"i": 0})

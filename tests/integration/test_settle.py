@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from pathlib import Path
 
 import anyio
@@ -13,7 +12,7 @@ from structlog.testing import capture_logs
 from memq.exceptions import ClaimLostError, ClaimSettledError
 from memq.queue import ClaimState, MessageStatus, Queue, QueueSettings, Transaction
 from tests.conftest import FAST
-from tests.helpers.rows import all_rows, row
+from tests.helpers.rows import all_rows, row, table
 
 RESULTS_TABLE = """
 CREATE TABLE IF NOT EXISTS results (
@@ -29,11 +28,8 @@ async def make_results_table(queue: Queue) -> None:
 
 
 def results(db_path: Path) -> list[tuple[int, str]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return list(conn.execute("SELECT message_id, body FROM results ORDER BY message_id"))
-    finally:
-        conn.close()
+    rows = table(db_path, "SELECT message_id, body FROM results ORDER BY message_id")
+    return [(r["message_id"], r["body"]) for r in rows]
 
 
 class TestAckWithResult:
@@ -66,24 +62,23 @@ class TestAckWithResult:
             await tx.execute("INSERT INTO results VALUES (?, 'partial')", (message_id,))
             raise RuntimeError("processor bug")
 
-        async for claim in queue.stream("s", linger=0):
-            with pytest.raises(RuntimeError, match="processor bug"):
-                await claim.ack(half_then_boom)
-            assert claim.state is ClaimState.ACTIVE
-            assert await claim.fail(RuntimeError("processor bug")) is MessageStatus.PENDING
-            break
+        claim = await queue.stream("s", linger=0).__anext__()
+        with pytest.raises(RuntimeError, match="processor bug"):
+            await claim.ack(half_then_boom)
+        assert claim.state is ClaimState.ACTIVE
+        assert await claim.fail(RuntimeError("processor bug")) is MessageStatus.PENDING
         assert results(db_path) == []
         assert row(db_path, message_id)["status"] == "pending"
 
     async def test_a_claim_settles_only_once(self, queue: Queue) -> None:
         """A second ack, or a fail after an ack, is refused."""
         await queue.enqueue("s", "observation", {})
-        async for claim in queue.stream("s", linger=0):
+        claim = await queue.stream("s", linger=0).__anext__()
+        await claim.ack()
+        with pytest.raises(ClaimSettledError):
             await claim.ack()
-            with pytest.raises(ClaimSettledError):
-                await claim.ack()
-            with pytest.raises(ClaimSettledError):
-                await claim.fail("late")
+        with pytest.raises(ClaimSettledError):
+            await claim.fail("late")
 
 
 class TestFailure:
@@ -119,13 +114,15 @@ class TestFailure:
         settings = QueueSettings(retry_delay=1.0)
         async with await Queue.open(db_path, settings) as queue:
             await queue.enqueue("slow", "observation", {})
-            await queue.enqueue("fast", "observation", {})
-            async for claim in queue.stream("slow", linger=0):
-                await claim.fail("try again later")
-                break
+            fast_id = (await queue.enqueue("fast", "observation", {})).message_id
+            slow = await queue.stream("slow", linger=0).__anext__()
+            assert await slow.fail("try again later") is MessageStatus.PENDING
+            acked = []
             with anyio.fail_after(0.5):
                 async for claim in queue.stream("fast", linger=0):
                     await claim.ack()
+                    acked.append(claim.message.id)
+            assert acked == [fast_id]
 
     async def test_a_failed_message_does_not_block_the_session(self, queue: Queue) -> None:
         """After the head ends failed, the session's later messages are processed."""

@@ -22,6 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from memq.queue import Claim, MessageStatus, Queue, QueueSettings, Transaction
 from memq.queue.testing import simulate_crash
+from tests.helpers.rows import all_rows, table
 
 pytestmark = pytest.mark.slow
 
@@ -128,20 +129,11 @@ class QueueMachine(RuleBasedStateMachine):
         self.held.clear()
         self.queue = self.portal.call(Queue.open, self.db, SETTINGS)
 
-    def rows(self) -> dict[int, sqlite3.Row]:
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
-        conn.row_factory = sqlite3.Row
-        try:
-            return {r["id"]: r for r in conn.execute("SELECT * FROM pending_messages")}
-        finally:
-            conn.close()
+    def rows(self) -> dict[int, dict[str, Any]]:
+        return {r["id"]: r for r in all_rows(self.db)}
 
     def result_ids(self) -> list[int]:
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
-        try:
-            return [r[0] for r in conn.execute("SELECT message_id FROM results")]
-        finally:
-            conn.close()
+        return [r["message_id"] for r in table(self.db, "SELECT message_id FROM results")]
 
     @invariant()
     def nothing_lost_nothing_twice_order_kept_attempts_bounded(self) -> None:

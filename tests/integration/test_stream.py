@@ -45,11 +45,11 @@ class TestOrder:
         await queue.enqueue("s", "observation", {"i": 0})
         after = time.time()
         await anyio.sleep(0.3)
-        async for claim in queue.stream("s", linger=0):
-            created = claim.message.created_at.timestamp()
-            assert before - 0.01 <= created <= after + 0.01
-            assert time.time() - created >= 0.3
-            await claim.ack()
+        claim = await queue.stream("s", linger=0).__anext__()
+        created = claim.message.created_at.timestamp()
+        assert before - 0.01 <= created <= after + 0.01
+        assert time.time() - created >= 0.3
+        await claim.ack()
 
 
 class TestLinger:
@@ -146,9 +146,8 @@ class TestOwnership:
         """Leaving ``async with stream`` early returns the unsettled message to pending."""
         message_id = (await queue.enqueue("s", "observation", {"i": 0})).message_id
         async with queue.stream("s", linger=0) as stream:
-            async for claim in stream:
-                assert claim.state is ClaimState.ACTIVE
-                break
+            claim = await stream.__anext__()
+            assert claim.state is ClaimState.ACTIVE
         assert row(db_path, message_id)["status"] == "pending"
         assert await drain(queue, "s") == [0]
 
@@ -157,10 +156,13 @@ class TestOwnership:
     ) -> None:
         """Cancellation inside ``async with claim`` hands the message back, uncounted."""
         message_id = (await queue.enqueue("s", "observation", {"i": 0})).message_id
+        claimed = []
         with anyio.move_on_after(0.2):
             async for claim in queue.stream("s", linger=0):
                 async with claim:
+                    claimed.append(claim.message.id)
                     await anyio.sleep(10)
+        assert claimed == [message_id]
         assert row(db_path, message_id)["status"] == "pending"
         assert row(db_path, message_id)["attempts"] == 0
 

@@ -8,7 +8,6 @@ the FTS triggers of migration 0003 are what index imported records.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +17,7 @@ import anyio
 import pytest
 
 from memq.exceptions import StorageError
-from memq.memory import MemoryStore, ObservationKind, ObservationRecord, ProcessResult
+from memq.memory import MemoryStore, ObservationKind, ObservationRecord
 from memq.memory.records import SummaryRecord
 from memq.memory.search import MemorySearch, RecordType
 from memq.memory.transfer import (
@@ -30,19 +29,14 @@ from memq.memory.transfer import (
 )
 from memq.queue import Queue
 from tests.conftest import FAST
+from tests.helpers.memory import Item, Prompt, dump
+from tests.helpers.memory import write as write_items
+from tests.helpers.rows import table
 
 SESSION = "claude-code:7d1c9a40-2b6e-4f3a-9c55-0e8f1b2a6d31"
 OTHER = "claude-code:3f0b8e21-6c4d-4a9e-8b17-5d2c9e0f4a62"
 PROJECT = "/home/dev/project"
 CWD = "/home/dev/project/src"
-
-
-@dataclass(frozen=True)
-class Prompt:
-    text: str
-
-
-Item = Prompt | ObservationRecord | SummaryRecord | tuple[ObservationRecord, SummaryRecord]
 
 
 def obs(kind: ObservationKind, title: str, **fields: Any) -> ObservationRecord:
@@ -115,55 +109,11 @@ async def write(
     project: str | None = PROJECT,
     end: bool = False,
 ) -> list[int]:
-    """Store each item as the memory of its own message, in order, through the worker's
-    write path; return the message ids."""
-    ids: list[int] = []
-    results: dict[int, ProcessResult] = {}
-    for item in items:
-        if isinstance(item, Prompt):
-            kind, payload, result = "prompt", {"prompt": item.text, "cwd": CWD}, ProcessResult()
-        elif isinstance(item, ObservationRecord):
-            kind, payload, result = "observation", {"cwd": CWD}, ProcessResult(observation=item)
-        elif isinstance(item, SummaryRecord):
-            kind, payload, result = "summarize", {}, ProcessResult(summary=item)
-        else:
-            kind, payload = "summarize", {}
-            result = ProcessResult(observation=item[0], summary=item[1])
-        message_id = (await queue.enqueue(session, kind, payload)).message_id
-        ids.append(message_id)
-        results[message_id] = result
-        await anyio.sleep(0.002)
-    if end:
-        message_id = (await queue.enqueue(session, "session_end", {})).message_id
-        results[message_id] = ProcessResult()
-    while session in await queue.sessions_with_backlog():
-        async for claim in queue.stream(session, linger=0):
-            effect = store.effect(
-                claim.message, results.get(claim.message.id, ProcessResult()), project=project
-            )
-            await claim.ack(effect)
-    return ids
-
-
-def table(db_path: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
-    """Rows of a query, read as an outside tool would."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
-
-
-def dump(db_path: Path) -> dict[str, list[dict[str, Any]]]:
-    """Every row of the tables an import writes, and the search index's size."""
-    tables = {
-        name: table(db_path, f"SELECT * FROM {name} ORDER BY rowid")
-        for name in ("sessions", "prompts", "observations", "summaries", "pending_messages")
-    }
-    tables["memory_fts"] = table(db_path, "SELECT rowid FROM memory_fts ORDER BY rowid")
-    tables["sqlite_sequence"] = table(db_path, "SELECT * FROM sqlite_sequence ORDER BY name")
-    return tables
+    """``tests.helpers.memory.write`` with this file's session, project and directory:
+    each item the memory of its own message; the message ids."""
+    return await write_items(
+        queue, store, items, session=session, project=project, cwd=CWD, end=end
+    )
 
 
 def parsed(lines: list[str]) -> list[dict[str, Any]]:

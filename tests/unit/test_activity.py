@@ -7,6 +7,8 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
 from structlog.testing import capture_logs
 
@@ -14,19 +16,7 @@ from memq.config import SettingError, Settings
 from memq.exceptions import QueueClosedError, StorageError
 from memq.queue import Transaction
 from memq.worker.activity import QUERIES, ActivityTracker
-
-
-class FakeClock:
-    """Seconds that pass only when a test says so."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.helpers.clock import FakeClock
 
 
 class RecordingTx:
@@ -251,6 +241,34 @@ class TestFailedFlush:
         clock.advance(1e6)
         assert await activity.sweep() == ["kept"]
         assert expired == ["kept"]  # forgetting is not expiring
+
+    async def test_a_flush_failing_while_forget_waits_does_not_bring_it_back(self) -> None:
+        """``forget`` waits for the flush in flight; when that flush fails and puts its batch
+        back, the forgotten session is not in what the next flush writes."""
+        writer, clock = RecordingWriter(), FakeClock()
+        activity = tracker(writer, clock)
+        entered, proceed = anyio.Event(), anyio.Event()
+
+        async def slow_failure(fn: Callable[[Transaction], Awaitable[None]]) -> None:
+            entered.set()
+            await proceed.wait()
+            raise StorageError("disk I/O error")
+
+        writer.run_in_transaction = slow_failure  # type: ignore[method-assign]
+        activity.touch("deleted", at_ms=1)
+        activity.touch("kept", at_ms=2)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(activity.flush)
+            await entered.wait()
+            del writer.run_in_transaction  # the delete and the next flush succeed
+            tg.start_soon(activity.forget, "deleted")
+            await anyio.lowlevel.checkpoint()
+            proceed.set()
+        await activity.flush()
+        assert writer.transactions[0] == [
+            (QUERIES["delete_last_access"], [{"session_key": "deleted"}])
+        ]
+        assert writer.rows() == {"kept": 2}
 
 
 class TestExpiry:

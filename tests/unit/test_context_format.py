@@ -243,11 +243,6 @@ class TestShape:
         expected = [f"Edited src/module_{n}.py" for n in range(len(shown))]
         assert [line.split("] ", 1)[1] for line in shown] == expected
 
-    def test_deterministic(self) -> None:
-        """The same records and the same now give the same text."""
-        args = ([summary(1)], many_observations(40), 700)
-        assert fmt(*args) == fmt(*args)
-
     def test_fields_are_one_line_and_cut(self) -> None:
         """Whitespace collapses and a long field ends in an ellipsis."""
         text = fmt([summary(1, request="fix\n\n   the   bug", completed="x" * 1000)], [], 2000)

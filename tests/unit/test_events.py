@@ -59,10 +59,6 @@ class TestRouting:
         assert route_event(stop).dedupe_key == "Stop:e-1"
         assert route_event(sample("Stop")).dedupe_key is None
 
-    def test_the_event_argument_overrides_the_payload(self) -> None:
-        """``memq hook Stop`` routes as Stop whatever the payload says."""
-        assert route_event(sample("SessionEnd"), event="Stop").kind == MessageKind.SUMMARIZE
-
     @pytest.mark.parametrize(
         ("change", "problem"),
         [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,16 +26,10 @@ from memq.processors.extract import (
     summarize,
 )
 from memq.queue import Message, MessageKind
+from tests.helpers.memory import sample
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "claude-code"
 CWD = "/home/dev/project"
 WHEN = datetime(2025, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
-
-
-def sample(name: str) -> dict[str, Any]:
-    """A recorded Claude Code hook payload."""
-    payload: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text("utf-8"))
-    return payload
 
 
 def tool_call(

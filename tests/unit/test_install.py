@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from memq import __version__
+from memq.exceptions import InstallError
 from memq.hooks.install import (
     EVENTS,
     TIMEOUT_SECONDS,
-    InstallError,
     hooks_fragment,
     install,
     is_memq_command,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,15 +32,10 @@ from memq.processors.llm.prompts import (
     summary_prompt,
     trim_json,
 )
+from tests.helpers.memory import sample
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "claude-code"
 CWD = "/home/dev/project"
 WHEN = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def sample(name: str, **changes: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text("utf-8"))
-    return payload | changes
 
 
 def answer(**fields: Any) -> str:

@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from memq.env import SettingError, env_float, env_int
+from memq.env import env_float, env_int
+from memq.exceptions import SettingError
 
 DEFAULT_TIMEOUT: Final = 60.0
 DEFAULT_MAX_TOKENS: Final = 2048

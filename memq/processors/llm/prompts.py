@@ -32,7 +32,7 @@ from memq.memory.records import (
     SessionContext,
     SummaryRecord,
 )
-from memq.processors.extract import extract_observation, relative_path
+from memq.processors.extract import extract_observation, relative_path, tool_call_payload
 
 __all__ = [
     "Prompt",
@@ -160,11 +160,8 @@ def observation_prompt(payload: Any) -> Prompt:
     Raises ``ValueError`` when ``payload`` is not a JSON object, as the ``extract`` processor
     does: there is no tool call to describe.
     """
-    if not isinstance(payload, Mapping):
-        raise ValueError(  # noqa: TRY004 - ValueError is how processors refuse their input
-            f"an observation payload must be a JSON object, not {type(payload).__name__}"
-        )
-    event = {key: payload[key] for key in _OBSERVATION_FIELDS if key in payload}
+    fields = tool_call_payload(payload)
+    event = {key: fields[key] for key in _OBSERVATION_FIELDS if key in fields}
     body = fit_json(event, OBSERVATION_BUDGET)
     user = f"The tool call:\n{body}\n\nAnswer with the JSON object only."
     return Prompt(system=OBSERVATION_SYSTEM, user=user)

@@ -9,11 +9,6 @@
 -- every read of records goes through an index of the sessions' own records (migration 0006,
 -- partial on inherited = 0). Times are integer milliseconds since the Unix epoch.
 
--- name: memory_tables
--- Which of the tables the builder reads exist (the schema was migrated).
-SELECT name FROM sqlite_schema
-WHERE type = 'table' AND name IN ('sessions', 'observations', 'summaries');
-
 -- name: sessions_with_observations
 -- One page of the project's sessions that hold observations of their own, most recently
 -- active first, after the (updated_at, key) cursor of the previous page: the sessions

@@ -72,10 +72,11 @@ WHERE inherited = 1
 -- Last: the records above reference the session.
 DELETE FROM sessions WHERE key = :session_key;
 
--- name: memory_tables
--- Which memory tables exist (the store checks that the schema was migrated).
+-- name: existing_tables
+-- Which of :names (a JSON array of table names) exist: every memory reader (the store,
+-- search, context, export; memq.memory.reader) checks at open that the schema was migrated.
 SELECT name FROM sqlite_schema
-WHERE type = 'table' AND name IN ('sessions', 'prompts', 'observations', 'summaries');
+WHERE type = 'table' AND name IN (SELECT value FROM json_each(:names));
 
 -- name: list_sessions
 -- Newest activity first, with counts; last_access_at is NULL until the daemon has flushed

@@ -78,26 +78,13 @@ RETURNING pending_messages.id, pending_messages.status;
 
 -- name: release
 -- :claims is [[id, attempts], ...]: claims given back unprocessed (consumer closed or
--- cancelled). The attempt is refunded: nothing was tried to completion.
+-- cancelled), or [[id, attempts, available_at], ...]: claims deferred, to be tried again at
+-- available_at (a rate limit, a paused processor). Either way the attempt is refunded:
+-- nothing was tried to completion.
 UPDATE pending_messages
 SET status = 'pending',
     attempts = pending_messages.attempts - 1,
-    lease_until = NULL,
-    started_at = NULL
-FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS attempts
-      FROM json_each(:claims)) AS settled
-WHERE pending_messages.id = settled.id
-  AND pending_messages.attempts = settled.attempts
-  AND pending_messages.status = 'processing'
-RETURNING pending_messages.id;
-
--- name: defer
--- :claims is [[id, attempts, available_at], ...]: claims handed back to be tried later
--- (a rate limit, a paused processor). Like release, the attempt is refunded.
-UPDATE pending_messages
-SET status = 'pending',
-    attempts = pending_messages.attempts - 1,
-    available_at = settled.available_at,
+    available_at = coalesce(settled.available_at, pending_messages.available_at),
     lease_until = NULL,
     started_at = NULL
 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS attempts,
@@ -191,11 +178,6 @@ SET status = 'pending', attempts = 0, available_at = :now, finished_at = NULL
 WHERE status = 'failed' AND finished_at IS NOT NULL
 RETURNING id, session_id;
 
--- name: delete_session
-DELETE FROM pending_messages
-WHERE session_id = :session_id
-RETURNING id;
-
 -- name: get_message
 SELECT id, session_id, kind, payload, dedupe_key, status, attempts, available_at,
        created_at, started_at, finished_at, last_error
@@ -206,8 +188,8 @@ WHERE id = :id;
 PRAGMA data_version;
 
 -- name: delete_session_from
--- Revert: the session's rows from :from_id on, whatever their status, so nothing after the
--- cut is processed again.
+-- The session's rows from :from_id on, whatever their status: a revert, so that nothing
+-- after the cut is processed again, or (from 0) a forgotten session.
 DELETE FROM pending_messages
 WHERE session_id = :session_id AND id >= :from_id
 RETURNING id;

@@ -3,10 +3,6 @@
 -- message_id * 4 + 1, 2 or 3 for the three record types (so rowid order is time order).
 -- Times are integer milliseconds since the Unix epoch; lists are JSON text.
 
--- name: search_tables
--- Whether the search index exists (the schema was migrated to 0003).
-SELECT name FROM sqlite_schema WHERE type = 'table' AND name = 'memory_fts';
-
 -- name: search
 -- The index drives: MATCH finds the records between :rowid_low and :rowid_high and FTS5
 -- returns them in rank order itself (no sort by SQLite); each is read by its UNIQUE

@@ -2,12 +2,6 @@
 -- their own connection inside one snapshot; an import runs inside one transaction of the
 -- queue's writer. Times are integer milliseconds since the Unix epoch; lists are JSON text.
 
--- name: transfer_tables
--- Which of the tables an export and an import use exist (the schema was migrated).
-SELECT name FROM sqlite_schema
-WHERE type = 'table'
-  AND name IN ('pending_messages', 'sessions', 'prompts', 'observations', 'summaries');
-
 -- Export ------------------------------------------------------------------------------------
 
 -- name: export_session

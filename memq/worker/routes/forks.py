@@ -10,8 +10,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from memq.events import MAX_ID_CHARS, normalize_session_key, parse_event_body
-from memq.exceptions import InvalidEventError
-from memq.memory.fork import ForkParentNotFoundError, ForkTargetExistsError, fork_effect
+from memq.exceptions import ForkParentNotFoundError, ForkTargetExistsError, InvalidEventError
+from memq.memory.fork import fork_effect
 from memq.worker.forks import log_fork
 from memq.worker.routes.common import get_services, path_session_key, read_body
 

@@ -58,7 +58,7 @@ async def put_setting(request: Request) -> Response:
     if isinstance(value, str):
         _check_processor(services, services.configs.get(key), name, value)
     await services.configs.set(key, name, value)
-    known = await services.store.get_session(key) is not None
+    known = await services.store.has_session(key)
     return JSONResponse({"session_id": key, "name": name.value, "value": value, "known": known})
 
 
@@ -71,38 +71,6 @@ async def delete_setting(request: Request) -> Response:
     return JSONResponse(
         {"session_id": key, "name": name.value, "value": services.configs.get(key).value(name)}
     )
-
-
-async def set_title(request: Request) -> Response:
-    """Body ``{"title": "..."}`` sets the title (a revert keeps it); ``{"title": null}``
-    gives back the one from the first prompt."""
-    services = get_services(request)
-    key = path_session_key(request)
-    body = await json_body(request)
-    if "title" not in body:
-        raise InvalidSettingValueError('give {"title": "..."} or {"title": null}')
-    title = _title(body["title"])
-    try:
-        stored = await services.queue.run_in_transaction(services.store.title_effect(key, title))
-    except KeyError:
-        raise HTTPException(404, f"no session {key}") from None
-    return JSONResponse({"session_id": key, "title": stored, "title_edited": title is not None})
-
-
-MAX_TITLE_CHARS = 200
-
-
-def _title(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidSettingValueError("'title' must be a non-empty string, or null")
-    title = " ".join(value.split())
-    if len(title) > MAX_TITLE_CHARS or not title.isprintable():
-        raise InvalidSettingValueError(
-            f"'title' must be printable and at most {MAX_TITLE_CHARS} characters"
-        )
-    return title
 
 
 def _check_processor(
@@ -133,7 +101,6 @@ ROUTES = [
     Route("/api/sessions/{session_id:path}/config/{name}", get_setting, methods=["GET"]),
     Route("/api/sessions/{session_id:path}/config/{name}", put_setting, methods=["PUT"]),
     Route("/api/sessions/{session_id:path}/config/{name}", delete_setting, methods=["DELETE"]),
-    Route("/api/sessions/{session_id:path}/title", set_title, methods=["PUT"]),
 ]
 
 __all__ = ["ROUTES"]
