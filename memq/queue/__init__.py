@@ -16,6 +16,7 @@ exported here.
 from __future__ import annotations
 
 from memq.queue._claim import Claim, ClaimState, Effect
+from memq.queue._clock import SYSTEM_CLOCK, Clock, EpochMs, SpanMs, span
 from memq.queue._models import (
     Enqueued,
     FailedMessage,
@@ -33,10 +34,13 @@ from memq.queue._writer import Transaction
 from memq.storage.connection import Synchronous
 
 __all__ = [
+    "SYSTEM_CLOCK",
     "Claim",
     "ClaimState",
+    "Clock",
     "Effect",
     "Enqueued",
+    "EpochMs",
     "FailedMessage",
     "MaintenanceReport",
     "Message",
@@ -46,7 +50,9 @@ __all__ = [
     "QueueSettings",
     "QueueStats",
     "SessionStream",
+    "SpanMs",
     "StatusCounts",
     "Synchronous",
     "Transaction",
+    "span",
 ]

@@ -23,6 +23,16 @@ from memq.exceptions import (
     StorageError,
 )
 from memq.queue._claim import Claim, ClaimState, Effect
+from memq.queue._clock import (
+    SYSTEM_CLOCK,
+    Clock,
+    EpochMs,
+    StoredSpans,
+    earlier,
+    later,
+    seconds_until,
+    span,
+)
 from memq.queue._lock import InstanceLock, lock_path_for
 from memq.queue._models import (
     Enqueued,
@@ -48,7 +58,6 @@ from memq.queue._writer import (
     SettleAction,
     SettleOp,
     Transaction,
-    now_ms,
 )
 from memq.storage import connection, schema
 from memq.storage.connection import Synchronous
@@ -80,9 +89,12 @@ class Queue:
         durable: aiosqlite.Connection,
         fast: aiosqlite.Connection,
         reader: aiosqlite.Connection,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.path = path
         self.settings = settings
+        self.clock = clock
+        self._spans = StoredSpans.from_settings(settings)
         self._lock = lock
         self._reader = reader
         self._connections = (durable, fast, reader)
@@ -100,7 +112,8 @@ class Queue:
             QUERIES,
             max_batch=settings.max_batch,
             max_batch_bytes=settings.max_batch_bytes,
-            stored_lease_ms=int(settings.stored_lease * 1000),
+            stored_lease=self._spans.stored_lease,
+            clock=clock,
             on_commit=self._after_commit,
         )
         self._active_claims: set[Claim] = set()
@@ -115,9 +128,10 @@ class Queue:
         settings: QueueSettings | None = None,
         *,
         max_attempts: int | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> Queue:
         """Take the instance lock, migrate the schema, recover orphaned claims, and return
-        the open queue.
+        the open queue. ``clock`` is where it reads the time (tests pass one they move).
 
         Raises ``QueueLockedError`` at once if the file is already open, ``SchemaError`` if a
         newer memq wrote it, ``StorageError`` if it is not a usable SQLite database.
@@ -128,7 +142,7 @@ class Queue:
         db_path, lock = await anyio.to_thread.run_sync(_lock_database, Path(path))
         opened: list[aiosqlite.Connection] = []
         try:
-            await anyio.to_thread.run_sync(_prepare_database, db_path, settings)
+            await anyio.to_thread.run_sync(_prepare_database, db_path, settings, clock)
             durable = await _connect(db_path, settings.synchronous, settings, opened)
             fast = await _connect(db_path, Synchronous.NORMAL, settings, opened)
             reader = await _connect(db_path, Synchronous.NORMAL, settings, opened)
@@ -141,7 +155,15 @@ class Queue:
                 raise StorageError(f"cannot open queue database {db_path}: {exc}") from exc
             raise
         log.info("queue.opened", path=str(db_path), synchronous=settings.synchronous.value)
-        return cls(db_path, settings=settings, lock=lock, durable=durable, fast=fast, reader=reader)
+        return cls(
+            db_path,
+            settings=settings,
+            lock=lock,
+            durable=durable,
+            fast=fast,
+            reader=reader,
+            clock=clock,
+        )
 
     @property
     def closed(self) -> bool:
@@ -204,7 +226,7 @@ class Queue:
             _check_kind(kind),
             encode_payload(payload),
             None if dedupe_key is None else _check_id("dedupe_key", dedupe_key),
-            now_ms(),
+            self.clock.now(),
         )
         await self._writer.submit(op)
         return Enqueued(op.message_id, op.created)
@@ -228,9 +250,6 @@ class Queue:
         if op.row is None:
             return None
         row = op.row
-        remaining = (op.lease_until - now_ms()) / 1000 - (
-            self.settings.stored_lease - self.settings.lease
-        )
         message = Message(
             id=int(row["id"]),
             session_id=str(row["session_id"]),
@@ -240,12 +259,12 @@ class Queue:
             attempts=int(row["attempts"]),
             created_at=from_epoch_ms(int(row["created_at"])),
         )
-        claim = Claim(self, message, anyio.current_time() + remaining)
+        claim = Claim(self, message, anyio.current_time() + self.settings.lease)
         self._active_claims.add(claim)
         return claim
 
     async def _head_due_at(self, session_id: str) -> float | None:
-        """When (in ``anyio.current_time()`` terms) the session's head becomes claimable."""
+        """When (on ``clock.monotonic()``) the session's head becomes claimable."""
         rows = list(
             await self._reader.execute_fetchall(
                 QUERIES["head_available_at"], {"session_id": session_id}
@@ -254,7 +273,8 @@ class Queue:
         if not rows:
             return None
         (available_at,) = rows[0]
-        return anyio.current_time() + max(0, int(available_at) - now_ms()) / 1000
+        wait = seconds_until(EpochMs(int(available_at)), self.clock.now())
+        return self.clock.monotonic() + max(0.0, wait)
 
     async def _ack(self, claim: Claim, write: Effect | None) -> bool:
         self._check_open()
@@ -280,8 +300,9 @@ class Queue:
         message = claim.message
         exhausted = message.attempts >= self.settings.max_attempts
         status = MessageStatus.FAILED if exhausted else MessageStatus.PENDING
-        delay = 0.0 if exhausted else self.settings.retry_delay_after(message.attempts)
-        details = FailDetails(status.value, now_ms() + int(delay * 1000), error)
+        now = self.clock.now()
+        available_at = now if exhausted else later(now, self._spans.retry_wait(message.attempts))
+        details = FailDetails(status.value, available_at, error)
         op = SettleOp(SettleAction.FAIL, message.id, message.attempts, details)
         await self._writer.submit(op)
         if not op.matched:
@@ -293,7 +314,7 @@ class Queue:
             message_id=message.id,
             attempt=message.attempts,
             max_attempts=self.settings.max_attempts,
-            retry_in=delay if not exhausted else None,
+            retry_in=None if exhausted else seconds_until(available_at, now),
             error=error,
         )
         return status
@@ -301,7 +322,8 @@ class Queue:
     async def _defer(self, claim: Claim, delay: float, reason: str) -> bool:
         self._check_open()
         message = claim.message
-        details = FailDetails(MessageStatus.PENDING.value, now_ms() + int(delay * 1000), reason)
+        available_at = later(self.clock.now(), span(delay))
+        details = FailDetails(MessageStatus.PENDING.value, available_at, reason)
         op = SettleOp(SettleAction.RELEASE, message.id, message.attempts, details)
         await self._writer.submit(op)
         if op.matched:
@@ -491,13 +513,13 @@ class Queue:
         checkpoint the WAL when it has grown past ``wal_checkpoint_bytes``."""
         self._check_open()
         settings = self.settings
-        now = now_ms()
+        now = self.clock.now()
         reclaimed = await self._transaction(
             lambda tx: tx.fetchall(
                 QUERIES["reclaim_expired_leases"],
                 {
                     "now": tx.now_ms,
-                    "available_at": tx.now_ms + int(settings.retry_delay * 1000),
+                    "available_at": later(tx.now_ms, self._spans.retry_wait(1)),
                     "max_attempts": settings.max_attempts,
                     "error": f"lease expired: not settled within {settings.lease:g} s",
                 },
@@ -513,8 +535,9 @@ class Queue:
             )
         self._lose_claims(int(row["id"]) for row in reclaimed)
         self._wakeups.wake({str(row["session_id"]) for row in reclaimed})
-        processed = await self._prune("prune_processed", now - settings.processed_retention)
-        failed = await self._prune("prune_failed", now - settings.failed_retention)
+        spans = self._spans
+        processed = await self._prune("prune_processed", earlier(now, spans.processed_retention))
+        failed = await self._prune("prune_failed", earlier(now, spans.failed_retention))
         if processed or failed:
             log.info("retention.pruned", processed=processed, failed=failed)
         wal_path = self.path.with_name(self.path.name + "-wal")
@@ -534,9 +557,9 @@ class Queue:
             reclaimed_ids=tuple(int(row["id"]) for row in reclaimed),
         )
 
-    async def _prune(self, query: str, before: float) -> int:
+    async def _prune(self, query: str, before: EpochMs) -> int:
         total = 0
-        params = {"before": int(before), "chunk": PRUNE_CHUNK}
+        params = {"before": before, "chunk": PRUNE_CHUNK}
         while True:
             deleted = await self._transaction(lambda tx: tx.execute(QUERIES[query], params))
             total += int(deleted)
@@ -613,7 +636,7 @@ def _lock_database(path: Path) -> tuple[Path, InstanceLock]:
     return db_path, InstanceLock.acquire(lock_path_for(db_path))
 
 
-def _prepare_database(path: Path, settings: QueueSettings) -> None:
+def _prepare_database(path: Path, settings: QueueSettings, clock: Clock) -> None:
     """Blocking part of ``Queue.open``: WAL mode, migrations, recovery of orphaned claims."""
     try:
         connection.check_sqlite_version()
@@ -624,7 +647,7 @@ def _prepare_database(path: Path, settings: QueueSettings) -> None:
     conn.row_factory = sqlite3.Row
     try:
         schema.migrate(conn)
-        now = now_ms()
+        now = clock.now()
         rows = conn.execute(
             QUERIES["recover_orphans"],
             {"now": now, "max_attempts": settings.max_attempts, "error": INTERRUPTED},

@@ -75,7 +75,7 @@ class SessionStream:
 
     async def _wait_for_claim(self) -> Claim | None:
         queue = self._queue
-        idle_until = anyio.current_time() + self.linger
+        idle_until = queue.clock.monotonic() + self.linger
         while not queue.closed:
             wakeup = queue._wakeups.arm(self.session_id)
             try:
@@ -97,7 +97,7 @@ class SessionStream:
         """
         queue = self._queue
         while not wakeup.is_set():
-            now = anyio.current_time()
+            now = queue.clock.monotonic()
             until = due_at if due_at is not None else idle_until
             if now >= until:
                 return due_at is not None

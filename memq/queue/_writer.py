@@ -18,7 +18,6 @@ import contextlib
 import functools
 import json
 import sqlite3
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,14 +28,10 @@ import aiosqlite
 import anyio
 
 from memq.exceptions import QueueClosedError, StorageError
+from memq.queue._clock import Clock, EpochMs, SpanMs, later
 
 T = TypeVar("T")
 Row = sqlite3.Row
-
-
-def now_ms() -> int:
-    """Wall-clock time in integer milliseconds, the unit stored in the database."""
-    return time.time_ns() // 1_000_000
 
 
 class Transaction:
@@ -46,9 +41,9 @@ class Transaction:
     ``processed`` mark commit together or not at all.
     """
 
-    def __init__(self, conn: aiosqlite.Connection, now: int) -> None:
+    def __init__(self, conn: aiosqlite.Connection, now: EpochMs) -> None:
         self._conn = conn
-        self.now_ms = now  # the batch's clock, in stored milliseconds
+        self.now_ms = now  # the batch's clock, as stored
 
     async def execute(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> int:
         """Run one statement; return how many rows it changed."""
@@ -106,7 +101,7 @@ class EnqueueOp(Operation):
     __slots__ = ("created", "created_at", "dedupe_key", "kind", "message_id", "payload", "session")
 
     def __init__(
-        self, session: str, kind: str, payload: str, dedupe_key: str | None, created_at: int
+        self, session: str, kind: str, payload: str, dedupe_key: str | None, created_at: EpochMs
     ) -> None:
         super().__init__()
         self.session = session
@@ -129,7 +124,7 @@ class ClaimOp(Operation):
         super().__init__()
         self.session = session
         self.row: Row | None = None
-        self.lease_until = 0
+        self.lease_until = EpochMs(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +133,7 @@ class FailDetails:
     and why."""
 
     status: str
-    available_at: int
+    available_at: EpochMs
     error: str
 
 
@@ -194,7 +189,8 @@ class GroupCommitWriter:
         *,
         max_batch: int,
         max_batch_bytes: int,
-        stored_lease_ms: int,
+        stored_lease: SpanMs,
+        clock: Clock,
         on_commit: Callable[[list[Operation]], None],
     ) -> None:
         self._durable = durable
@@ -202,7 +198,8 @@ class GroupCommitWriter:
         self._q = queries
         self._max_batch = max_batch
         self._max_batch_bytes = max_batch_bytes
-        self._stored_lease_ms = stored_lease_ms
+        self._stored_lease = stored_lease
+        self._clock = clock
         self._on_commit = on_commit
         self._waiting: deque[Operation] = deque()
         self._busy = False
@@ -346,7 +343,7 @@ class GroupCommitWriter:
     async def _run(self, batch: list[Operation]) -> bool:
         """Run ``batch`` as one commit; results and errors are left on each operation.
         Returns whether it committed."""
-        now = now_ms()
+        now = self._clock.now()
         enqueues = [op for op in batch if isinstance(op, EnqueueOp)]
         conn = self._durable if enqueues else self._fast
         try:
@@ -370,7 +367,7 @@ class GroupCommitWriter:
         conn: aiosqlite.Connection,
         batch: list[Operation],
         enqueues: list[EnqueueOp],
-        now: int,
+        now: EpochMs,
     ) -> None:
         claims = [op for op in batch if isinstance(op, ClaimOp)]
         calls = [op for op in batch if isinstance(op, CallOp)]
@@ -399,7 +396,7 @@ class GroupCommitWriter:
             with contextlib.suppress(sqlite3.Error):
                 await conn.execute("ROLLBACK")
 
-    async def _insert(self, conn: aiosqlite.Connection, ops: list[EnqueueOp], now: int) -> None:
+    async def _insert(self, conn: aiosqlite.Connection, ops: list[EnqueueOp], now: EpochMs) -> None:
         params: list[object] = []
         for op in ops:
             params += (op.session, op.kind, op.payload, op.dedupe_key, op.created_at, op.created_at)
@@ -430,8 +427,8 @@ class GroupCommitWriter:
         for op in duplicates:
             op.message_id, op.created = existing[(op.session, op.dedupe_key)], False
 
-    async def _claim(self, conn: aiosqlite.Connection, ops: list[ClaimOp], now: int) -> None:
-        lease_until = now + self._stored_lease_ms
+    async def _claim(self, conn: aiosqlite.Connection, ops: list[ClaimOp], now: EpochMs) -> None:
+        lease_until = later(now, self._stored_lease)
         sessions = json.dumps([op.session for op in ops], ensure_ascii=False)
         rows = await conn.execute_fetchall(
             self._q["claim_heads"], {"sessions": sessions, "now": now, "lease_until": lease_until}
@@ -445,7 +442,7 @@ class GroupCommitWriter:
         self,
         conn: aiosqlite.Connection,
         groups: dict[SettleAction, list[SettleOp]],
-        now: int,
+        now: EpochMs,
     ) -> None:
         for action, ops in groups.items():
             if not ops:
@@ -472,7 +469,7 @@ class GroupCommitWriter:
                 op.matched = op.message_id in matched
 
     async def _call(
-        self, conn: aiosqlite.Connection, op: CallOp[Any], now: int, *, savepoint: bool
+        self, conn: aiosqlite.Connection, op: CallOp[Any], now: EpochMs, *, savepoint: bool
     ) -> None:
         if savepoint:
             await conn.execute("SAVEPOINT memq_call")

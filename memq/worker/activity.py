@@ -11,7 +11,6 @@ session manager ends a lingering generator; caches drop the session); its data s
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Protocol
 
@@ -20,7 +19,7 @@ import structlog
 from anyio.abc import TaskStatus
 
 from memq.exceptions import QueueClosedError, StorageError
-from memq.queue import Transaction
+from memq.queue import SYSTEM_CLOCK, Clock, EpochMs, Transaction
 from memq.storage.sqlfile import load_queries
 
 log = structlog.get_logger("memq.activity")
@@ -47,8 +46,8 @@ class ActivityTracker:
         flush_every_events: touches that trigger a flush.
         flush_interval: seconds after the first unflushed touch that trigger a flush.
         sweep_interval: seconds between idle sweeps (default ``min(ttl / 4, 60)``).
-        clock: monotonic seconds; drives the TTL and the time trigger.
-        wall_clock: epoch seconds; the stored last-access times.
+        clock: its monotonic seconds drive the TTL and the time trigger; its wall clock
+            gives the stored last-access times (the queue's ``clock`` in the daemon).
     """
 
     def __init__(
@@ -59,8 +58,7 @@ class ActivityTracker:
         flush_every_events: int = 256,
         flush_interval: float = 5.0,
         sweep_interval: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if ttl <= 0 or flush_interval <= 0 or flush_every_events < 1:
             raise ValueError("ttl and flush_interval must be > 0, flush_every_events >= 1")
@@ -72,9 +70,8 @@ class ActivityTracker:
             min(ttl / 4, MAX_SWEEP_INTERVAL) if sweep_interval is None else sweep_interval
         )
         self._clock = clock
-        self._wall_clock = wall_clock
         self._last: dict[str, float] = {}  # session -> clock() of its last touch (the TTL)
-        self._dirty: dict[str, int] = {}  # session -> epoch ms not yet written
+        self._dirty: dict[str, EpochMs] = {}  # session -> last access not yet written
         self._unflushed = 0  # touches since the last flush (the count trigger)
         self._first_unflushed: float | None = None  # clock() of the first one (time trigger)
         self._callbacks: list[ExpiryCallback] = []
@@ -84,11 +81,11 @@ class ActivityTracker:
 
     # -- the hot path ----------------------------------------------------------------------
 
-    def touch(self, session_key: str, at_ms: int | None = None) -> None:
-        """Record a use of the session now (stored as ``at_ms`` when given)."""
-        now = self._clock()
+    def touch(self, session_key: str, at: EpochMs | None = None) -> None:
+        """Record a use of the session now (stored as ``at`` when given)."""
+        now = self._clock.monotonic()
         self._last[session_key] = now
-        ms = int(self._wall_clock() * 1000) if at_ms is None else at_ms
+        ms = self._clock.now() if at is None else at
         previous = self._dirty.get(session_key)
         if previous is None or ms > previous:
             self._dirty[session_key] = ms
@@ -154,9 +151,9 @@ class ActivityTracker:
     def _until_due(self) -> float:
         if self._first_unflushed is None:
             return math.inf
-        return self._first_unflushed + self._flush_interval - self._clock()
+        return self._first_unflushed + self._flush_interval - self._clock.monotonic()
 
-    def _keep_dirty(self, batch: dict[str, int]) -> None:
+    def _keep_dirty(self, batch: dict[str, EpochMs]) -> None:
         """Put a batch that was not written back; touches made since are newer and win."""
         for key, ms in batch.items():
             newer = self._dirty.get(key)
@@ -164,7 +161,7 @@ class ActivityTracker:
                 self._dirty[key] = ms
         if self._first_unflushed is None:
             # Retry after the interval (or sooner, after enough new touches), not at once.
-            self._first_unflushed = self._clock()
+            self._first_unflushed = self._clock.monotonic()
 
     async def forget(self, session_key: str) -> None:
         """The session was deleted (or moved away): drop it without expiring it and delete
@@ -179,7 +176,7 @@ class ActivityTracker:
 
     async def sweep(self) -> list[str]:
         """Expire every session idle for longer than the TTL; returns their keys."""
-        now = self._clock()
+        now = self._clock.monotonic()
         idle = [(key, at) for key, at in self._last.items() if now - at > self.ttl]
         expired: list[str] = []
         for key, at in idle:

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from memq.exceptions import StorageError
 from memq.memory.store import MemoryStore
 from memq.processors import get_processor
-from memq.queue import Queue, Transaction
+from memq.queue import EpochMs, Queue, Transaction
 from memq.worker.activity import ActivityTracker
 from tests.conftest import FAST
 from tests.helpers.clock import FakeClock
@@ -74,10 +74,10 @@ class TestFlushes:
     ) -> None:
         activity = ActivityTracker(writer, clock=clock, flush_every_events=50)
         for i in range(49):
-            activity.touch(f"s{i % 7}", at_ms=10_000 + i)
+            activity.touch(f"s{i % 7}", at=EpochMs(10_000 + i))
             await activity.flush_if_due()
         assert (writer.transactions, stored(db_path)) == (0, {})
-        activity.touch("s0", at_ms=20_000)
+        activity.touch("s0", at=EpochMs(20_000))
         await activity.flush_if_due()
         assert writer.transactions == 1
         rows = stored(db_path)
@@ -89,7 +89,7 @@ class TestFlushes:
         self, writer: Counting, clock: FakeClock, db_path: Path
     ) -> None:
         activity = ActivityTracker(writer, clock=clock, flush_interval=5.0)
-        activity.touch("a", at_ms=1)
+        activity.touch("a", at=EpochMs(1))
         clock.advance(4.999)
         await activity.flush_if_due()
         assert stored(db_path) == {}
@@ -115,11 +115,11 @@ class TestFlushes:
     ) -> None:
         """A flush carrying an older time (a retry, a second tracker) keeps the newer one."""
         activity = ActivityTracker(writer, clock=clock)
-        activity.touch("a", at_ms=2_000)
-        activity.touch("b", at_ms=2_000)
+        activity.touch("a", at=EpochMs(2_000))
+        activity.touch("b", at=EpochMs(2_000))
         await activity.flush()
-        activity.touch("a", at_ms=1_000)
-        activity.touch("b", at_ms=3_000)
+        activity.touch("a", at=EpochMs(1_000))
+        activity.touch("b", at=EpochMs(3_000))
         await activity.flush()
         assert stored(db_path) == {"a": 2_000, "b": 3_000}
 
@@ -128,8 +128,8 @@ class TestFlushes:
     ) -> None:
         activity = ActivityTracker(writer, clock=clock, flush_every_events=2, flush_interval=5)
         writer.failures.append(StorageError("SQLite: disk I/O error"))
-        activity.touch("a", at_ms=1)
-        activity.touch("b", at_ms=2)
+        activity.touch("a", at=EpochMs(1))
+        activity.touch("b", at=EpochMs(2))
         with capture_logs() as logs:
             await activity.flush_if_due()
         assert [e["event"] for e in logs] == ["activity.flush_failed"]
@@ -143,10 +143,10 @@ class TestFlushes:
     ) -> None:
         """A deleted session's row goes, and an unwritten touch does not bring it back."""
         activity = ActivityTracker(writer, clock=clock)
-        activity.touch("deleted", at_ms=1)
-        activity.touch("kept", at_ms=1)
+        activity.touch("deleted", at=EpochMs(1))
+        activity.touch("kept", at=EpochMs(1))
         await activity.flush()
-        activity.touch("deleted", at_ms=2)
+        activity.touch("deleted", at=EpochMs(2))
         await activity.forget("deleted")
         await activity.close()
         assert stored(db_path) == {"kept": 1}
@@ -168,7 +168,7 @@ class TestFlushes:
                 await queue.run_in_transaction(fn)
 
         activity = ActivityTracker(Slow(), clock=clock)
-        activity.touch("a", at_ms=5)
+        activity.touch("a", at=EpochMs(5))
         async with anyio.create_task_group() as tg:
             tg.start_soon(activity.flush)
             await entered.wait()
@@ -183,7 +183,7 @@ class TestFlushes:
         """With the defaults (256 events or 5 s) and events 1 ms apart."""
         activity = ActivityTracker(writer, clock=clock)
         for i in range(10_000):
-            activity.touch("hot", at_ms=1_000_000 + i)
+            activity.touch("hot", at=EpochMs(1_000_000 + i))
             clock.advance(0.001)
             await activity.flush_if_due()
         await activity.close()
@@ -217,7 +217,8 @@ class TestFlushes:
                 result = await processor.process(claim.message, await store.context_for(SESSION))
                 await claim.ack(store.effect(claim.message, result, project=None))
             touched = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-            activity = ActivityTracker(queue, clock=clock, wall_clock=touched.timestamp)
+            clock.set_wall(int(touched.timestamp() * 1000))
+            activity = ActivityTracker(queue, clock=clock)
             activity.touch(SESSION)
             await activity.flush()
             detail = await store.get_session(SESSION)
@@ -233,10 +234,10 @@ class TestBackgroundLoop:
         activity = ActivityTracker(writer, flush_every_events=3, flush_interval=3600)
         async with anyio.create_task_group() as tg:
             await tg.start(activity.run)
-            activity.touch("a", at_ms=1)
-            activity.touch("a", at_ms=2)
+            activity.touch("a", at=EpochMs(1))
+            activity.touch("a", at=EpochMs(2))
             await anyio.lowlevel.checkpoint()  # the first touch woke the loop: it set a deadline
-            activity.touch("b", at_ms=3)
+            activity.touch("b", at=EpochMs(3))
             await wait_for(lambda: writer.transactions == 1)
             await activity.close()
         assert writer.transactions == 1  # one batch of three touches; close had none left
@@ -249,7 +250,7 @@ class TestBackgroundLoop:
         activity = ActivityTracker(writer, flush_every_events=1000, flush_interval=0.05)
         async with anyio.create_task_group() as tg:
             await tg.start(activity.run)
-            activity.touch("a", at_ms=7)
+            activity.touch("a", at=EpochMs(7))
             await wait_for(lambda: writer.transactions == 1)
             await activity.close()
         assert stored(db_path) == {"a": 7}
@@ -262,7 +263,7 @@ class TestBackgroundLoop:
         async with anyio.create_task_group() as tg:
             await tg.start(activity.run)
             for i in range(5):
-                activity.touch(f"s{i}", at_ms=100 + i)
+                activity.touch(f"s{i}", at=EpochMs(100 + i))
             await activity.close()
             # run() returns by itself: the task group ends without being cancelled.
         assert writer.transactions == 1

@@ -7,16 +7,17 @@ from pathlib import Path
 import anyio
 
 from memq.queue import Queue, QueueSettings, StatusCounts
+from memq.queue.testing import ManualClock
 from tests.helpers.rows import all_rows
 
 
 class TestRetention:
     async def test_old_settled_rows_are_pruned_and_pending_ones_never(self, db_path: Path) -> None:
-        """Processed rows go after their retention, failed rows after theirs, pending stay."""
-        settings = QueueSettings(
-            processed_retention=0, failed_retention=3600, max_attempts=1, retry_delay=0
-        )
-        async with await Queue.open(db_path, settings) as queue:
+        """Two days on, processed rows are gone, a failed row (kept 14 days) and a pending
+        row (kept until processed) are still there."""
+        clock = ManualClock()
+        settings = QueueSettings(max_attempts=1)
+        async with await Queue.open(db_path, settings, clock=clock) as queue:
             for i in range(5):
                 await queue.enqueue("s", "observation", {"i": i})
             async for claim in queue.stream("s", linger=0):
@@ -25,7 +26,7 @@ class TestRetention:
                 else:
                     await claim.ack()
             await queue.enqueue("s", "observation", {"waiting": True})
-            await anyio.sleep(0.01)
+            clock.advance(2 * 24 * 3600)
             report = await queue.maintain()
         assert report.processed_pruned == 4
         assert report.failed_pruned == 0

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from memq.config import SettingError, Settings
 from memq.exceptions import QueueClosedError, StorageError
-from memq.queue import Transaction
+from memq.queue import EpochMs, Transaction
 from memq.worker.activity import QUERIES, ActivityTracker
 from tests.helpers.clock import FakeClock
 
@@ -51,12 +51,9 @@ class RecordingWriter:
         return dict(statement[1])
 
 
-def tracker(
-    writer: RecordingWriter, clock: FakeClock, *, wall_ms: list[int] | None = None, **kw: Any
-) -> ActivityTracker:
-    """A tracker whose wall clock reads ``wall_ms[0]`` (1_000_000 ms unless given)."""
-    wall = wall_ms if wall_ms is not None else [1_000_000]
-    return ActivityTracker(writer, clock=clock, wall_clock=lambda: wall[0] / 1000, **kw)
+def tracker(writer: RecordingWriter, clock: FakeClock, **kw: Any) -> ActivityTracker:
+    """A tracker on ``clock`` (its wall clock reads 1_000_000 ms unless the test sets it)."""
+    return ActivityTracker(writer, clock=clock, **kw)
 
 
 class TestTouch:
@@ -93,14 +90,13 @@ class TestTriggers:
     async def test_n_touches_cost_one_transaction_with_one_statement(self) -> None:
         """The count trigger: N touches, one executemany upsert, one row per session."""
         writer, clock = RecordingWriter(), FakeClock()
-        wall = [5_000]
-        activity = tracker(writer, clock, wall_ms=wall, flush_every_events=4)
+        activity = tracker(writer, clock, flush_every_events=4)
         for i, session in enumerate(["a", "b", "a"]):
-            wall[0] = 5_000 + i
+            clock.set_wall(5_000 + i)
             activity.touch(session)
             await activity.flush_if_due()
         assert writer.transactions == []  # 3 < 4, and no time passed
-        wall[0] = 5_010
+        clock.set_wall(5_010)
         activity.touch("c")
         await activity.flush_if_due()
         assert len(writer.transactions) == 1
@@ -143,8 +139,8 @@ class TestTriggers:
         """Touches may carry times out of order; the batch keeps the newest."""
         writer, clock = RecordingWriter(), FakeClock()
         activity = tracker(writer, clock)
-        activity.touch("a", at_ms=2_000)
-        activity.touch("a", at_ms=1_000)
+        activity.touch("a", at=EpochMs(2_000))
+        activity.touch("a", at=EpochMs(1_000))
         await activity.flush()
         assert writer.rows() == {"a": 2_000}
 
@@ -182,8 +178,8 @@ class TestFailedFlush:
         writer, clock = RecordingWriter(), FakeClock()
         activity = tracker(writer, clock, flush_every_events=2, flush_interval=5.0)
         writer.failures.append(error)
-        activity.touch("a", at_ms=100)
-        activity.touch("b", at_ms=200)
+        activity.touch("a", at=EpochMs(100))
+        activity.touch("b", at=EpochMs(200))
         with capture_logs() as logs:
             assert await activity.flush_if_due() == pytest.approx(5.0)
         assert [e["event"] for e in logs] == ["activity.flush_failed"]
@@ -191,7 +187,7 @@ class TestFailedFlush:
         assert activity.dirty == 2
         await activity.flush_if_due()
         assert writer.transactions == []  # not at once: the retry waits for a trigger
-        activity.touch("a", at_ms=150)  # newer than the failed batch's 100
+        activity.touch("a", at=EpochMs(150))  # newer than the failed batch's 100
         clock.advance(5)
         await activity.flush_if_due()
         assert writer.rows() == {"a": 150, "b": 200}
@@ -200,10 +196,10 @@ class TestFailedFlush:
     async def test_a_newer_touch_during_a_failed_flush_wins(self) -> None:
         writer, clock = RecordingWriter(), FakeClock()
         activity = tracker(writer, clock)
-        activity.touch("a", at_ms=100)
+        activity.touch("a", at=EpochMs(100))
 
         async def fail_after_a_touch(fn: Callable[[Transaction], Awaitable[None]]) -> None:
-            activity.touch("a", at_ms=300)
+            activity.touch("a", at=EpochMs(300))
             raise StorageError("database is locked")
 
         writer.run_in_transaction = fail_after_a_touch  # type: ignore[method-assign]
@@ -218,7 +214,7 @@ class TestFailedFlush:
         writer, clock = RecordingWriter(), FakeClock()
         activity = tracker(writer, clock)
         writer.failures.append(RuntimeError("bug"))
-        activity.touch("a", at_ms=7)
+        activity.touch("a", at=EpochMs(7))
         with pytest.raises(RuntimeError):
             await activity.flush()
         await activity.flush()
@@ -229,8 +225,8 @@ class TestFailedFlush:
         activity = tracker(writer, clock)
         expired: list[str] = []
         activity.on_expire(expired.append)
-        activity.touch("deleted", at_ms=1)
-        activity.touch("kept", at_ms=2)
+        activity.touch("deleted", at=EpochMs(1))
+        activity.touch("kept", at=EpochMs(2))
         await activity.forget("deleted")
         assert writer.transactions == [
             [(QUERIES["delete_last_access"], [{"session_key": "deleted"}])]
@@ -255,8 +251,8 @@ class TestFailedFlush:
             raise StorageError("disk I/O error")
 
         writer.run_in_transaction = slow_failure  # type: ignore[method-assign]
-        activity.touch("deleted", at_ms=1)
-        activity.touch("kept", at_ms=2)
+        activity.touch("deleted", at=EpochMs(1))
+        activity.touch("kept", at=EpochMs(2))
         async with anyio.create_task_group() as tg:
             tg.start_soon(activity.flush)
             await entered.wait()
@@ -272,6 +268,29 @@ class TestFailedFlush:
 
 
 class TestExpiry:
+    async def test_the_default_ttl_is_half_an_hour_of_seconds(self) -> None:
+        """At the daemon's default (1800 s) a session idle 29 min 59 s stays, 30 min 1 s goes."""
+        clock = FakeClock()
+        activity = ActivityTracker(RecordingWriter(), clock=clock)
+        assert activity.ttl == Settings().session_ttl == 1800.0
+        activity.touch("a")
+        clock.advance(1799)
+        assert await activity.sweep() == []
+        clock.advance(2)
+        assert await activity.sweep() == ["a"]
+
+    async def test_the_default_flush_interval_is_five_seconds(self) -> None:
+        """A lone touch is written 5 s after it (the daemon's default), not before."""
+        writer, clock = RecordingWriter(), FakeClock()
+        activity = ActivityTracker(writer, clock=clock)
+        activity.touch("a")
+        clock.advance(4.9)
+        await activity.flush_if_due()
+        assert writer.transactions == []
+        clock.advance(0.1)
+        await activity.flush_if_due()
+        assert len(writer.transactions) == 1
+
     async def test_each_idle_session_is_expired_once(self) -> None:
         """Sync and async callbacks both run, once per session idle past the TTL."""
         clock = FakeClock()
@@ -359,7 +378,7 @@ class TestExpiry:
         activity.on_expire(callback)
         assert await activity.sweep() == ["first"]
         assert seen == ["first"]
-        assert activity.last_access("second") == clock.now
+        assert activity.last_access("second") == clock.monotonic()
 
     async def test_an_expired_session_touched_again_starts_fresh(self) -> None:
         clock = FakeClock()
@@ -381,7 +400,7 @@ class TestExpiry:
         still written by the next flush."""
         writer, clock = RecordingWriter(), FakeClock()
         activity = tracker(writer, clock, ttl=10)
-        activity.touch("a", at_ms=42)
+        activity.touch("a", at=EpochMs(42))
         clock.advance(11)
         await activity.sweep()
         await activity.flush()

@@ -1,0 +1,237 @@
+"""Every time-based behaviour of the queue at its real settings, on a clock the test moves.
+
+Each test sits just inside and just past a setting, so a value read in the wrong unit
+(3600 taken as 3.6 s, or as 3600 ms) fails it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from memq.queue import Claim, MessageStatus, Queue, QueueSettings, SessionStream
+from memq.queue.testing import ManualClock
+from tests.helpers.rows import all_rows
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+POLL = 0.01  # change_check_interval: how often a waiting stream looks at the clock again
+# Real time a waiting stream gets to show that it keeps waiting: many polls.
+SETTLE = 0.2
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+async def open_queue(db_path: Path, clock: ManualClock, **settings: Any) -> Queue:
+    return await Queue.open(
+        db_path, QueueSettings(change_check_interval=POLL, **settings), clock=clock
+    )
+
+
+async def process_one(queue: Queue, session: str, *, fail: bool = False) -> int:
+    """Claim the session's head and ack it (or fail it); returns its id."""
+    stream = queue.stream(session, linger=0)
+    claim = await stream.__anext__()
+    if fail:
+        await claim.fail("the processor said no")
+    else:
+        await claim.ack()
+    await stream.aclose()
+    return claim.message.id
+
+
+class TestRetention:
+    async def test_defaults_are_a_day_for_processed_and_two_weeks_for_failed(self) -> None:
+        """The documented defaults, in seconds."""
+        settings = QueueSettings()
+        assert settings.processed_retention == DAY
+        assert settings.failed_retention == 14 * DAY
+
+    async def test_a_processed_row_is_kept_for_its_whole_retention(
+        self, db_path: Path, clock: ManualClock
+    ) -> None:
+        """Not pruned after 86 s (the bug: seconds read as ms) nor at 24 h less a second;
+        pruned a second past 24 h."""
+        async with await open_queue(db_path, clock) as queue:
+            await queue.enqueue("s", "observation", {"n": 1}, dedupe_key="toolu_1")
+            await process_one(queue, "s")
+            elapsed = 0.0
+            for mark in (87.0, HOUR, DAY - 1):
+                clock.advance(mark - elapsed)
+                elapsed = mark
+                report = await queue.maintain()
+                assert report.processed_pruned == 0, f"pruned after {mark} s"
+            clock.advance(2.0)
+            assert (await queue.maintain()).processed_pruned == 1
+        assert all_rows(db_path) == []
+
+    async def test_a_resent_event_is_a_duplicate_as_long_as_its_row_is_kept(
+        self, db_path: Path, clock: ManualClock
+    ) -> None:
+        """The dedupe guarantee lasts the processed retention: a re-send 3 minutes or 23 hours
+        later gets the original id back and stores nothing."""
+        async with await open_queue(db_path, clock) as queue:
+            first = await queue.enqueue("s", "observation", {"n": 1}, dedupe_key="toolu_1")
+            await process_one(queue, "s")
+            for wait in (180.0, 23 * HOUR):
+                clock.advance(wait)
+                await queue.maintain()
+                again = await queue.enqueue("s", "observation", {"n": 1}, dedupe_key="toolu_1")
+                assert (again.message_id, again.created) == (first.message_id, False)
+            assert (await queue.stats()).counts.processed == 1
+
+    async def test_a_failed_row_stays_visible_for_fourteen_days(
+        self, db_path: Path, clock: ManualClock
+    ) -> None:
+        """Still listed after 20 minutes (the bug) and at 14 days less a second; pruned after."""
+        async with await open_queue(db_path, clock, max_attempts=1) as queue:
+            await queue.enqueue("s", "observation", {})
+            failed_id = await process_one(queue, "s", fail=True)
+            clock.advance(20 * 60)
+            assert (await queue.maintain()).failed_pruned == 0
+            clock.advance(14 * DAY - 20 * 60 - 1)
+            assert (await queue.maintain()).failed_pruned == 0
+            assert [m.id for m in await queue.failed()] == [failed_id]
+            clock.advance(2.0)
+            assert (await queue.maintain()).failed_pruned == 1
+            assert await queue.failed() == []
+
+    async def test_a_row_processed_100_seconds_ago_survives_on_the_real_clock(
+        self, db_path: Path
+    ) -> None:
+        """Without a test clock too: a row settled 100 s ago is not pruned (the default
+        retention is a day, not 86.4 s)."""
+        async with await Queue.open(db_path) as queue:
+            await queue.enqueue("s", "observation", {}, dedupe_key="k")
+            await process_one(queue, "s")
+            await queue.run_in_transaction(
+                lambda tx: tx.execute(
+                    "UPDATE pending_messages SET finished_at = finished_at - ?", (100_000,)
+                )
+            )
+            assert (await queue.maintain()).processed_pruned == 0
+            assert not (await queue.enqueue("s", "observation", {}, dedupe_key="k")).created
+
+
+class TestLease:
+    async def test_a_claim_is_taken_back_only_after_its_lease_and_grace(
+        self, db_path: Path, clock: ManualClock
+    ) -> None:
+        """A 120 s lease is stored as 120 s plus 12 s of grace; the watchdog leaves the claim
+        alone until then and takes it back after."""
+        async with await open_queue(db_path, clock, lease=120.0) as queue:
+            await queue.enqueue("s", "observation", {})
+            stream = queue.stream("s", linger=0)
+            claim = await stream.__anext__()
+            (row,) = all_rows(db_path)
+            assert row["lease_until"] - row["started_at"] == 132_000
+            clock.advance(131.0)
+            assert (await queue.maintain()).leases_reclaimed == 0
+            clock.advance(2.0)
+            report = await queue.maintain()
+            assert report.reclaimed_ids == (claim.message.id,)
+            (row,) = all_rows(db_path)
+            assert (row["status"], row["attempts"]) == ("pending", 1)
+            await stream.aclose()
+
+
+class NextClaim:
+    """Asks a stream for its next claim in the background; ``claim`` is None if it ended."""
+
+    def __init__(self, stream: SessionStream) -> None:
+        self.stream = stream
+        self.claim: Claim | None = None
+        self.done = anyio.Event()
+
+    async def run(self) -> None:
+        try:
+            self.claim = await self.stream.__anext__()
+        except StopAsyncIteration:
+            pass
+        finally:
+            self.done.set()
+
+    async def result(self) -> Claim | None:
+        with anyio.fail_after(5):
+            await self.done.wait()
+        return self.claim
+
+
+class TestBackoff:
+    async def test_a_failed_attempt_waits_one_second_then_four(
+        self, db_path: Path, clock: ManualClock
+    ) -> None:
+        """The stored wait follows retry_delay and retry_backoff in seconds."""
+        async with await open_queue(db_path, clock) as queue:
+            await queue.enqueue("s", "observation", {})
+            start = clock.now()
+            await process_one(queue, "s", fail=True)
+            (row,) = all_rows(db_path)
+            assert row["available_at"] - start == 1000
+            clock.advance(1.0)
+            await process_one(queue, "s", fail=True)
+            (row,) = all_rows(db_path)
+            assert row["available_at"] - clock.now() == 4000
+
+    async def test_a_stream_waits_for_its_backing_off_head_on_the_clock(
+        self, db_path: Path, clock: ManualClock
+    ) -> None:
+        """The session's stream holds the head until its retry time, not a moment less, and
+        takes it as soon as the clock gets there."""
+        async with await open_queue(db_path, clock) as queue:
+            await queue.enqueue("s", "observation", {})
+            await process_one(queue, "s", fail=True)
+            stream = queue.stream("s", linger=0)
+            nxt = NextClaim(stream)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(nxt.run)
+                clock.advance(0.9)
+                await anyio.sleep(SETTLE)
+                assert not nxt.done.is_set()
+                clock.advance(0.1)
+                claim = await nxt.result()
+            assert claim is not None
+            assert claim.message.attempts == 2
+            await claim.ack()
+            await stream.aclose()
+
+
+class TestLinger:
+    async def test_an_idle_stream_lingers_its_seconds_then_ends(
+        self, db_path: Path, clock: ManualClock
+    ) -> None:
+        """linger=5.0 is five seconds of the clock: still waiting at 4.9 s, ended at 5 s."""
+        async with await open_queue(db_path, clock) as queue:
+            nxt = NextClaim(queue.stream("s", linger=5.0))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(nxt.run)
+                await anyio.sleep(SETTLE)
+                clock.advance(4.9)
+                await anyio.sleep(SETTLE)
+                assert not nxt.done.is_set()
+                clock.advance(0.1)
+                assert await nxt.result() is None
+
+    async def test_work_that_arrives_while_lingering_is_claimed_at_once(
+        self, db_path: Path, clock: ManualClock
+    ) -> None:
+        """An enqueue wakes a lingering stream without the clock moving at all."""
+        async with await open_queue(db_path, clock) as queue:
+            stream = queue.stream("s", linger=5.0)
+            nxt = NextClaim(stream)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(nxt.run)
+                await anyio.sleep(SETTLE)
+                message = await queue.enqueue("s", "observation", {})
+                claim = await nxt.result()
+            assert claim is not None
+            assert claim.message.id == message.message_id
+            await claim.ack()
+            await stream.aclose()
+            assert await queue.status_of(message.message_id) is MessageStatus.PROCESSED
