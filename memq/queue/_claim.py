@@ -47,11 +47,14 @@ class Claim:
     past the lease fails it with ``LeaseExpiredError``, and cancellation releases it.
     """
 
-    def __init__(self, queue: Queue, message: Message, lease_deadline: float) -> None:
+    def __init__(
+        self, queue: Queue, message: Message, lease_deadline: float, *, claimed_at: float
+    ) -> None:
         self._queue = queue
         self.message = message
         self.state = ClaimState.ACTIVE
         self.lease_deadline = lease_deadline  # anyio.current_time() by which to settle
+        self.claimed_at = claimed_at  # the queue clock's monotonic(): the watchdog's start
         self._scope: anyio.CancelScope | None = None
 
     def __repr__(self) -> str:
@@ -91,9 +94,10 @@ class Claim:
         return status
 
     async def defer(self, delay: float, reason: str = "") -> None:
-        """Hand the message back to be tried again in ``delay`` seconds, without counting
-        this attempt: for failures that are not the message's fault (a rate limit, a model
-        API that is down). The session waits for it, in order."""
+        """Hand the message back to be tried again in ``delay`` seconds (at most the queue's
+        ``max_defer``), without counting this attempt: for failures that are not the
+        message's fault (a rate limit, a model API that is down). The session waits for it,
+        in order."""
         self._check_active()
         if delay < 0:
             raise ValueError(f"delay must not be negative, not {delay}")

@@ -77,6 +77,7 @@ class StoredSpans:
     """The queue's settings that are compared with stored times, converted once."""
 
     retry_waits: tuple[SpanMs, ...]  # after failed attempt 1, 2, ... (the last one repeats)
+    longest_wait: SpanMs  # the furthest ahead the queue ever sets a message's due time
     stored_lease: SpanMs
     processed_retention: SpanMs
     failed_retention: SpanMs
@@ -87,6 +88,7 @@ class StoredSpans:
         attempts = range(1, max(settings.max_attempts, 1) + 1)
         return cls(
             retry_waits=tuple(span(settings.retry_delay_after(n)) for n in attempts),
+            longest_wait=span(settings.max_wait),
             stored_lease=span(settings.stored_lease),
             processed_retention=span(settings.processed_retention),
             failed_retention=span(settings.failed_retention),

@@ -113,6 +113,7 @@ class Queue:
             max_batch=settings.max_batch,
             max_batch_bytes=settings.max_batch_bytes,
             stored_lease=self._spans.stored_lease,
+            longest_wait=self._spans.longest_wait,
             clock=clock,
             on_commit=self._after_commit,
         )
@@ -259,7 +260,12 @@ class Queue:
             attempts=int(row["attempts"]),
             created_at=from_epoch_ms(int(row["created_at"])),
         )
-        claim = Claim(self, message, anyio.current_time() + self.settings.lease)
+        claim = Claim(
+            self,
+            message,
+            anyio.current_time() + self.settings.lease,
+            claimed_at=self.clock.monotonic(),
+        )
         self._active_claims.add(claim)
         return claim
 
@@ -274,6 +280,8 @@ class Queue:
             return None
         (available_at,) = rows[0]
         wait = seconds_until(EpochMs(int(available_at)), self.clock.now())
+        if wait > self.settings.max_wait:
+            wait = 0.0  # stored before the wall clock was set back: due now (see claim_heads)
         return self.clock.monotonic() + max(0.0, wait)
 
     async def _ack(self, claim: Claim, write: Effect | None) -> bool:
@@ -322,7 +330,7 @@ class Queue:
     async def _defer(self, claim: Claim, delay: float, reason: str) -> bool:
         self._check_open()
         message = claim.message
-        available_at = later(self.clock.now(), span(delay))
+        available_at = later(self.clock.now(), span(min(delay, self.settings.max_defer)))
         details = FailDetails(MessageStatus.PENDING.value, available_at, reason)
         op = SettleOp(SettleAction.RELEASE, message.id, message.attempts, details)
         await self._writer.submit(op)
@@ -514,10 +522,13 @@ class Queue:
         self._check_open()
         settings = self.settings
         now = self.clock.now()
+        held, expired = self._claims_by_lease()
         reclaimed = await self._transaction(
             lambda tx: tx.fetchall(
                 QUERIES["reclaim_expired_leases"],
                 {
+                    "held": json.dumps(held),
+                    "expired": json.dumps(expired),
                     "now": tx.now_ms,
                     "available_at": later(tx.now_ms, self._spans.retry_wait(1)),
                     "max_attempts": settings.max_attempts,
@@ -556,6 +567,15 @@ class Queue:
             checkpointed=checkpointed,
             reclaimed_ids=tuple(int(row["id"]) for row in reclaimed),
         )
+
+    def _claims_by_lease(self) -> tuple[list[int], list[int]]:
+        """Ids of the claims held here, and of those held past the stored lease, measured
+        on the monotonic clock."""
+        now = self.clock.monotonic()
+        held = [c for c in self._active_claims if c.state is ClaimState.ACTIVE]
+        limit = self.settings.stored_lease
+        expired = [c.message.id for c in held if now - c.claimed_at > limit]
+        return [c.message.id for c in held], expired
 
     async def _prune(self, query: str, before: EpochMs) -> int:
         total = 0

@@ -16,6 +16,9 @@ class QueueSettings:
         retry_delay: seconds before the second attempt; each later one waits
             ``retry_backoff`` times longer, up to ``retry_delay_max``.
         lease: seconds a consumer has to settle a claim before it is taken back.
+        max_defer: the longest ``Claim.defer`` waits (longer requests are cut to it). A due
+            time further ahead than any wait the queue sets is treated as due at once: the
+            wall clock was set back since it was stored.
         synchronous: what an acknowledged enqueue survives (see ``Synchronous``).
         busy_timeout: seconds to wait for another process's write lock.
         change_check_interval: seconds between checks for rows written by another process.
@@ -30,6 +33,7 @@ class QueueSettings:
     retry_backoff: float = 4.0
     retry_delay_max: float = 30.0
     lease: float = 300.0
+    max_defer: float = 600.0
     synchronous: Synchronous = Synchronous.FULL
     busy_timeout: float = 5.0
     change_check_interval: float = 1.0
@@ -51,6 +55,7 @@ class QueueSettings:
         for name in (
             "retry_delay",
             "retry_delay_max",
+            "max_defer",
             "busy_timeout",
             "processed_retention",
             "failed_retention",
@@ -71,3 +76,8 @@ class QueueSettings:
         """The lease written to the database: the in-process deadline plus a grace period,
         so the watchdog only takes back claims whose consumer failed to settle them itself."""
         return self.lease + max(1.0, 0.1 * self.lease)
+
+    @property
+    def max_wait(self) -> float:
+        """The furthest ahead, in seconds, that the queue ever sets a message's due time."""
+        return max(self.retry_delay_max, self.retry_delay, self.max_defer)

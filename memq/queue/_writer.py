@@ -190,6 +190,7 @@ class GroupCommitWriter:
         max_batch: int,
         max_batch_bytes: int,
         stored_lease: SpanMs,
+        longest_wait: SpanMs,
         clock: Clock,
         on_commit: Callable[[list[Operation]], None],
     ) -> None:
@@ -199,6 +200,7 @@ class GroupCommitWriter:
         self._max_batch = max_batch
         self._max_batch_bytes = max_batch_bytes
         self._stored_lease = stored_lease
+        self._longest_wait = longest_wait
         self._clock = clock
         self._on_commit = on_commit
         self._waiting: deque[Operation] = deque()
@@ -430,9 +432,13 @@ class GroupCommitWriter:
     async def _claim(self, conn: aiosqlite.Connection, ops: list[ClaimOp], now: EpochMs) -> None:
         lease_until = later(now, self._stored_lease)
         sessions = json.dumps([op.session for op in ops], ensure_ascii=False)
-        rows = await conn.execute_fetchall(
-            self._q["claim_heads"], {"sessions": sessions, "now": now, "lease_until": lease_until}
-        )
+        params = {
+            "sessions": sessions,
+            "now": now,
+            "lease_until": lease_until,
+            "latest_due": later(now, self._longest_wait),
+        }
+        rows = await conn.execute_fetchall(self._q["claim_heads"], params)
         by_session = {row["session_id"]: row for row in rows}
         for op in ops:
             op.row = by_session.get(op.session)

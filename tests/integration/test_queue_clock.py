@@ -235,3 +235,69 @@ class TestLinger:
             await claim.ack()
             await stream.aclose()
             assert await queue.status_of(message.message_id) is MessageStatus.PROCESSED
+
+
+class TestClockSteps:
+    async def test_a_retry_is_not_held_an_extra_hour_when_the_clock_is_set_back(
+        self, db_path: Path, clock: ManualClock
+    ) -> None:
+        """A due time further ahead than any wait the queue sets (30 s here) can only come
+        from a clock set back since: the head is due at once."""
+        async with await open_queue(db_path, clock) as queue:
+            await queue.enqueue("s", "observation", {})
+            await process_one(queue, "s", fail=True)
+            clock.step_wall(-HOUR)
+            stream = queue.stream("s", linger=0)
+            with anyio.fail_after(5):
+                claim = await stream.__anext__()
+            assert claim.message.attempts == 2
+            await claim.ack()
+            await stream.aclose()
+
+    async def test_a_retry_within_its_wait_still_waits_after_a_small_step_back(
+        self, db_path: Path, clock: ManualClock
+    ) -> None:
+        """Setting the clock back a little is indistinguishable from a wait: it is kept."""
+        async with await open_queue(db_path, clock) as queue:
+            await queue.enqueue("s", "observation", {})
+            await process_one(queue, "s", fail=True)
+            clock.step_wall(-2.0)  # the head is now due in 3 s: a wait the queue could set
+            stream = queue.stream("s", linger=0)
+            nxt = NextClaim(stream)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(nxt.run)
+                await anyio.sleep(SETTLE)
+                assert not nxt.done.is_set()
+                clock.advance(3.0)
+                claim = await nxt.result()
+            assert claim is not None
+            await claim.ack()
+            await stream.aclose()
+
+    async def test_a_clock_set_forward_does_not_take_back_a_running_claim(
+        self, db_path: Path, clock: ManualClock
+    ) -> None:
+        """The watchdog measures a held claim on the monotonic clock: an hour's step of the
+        wall clock leaves it alone, and its ack still lands."""
+        async with await open_queue(db_path, clock, lease=120.0) as queue:
+            message = await queue.enqueue("s", "observation", {})
+            stream = queue.stream("s", linger=0)
+            claim = await stream.__anext__()
+            clock.step_wall(HOUR)
+            assert (await queue.maintain()).leases_reclaimed == 0
+            await claim.ack()
+            await stream.aclose()
+            assert await queue.status_of(message.message_id) is MessageStatus.PROCESSED
+
+    async def test_a_long_deferral_is_cut_to_max_defer(
+        self, db_path: Path, clock: ManualClock
+    ) -> None:
+        """A deferral asks for a day; it waits max_defer (600 s by default) and no more."""
+        async with await open_queue(db_path, clock) as queue:
+            await queue.enqueue("s", "observation", {})
+            stream = queue.stream("s", linger=0)
+            claim = await stream.__anext__()
+            await claim.defer(DAY, "rate limited")
+            await stream.aclose()
+            (row,) = all_rows(db_path)
+            assert row["available_at"] - clock.now() == 600_000

@@ -25,7 +25,8 @@ WHERE existing.dedupe_key IS NOT NULL;
 -- name: claim_heads
 -- Claims the head (lowest pending id) of each session in :sessions when it is due, counting
 -- the attempt. A session whose head is backing off yields nothing: order within a session
--- is strict.
+-- is strict. A head due after :latest_due waits longer than any wait the queue sets: the
+-- wall clock was set back since it was stored, so it is due now, not an hour late.
 UPDATE pending_messages
 SET status = 'processing',
     attempts = attempts + 1,
@@ -39,7 +40,7 @@ WHERE id IN (
                 LIMIT 1)
         FROM json_each(:sessions) AS wanted
     )
-  AND available_at <= :now
+  AND (available_at <= :now OR available_at > :latest_due)
 RETURNING id, session_id, kind, payload, dedupe_key, attempts, created_at;
 
 -- name: ack
@@ -108,14 +109,19 @@ WHERE status = 'processing'
 RETURNING id, session_id, status, attempts;
 
 -- name: reclaim_expired_leases
--- The watchdog: a claim not settled by its lease's end counts as a failed attempt.
+-- The watchdog: a claim not settled by its lease's end counts as a failed attempt. Claims
+-- that this process holds expire by its monotonic clock (:expired, ids), so a wall clock set
+-- forward cannot take back work still running; a row that no claim here holds (:held is
+-- every held id) falls back on its stored lease.
 UPDATE pending_messages
 SET status = CASE WHEN attempts >= :max_attempts THEN 'failed' ELSE 'pending' END,
     available_at = :available_at,
     lease_until = NULL,
     finished_at = CASE WHEN attempts >= :max_attempts THEN :now END,
     last_error = :error
-WHERE status = 'processing' AND lease_until < :now
+WHERE status = 'processing'
+  AND (id IN (SELECT value FROM json_each(:expired))
+       OR (lease_until < :now AND id NOT IN (SELECT value FROM json_each(:held))))
 RETURNING id, session_id, status, attempts;
 
 -- name: head_available_at
