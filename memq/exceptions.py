@@ -4,6 +4,8 @@
     ├── SettingError             a MEMQ_* variable memq cannot use (also a ValueError)
     ├── StartupError             the daemon cannot start (port taken, already running, ...)
     ├── ControlError             memq start or stop could not do what was asked
+    ├── UnsafeFileError          a file in MEMQ_HOME is not one memq may trust (a symlink,
+    │                            someone else's, writable by others, not a token)
     ├── InstallError             Claude Code's settings cannot be changed safely (left untouched)
     ├── InvalidQueryError        a search the user typed that memq cannot run (HTTP 400)
     ├── InvalidSettingValueError a per-session setting with an unknown name or bad value (422)
@@ -53,6 +55,10 @@ class StartupError(MemqError):
 
 class ControlError(MemqError):
     """A daemon command could not do what was asked; the message says why."""
+
+
+class UnsafeFileError(MemqError):
+    """A file in the data directory is not one memq may trust."""
 
 
 class InstallError(MemqError):

@@ -5,31 +5,20 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from memq import private_files
+
 UNAUTHENTICATED_PATHS: Final = frozenset({"/api/health"})
 
 
 def load_or_create_token(path: Path) -> str:
-    """The daemon's bearer token, created (0600) on first start and read again on later ones."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        token = path.read_text(encoding="ascii").strip()
-        if token:
-            os.chmod(path, 0o600)  # repair a token file someone loosened
-            return token
-        path.unlink()
-        return load_or_create_token(path)
-    token = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(token + "\n")
-    return token
+    """The daemon's bearer token, created (0600) on first start and read again on later ones.
+    Raises ``UnsafeFileError`` for a token file memq did not write (see ``private_files``)."""
+    return private_files.load_or_create_token(str(path))
 
 
 def allowed_hosts(port: int) -> frozenset[bytes]:
