@@ -2,7 +2,8 @@
 
 Settings come from the environment: MEMQ_HOME (data directory, default ~/.memq), MEMQ_PORT
 (default 37778), MEMQ_PROCESSOR (default extract), MEMQ_CAPACITY, MEMQ_LINGER, MEMQ_LEASE,
-MEMQ_MAX_ATTEMPTS, MEMQ_BODY_LIMIT, MEMQ_SYNCHRONOUS (FULL or NORMAL), MEMQ_LOG_LEVEL.
+MEMQ_MAX_ATTEMPTS, MEMQ_BODY_LIMIT, MEMQ_SYNCHRONOUS (FULL or NORMAL), MEMQ_LOG_LEVEL; or from
+MEMQ_HOME/settings.toml (port = 40000, ...), which memq config --global edits.
 """
 
 from __future__ import annotations
@@ -16,23 +17,77 @@ from typing import Any
 from urllib.parse import urlencode
 
 from memq import __version__
-from memq.cli_client import EXIT_ERROR, EXIT_OK, EXIT_USAGE, api, when
+from memq.cli_args import (
+    MAX_CONTEXT_BUDGET,
+    MAX_ID,
+    MAX_SEARCH_RESULTS,
+    MAX_TIMELINE_SIDE,
+    add_utc_option,
+    command_list,
+    fill_paragraphs,
+    help_width,
+    iso_time,
+    number,
+    subcommand_helps,
+    whole_number,
+)
+from memq.cli_client import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    WHEN_WIDTH,
+    Answer,
+    api,
+    score_text,
+    when,
+)
 from memq.config import SettingError, Settings
 from memq.exceptions import ControlError, InstallError
 from memq.session_commands import SESSION_COMMANDS, add_session_commands
+from memq.settings_command import cmd_config_global, command_settings, is_global_config
 
 # The record types `memq search --type` accepts (memq.memory.search.RecordType, spelled out
-# so that parsing arguments does not import the search machinery).
+# so that parsing arguments does not import the search machinery) and the observation kinds
+# `--kind` accepts (memq.memory.records.ObservationKind, likewise).
 RECORD_TYPES = ("observation", "summary", "prompt")
+OBSERVATION_KINDS = (
+    "change",
+    "discovery",
+    "command",
+    "search",
+    "web",
+    "decision",
+    "bugfix",
+    "feature",
+    "refactor",
+    "other",
+)
+# The top-level help lists the commands in these groups; a command added without a group
+# is listed under "more".
+COMMAND_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("daemon", ("serve", "start", "stop", "status", "resume")),
+    ("memory", ("search", "timeline", "context", "sessions", "history", "export", "import")),
+    ("sessions", ("title", "config", "fork", "revert", "transfer", "delete")),
+    ("queue", ("failed", "retry")),
+    ("setup", ("install", "uninstall", "hook")),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``memq`` command."""
+    width = help_width()
     parser = argparse.ArgumentParser(
-        prog="memq", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="memq",
+        usage="memq [-h] [--version] COMMAND [ARGS ...]",
+        description=fill_paragraphs(__doc__ or "", width),
+        epilog="Run memq COMMAND --help for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"memq {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Listed by the epilog, grouped (argparse's own list has no groups and wraps badly).
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", prog="memq", help=argparse.SUPPRESS
+    )
 
     serve = commands.add_parser("serve", help="run the daemon in the foreground")
     serve.add_argument("--quiet", action="store_true", help="log only to MEMQ_HOME/logs")
@@ -54,7 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--cwd", metavar="DIR", help="the session's working directory (default: this one)"
     )
     context.add_argument(
-        "--budget", type=int, default=2000, metavar="N", help="at most N tokens (2000)"
+        "--budget",
+        type=whole_number(1, MAX_CONTEXT_BUDGET),
+        default=2000,
+        metavar="N",
+        help="at most N tokens (2000)",
     )
     context.add_argument("--json", action="store_true", help="print JSON")
 
@@ -97,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
         "uninstall", help="remove memq's hooks from Claude Code's settings"
     )
     _add_settings_target(uninstall)
+    listing = command_list(subcommand_helps(commands), COMMAND_GROUPS, width)
+    parser.epilog = f"{listing}\n\n{parser.epilog}"
     return parser
 
 
@@ -107,12 +168,17 @@ def run(args: Sequence[str]) -> int:
     if parsed.command is None:
         parser.print_help()
         return EXIT_OK
+    if parsed.command == "config" and parsed.session is None and not is_global_config(parsed):
+        parser.error("config needs a SESSION (or --global for memq's own settings)")
     try:
-        settings = Settings.from_env()
+        # The environment over MEMQ_HOME/settings.toml, checked as far as the command uses it.
+        settings = command_settings(parsed, os.environ)
     except SettingError as exc:
         print(f"memq: {exc}", file=sys.stderr)
         return EXIT_USAGE
     command: Callable[[argparse.Namespace, Settings], int] = COMMANDS[parsed.command]
+    if is_global_config(parsed):
+        command = cmd_config_global  # memq config --global: memq's settings, not a session's
     try:
         return command(parsed, settings)
     except KeyboardInterrupt:
@@ -133,7 +199,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from memq.logs import configure_logging
     from memq.worker.daemon import Daemon
     from memq.worker.ephemeral import ephemeral_database
+    from memq.worker.pidfile import running_daemon
 
+    # Before anything is set up or logged: a second daemon must not look like one that ran.
+    running = running_daemon(settings.paths.pidfile, settings.paths.database)
+    if running is not None:
+        print(
+            f"memq: a daemon is already running for {settings.home} "
+            f"(pid {running.pid}, port {running.port}); memq stop stops it",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     settings.paths.create_home()
     configure_logging(
         log_file=settings.paths.log_file, console=not args.quiet, level=settings.log_level
@@ -181,9 +257,12 @@ def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from memq.settings_command import add_settings
     from memq.worker import control
+    from memq.worker.status import settings_lines
 
     status = control.status(settings)
+    add_settings(status, settings)
     if args.json:
         print(json.dumps(status, indent=2))
         return EXIT_OK
@@ -201,9 +280,16 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if status.get("paused_sessions"):
         paused = ", ".join(status["paused_sessions"])
         print(f"paused    {paused}  (memq config SESSION paused false)")
+    for stopped in status.get("paused_processors", []):
+        waiting = ", ".join(stopped["sessions"])
+        print(f"PAUSED    {waiting}: {stopped['reason']}")
+        print("          (restart memq with it set, or: memq config SESSION processor NAME)")
     if status.get("ephemeral"):
         print("EPHEMERAL the database is in memory: everything is lost when the daemon stops")
     print(f"database  {_size(status['database_bytes'])} (WAL {_size(status['wal_bytes'])})")
+    view = "as the daemon runs with them" if status["settings_view"] == "daemon" else ""
+    for line in settings_lines(status["settings"], status["settings_file"], note=view):
+        print(line)
     if status["sessions"]:
         print()
         print(f"{'SESSION':<48} {'PENDING':>8} {'PROCESSING':>10} {'PROCESSED':>10} {'FAILED':>7}")
@@ -218,14 +304,26 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_context(args: argparse.Namespace, settings: Settings) -> int:
     cwd = os.path.abspath(args.cwd or os.getcwd())
-    query = urlencode({"cwd": cwd, "budget": max(1, args.budget)})
-    body = api(settings, "GET", f"/api/context?{query}")
+    query = urlencode({"cwd": cwd, "budget": args.budget})
+
+    def read_directly() -> Answer:
+        from memq.memory import direct
+
+        return direct.context(settings.paths.database, cwd, budget_tokens=args.budget)
+
+    body = api(settings, "GET", f"/api/context?{query}", direct=read_directly)
     if body is None:
         return EXIT_ERROR
     if args.json:
         print(json.dumps(body, indent=2))
     elif body["context"]:
         print(body["context"])
+    elif body.get("has_memory"):
+        print(
+            f"memq: {args.budget} token(s) are too few to show any of memq's memory of "
+            f"{body['project']}; give a larger --budget (the default is 2000)",
+            file=sys.stderr,
+        )
     else:
         print(f"memq has no memory of {body['project']}", file=sys.stderr)
     return EXIT_OK
@@ -256,7 +354,12 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
     body = api(settings, "POST", "/api/failed/retry", request)
     if body is None:
         return EXIT_ERROR
-    print(f"retried {len(body['retried'])} message(s)")
+    retried = body["retried"]
+    if not retried:
+        print("no failed messages to retry")
+    else:
+        ids = ", ".join(str(message_id) for message_id in retried)
+        print(f"retried {len(retried)} message(s): {ids}")
     return EXIT_OK
 
 
@@ -276,17 +379,23 @@ def cmd_hook(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
     from memq.hooks import install as hooks
+    from memq.settings_command import hook_home, record_environment, recorded_lines
 
     try:
-        command = hooks.memq_hook_command()
+        # The hook runs from the assistant's environment, not this shell's: the command
+        # carries MEMQ_HOME, the home's settings file the rest.
+        command = hooks.memq_hook_command(home=hook_home(settings))
         if args.print_only:
             print(json.dumps(hooks.hooks_fragment(command), indent=2))
             return EXIT_OK
+        recorded = recorded_lines(record_environment(settings, os.environ))
         if args.plugin:
             written = hooks.write_plugin(args.plugin, command)
             print(f"memq plugin written to {args.plugin} (hook command: {command})")
             for path in written:
                 print(f"  {path}")
+            for line in recorded:
+                print(line)
             print(f"load it with: claude --plugin-dir {args.plugin}")
             return EXIT_OK
         path = hooks.settings_path(project=args.project, settings=args.settings)
@@ -294,14 +403,21 @@ def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
     except InstallError as exc:
         print(f"memq install: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except SettingError as exc:
+        print(f"memq install: {exc}; nothing changed", file=sys.stderr)
+        return EXIT_USAGE
     if not result.changed:
         print(f"memq hooks already installed in {result.path}; nothing changed")
+        for line in recorded:
+            print(line)
         return EXIT_OK
     print(f"memq hooks installed in {result.path}{' (new file)' if result.created else ''}")
     print(f"  events: {', '.join(hooks.EVENTS)}")
     print(f"  command: {result.command}")
     if result.backup is not None:
         print(f"  backup of the previous file: {result.backup}")
+    for line in recorded:
+        print(line)
     print("They take effect in Claude Code sessions started from now on.")
     return EXIT_OK
 
@@ -337,26 +453,51 @@ def _add_settings_target(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    params: list[tuple[str, str]] = [("q", " ".join(args.query)), ("limit", str(args.limit))]
-    if args.project:
-        params.append(("project", _project(args.project)))
+    query = " ".join(args.query)
+    project = _project(args.project) if args.project else None
+    params: list[tuple[str, str]] = [("q", query), ("limit", str(args.limit))]
+    if project:
+        params.append(("project", project))
     for name in ("session", "file", "since", "until"):
         if getattr(args, name):
             params.append((name, getattr(args, name)))
     params += [("type", value) for value in args.type or ()]
     params += [("kind", value) for value in args.kind or ()]
+    if args.min_score is not None:
+        params.append(("min_score", repr(args.min_score)))
     if args.fts:
         params.append(("syntax", "fts"))
-    body = api(settings, "GET", "/api/search?" + urlencode(params))
+
+    def read_directly() -> Answer:
+        from memq.memory import direct
+        from memq.memory.answers import parse_time
+
+        return direct.search(
+            settings.paths.database,
+            query,
+            project=project,
+            session=args.session or None,
+            types=args.type,
+            kinds=args.kind,
+            file=args.file or None,
+            since=parse_time(args.since) if args.since else None,
+            until=parse_time(args.until) if args.until else None,
+            limit=args.limit,
+            min_score=args.min_score,
+            syntax="fts" if args.fts else "words",
+        )
+
+    body = api(settings, "GET", "/api/search?" + urlencode(params), direct=read_directly)
     if body is None:
         return EXIT_ERROR
     if args.json:
         print(json.dumps(body, indent=2))
         return EXIT_OK
-    print(f"{'MESSAGE':>8} {'SCORE':>6}  {'WHEN':<16}  {'TYPE':<21} TITLE")
+    print(f"{'MESSAGE':>8} {'SCORE':>6}  {'WHEN':<{WHEN_WIDTH}}  {'TYPE':<21} TITLE")
     for item in body["items"]:
         print(
-            f"{item['message_id']:>8} {item['score']:>6.3g}  {when(item['created_at'])}  "
+            f"{item['message_id']:>8} {score_text(item['score']):>6}  "
+            f"{when(item['created_at'], utc=args.utc):<{WHEN_WIDTH}}  "
             f"{_record_type(item):<21} {item['title']}"
         )
         if item["snippet"] and item["snippet"] != item["title"]:
@@ -366,8 +507,16 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
-    params = {"around": args.id, "before": max(0, args.before), "after": max(0, args.after)}
-    body = api(settings, "GET", "/api/timeline?" + urlencode(params))
+    params = {"around": args.id, "before": args.before, "after": args.after}
+
+    def read_directly() -> Answer:
+        from memq.memory import direct
+
+        return direct.timeline(
+            settings.paths.database, args.id, before=args.before, after=args.after
+        )
+
+    body = api(settings, "GET", "/api/timeline?" + urlencode(params), direct=read_directly)
     if body is None:
         return EXIT_ERROR
     if args.json:
@@ -375,11 +524,12 @@ def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     anchor = body["anchor"]
     print(f"session {body['session_key']}")
-    print(f"  {'MESSAGE':>8}  {'WHEN':<16}  {'TYPE':<21} TITLE")
+    print(f"  {'MESSAGE':>8}  {'WHEN':<{WHEN_WIDTH}}  {'TYPE':<21} TITLE")
     for item in body["items"]:
         is_anchor = (item["record_type"], item["id"]) == (anchor["record_type"], anchor["id"])
         print(
-            f"{'>' if is_anchor else ' '} {item['message_id']:>8}  {when(item['created_at'])}  "
+            f"{'>' if is_anchor else ' '} {item['message_id']:>8}  "
+            f"{when(item['created_at'], utc=args.utc):<{WHEN_WIDTH}}  "
             f"{_record_type(item):<21} {item['title']}"
         )
     return EXIT_OK
@@ -418,22 +568,47 @@ def _add_memory_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     search.add_argument(
         "--kind",
         action="append",
-        help="only observations of this kind: change, bugfix, ... (repeatable)",
+        choices=OBSERVATION_KINDS,
+        metavar="KIND",
+        help=f"only observations of this kind: {', '.join(OBSERVATION_KINDS)} (repeatable)",
     )
     search.add_argument("--file", help="only records that read or changed a path containing this")
-    search.add_argument("--since", metavar="ISO", help="only records from this time on")
-    search.add_argument("--until", metavar="ISO", help="only records before this time")
-    search.add_argument("--limit", type=int, default=20, help="at most this many (20, max 1000)")
+    search.add_argument(
+        "--since",
+        metavar="ISO",
+        type=iso_time,
+        help="only records from this time on (UTC unless it names a zone)",
+    )
+    search.add_argument(
+        "--until", metavar="ISO", type=iso_time, help="only records before this time"
+    )
+    search.add_argument(
+        "--limit",
+        type=whole_number(1, MAX_SEARCH_RESULTS),
+        default=20,
+        help=f"at most this many (20, max {MAX_SEARCH_RESULTS})",
+    )
+    search.add_argument(
+        "--min-score",
+        type=number,
+        metavar="SCORE",
+        help="only records scoring at least this (scores compare within one search)",
+    )
     search.add_argument("--fts", action="store_true", help="QUERY is SQLite FTS5 query syntax")
     search.add_argument("--json", action="store_true", help="print JSON")
+    add_utc_option(search)
 
     timeline = commands.add_parser(
         "timeline", help="a record and the records of its session just before and after it"
     )
-    timeline.add_argument("id", type=int, help="the message id of a record (see memq search)")
-    timeline.add_argument("--before", type=int, default=5, help="records before it (5)")
-    timeline.add_argument("--after", type=int, default=5, help="records after it (5)")
+    timeline.add_argument(
+        "id", type=whole_number(1, MAX_ID), help="the message id of a record (see memq search)"
+    )
+    side = whole_number(0, MAX_TIMELINE_SIDE)
+    timeline.add_argument("--before", type=side, default=5, help="records before it (5)")
+    timeline.add_argument("--after", type=side, default=5, help="records after it (5)")
     timeline.add_argument("--json", action="store_true", help="print JSON")
+    add_utc_option(timeline)
 
 
 def _duration(seconds: float) -> str:

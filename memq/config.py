@@ -1,18 +1,40 @@
-"""The daemon's and the CLI's settings, read from ``MEMQ_*`` variables, and where memq keeps
-its files. The parsers themselves live in ``memq.env``, which the hook uses directly."""
+"""The daemon's and the CLI's settings, and where memq keeps its files.
+
+Every setting has a key in ``MEMQ_HOME/settings.toml`` and a ``MEMQ_*`` variable that
+overrides it (``SETTINGS`` lists them). The parsers themselves live in ``memq.env``, which
+the hook uses directly; ``memq.env.environment`` lays the environment over the file.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Final
 
 from memq import env as memq_env
-from memq.env import HOST, env_choice, env_float, env_int
+from memq.env import (
+    HOST,
+    SETTING_VARIABLES,
+    Source,
+    env_choice,
+    env_flag,
+    env_float,
+    env_int,
+    env_text,
+)
 from memq.exceptions import SettingError
+from memq.hooks.run import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 
-__all__ = ["HOST", "Paths", "SettingError", "Settings"]
+__all__ = ["HOST", "SETTINGS", "Paths", "SettingError", "SettingSpec", "Settings"]
+
+# The model-based processors' own defaults (memq.processors.llm._settings, which costs a
+# fifth of a second to import; a unit test keeps the two equal).
+LLM_TIMEOUT: Final = 60.0
+LLM_MAX_TOKENS: Final = 2048
+PROCESSOR_DEFAULT: Final = "(the processor's own)"
+HIDDEN: Final = "(hidden)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +63,10 @@ class Paths:
     def log_file(self) -> Path:
         return self.logs / memq_env.DAEMON_LOG_FILE
 
+    @property
+    def settings_file(self) -> Path:
+        return self.home / memq_env.SETTINGS_FILE
+
     def create_home(self) -> None:
         """Create the data directory (0700: it holds the token and everything remembered)
         and its ``logs/``. ``mkdir(parents=True)`` alone would leave the home world-readable."""
@@ -51,7 +77,8 @@ class Paths:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything the daemon and its clients can be told through ``MEMQ_*`` variables."""
+    """Everything the daemon and its clients can be told through ``MEMQ_*`` variables or
+    the settings file."""
 
     home: Path = field(default_factory=lambda: Path(memq_env.DEFAULT_HOME).expanduser())
     port: int = memq_env.DEFAULT_PORT
@@ -71,6 +98,9 @@ class Settings:
     session_ttl: float = 1800.0  # seconds idle before a session's in-memory state is dropped
     activity_flush_events: int = 256  # touches that write last-access times ...
     activity_flush_interval: float = 5.0  # ... or seconds after the first unwritten one
+    # What the settings were read from (``memq.env.Sources`` for the environment over the
+    # settings file); the model-based processors read their own from it. None: os.environ.
+    environment: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def paths(self) -> Paths:
@@ -86,39 +116,234 @@ class Settings:
         return f"http://{HOST}:{self.port}"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Settings from ``MEMQ_*`` variables; raises ``SettingError`` naming a bad one."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, only: Collection[str] | None = None
+    ) -> Settings:
+        """Settings from ``MEMQ_*`` variables in ``env`` (``os.environ`` when None; pass
+        ``memq.env.environment(...)`` to read the settings file too).
+
+        Every setting is checked, or only the keys in ``only``: a bad value of any other
+        one leaves that setting at its default, so that a command is not refused over a
+        setting it does not use.
+
+        Raises:
+            SettingError: a checked setting has a bad value (naming its variable or key).
+        """
         env = os.environ if env is None else env
-        defaults = cls()
-        return cls(
-            home=Path(memq_env.home_dir(env)),
-            port=memq_env.port(env),
-            processor=env.get("MEMQ_PROCESSOR", "").strip() or defaults.processor,
-            capacity=env_int(env, "MEMQ_CAPACITY", defaults.capacity, low=1, high=256),
-            linger=env_float(env, "MEMQ_LINGER", defaults.linger),
-            lease=env_float(env, "MEMQ_LEASE", defaults.lease, positive=True),
-            max_attempts=env_int(env, "MEMQ_MAX_ATTEMPTS", defaults.max_attempts, low=1, high=100),
-            body_limit=memq_env.body_limit(env),
-            shutdown_grace=env_float(env, "MEMQ_SHUTDOWN_GRACE", defaults.shutdown_grace),
-            synchronous=env_choice(
-                env, "MEMQ_SYNCHRONOUS", defaults.synchronous, ("FULL", "NORMAL")
-            ),
-            log_level=env_choice(
-                env, "MEMQ_LOG_LEVEL", defaults.log_level, ("debug", "info", "warning", "error")
-            ),
-            skip_tools=memq_env.skip_tools(env),
-            session_ttl=env_float(env, "MEMQ_SESSION_TTL", defaults.session_ttl, positive=True),
-            activity_flush_events=env_int(
-                env,
-                "MEMQ_ACTIVITY_FLUSH_EVENTS",
-                defaults.activity_flush_events,
-                low=1,
-                high=1_000_000,
-            ),
-            activity_flush_interval=env_float(
-                env,
-                "MEMQ_ACTIVITY_FLUSH_INTERVAL",
-                defaults.activity_flush_interval,
-                positive=True,
-            ),
-        )
+        values: dict[str, Any] = {"home": Path(memq_env.home_dir(env)), "environment": env}
+        for spec in SETTINGS:
+            if spec.field is None:
+                continue
+            try:
+                values[spec.field] = spec.parse(env)
+            except SettingError:
+                if only is None or spec.key in only:
+                    raise
+        return cls(**values)
+
+    @classmethod
+    def load(
+        cls, environ: Mapping[str, str] | None = None, *, only: Collection[str] | None = None
+    ) -> Settings:
+        """Settings from the environment (``os.environ`` when None) laid over the settings
+        file of the home it names; as :meth:`from_env` otherwise."""
+        sources = memq_env.environment(os.environ if environ is None else environ)
+        return cls.from_env(sources, only=only)
+
+
+DEFAULTS: Final = Settings()
+
+
+@dataclass(frozen=True, slots=True)
+class SettingSpec:
+    """One setting: its key in settings.toml, how to read it, and what it is for."""
+
+    key: str
+    parse: Callable[[Mapping[str, str]], Any]  # its checked value in env; the default if unset
+    help: str
+    field: str | None = None  # the Settings attribute; None: the hook or a processor reads it
+    secret: bool = False  # never shown, never recorded by memq install
+    recorded: bool = True  # memq install copies it from the environment into the file
+
+    @property
+    def variable(self) -> str:
+        return SETTING_VARIABLES[self.key]
+
+
+def _base_url(env: Mapping[str, str]) -> str:
+    # As memq.processors.llm checks it; "" means the processor's official endpoint.
+    value = env_text(env, "MEMQ_BASE_URL", "")
+    if value and not value.startswith(("http://", "https://")):
+        problem = "must start with http:// or https://"
+        raise memq_env.setting_error(env, "MEMQ_BASE_URL", repr(value), problem)
+    return value
+
+
+SETTINGS: Final[tuple[SettingSpec, ...]] = (
+    SettingSpec("port", memq_env.port, "the daemon's loopback port", "port"),
+    SettingSpec(
+        "processor",
+        lambda env: env_text(env, "MEMQ_PROCESSOR", DEFAULTS.processor),
+        "what turns events into memory: extract, anthropic or openai",
+        "processor",
+    ),
+    SettingSpec(
+        "capacity",
+        lambda env: env_int(env, "MEMQ_CAPACITY", DEFAULTS.capacity, low=1, high=256),
+        "sessions processed at once",
+        "capacity",
+    ),
+    SettingSpec(
+        "linger",
+        lambda env: env_float(env, "MEMQ_LINGER", DEFAULTS.linger),
+        "seconds an idle session's worker waits for more work",
+        "linger",
+    ),
+    SettingSpec(
+        "lease",
+        lambda env: env_float(env, "MEMQ_LEASE", DEFAULTS.lease, positive=True),
+        "seconds a processor may take for one message",
+        "lease",
+    ),
+    SettingSpec(
+        "max_attempts",
+        lambda env: env_int(env, "MEMQ_MAX_ATTEMPTS", DEFAULTS.max_attempts, low=1, high=100),
+        "attempts before a message is failed",
+        "max_attempts",
+    ),
+    SettingSpec("body_limit", memq_env.body_limit, "bytes of one HTTP request", "body_limit"),
+    SettingSpec(
+        "shutdown_grace",
+        lambda env: env_float(env, "MEMQ_SHUTDOWN_GRACE", DEFAULTS.shutdown_grace),
+        "seconds in-flight messages get to finish at stop",
+        "shutdown_grace",
+    ),
+    SettingSpec(
+        "synchronous",
+        lambda env: env_choice(env, "MEMQ_SYNCHRONOUS", DEFAULTS.synchronous, ("FULL", "NORMAL")),
+        "SQLite's synchronous mode: FULL or NORMAL",
+        "synchronous",
+    ),
+    SettingSpec(
+        "log_level",
+        lambda env: env_choice(
+            env, "MEMQ_LOG_LEVEL", DEFAULTS.log_level, ("debug", "info", "warning", "error")
+        ),
+        "debug, info, warning or error",
+        "log_level",
+    ),
+    SettingSpec(
+        "skip_tools", memq_env.skip_tools, "tools whose events are not recorded", "skip_tools"
+    ),
+    SettingSpec(
+        "session_ttl",
+        lambda env: env_float(env, "MEMQ_SESSION_TTL", DEFAULTS.session_ttl, positive=True),
+        "seconds idle before a session's state leaves the daemon's memory",
+        "session_ttl",
+    ),
+    SettingSpec(
+        "activity_flush_events",
+        lambda env: env_int(
+            env,
+            "MEMQ_ACTIVITY_FLUSH_EVENTS",
+            DEFAULTS.activity_flush_events,
+            low=1,
+            high=1_000_000,
+        ),
+        "last-access touches written at once",
+        "activity_flush_events",
+    ),
+    SettingSpec(
+        "activity_flush_interval",
+        lambda env: env_float(
+            env, "MEMQ_ACTIVITY_FLUSH_INTERVAL", DEFAULTS.activity_flush_interval, positive=True
+        ),
+        "seconds before last-access touches are written",
+        "activity_flush_interval",
+    ),
+    SettingSpec(
+        "hook_connect_timeout",
+        lambda env: env_float(
+            env, "MEMQ_HOOK_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, positive=True
+        ),
+        "seconds the hook waits to reach the daemon",
+    ),
+    SettingSpec(
+        "hook_timeout",
+        lambda env: env_float(env, "MEMQ_HOOK_TIMEOUT", DEFAULT_READ_TIMEOUT, positive=True),
+        "seconds the hook waits for the daemon's answer",
+    ),
+    SettingSpec(
+        "disabled",
+        lambda env: env_flag(env, "MEMQ_DISABLED"),
+        "true: the hook does nothing",
+        recorded=False,  # a switch for one shell, not for every session from now on
+    ),
+    SettingSpec(
+        "model",
+        lambda env: env_text(env, "MEMQ_MODEL", ""),
+        "the model anthropic or openai asks",
+    ),
+    SettingSpec("base_url", _base_url, "the model API's root URL"),
+    SettingSpec(
+        "api_key",
+        lambda env: env_text(env, "MEMQ_API_KEY", ""),
+        "the model API's key",
+        secret=True,
+    ),
+    SettingSpec(
+        "llm_timeout",
+        lambda env: env_float(env, "MEMQ_LLM_TIMEOUT", LLM_TIMEOUT, positive=True),
+        "seconds one model request may take",
+    ),
+    SettingSpec(
+        "llm_max_tokens",
+        lambda env: env_int(env, "MEMQ_LLM_MAX_TOKENS", LLM_MAX_TOKENS, low=64, high=65536),
+        "the most tokens the model may answer with",
+    ),
+)
+SETTINGS_BY_KEY: Final = {spec.key: spec for spec in SETTINGS}
+ALL_KEYS: Final = frozenset(SETTINGS_BY_KEY)
+
+
+def shown_value(spec: SettingSpec, value: Any) -> Any:
+    """A setting's parsed value as ``memq status --json`` shows it (JSON, secrets hidden)."""
+    if spec.secret:
+        return HIDDEN if value else None
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if value == "" and spec.key in ("model", "base_url"):
+        return None  # the processor's own
+    return value
+
+
+def settings_report(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Each setting's value in ``env`` and where it came from, for ``memq status``:
+    ``{key: {"value", "source", "variable"[, "error"]}}``, ``home`` first. A bad value is
+    reported with its error, not raised."""
+    report: dict[str, dict[str, Any]] = {
+        "home": {
+            "value": memq_env.home_dir(env),
+            "source": memq_env.source_of(env, memq_env.HOME_VARIABLE),
+            "variable": memq_env.HOME_VARIABLE,
+        }
+    }
+    for spec in SETTINGS:
+        entry: dict[str, Any] = {
+            "value": None,
+            "source": memq_env.source_of(env, spec.variable),
+            "variable": spec.variable,
+        }
+        try:
+            entry["value"] = shown_value(spec, spec.parse(env))
+        except SettingError as exc:
+            entry["error"] = str(exc)
+            if not spec.secret:
+                entry["value"] = env.get(spec.variable)
+        report[spec.key] = entry
+    return report
+
+
+def is_default(entry: Mapping[str, Any]) -> bool:
+    """Whether a ``settings_report`` entry is a default value nobody set."""
+    return entry["source"] == Source.DEFAULT and "error" not in entry

@@ -1,4 +1,9 @@
-"""The ``MEMQ_*`` environment variables and the data directory's file names.
+"""The ``MEMQ_*`` settings, the data directory's file names, and where each value comes from.
+
+A setting is read from the environment (``MEMQ_PORT``), else from ``MEMQ_HOME/settings.toml``
+(``port = 40000``), else it has its default. :func:`environment` lays the one over the other;
+the parsers below read what it returns and name the variable, or the file's key, at fault.
+``MEMQ_HOME`` itself comes from the environment only: the file lives in it.
 
 Standard library only and cheap to import (no dataclasses, pathlib or typing at run time):
 ``memq hook`` reads its settings through this module on every tool call, and the daemon's
@@ -18,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Final
 
+HOME_VARIABLE: Final = "MEMQ_HOME"
 HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 37778
 DEFAULT_HOME: Final = "~/.memq"
@@ -31,6 +37,7 @@ PID_FILE: Final = "memq.pid"
 LOGS_DIR: Final = "logs"
 DAEMON_LOG_FILE: Final = "memq.log"
 HOOK_LOG_FILE: Final = "hook.log"
+SETTINGS_FILE: Final = "settings.toml"
 
 # The assistant's own bookkeeping: not worth remembering, and noisy.
 DEFAULT_SKIP_TOOLS: Final = (
@@ -42,11 +49,152 @@ DEFAULT_SKIP_TOOLS: Final = (
     "TaskGet",
 )
 
+# Every key of settings.toml and the variable that overrides it, in the order they are listed.
+SETTING_VARIABLES: Final = {
+    "port": "MEMQ_PORT",
+    "processor": "MEMQ_PROCESSOR",
+    "capacity": "MEMQ_CAPACITY",
+    "linger": "MEMQ_LINGER",
+    "lease": "MEMQ_LEASE",
+    "max_attempts": "MEMQ_MAX_ATTEMPTS",
+    "body_limit": "MEMQ_BODY_LIMIT",
+    "shutdown_grace": "MEMQ_SHUTDOWN_GRACE",
+    "synchronous": "MEMQ_SYNCHRONOUS",
+    "log_level": "MEMQ_LOG_LEVEL",
+    "skip_tools": "MEMQ_SKIP_TOOLS",
+    "session_ttl": "MEMQ_SESSION_TTL",
+    "activity_flush_events": "MEMQ_ACTIVITY_FLUSH_EVENTS",
+    "activity_flush_interval": "MEMQ_ACTIVITY_FLUSH_INTERVAL",
+    "hook_connect_timeout": "MEMQ_HOOK_CONNECT_TIMEOUT",
+    "hook_timeout": "MEMQ_HOOK_TIMEOUT",
+    "disabled": "MEMQ_DISABLED",
+    "model": "MEMQ_MODEL",
+    "base_url": "MEMQ_BASE_URL",
+    "api_key": "MEMQ_API_KEY",
+    "llm_timeout": "MEMQ_LLM_TIMEOUT",
+    "llm_max_tokens": "MEMQ_LLM_MAX_TOKENS",
+}
+# A blank variable counts as unset, except these, where blank is a value of its own
+# (MEMQ_SKIP_TOOLS= records every tool).
+BLANK_IS_A_VALUE: Final = frozenset({"MEMQ_SKIP_TOOLS"})
+
+
+class Source:
+    """Where a setting's value came from (strings: they go into ``memq status --json``)."""
+
+    DEFAULT: Final = "default"
+    FILE: Final = "settings file"
+    ENVIRONMENT: Final = "environment"
+
+
+class Sources(dict[str, str]):
+    """The environment laid over the settings file: a mapping of variable names to values,
+    as ``os.environ`` is, that also knows which values the file gave."""
+
+    __slots__ = ("file", "from_file", "invalid", "unknown")
+
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        file: str,
+        file_values: Mapping[str, str] | None = None,
+        *,
+        invalid: Mapping[str, str] | None = None,
+        unknown: tuple[str, ...] = (),
+    ) -> None:
+        """
+        Args:
+            environ: the process's environment.
+            file: ``MEMQ_HOME/settings.toml``, whether it exists or not.
+            file_values: the file's settings, by variable name, as the environment would
+                spell them (``"40000"``, ``"true"``, ``"Read,Grep"``).
+            invalid: the file's settings that no text can stand for (a table, a date), by
+                variable name: the error to raise when the setting is read.
+            unknown: the file's keys that are no setting.
+        """
+        super().__init__(environ)
+        self.file = file
+        self.from_file: dict[str, str] = {}  # variable -> its key in the file
+        self.invalid: dict[str, str] = {}
+        self.unknown = unknown
+        key_of = {variable: key for key, variable in SETTING_VARIABLES.items()}
+        for variable, value in (file_values or {}).items():
+            if not _is_set(environ.get(variable), variable):
+                self[variable] = value
+                self.from_file[variable] = key_of[variable]
+        for variable, problem in (invalid or {}).items():
+            if not _is_set(environ.get(variable), variable):
+                self.invalid[variable] = problem
+                self.from_file[variable] = key_of[variable]
+
+
+def environment(environ: Mapping[str, str]) -> Sources:
+    """``environ`` laid over the settings file of the home it names.
+
+    Reads ``MEMQ_HOME/settings.toml`` when there is one, through the cache beside it
+    (``memq.settings_file.load_variables``: ``tomllib`` is imported only when the file
+    changed since it was last read). A variable that is set wins over the file; a blank one
+    does not (but see ``BLANK_IS_A_VALUE``).
+
+    Raises:
+        SettingError: the file cannot be read or is not TOML (naming the file and line).
+    """
+    path = os.path.join(home_dir(environ), SETTINGS_FILE)
+    try:
+        # Never through a symlink: the files in MEMQ_HOME are memq's own.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return Sources(environ, path)
+    except OSError as exc:
+        raise SettingError(f"{path}: cannot read it ({exc.strerror})") from None
+    with open(fd, "rb") as handle:
+        data = handle.read()
+    from memq.settings_file import load_variables  # noqa: PLC0415 - only when there is a file
+
+    parsed = load_variables(data, path)
+    return Sources(environ, path, parsed.values, invalid=parsed.invalid, unknown=parsed.unknown)
+
+
+def source_of(env: Mapping[str, str], name: str) -> str:
+    """Where the value of variable ``name`` in ``env`` came from: a ``Source`` value."""
+    if isinstance(env, Sources) and name in env.from_file:
+        return Source.FILE
+    return Source.ENVIRONMENT if _is_set(env.get(name), name) else Source.DEFAULT
+
+
+def setting_error(env: Mapping[str, str], name: str, shown: object, problem: str) -> SettingError:
+    """The error for the value ``shown`` of variable ``name``: ``NAME=value PROBLEM (set in
+    the environment)``, or ``key = value PROBLEM (set in /path/settings.toml)`` for a value
+    the settings file gave."""
+    if isinstance(env, Sources) and name in env.from_file:
+        where = f" (set in {env.file})" if env.file else ""
+        return SettingError(f"{env.from_file[name]} = {shown} {problem}{where}")
+    return SettingError(f"{name}={shown} {problem} (set in the environment)")
+
+
+def raw_value(env: Mapping[str, str], name: str) -> str | None:
+    """The text of variable ``name``, or None when unset; ``SettingError`` when the settings
+    file gave it a value no text stands for."""
+    if isinstance(env, Sources) and name in env.invalid:
+        raise SettingError(env.invalid[name])
+    return env.get(name)
+
+
+def is_set(env: Mapping[str, str], name: str) -> bool:
+    """Whether ``env`` gives variable ``name`` a value (blank is no value, but see
+    ``BLANK_IS_A_VALUE``)."""
+    return _is_set(env.get(name), name)
+
+
+def _is_set(value: str | None, name: str) -> bool:
+    return value is not None and (bool(value.strip()) or name in BLANK_IS_A_VALUE)
+
 
 def home_dir(env: Mapping[str, str]) -> str:
-    """MEMQ_HOME, expanded; ``~/.memq`` when unset."""
-    raw = env.get("MEMQ_HOME", "").strip()
-    return os.path.expanduser(raw or DEFAULT_HOME)
+    """MEMQ_HOME, expanded and made absolute (a hook runs in whatever directory the assistant
+    works in); ``~/.memq`` when unset."""
+    raw = env.get(HOME_VARIABLE, "").strip()
+    return os.path.abspath(os.path.expanduser(raw or DEFAULT_HOME))
 
 
 def port(env: Mapping[str, str]) -> int:
@@ -62,7 +210,7 @@ def body_limit(env: Mapping[str, str]) -> int:
 def skip_tools(env: Mapping[str, str]) -> frozenset[str]:
     """MEMQ_SKIP_TOOLS: comma-separated tool names whose events are not recorded. Set it to
     an empty string to record every tool."""
-    raw = env.get("MEMQ_SKIP_TOOLS")
+    raw = raw_value(env, "MEMQ_SKIP_TOOLS")
     if raw is None:
         return frozenset(DEFAULT_SKIP_TOOLS)
     return frozenset(name.strip() for name in raw.split(",") if name.strip())
@@ -70,20 +218,25 @@ def skip_tools(env: Mapping[str, str]) -> frozenset[str]:
 
 def env_flag(env: Mapping[str, str], name: str) -> bool:
     """A yes/no variable: 1, true, yes and on mean yes."""
-    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+    return (raw_value(env, name) or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_text(env: Mapping[str, str], name: str, default: str) -> str:
+    """A variable's text, stripped; ``default`` when unset or blank."""
+    return (raw_value(env, name) or "").strip() or default
 
 
 def env_int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
     """A whole number in ``low..high``, or ``SettingError`` naming the variable."""
-    raw = env.get(name, "").strip()
+    raw = (raw_value(env, name) or "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise SettingError(f"{name}={raw!r} is not a whole number") from None
+        raise setting_error(env, name, repr(raw), "is not a whole number") from None
     if not low <= value <= high:
-        raise SettingError(f"{name}={value} is outside {low}..{high}")
+        raise setting_error(env, name, value, f"is outside {low}..{high}")
     return value
 
 
@@ -91,25 +244,25 @@ def env_float(
     env: Mapping[str, str], name: str, default: float, *, positive: bool = False
 ) -> float:
     """A finite non-negative (or positive) number, or ``SettingError`` naming the variable."""
-    raw = env.get(name, "").strip()
+    raw = (raw_value(env, name) or "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise SettingError(f"{name}={raw!r} is not a number") from None
+        raise setting_error(env, name, repr(raw), "is not a number") from None
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         sign = "positive" if positive else "non-negative"
-        raise SettingError(f"{name}={raw} must be a finite {sign} number")
+        raise setting_error(env, name, raw, f"must be a finite {sign} number")
     return value
 
 
 def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     """One of ``choices`` (case-insensitive), or ``SettingError`` naming the variable."""
-    raw = env.get(name, "").strip()
+    raw = (raw_value(env, name) or "").strip()
     if not raw:
         return default
     for choice in choices:
         if raw.lower() == choice.lower():
             return choice
-    raise SettingError(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    raise setting_error(env, name, repr(raw), f"is not one of {', '.join(choices)}")

@@ -28,14 +28,23 @@ KIND_OBSERVATION: Final = "observation"
 KIND_SUMMARIZE: Final = "summarize"
 KIND_SESSION_END: Final = "session_end"
 KIND_EVENT: Final = "event"
+KIND_UNSUBSCRIBED: Final = "unsubscribed"
 
+SESSION_START: Final = "SessionStart"
+# The events memq's install subscribes to (``memq.hooks.install.EVENTS``; a test keeps the two
+# alike). Claude Code also sends memq the others (InstructionsLoaded, PreToolUse, ...) when
+# another hook or a plugin routes every event to ``memq hook``, some with throw-away session
+# ids. Those are kept in the queue as they came (kind "unsubscribed"), but never become memory,
+# a session, or a fork's link.
 _KIND_BY_EVENT: Final = {
+    SESSION_START: KIND_EVENT,
     "UserPromptSubmit": KIND_PROMPT,
     "PostToolUse": KIND_OBSERVATION,
     "PostToolUseFailure": KIND_OBSERVATION,
     "Stop": KIND_SUMMARIZE,
     "SessionEnd": KIND_SESSION_END,
 }
+SUBSCRIBED_EVENTS: Final = frozenset(_KIND_BY_EVENT)
 _TOOL_RESULT_EVENTS: Final = frozenset({"PostToolUse", "PostToolUseFailure"})
 # Fields whose type the processors rely on when present.
 _STRING_FIELDS: Final = (
@@ -61,11 +70,38 @@ class Route:
         self.kind = kind  # a memq.queue.MessageKind value
         self.dedupe_key = dedupe_key
 
+    @property
+    def subscribed(self) -> bool:
+        """Whether memq's hooks subscribe to the event (see ``SUBSCRIBED_EVENTS``)."""
+        return self.kind != KIND_UNSUBSCRIBED
+
+    @property
+    def may_link_fork(self) -> bool:
+        """Whether the event may be a fork's first, linking its session to the one it was
+        forked from (``memq.worker.forks``, ``memq.hooks.fork_link``)."""
+        return may_link_fork(self.event)
+
     def __repr__(self) -> str:
         return (
             f"Route(event={self.event!r}, session_key={self.session_key!r}, "
             f"kind={self.kind!r}, dedupe_key={self.dedupe_key!r})"
         )
+
+
+def kind_of(event: str) -> str:
+    """The queue's message kind for a hook event name."""
+    return _KIND_BY_EVENT.get(event, KIND_UNSUBSCRIBED)
+
+
+def may_link_fork(event: str) -> bool:
+    """Whether an event of a session memq does not know may make it a fork.
+
+    Claude Code's ``--fork-session`` sends SessionStart with the parent's id and every later
+    event with the fork's. A SessionStart with a new id starts a session of its own; an event
+    memq does not subscribe to says nothing either way: InstructionsLoaded comes with
+    throw-away ids, and with the fork's own id before its first prompt.
+    """
+    return event in SUBSCRIBED_EVENTS and event != SESSION_START
 
 
 def session_key(session_id: str, assistant: str = ASSISTANT) -> str:
@@ -145,7 +181,7 @@ def route_event(payload: dict[str, Any]) -> Route:
     return Route(
         event=name,
         session_key=session_key(session_id),
-        kind=_KIND_BY_EVENT.get(name, KIND_EVENT),
+        kind=kind_of(name),
         dedupe_key=_dedupe_key(name, payload),
     )
 

@@ -15,6 +15,8 @@
     ├── ProcessorError           a processor could not turn a message into memory
     │   ├── TransientProcessorError  rate limit, server error, timeout: try again later
     │   ├── ProcessorAuthError       the model API refused the credentials: pause everything
+    │   ├── ProcessorUnavailableError  a session's processor cannot be created (no API key):
+    │   │                              its session pauses (also a ValueError)
     │   └── InvalidOutputError       the model answered something that is not a valid record
     ├── EventError               a hook payload memq cannot accept
     │   ├── MalformedEventError  not JSON, not UTF-8, too deep, NaN, lone surrogates (HTTP 400)
@@ -102,6 +104,10 @@ class TransientProcessorError(ProcessorError):
 
 class ProcessorAuthError(ProcessorError):
     """The model API refused memq's credentials."""
+
+
+class ProcessorUnavailableError(ProcessorError, ValueError):
+    """The processor cannot be created: a setting it needs is missing or wrong."""
 
 
 class InvalidOutputError(ProcessorError):

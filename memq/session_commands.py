@@ -10,10 +10,13 @@ from collections.abc import Callable
 from typing import Any, TypeAlias
 from urllib.parse import quote
 
+from memq.cli_args import MAX_ID, MAX_PAGE, add_utc_option, whole_number
 from memq.cli_client import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
+    WHEN_WIDTH,
+    Answer,
     api,
     api_raw,
     session_path,
@@ -30,8 +33,12 @@ def add_session_commands(commands: Commands) -> None:
     """Add every session command to ``memq``'s parser."""
     sessions = commands.add_parser("sessions", help="list sessions, newest first")
     sessions.add_argument("--json", action="store_true", help="print JSON")
-    sessions.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+    sessions.add_argument(
+        "--limit", type=whole_number(1, MAX_PAGE), default=50, help="at most this many (50)"
+    )
+    add_utc_option(sessions)
     _add_settings_commands(commands)
+    _add_delete_command(commands)
     _add_revert_command(commands)
     _add_history_command(commands)
     _add_fork_command(commands)
@@ -45,12 +52,28 @@ def _add_settings_commands(commands: Commands) -> None:
         help="show or change a session's settings (processor, model, paused)",
         description="memq config SESSION shows every setting; memq config SESSION KEY shows "
         "one; memq config SESSION KEY VALUE sets it; --unset gives it back its default. "
-        "The worker applies a change from the session's next message.",
+        "The worker applies a change from the session's next message. Only a session memq "
+        "knows can be configured; --create configures a new one ahead of its first event. "
+        "memq config --global [KEY [VALUE]] [--unset] does the same for memq's own settings "
+        "(MEMQ_HOME/settings.toml).",
     )
-    config.add_argument("session", help="the session (id or claude-code:<id>)")
+    config.add_argument(
+        "session", nargs="?", help="the session (id or claude-code:<id>); with --global, KEY"
+    )
     config.add_argument("key", nargs="?", help="processor, model or paused")
     config.add_argument("value", nargs="?", help="the new value (paused: true or false)")
     config.add_argument("--unset", action="store_true", help="give KEY back its default")
+    config.add_argument(
+        "--create",
+        action="store_true",
+        help="set KEY VALUE even for a session memq has not seen yet (else an error)",
+    )
+    config.add_argument(
+        "--global",
+        dest="global_settings",
+        action="store_true",
+        help="memq's own settings (port, linger, ...) in MEMQ_HOME/settings.toml",
+    )
     config.add_argument("--json", action="store_true", help="print JSON")
     title = commands.add_parser("title", help="show or set a session's title")
     title.add_argument("session", help="the session (id or claude-code:<id>)")
@@ -61,18 +84,25 @@ def _add_settings_commands(commands: Commands) -> None:
 
 
 def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
-    body = api(settings, "GET", f"/api/sessions?limit={max(1, args.limit)}")
+    def read_directly() -> Answer:
+        from memq.memory import direct
+
+        return direct.sessions(settings.paths.database, limit=args.limit)
+
+    body = api(settings, "GET", f"/api/sessions?limit={args.limit}", direct=read_directly)
     if body is None:
         return EXIT_ERROR
     if args.json:
         print(json.dumps(body, indent=2))
         return EXIT_OK
-    print(f"{'SESSION':<48} {'PROMPTS':>7} {'OBS':>5} {'SUMS':>4}  {'UPDATED':<20} TITLE")
+    print(
+        f"{'SESSION':<48} {'PROMPTS':>7} {'OBS':>5} {'SUMS':>4}  {'UPDATED':<{WHEN_WIDTH}}  TITLE"
+    )
     for item in body["items"]:
         parent = f"  (fork of {item['parent_key']})" if item.get("parent_key") else ""
         print(
             f"{item['key']:<48} {item['prompt_count']:>7} {item['observation_count']:>5} "
-            f"{item['summary_count']:>4}  {str(item['updated_at'])[:19]:<20} "
+            f"{item['summary_count']:>4}  {when(item['updated_at'], utc=args.utc):<{WHEN_WIDTH}}  "
             f"{item.get('title') or ''}{parent}"
         )
     print(f"({body['total']} sessions)")
@@ -88,10 +118,16 @@ def _add_revert_command(commands: Commands) -> None:
     revert.add_argument("session", help="the session (id or claude-code:<id>)")
     cut = revert.add_mutually_exclusive_group(required=True)
     cut.add_argument(
-        "--after", type=int, metavar="MESSAGE_ID", help="keep this message and all before it"
+        "--after",
+        type=whole_number(1, MAX_ID),
+        metavar="MESSAGE_ID",
+        help="keep this message and all before it (memq history shows the ids)",
     )
     cut.add_argument(
-        "--last", type=int, metavar="N", help="forget the N newest messages that left memory"
+        "--last",
+        type=whole_number(1, MAX_ID),
+        metavar="N",
+        help="forget the N newest messages that left memory",
     )
 
 
@@ -126,6 +162,9 @@ def cmd_revert(args: argparse.Namespace, settings: Settings) -> int:
     if body["from_message_id"] is None:
         print(f"{body['session_id']} has no memory to revert")
         return EXIT_OK
+    if args.after is not None and not body["memory_rows"] and not body["queue_rows"]:
+        print(f"{body['session_id']} has nothing after message {args.after} to forget")
+        return EXIT_OK
     print(
         f"reverted {body['session_id']} from message {body['from_message_id']} on: "
         f"{body['memory_rows']} record(s) and {body['queue_rows']} queue row(s) forgotten"
@@ -145,7 +184,12 @@ def cmd_transfer(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    body = api_raw(settings, "GET", session_path(args.session, "export"))
+    def read_directly() -> Answer:
+        from memq.memory import direct
+
+        return direct.export(settings.paths.database, args.session)
+
+    body = api_raw(settings, "GET", session_path(args.session, "export"), direct=read_directly)
     if body is None:
         return EXIT_ERROR
     if not args.output:
@@ -199,6 +243,9 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     if args.unset and args.value is not None:
         print("memq config: give a VALUE or --unset, not both", file=sys.stderr)
         return EXIT_USAGE
+    if args.create and args.value is None:
+        print("memq config: --create goes with a KEY and a VALUE to set", file=sys.stderr)
+        return EXIT_USAGE
     path = session_path(args.session, "config")
     if args.key is None:
         body = api(settings, "GET", path)
@@ -208,7 +255,10 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
         if args.unset:
             body = api(settings, "DELETE", path)
         elif args.value is not None:
-            body = api(settings, "PUT", path, {"value": args.value})
+            request: dict[str, Any] = {"value": args.value}
+            if args.create:
+                request["create"] = True
+            body = api(settings, "PUT", path, request)
         else:
             body = api(settings, "GET", path)
         show = _print_setting
@@ -229,7 +279,17 @@ def _print_config(body: dict[str, Any]) -> None:
         print(f"  {name:<10} {_setting_text(value)}{origin}")
     effective = body["effective"]
     model = f" with {effective['model']}" if effective.get("model") else ""
-    print(f"  next message: {effective['processor']}{model}")
+    pause = body.get("pause")
+    if pause is None:
+        print(f"  next message: {effective['processor']}{model}")
+        return
+    print(f"  next message: {effective['processor']}{model}, once the session resumes")
+    print(f"  PAUSED     {pause['reason']}")
+    if pause["cause"] == "processor":
+        print(
+            "             restart memq with it set, or choose another processor: "
+            f"memq config {body['session_id']} processor NAME"
+        )
 
 
 def _print_setting(body: dict[str, Any]) -> None:
@@ -275,6 +335,7 @@ def _add_history_command(commands: Commands) -> None:
         "--max", type=int, default=50, metavar="N", help="at most N entries (50, up to 1000)"
     )
     history.add_argument("--json", action="store_true", help="print JSON")
+    add_utc_option(history)
 
 
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
@@ -297,7 +358,7 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
             entry = f"> prompt {item['number']}: {text}"
         else:
             entry = f"  {item['title']}"
-        print(f"  {item['message_id']:>8}  {when(item['created_at'])}  {entry}")
+        print(f"  {item['message_id']:>8}  {when(item['created_at'], utc=args.utc)}  {entry}")
     if not body["items"]:
         print("  (nothing since the last summary)")
     return EXIT_OK
@@ -337,8 +398,65 @@ def cmd_fork(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _add_delete_command(commands: Commands) -> None:
+    """memq delete."""
+    delete = commands.add_parser(
+        "delete",
+        help="delete a session: its memory, queue rows and settings",
+        description="Deletes everything memq holds of the session; its forks keep their "
+        "copies as their own. Asks first on a terminal; without one, --yes is required.",
+    )
+    delete.add_argument("session", help="the session (id or claude-code:<id>)")
+    delete.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+
+def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(
+                f"memq delete: not deleting {args.session} without confirmation; "
+                "pass --yes to delete without being asked",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        if not _confirm_delete(settings, args.session):
+            print("nothing deleted", file=sys.stderr)
+            return EXIT_ERROR
+    body = api(settings, "DELETE", session_url(args.session))
+    if body is None:
+        return EXIT_ERROR
+    print(
+        f"deleted {body['deleted']}: {body['memory_rows']} memory row(s) and "
+        f"{body['queue_rows']} queue row(s)"
+    )
+    return EXIT_OK
+
+
+def _confirm_delete(settings: Settings, session: str) -> bool:
+    """Ask on the terminal; True only for a yes."""
+    from memq.worker import control
+
+    what = session
+    try:
+        found = control.request(settings, "GET", session_url(session))
+    except OSError:
+        found = None  # the delete itself will say that the daemon is not answering
+    if found is not None and found.status == 200 and isinstance(found.body, dict):
+        detail = found.body
+        what = (
+            f"{detail['key']} ({detail['prompt_count']} prompt(s), "
+            f"{detail['observation_count']} observation(s), "
+            f"{detail['summary_count']} summary(ies))"
+        )
+    print(f"delete {what} and everything memq holds of it? [y/N] ", end="", file=sys.stderr)
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in {"y", "yes"}
+
+
 SESSION_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "sessions": cmd_sessions,
+    "delete": cmd_delete,
     "config": cmd_config,
     "title": cmd_title,
     "history": cmd_history,

@@ -84,7 +84,9 @@ def start_daemon(home: str) -> bool:
         os.posix_spawn(
             sys.executable,
             [sys.executable, "-m", "memq", "serve", "--quiet"],
-            dict(os.environ),
+            # The home the event was just stored in, whatever the environment said: the
+            # daemon reads its other settings from that home's settings.toml.
+            {**os.environ, memq_env.HOME_VARIABLE: home},
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, devnull, 0),
                 (os.POSIX_SPAWN_DUP2, devnull, 1),

@@ -14,7 +14,8 @@ memq's entries are recognised by their command alone (:func:`is_memq_command`): 
 replaces them in place, uninstalling removes exactly them, and everything else in the file stays
 as it was, in the same order. A file that is not what Claude Code expects is refused untouched.
 
-Standard library only (it imports nothing from memq but ``__version__`` and its error).
+Standard library only (it imports nothing from memq but ``__version__``, ``memq.env`` and its
+error).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any, Final, TypeAlias, TypeVar
 
 from memq import __version__
+from memq.env import HOME_VARIABLE
 from memq.exceptions import InstallError
 
 EVENTS: Final = (
@@ -86,7 +88,7 @@ def settings_path(*, project: bool = False, settings: str | os.PathLike[str] | N
     return base / ".claude" / "settings.json"
 
 
-def memq_hook_command(python: str | None = None) -> str:
+def memq_hook_command(python: str | None = None, *, home: str | None = None) -> str:
     """The shell command that runs this installation's ``memq hook``, by absolute path.
 
     The ``memq`` console script beside the interpreter (a virtualenv's ``bin/``) when there is
@@ -94,6 +96,10 @@ def memq_hook_command(python: str | None = None) -> str:
 
     Args:
         python: the interpreter to start from; ``sys.executable`` by default.
+        home: a data directory other than the default: the command sets ``MEMQ_HOME`` to it
+            (``MEMQ_HOME=/path /venv/bin/memq hook``), because the assistant starts hooks
+            from its own environment, not the shell that ran ``memq install``. Claude Code
+            runs a hook command through ``sh -c``, which understands the assignment.
     """
     interpreter = python or sys.executable
     if not interpreter:
@@ -101,12 +107,19 @@ def memq_hook_command(python: str | None = None) -> str:
     interpreter = os.path.abspath(interpreter)
     script = os.path.join(os.path.dirname(interpreter), "memq")
     if os.path.isfile(script) and os.access(script, os.X_OK):
-        return f"{shlex.quote(script)} hook"
-    return f"{shlex.quote(interpreter)} -m memq hook"
+        command = f"{shlex.quote(script)} hook"
+    else:
+        command = f"{shlex.quote(interpreter)} -m memq hook"
+    if home is None:
+        return command
+    if not home.strip():
+        raise InstallError("the data directory to record is empty")
+    return f"{HOME_VARIABLE}={shlex.quote(os.path.abspath(home))} {command}"
 
 
 def is_memq_command(command: str) -> bool:
-    """Whether a hook command runs ``memq hook``: ``<path>/memq hook`` or ``<python> -m memq hook``.
+    """Whether a hook command runs ``memq hook``: ``<path>/memq hook`` or ``<python> -m memq
+    hook``, perhaps after ``MEMQ_HOME=<dir>``.
 
     Nothing else counts: no extra words, no other program whose name merely contains memq.
     """
@@ -114,6 +127,10 @@ def is_memq_command(command: str) -> bool:
         words = shlex.split(command)
     except ValueError:
         return False
+    if words and words[0].startswith(f"{HOME_VARIABLE}="):
+        if not words[0].partition("=")[2]:
+            return False
+        words = words[1:]
     if len(words) == 2:
         program, verb = words
         return verb == "hook" and os.path.basename(program) == "memq"

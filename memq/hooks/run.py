@@ -16,6 +16,7 @@ import time
 
 from memq import env as memq_env
 from memq.events import Route, parse_event_body, route_event
+from memq.exceptions import SettingError
 from memq.hooks.client import DaemonUnavailable, post_json
 from memq.privacy import is_skipped, strip_private
 
@@ -53,10 +54,15 @@ class HookSettings:
 
 def main(argv: list[str], stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
     """Run the hook; always returns 0."""
-    env = os.environ
-    if memq_env.env_flag(env, "MEMQ_DISABLED"):
-        return 0
+    env: Mapping[str, str] = os.environ
     try:
+        env = memq_env.environment(env)  # the environment laid over MEMQ_HOME/settings.toml
+    except SettingError as exc:
+        # The event still goes out, by the environment alone: not lost over a broken file.
+        log_problem(memq_env.home_dir(env), "hook.settings_file", error=str(exc))
+    try:
+        if memq_env.env_flag(env, "MEMQ_DISABLED"):
+            return 0
         raw = (stdin if stdin is not None else sys.stdin.buffer).read()
         context = handle(raw, argv[0] if argv else None, HookSettings(env))
         if context:
@@ -86,7 +92,7 @@ def handle(raw: bytes, event: str | None, settings: HookSettings) -> str | None:
     try:
         answer = deliver(settings, body)
     except DaemonUnavailable as why:
-        fall_back(settings, route, body, str(why))
+        fall_back(settings, route, body, str(why), cwd=payload.get("cwd"))
         return None
     if route.event == "SessionStart":
         context = answer.get("additionalContext")
@@ -109,12 +115,22 @@ def deliver(settings: HookSettings, body: bytes) -> dict[str, Any]:
     return answer
 
 
-def fall_back(settings: HookSettings, route: Route, body: bytes, reason: str) -> None:
-    """Store the event (its JSON ``body``, as it would have been posted) directly and start
-    the daemon; log why."""
+def fall_back(
+    settings: HookSettings, route: Route, body: bytes, reason: str, *, cwd: object = None
+) -> None:
+    """Store the event (its JSON ``body``, as it would have been posted) directly, a fork's
+    first event after linking the fork as the daemon would, and start the daemon; log why."""
     # Imported here: sqlite3 and the schema code are needed only when the daemon is away.
-    from memq.hooks import fallback
+    from memq.hooks import fallback, fork_link
 
+    linked: dict[str, Any] = {}
+    try:
+        parent = fork_link.link_before_storing(settings.home, route, cwd, FALLBACK_BUSY_TIMEOUT)
+        if parent is not None:
+            linked["forked_from"] = parent
+    except Exception as exc:
+        # Only the link is lost: the event itself is stored below.
+        linked["fork_link_error"] = f"{type(exc).__name__}: {exc}"
     message_id = fallback.store_directly(settings.home, route, body, FALLBACK_BUSY_TIMEOUT)
     started = fallback.start_daemon(settings.home)
     log_problem(
@@ -124,6 +140,7 @@ def fall_back(settings: HookSettings, route: Route, body: bytes, reason: str) ->
         session_id=route.session_key,
         message_id=message_id,
         daemon_started=started,
+        **linked,
     )
 
 

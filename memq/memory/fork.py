@@ -7,7 +7,11 @@ A fork copies the parent's prompts, observations and summaries as the child's, m
 ``inherited``: a session's own reads (its detail, lists, history, a search filtered to it)
 include them; the readers that look across sessions (search, the SessionStart context, the
 timeline of an own record) leave them out, so each record shows once, as the parent's. The
-child's own records follow, numbered after the copied prompts.
+child's own records follow, numbered after the copied prompts. Each copy names its original
+(``origin_id``, the ``copy_origins`` migration; a copy of a copy names the first original):
+a transfer within the family keeps a record once, and a delete or revert of the original
+hands it on to a copy (``memq.memory.store``). The child's title is the parent's, marked as a fork's
+(``memq.memory.store.fork_title``).
 
 Copies need message ids of their own (memory's ``message_id`` is UNIQUE): each message of the
 parent gets a settled queue row of the child (status processed, no payload, dedupe key

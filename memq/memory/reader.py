@@ -31,9 +31,18 @@ class MemoryReader:
 
     @classmethod
     async def connect(
-        cls, path: str | os.PathLike[str], *, busy_timeout: float, tables: Sequence[str]
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float,
+        tables: Sequence[str],
+        read_only: bool = False,
     ) -> MemoryReader:
         """Open the database at ``path`` (never creating one), which must hold ``tables``.
+
+        ``read_only`` opens the file with SQLite's ``mode=ro``, for a process that must not
+        write to it whatever happens (the CLI reading memory while no daemon runs); by
+        default the file is opened ``mode=rw`` with writes refused by ``query_only``.
 
         Raises ``StorageError`` when the file is missing or unusable, and ``SchemaError`` when
         one of ``tables`` is missing (open the queue first, it migrates the schema).
@@ -45,7 +54,9 @@ class MemoryReader:
             raise StorageError(f"cannot open memory database {db_path}: no such file")
         try:
             conn = await aiosqlite.connect(
-                db_path.as_uri() + "?mode=rw", uri=True, isolation_level=None
+                db_path.as_uri() + ("?mode=ro" if read_only else "?mode=rw"),
+                uri=True,
+                isolation_level=None,
             )
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open memory database {db_path}: {exc}") from exc
@@ -122,13 +133,19 @@ class ReadsMemory:
         self.path = reader.path
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> Self:
-        """Open a read connection to the database at ``path``.
+    async def open(
+        cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, read_only: bool = False
+    ) -> Self:
+        """Open a read connection to the database at ``path`` (``read_only``: SQLite's
+        ``mode=ro``, see ``MemoryReader.connect``).
 
         Raises ``SchemaError`` when the tables it needs do not exist (open the queue first: it
         migrates the schema) and ``StorageError`` when the file is not usable.
         """
-        return cls(await MemoryReader.connect(path, busy_timeout=busy_timeout, tables=cls.TABLES))
+        reader = await MemoryReader.connect(
+            path, busy_timeout=busy_timeout, tables=cls.TABLES, read_only=read_only
+        )
+        return cls(reader)
 
     async def close(self) -> None:
         """Close the read connection. Safe to call twice."""

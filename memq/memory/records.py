@@ -151,7 +151,7 @@ class SessionInfo(_Record):
     forked_at: datetime | None
     started_at: datetime
     ended_at: datetime | None  # None while the session is open
-    updated_at: datetime  # its latest event that reached memory
+    updated_at: datetime  # its latest change: an event, a title, a revert, a transfer in
     last_access_at: datetime | None  # last used (events, reads); written in batches
 
 

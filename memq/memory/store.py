@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -39,11 +40,19 @@ from memq.storage.sqlfile import load_queries
 QUERIES: Final = load_queries("memory")
 HISTORY_QUERIES: Final = load_queries("history")
 TITLE_CHARS: Final = 80
+# What marks a fork's title taken from its parent, or from a prompt it inherited: a list of
+# sessions shows a fork apart from its parent. fork_insert_session (queries/fork.sql, shared
+# with the hook's standard-library fallback) spells it out too.
+FORK_TITLE_MARKER: Final = "[fork] "
 UNKNOWN_ASSISTANT: Final = "unknown"
+RECORD_TABLES: Final = ("prompts", "observations", "summaries")
 # Prompts and observations a processor is shown (its context): as many as the LLM summary
 # prompt can show (memq.processors.llm.prompts: 20 prompts, 80 records), so the context is
 # not what cuts a long turn short; still a bounded read however long the session runs.
 CONTEXT_ITEMS: Final = 100
+_SESSION_CREATING_KINDS: Final = frozenset(
+    {MessageKind.PROMPT, MessageKind.OBSERVATION, MessageKind.SUMMARIZE}
+)
 
 
 class MemoryStore(ReadsMemory):
@@ -60,11 +69,13 @@ class MemoryStore(ReadsMemory):
     def effect(self, message: Message, result: ProcessResult, *, project: str | None) -> Effect:
         """The write that stores ``message``'s memory; pass it to ``claim.ack``.
 
-        It records the session (creating it on first sight; a ``session_end`` message ends
-        it, a SessionStart event opens it again), numbers and stores a prompt, and stores the
-        result's observation and summary, each stamped with the message's id and time. A
-        second write for the same message fails with ``StorageError`` (UNIQUE message_id).
+        It records the session (a prompt, a tool call or a summary creates it; a
+        ``session_end`` message ends it, a SessionStart event opens it again; see
+        ``_session_write``), numbers and stores a prompt, and stores the result's observation
+        and summary, each stamped with the message's id and time. A second write for the same
+        message fails with ``StorageError`` (UNIQUE message_id).
         """
+        session_write = _session_write(message, result)
         session = _session_params(message, project)
         prompt = {"text": _prompt_text(message)} if message.kind is MessageKind.PROMPT else None
         origin = {
@@ -78,7 +89,8 @@ class MemoryStore(ReadsMemory):
         summary = None if result.summary is None else _summary_params(result.summary)
 
         async def write(tx: Transaction) -> None:
-            await tx.execute(QUERIES["upsert_session"], {**session, "now": tx.now_ms})
+            if session_write is not None:
+                await tx.execute(QUERIES[session_write], {**session, "now": tx.now_ms})
             if prompt is not None:
                 await tx.execute(QUERIES["insert_prompt"], {**prompt, **origin})
             if observation is not None:
@@ -89,15 +101,18 @@ class MemoryStore(ReadsMemory):
         return write
 
     def forget_effect(self, session_key: str) -> Callable[[Transaction], Awaitable[int]]:
-        """A write that deletes the session and all its memory (its forks keep their copies,
-        now as their own); it returns how many rows it deleted. Run it with
-        ``queue.run_in_transaction``."""
+        """A write that deletes the session and all its memory; it returns how many rows it
+        deleted. Run it with ``queue.run_in_transaction``.
+
+        Its forks keep their copies: of each of its own records, one copy becomes its
+        fork's own (``_hand_on``); and they take its place below its parent, or stand on
+        their own when it had none (no ``parent_key`` names a deleted session)."""
         params = {"session_key": session_key}
 
         async def forget(tx: Transaction) -> int:
             deleted = 0
-            for table in ("prompts", "observations", "summaries"):
-                await tx.execute(QUERIES[f"adopt_inherited_{table}"], params)
+            await _hand_on(tx, session_key, from_message_id=0)
+            await tx.execute(QUERIES["reparent_forks"], params)
             for name in (
                 "delete_session_prompts",
                 "delete_session_observations",
@@ -115,42 +130,88 @@ class MemoryStore(ReadsMemory):
         """A write that forgets what the session learned from ``from_message_id`` on (its
         prompts, observations and summaries) and recounts the session; it returns how many
         records it deleted. Remove the queue rows first (``Queue.forget_session_from``), so
-        nothing after the cut is processed again."""
+        nothing after the cut is processed again.
+
+        Forks made earlier keep their copies of what it forgets (``_hand_on``). The session's
+        ``updated_at`` moves to the revert's time, never back."""
         params = {"session_key": session_key, "from_id": from_message_id}
 
         async def revert(tx: Transaction) -> int:
             deleted = 0
+            await _hand_on(tx, session_key, from_message_id=from_message_id)
             for name in ("revert_prompts", "revert_observations", "revert_summaries"):
                 deleted += await tx.execute(QUERIES[name], params)
-            await tx.execute(QUERIES["recount_session"], {"session_key": session_key})
+            await tx.execute(
+                QUERIES["recount_session"], {"session_key": session_key, "now": tx.now_ms}
+            )
             return deleted
 
         return revert
 
     def transfer_effect(
         self, from_key: str, to_key: str
-    ) -> Callable[[Transaction], Awaitable[int]]:
+    ) -> Callable[[Transaction], Awaitable[TransferResult]]:
         """A write that moves the session's memory to ``to_key`` (created if new, merged
-        into if it exists: its prompts numbered after the target's); returns how many
-        records moved. Move the queue rows first (``Queue.move_session``)."""
-        assistant, external_id = split_session_key(to_key)
-        params = {
-            "from_key": from_key,
-            "to_key": to_key,
-            "assistant": assistant,
-            "external_id": external_id,
-        }
+        into if it exists: its prompts numbered after the target's) and deletes the source.
+        Move the queue rows first (``Queue.move_session``).
 
-        async def transfer(tx: Transaction) -> int:
+        The two may be of one fork family. A record both hold (an original and a fork's
+        copy of it, or two copies of one original) ends up once: as the original if either
+        had it, in the place of the target's copy. ``parent_key`` stays a forest
+        (``transfer_parent``); the source's forks descend from the target, but for one the
+        target descends from, which takes the source's place.
+        """
+        if from_key == to_key:
+            raise ValueError(f"a session cannot be transferred to itself: {from_key}")
+        assistant, external_id = split_session_key(to_key)
+        params = {"from_key": from_key, "to_key": to_key}
+
+        async def transfer(tx: Transaction) -> TransferResult:
+            rows = await tx.fetchall(QUERIES["transfer_links"], params)
+            if not rows:
+                return TransferResult(records=0, merged=0)
+            links = rows[0]
+            parent_key, forked_at = transfer_parent(
+                source=(links["source_parent"], links["source_forked_at"]),
+                target=(links["target_parent"], links["target_forked_at"])
+                if links["target_exists"]
+                else None,
+                source_key=from_key,
+                source_below_target=bool(links["source_below_target"]),
+            )
             # The target row first and the source row last: records reference their session.
-            await tx.execute(QUERIES["transfer_session_row"], params)
-            moved = 0
-            for name in ("transfer_prompts", "transfer_observations", "transfer_summaries"):
-                moved += await tx.execute(QUERIES[name], params)
+            await tx.execute(
+                QUERIES["transfer_session_row"],
+                {
+                    **params,
+                    "assistant": assistant,
+                    "external_id": external_id,
+                    "parent_key": parent_key,
+                    "forked_at": forked_at,
+                    "now": tx.now_ms,
+                },
+            )
+            merged = moved = 0
+            for table in RECORD_TABLES:
+                merged += await tx.execute(QUERIES[f"transfer_drop_held_{table}"], params)
+                taken = await tx.fetchall(QUERIES[f"transfer_take_originals_{table}"], params)
+                originals = json.dumps([int(row["message_id"]) for row in taken])
+                moved += await tx.execute(
+                    QUERIES[f"transfer_restore_{table}"], {**params, "originals": originals}
+                )
+                moved += await tx.execute(QUERIES[f"transfer_{table}"], params)
             await tx.execute(QUERIES["transfer_recount"], params)
-            await tx.execute(QUERIES["transfer_forks"], params)
+            await tx.execute(
+                QUERIES["transfer_forks"],
+                {
+                    **params,
+                    "target_line": links["target_line"],
+                    "source_parent": links["source_parent"],
+                    "source_forked_at": links["source_forked_at"],
+                },
+            )
             await tx.execute(QUERIES["delete_session"], {"session_key": from_key})
-            return moved
+            return TransferResult(records=moved, merged=merged)
 
         return transfer
 
@@ -158,19 +219,27 @@ class MemoryStore(ReadsMemory):
         self, session_key: str, title: str | None
     ) -> Callable[[Transaction], Awaitable[str | None]]:
         """A write that sets the session's title (kept by a revert), or with None gives it
-        back the one from its first prompt. It returns the title, or raises ``KeyError``
-        when memory has no such session."""
+        back the one from its first prompt (marked as a fork's, ``fork_title``, when the
+        session inherited that prompt). It returns the title, or raises ``KeyError`` when
+        memory has no such session. Either is a change: ``updated_at`` moves to now."""
         params = {"session_key": session_key}
 
         async def set_title(tx: Transaction) -> str | None:
             new_title = title
             if new_title is None:
                 first = await tx.fetchall(QUERIES["first_prompt_text"], params)
-                new_title = title_from_prompt(str(first[0][0])) if first else None
+                new_title = title_from_prompt(str(first[0]["text"])) if first else None
+                if first and first[0]["inherited"]:
+                    new_title = fork_title(new_title)
             # No row updated: no such session (and nothing written).
             if not await tx.execute(
                 QUERIES["set_title"],
-                {**params, "title": new_title, "edited": int(title is not None)},
+                {
+                    **params,
+                    "title": new_title,
+                    "edited": int(title is not None),
+                    "now": tx.now_ms,
+                },
             ):
                 raise KeyError(session_key)
             return new_title
@@ -198,6 +267,14 @@ class MemoryStore(ReadsMemory):
                 QUERIES["session_exists"], {"session_key": session_key}
             )
         return bool(list(rows))
+
+    async def has_message(self, session_key: str, message_id: int) -> bool:
+        """Whether message ``message_id`` is the session's: a record of the session came
+        from it, or the queue still holds it for the session."""
+        params = {"session_key": session_key, "message_id": message_id}
+        async with self._reader.reading() as conn:
+            rows = list(await conn.execute_fetchall(QUERIES["session_has_message"], params))
+        return bool(rows[0]["found"])
 
     async def context_for(
         self, session_key: str, *, max_items: int = CONTEXT_ITEMS
@@ -301,6 +378,15 @@ class MemoryStore(ReadsMemory):
         return rows, total
 
 
+async def _hand_on(tx: Transaction, session_key: str, *, from_message_id: int) -> None:
+    """Before the session's own records from ``from_message_id`` on leave memory: one copy
+    of each (the oldest fork's) becomes its fork's own, and the others name that one."""
+    params = {"session_key": session_key, "from_id": from_message_id}
+    for table in RECORD_TABLES:
+        await tx.execute(QUERIES[f"hand_on_{table}_name_heir"], params)
+        await tx.execute(QUERIES[f"hand_on_{table}_to_heir"], params)
+
+
 # -- statement parameters --------------------------------------------------------------------
 
 
@@ -313,6 +399,46 @@ def split_session_key(session_key: str) -> tuple[str, str]:
     return assistant, external_id
 
 
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """A transfer made: ``records`` of the source moved into the target; ``merged`` were
+    copies of what the target held already, and left with the source."""
+
+    records: int
+    merged: int
+
+
+def transfer_parent(
+    *,
+    source: tuple[str | None, int | None],
+    target: tuple[str | None, int | None] | None,
+    source_key: str,
+    source_below_target: bool,
+) -> tuple[str | None, int | None]:
+    """The target's ``(parent_key, forked_at)`` after a transfer from ``source_key``: given
+    each one's before (``target`` None: a new session) and whether the source's parent is the
+    target or below it.
+
+    A new target takes the source's place (a rename). A fork of the source takes the source's
+    place too: its parent is gone. A target with another parent keeps it. A target without
+    one takes the source's, unless that would close a cycle (the source descends from it).
+    """
+    if target is None or target[0] == source_key:
+        return source
+    if target[0] is not None:
+        return target
+    if source[0] is not None and not source_below_target:
+        return source
+    return None, None
+
+
+def fork_title(title: str | None) -> str | None:
+    """``title`` marked as a fork's, once however deep the fork."""
+    if title is None or title.startswith(FORK_TITLE_MARKER):
+        return title
+    return FORK_TITLE_MARKER + title
+
+
 def title_from_prompt(text: str) -> str | None:
     """A session title: the prompt's first non-blank line, at most 80 characters."""
     first = next((line for line in text.splitlines() if line.strip()), "")
@@ -320,6 +446,26 @@ def title_from_prompt(text: str) -> str | None:
     if not title:
         return None
     return title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def _session_write(message: Message, result: ProcessResult) -> str | None:
+    """The statement that records ``message`` in its session, if any.
+
+    A session starts, for memory, with its first prompt, tool call or summary (or any record
+    a processor made, which needs its session's row). A SessionStart or a session end alone
+    only updates a session memory knows: Claude Code's setup run and sessions closed before
+    their first prompt would otherwise list as empty sessions. An event memq's hooks do not
+    subscribe to touches no session: InstructionsLoaded comes with throw-away session ids.
+    """
+    if (
+        message.kind in _SESSION_CREATING_KINDS
+        or result.observation is not None
+        or result.summary is not None
+    ):
+        return "upsert_session"
+    if message.kind is MessageKind.UNSUBSCRIBED:
+        return None
+    return "update_session"
 
 
 def _session_params(message: Message, project: str | None) -> dict[str, Any]:

@@ -1,5 +1,10 @@
 """The processors a daemon uses: its default one, and those sessions ask for by name and
-model (``memq config SESSION processor|model``), each created once and closed at shutdown."""
+model (``memq config SESSION processor|model``), each created once and closed at shutdown.
+
+A processor that cannot be created (its API key is missing from the daemon's environment) is
+remembered with the reason: the environment is read once, so it stays unavailable until the
+daemon restarts, and the sessions that ask for it pause instead of failing their messages.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Final
 
 import structlog
 
+from memq.exceptions import ProcessorUnavailableError
 from memq.processors import get_processor, processor_names
 from memq.processors.base import Processor
 
@@ -16,18 +22,22 @@ log = structlog.get_logger("memq.processors")
 
 MODEL_VARIABLE: Final = "MEMQ_MODEL"
 
+ProcessorKey = tuple[str, str | None]  # (name, model); model None: the one MEMQ_MODEL names
+
 
 class ProcessorPool:
     """Processors by ``(name, model)``; ``model`` None means the one ``MEMQ_MODEL`` names.
 
     Args:
         default: the name of the daemon's processor (``MEMQ_PROCESSOR``).
-        env: the settings a model-based processor reads (``os.environ`` when None).
+        env: the settings a model-based processor reads (``os.environ`` when None), read
+            once: a key added to the environment later is seen after a restart.
     """
 
     def __init__(self, default: str, env: Mapping[str, str] | None = None) -> None:
         self._env = dict(os.environ if env is None else env)
-        self._processors: dict[tuple[str, str | None], Processor] = {}
+        self._processors: dict[ProcessorKey, Processor] = {}
+        self._unavailable: dict[ProcessorKey, str] = {}  # why each one cannot be created
         self.default = self.get(default)  # a bad default fails the start, naming the setting
 
     @property
@@ -37,15 +47,36 @@ class ProcessorPool:
 
     def get(self, name: str | None = None, model: str | None = None) -> Processor:
         """The processor ``name`` (the default when None) asking ``model``; created on first
-        use. ``ValueError`` when it cannot be configured (naming the missing setting)."""
-        name = name or self.default.name
-        key = (name, model)
+        use. ``ProcessorUnavailableError`` (a ``ValueError``) when it cannot be configured,
+        naming the missing setting."""
+        key = (name or self.default.name, model)
         found = self._processors.get(key)
-        if found is None:
-            env = self._env if model is None else {**self._env, MODEL_VARIABLE: model}
-            found = self._processors[key] = get_processor(name, env)
-            log.debug("processor.created", processor=name, model=model)
-        return found
+        if found is not None:
+            return found
+        reason = self._unavailable.get(key)
+        if reason is None:
+            try:
+                found = self._processors[key] = self._create(*key)
+            except ValueError as exc:
+                reason = self._unavailable[key] = str(exc)
+                log.warning("processor.unavailable", processor=key[0], model=model, reason=reason)
+            else:
+                log.debug("processor.created", processor=key[0], model=model)
+                return found
+        raise ProcessorUnavailableError(reason)
+
+    def unavailable(self, name: str | None = None, model: str | None = None) -> str | None:
+        """Why the processor ``name`` asking ``model`` cannot be created, or None when it
+        can (it is created now if it was not yet)."""
+        try:
+            self.get(name, model)
+        except ProcessorUnavailableError as exc:
+            return str(exc)
+        return None
+
+    def _create(self, name: str, model: str | None) -> Processor:
+        env = self._env if model is None else {**self._env, MODEL_VARIABLE: model}
+        return get_processor(name, env)
 
     async def aclose(self) -> None:
         """Close every processor that holds a connection pool."""

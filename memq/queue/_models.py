@@ -29,7 +29,10 @@ class MessageKind(StrEnum):
     OBSERVATION = "observation"  # a tool call and its result
     SUMMARIZE = "summarize"  # summarize the batch; ends the session's stream
     SESSION_END = "session_end"  # the session ended once its queue drains
-    EVENT = "event"  # any other hook event, recorded as it came
+    EVENT = "event"  # another event memq's hooks subscribe to (SessionStart), as it came
+    # An event memq's hooks do not subscribe to (another hook or a plugin routed it to memq):
+    # recorded as it came, never memory, a session or a fork's link (memq.events).
+    UNSUBSCRIBED = "unsubscribed"
 
     @classmethod
     def parse(cls, value: str) -> MessageKind:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -27,11 +28,13 @@ from memq.exceptions import (
     QueueClosedError,
     StorageError,
 )
+from memq.memory.answers import MAX_CONTEXT_BUDGET, context_answer, parse_time, search_answer
 from memq.memory.context import DEFAULT_BUDGET_TOKENS, ContextBuilder
 from memq.memory.records import ObservationKind, Page
 from memq.memory.search import QuerySyntax, RecordType
 from memq.memory.transfer import import_effect
 from memq.privacy import is_skipped, strip_private
+from memq.queue import MessageStatus, Queue
 from memq.worker.projects import project_for
 from memq.worker.routes import forks as fork_routes
 from memq.worker.routes import history as history_routes
@@ -48,6 +51,7 @@ from memq.worker.routes.common import (
 )
 from memq.worker.security import RequestGuard
 from memq.worker.services import Services
+from memq.worker.session_pauses import paused_processors
 from memq.worker.status import queue_status
 
 log = structlog.get_logger("memq.api")
@@ -169,11 +173,13 @@ async def status(request: Request) -> Response:
             "paused": services.sessions.paused,
             "pause_reason": services.sessions.pause_reason,
             "paused_sessions": services.configs.paused_sessions,
+            "paused_processors": paused_processors(services.configs, services.processors),
             "ephemeral": services.ephemeral,
             "tracked_sessions": services.activity.tracked,
             "session_ttl": services.activity.ttl,
             "database_bytes": stats.database_bytes,
             "wal_bytes": stats.wal_bytes,
+            "settings": services.settings_report,
         }
     )
 
@@ -239,12 +245,11 @@ async def _session_start_context(builder: ContextBuilder, cwd: str | None) -> st
         return ""
 
 
-MAX_CONTEXT_BUDGET = 100_000
-
-
 async def get_context(request: Request) -> Response:
     """The SessionStart context of a project: ``?cwd=DIR`` (the project is its git root) or
-    ``?project=DIR``; optional ``budget`` (tokens, default 2000) and ``exclude_session``."""
+    ``?project=DIR``; optional ``budget`` (tokens, default 2000) and ``exclude_session``.
+    ``has_memory`` in the answer tells an empty context of a project memory knows nothing of
+    from one whose budget is too small for any of it."""
     params = request.query_params
     cwd, project = params.get("cwd"), params.get("project")
     if (cwd is None) == (project is None):
@@ -254,12 +259,13 @@ async def get_context(request: Request) -> Response:
         project = await anyio.to_thread.run_sync(project_for, cwd)
     budget = int_param(request, "budget", DEFAULT_BUDGET_TOKENS, low=1, high=MAX_CONTEXT_BUDGET)
     exclude = params.get("exclude_session")
-    text = await get_services(request).context.build(
+    answer = await context_answer(
+        get_services(request).context,
         project or None,
         budget_tokens=budget,
         exclude_session=normalize_session_key(exclude) if exclude else None,
     )
-    return JSONResponse({"project": project or None, "context": text})
+    return JSONResponse(answer)
 
 
 async def revert_session(request: Request) -> Response:
@@ -268,16 +274,18 @@ async def revert_session(request: Request) -> Response:
     ``{"last": N}`` (its N newest messages that left memory go)."""
     services = get_services(request)
     key = path_session_key(request)
-    body = await json_body(request)
-    after, last = body.get("after"), body.get("last")
+    cut, value = _revert_cut(await json_body(request))
     if not await services.store.has_session(key):
         raise HTTPException(404, f"no session {key}")
-    if last is None and is_id(after):
-        from_id: int | None = after + 1
-    elif after is None and is_id(last):
-        from_id = await services.store.revert_cutoff(key, last)
+    if cut == "after":
+        # A cut after a message the session does not have would be a guess at what to keep.
+        if not await services.store.has_message(key, value):
+            raise HTTPException(
+                404, f"{key} has no message {value} (memq history and memq search show its ids)"
+            )
+        from_id: int | None = value + 1
     else:
-        raise InvalidEventError('give {"after": MESSAGE_ID} or {"last": N}, a whole number > 0')
+        from_id = await services.store.revert_cutoff(key, value)
     queue_rows = memory_rows = 0
     if from_id is not None:
         await services.sessions.forget(key)  # stop its generator; rescheduled below
@@ -304,9 +312,32 @@ async def revert_session(request: Request) -> Response:
     )
 
 
+def _revert_cut(body: dict[str, Any]) -> tuple[str, int]:
+    """The cut a revert body asks for, ``("after", message id)`` or ``("last", count)``;
+    ``InvalidEventError`` (422) naming what is wrong otherwise."""
+    given = [name for name in ("after", "last") if body.get(name) is not None]
+    if not given:
+        raise InvalidEventError(
+            'give "after" (a message id: it and everything before it stay) or "last" '
+            "(how many of the newest messages that left memory to forget)"
+        )
+    if len(given) > 1:
+        raise InvalidEventError('give "after" or "last", not both')
+    name = given[0]
+    value = body[name]
+    if not is_id(value):
+        what = "a message id" if name == "after" else "a number of messages"
+        shown = json.dumps(value)[:40]
+        raise InvalidEventError(
+            f'"{name}" must be {what}, a whole number of at least 1, not {shown}'
+        )
+    return name, value
+
+
 async def transfer_session(request: Request) -> Response:
     """Move the session's memory and queue rows to another session: body ``{"to": ID}``
-    (a bare id or ``claude-code:<id>``); an existing target is merged into."""
+    (a bare id or ``claude-code:<id>``); an existing target is merged into. ``records``
+    moved; ``merged`` were the source's copies of records the target held already."""
     services = get_services(request)
     key = path_session_key(request)
     target = (await json_body(request)).get("to")
@@ -320,15 +351,29 @@ async def transfer_session(request: Request) -> Response:
     for session in (key, to_key):
         await services.sessions.forget(session)  # neither may process while rows move
     moved, dropped = await services.queue.move_session(key, to_key)
-    records = await services.queue.run_in_transaction(services.store.transfer_effect(key, to_key))
+    result = await services.queue.run_in_transaction(services.store.transfer_effect(key, to_key))
     await services.configs.forget(key)  # its settings were the source session's, not the target's
     await services.activity.forget(key)
     services.activity.touch(to_key)
     if await services.queue.has_pending(to_key):
         services.sessions.notify(to_key)
-    log.info("session.transferred", session_id=key, to=to_key, records=records, queue_rows=moved)
+    log.info(
+        "session.transferred",
+        session_id=key,
+        to=to_key,
+        records=result.records,
+        merged=result.merged,
+        queue_rows=moved,
+    )
     return JSONResponse(
-        {"from": key, "to": to_key, "records": records, "queue_rows": moved, "dropped": dropped}
+        {
+            "from": key,
+            "to": to_key,
+            "records": result.records,
+            "merged": result.merged,
+            "queue_rows": moved,
+            "dropped": dropped,
+        }
     )
 
 
@@ -367,12 +412,40 @@ async def retry_failed(request: Request) -> Response:
     else:
         ids = body.get("ids", [body["id"]] if "id" in body else None)
         if not isinstance(ids, list) or not ids or not all(is_id(i) for i in ids):
-            raise InvalidEventError('give {"id": N}, {"ids": [N, ...]} or {"all": true}')
+            raise InvalidEventError(
+                'give {"id": N}, {"ids": [N, ...]} or {"all": true}; '
+                "a message id is a whole number of at least 1"
+            )
+        if len(ids) > MAX_RETRY_IDS:
+            raise InvalidEventError(f'at most {MAX_RETRY_IDS} ids at once, or {{"all": true}}')
+        await _require_failed(services.queue, ids)
         retried = await services.queue.retry(ids)
     for item in await services.queue.sessions_with_backlog():
         services.sessions.notify(item)
     log.info("failed.retried", message_ids=retried)
     return JSONResponse({"retried": retried})
+
+
+MAX_RETRY_IDS = 1000
+
+
+async def _require_failed(queue: Queue, ids: list[int]) -> None:
+    """Refuse a retry that names a message that does not exist (404) or is not failed (409):
+    it would do nothing, and saying "retried" would hide the wrong id."""
+    statuses = {message_id: await queue.status_of(message_id) for message_id in dict.fromkeys(ids)}
+    missing = [str(message_id) for message_id, status in statuses.items() if status is None]
+    if missing:
+        noun = "message" if len(missing) == 1 else "messages"
+        raise HTTPException(404, f"no {noun} {', '.join(missing)} (memq failed lists the failed)")
+    not_failed = [
+        f"{message_id} is {status}"
+        for message_id, status in statuses.items()
+        if status is not None and status is not MessageStatus.FAILED
+    ]
+    if not_failed:
+        raise HTTPException(
+            409, f"only failed messages can be retried: message {', '.join(not_failed)}"
+        )
 
 
 async def resume(request: Request) -> Response:
@@ -409,7 +482,7 @@ async def search(request: Request) -> Response:
         min_score=_float_param(request, "min_score"),
         syntax=(_choices(request, "syntax", QuerySyntax) or [QuerySyntax.WORDS])[-1],
     )
-    return JSONResponse({"items": [hit.to_dict() for hit in hits], "total": len(hits)})
+    return JSONResponse(search_answer(hits))
 
 
 async def timeline(request: Request) -> Response:
@@ -455,10 +528,9 @@ def _time_param(request: Request, name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        value = datetime.fromisoformat(raw)
+        return parse_time(raw)
     except ValueError:
         raise HTTPException(422, f"query parameter {name!r} must be an ISO-8601 time") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _float_param(request: Request, name: str) -> float | None:

@@ -190,6 +190,7 @@ def offline_status(settings: Settings, *, starting: bool = False) -> dict[str, A
         "processing": False,
         "active_generators": 0,
         "paused_sessions": paused,
+        "paused_processors": [],  # only a running daemon knows which keys it lacks
         "ephemeral": False,
         "tracked_sessions": 0,
         "session_ttl": settings.session_ttl,

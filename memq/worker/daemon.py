@@ -24,7 +24,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from memq import __version__
-from memq.config import HOST, Settings
+from memq.config import HOST, Settings, settings_report
 from memq.exceptions import StartupError
 from memq.memory.context import ContextBuilder
 from memq.memory.search import MemorySearch
@@ -40,6 +40,7 @@ from memq.worker.pidfile import DaemonRecord, remove_record, write_record
 from memq.worker.processing import ClaimHandler
 from memq.worker.security import load_or_create_token
 from memq.worker.session_config import SessionConfigs
+from memq.worker.session_pauses import SessionPauses
 from memq.worker.sessions import SessionManager
 
 log = structlog.get_logger("memq.daemon")
@@ -73,6 +74,9 @@ class Daemon:
         self._stop = anyio.Event()
         self.started_at = time.time()
         self.port = settings.port
+        # Set once the queue's instance lock is ours: a second daemon that finds the lock
+        # taken never ran, so it logs nothing about stopping.
+        self._locked = False
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown."""
@@ -85,7 +89,8 @@ class Daemon:
         paths.create_home()
         database = settings.database_path
         token = load_or_create_token(paths.token)
-        processors = ProcessorPool(settings.processor)
+        # The model-based processors read their keys from the same environment and file.
+        processors = ProcessorPool(settings.processor, env=settings.environment)
         async with contextlib.AsyncExitStack() as resources:
             # Registered first so it runs last: "stopped" means everything is closed.
             resources.callback(self._stopped, paths.pidfile)
@@ -100,6 +105,7 @@ class Daemon:
                     synchronous=Synchronous(settings.synchronous),
                 ),
             )
+            self._locked = True
             resources.push_async_callback(_shielded, queue.close)
             sock = bind_listener(settings.port)
             resources.callback(sock.close)
@@ -125,8 +131,10 @@ class Daemon:
             )
 
     def _stopped(self, pidfile: Path) -> None:
-        remove_record(pidfile, os.getpid())
         self.state = DaemonState.STOPPED
+        if not self._locked:
+            return  # another daemon holds the database: its pid file and log are its own
+        remove_record(pidfile, os.getpid())
         log.info("daemon.stopped", pid=os.getpid())
 
     async def _serve(
@@ -157,7 +165,7 @@ class Daemon:
             handler,
             capacity=settings.capacity,
             linger=settings.linger,
-            is_paused=configs.is_paused,
+            is_paused=SessionPauses(configs, processors).is_paused,
         )
         configs.on_change(sessions.setting_changed)
         forks = ForkLinker(queue)
@@ -166,6 +174,7 @@ class Daemon:
             ttl=settings.session_ttl,
             flush_every_events=settings.activity_flush_events,
             flush_interval=settings.activity_flush_interval,
+            clock=queue.clock,
         )
         activity.on_expire(sessions.expire)
         activity.on_expire(forks.forget)
@@ -186,6 +195,7 @@ class Daemon:
             activity=activity,
             skip_tools=settings.skip_tools,
             ephemeral=settings.ephemeral,
+            settings_report=settings_report(settings.environment or os.environ),
         )
         app = create_app(services, token=token, body_limit=settings.body_limit)
         server = _EmbeddedServer(server_config(app))

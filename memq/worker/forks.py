@@ -8,12 +8,15 @@ after a resume in the same directory, makes that session a fork of the resumed o
 
 This is the hot path: a session seen in this daemon's life costs one lookup in a bounded set
 (least recently used out first). A session's SessionStart marks it seen and does nothing else:
-a session that starts itself is not a fork. Only the events memq's hooks subscribe to can link:
-Claude Code sends others (InstructionsLoaded) with throw-away ids around a resume.
+a session that starts itself is not a fork. Only the events memq's hooks subscribe to can link
+(``memq.events.may_link_fork``); the others neither link nor mark their session seen: Claude
+Code sends InstructionsLoaded with throw-away ids around a resume, and with the fork's own id
+just before its first prompt. Their queue rows (kind ``unsubscribed``) do not make a session
+known either (``fork_child_known``).
 
-Not linked: events the hook's fallback wrote straight into SQLite while the daemon was down
-(they never pass here; their session is known by the time the daemon sees it), and a fork
-whose parent memq never stored. Two sessions resumed in one directory within the window, the
+Events the hook's fallback writes straight into SQLite while the daemon is down never pass
+here: the fallback links them itself (``memq.hooks.fork_link``). Not linked: a fork whose
+parent memq never stored. Two sessions resumed in one directory within the window, the
 later one without events yet, are ambiguous: the newest is taken.
 """
 
@@ -24,17 +27,15 @@ from typing import Any, Final
 
 import structlog
 
+from memq.events import SESSION_START, may_link_fork
 from memq.exceptions import StorageError
-from memq.hooks.install import EVENTS
+from memq.hooks.fork_link import LINK_WINDOW_SECONDS
 from memq.memory.fork import ForkResult, link_effect
 from memq.queue import Queue
 
 log = structlog.get_logger("memq.forks")
 
-LINK_WINDOW_SECONDS: Final = 3600.0  # a fork's first event follows its parent's resume within
 SEEN_CAPACITY: Final = 10_000  # sessions remembered as seen
-SESSION_START: Final = "SessionStart"
-LINKING_EVENTS: Final = frozenset(EVENTS) - {SESSION_START}
 
 
 class ForkLinker:
@@ -76,10 +77,9 @@ class ForkLinker:
         if session_key in self._seen:
             self._seen.move_to_end(session_key)
             return
-        if event not in LINKING_EVENTS:
-            # A SessionStart starts its own session; any other event is not one memq's hooks
-            # send, and its session is known once this event is queued.
-            self.mark_seen(session_key)
+        if not may_link_fork(event):
+            if event == SESSION_START:
+                self.mark_seen(session_key)  # a session that starts itself is not a fork
             return
         cwd = payload.get("cwd")
         try:

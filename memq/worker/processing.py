@@ -7,7 +7,12 @@ from typing import Final
 
 import structlog
 
-from memq.exceptions import ClaimLostError, ProcessorAuthError, TransientProcessorError
+from memq.exceptions import (
+    ClaimLostError,
+    ProcessorAuthError,
+    ProcessorUnavailableError,
+    TransientProcessorError,
+)
 from memq.memory.records import SessionContext
 from memq.memory.store import MemoryStore
 from memq.processors.base import Processor
@@ -71,9 +76,15 @@ class ClaimHandler:
         bound.debug("message.claimed", kind=message.kind.value, attempt=message.attempts)
         try:
             async with claim:
-                # Looked up per message: a session's settings apply from its next message. A
-                # processor that cannot be configured fails the attempt, naming the setting.
-                processor = self._processor_for(message.session_id)
+                # Looked up per message: a session's settings apply from its next message.
+                try:
+                    processor = self._processor_for(message.session_id)
+                except ProcessorUnavailableError as exc:
+                    # Its API key is missing: not the message's fault. The message goes
+                    # back untried; the session manager sees the session paused and stops.
+                    await claim.defer(0, f"session paused: {exc}")
+                    bound.warning("message.waiting", reason=str(exc))
+                    return
                 # Only a summary looks back over the session; loading that history for every
                 # message made processing slower the longer a session ran.
                 if message.kind is MessageKind.SUMMARIZE:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from memq.memory.context import ContextBuilder
 from memq.memory.search import MemorySearch
@@ -37,3 +38,5 @@ class Services:
     activity: ActivityTracker
     skip_tools: frozenset[str] = frozenset()
     ephemeral: bool = False  # the database lives in memory and goes with the daemon
+    # Each setting the daemon started with and where it came from (memq.config).
+    settings_report: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -134,6 +134,23 @@ class SessionConfigs:
         """Every paused session."""
         return sorted(key for key, named in self._values.items() if _config(named).paused)
 
+    @property
+    def configured_sessions(self) -> list[str]:
+        """Every session that has a setting of its own."""
+        return sorted(self._values)
+
+    async def is_known(self, session_key: str) -> bool:
+        """Whether memq knows the session: it has memory, queued events or settings. A
+        setting for any other id would configure a session nobody will ever send."""
+        if session_key in self._values:
+            return True
+
+        async def read(tx: Transaction) -> bool:
+            rows = await tx.fetchall(QUERIES["session_known"], {"session_key": session_key})
+            return bool(rows[0][0])
+
+        return await self._queue.run_in_transaction(read)
+
     def explicit(self, session_key: str) -> list[str]:
         """The names of the settings this session has set (the others are defaults)."""
         return sorted(name.value for name in self._values.get(session_key, {}))

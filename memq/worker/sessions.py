@@ -44,7 +44,8 @@ class SessionManager:
         capacity: sessions processed at once.
         linger: seconds an idle session's stream waits for more work.
         quantum: messages a session handles before yielding its slot to a waiting one.
-        is_paused: whether a session's settings pause it (its events queue; nothing runs).
+        is_paused: whether a session is paused (its events queue; nothing runs): by its
+            settings, or because its processor cannot be created (``SessionPauses``).
     """
 
     def __init__(

@@ -33,16 +33,19 @@ def counts_of(client: httpx.Client, key: str) -> dict[str, int]:
 class TestConfigApi:
     def test_set_get_delete_and_refusals(self, daemon: Daemon) -> None:
         """PUT stores a setting, GET shows it with the defaults, DELETE brings the default
-        back; unknown names, bad values and unconfigurable processors are a 422."""
+        back; unknown names, bad values and unconfigurable processors are a 422; a session
+        memq does not know is a 404 unless the PUT creates it."""
         with daemon.client() as client:
             url = f"/api/sessions/{SESSION}/config"
-            assert client.get(url).json() == {
-                "session_id": KEY,
-                "config": {"processor": None, "model": None, "paused": False},
-                "set": [],
-                "effective": {"processor": "extract", "model": None},
-            }
-            put = client.put(f"{url}/model", json={"value": "  small-model "})
+            assert client.get(url).status_code == 404
+            refused = client.put(f"{url}/paused", json={"value": True})
+            assert refused.status_code == 404
+            assert f"no session {KEY}" in refused.json()["error"]
+            assert client.get(f"{url}/paused").status_code == 404
+            bad_create = {"value": "m", "create": "yes"}
+            assert client.put(f"{url}/model", json=bad_create).status_code == 422
+            assert client.get("/api/status").json()["paused_sessions"] == []
+            put = client.put(f"{url}/model", json={"value": "  small-model ", "create": True})
             assert put.status_code == 200
             assert put.json() == {
                 "session_id": KEY,
@@ -51,7 +54,13 @@ class TestConfigApi:
                 "known": False,
             }
             assert client.get(f"{url}/model").json()["value"] == "small-model"
-            assert client.get(url).json()["set"] == ["model"]
+            assert client.get(url).json() == {
+                "session_id": KEY,
+                "config": {"processor": None, "model": "small-model", "paused": False},
+                "set": ["model"],
+                "effective": {"processor": "extract", "model": None},
+                "pause": None,
+            }
 
             assert client.put(f"{url}/colour", json={"value": "red"}).status_code == 422
             assert client.put(f"{url}/paused", json={"value": "maybe"}).status_code == 422
@@ -66,7 +75,8 @@ class TestConfigApi:
 
             assert client.delete(f"{url}/model").json()["value"] is None
             assert client.delete(f"{url}/model").status_code == 404
-            assert client.get(url).json()["set"] == []
+            # Its last setting gone and no event ever sent: memq does not know it again.
+            assert client.get(url).status_code == 404
 
 
 class TestConfigCli:
@@ -75,7 +85,7 @@ class TestConfigCli:
         daemon = Daemon(tmp_path / "home")
         daemon.start()
         try:
-            result = daemon.memq("config", SESSION, "paused", "yes")
+            result = daemon.memq("config", SESSION, "paused", "yes", "--create")
             assert result.returncode == 0, result.stderr
             assert result.stdout.startswith("paused = true")
             assert daemon.memq("config", SESSION, "model", "m-2").returncode == 0
@@ -97,6 +107,36 @@ class TestConfigCli:
             daemon.kill()
 
 
+class TestUnknownSession:
+    def test_configuring_an_unknown_session_is_an_error_unless_created(
+        self, daemon: Daemon
+    ) -> None:
+        """``memq config typo paused true`` used to store a paused session nobody sends
+        events to: it is an error naming --create, and stores nothing; --create stores it; a
+        session memq has seen needs no --create."""
+        typo = daemon.memq("config", "typo", "paused", "true")
+        assert typo.returncode == 1
+        assert "no session claude-code:typo" in typo.stderr
+        assert "--create" in typo.stderr
+        assert typo.stdout == ""
+        assert daemon.memq("config", "typo").returncode == 1
+        assert daemon.memq("config", "typo", "paused").returncode == 1
+        assert json.loads(daemon.memq("status", "--json").stdout)["paused_sessions"] == []
+        assert daemon.memq("config", "typo", "--create").returncode == 2  # nothing to set
+
+        created = daemon.memq("config", "typo", "paused", "true", "--create")
+        assert created.returncode == 0, created.stderr
+        assert "memory has no session claude-code:typo yet" in created.stdout
+        status = json.loads(daemon.memq("status", "--json").stdout)
+        assert status["paused_sessions"] == ["claude-code:typo"]
+        assert daemon.memq("config", "typo").returncode == 0
+
+        with daemon.client() as client:
+            assert client.post("/api/events", json=tool_event(1)).status_code == 202
+        seen = daemon.memq("config", SESSION, "model", "m-1")
+        assert seen.returncode == 0, seen.stderr
+
+
 class TestPaused:
     def test_a_paused_session_queues_and_resumes_on_unpause_even_after_restart(
         self, tmp_path: Path
@@ -107,7 +147,7 @@ class TestPaused:
         daemon.start()
         try:
             with daemon.client() as client:
-                assert daemon.memq("config", SESSION, "paused", "true").returncode == 0
+                assert daemon.memq("config", SESSION, "paused", "true", "--create").returncode == 0
                 for n in range(3):
                     assert client.post("/api/events", json=tool_event(n)).status_code == 202
                 other = tool_event(9, session="other-session")
@@ -145,7 +185,8 @@ class TestPerSessionProcessor:
             try:
                 with daemon.client() as client:
                     url = f"/api/sessions/{SESSION}/config"
-                    assert client.put(f"{url}/processor", json={"value": "openai"}).is_success
+                    create = {"value": "openai", "create": True}
+                    assert client.put(f"{url}/processor", json=create).is_success
                     assert client.put(f"{url}/model", json={"value": "tiny"}).is_success
                     assert client.get(url).json()["effective"] == {
                         "processor": "openai",

@@ -7,6 +7,8 @@ from pathlib import Path
 from memq.memory import MemoryStore
 from memq.memory.search import MemorySearch
 from memq.queue import Queue
+from memq.queue.testing import ManualClock
+from tests.conftest import FAST
 from tests.helpers.memory import OTHER, SESSION, enqueue_all, process, prompt, sample
 from tests.helpers.rows import table
 
@@ -86,6 +88,38 @@ class TestRevert:
             assert [h.session_key for h in await search.search("kept elsewhere")] == [OTHER]
 
 
+class TestUpdatedAt:
+    async def test_a_revert_moves_updated_at_to_its_own_time_never_back(
+        self, db_path: Path
+    ) -> None:
+        """The session's events came in over a minute; --last 2 an hour later stamps the
+        session with the revert's time, not its newest remaining record's; a revert under a
+        clock set back leaves the time where it was."""
+        clock = ManualClock()
+        async with (
+            await Queue.open(db_path, FAST, clock=clock) as queue,
+            await MemoryStore.open(db_path) as store,
+        ):
+            ids = []
+            for text in ("one", "two", "three"):
+                ids += await enqueue_all(queue, prompt(text))
+                clock.advance(30)
+            await process(queue, store)
+            latest = stored_updated_at(db_path)
+            assert latest == clock.now() - 30_000
+            clock.advance(3600)
+            await revert(queue, store, ids[1])
+            assert stored_updated_at(db_path) == clock.now()
+            clock.step_wall(-7200)
+            await revert(queue, store, ids[0])
+            assert stored_updated_at(db_path) == latest + 3_630_000
+
+
+def stored_updated_at(db_path: Path) -> int:
+    (row,) = table(db_path, "SELECT updated_at FROM sessions WHERE key = ?", SESSION)
+    return int(row["updated_at"])
+
+
 class TestTransfer:
     async def test_to_a_new_session_moves_everything(
         self, queue: Queue, store: MemoryStore, db_path: Path
@@ -94,7 +128,7 @@ class TestTransfer:
         ids = await build_session(queue, store)
         assert await queue.move_session(SESSION, "claude-code:moved") == (len(ids), 0)
         moved = await queue.run_in_transaction(store.transfer_effect(SESSION, "claude-code:moved"))
-        assert moved == 6  # 2 prompts, 3 observations and the summary
+        assert (moved.records, moved.merged) == (6, 0)  # 2 prompts, 3 observations, a summary
         assert await store.get_session(SESSION) is None
         detail = await store.get_session("claude-code:moved")
         assert detail is not None

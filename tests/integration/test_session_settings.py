@@ -131,8 +131,8 @@ class TestProcessorChoice:
         self, db_path: Path
     ) -> None:
         """The processor is looked up for each message, so a change applies to the next
-        one; a processor that cannot be made (no API key here) fails that attempt, naming
-        the reason."""
+        one; a processor that cannot be made (no API key here) hands the message back
+        untried: no attempt is spent on it."""
         pool = ProcessorPool("extract", env={})
         async with (
             await Queue.open(db_path, FAST) as queue,
@@ -159,7 +159,8 @@ class TestProcessorChoice:
             assert asked == [(None, None), (None, "m-1"), ("anthropic", "m-1")]
             rows = all_rows(db_path)
             assert [row["status"] for row in rows] == ["processed", "processed", "pending"]
-            assert "API key" in rows[2]["last_error"]
+            assert rows[2]["attempts"] == 0
+            assert rows[2]["last_error"] is None  # nothing failed
 
 
 def test_the_pool_makes_each_processor_once_and_passes_the_model() -> None:

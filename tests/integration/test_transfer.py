@@ -242,7 +242,9 @@ class TestExport:
 
     async def test_a_session_without_records_exports_its_metadata(self, origin: Database) -> None:
         """A session with no records is one line, and imports as a session alone."""
-        await origin.queue.enqueue(SESSION, "event", {"hook_event_name": "SessionStart"})
+        # A Stop whose turn left no summary: a session without records. (A SessionStart
+        # alone makes no session: memq.memory.store.)
+        await origin.queue.enqueue(SESSION, "summarize", {"hook_event_name": "Stop"})
         await write(origin.queue, origin.store, [])
         lines = await origin.export()
         assert len(lines) == 1

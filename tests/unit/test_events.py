@@ -32,12 +32,13 @@ class TestRouting:
             ("Stop", MessageKind.SUMMARIZE),
             ("SessionEnd", MessageKind.SESSION_END),
             ("SessionStart", MessageKind.EVENT),
-            ("PreToolUse.Bash", MessageKind.EVENT),
-            ("InstructionsLoaded", MessageKind.EVENT),
+            ("PreToolUse.Bash", MessageKind.UNSUBSCRIBED),
+            ("InstructionsLoaded", MessageKind.UNSUBSCRIBED),
         ],
     )
     def test_each_hook_event_becomes_its_kind(self, name: str, kind: MessageKind) -> None:
-        """Tool results are observations, Stop summarizes, anything unknown is an event."""
+        """Tool results are observations, Stop summarizes, SessionStart is an event, and an
+        event memq does not subscribe to is kept as unsubscribed."""
         route = route_event(sample(name))
         assert route.kind == kind.value
         assert route.session_key == f"claude-code:{sample(name)['session_id']}"

@@ -28,6 +28,7 @@ from memq.hooks.install import (
 
 COMMAND = "/opt/venv/bin/memq hook"
 MOVED = "/home/me/new-venv/bin/memq hook"
+ELSEWHERE = "MEMQ_HOME=/srv/memq /opt/venv/bin/memq hook"  # installed for another home
 NOW = 1_700_000_000.0
 
 
@@ -77,10 +78,14 @@ class TestIsMemqCommand:
             "/usr/bin/python3 -m memq hook",
             "'/home/a user/py/bin/python' -m memq hook",
             '"$HOME/.local/bin/memq" hook',
+            "MEMQ_HOME=/srv/memq /opt/venv/bin/memq hook",
+            "MEMQ_HOME='/home/a user/memq' '/home/a user/.venv/bin/memq' hook",
+            "MEMQ_HOME=/srv/memq /usr/bin/python3 -m memq hook",
         ],
     )
     def test_recognises_memq_hook(self, command: str) -> None:
-        """A memq console script or ``python -m memq``, followed by ``hook`` alone, is memq's."""
+        """A memq console script or ``python -m memq``, followed by ``hook`` alone, perhaps
+        after the ``MEMQ_HOME=`` an install for another home puts first, is memq's."""
         assert is_memq_command(command)
 
     @pytest.mark.parametrize(
@@ -102,6 +107,11 @@ class TestIsMemqCommand:
             "memq hook; rm -rf /",
             "other-tool hook",
             "'unterminated memq hook",
+            "MEMQ_HOME= /opt/venv/bin/memq hook",
+            "FOO=1 /opt/venv/bin/memq hook",
+            "MEMQ_HOME=/srv/memq MEMQ_PORT=1 /opt/venv/bin/memq hook",
+            "MEMQ_HOME=/srv/memq /opt/venv/bin/memq hook extra",
+            "MEMQ_HOME=/srv/memq",
         ],
     )
     def test_rejects_everything_else(self, command: str) -> None:
@@ -144,6 +154,25 @@ class TestMemqHookCommand:
         """A relative interpreter path becomes absolute, so the hook works from any directory."""
         monkeypatch.chdir(tmp_path)
         assert memq_hook_command("bin/python") == f"{tmp_path}/bin/python -m memq hook"
+
+    def test_a_home_goes_first_as_memq_home(self, tmp_path: Path) -> None:
+        """An install for another home than ~/.memq sets MEMQ_HOME in the command itself: the
+        assistant runs hooks from its own environment, not from the installing shell's."""
+        python = tmp_path / "python3"
+        command = memq_hook_command(str(python), home="/srv/memq data")
+        assert command == f"MEMQ_HOME='/srv/memq data' {python} -m memq hook"
+        assert is_memq_command(command)
+
+    def test_a_relative_home_is_made_absolute(self, monkeypatch, tmp_path: Path) -> None:
+        """The hook runs in the project's directory: a relative home would move with it."""
+        monkeypatch.chdir(tmp_path)
+        command = memq_hook_command("/usr/bin/python3", home="data")
+        assert command == f"MEMQ_HOME={tmp_path}/data /usr/bin/python3 -m memq hook"
+
+    def test_a_blank_home_is_refused(self) -> None:
+        """``MEMQ_HOME=`` would be no home at all."""
+        with pytest.raises(InstallError, match="empty"):
+            memq_hook_command("/usr/bin/python3", home=" ")
 
 
 class TestHooksFragment:
@@ -232,6 +261,19 @@ class TestMergeHooks:
             MOVED,
             "later.sh",
         ]
+
+    def test_another_home_replaces_the_old_entries_in_place(self) -> None:
+        """Installing for another home replaces memq's entries (one memq per event), and a
+        later install for the default home replaces those again."""
+        once = merge_hooks(existing_settings(), hooks_fragment(COMMAND))
+        elsewhere = merge_hooks(once, hooks_fragment(ELSEWHERE))
+        assert [command for _, command in memq_commands(elsewhere)] == [ELSEWHERE] * len(EVENTS)
+        assert [event for event, _ in memq_commands(elsewhere)] == [
+            event for event, _ in memq_commands(once)
+        ]
+        back = merge_hooks(elsewhere, hooks_fragment(COMMAND))
+        assert back == once
+        assert remove_memq_hooks(elsewhere) == remove_memq_hooks(once)
 
     def test_memq_sharing_a_group_with_another_tool(self) -> None:
         """A group holding memq's entry and another tool's keeps the other's; memq's is new."""

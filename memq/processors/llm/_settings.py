@@ -100,8 +100,9 @@ class LLMSettings:
         )
         if settings.official and api_key is None:
             raise SettingError(
-                f"MEMQ_PROCESSOR={provider.name} needs an API key: set {provider.key_variable} "
-                f"or MEMQ_API_KEY (or point MEMQ_BASE_URL at a server that needs none)"
+                f"processor {provider.name} needs an API key: set {provider.key_variable} "
+                f"or MEMQ_API_KEY in the daemon's environment (or point MEMQ_BASE_URL at a "
+                f"server that needs none)"
             )
         return settings
 

@@ -6,25 +6,33 @@
 SELECT 1 FROM sessions WHERE key = :parent;
 
 -- name: fork_child_known
--- Whether memq knows the session: a memory row, or any queue row. There is no index on the
--- queue's session_id alone, so the queue is asked through its partial indexes: rows with a
--- dedupe key (every event memq's hook sends has one), and pending, processing and failed
--- rows. A processed row without a dedupe key is the one left out: its memory, and so its
--- session's row, committed with its processed mark.
+-- Whether memq knows the session: a memory row, or any queue row of an event memq's hooks
+-- subscribe to. (Rows of kind 'unsubscribed' do not count: Claude Code sends InstructionsLoaded
+-- with a fork's own id before its first prompt.) There is no index on the queue's session_id
+-- alone, so the queue is asked through its partial indexes: rows with a dedupe key (every
+-- event memq's hook sends has one), and pending, processing and failed rows. A processed row
+-- without a dedupe key (an event posted without the hook's id) is the one left out: a prompt,
+-- tool call or summary made its session's memory row when it was processed; a SessionStart or
+-- session end alone makes none (memq.memory.store).
 SELECT EXISTS (SELECT 1 FROM sessions WHERE key = :child)
     OR EXISTS (SELECT 1 FROM pending_messages
-               WHERE session_id = :child AND dedupe_key IS NOT NULL)
-    OR EXISTS (SELECT 1 FROM pending_messages WHERE session_id = :child AND status = 'pending')
+               WHERE session_id = :child AND dedupe_key IS NOT NULL
+                 AND kind <> 'unsubscribed')
     OR EXISTS (SELECT 1 FROM pending_messages
-               WHERE status = 'processing' AND session_id = :child)
-    OR EXISTS (SELECT 1 FROM pending_messages WHERE status = 'failed' AND session_id = :child)
+               WHERE session_id = :child AND status = 'pending' AND kind <> 'unsubscribed')
+    OR EXISTS (SELECT 1 FROM pending_messages
+               WHERE status = 'processing' AND session_id = :child
+                 AND kind <> 'unsubscribed')
+    OR EXISTS (SELECT 1 FROM pending_messages
+               WHERE status = 'failed' AND session_id = :child AND kind <> 'unsubscribed')
     AS known;
 
 -- name: fork_find_parent
 -- The session an unknown session was forked from: the newest session resumed (migration
 -- 0006's session_resumes) in :cwd since :since whose resuming SessionStart is still its
--- latest queue row, and that memory knows. The check for a later row walks the queue's ids
--- after that SessionStart: only rows accepted since, within the window.
+-- latest queue row (of an event memq's hooks subscribe to), and that memory knows. The check
+-- for a later row walks the queue's ids after that SessionStart: only rows accepted since,
+-- within the window.
 SELECT r.session_key
 FROM session_resumes AS r
 WHERE r.cwd = :cwd
@@ -32,17 +40,23 @@ WHERE r.cwd = :cwd
   AND r.session_key <> :child
   AND EXISTS (SELECT 1 FROM sessions WHERE key = r.session_key)
   AND NOT EXISTS (SELECT 1 FROM pending_messages AS later
-                  WHERE later.id > r.message_id AND later.session_id = r.session_key)
+                  WHERE later.id > r.message_id AND later.session_id = r.session_key
+                    AND later.kind <> 'unsubscribed')
 ORDER BY r.resumed_at DESC, r.message_id DESC
 LIMIT 1;
 
 -- name: fork_insert_session
--- The child: the parent's project, directory and title, open, started now. No row when the
--- parent has none.
+-- The child: the parent's project and directory, open, started now. No row when the parent
+-- has none. Its title is the parent's marked as a fork's ('[fork] ', once however deep the
+-- fork: memq.memory.store.fork_title), a title of its own making (title_edited 0): a list
+-- shows the two apart, and a revert of the child keeps it while the child holds the parent's
+-- prompts. A parent with no title yet leaves it to the child's first prompt.
 INSERT INTO sessions (key, assistant, external_id, project, cwd, title, title_edited,
                       prompt_count, started_at, ended_at, updated_at, created_at,
                       parent_key, forked_at)
-SELECT :child, :assistant, :external_id, project, cwd, title, title_edited,
+SELECT :child, :assistant, :external_id, project, cwd,
+       CASE WHEN substr(title, 1, 7) = '[fork] ' THEN title ELSE '[fork] ' || title END,
+       0,
        (SELECT count(*) FROM prompts WHERE session_key = :parent),
        :now, NULL, :now, :now, :parent, :now
 FROM sessions
@@ -68,9 +82,12 @@ FROM (SELECT message_id, min(created_at) AS created_at
 ORDER BY message_id;
 
 -- name: fork_copy_prompts
--- Numbers are kept: the child's own prompts are numbered after them.
-INSERT INTO prompts (message_id, session_key, number, text, created_at, inherited)
-SELECT reserved.id, :child, p.number, p.text, p.created_at, 1
+-- Numbers are kept: the child's own prompts are numbered after them. Each copy names its
+-- original (origin_id, the copy_origins migration): the parent's own record, or the one the
+-- parent's copy names.
+INSERT INTO prompts (message_id, session_key, number, text, created_at, inherited, origin_id)
+SELECT reserved.id, :child, p.number, p.text, p.created_at, 1,
+       coalesce(p.origin_id, p.message_id)
 FROM prompts AS p
 JOIN pending_messages AS reserved
   ON reserved.session_id = :child AND reserved.dedupe_key = 'fork:' || p.message_id
@@ -80,10 +97,10 @@ ORDER BY p.message_id;
 -- name: fork_copy_observations
 INSERT INTO observations (message_id, session_key, kind, title, subtitle, narrative, facts,
                           concepts, files_read, files_modified, tool_name, command, exit_code,
-                          excerpt, created_at, inherited)
+                          excerpt, created_at, inherited, origin_id)
 SELECT reserved.id, :child, o.kind, o.title, o.subtitle, o.narrative, o.facts, o.concepts,
        o.files_read, o.files_modified, o.tool_name, o.command, o.exit_code, o.excerpt,
-       o.created_at, 1
+       o.created_at, 1, coalesce(o.origin_id, o.message_id)
 FROM observations AS o
 JOIN pending_messages AS reserved
   ON reserved.session_id = :child AND reserved.dedupe_key = 'fork:' || o.message_id
@@ -92,9 +109,11 @@ ORDER BY o.message_id;
 
 -- name: fork_copy_summaries
 INSERT INTO summaries (message_id, session_key, request, investigated, learned, completed,
-                       next_steps, files_read, files_edited, notes, created_at, inherited)
+                       next_steps, files_read, files_edited, notes, created_at, inherited,
+                       origin_id)
 SELECT reserved.id, :child, m.request, m.investigated, m.learned, m.completed, m.next_steps,
-       m.files_read, m.files_edited, m.notes, m.created_at, 1
+       m.files_read, m.files_edited, m.notes, m.created_at, 1,
+       coalesce(m.origin_id, m.message_id)
 FROM summaries AS m
 JOIN pending_messages AS reserved
   ON reserved.session_id = :child AND reserved.dedupe_key = 'fork:' || m.message_id

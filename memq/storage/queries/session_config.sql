@@ -21,3 +21,18 @@ DELETE FROM session_config WHERE session_key = :session_key;
 SELECT session_key FROM session_config
 WHERE name = 'paused' AND value = 'true'
 ORDER BY session_key;
+
+-- name: session_known
+-- Whether memq knows the session a setting is for: a memory row, or any queue row (asked
+-- through the queue's partial indexes, as fork_child_known explains: a processed row without
+-- a dedupe key is the one left out, and its session has a memory row).
+SELECT EXISTS (SELECT 1 FROM sessions WHERE key = :session_key)
+    OR EXISTS (SELECT 1 FROM pending_messages
+               WHERE session_id = :session_key AND dedupe_key IS NOT NULL)
+    OR EXISTS (SELECT 1 FROM pending_messages
+               WHERE session_id = :session_key AND status = 'pending')
+    OR EXISTS (SELECT 1 FROM pending_messages
+               WHERE status = 'processing' AND session_id = :session_key)
+    OR EXISTS (SELECT 1 FROM pending_messages
+               WHERE status = 'failed' AND session_id = :session_key)
+    AS known;

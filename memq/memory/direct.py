@@ -1,0 +1,165 @@
+"""Memory read straight from the database file, for the CLI's read commands (search,
+timeline, sessions, context, export) when no daemon answers.
+
+Read-only by construction: the file is opened with SQLite's ``mode=ro`` (``MemoryReader``),
+so these reads never create, migrate or change the database, and WAL lets them read while
+another process writes (a daemon starting, the hook's fallback). A database that does not
+exist yet, or has no memory tables yet (only the hook's fallback has written to it), is memory
+that holds nothing yet.
+
+Each read answers as the daemon's route does: an HTTP status and the same body, built from the
+same readers by ``memq.memory.answers``, so that the CLI prints the same whichever answered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+
+from memq.events import normalize_session_key
+from memq.exceptions import InvalidQueryError, SchemaError, StorageError
+from memq.memory.answers import context_answer, no_record, no_session, search_answer
+from memq.memory.context import ContextBuilder
+from memq.memory.reader import ReadsMemory
+from memq.memory.search import MemorySearch
+from memq.memory.store import MemoryStore
+from memq.memory.transfer import SessionExporter
+from memq.worker.projects import project_for
+
+Answer = tuple[int, bytes]  # what the CLI gets from the daemon too: status and body
+
+_R = TypeVar("_R", bound=ReadsMemory)
+_OK = 200
+_BAD_QUERY = 400  # as the API answers InvalidQueryError
+_NOT_FOUND = 404
+_UNPROCESSABLE = 422
+_UNAVAILABLE = 503
+
+
+def search(
+    database: Path,
+    query: str,
+    *,
+    project: str | None = None,
+    session: str | None = None,
+    types: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
+    file: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 20,
+    min_score: float | None = None,
+    syntax: str = "words",
+) -> Answer:
+    """``GET /api/search``: the records matching ``query``, best first."""
+
+    async def read(memory: MemorySearch | None) -> Answer:
+        if memory is None:
+            return _json(search_answer([]))
+        hits = await memory.search(
+            query,
+            project=project or None,
+            session_key=normalize_session_key(session) if session else None,
+            types=types,
+            kinds=kinds,
+            file=file or None,
+            since=since,
+            until=until,
+            limit=limit,
+            min_score=min_score,
+            syntax=syntax,
+        )
+        return _json(search_answer(hits))
+
+    return _answer(database, MemorySearch, read)
+
+
+def timeline(database: Path, around: int, *, before: int = 5, after: int = 5) -> Answer:
+    """``GET /api/timeline``: the record message ``around`` produced and its neighbours."""
+
+    async def read(memory: MemorySearch | None) -> Answer:
+        result = (
+            None if memory is None else await memory.timeline(around, before=before, after=after)
+        )
+        if result is None:
+            return _error(_NOT_FOUND, no_record(around))
+        return _json(result.to_dict())
+
+    return _answer(database, MemorySearch, read)
+
+
+def sessions(database: Path, *, limit: int = 100, offset: int = 0) -> Answer:
+    """``GET /api/sessions``: sessions, most recently active first."""
+
+    async def read(store: MemoryStore | None) -> Answer:
+        if store is None:
+            return _json({"items": [], "total": 0})
+        return _json((await store.list_sessions(limit=limit, offset=offset)).to_dict())
+
+    return _answer(database, MemoryStore, read)
+
+
+def context(database: Path, cwd: str, *, budget_tokens: int) -> Answer:
+    """``GET /api/context?cwd=``: the context of the project ``cwd`` belongs to."""
+    project = project_for(cwd) or None
+
+    async def read(builder: ContextBuilder | None) -> Answer:
+        if builder is None:
+            return _json({"project": project, "context": "", "has_memory": False})
+        return _json(await context_answer(builder, project, budget_tokens=budget_tokens))
+
+    return _answer(database, ContextBuilder, read)
+
+
+def export(database: Path, session: str) -> Answer:
+    """``GET /api/sessions/<session>/export``: the session's memory as JSON Lines."""
+    key = normalize_session_key(session)
+
+    async def read(exporter: SessionExporter | None) -> Answer:
+        lines = None if exporter is None else await exporter.export(key)
+        if lines is None:
+            return _error(_NOT_FOUND, no_session(key))
+        return _OK, "".join(lines).encode("utf-8")
+
+    return _answer(database, SessionExporter, read)
+
+
+def _answer(
+    database: Path, reader: type[_R], read: Callable[[_R | None], Awaitable[Answer]]
+) -> Answer:
+    """Open ``reader`` on the file read-only (None when memory holds nothing yet), run
+    ``read`` with it, and turn what goes wrong into the answer the API would give."""
+
+    async def run() -> Answer:
+        if not await anyio.Path(database).is_file():
+            return await read(None)  # nothing was ever remembered here
+        try:
+            opened = await reader.open(database, read_only=True)
+        except SchemaError:
+            return await read(None)  # only the hook's fallback has written: no memory yet
+        async with opened:
+            return await read(opened)
+
+    try:
+        return anyio.run(run)
+    except InvalidQueryError as exc:
+        return _error(_BAD_QUERY, str(exc))
+    except StorageError as exc:
+        return _error(_UNAVAILABLE, f"cannot read memory from {database}: {exc}")
+    except ValueError as exc:  # a filter the CLI let through; the API checks it first too
+        return _error(_UNPROCESSABLE, str(exc))
+
+
+def _json(body: dict[str, Any]) -> Answer:
+    # As Starlette's JSONResponse renders it.
+    text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return _OK, text.encode("utf-8")
+
+
+def _error(status: int, message: str) -> Answer:
+    return status, json.dumps({"error": message}).encode("utf-8")
