@@ -1,7 +1,7 @@
 """Forks: a new session that starts with a copy of another's memory and records its parent.
 
     result = await queue.run_in_transaction(fork_effect(parent_key, child_key))
-    linked = await queue.run_in_transaction(link_effect(child_key, cwd, window_ms=...))
+    linked = await queue.run_in_transaction(link_effect(child_key, cwd, window=...))
 
 A fork copies the parent's prompts, observations and summaries as the child's, marked
 ``inherited``: a session's own reads (its detail, lists, history, a search filtered to it)
@@ -36,7 +36,7 @@ from typing import Any, Final
 from memq.exceptions import ForkParentNotFoundError, ForkTargetExistsError
 from memq.memory.records import from_epoch_ms, isoformat_utc
 from memq.memory.store import split_session_key
-from memq.queue import Transaction
+from memq.queue import SpanMs, Transaction, earlier
 from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("fork")
@@ -92,11 +92,11 @@ def fork_effect(parent_key: str, child_key: str) -> Callable[[Transaction], Awai
 
 
 def link_effect(
-    child_key: str, cwd: str | None, *, window_ms: int
+    child_key: str, cwd: str | None, *, window: SpanMs
 ) -> Callable[[Transaction], Awaitable[ForkResult | None]]:
     """The write that links an unknown session to the session it was forked from, if any:
     None when memq knows ``child_key`` already or no parent is found (see
-    ``fork_find_parent``), else the fork it made. A parent resumed more than ``window_ms``
+    ``fork_find_parent``), else the fork it made. A parent resumed more than ``window``
     ago is not considered."""
 
     async def link(tx: Transaction) -> ForkResult | None:
@@ -104,7 +104,7 @@ def link_effect(
             return None
         rows = await tx.fetchall(
             QUERIES["fork_find_parent"],
-            {"child": child_key, "cwd": cwd, "since": tx.now_ms - window_ms},
+            {"child": child_key, "cwd": cwd, "since": earlier(tx.now_ms, window)},
         )
         if not rows:
             return None

@@ -16,7 +16,7 @@ exported here.
 from __future__ import annotations
 
 from memq.queue._claim import Claim, ClaimState, Effect
-from memq.queue._clock import SYSTEM_CLOCK, Clock, EpochMs, SpanMs, span
+from memq.queue._clock import SYSTEM_CLOCK, Clock, EpochMs, SpanMs, earlier, later, span
 from memq.queue._models import (
     Enqueued,
     FailedMessage,
@@ -54,5 +54,7 @@ __all__ = [
     "StatusCounts",
     "Synchronous",
     "Transaction",
+    "earlier",
+    "later",
     "span",
 ]

@@ -31,7 +31,7 @@ from memq.events import SESSION_START, may_link_fork
 from memq.exceptions import StorageError
 from memq.hooks.fork_link import LINK_WINDOW_SECONDS
 from memq.memory.fork import ForkResult, link_effect
-from memq.queue import Queue
+from memq.queue import Queue, span
 
 log = structlog.get_logger("memq.forks")
 
@@ -51,7 +51,7 @@ class ForkLinker:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1 (got {capacity})")
         self._queue = queue
-        self._window_ms = int(window_seconds * 1000)
+        self._window = span(window_seconds)
         self._capacity = capacity
         self._seen: OrderedDict[str, None] = OrderedDict()
 
@@ -84,9 +84,7 @@ class ForkLinker:
         cwd = payload.get("cwd")
         try:
             result = await self._queue.run_in_transaction(
-                link_effect(
-                    session_key, cwd if isinstance(cwd, str) else None, window_ms=self._window_ms
-                )
+                link_effect(session_key, cwd if isinstance(cwd, str) else None, window=self._window)
             )
         except StorageError as exc:
             # The event still goes in (or fails on its own); only the link is lost.

@@ -23,7 +23,7 @@ from memq.hooks import fork_link, run
 from memq.memory import MemoryStore, ObservationKind, ObservationRecord, ProcessResult
 from memq.memory.fork import link_effect
 from memq.memory.records import SummaryRecord, from_epoch_ms
-from memq.queue import Queue
+from memq.queue import Queue, span
 from memq.worker.forks import ForkLinker
 from tests.helpers.daemon import free_port
 from tests.helpers.memory import Item, Prompt
@@ -225,13 +225,13 @@ class TestForkLink:
         copies, in the same order, each before the fork's own event."""
         linker = ForkLinker(queue)
         await resume_parent(queue, store, linker)
-        daemon_link = link_effect(CHILD, CWD, window_ms=3_600_000)
+        daemon_link = link_effect(CHILD, CWD, window=span(3600))
         assert (await queue.run_in_transaction(daemon_link)) is not None
         route = route_event(body(OTHER_ID, "PostToolUse", tool_use_id="t1"))
         assert fork_link.link_before_storing(str(db_path.parent), route, CWD, 2.0) == PARENT
         # Linked once: known now, to the fallback and to the daemon alike.
         assert fork_link.link_before_storing(str(db_path.parent), route, CWD, 2.0) is None
-        assert (await queue.run_in_transaction(link_effect(OTHER, CWD, window_ms=1000))) is None
+        assert (await queue.run_in_transaction(link_effect(OTHER, CWD, window=span(1)))) is None
 
         def shape(key: str) -> dict[str, Any]:
             (session,) = table(db_path, "SELECT * FROM sessions WHERE key = ?", key)
