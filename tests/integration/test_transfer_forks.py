@@ -487,7 +487,8 @@ class TestMigration:
             insert_prompt(conn, 6, F1, "reverted in the parent", inherited=1)
             insert_prompt(conn, 7, F2, "kept", inherited=1)
             insert_prompt(conn, 8, F2, "reverted in the parent", inherited=1)
-            schema.migrate(conn)
+            # Up to 0008: 0009 would then drop the record-less sessions this test looks at.
+            schema.migrate(conn, schema.available_migrations()[:8])
         finally:
             conn.close()
         rows = table(path, "SELECT message_id, inherited, origin_id FROM prompts ORDER BY 1")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from memq.memory import MemoryStore, ObservationKind, ObservationRecord, Process
 from memq.memory.fork import link_effect
 from memq.memory.records import SummaryRecord, from_epoch_ms
 from memq.queue import Queue, span
+from memq.storage import schema
 from memq.worker.forks import ForkLinker
 from tests.helpers.daemon import free_port
 from tests.helpers.memory import Item, Prompt
@@ -300,3 +302,50 @@ class TestFallbackLinkFailure:
         lines = [json.loads(line) for line in (home / "logs" / "hook.log").read_text().splitlines()]
         (fell_back,) = [line for line in lines if line["event"] == "hook.fallback"]
         assert fell_back["fork_link_error"] == "OSError: disk on fire"
+
+
+class TestEmptySessionsFromEarlierVersions:
+    def test_the_migration_drops_record_less_sessions_and_keeps_the_rest(
+        self, tmp_path: Path
+    ) -> None:
+        """Rows an earlier memq made for throwaway ids and setup runs go; a session with a
+        prompt, a set title, settings or a fork stays."""
+        path = tmp_path / "old.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            schema.migrate(conn, schema.available_migrations()[:8])
+            keys = ["empty-1", "empty-2", "prompted", "titled", "configured", "parent", "fork"]
+            for key in keys:
+                conn.execute(
+                    "INSERT INTO sessions (key, assistant, external_id, started_at, updated_at,"
+                    " created_at) VALUES (?, 'claude-code', ?, 1, 1, 1)",
+                    (f"claude-code:{key}", key),
+                )
+            conn.execute(
+                "INSERT INTO prompts (message_id, session_key, number, text, created_at)"
+                " VALUES (1, 'claude-code:prompted', 1, 'hello', 1)"
+            )
+            conn.execute(
+                "UPDATE sessions SET title = 'mine', title_edited = 1"
+                " WHERE key = 'claude-code:titled'"
+            )
+            conn.execute(
+                "INSERT INTO session_config (session_key, name, value, updated_at)"
+                " VALUES ('claude-code:configured', 'paused', 'true', 1)"
+            )
+            conn.execute(
+                "UPDATE sessions SET parent_key = 'claude-code:parent', forked_at = 1"
+                " WHERE key = 'claude-code:fork'"
+            )
+            conn.execute(
+                "INSERT INTO pending_messages (session_id, kind, payload, available_at,"
+                " created_at) VALUES ('claude-code:empty-1', 'event', '{}', 1, 1)"
+            )
+            schema.migrate(conn)
+        finally:
+            conn.close()
+        kept = {row["key"] for row in table(path, "SELECT key FROM sessions")}
+        assert kept == {
+            f"claude-code:{key}" for key in ("prompted", "titled", "configured", "parent")
+        }
+        assert len(table(path, "SELECT id FROM pending_messages")) == 1  # the queue is untouched
