@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from memq import __version__
+from memq import env as memq_env
 from memq.cli_args import (
     MAX_CONTEXT_BUDGET,
     MAX_ID,
@@ -42,7 +43,8 @@ from memq.cli_client import (
     when,
 )
 from memq.config import SettingError, Settings
-from memq.exceptions import ControlError, InstallError
+from memq.exceptions import ControlError, InstallError, UnsafeFileError
+from memq.private_files import check_home
 from memq.session_commands import SESSION_COMMANDS, add_session_commands
 from memq.settings_command import cmd_config_global, command_settings, is_global_config
 
@@ -62,10 +64,13 @@ OBSERVATION_KINDS = (
     "refactor",
     "other",
 )
+# Commands that neither read nor write MEMQ_HOME (they edit Claude Code's settings), so a
+# home others can write to does not stop them.
+HOME_FREE_COMMANDS = frozenset({"install", "uninstall"})
 # The top-level help lists the commands in these groups; a command added without a group
 # is listed under "more".
 COMMAND_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("daemon", ("serve", "start", "stop", "status", "resume")),
+    ("daemon", ("serve", "start", "stop", "status", "resume", "repair")),
     ("memory", ("search", "timeline", "context", "sessions", "history", "export", "import")),
     ("sessions", ("title", "config", "fork", "revert", "transfer", "delete")),
     ("queue", ("failed", "retry")),
@@ -125,6 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("resume", help="resume processing after a pause (API key fixed)")
 
+    repair = commands.add_parser(
+        "repair",
+        help="rebuild a damaged database from every row that can still be read",
+        description="Keeps the damaged file aside (renamed memq.db.damaged-<UTC time>, with its "
+        "-wal and -shm; never deleted), builds a new database from every row that can still be "
+        "read, prints how many rows of each kind were saved and lost, and takes in the events "
+        "hooks spooled meanwhile. Refuses while the daemon runs. A database that passes "
+        "SQLite's integrity_check is left alone unless --force is given.",
+    )
+    repair.add_argument(
+        "--force", action="store_true", help="rebuild even a database that passes the check"
+    )
+    repair.add_argument("--json", action="store_true", help="print the report as JSON")
+
     hook = commands.add_parser(
         "hook",
         help="hand one hook event (JSON on stdin) to memq; what the assistant's hooks run",
@@ -171,6 +190,19 @@ def run(args: Sequence[str]) -> int:
     if parsed.command == "config" and parsed.session is None and not is_global_config(parsed):
         parser.error("config needs a SESSION (or --global for memq's own settings)")
     try:
+        return run_command(parsed)
+    except UnsafeFileError as exc:  # a home others can write to, a planted token: never quoted
+        print(f"memq: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def run_command(parsed: argparse.Namespace) -> int:
+    """Run the parsed command with its settings. Raises ``UnsafeFileError`` for a home (or
+    a file in it) memq must not trust."""
+    if parsed.command not in HOME_FREE_COMMANDS:
+        # Before anything is read from the home (settings.toml, the token) or written to it.
+        check_home(memq_env.home_dir(os.environ))
+    try:
         # The environment over MEMQ_HOME/settings.toml, checked as far as the command uses it.
         settings = command_settings(parsed, os.environ)
     except SettingError as exc:
@@ -195,8 +227,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     import anyio
 
-    from memq.exceptions import QueueLockedError, StartupError
+    from memq.exceptions import QueueLockedError
     from memq.logs import configure_logging
+    from memq.worker import startup_error
     from memq.worker.daemon import Daemon
     from memq.worker.ephemeral import ephemeral_database
     from memq.worker.pidfile import running_daemon
@@ -210,23 +243,33 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    settings.paths.create_home()
-    configure_logging(
-        log_file=settings.paths.log_file, console=not args.quiet, level=settings.log_level
-    )
+    try:
+        settings.paths.create_home()
+        configure_logging(
+            log_file=settings.paths.log_file, console=not args.quiet, level=settings.log_level
+        )
+    except OSError as exc:
+        # Nothing can be logged or recorded in a home memq cannot write: stderr says it.
+        home = str(settings.paths.home)
+        reason = startup_error.home_write_problem(home) or startup_error.describe(exc)
+        startup_error.record(home, reason, kind=startup_error.Kind.HOME_NOT_WRITABLE)
+        print(f"memq: cannot start: {reason}", file=sys.stderr)
+        return EXIT_ERROR
     with contextlib.ExitStack() as stack:
         if args.ephemeral:
             database = stack.enter_context(ephemeral_database())
             # Loudly, whatever the log settings: a user must not mistake this for real memory.
             print(database.banner(), file=sys.stderr, flush=True)
             settings = dataclasses.replace(settings, database=database.path, ephemeral=True)
+        daemon = Daemon(settings)
         try:
-            anyio.run(Daemon(settings).run)
+            anyio.run(daemon.run)
         except QueueLockedError as exc:
+            # Not recorded: the daemon that holds the lock runs, and its start was good.
             print(f"memq: already running: {exc}", file=sys.stderr)
             return EXIT_ERROR
-        except (StartupError, ValueError) as exc:
-            print(f"memq: cannot start: {exc}", file=sys.stderr)
+        except Exception as exc:  # an ExceptionGroup too: told as its leaf exceptions
+            print(f"memq: {daemon.failed(exc)}", file=sys.stderr)
             return EXIT_ERROR
     return EXIT_OK
 
@@ -259,13 +302,33 @@ def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from memq.settings_command import add_settings
     from memq.worker import control
-    from memq.worker.status import settings_lines
+    from memq.worker.startup_error import home_write_problem
+    from memq.worker.status import (
+        database_check,
+        disk_lines,
+        offline_disk,
+        problem_lines,
+        settings_lines,
+        spool_counts,
+        spool_lines,
+        startup_failure,
+        status_problems,
+    )
 
     status = control.status(settings)
+    home = str(settings.paths.home)
+    # A daemon counts its spool itself; without one (or from an older one) count it here.
+    status.setdefault("spool", spool_counts(home))
+    status.setdefault("disk", offline_disk(home, settings.reserve_bytes))
+    # The file itself, read-only, whether or not a daemon answered (it checked at its start).
+    status.setdefault("database_check", database_check(str(settings.paths.database), home))
+    status.setdefault("startup_error", startup_failure(home, status.get("state")))
+    status.setdefault("home_problem", home_write_problem(home))
     add_settings(status, settings)
+    problems = status_problems(status)
     if args.json:
         print(json.dumps(status, indent=2))
-        return EXIT_OK
+        return EXIT_ERROR if problems else EXIT_OK
     counts = status["counts"]
     head = f"memq {status['state']}"
     if status.get("pid"):
@@ -273,6 +336,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         head += f"  up {_duration(status.get('uptime_seconds', 0))}"
         head += f"  processor {status.get('processor', '?')}"
     print(head)
+    for line in problem_lines(status):
+        print(line)
     print("messages  " + "  ".join(f"{name} {counts[name]}" for name in control.STATUSES))
     print(f"sessions  {len(status['sessions'])} known, {status['active_generators']} active")
     if status.get("paused"):
@@ -286,7 +351,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print("          (restart memq with it set, or: memq config SESSION processor NAME)")
     if status.get("ephemeral"):
         print("EPHEMERAL the database is in memory: everything is lost when the daemon stops")
+    for line in disk_lines(status):
+        print(line)
     print(f"database  {_size(status['database_bytes'])} (WAL {_size(status['wal_bytes'])})")
+    for line in spool_lines(status, home):
+        print(line)
     view = "as the daemon runs with them" if status["settings_view"] == "daemon" else ""
     for line in settings_lines(status["settings"], status["settings_file"], note=view):
         print(line)
@@ -299,6 +368,31 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
                 f"{item['session_id']:<48} {c['pending']:>8} {c['processing']:>10} "
                 f"{c['processed']:>10} {c['failed']:>7}"
             )
+    return EXIT_ERROR if problems else EXIT_OK
+
+
+def cmd_repair(args: argparse.Namespace, settings: Settings) -> int:
+    from memq.exceptions import RepairError
+    from memq.logs import configure_logging
+    from memq.storage.repair import repair as rebuild
+    from memq.storage.repair import report_lines, spool_intake
+
+    paths = settings.paths
+    if paths.home.is_dir():
+        # What the repair and the spool intake log goes to the daemon's log, not the screen.
+        configure_logging(log_file=paths.log_file, console=False, level=settings.log_level)
+    try:
+        report = rebuild(
+            paths.home, force=args.force, take_in_spool=spool_intake(settings.body_limit)
+        )
+    except RepairError as exc:
+        print(f"memq repair: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for line in report_lines(report):
+            print(line)
     return EXIT_OK
 
 
@@ -642,6 +736,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "search": cmd_search,
     "timeline": cmd_timeline,
     "resume": cmd_resume,
+    "repair": cmd_repair,
     "install": cmd_install,
     "uninstall": cmd_uninstall,
 }

@@ -34,6 +34,7 @@ __all__ = ["HOST", "SETTINGS", "Paths", "SettingError", "SettingSpec", "Settings
 LLM_TIMEOUT: Final = 60.0
 LLM_MAX_TOKENS: Final = 2048
 PROCESSOR_DEFAULT: Final = "(the processor's own)"
+MAX_RESERVE_BYTES: Final = 64 * 1024**3
 HIDDEN: Final = "(hidden)"
 
 
@@ -67,6 +68,10 @@ class Paths:
     def settings_file(self) -> Path:
         return self.home / memq_env.SETTINGS_FILE
 
+    @property
+    def reserve(self) -> Path:
+        return self.home / memq_env.RESERVE_FILE
+
     def create_home(self) -> None:
         """Create the data directory (0700: it holds the token and everything remembered)
         and its ``logs/``. ``mkdir(parents=True)`` alone would leave the home world-readable."""
@@ -98,6 +103,8 @@ class Settings:
     session_ttl: float = 1800.0  # seconds idle before a session's in-memory state is dropped
     activity_flush_events: int = 256  # touches that write last-access times ...
     activity_flush_interval: float = 5.0  # ... or seconds after the first unwritten one
+    # Bytes kept free on the disk (MEMQ_HOME/reserve) and released when it fills; 0: none.
+    reserve_bytes: int = memq_env.DEFAULT_RESERVE_BYTES
     # What the settings were read from (``memq.env.Sources`` for the environment over the
     # settings file); the model-based processors read their own from it. None: os.environ.
     environment: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
@@ -260,6 +267,14 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
         ),
         "seconds before last-access touches are written",
         "activity_flush_interval",
+    ),
+    SettingSpec(
+        "reserve_bytes",
+        lambda env: env_int(
+            env, "MEMQ_RESERVE_BYTES", DEFAULTS.reserve_bytes, low=0, high=MAX_RESERVE_BYTES
+        ),
+        "bytes kept free in MEMQ_HOME/reserve, released when the disk fills (0: none)",
+        "reserve_bytes",
     ),
     SettingSpec(
         "hook_connect_timeout",

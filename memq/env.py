@@ -29,6 +29,8 @@ DEFAULT_PORT: Final = 37778
 DEFAULT_HOME: Final = "~/.memq"
 # The largest request body the daemon takes; the hook cuts an event down to fit it.
 DEFAULT_BODY_LIMIT: Final = 1024 * 1024
+# Room the daemon keeps on the disk, in MEMQ_HOME/reserve, to go on when the disk fills.
+DEFAULT_RESERVE_BYTES: Final = 32 * 1024 * 1024
 
 # Files inside MEMQ_HOME.
 DATABASE_FILE: Final = "memq.db"
@@ -38,6 +40,7 @@ LOGS_DIR: Final = "logs"
 DAEMON_LOG_FILE: Final = "memq.log"
 HOOK_LOG_FILE: Final = "hook.log"
 SETTINGS_FILE: Final = "settings.toml"
+RESERVE_FILE: Final = "reserve"
 
 # The assistant's own bookkeeping: not worth remembering, and noisy.
 DEFAULT_SKIP_TOOLS: Final = (
@@ -65,6 +68,7 @@ SETTING_VARIABLES: Final = {
     "session_ttl": "MEMQ_SESSION_TTL",
     "activity_flush_events": "MEMQ_ACTIVITY_FLUSH_EVENTS",
     "activity_flush_interval": "MEMQ_ACTIVITY_FLUSH_INTERVAL",
+    "reserve_bytes": "MEMQ_RESERVE_BYTES",
     "hook_connect_timeout": "MEMQ_HOOK_CONNECT_TIMEOUT",
     "hook_timeout": "MEMQ_HOOK_TIMEOUT",
     "disabled": "MEMQ_DISABLED",

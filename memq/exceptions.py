@@ -3,9 +3,12 @@
     MemqError
     ├── SettingError             a MEMQ_* variable memq cannot use (also a ValueError)
     ├── StartupError             the daemon cannot start (port taken, already running, ...)
+    │   └── DatabaseDamagedError the database failed its check: memq repair rebuilds it
     ├── ControlError             memq start or stop could not do what was asked
+    ├── RepairError              memq repair must not run now, or could not finish
     ├── UnsafeFileError          a file in MEMQ_HOME is not one memq may trust (a symlink,
     │                            someone else's, writable by others, not a token)
+    ├── SpoolFileError           a file in MEMQ_HOME/spool that is not a complete spooled event
     ├── InstallError             Claude Code's settings cannot be changed safely (left untouched)
     ├── InvalidQueryError        a search the user typed that memq cannot run (HTTP 400)
     ├── InvalidSettingValueError a per-session setting with an unknown name or bad value (422)
@@ -26,6 +29,7 @@
         ├── QueueClosedError     the queue was closed
         ├── SchemaError          the database was written by a newer memq, or is not memq's
         ├── StorageError         SQLite failed: disk full, I/O error, locked past the busy timeout
+        │   └── DiskFullError    out of space (SQLITE_FULL, ENOSPC): memq's disk reserve handles it
         ├── InvalidMessageError  a message that cannot be stored (bad session id, kind, payload)
         ├── SessionBusyError     a second consumer for a session that already has one
         └── ClaimError
@@ -55,12 +59,31 @@ class StartupError(MemqError):
     """The daemon could not start."""
 
 
+class DatabaseDamagedError(StartupError):
+    """The database is damaged: memq repair rebuilds it from what can be read.
+
+    ``database`` is the damaged file's path.
+    """
+
+    def __init__(self, message: str | None = None, *, database: str = "") -> None:
+        super().__init__(message)
+        self.database = database
+
+
 class ControlError(MemqError):
     """A daemon command could not do what was asked; the message says why."""
 
 
+class RepairError(MemqError):
+    """The database cannot be repaired now; the message says why and what to do."""
+
+
 class UnsafeFileError(MemqError):
     """A file in the data directory is not one memq may trust."""
+
+
+class SpoolFileError(MemqError):
+    """A file in the spool is not a complete spooled event."""
 
 
 class InstallError(MemqError):
@@ -144,6 +167,10 @@ class SchemaError(QueueError):
 
 class StorageError(QueueError):
     """SQLite could not complete the operation."""
+
+
+class DiskFullError(StorageError):
+    """The disk is full: SQLite could not write."""
 
 
 class InvalidMessageError(QueueError):

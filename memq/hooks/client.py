@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,9 +30,13 @@ def post_json(
     *,
     connect_timeout: float,
     read_timeout: float,
+    deadline: float | None = None,
 ) -> tuple[int, Any]:
     """POST ``body`` to ``127.0.0.1:port``; return the status and the decoded JSON answer.
 
+    ``connect_timeout`` bounds the connection, ``read_timeout`` each send and receive, and
+    ``deadline`` (a ``time.monotonic()`` value) the whole request: a daemon that trickles its
+    answer, or takes the body slowly, cannot hold the hook past it.
     Raises ``DaemonUnavailable`` for anything but a complete answer.
     """
     head = (
@@ -43,23 +48,39 @@ def post_json(
         "Connection: close\r\n\r\n"
     ).encode("ascii")
     try:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=connect_timeout)
+        sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=_time_left(connect_timeout, deadline)
+        )
     except OSError as exc:
         raise DaemonUnavailable(f"connect: {exc}") from None
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(read_timeout)
+        sock.settimeout(_time_left(read_timeout, deadline))
         sock.sendall(head + body)
-        return _read_response(sock)
+        return _read_response(sock, read_timeout, deadline)
     except OSError as exc:
         raise DaemonUnavailable(f"request: {exc}") from None
     finally:
         sock.close()
 
 
-def _read_response(sock: socket.socket) -> tuple[int, Any]:
+def _time_left(timeout: float, deadline: float | None) -> float:
+    """``timeout``, cut to what is left before ``deadline``; ``DaemonUnavailable`` when
+    nothing is."""
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise DaemonUnavailable("no time left in the hook's budget")
+    return min(timeout, left)
+
+
+def _read_response(
+    sock: socket.socket, read_timeout: float, deadline: float | None
+) -> tuple[int, Any]:
     data = b""
     while b"\r\n\r\n" not in data:
+        sock.settimeout(_time_left(read_timeout, deadline))
         chunk = sock.recv(65536)
         if not chunk:
             raise DaemonUnavailable("connection closed before the response head")
@@ -78,6 +99,7 @@ def _read_response(sock: socket.socket) -> tuple[int, Any]:
         if name.strip().lower() == "content-length" and value.strip().isdigit():
             length = int(value.strip())
     while length is None or len(rest) < length:
+        sock.settimeout(_time_left(read_timeout, deadline))
         chunk = sock.recv(65536)
         if not chunk:
             break  # Connection: close ends the body when no length was given

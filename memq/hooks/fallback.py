@@ -3,7 +3,8 @@ start the daemon in the background without waiting for it.
 
 The row is the one the daemon would have written (same statement, same dedupe key), so an
 event that also reaches the daemon later, or that the daemon did commit before its answer
-timed out, is stored once.
+timed out, is stored once. The write waits for SQLite's locks only until the hook's deadline:
+past it the hook puts the event in the spool (``memq.hooks.spool``) instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from memq.storage.sqlfile import load_queries
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import sqlite3
     from typing import Final
 
     from memq.events import Route
@@ -29,18 +31,41 @@ SPAWN_INTERVAL_SECONDS: Final = 10.0
 SPAWN_STAMP_FILE: Final = "spawn.stamp"
 
 
-def store_directly(home: str, route: Route, body: bytes, busy_timeout: float) -> int:
+class NoTimeLeft(Exception):
+    """The hook's deadline passed before the database could be written."""
+
+
+def busy_timeout_left(busy_timeout: float, deadline: float | None) -> float:
+    """How long SQLite may wait for a lock now: ``busy_timeout``, cut to what is left before
+    ``deadline`` (a ``time.monotonic()`` value). Raises ``NoTimeLeft`` when nothing is."""
+    if deadline is None:
+        return busy_timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise NoTimeLeft("the hook's budget was spent before the database could be written")
+    return min(busy_timeout, left)
+
+
+def store_directly(
+    home: str, route: Route, body: bytes, busy_timeout: float, *, deadline: float | None = None
+) -> int:
     """Insert the event (``body``: its payload as compact JSON, the text the daemon would
     store) into ``home``'s database, creating the directory (0700) and the schema if needed.
-    Returns the message id (the existing one for a duplicate)."""
+    Returns the message id (the existing one for a duplicate).
+
+    Each wait for a lock is cut to what is left before ``deadline``; raises ``NoTimeLeft``
+    when the deadline passed, ``sqlite3.Error`` (a lock held past it, a damaged or read-only
+    database), ``SchemaError`` or ``OSError`` when the database cannot take the event."""
     make_home(home)
     conn = connection.connect(
         Path(home) / memq_env.DATABASE_FILE,
         synchronous=connection.Synchronous.FULL,
-        busy_timeout_ms=int(busy_timeout * 1000),
+        busy_timeout_ms=_milliseconds(busy_timeout_left(busy_timeout, deadline)),
     )
     try:
+        _wait_at_most(conn, busy_timeout_left(busy_timeout, deadline))
         schema.migrate(conn)
+        _wait_at_most(conn, busy_timeout_left(busy_timeout, deadline))
         queries = load_queries("queue")
         now = time.time_ns() // 1_000_000
         text = body.decode("utf-8")
@@ -58,6 +83,16 @@ def store_directly(home: str, route: Route, body: bytes, busy_timeout: float) ->
         conn.close()
 
 
+def _wait_at_most(conn: sqlite3.Connection, seconds: float) -> None:
+    # Set before each statement that may wait for the write lock: one connection's timeout
+    # applies to every wait, and two waits must not add up past the deadline.
+    conn.execute(f"PRAGMA busy_timeout = {_milliseconds(seconds)}")
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
 def make_home(home: str) -> None:
     """Create MEMQ_HOME (0700, as the daemon would) and its logs directory if missing."""
     os.makedirs(home, mode=0o700, exist_ok=True)
@@ -69,7 +104,9 @@ def start_daemon(home: str) -> bool:
     in the last few seconds. Does not wait. Returns whether it started one."""
     stamp = os.path.join(home, SPAWN_STAMP_FILE)
     try:
-        if time.time() - os.stat(stamp).st_mtime < SPAWN_INTERVAL_SECONDS:
+        age = time.time() - os.stat(stamp).st_mtime
+        # A stamp from the future (the clock was stepped back) is stale, not a fresh start.
+        if 0 <= age < SPAWN_INTERVAL_SECONDS:
             return False
     except FileNotFoundError:
         pass

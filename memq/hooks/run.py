@@ -4,7 +4,11 @@ Claude Code runs this as a fresh process on every prompt, tool call and stop, an
 user anything it prints to stderr or any non-zero exit. So it imports only the standard
 library, exits 0 whatever happens, prints nothing but SessionStart's context, and loses
 nothing: when the daemon does not answer in time the event goes straight into the pending
-table and the daemon is started in the background. Problems go to ``MEMQ_HOME/logs/hook.log``.
+table and the daemon is started in the background; when the database cannot take it either
+(damaged, read-only, locked past the hook's budget) the event goes to the spool
+(``memq.hooks.spool``), which the daemon takes in. Problems go to
+``MEMQ_HOME/logs/hook.log``; a setting the hook cannot use is logged there and its default
+used, so a typo never costs an event.
 """
 
 from __future__ import annotations
@@ -15,68 +19,172 @@ import sys
 import time
 
 from memq import env as memq_env
-from memq.events import Route, parse_event_body, route_event
-from memq.exceptions import SettingError
+from memq import private_files
+from memq.events import SESSION_START, Route, parse_event_body, route_event
+from memq.exceptions import EventError, SettingError, UnsafeFileError
 from memq.hooks.client import DaemonUnavailable, post_json
+from memq.hooks.fit import fit, fit_body
 from memq.privacy import is_skipped, strip_private
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import IO, Any, Final
+    from collections.abc import Callable, Mapping
+    from typing import IO, Any, Final, TypeVar
+
+    T = TypeVar("T")
 
 DEFAULT_CONNECT_TIMEOUT: Final = 0.2
 DEFAULT_READ_TIMEOUT: Final = 0.5
-FALLBACK_BUSY_TIMEOUT: Final = 2.0
+# Once the event is ready, the daemon and the database together get this long to take it;
+# past it the event goes to the spool. SQLite's own busy timeout (seconds) must not decide
+# how long a hook waits for a daemon frozen inside a write: every wait is cut to this.
+HOOK_BUDGET_SECONDS: Final = 1.0
+# The daemon leaves the database at least this much of the budget, whatever its timeouts.
+DATABASE_SHARE_SECONDS: Final = 0.25
 MAX_HOOK_LOG_BYTES: Final = 5 * 1024 * 1024
-# Strings are cut to this many characters, then to a quarter of it, ..., until the event fits
-# the daemon's body limit: a 5 MB tool output must not cost the whole event.
-FIRST_STRING_CAP: Final = 64 * 1024
+# A home memq refuses: only this much of the event is kept, to see whether it is SessionStart.
+MAX_REFUSAL_READ: Final = 64 * 1024
 
 
 class HookSettings:
-    """What the hook reads from the environment (see ``memq.env``)."""
+    """What the hook reads from the environment (see ``memq.env``).
 
-    __slots__ = ("body_limit", "connect_timeout", "home", "port", "read_timeout", "skip_tools")
+    A value it cannot use (``MEMQ_PORT=abc``, ``port = "abc"`` in settings.toml) is replaced
+    by its default and its error kept in ``problems``, for hook.log: the event still goes out.
+    """
+
+    __slots__ = (
+        "body_limit",
+        "connect_timeout",
+        "home",
+        "port",
+        "problems",
+        "read_timeout",
+        "skip_tools",
+    )
 
     def __init__(self, env: Mapping[str, str]) -> None:
+        self.problems: list[str] = []
         self.home = memq_env.home_dir(env)
-        self.port = memq_env.port(env)
-        self.connect_timeout = memq_env.env_float(
-            env, "MEMQ_HOOK_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, positive=True
+        self.port = self._read(lambda: memq_env.port(env), memq_env.DEFAULT_PORT)
+        self.connect_timeout = self._read(
+            lambda: memq_env.env_float(
+                env, "MEMQ_HOOK_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, positive=True
+            ),
+            DEFAULT_CONNECT_TIMEOUT,
         )
-        self.read_timeout = memq_env.env_float(
-            env, "MEMQ_HOOK_TIMEOUT", DEFAULT_READ_TIMEOUT, positive=True
+        self.read_timeout = self._read(
+            lambda: memq_env.env_float(
+                env, "MEMQ_HOOK_TIMEOUT", DEFAULT_READ_TIMEOUT, positive=True
+            ),
+            DEFAULT_READ_TIMEOUT,
         )
-        self.body_limit = memq_env.body_limit(env)
-        self.skip_tools = memq_env.skip_tools(env)
+        self.body_limit = self._read(lambda: memq_env.body_limit(env), memq_env.DEFAULT_BODY_LIMIT)
+        self.skip_tools = self._read(
+            lambda: memq_env.skip_tools(env), frozenset(memq_env.DEFAULT_SKIP_TOOLS)
+        )
+
+    def _read(self, parse: Callable[[], T], default: T) -> T:
+        try:
+            return parse()
+        except SettingError as exc:
+            self.problems.append(str(exc))
+            return default
 
 
 def main(argv: list[str], stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
     """Run the hook; always returns 0."""
     env: Mapping[str, str] = os.environ
+    refusal = home_refusal(memq_env.home_dir(env))
+    if refusal is not None:
+        refuse(refusal, argv, stdin, stdout)
+        return 0
     try:
         env = memq_env.environment(env)  # the environment laid over MEMQ_HOME/settings.toml
     except SettingError as exc:
         # The event still goes out, by the environment alone: not lost over a broken file.
         log_problem(memq_env.home_dir(env), "hook.settings_file", error=str(exc))
     try:
-        if memq_env.env_flag(env, "MEMQ_DISABLED"):
+        if is_disabled(env):
             return 0
         raw = (stdin if stdin is not None else sys.stdin.buffer).read()
-        context = handle(raw, argv[0] if argv else None, HookSettings(env))
+        settings = HookSettings(env)
+        for problem in settings.problems:
+            log_problem(settings.home, "hook.setting_ignored", error=problem, used="the default")
+        context = handle(raw, argv[0] if argv else None, settings)
         if context:
             out = stdout if stdout is not None else sys.stdout
             out.write(context)
             out.flush()
     except BaseException as exc:
-        log_problem(memq_env.home_dir(env), "hook.failed", error=f"{type(exc).__name__}: {exc}")
+        home = memq_env.home_dir(env)
+        error = f"{type(exc).__name__}: {exc}"
+        home_problem = _home_write_problem(home) if isinstance(exc, OSError) else None
+        if home_problem is not None:
+            log_problem(home, "hook.home_read_only", problem=home_problem, error=error)
+        else:
+            log_problem(home, "hook.failed", error=error)
     return 0
+
+
+def raise_repairing(pid: int) -> None:
+    """The database is not written while ``memq repair`` (``pid``) replaces its files."""
+    raise RuntimeError(f"memq repair (pid {pid}) is rebuilding the database")
+
+
+def _home_write_problem(home: str) -> str | None:
+    """What keeps memq from writing in ``home`` (read-only), as a sentence for hook.log."""
+    from memq.worker.startup_error import home_write_problem
+
+    return home_write_problem(home)
+
+
+def home_refusal(home: str) -> str | None:
+    """Why the hook must not touch ``home`` (others can write to it, so a token, a database
+    or a spool there could be theirs), or None."""
+    try:
+        private_files.check_home(home)
+    except UnsafeFileError as exc:
+        return str(exc)
+    except OSError:
+        return None  # cannot even look at it: the usual path says why, in hook.log
+    return None
+
+
+def refuse(refusal: str, argv: list[str], stdin: IO[bytes] | None, stdout: IO[str] | None) -> None:
+    """Take nothing from the event and write nothing to the home (not even hook.log): say
+    why at the start of a session, where the person sees it."""
+    source = stdin if stdin is not None else sys.stdin.buffer
+    raw = source.read(MAX_REFUSAL_READ)
+    while source.read(MAX_REFUSAL_READ):
+        pass  # read to the end (the assistant writes it all), keeping only the start
+    event = argv[0] if argv else None
+    if event is None:
+        try:
+            event = parse_event_body(raw).get("hook_event_name")
+        except EventError:
+            return  # not a SessionStart's small payload
+    if event == SESSION_START:
+        out = stdout if stdout is not None else sys.stdout
+        out.write(f"memq is not recording this session: {refusal}\n")
+        out.flush()
+
+
+def is_disabled(env: Mapping[str, str]) -> bool:
+    """MEMQ_DISABLED; a value that is no yes or no (a table in settings.toml) is logged and
+    taken as no: an unreadable switch must not silently drop every event."""
+    try:
+        return memq_env.env_flag(env, "MEMQ_DISABLED")
+    except SettingError as exc:
+        log_problem(memq_env.home_dir(env), "hook.setting_ignored", error=str(exc), used="false")
+        return False
 
 
 def handle(raw: bytes, event: str | None, settings: HookSettings) -> str | None:
     """Deliver one event; return the text to print (SessionStart's context) or None."""
-    payload = parse_event_body(raw)
+    # An event over the body limit is cut as text before it is parsed: a 50 MB tool answer
+    # parsed whole would cost the hook seconds and hundreds of MB (memq.hooks.fit).
+    payload = parse_event_body(fit_body(raw, settings.body_limit))
     if event:
         payload["hook_event_name"] = event  # the daemon must route it as we do
     if is_skipped(payload, settings.skip_tools):
@@ -89,10 +197,15 @@ def handle(raw: bytes, event: str | None, settings: HookSettings) -> str | None:
     payload.setdefault("memq_event_id", os.urandom(12).hex())
     payload, body = fit(payload, settings.body_limit)
     route = route_event(payload)
+    deadline = time.monotonic() + HOOK_BUDGET_SECONDS
     try:
-        answer = deliver(settings, body)
+        answer = deliver(settings, body, deadline=deadline - DATABASE_SHARE_SECONDS)
     except DaemonUnavailable as why:
-        fall_back(settings, route, body, str(why), cwd=payload.get("cwd"))
+        result = fall_back(
+            settings, route, body, str(why), cwd=payload.get("cwd"), deadline=deadline
+        )
+        if route.event == SESSION_START:
+            return damaged_database_notice(settings.home, result)
         return None
     if route.event == "SessionStart":
         context = answer.get("additionalContext")
@@ -100,8 +213,9 @@ def handle(raw: bytes, event: str | None, settings: HookSettings) -> str | None:
     return None
 
 
-def deliver(settings: HookSettings, body: bytes) -> dict[str, Any]:
-    """POST the event; the daemon's answer, or ``DaemonUnavailable`` for anything else."""
+def deliver(settings: HookSettings, body: bytes, *, deadline: float) -> dict[str, Any]:
+    """POST the event, giving up at ``deadline`` (``time.monotonic()``); the daemon's
+    answer, or ``DaemonUnavailable`` for anything else."""
     status, answer = post_json(
         settings.port,
         "/api/events",
@@ -109,51 +223,139 @@ def deliver(settings: HookSettings, body: bytes) -> dict[str, Any]:
         body,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
+        deadline=deadline,
     )
     if status not in (200, 202) or not isinstance(answer, dict):
         raise DaemonUnavailable(f"HTTP {status}: {answer}")
     return answer
 
 
+class Handover:
+    """Where an event the daemon did not take went (``fall_back``'s answer)."""
+
+    DATABASE: Final = "database"  # the pending table, as the daemon would have written it
+    SPOOL: Final = "spool"  # a file in MEMQ_HOME/spool, for the daemon to take in
+    LOST: Final = "lost"  # neither could be written (hook.log says why, if it can be written)
+
+
+class FallbackResult:
+    """What ``fall_back`` did: where the event went, and why the database did not take it."""
+
+    __slots__ = ("damaged", "database_error", "handover")
+
+    def __init__(
+        self, handover: str, database_error: str | None = None, *, damaged: bool = False
+    ) -> None:
+        self.handover = handover  # a Handover value
+        self.database_error = database_error
+        self.damaged = damaged  # the database's error says the file is damaged
+
+
+def damaged_database_notice(home: str, result: FallbackResult) -> str | None:
+    """SessionStart's context while the database is damaged (its direct write said so, or
+    the daemon's check at its last start did): one line saying so and naming memq repair,
+    so that the person sees it in the assistant. None otherwise."""
+    from memq.storage import integrity
+    from memq.worker import startup_error
+
+    database = os.path.join(home, memq_env.DATABASE_FILE)
+    if not result.damaged and not startup_error.says_damaged(startup_error.read(home), database):
+        return None
+    return integrity.session_notice(database)
+
+
 def fall_back(
-    settings: HookSettings, route: Route, body: bytes, reason: str, *, cwd: object = None
-) -> None:
+    settings: HookSettings,
+    route: Route,
+    body: bytes,
+    reason: str,
+    *,
+    cwd: object = None,
+    deadline: float | None = None,
+) -> FallbackResult:
     """Store the event (its JSON ``body``, as it would have been posted) directly, a fork's
-    first event after linking the fork as the daemon would, and start the daemon; log why."""
+    first event after linking the fork as the daemon would; when the database cannot take it
+    before ``deadline`` (``time.monotonic()``), put it in the spool. Then start the daemon
+    and log why."""
     # Imported here: sqlite3 and the schema code are needed only when the daemon is away.
     from memq.hooks import fallback, fork_link
+    from memq.hooks.spool import write_event
 
-    linked: dict[str, Any] = {}
+    if deadline is None:
+        deadline = time.monotonic() + HOOK_BUDGET_SECONDS
+    from memq.storage import integrity, repairing
+
+    fields: dict[str, Any] = {"reason": reason, "session_id": route.session_key}
+    # memq repair is replacing the database's files: leave them alone, spool the event.
+    repair_pid = repairing.repairing_pid(settings.home)
     try:
-        parent = fork_link.link_before_storing(settings.home, route, cwd, FALLBACK_BUSY_TIMEOUT)
+        parent = (
+            fork_link.link_before_storing(
+                settings.home,
+                route,
+                cwd,
+                fallback.busy_timeout_left(HOOK_BUDGET_SECONDS, deadline),
+            )
+            if repair_pid is None
+            else None
+        )
         if parent is not None:
-            linked["forked_from"] = parent
+            fields["forked_from"] = parent
     except Exception as exc:
-        # Only the link is lost: the event itself is stored below.
-        linked["fork_link_error"] = f"{type(exc).__name__}: {exc}"
-    message_id = fallback.store_directly(settings.home, route, body, FALLBACK_BUSY_TIMEOUT)
-    started = fallback.start_daemon(settings.home)
-    log_problem(
-        settings.home,
-        "hook.fallback",
-        reason=reason,
-        session_id=route.session_key,
-        message_id=message_id,
-        daemon_started=started,
-        **linked,
-    )
+        # Only the link is lost: the event itself is stored below (or spooled, and the daemon
+        # links it when it takes it in).
+        fields["fork_link_error"] = f"{type(exc).__name__}: {exc}"
+    try:
+        if repair_pid is not None:
+            fields["repair_pid"] = repair_pid
+            raise_repairing(repair_pid)
+        fields["message_id"] = fallback.store_directly(
+            settings.home, route, body, HOOK_BUDGET_SECONDS, deadline=deadline
+        )
+        result = FallbackResult(Handover.DATABASE)
+        event = "hook.fallback"
+    except Exception as exc:
+        database_error = f"{type(exc).__name__}: {exc}"
+        fields["database_error"] = database_error
+        damaged = integrity.is_damage(exc)
+        if damaged:
+            fields["problem"] = integrity.damage_message(
+                os.path.join(settings.home, memq_env.DATABASE_FILE), str(exc)
+            )
+        else:
+            home_problem = _home_write_problem(settings.home)
+            if home_problem is not None:
+                fields["problem"] = home_problem
+        try:
+            fields["spool_file"] = write_event(
+                settings.home, route, body, now_ms=time.time_ns() // 1_000_000
+            )
+            result = FallbackResult(Handover.SPOOL, database_error, damaged=damaged)
+            event = "hook.spooled"
+        except Exception as spool_exc:
+            fields["spool_error"] = f"{type(spool_exc).__name__}: {spool_exc}"
+            result = FallbackResult(Handover.LOST, database_error, damaged=damaged)
+            event = "hook.lost"
+    try:
+        fields["daemon_started"] = fallback.start_daemon(settings.home)
+    except Exception as exc:
+        fields["daemon_start_error"] = f"{type(exc).__name__}: {exc}"
+    log_problem(settings.home, event, **fields)
+    return result
 
 
 def read_token(home: str) -> str:
-    """The daemon's bearer token; its absence means the daemon never ran."""
+    """The daemon's bearer token; ``DaemonUnavailable`` when there is none yet (the daemon
+    never ran) or the file is not one memq wrote for this user (a symlink, someone else's,
+    not a token: ``memq.private_files``), which is then neither sent nor quoted."""
     try:
-        with open(os.path.join(home, memq_env.TOKEN_FILE), encoding="ascii") as handle:
-            token = handle.read().strip()
+        return private_files.read_token(os.path.join(home, memq_env.TOKEN_FILE))
+    except FileNotFoundError:
+        raise DaemonUnavailable("no token: the daemon has not run yet") from None
+    except UnsafeFileError as exc:
+        raise DaemonUnavailable(f"token refused: {exc}") from None
     except OSError as exc:
         raise DaemonUnavailable(f"no token: {exc.strerror}") from None
-    if not token:
-        raise DaemonUnavailable("empty token file")
-    return token
 
 
 def add_last_exchange(payload: dict[str, Any]) -> None:
@@ -172,33 +374,6 @@ def add_last_exchange(payload: dict[str, Any]) -> None:
         payload["last_user_prompt"] = exchange.user_prompt
     if not has_reply and exchange.assistant_message:
         payload["last_assistant_message"] = exchange.assistant_message
-
-
-def fit(payload: dict[str, Any], limit: int) -> tuple[dict[str, Any], bytes]:
-    """The payload and its JSON body, long strings cut until the body fits ``limit``."""
-    body = _encode(payload)
-    cap = FIRST_STRING_CAP
-    while len(body) > limit and cap >= 64:
-        payload = _cap_strings(payload, cap)
-        body = _encode(payload)
-        cap //= 4
-    return payload, body
-
-
-def _encode(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _cap_strings(value: Any, cap: int) -> Any:
-    if isinstance(value, str):
-        if len(value) <= cap:
-            return value
-        return f"{value[:cap]}… [memq: {len(value) - cap} more characters not kept]"
-    if isinstance(value, dict):
-        return {key: _cap_strings(item, cap) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_cap_strings(item, cap) for item in value]
-    return value
 
 
 def log_problem(home: str, event: str, **fields: Any) -> None:

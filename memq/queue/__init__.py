@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from memq.queue._claim import Claim, ClaimState, Effect
 from memq.queue._clock import SYSTEM_CLOCK, Clock, EpochMs, SpanMs, earlier, later, span
+from memq.queue._files import FileProblem, Installed, Replacement
 from memq.queue._models import (
     Enqueued,
     FailedMessage,
@@ -30,7 +31,7 @@ from memq.queue._models import (
 from memq.queue._queue import Queue
 from memq.queue._settings import QueueSettings
 from memq.queue._stream import SessionStream
-from memq.queue._writer import Transaction
+from memq.queue._writer import Transaction, is_out_of_space
 from memq.storage.connection import Synchronous
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "Enqueued",
     "EpochMs",
     "FailedMessage",
+    "FileProblem",
+    "Installed",
     "MaintenanceReport",
     "Message",
     "MessageKind",
@@ -49,12 +52,14 @@ __all__ = [
     "Queue",
     "QueueSettings",
     "QueueStats",
+    "Replacement",
     "SessionStream",
     "SpanMs",
     "StatusCounts",
     "Synchronous",
     "Transaction",
     "earlier",
+    "is_out_of_space",
     "later",
     "span",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from types import TracebackType
@@ -9,7 +10,13 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from memq.exceptions import ClaimLostError, ClaimSettledError, LeaseExpiredError
+from memq.exceptions import (
+    ClaimLostError,
+    ClaimSettledError,
+    DiskFullError,
+    LeaseExpiredError,
+    StorageError,
+)
 from memq.queue._models import Message, MessageStatus
 from memq.queue._writer import Transaction
 
@@ -31,6 +38,10 @@ class ClaimState(StrEnum):
     RELEASED = "released"  # handed back unprocessed, attempt refunded
     DEFERRED = "deferred"  # handed back to be tried after a delay, attempt refunded
     LOST = "lost"  # its lease ran out and the message was handed back by the watchdog
+    # Settling it failed on a storage error (a full disk): the queue hands the message back
+    # (pending again, attempt refunded) with its next write for the session, and no longer
+    # counts the session as busy.
+    UNSETTLED = "unsettled"
 
 
 def describe_error(error: BaseException | str) -> str:
@@ -44,7 +55,14 @@ class Claim:
 
     ``async with claim:`` settles it for you and bounds the work by the lease: a normal exit
     acks, an exception fails the attempt (and is swallowed, so the stream goes on), running
-    past the lease fails it with ``LeaseExpiredError``, and cancellation releases it.
+    past the lease fails it with ``LeaseExpiredError``, and cancellation releases it. A full
+    disk (``DiskFullError``) is not the message's fault: the message is deferred by
+    ``retry_delay`` without counting the attempt, and the error propagates so that the
+    consumer backs off.
+
+    A ``fail``, ``defer`` or ``release`` that cannot be written (``StorageError``) leaves the
+    claim ``UNSETTLED``: the queue hands the message back as soon as it can write, and the
+    session is free for a new stream at once.
     """
 
     def __init__(
@@ -87,7 +105,11 @@ class Claim:
         """Record a failed attempt: ``PENDING`` again after a backoff, or ``FAILED`` when the
         message is out of attempts. Returns which."""
         self._check_active()
-        status = await self._queue._fail(self, describe_error(error))
+        try:
+            status = await self._queue._fail(self, describe_error(error))
+        except StorageError:
+            self._queue._unsettled(self)
+            raise
         self._settled(ClaimState.FAILED if status is not None else ClaimState.LOST)
         if status is None:
             raise self._lost()
@@ -101,18 +123,36 @@ class Claim:
         self._check_active()
         if delay < 0:
             raise ValueError(f"delay must not be negative, not {delay}")
-        matched = await self._queue._defer(self, delay, reason)
+        try:
+            matched = await self._queue._defer(self, delay, reason)
+        except StorageError:
+            self._queue._unsettled(self)
+            raise
         self._settled(ClaimState.DEFERRED if matched else ClaimState.LOST)
         if not matched:
             raise self._lost()
 
     async def release(self) -> None:
         """Hand the message back unprocessed; its attempt is not counted. Safe to call on a
-        settled claim (does nothing)."""
+        settled claim (does nothing). When the release cannot be written now, the queue
+        writes it later (the claim is ``UNSETTLED``); nothing is raised."""
         if self.state is not ClaimState.ACTIVE:
             return
-        matched = await self._queue._release(self)
+        try:
+            matched = await self._queue._release(self)
+        except StorageError:
+            self._queue._unsettled(self)
+            return
         self._settled(ClaimState.RELEASED if matched else ClaimState.LOST)
+
+    async def _out_of_space(self, error: DiskFullError) -> None:
+        """The ack could not be written for want of space: try the message again shortly,
+        its attempt refunded; if even that cannot be written, the claim is ``UNSETTLED``."""
+        if self.state is not ClaimState.ACTIVE:
+            return
+        # Failing that, UNSETTLED (handed back with the queue's next write for it), or LOST.
+        with contextlib.suppress(StorageError, ClaimLostError):
+            await self.defer(self._queue.settings.retry_delay, describe_error(error))
 
     def _settled(self, state: ClaimState) -> None:
         self.state = state
@@ -139,7 +179,14 @@ class Claim:
             await self.fail(LeaseExpiredError(f"not settled within its {lease:g} s lease"))
             return True
         if exc is None:
-            await self.ack()
+            try:
+                await self.ack()
+            except DiskFullError as full:
+                await self._out_of_space(full)
+                raise
+            return False
+        if isinstance(exc, DiskFullError):
+            await self._out_of_space(exc)
             return False
         if isinstance(exc, Exception):
             await self.fail(exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -9,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, NamedTuple, TypeVar, cast
 
 import aiosqlite
 import anyio
@@ -22,6 +23,7 @@ from memq.exceptions import (
     SchemaError,
     StorageError,
 )
+from memq.queue import _files
 from memq.queue._claim import Claim, ClaimState, Effect
 from memq.queue._clock import (
     SYSTEM_CLOCK,
@@ -33,6 +35,7 @@ from memq.queue._clock import (
     seconds_until,
     span,
 )
+from memq.queue._files import DatabaseFiles, FileProblem, Replacement
 from memq.queue._lock import InstanceLock, lock_path_for
 from memq.queue._models import (
     Enqueued,
@@ -73,6 +76,14 @@ PRUNE_CHUNK: Final = 2000
 INTERRUPTED: Final = "interrupted: the process died while this message was processing"
 
 
+class Handback(NamedTuple):
+    """A claim whose settlement could not be written, to be released once the queue can
+    write: its session, and the attempt that the release must match."""
+
+    session_id: str
+    attempts: int
+
+
 class Queue:
     """A durable FIFO queue per session on one SQLite file.
 
@@ -89,6 +100,7 @@ class Queue:
         durable: aiosqlite.Connection,
         fast: aiosqlite.Connection,
         reader: aiosqlite.Connection,
+        files: DatabaseFiles,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.path = path
@@ -99,6 +111,15 @@ class Queue:
         self._reader = reader
         self._connections = (durable, fast, reader)
         self._closed = False
+        self._closing = anyio.Event()  # wakes the maintenance loops at close
+        # The files at the database's paths (memq.queue._files): what this queue found
+        # changed, whether it stopped writing because of it, and what it did about it.
+        self._files = files
+        self._files_changed: tuple[FileProblem, ...] = ()
+        self._writes_stopped = False
+        self._rescue_lock = anyio.Lock()
+        self._replacement: Replacement | None = None
+        self._replaced = anyio.Event()
         self._wakeups = Wakeups()
         self._changes = ForeignChangeWatcher(
             self._wakeups,
@@ -116,9 +137,14 @@ class Queue:
             longest_wait=self._spans.longest_wait,
             clock=clock,
             on_commit=self._after_commit,
+            on_storage_error=self._storage_failed,
         )
         self._active_claims: set[Claim] = set()
         self._session_owners: dict[str, SessionStream] = {}
+        # Claims whose settlement could not be written (a full disk), by message id: each is
+        # released with the next claim of its session, or by maintenance, whichever is first.
+        self._handbacks: dict[int, Handback] = {}
+        self._storage_listeners: list[Callable[[StorageError], None]] = []
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -141,18 +167,31 @@ class Queue:
         if max_attempts is not None:
             settings = replace(settings, max_attempts=max_attempts)
         db_path, lock = await anyio.to_thread.run_sync(_lock_database, Path(path))
+        return await cls._open_locked(db_path, lock, settings, clock)
+
+    @classmethod
+    async def _open_locked(
+        cls, db_path: Path, lock: InstanceLock, settings: QueueSettings, clock: Clock
+    ) -> Queue:
+        """``open`` once the instance lock is held; releases it when opening fails."""
         opened: list[aiosqlite.Connection] = []
+        files: DatabaseFiles | None = None
         try:
+            await anyio.to_thread.run_sync(_install_leftover_copy, db_path)
             await anyio.to_thread.run_sync(_prepare_database, db_path, settings, clock)
             durable = await _connect(db_path, settings.synchronous, settings, opened)
             fast = await _connect(db_path, Synchronous.NORMAL, settings, opened)
             reader = await _connect(db_path, Synchronous.NORMAL, settings, opened)
+            # A first read makes SQLite open (create) the WAL and its index, so the files
+            # recorded next are the ones the connections use.
+            await reader.execute_fetchall("SELECT count(*) FROM sqlite_master")
+            files = await anyio.to_thread.run_sync(DatabaseFiles.open, db_path)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 for conn in opened:
                     await conn.close()
             lock.release()
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, sqlite3.Error | OSError):
                 raise StorageError(f"cannot open queue database {db_path}: {exc}") from exc
             raise
         log.info("queue.opened", path=str(db_path), synchronous=settings.synchronous.value)
@@ -163,8 +202,24 @@ class Queue:
             durable=durable,
             fast=fast,
             reader=reader,
+            files=files,
             clock=clock,
         )
+
+    async def reopen(self) -> Queue:
+        """Close this queue and open its database again, with the same settings and clock,
+        holding the instance lock throughout (no other process can take the file between).
+        What the owner does once ``replaced`` is set."""
+        if not self._closed:
+            await self._shut_down(hand_back_claims=True, release_lock=False)
+            log.info("queue.closed", path=str(self.path))
+        if not self._lock.held:
+            reopened = await Queue.open(self.path, self.settings, clock=self.clock)
+        else:
+            reopened = await Queue._open_locked(self.path, self._lock, self.settings, self.clock)
+        # Whoever hears of storage errors (a full disk: memq.worker.disk) hears the new one's.
+        reopened._storage_listeners.extend(self._storage_listeners)
+        return reopened
 
     @property
     def closed(self) -> bool:
@@ -179,17 +234,38 @@ class Queue:
         await self._shut_down(hand_back_claims=True)
         log.info("queue.closed", path=str(self.path))
 
-    async def _shut_down(self, *, hand_back_claims: bool) -> None:
+    async def _shut_down(self, *, hand_back_claims: bool, release_lock: bool = True) -> None:
         with anyio.CancelScope(shield=True):
             active = [c for c in self._active_claims if c.state is ClaimState.ACTIVE]
-            if active and hand_back_claims:
-                await _release_all(self, active)
+            if hand_back_claims and not self._writes_stopped and (active or self._handbacks):
+                try:
+                    await _release_all(self, active)
+                except StorageError as exc:
+                    # Left 'processing': the next open returns them to pending.
+                    log.warning("queue.release_failed", claims=len(active), error=str(exc))
+            if hand_back_claims:
+                # The last look before the connections, the only way to what they hold, close:
+                # a file deleted since the last check is saved now, not lost with them.
+                await self._last_file_check()
             self._closed = True
+            self._closing.set()
             self._wakeups.wake_all()
             await self._writer.close()
             for conn in self._connections:
                 await conn.close()
-            self._lock.release()
+            # Only now: closing a descriptor of the file earlier would drop SQLite's locks.
+            self._files.close()
+            if release_lock:
+                self._lock.release()
+
+    async def _last_file_check(self) -> None:
+        try:
+            if self._writes_stopped and self._replacement is None:
+                await self._rescue(self._files_changed)  # a failed rescue: one more try
+            else:
+                await self.check_files()
+        except (StorageError, OSError) as exc:
+            log.exception("database.lost_on_close", path=str(self.path), error=str(exc))
 
     async def __aenter__(self) -> Queue:
         return self
@@ -230,6 +306,10 @@ class Queue:
             self.clock.now(),
         )
         await self._writer.submit(op)
+        if self._files_changed:
+            # Committed to files that are no longer at the database's path: acknowledged only
+            # once what this queue holds is saved there (raises StorageError if it cannot be).
+            await self._rescue(self._files_changed)
         return Enqueued(op.message_id, op.created)
 
     # -- consuming -------------------------------------------------------------------------
@@ -247,7 +327,19 @@ class Queue:
 
     async def _claim(self, session_id: str) -> Claim | None:
         op = ClaimOp(session_id)
-        await self._writer.submit(op)
+        # A claim whose settlement could not be written goes back first, in the same batch
+        # (settlements run before claims): the session's head is claimed again, in order.
+        handbacks = self._handback_ops({session_id})
+        await self._writer.submit_all([*handbacks, op])
+        self._handed_back(handbacks)
+        failed = next((o.error for o in handbacks if o.error is not None), None)
+        if failed is not None and op.row is not None:
+            # The writer split the two into batches and only the claim's committed: that
+            # message must not pass the head, so it goes back with it, later.
+            self._handbacks[int(op.row["id"])] = Handback(session_id, int(op.row["attempts"]))
+            raise failed
+        if op.error is not None:
+            raise op.error
         if op.row is None:
             return None
         row = op.row
@@ -365,8 +457,182 @@ class Queue:
         if owner is not None and owner._current is claim:
             del self._session_owners[session_id]
 
+    def _unsettled(self, claim: Claim) -> None:
+        """``claim``'s settlement could not be written (a storage error): keep it to hand
+        back later, and free its session at once rather than when the lease runs out."""
+        message = claim.message
+        self._handbacks[message.id] = Handback(message.session_id, message.attempts)
+        claim.state = ClaimState.UNSETTLED
+        self._claim_settled(claim)
+        log.warning(
+            "claim.unsettled",
+            session_id=message.session_id,
+            message_id=message.id,
+            reason="its settlement could not be written; handed back when the queue can write",
+        )
+
+    def _handback_ops(self, sessions: set[str] | None = None) -> list[SettleOp]:
+        """Releases for the claims waiting to be handed back (of ``sessions``, or all)."""
+        return [
+            SettleOp(SettleAction.RELEASE, message_id, handback.attempts)
+            for message_id, handback in self._handbacks.items()
+            if sessions is None or handback.session_id in sessions
+        ]
+
+    def _handed_back(self, ops: list[SettleOp]) -> None:
+        """Forget the handbacks whose release committed (matched or not: a row the watchdog
+        took back or a revert deleted needs nothing more)."""
+        for op in ops:
+            if op.error is None:
+                self._handbacks.pop(op.message_id, None)
+
+    async def hand_back_unsettled(self) -> int:
+        """Write the releases of claims whose settlement failed on a storage error; returns
+        how many went back. Run by ``maintain``; a new claim of their session does it too.
+        Raises ``StorageError`` when they still cannot be written."""
+        self._check_open()
+        ops = self._handback_ops()
+        if not ops:
+            return 0
+        sessions = {self._handbacks[op.message_id].session_id for op in ops}
+        await self._writer.submit_all(ops)
+        self._handed_back(ops)
+        error = next((op.error for op in ops if op.error is not None), None)
+        if error is not None:
+            raise error
+        self._wakeups.wake(sessions)
+        released = [op.message_id for op in ops if op.matched]
+        if released:
+            log.info("claim.handed_back", message_ids=released)
+        return len(released)
+
+    def on_storage_error(self, listener: Callable[[StorageError], None]) -> None:
+        """Call ``listener`` with every storage error a write meets (``DiskFullError`` when
+        out of space), synchronously, before the writer's caller sees it. It must not raise."""
+        self._storage_listeners.append(listener)
+
+    def _storage_failed(self, error: StorageError) -> None:
+        for listener in self._storage_listeners:
+            try:
+                listener(error)
+            except Exception:
+                log.exception("storage_listener.failed")
+
     def _after_commit(self, batch: list[Operation]) -> None:
         self._wakeups.wake(op.session for op in batch if isinstance(op, EnqueueOp) and op.created)
+        if not self._files_changed and any(isinstance(op, EnqueueOp) for op in batch):
+            # Before these enqueues are acknowledged: were they written where the next start
+            # will look? Three stat calls per commit, next to its fsync.
+            try:
+                self._files_changed = self._files.check()
+            except OSError as exc:
+                log.warning("database.check_failed", path=str(self.path), error=str(exc))
+
+    # -- the files under the queue ---------------------------------------------------------
+
+    @property
+    def replaced(self) -> Replacement | None:
+        """Set once the database's files were found deleted or swapped and what this queue
+        held was saved at the path (see ``memq.queue._files``). The queue then takes no more
+        writes: ``reopen`` it (after closing every other connection to the old file)."""
+        return self._replacement
+
+    async def wait_replaced(self) -> Replacement:
+        """Wait until ``replaced`` is set, and return it."""
+        await self._replaced.wait()
+        assert self._replacement is not None
+        return self._replacement
+
+    async def check_files(self) -> Replacement | None:
+        """Compare the files at the database's paths with the ones open here; when they
+        differ, save what this queue holds at the path and stop writing. Returns the
+        replacement (also one made earlier), None while the files are the queue's own.
+
+        Raises ``StorageError`` when the copy cannot be saved (writes stay stopped; the
+        next check tries again) and ``OSError`` when the paths cannot be examined.
+        """
+        if self._replacement is not None or self._closed:
+            return self._replacement
+        problems = self._files_changed or self._files.check()
+        if not problems:
+            return None
+        return await self._rescue(problems)
+
+    async def _rescue(self, problems: tuple[FileProblem, ...]) -> Replacement:
+        """Save what this queue holds at its path, once, whoever asks first."""
+        with anyio.CancelScope(shield=True):
+            async with self._rescue_lock:
+                replacement = self._replacement or await self._save_at_path(problems)
+        return replacement
+
+    async def _save_at_path(self, problems: tuple[FileProblem, ...]) -> Replacement:
+        found = [problem.value for problem in problems]
+        if not self._writes_stopped:
+            self._files_changed = problems
+            self._writes_stopped = True
+            log.error(
+                "database.files_changed",
+                path=str(self.path),
+                found=found,
+                action="stopped writing; saving what the queue holds",
+            )
+            # Every commit already queued runs to its end first: the copy includes it.
+            await self._writer.close()
+        stamp = _files.new_stamp()
+        partial: Path | None = None
+        try:
+            target, written = await anyio.to_thread.run_sync(_files.open_backup, self.path, stamp)
+            partial = written
+            try:
+                # Through the writer's connection: it sees every commit, including those in
+                # a WAL that has no name any more.
+                await self._connections[0].backup(target)
+            finally:
+                await anyio.to_thread.run_sync(target.close)
+            saved = await anyio.to_thread.run_sync(_files.seal, written, self.path, stamp)
+            partial = None
+            installed = await anyio.to_thread.run_sync(
+                functools.partial(_files.install, self.path, saved, files=self._files, stamp=stamp)
+            )
+        except (sqlite3.Error, OSError) as exc:
+            if partial is not None:
+                partial.unlink(missing_ok=True)
+            log.exception(
+                "database.rescue_failed", path=str(self.path), found=found, error=str(exc)
+            )
+            raise StorageError(
+                f"the files of {self.path} changed under memq ({'; '.join(found)}) and what "
+                f"it holds could not be saved there: {exc}"
+            ) from exc
+        self._replacement = Replacement(problems, installed)
+        log.error(
+            "database.replaced",
+            path=str(self.path),
+            found=found,
+            action="saved what the queue held through its open connection and put it at the "
+            "path; reopening",
+            kept_aside=[str(p) for p in installed.kept_aside],
+            taken_in=installed.taken_in,
+            unreadable=list(installed.unreadable),
+        )
+        self._replaced.set()
+        return self._replacement
+
+    async def _watch_files(self) -> None:
+        """Check the files every ``file_check_interval`` seconds until the queue closes or
+        they were replaced (a failed rescue is tried again at the next check)."""
+        while not self._closed and self._replacement is None:
+            await self._sleep_unless_closed(self.settings.file_check_interval)
+            try:
+                await self.check_files()
+            except StorageError:
+                pass  # logged as database.rescue_failed
+            except OSError as exc:
+                log.warning("database.check_failed", path=str(self.path), error=str(exc))
+
+    async def _sleep_unless_closed(self, seconds: float) -> None:
+        with anyio.move_on_after(seconds):
+            await self._closing.wait()
 
     # -- foreign writers -------------------------------------------------------------------
 
@@ -405,6 +671,8 @@ class Queue:
     async def has_pending(self, session_id: str) -> bool:
         """Whether ``session_id`` has a pending message (due now or backing off)."""
         self._check_open()
+        if any(h.session_id == session_id for h in self._handbacks.values()):
+            return True  # a claim waiting to be handed back: its message is still to do
         return await self._head_due_at(session_id) is not None
 
     async def data_version(self) -> int:
@@ -417,7 +685,9 @@ class Queue:
         """Sessions that have at least one pending message (the worker schedules these)."""
         self._check_open()
         rows = await self._reader.execute_fetchall(QUERIES["sessions_with_backlog"])
-        return [str(row["session_id"]) for row in rows]
+        sessions = {str(row["session_id"]) for row in rows}
+        sessions.update(h.session_id for h in self._handbacks.values())
+        return sorted(sessions)
 
     async def failed(self, session_id: str | None = None, limit: int = 100) -> list[FailedMessage]:
         """Messages that ran out of attempts, oldest failure first."""
@@ -477,7 +747,10 @@ class Queue:
         rows = await self._transaction(
             lambda tx: tx.fetchall(QUERIES["delete_session_from"], params)
         )
-        self._lose_claims(int(row["id"]) for row in rows)
+        deleted = [int(row["id"]) for row in rows]
+        self._lose_claims(deleted)
+        for message_id in deleted:
+            self._handbacks.pop(message_id, None)
         return len(rows)
 
     async def run_in_transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
@@ -504,6 +777,9 @@ class Queue:
             return len(moved), len(dropped)
 
         result = await self._transaction(move)
+        for message_id, handback in list(self._handbacks.items()):
+            if handback.session_id == from_session:
+                self._handbacks[message_id] = handback._replace(session_id=to_session)
         self._wakeups.wake([to_session])
         return result
 
@@ -517,11 +793,13 @@ class Queue:
     # -- maintenance -----------------------------------------------------------------------
 
     async def maintain(self) -> MaintenanceReport:
-        """One pass of upkeep: take back expired leases, prune old settled rows, and
-        checkpoint the WAL when it has grown past ``wal_checkpoint_bytes``."""
+        """One pass of upkeep: hand back claims whose settlement could not be written (a
+        full disk), take back expired leases, prune old settled rows, and checkpoint the WAL
+        when it has grown past ``wal_checkpoint_bytes``."""
         self._check_open()
         settings = self.settings
         now = self.clock.now()
+        await self.hand_back_unsettled()
         held, expired = self._claims_by_lease()
         reclaimed = await self._transaction(
             lambda tx: tx.fetchall(
@@ -589,23 +867,32 @@ class Queue:
     async def run_maintenance(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Run ``maintain`` every ``maintenance_interval`` seconds until the queue closes.
+        """Run ``maintain`` every ``maintenance_interval`` seconds, and check the database's
+        files every ``file_check_interval`` seconds (``check_files``), until the queue closes.
         Start it in the owner's task group: ``tg.start_soon(queue.run_maintenance)``."""
         task_status.started()
-        while not self._closed:
-            try:
-                await self.maintain()
-            except QueueClosedError:
-                return
-            except StorageError as exc:
-                log.warning("maintenance.failed", error=str(exc))
-            await anyio.sleep(self.settings.maintenance_interval)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_files)
+            while not self._closed and not self._writes_stopped:
+                try:
+                    await self.maintain()
+                except QueueClosedError:
+                    break
+                except StorageError as exc:
+                    log.warning("maintenance.failed", error=str(exc))
+                await self._sleep_unless_closed(self.settings.maintenance_interval)
 
 
 async def _release_all(queue: Queue, claims: list[Claim]) -> None:
-    """Release several claims in one batch (used at close)."""
+    """Release several claims, and those waiting to be handed back, in one batch (used at
+    close). Raises ``StorageError`` when that cannot be written."""
     ops = [SettleOp(SettleAction.RELEASE, c.message.id, c.message.attempts) for c in claims]
-    await queue._writer.submit_all(ops)
+    handbacks = queue._handback_ops()
+    await queue._writer.submit_all([*ops, *handbacks])
+    queue._handed_back(handbacks)
+    error = next((op.error for op in (*ops, *handbacks) if op.error is not None), None)
+    if error is not None:
+        raise error
     for claim, op in zip(claims, ops, strict=True):
         claim.state = ClaimState.RELEASED if op.matched else ClaimState.LOST
         queue._claim_settled(claim)
@@ -647,6 +934,22 @@ def _file_size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def _install_leftover_copy(path: Path) -> None:
+    """Put in place a copy of the database that a process saved when its files were deleted
+    under it, but died before installing (see ``memq.queue._files``)."""
+    installed = _files.install_leftover(path)
+    if installed is not None:
+        log.error(
+            "database.replaced",
+            path=str(path),
+            found=["a saved copy that was never put in place"],
+            action="put the copy at the path",
+            kept_aside=[str(p) for p in installed.kept_aside],
+            taken_in=installed.taken_in,
+            unreadable=list(installed.unreadable),
+        )
 
 
 def _lock_database(path: Path) -> tuple[Path, InstanceLock]:

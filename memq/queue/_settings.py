@@ -26,6 +26,8 @@ class QueueSettings:
         max_batch / max_batch_bytes: the most one group commit takes at once.
         wal_checkpoint_bytes: WAL size past which maintenance truncates it.
         maintenance_interval: seconds between passes of ``Queue.run_maintenance``.
+        file_check_interval: seconds between checks that the files at the database's paths
+            are the ones the queue has open (``Queue.check_files``; a few stat calls).
     """
 
     max_attempts: int = 3
@@ -43,6 +45,7 @@ class QueueSettings:
     max_batch_bytes: int = 8 * 1024 * 1024
     wal_checkpoint_bytes: int = 16 * 1024 * 1024
     maintenance_interval: float = 30.0
+    file_check_interval: float = 2.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "synchronous", Synchronous(self.synchronous))
@@ -62,7 +65,12 @@ class QueueSettings:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
-        for name in ("lease", "change_check_interval", "maintenance_interval"):
+        for name in (
+            "lease",
+            "change_check_interval",
+            "maintenance_interval",
+            "file_check_interval",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
 

@@ -15,6 +15,7 @@ a thread hop of about 100 us.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import sqlite3
@@ -22,16 +23,21 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import aiosqlite
 import anyio
 
-from memq.exceptions import QueueClosedError, StorageError
+from memq.exceptions import DiskFullError, QueueClosedError, StorageError
 from memq.queue._clock import Clock, EpochMs, SpanMs, later
 
 T = TypeVar("T")
 Row = sqlite3.Row
+
+SQLITE_FULL: Final = 13
+# The -shm file could not grow: on a full disk, that is the disk.
+SQLITE_IOERR_SHMSIZE: Final = 4874
+OUT_OF_SPACE_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class Transaction:
@@ -193,6 +199,7 @@ class GroupCommitWriter:
         longest_wait: SpanMs,
         clock: Clock,
         on_commit: Callable[[list[Operation]], None],
+        on_storage_error: Callable[[StorageError], None] | None = None,
     ) -> None:
         self._durable = durable
         self._fast = fast
@@ -203,6 +210,8 @@ class GroupCommitWriter:
         self._longest_wait = longest_wait
         self._clock = clock
         self._on_commit = on_commit
+        # Told of every storage error a write met (a full disk: memq.worker.disk).
+        self._on_storage_error = on_storage_error
         self._waiting: deque[Operation] = deque()
         self._busy = False
         self._closed = False
@@ -356,7 +365,7 @@ class GroupCommitWriter:
                 await self._run_transaction(conn, batch, enqueues, now)
         except Exception as exc:
             await self._rollback(conn)
-            error = exc if not isinstance(exc, sqlite3.Error) else _storage_error(exc)
+            error = exc if not isinstance(exc, sqlite3.Error) else self._storage_error(exc)
             for op in batch:
                 if isinstance(op, ClaimOp):
                     op.row = None
@@ -474,6 +483,12 @@ class GroupCommitWriter:
             for op in ops:
                 op.matched = op.message_id in matched
 
+    def _storage_error(self, exc: sqlite3.Error) -> StorageError:
+        error = storage_error(exc)
+        if self._on_storage_error is not None:
+            self._on_storage_error(error)
+        return error
+
     async def _call(
         self, conn: aiosqlite.Connection, op: CallOp[Any], now: EpochMs, *, savepoint: bool
     ) -> None:
@@ -482,10 +497,14 @@ class GroupCommitWriter:
         try:
             op.result = await op.fn(Transaction(conn, now))
         except Exception as exc:
+            if savepoint and not conn.in_transaction:
+                # SQLite rolled the whole transaction back itself (SQLITE_FULL, an I/O
+                # error): the batch is lost, not only this call, and says why.
+                raise
             if savepoint:
                 await conn.execute("ROLLBACK TO memq_call")
                 await conn.execute("RELEASE memq_call")
-            op.error = exc if not isinstance(exc, sqlite3.Error) else _storage_error(exc)
+            op.error = exc if not isinstance(exc, sqlite3.Error) else self._storage_error(exc)
             return
         if savepoint:
             await conn.execute("RELEASE memq_call")
@@ -497,7 +516,24 @@ def insert_statement(template: str, rows: int) -> str:
     return template.format(rows=", ".join(["(?, ?, ?, ?, ?, ?)"] * rows))
 
 
-def _storage_error(exc: sqlite3.Error) -> StorageError:
-    error = StorageError(f"SQLite: {exc}")
+def storage_error(exc: sqlite3.Error) -> StorageError:
+    """The ``StorageError`` for a SQLite error: a ``DiskFullError`` when it ran out of space."""
+    kind = DiskFullError if is_out_of_space(exc) else StorageError
+    error = kind(f"SQLite: {exc}")
     error.__cause__ = exc
     return error
+
+
+def is_out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk is full: SQLite's SQLITE_FULL ("database or disk is
+    full"), or an ``OSError`` ENOSPC (or EDQUOT, a quota: the same to memq)."""
+    if isinstance(exc, DiskFullError):
+        return True
+    if isinstance(exc, OSError):
+        return exc.errno in OUT_OF_SPACE_ERRNOS
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None and (code & 0xFF == SQLITE_FULL or code == SQLITE_IOERR_SHMSIZE):
+            return True
+        return "database or disk is full" in str(exc)
+    return False

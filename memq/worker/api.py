@@ -17,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from memq import __version__
+from memq import __version__, events
 from memq.events import normalize_session_key, route_event
 from memq.exceptions import (
+    DiskFullError,
     EventError,
     InvalidEventError,
     InvalidMessageError,
@@ -34,7 +35,8 @@ from memq.memory.records import ObservationKind, Page
 from memq.memory.search import QuerySyntax, RecordType
 from memq.memory.transfer import import_effect
 from memq.privacy import is_skipped, strip_private
-from memq.queue import MessageStatus, Queue
+from memq.queue import Enqueued, MessageStatus, Queue
+from memq.worker.disk import DiskState
 from memq.worker.projects import project_for
 from memq.worker.routes import forks as fork_routes
 from memq.worker.routes import history as history_routes
@@ -52,7 +54,7 @@ from memq.worker.routes.common import (
 from memq.worker.security import RequestGuard
 from memq.worker.services import Services
 from memq.worker.session_pauses import paused_processors
-from memq.worker.status import queue_status
+from memq.worker.status import queue_status, spool_counts
 
 log = structlog.get_logger("memq.api")
 
@@ -93,6 +95,7 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
             InvalidQueryError: _bad_query,
             InvalidSettingValueError: _unprocessable,
             QueueClosedError: _unavailable,
+            DiskFullError: _disk_full,
             StorageError: _unavailable,
             Exception: _internal_error,
         },
@@ -106,9 +109,22 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
 
 
 async def health(request: Request) -> Response:
+    """Whether the daemon runs (200 whenever it answers), and whether its disk is full
+    (the details, paths included, are for ``/api/status``: this route needs no token)."""
     services = get_services(request)
+    disk = services.disk
     return JSONResponse(
-        {"status": "ok", "state": services.state(), "version": __version__, "pid": services.pid}
+        {
+            "status": "ok" if disk.state is DiskState.OK else "disk_full",
+            "state": services.state(),
+            "version": __version__,
+            "pid": services.pid,
+            "disk": {
+                "state": disk.state.value,
+                "full": disk.state is not DiskState.OK,
+                "accepting": disk.accepting,
+            },
+        }
     )
 
 
@@ -121,11 +137,7 @@ async def post_event(request: Request) -> Response:
     if is_skipped(payload, services.skip_tools):
         return JSONResponse({"status": "skipped"}, status_code=200)
     payload = strip_private(payload)
-    # A forked session's first event: its copy of the parent's memory goes in first.
-    await services.forks.before_enqueue(route.session_key, route.event, payload)
-    message_id, created = await services.queue.enqueue(
-        route.session_key, route.kind, payload, route.dedupe_key
-    )
+    message_id, created = await _store_event(services, route, payload)
     if created:
         services.sessions.notify(route.session_key)
     # Debug level: at info, formatting and writing this line cost more than storing the
@@ -147,6 +159,26 @@ async def post_event(request: Request) -> Response:
         )
         return JSONResponse(body, status_code=200)
     return JSONResponse(body, status_code=202 if created else 200)
+
+
+async def _store_event(services: Services, route: events.Route, payload: Any) -> Enqueued:
+    """Enqueue the event (a forked session's first one after its copy of the parent's
+    memory). On a full disk the first out-of-space error releases the reserve, so the event
+    is tried once more; with the reserve spent it is refused (``DiskFullError``: 503)."""
+    disk = services.disk
+    retried = False
+    while True:
+        if not disk.accepting:
+            raise DiskFullError(disk.message())
+        try:
+            await services.forks.before_enqueue(route.session_key, route.event, payload)
+            return await services.queue.enqueue(
+                route.session_key, route.kind, payload, route.dedupe_key
+            )
+        except DiskFullError:
+            if retried or not disk.accepting:
+                raise
+            retried = True  # this very error released the reserve: there is room now
 
 
 async def status(request: Request) -> Response:
@@ -179,6 +211,8 @@ async def status(request: Request) -> Response:
             "session_ttl": services.activity.ttl,
             "database_bytes": stats.database_bytes,
             "wal_bytes": stats.wal_bytes,
+            "disk": services.disk.report(),
+            "spool": services.spool.counts() if services.spool else spool_counts(None),
             "settings": services.settings_report,
         }
     )
@@ -604,6 +638,20 @@ async def _unprocessable(request: Request, exc: Exception) -> Response:
 async def _unavailable(request: Request, exc: Exception) -> Response:
     log.warning("api.unavailable", path=request.url.path, error=str(exc))
     return JSONResponse({"error": f"memq cannot store this now: {exc}"}, status_code=503)
+
+
+async def _disk_full(request: Request, exc: Exception) -> Response:
+    """503 naming the full disk (``reason``: ``disk_full``), so the hook keeps the event."""
+    log.warning("api.disk_full", path=request.url.path, error=str(exc))
+    disk = get_services(request).disk
+    return JSONResponse(
+        {
+            "error": f"memq cannot store this now: {disk.message() or exc}",
+            "reason": "disk_full",
+            "disk": disk.report(),
+        },
+        status_code=503,
+    )
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -19,13 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memq.config import Settings
+from memq.config import Paths, Settings
 from memq.exceptions import ControlError
+from memq.private_files import read_token
+from memq.storage import repairing
 from memq.storage.sqlfile import load_queries
+from memq.worker import startup_error
 from memq.worker.pidfile import DaemonRecord, database_in_use, running_daemon
 from memq.worker.status import queue_status
 
 STATUSES = ("pending", "processing", "processed", "failed")
+DAEMON_STDERR_FILE = "daemon.stderr"  # in MEMQ_HOME/logs: what a started daemon wrote there
+HEALTH_PATH = "/api/health"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +50,14 @@ def request_bytes(
     port: int | None = None,
 ) -> tuple[int, bytes]:
     """Call the daemon's API with the token from ``MEMQ_HOME/token``; the status and the raw
-    body, error answers included. Raises ``OSError`` when the daemon does not answer."""
+    body, error answers included. Raises ``OSError`` when the daemon does not answer and
+    ``UnsafeFileError`` when the token file is not memq's own."""
     headers = {"Content-Type": content_type}
-    try:
-        token = settings.paths.token.read_text(encoding="ascii").strip()
+    # Health needs no token. Without a token file (the daemon never ran) the daemon answers
+    # 401, if anything answers. The file is never followed, only memq's own, never quoted.
+    if path != HEALTH_PATH and os.path.lexists(settings.paths.token):
+        token = read_token(str(settings.paths.token))
         headers["Authorization"] = f"Bearer {token}"
-    except OSError:
-        pass  # health needs no token; anything else will answer 401
     url = f"http://127.0.0.1:{port or settings.port}{path}"
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
@@ -83,7 +89,7 @@ def request(
 def is_healthy(settings: Settings, port: int | None = None) -> bool:
     """Whether a memq daemon answers ``/api/health`` on the port."""
     try:
-        response = request(settings, "GET", "/api/health", timeout=1.0, port=port)
+        response = request(settings, "GET", HEALTH_PATH, timeout=1.0, port=port)
     except (OSError, ValueError):
         return False
     return response.status == 200 and isinstance(response.body, dict)
@@ -98,9 +104,19 @@ def start(settings: Settings, *, timeout: float = 20.0) -> tuple[DaemonRecord, b
     record = running_daemon(paths.pidfile, paths.database)
     if record is not None and is_healthy(settings, record.port):
         return record, False
-    paths.create_home()
-    stderr_path = paths.logs / "daemon.stderr"
-    with open(stderr_path, "wb") as stderr:
+    home = str(paths.home)
+    problem = startup_error.home_write_problem(home)
+    if problem is not None:
+        raise ControlError(f"cannot start: {problem}")
+    _refuse_while_repairing(home)
+    try:
+        paths.create_home()
+        stderr = open(paths.logs / DAEMON_STDERR_FILE, "wb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ControlError(
+            f"cannot start: {startup_error.home_write_problem(home) or startup_error.describe(exc)}"
+        ) from None
+    with stderr:
         child = subprocess.Popen(
             [sys.executable, "-m", "memq", "serve", "--quiet"],
             stdin=subprocess.DEVNULL,
@@ -116,14 +132,57 @@ def start(settings: Settings, *, timeout: float = 20.0) -> tuple[DaemonRecord, b
             record = running_daemon(paths.pidfile, paths.database)
             if record is not None and is_healthy(settings, record.port):
                 return record, False  # another start won the race; fine
-            detail = stderr_path.read_text(encoding="utf-8", errors="replace").strip()
-            last = detail.splitlines()[-1] if detail else f"exit status {exit_code}"
-            raise ControlError(f"the daemon exited at start: {last}")
+            _refuse_while_repairing(home)
+            if database_in_use(paths.database):
+                # Another daemon (a hook started one) holds the database and is starting:
+                # wait for it as for ours.
+                time.sleep(0.05)
+                continue
+            raise ControlError(
+                f"the daemon could not start: {exit_reason(paths, child.pid, exit_code)}"
+            )
         record = running_daemon(paths.pidfile, paths.database)
-        if record is not None and record.pid == child.pid and is_healthy(settings, record.port):
-            return record, True
+        if record is not None and is_healthy(settings, record.port):
+            return record, record.pid == child.pid
         time.sleep(0.05)
     raise ControlError(f"the daemon did not become healthy within {timeout:g} s (see {paths.logs})")
+
+
+def _refuse_while_repairing(home: str) -> None:
+    pid = repairing.repairing_pid(home)
+    if pid is not None:
+        raise ControlError(
+            f"cannot start: memq repair (pid {pid}) is rebuilding the database; "
+            "start memq once it is done"
+        )
+
+
+def exit_reason(paths: Paths, pid: int, exit_code: int) -> str:
+    """Why the daemon ``pid`` exited at start: what it recorded
+    (``memq.worker.startup_error``), else the last line it wrote to stderr that says
+    something (not a traceback's frame or ``+---`` line)."""
+    entry = startup_error.read(str(paths.home))
+    if entry is not None and entry.get("pid") == pid:
+        return str(entry["reason"])
+    try:
+        text = (paths.logs / DAEMON_STDERR_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    lines = [line.strip() for line in text.splitlines()]
+    told = [line for line in lines if line.startswith("memq: ")]
+    if told:
+        return told[-1].removeprefix("memq: ").removeprefix("cannot start: ")
+    meaningful = [line.strip("|+- ") for line in lines if _says_something(line)]
+    if meaningful:
+        return meaningful[-1]
+    if exit_code < 0:
+        return f"it was killed by signal {-exit_code} and said nothing"
+    return f"it exited with status {exit_code} and said nothing"
+
+
+def _says_something(line: str) -> bool:
+    bare = line.strip("|+-^~ ")
+    return bool(bare) and not bare.startswith(("Traceback", "File ", "During handling"))
 
 
 def stop(settings: Settings, *, timeout: float | None = None) -> DaemonRecord | None:

@@ -11,6 +11,7 @@ from memq.exceptions import (
     ClaimLostError,
     ProcessorAuthError,
     ProcessorUnavailableError,
+    StorageError,
     TransientProcessorError,
 )
 from memq.memory.records import SessionContext
@@ -111,6 +112,12 @@ class ClaimHandler:
         except ClaimLostError:
             bound.warning("message.lost", reason="lease expired before the ack")
             return
+        except StorageError as exc:
+            # Its memory could not be written (a full disk): the message was handed back,
+            # its attempt refunded (or is, with the session's next claim). The session
+            # manager backs off and tries again.
+            bound.warning("message.storage_failed", error=str(exc), claim=claim.state.value)
+            raise
         if claim.state is not ClaimState.DEFERRED:
             self._transient.forget(message.id)
         if claim.state is ClaimState.ACKED:

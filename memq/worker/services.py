@@ -13,9 +13,11 @@ from memq.memory.transfer import SessionExporter
 from memq.processors.pool import ProcessorPool
 from memq.queue import Queue
 from memq.worker.activity import ActivityTracker
+from memq.worker.disk import DiskMonitor
 from memq.worker.forks import ForkLinker
 from memq.worker.session_config import SessionConfigs
 from memq.worker.sessions import SessionManager
+from memq.worker.spool_intake import SpoolIntake
 
 
 @dataclass
@@ -36,7 +38,10 @@ class Services:
     processors: ProcessorPool
     forks: ForkLinker
     activity: ActivityTracker
+    disk: DiskMonitor  # the disk reserve and whether a full disk refuses new events
     skip_tools: frozenset[str] = frozenset()
     ephemeral: bool = False  # the database lives in memory and goes with the daemon
     # Each setting the daemon started with and where it came from (memq.config).
     settings_report: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Takes in what hooks spooled; None in tests that build the routes without a home.
+    spool: SpoolIntake | None = None

@@ -5,6 +5,11 @@ handler. At most ``capacity`` sessions hold a processing slot at once; slots are
 arrival order (anyio's ``CapacityLimiter`` is FIFO). A session that is only lingering for more
 work gives its slot up as soon as another session is waiting for one, and a busy session
 yields its slot after ``quantum`` messages when others wait, so no session starves another.
+
+A session whose claim or ack fails on a storage error (a full disk) stops streaming, gives its
+slot back, and tries again after ``storage_retry_delay`` seconds: its message is handed back
+by the queue (``ClaimState.UNSETTLED``), so processing resumes within seconds of the disk
+having room again, not after a lease runs out.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import anyio
 import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
+from memq.exceptions import StorageError
 from memq.queue import Claim, MessageKind, Queue
 
 log = structlog.get_logger("memq.sessions")
@@ -46,6 +52,8 @@ class SessionManager:
         quantum: messages a session handles before yielding its slot to a waiting one.
         is_paused: whether a session is paused (its events queue; nothing runs): by its
             settings, or because its processor cannot be created (``SessionPauses``).
+        storage_retry_delay: seconds a session waits after a storage error before it looks
+            at its messages again.
     """
 
     def __init__(
@@ -58,6 +66,7 @@ class SessionManager:
         quantum: int = 32,
         rescan_interval: float = 1.0,
         is_paused: Callable[[str], bool] | None = None,
+        storage_retry_delay: float = 1.0,
     ) -> None:
         self._queue = queue
         self._handler = handler
@@ -66,6 +75,7 @@ class SessionManager:
         self._quantum = quantum
         self._rescan_interval = rescan_interval
         self._session_paused = is_paused or _never_paused
+        self._storage_retry_delay = storage_retry_delay
         self._tasks: dict[str, _SessionTask] = {}
         self._task_group: TaskGroup | None = None
         self._stopping = False
@@ -105,16 +115,20 @@ class SessionManager:
     async def _discover_foreign_rows(self) -> None:
         """Schedule sessions whose rows another process wrote (the hook's fallback, while
         this daemon was slow to answer): no enqueue here announced them."""
-        version = await self._queue.data_version()
+        version = None
         while True:
+            try:
+                current = await self._queue.data_version()
+                if current != version:
+                    if version is not None:
+                        for session_id in await self._queue.sessions_with_backlog():
+                            if session_id not in self._tasks:
+                                self.notify(session_id)
+                    version = current
+            except StorageError as exc:
+                # A read that failed must not take the daemon down; look again next time.
+                log.warning("sessions.rescan_failed", error=str(exc))
             await anyio.sleep(self._rescan_interval)
-            current = await self._queue.data_version()
-            if current == version:
-                continue
-            version = current
-            for session_id in await self._queue.sessions_with_backlog():
-                if session_id not in self._tasks:
-                    self.notify(session_id)
 
     @property
     def paused(self) -> bool:
@@ -214,8 +228,11 @@ class SessionManager:
                 while task.more_work and not self._halted(task.session_id):
                     task.more_work = False
                     self._preempt_a_lingerer()
-                    async with self._limiter:
-                        await self._drain(task)
+                    try:
+                        async with self._limiter:
+                            await self._drain(task)
+                    except StorageError as exc:
+                        await self._back_off(task, exc)
         except Exception:
             # A bug in the handler or the queue must not take the daemon down with it;
             # the message was failed or handed back by ``async with claim``.
@@ -257,6 +274,19 @@ class SessionManager:
                 if handled >= self._quantum and self._limiter.statistics().tasks_waiting:
                     task.more_work = True  # come back after the sessions waiting for a slot
                     return
+
+    async def _back_off(self, task: _SessionTask, error: StorageError) -> None:
+        """A claim or a settlement could not be written: the queue has handed the message
+        back (or will, with this session's next claim). Wait a moment, slot given up, then
+        look again; a forget, pause or stop in the meantime ends the wait."""
+        task.more_work = True
+        log.warning(
+            "session.storage_failed",
+            session_id=task.session_id,
+            error=str(error),
+            retry_in=self._storage_retry_delay,
+        )
+        await anyio.sleep(self._storage_retry_delay)
 
     def _halted(self, session_id: str) -> bool:
         """Whether the session must stop taking messages: stopping, or paused (all of

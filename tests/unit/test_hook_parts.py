@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from memq.hooks.client import DaemonUnavailable, post_json
-from memq.hooks.run import fit
+from memq.hooks.fit import fit
 from memq.privacy import is_skipped, strip_private
 
 
@@ -49,7 +49,7 @@ class TestFit:
         fitted, body = fit(payload, 1024 * 1024)
         assert len(body) <= 1024 * 1024
         assert fitted["session_id"] == "s"
-        assert "more characters not kept" in fitted["tool_response"]["stdout"]
+        assert "more bytes not kept" in fitted["tool_response"]["stdout"]
 
 
 @pytest.fixture

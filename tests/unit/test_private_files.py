@@ -15,6 +15,7 @@ from memq.private_files import (
     is_token,
     load_or_create_token,
     make_private,
+    make_tree_private,
     read_token,
 )
 
@@ -136,8 +137,9 @@ class TestMakePrivate:
         path = tmp_path / "memq.db"
         path.write_text("")
         path.chmod(0o644)
-        make_private(str(path))
+        assert make_private(str(path)) is True
         assert mode(path) == 0o600
+        assert make_private(str(path)) is False  # already private
 
     def test_a_symlink_is_refused_and_not_followed(self, tmp_path: Path) -> None:
         target = tmp_path / "target"
@@ -150,3 +152,40 @@ class TestMakePrivate:
 
     def test_a_missing_file_is_nothing_to_do(self, tmp_path: Path) -> None:
         make_private(str(tmp_path / "absent"))
+
+
+class TestMakeTreePrivate:
+    def test_loose_files_and_directories_become_private(self, tmp_path: Path) -> None:
+        home = tmp_path / "home"
+        (home / "logs").mkdir(parents=True)
+        (home / "logs").chmod(0o755)
+        loose = [home / "memq.db", home / "memq.db-wal", home / "logs" / "memq.log"]
+        for path in loose:
+            path.write_text("")
+            path.chmod(0o644)
+        private = home / "token"
+        private.write_text("")
+        private.chmod(0o600)
+        changed = make_tree_private(str(home), ("logs", "spool"))
+        assert sorted(changed) == sorted(str(path) for path in [*loose, home / "logs"])
+        assert all(mode(path) == 0o600 for path in [*loose, private])
+        assert mode(home / "logs") == 0o700
+        assert make_tree_private(str(home), ("logs",)) == []  # nothing left to do
+
+    def test_links_are_not_followed(self, tmp_path: Path) -> None:
+        home = tmp_path / "home"
+        home.mkdir()
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        target = outside / "file"
+        target.write_text(SECRET)
+        target.chmod(0o644)
+        outside.chmod(0o755)
+        (home / "memq.log").symlink_to(target)
+        (home / "logs").symlink_to(outside)  # a linked directory is not walked either
+        assert make_tree_private(str(home), ("logs",)) == []
+        assert mode(target) == 0o644
+        assert mode(outside) == 0o755
+
+    def test_a_missing_home_is_nothing_to_do(self, tmp_path: Path) -> None:
+        assert make_tree_private(str(tmp_path / "absent"), ("logs",)) == []
