@@ -15,6 +15,8 @@
     ├── ForkError                a session cannot be forked
     │   ├── ForkParentNotFoundError  memory has no session to fork (HTTP 404)
     │   └── ForkTargetExistsError    the new session's id is taken, in memory or the queue (409)
+    ├── SessionNotFoundError     memq has no session by that id (HTTP 404)
+    ├── MessageNotFoundError     the session has no message by that id (HTTP 404)
     ├── ProcessorError           a processor could not turn a message into memory
     │   ├── TransientProcessorError  rate limit, server error, timeout: try again later
     │   ├── ProcessorAuthError       the model API refused the credentials: pause everything
@@ -108,6 +110,14 @@ class ForkParentNotFoundError(ForkError):
 
 class ForkTargetExistsError(ForkError):
     """The fork's session already exists (in memory or in the queue)."""
+
+
+class SessionNotFoundError(MemqError):
+    """memq has no such session."""
+
+
+class MessageNotFoundError(MemqError):
+    """The session has no such message."""
 
 
 class ProcessorError(MemqError):

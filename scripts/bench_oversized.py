@@ -32,11 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import memq  # noqa: E402 - after the project root is on the path
+from tests.faults.kit import MEMQ, keep_hooks_from_spawning  # noqa: E402
 from tests.faults.oversized import (  # noqa: E402
     BODY_LIMIT,
-    MEMQ,
     SHAPES,
-    keep_hooks_from_spawning,
     payload,
     run_measured,
     stored_sizes,

@@ -9,18 +9,22 @@ baseline is measured in the same run, on the same disk, with the same schema, WA
    claim+ack pairs (one-statement claim returning id, attempts and payload, then the ack, each
    committed), plus the same pairs at ``synchronous=NORMAL`` for context (memq claims and
    acks on a NORMAL connection);
-2. ``Queue.enqueue`` throughput: one sequential producer, and 64 concurrent producers (with the
-   number of commits, so the group-commit factor shows);
+2. ``Queue.enqueue`` throughput: one sequential producer (against raw per-row commits), and 64
+   concurrent producers (against raw one-transaction inserts, with the number of commits, so
+   the group-commit factor shows);
 3. drain rate with a no-op consumer: 50 session streams at once, and one stream alone;
 4. wake-up latency of an idle stream, from ``enqueue`` returning to the stream yielding (the
-   producer pauses 2 ms before each enqueue so that the stream is idle when it arrives);
+   producer pauses 2 ms before each enqueue so that the stream is idle when it arrives),
+   against a threaded sqlite3 "doorbell" paced the same way: a producer thread inserts and
+   commits, then sets a ``threading.Event``; a consumer thread wakes and claims;
 5. recovery: ``Queue.open`` and open + first yield on a database holding 100,000 pending and
    1,000 orphaned ``processing`` rows;
 6. scale: the 50-stream drain rate with 10,000 rows in the table versus 1,000,000 (200,000
    with ``--quick``).
 
 These are figures, not tests: each is printed with its target and whether the target was met,
-and the exit status is 0 unless something crashed. A table goes to stderr; one JSON object is
+and the exit status is 0 unless something crashed. memq's figures also say how many commits
+and trips to a connection's thread each message took. A table goes to stderr; one JSON object is
 the last line of stdout (the whole of stdout with ``--json-only``).
 
 Run it from the project root::
@@ -39,6 +43,7 @@ import shutil
 import sqlite3
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -146,9 +151,11 @@ QUICK_SIZES: Final = Sizes(
 
 @dataclass(slots=True)
 class QueueRun(Run):
-    """One timed piece of work, with the commits it took when they were counted."""
+    """One timed piece of work, with the commits (and trips to a connection's thread) it
+    took when they were counted."""
 
     commits: int | None = None
+    trips: int | None = None
 
     @property
     def per_commit(self) -> float | None:
@@ -189,6 +196,11 @@ def make_payload(session_id: str, seq: int) -> dict[str, Any]:
     room = max(PAYLOAD_BYTES - len(encode(event)), 0)
     response["stdout"] = ("collected 42 items; 42 passed in 0.31s; " * 20)[:room]
     return event
+
+
+def trips(queue: Queue) -> int:
+    """Calls handed to the queue's connection threads so far (each one a round trip)."""
+    return sum(conn.trips for conn in queue._connections)
 
 
 def fastest(repeats: int, measure: Callable[[int], QueueRun]) -> QueueRun:
@@ -338,16 +350,16 @@ async def bench_enqueue(path: Path, producers: int, per_producer: int) -> QueueR
     work = {sid: [make_payload(sid, i) for i in range(per_producer)] for sid in sessions}
     queue = await Queue.open(path)
     try:
-        before = queue._writer.batches
+        before, trips_before = queue._writer.batches, trips(queue)
         start = time.perf_counter()
         async with anyio.create_task_group() as tg:
             for sid, payloads in work.items():
                 tg.start_soon(produce, queue, sid, payloads)
         elapsed = time.perf_counter() - start
-        commits = queue._writer.batches - before
+        commits, hops = queue._writer.batches - before, trips(queue) - trips_before
     finally:
         await queue.close()
-    return QueueRun(producers * per_producer, elapsed, commits=commits)
+    return QueueRun(producers * per_producer, elapsed, commits=commits, trips=hops)
 
 
 # -- memq: drain ---------------------------------------------------------------------------
@@ -366,18 +378,18 @@ async def drain_streams(path: Path, sessions: Sequence[str], expected: int) -> Q
     queue = await Queue.open(path)
     counter = [0]
     try:
-        before = queue._writer.batches
+        before, trips_before = queue._writer.batches, trips(queue)
         start = time.perf_counter()
         async with anyio.create_task_group() as tg:
             for sid in sessions:
                 tg.start_soon(consume_session, queue, sid, counter)
         elapsed = time.perf_counter() - start
-        commits = queue._writer.batches - before
+        commits, hops = queue._writer.batches - before, trips(queue) - trips_before
     finally:
         await queue.close()
     if counter[0] != expected:
         raise BenchError(f"drained {counter[0]} messages, expected {expected}")
-    return QueueRun(counter[0], elapsed, commits=commits)
+    return QueueRun(counter[0], elapsed, commits=commits, trips=hops)
 
 
 async def fill_with_enqueue(path: Path, sessions: Sequence[str], per_session: int) -> None:
@@ -410,6 +422,7 @@ class WakeResult:
     since_return: list[float]
     since_call: list[float]
     commits: int
+    trips: int | None = None  # None for the doorbell: it has no thread hand-offs to count
 
 
 async def wake_consumer(queue: Queue, state: WakeState, count: int) -> None:
@@ -430,7 +443,7 @@ async def bench_wakeup(path: Path, count: int) -> WakeResult:
     since_call: list[float] = []
     try:
         state = WakeState(anyio.Event())
-        before = queue._writer.batches
+        before, trips_before = queue._writer.batches, trips(queue)
         async with anyio.create_task_group() as tg:
             tg.start_soon(wake_consumer, queue, state, count)
             for i in range(count):
@@ -444,10 +457,72 @@ async def bench_wakeup(path: Path, count: int) -> WakeResult:
                 yielded = state.yielded_at[-1]
                 since_return.append(yielded - returned)
                 since_call.append(yielded - called)
-        commits = queue._writer.batches - before
+        commits, hops = queue._writer.batches - before, trips(queue) - trips_before
     finally:
         await queue.close()
-    return WakeResult(since_return, since_call, commits)
+    return WakeResult(since_return, since_call, commits, hops)
+
+
+def bench_doorbell(path: Path, count: int) -> WakeResult:
+    """The wake-up baseline: plain sqlite3 and two threads, paced as ``bench_wakeup``.
+
+    The producer thread (a FULL connection, as memq's enqueue) inserts one row, which
+    commits, then rings a ``threading.Event``; the consumer thread (a NORMAL connection, as
+    memq's claims) wakes, claims the head with one statement, notes the time, acks, and
+    tells the producer, which pauses ``WAKE_IDLE_GAP`` before the next row.
+    """
+    open_raw(path).close()  # the schema, once
+    bell, acked = threading.Event(), threading.Event()
+    claimed_at: list[float] = []
+    failures: list[BaseException] = []
+
+    def claim_and_ack(conn: sqlite3.Connection) -> None:
+        now = now_ms()
+        claim = conn.execute(CLAIM_ONE, (now, now + STORED_LEASE_MS, WAKE_SESSION)).fetchone()
+        claimed_at.append(time.perf_counter())
+        if claim is None:
+            raise BenchError("the doorbell rang but there was nothing to claim")
+        message_id, attempts, _payload = claim
+        conn.execute(ACK_ONE, (now_ms(), message_id, attempts))
+
+    def consume() -> None:
+        conn = open_raw(path, Synchronous.NORMAL)
+        try:
+            for _ in range(count):
+                bell.wait()
+                bell.clear()
+                claim_and_ack(conn)
+                acked.set()
+        except BaseException as exc:
+            failures.append(exc)
+            acked.set()
+        finally:
+            conn.close()
+
+    consumer = threading.Thread(target=consume, name="doorbell-consumer")
+    consumer.start()
+    since_return: list[float] = []
+    since_call: list[float] = []
+    conn = open_raw(path)
+    try:
+        for i in range(count):
+            payload = make_payload(WAKE_SESSION, i)
+            time.sleep(WAKE_IDLE_GAP)
+            acked.clear()
+            called = time.perf_counter()
+            now = now_ms()
+            conn.execute(INSERT_PENDING, (WAKE_SESSION, encode(payload), now, now))
+            bell.set()
+            returned = time.perf_counter()
+            if not acked.wait(SCENARIO_TIMEOUT) or failures:
+                raise BenchError(f"the doorbell consumer failed: {failures or 'timed out'}")
+            since_return.append(claimed_at[-1] - returned)
+            since_call.append(claimed_at[-1] - called)
+    finally:
+        conn.close()
+        bell.set()  # a consumer still waiting finds nothing and ends
+        consumer.join(SCENARIO_TIMEOUT)
+    return WakeResult(since_return, since_call, commits=3 * count)
 
 
 # -- memq: recovery ------------------------------------------------------------------------
@@ -587,10 +662,12 @@ def raw_figures(root: Path, sizes: Sizes, payload: str, say: Progress) -> list[F
     ]
 
 
-def enqueue_figures(
-    root: Path, sizes: Sizes, raw_one_tx: float, raw_executemany: float, say: Progress
-) -> list[Figure]:
-    """Scenario 2: enqueue throughput, sequential and 64 producers."""
+def enqueue_figures(root: Path, sizes: Sizes, raw: dict[str, float], say: Progress) -> list[Figure]:
+    """Scenario 2: enqueue throughput, sequential and 64 producers, against the ``raw``
+    figures (by key)."""
+    raw_per_row = raw["raw_insert_per_row_commit"]
+    raw_one_tx = raw["raw_insert_one_transaction"]
+    raw_executemany = raw["raw_insert_one_transaction_executemany"]
     n = sizes.repeats
     say(f"memq enqueue: 1 producer x {sizes.enqueue_sequential} (best of {n})")
     sequential = fastest(
@@ -606,8 +683,18 @@ def enqueue_figures(
         ),
     )
     share = ratio(concurrent.rate, raw_one_tx)
+    alone = ratio(sequential.rate, raw_per_row)
     return [
-        rate_figure("enqueue_1_producer", "enqueue, 1 producer", sequential, "msgs/s"),
+        rate_figure(
+            "enqueue_1_producer",
+            "enqueue, 1 producer",
+            sequential,
+            "msgs/s",
+            target=f">= 0.9x raw insert, 1 row/commit ({raw_per_row:,.0f} rows/s)",
+            met=alone >= 0.9,
+            detail=f"{alone:.2f}x raw 1 row/commit",
+            extra={"ratio_to_raw_per_row_commit": round(alone, 4)},
+        ),
         rate_figure(
             "enqueue_64_producers",
             f"enqueue, {sizes.producers} producers",
@@ -615,6 +702,7 @@ def enqueue_figures(
             "msgs/s",
             target=f">= 50% of raw one-transaction insert ({raw_one_tx:,.0f} rows/s)",
             met=share >= 0.5,
+            detail=f"{share:.2f} of raw one-transaction insert",
             extra={
                 "fraction_of_raw_one_transaction": round(share, 4),
                 "fraction_of_raw_executemany": round(ratio(concurrent.rate, raw_executemany), 4),
@@ -640,7 +728,9 @@ def drain_alone(path: Path, count: int) -> QueueRun:
     return run_async(drain_streams, path, ["solo"], count)
 
 
-def drain_figures(root: Path, sizes: Sizes, raw_pairs: float, say: Progress) -> list[Figure]:
+def drain_figures(
+    root: Path, sizes: Sizes, raw_pairs: float, raw_pairs_normal: float, say: Progress
+) -> list[Figure]:
     """Scenario 3: drain with 50 streams at once, and with one stream alone."""
     n = sizes.repeats
     sessions = [f"d{k:02d}" for k in range(sizes.drain_sessions)]
@@ -653,6 +743,7 @@ def drain_figures(root: Path, sizes: Sizes, raw_pairs: float, say: Progress) -> 
     say(f"memq drain: 1 stream x {sizes.drain_single} (best of {n})")
     alone = fastest(n, lambda i: drain_alone(root / f"drain_alone_{i}.db", sizes.drain_single))
     wide_ratio, alone_ratio = ratio(wide.rate, raw_pairs), ratio(alone.rate, raw_pairs)
+    alone_normal = ratio(alone.rate, raw_pairs_normal)
     baseline = f"raw one-by-one claim+ack ({raw_pairs:,.0f} pairs/s)"
     return [
         rate_figure(
@@ -671,45 +762,113 @@ def drain_figures(root: Path, sizes: Sizes, raw_pairs: float, say: Progress) -> 
             "msgs/s",
             target=f">= 50% of {baseline}",
             met=alone_ratio >= 0.5,
-            extra={"ratio_to_raw_claim_ack": round(alone_ratio, 4)},
+            detail=(
+                f"{alone_ratio:.2f}x raw claim+ack, {alone_normal:.2f}x raw claim+ack at "
+                "NORMAL (memq claims and acks at NORMAL)"
+            ),
+            extra={
+                "ratio_to_raw_claim_ack": round(alone_ratio, 4),
+                "ratio_to_raw_claim_ack_normal": round(alone_normal, 4),
+            },
         ),
     ]
 
 
 def wakeup_figures(root: Path, sizes: Sizes, say: Progress) -> list[Figure]:
-    """Scenario 4: latency from enqueue to an idle stream's yield."""
+    """Scenario 4: latency from enqueue to an idle stream's yield, and the same through a
+    threaded sqlite3 doorbell."""
+    say(f"raw sqlite3 doorbell (threads) wake-up latency: {sizes.wakeups} messages")
+    doorbell = bench_doorbell(root / "doorbell.db", sizes.wakeups)
     say(f"memq wake-up latency: {sizes.wakeups} messages")
     result = run_async(bench_wakeup, root / "wakeup.db", sizes.wakeups)
-    figures = []
+    figures = [
+        latency_figure(
+            "raw_doorbell_wakeup",
+            "raw doorbell (threads), committed->claimed",
+            doorbell.since_return,
+            doorbell,
+        ),
+    ]
     for key, label, samples, target in (
         ("wakeup_after_enqueue_returned", "wake-up, enqueue returned->yield", "since_return", 1.0),
         ("wakeup_after_enqueue_called", "wake-up, enqueue called->yield", "since_call", None),
     ):
-        values = getattr(result, samples)
-        p50, p99 = percentile(values, 50) * 1e3, percentile(values, 99) * 1e3
         figures.append(
-            Figure(
+            latency_figure(
                 key,
-                label + " p99",
-                p99,
-                "ms",
+                label,
+                getattr(result, samples),
+                result,
                 target=None if target is None else f"p99 < {target:g} ms",
-                met=None if target is None else p99 < target,
-                detail=f"p50 {p50:.3f} ms, max {max(values) * 1e3:.3f} ms",
-                extra={
-                    "p50_ms": round(p50, 4),
-                    "p99_ms": round(p99, 4),
-                    "min_ms": round(min(values) * 1e3, 4),
-                    "max_ms": round(max(values) * 1e3, 4),
-                    "mean_ms": round(statistics.fmean(values) * 1e3, 4),
-                    "over_1ms": sum(v > 1e-3 for v in values),
-                    "messages": len(values),
-                    "idle_gap_ms": WAKE_IDLE_GAP * 1e3,
-                    "commits": result.commits,
-                },
+                limit_ms=target,
             )
         )
+    memq_p99 = percentile(result.since_return, 99)
+    bell_p99 = percentile(doorbell.since_return, 99)
+    versus = ratio(memq_p99, bell_p99)
+    figures.append(
+        Figure(
+            "wakeup_vs_doorbell",
+            "wake-up p99, memq / threaded doorbell",
+            versus,
+            "ratio",
+            target=f"<= 1 (at or below the doorbell's {bell_p99 * 1e3:.3f} ms)",
+            met=versus <= 1.0,
+            detail=(
+                f"memq {memq_p99 * 1e3:.3f} ms, doorbell {bell_p99 * 1e3:.3f} ms; p50 "
+                f"{percentile(result.since_return, 50) * 1e3:.3f} vs "
+                f"{percentile(doorbell.since_return, 50) * 1e3:.3f} ms"
+            ),
+            extra={
+                "memq_p99_ms": round(memq_p99 * 1e3, 4),
+                "doorbell_p99_ms": round(bell_p99 * 1e3, 4),
+            },
+        )
+    )
     return figures
+
+
+def latency_figure(
+    key: str,
+    label: str,
+    values: Sequence[float],
+    result: WakeResult,
+    *,
+    target: str | None = None,
+    limit_ms: float | None = None,
+) -> Figure:
+    """A wake-up latency figure (its p99), with the commits and trips per message."""
+    p50, p99 = percentile(values, 50) * 1e3, percentile(values, 99) * 1e3
+    messages = len(values)
+    notes = [f"p50 {p50:.3f} ms, max {max(values) * 1e3:.3f} ms"]
+    extra: dict[str, Any] = {
+        "p50_ms": round(p50, 4),
+        "p99_ms": round(p99, 4),
+        "min_ms": round(min(values) * 1e3, 4),
+        "max_ms": round(max(values) * 1e3, 4),
+        "mean_ms": round(statistics.fmean(values) * 1e3, 4),
+        "over_1ms": sum(v > 1e-3 for v in values),
+        "messages": messages,
+        "idle_gap_ms": WAKE_IDLE_GAP * 1e3,
+        "commits": result.commits,
+        "commits_per_message": round(result.commits / messages, 3),
+    }
+    per_message = f"{result.commits / messages:.2f} commits"
+    if result.trips is not None:
+        extra["trips"] = result.trips
+        extra["trips_per_message"] = round(result.trips / messages, 3)
+        per_message += f" and {result.trips / messages:.2f} thread trips"
+    notes.append(per_message + " per message")
+    return Figure(
+        key,
+        label + " p99",
+        p99,
+        "ms",
+        target=target,
+        met=None if limit_ms is None else p99 < limit_ms,
+        detail="; ".join(notes),
+        extra=extra,
+    )
 
 
 def recovery_figures(root: Path, sizes: Sizes, payload: str, say: Progress) -> list[Figure]:
@@ -808,9 +967,17 @@ def rate_figure(
     if run.commits is not None:
         facts["commits"] = run.commits
         per_commit = run.per_commit
+        per_message = run.commits / run.count if run.count else 0.0
+        facts["commits_per_message"] = round(per_message, 3)
         if per_commit is not None:
             facts["per_commit"] = round(per_commit, 2)
-            notes.append(f"{run.commits:,} commits ({per_commit:.1f}/commit)")
+            notes.append(
+                f"{run.commits:,} commits ({per_commit:.1f}/commit, {per_message:.3g}/message)"
+            )
+    if run.trips is not None and run.count:
+        facts["trips"] = run.trips
+        facts["trips_per_message"] = round(run.trips / run.count, 3)
+        notes.append(f"{run.trips:,} thread trips ({run.trips / run.count:.3g}/message)")
     if detail:
         notes.append(detail)
     return Figure(
@@ -848,14 +1015,10 @@ def run_all(root: Path, sizes: Sizes, say: Progress) -> list[Figure]:
     payload = encode(make_payload("raw", 0))
     figures = raw_figures(root, sizes, payload, say)
     by_key = {f.key: f.value for f in figures}
-    figures += enqueue_figures(
-        root,
-        sizes,
-        by_key["raw_insert_one_transaction"],
-        by_key["raw_insert_one_transaction_executemany"],
-        say,
+    figures += enqueue_figures(root, sizes, by_key, say)
+    figures += drain_figures(
+        root, sizes, by_key["raw_claim_ack"], by_key["raw_claim_ack_normal"], say
     )
-    figures += drain_figures(root, sizes, by_key["raw_claim_ack"], say)
     figures += wakeup_figures(root, sizes, say)
     figures += recovery_figures(root, sizes, payload, say)
     figures += scale_figures(root, sizes, say)

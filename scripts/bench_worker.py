@@ -90,7 +90,7 @@ from memq.events import Route as EventRoute
 from memq.events import route_event
 from memq.queue import Queue, QueueSettings
 from memq.worker.daemon import bind_listener, server_config
-from memq.worker.routes.common import json_body
+from memq.worker.http.request import json_body
 from memq.worker.security import RequestGuard
 
 HOST: Final = "127.0.0.1"

@@ -1,6 +1,6 @@
 """What memq answers about memory, as JSON-ready values and error messages.
 
-The daemon's routes (``memq.worker.api``) and the CLI's direct reads of the database file
+The daemon's routes (``memq.worker.http``) and the CLI's direct reads of the database file
 (``memq.memory.direct``, when no daemon answers) both build their answers here from the same
 readers, so that a command prints the same whichever of the two answered.
 """

@@ -24,12 +24,12 @@ import anyio
 from memq.events import normalize_session_key
 from memq.exceptions import InvalidQueryError, SchemaError, StorageError
 from memq.memory.answers import context_answer, no_record, no_session, search_answer
+from memq.memory.archive import SessionExporter
 from memq.memory.context import ContextBuilder
+from memq.memory.projects import project_for
 from memq.memory.reader import ReadsMemory
 from memq.memory.search import MemorySearch
 from memq.memory.store import MemoryStore
-from memq.memory.transfer import SessionExporter
-from memq.worker.projects import project_for
 
 Answer = tuple[int, bytes]  # what the CLI gets from the daemon too: status and body
 

@@ -1,4 +1,5 @@
-"""The memory store: sessions, prompts, observations and summaries in the queue's database.
+"""The memory store: sessions, prompts, observations and summaries in the queue's database,
+the SQLite ``MemoryBackend`` (``memq.memory.backend``).
 
 Writes are ``Effect`` functions that the queue's writer runs inside the transaction that marks
 the message processed (``claim.ack(store.effect(...))``), so memory and the processed mark
@@ -9,13 +10,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
 import aiosqlite
 
+from memq.memory.backend import CONTEXT_ITEMS, MemoryWrite, TransferResult
 from memq.memory.history import DEFAULT_HISTORY_ITEMS, History, HistoryEntry, shape_history
 from memq.memory.reader import ReadsMemory
 from memq.memory.records import (
@@ -46,17 +47,14 @@ TITLE_CHARS: Final = 80
 FORK_TITLE_MARKER: Final = "[fork] "
 UNKNOWN_ASSISTANT: Final = "unknown"
 RECORD_TABLES: Final = ("prompts", "observations", "summaries")
-# Prompts and observations a processor is shown (its context): as many as the LLM summary
-# prompt can show (memq.processors.llm.prompts: 20 prompts, 80 records), so the context is
-# not what cuts a long turn short; still a bounded read however long the session runs.
-CONTEXT_ITEMS: Final = 100
 _SESSION_CREATING_KINDS: Final = frozenset(
     {MessageKind.PROMPT, MessageKind.OBSERVATION, MessageKind.SUMMARIZE}
 )
 
 
 class MemoryStore(ReadsMemory):
-    """Reads memory on its own connection and builds the effects that write it.
+    """Reads memory on its own connection and builds the effects that write it: the SQLite
+    ``MemoryBackend``.
 
     Open it with ``await MemoryStore.open(path)`` on a database that ``Queue.open`` has
     already migrated.
@@ -100,7 +98,7 @@ class MemoryStore(ReadsMemory):
 
         return write
 
-    def forget_effect(self, session_key: str) -> Callable[[Transaction], Awaitable[int]]:
+    def forget_effect(self, session_key: str) -> MemoryWrite[int]:
         """A write that deletes the session and all its memory; it returns how many rows it
         deleted. Run it with ``queue.run_in_transaction``.
 
@@ -124,9 +122,7 @@ class MemoryStore(ReadsMemory):
 
         return forget
 
-    def revert_effect(
-        self, session_key: str, from_message_id: int
-    ) -> Callable[[Transaction], Awaitable[int]]:
+    def revert_effect(self, session_key: str, from_message_id: int) -> MemoryWrite[int]:
         """A write that forgets what the session learned from ``from_message_id`` on (its
         prompts, observations and summaries) and recounts the session; it returns how many
         records it deleted. Remove the queue rows first (``Queue.forget_session_from``), so
@@ -148,9 +144,7 @@ class MemoryStore(ReadsMemory):
 
         return revert
 
-    def transfer_effect(
-        self, from_key: str, to_key: str
-    ) -> Callable[[Transaction], Awaitable[TransferResult]]:
+    def transfer_effect(self, from_key: str, to_key: str) -> MemoryWrite[TransferResult]:
         """A write that moves the session's memory to ``to_key`` (created if new, merged
         into if it exists: its prompts numbered after the target's) and deletes the source.
         Move the queue rows first (``Queue.move_session``).
@@ -215,9 +209,7 @@ class MemoryStore(ReadsMemory):
 
         return transfer
 
-    def title_effect(
-        self, session_key: str, title: str | None
-    ) -> Callable[[Transaction], Awaitable[str | None]]:
+    def title_effect(self, session_key: str, title: str | None) -> MemoryWrite[str | None]:
         """A write that sets the session's title (kept by a revert), or with None gives it
         back the one from its first prompt (marked as a fork's, ``fork_title``, when the
         session inherited that prompt). It returns the title, or raises ``KeyError`` when
@@ -397,15 +389,6 @@ def split_session_key(session_key: str) -> tuple[str, str]:
     if not colon or not assistant or not external_id:
         return UNKNOWN_ASSISTANT, session_key
     return assistant, external_id
-
-
-@dataclass(frozen=True, slots=True)
-class TransferResult:
-    """A transfer made: ``records`` of the source moved into the target; ``merged`` were
-    copies of what the target held already, and left with the source."""
-
-    records: int
-    merged: int
 
 
 def transfer_parent(

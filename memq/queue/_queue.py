@@ -12,7 +12,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, NamedTuple, TypeVar, cast
 
-import aiosqlite
 import anyio
 import structlog
 from anyio.abc import TaskStatus
@@ -35,6 +34,7 @@ from memq.queue._clock import (
     seconds_until,
     span,
 )
+from memq.queue._connection import ThreadConnection
 from memq.queue._files import DatabaseFiles, FileProblem, Replacement
 from memq.queue._lock import InstanceLock, lock_path_for
 from memq.queue._models import (
@@ -50,7 +50,7 @@ from memq.queue._models import (
 )
 from memq.queue._settings import QueueSettings
 from memq.queue._stream import SessionStream
-from memq.queue._wakeup import ForeignChangeWatcher, Wakeups
+from memq.queue._wakeup import ForeignChangeWatcher, Handoff, Wakeups
 from memq.queue._writer import (
     CallOp,
     ClaimOp,
@@ -61,6 +61,7 @@ from memq.queue._writer import (
     SettleAction,
     SettleOp,
     Transaction,
+    storage_error,
 )
 from memq.storage import connection, schema
 from memq.storage.connection import Synchronous
@@ -74,6 +75,8 @@ KINDS: Final = frozenset(kind.value for kind in MessageKind)
 MAX_ID_CHARS: Final = 512
 PRUNE_CHUNK: Final = 2000
 INTERRUPTED: Final = "interrupted: the process died while this message was processing"
+# One encoder for every payload: json.dumps with options builds a new one per call.
+_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 class Handback(NamedTuple):
@@ -97,10 +100,10 @@ class Queue:
         *,
         settings: QueueSettings,
         lock: InstanceLock,
-        durable: aiosqlite.Connection,
-        fast: aiosqlite.Connection,
-        reader: aiosqlite.Connection,
+        writer: ThreadConnection,
+        reader: ThreadConnection,
         files: DatabaseFiles,
+        foreign_version: int,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.path = path
@@ -108,8 +111,9 @@ class Queue:
         self.clock = clock
         self._spans = StoredSpans.from_settings(settings)
         self._lock = lock
+        self._writer_conn = writer
         self._reader = reader
-        self._connections = (durable, fast, reader)
+        self._connections = (writer, reader)
         self._closed = False
         self._closing = anyio.Event()  # wakes the maintenance loops at close
         # The files at the database's paths (memq.queue._files): what this queue found
@@ -124,19 +128,22 @@ class Queue:
         self._changes = ForeignChangeWatcher(
             self._wakeups,
             settings.change_check_interval,
-            self._read_data_version,
+            self._read_foreign_version,
             self._sessions_with_pending,
+            version=foreign_version,
         )
         self._writer = GroupCommitWriter(
-            durable,
-            fast,
+            writer,
             QUERIES,
+            durable=settings.synchronous,
             max_batch=settings.max_batch,
             max_batch_bytes=settings.max_batch_bytes,
             stored_lease=self._spans.stored_lease,
             longest_wait=self._spans.longest_wait,
             clock=clock,
             on_commit=self._after_commit,
+            verify=self._verify_files,
+            claims_for=self._handoffs,
             on_storage_error=self._storage_failed,
         )
         self._active_claims: set[Claim] = set()
@@ -174,17 +181,19 @@ class Queue:
         cls, db_path: Path, lock: InstanceLock, settings: QueueSettings, clock: Clock
     ) -> Queue:
         """``open`` once the instance lock is held; releases it when opening fails."""
-        opened: list[aiosqlite.Connection] = []
+        opened: list[ThreadConnection] = []
         files: DatabaseFiles | None = None
         try:
             await anyio.to_thread.run_sync(_install_leftover_copy, db_path)
             await anyio.to_thread.run_sync(_prepare_database, db_path, settings, clock)
-            durable = await _connect(db_path, settings.synchronous, settings, opened)
-            fast = await _connect(db_path, Synchronous.NORMAL, settings, opened)
-            reader = await _connect(db_path, Synchronous.NORMAL, settings, opened)
+            writer = await _connect(db_path, settings.synchronous, settings, opened, "writer")
+            reader = await _connect(db_path, Synchronous.NORMAL, settings, opened, "reader")
             # A first read makes SQLite open (create) the WAL and its index, so the files
             # recorded next are the ones the connections use.
             await reader.execute_fetchall("SELECT count(*) FROM sqlite_master")
+            # Where the watch for other processes' rows starts: the writer's data_version
+            # moves only when another connection commits, never for the queue's own writes.
+            foreign_version = await _data_version(writer)
             files = await anyio.to_thread.run_sync(DatabaseFiles.open, db_path)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
@@ -199,10 +208,10 @@ class Queue:
             db_path,
             settings=settings,
             lock=lock,
-            durable=durable,
-            fast=fast,
+            writer=writer,
             reader=reader,
             files=files,
+            foreign_version=foreign_version,
             clock=clock,
         )
 
@@ -236,6 +245,9 @@ class Queue:
 
     async def _shut_down(self, *, hand_back_claims: bool, release_lock: bool = True) -> None:
         with anyio.CancelScope(shield=True):
+            # Claims being made for waiting streams join the active ones before these go back.
+            for handoff in self._wakeups.close():
+                await handoff.wakeup.wait()
             active = [c for c in self._active_claims if c.state is ClaimState.ACTIVE]
             if hand_back_claims and not self._writes_stopped and (active or self._handbacks):
                 try:
@@ -250,6 +262,7 @@ class Queue:
             self._closed = True
             self._closing.set()
             self._wakeups.wake_all()
+            self._changes.close()
             await self._writer.close()
             for conn in self._connections:
                 await conn.close()
@@ -325,7 +338,10 @@ class Queue:
         self._check_open()
         return SessionStream(self, _check_id("session_id", session_id), linger)
 
-    async def _claim(self, session_id: str) -> Claim | None:
+    async def _claim(self, session_id: str) -> tuple[Claim | None, float | None]:
+        """Claim the session's head if it is due. Returns the claim, or None and when (on
+        ``clock.monotonic()``) the pending head becomes due, None when nothing is pending.
+        A head that is not due is only looked at: nothing is written."""
         op = ClaimOp(session_id)
         # A claim whose settlement could not be written goes back first, in the same batch
         # (settlements run before claims): the session's head is claimed again, in order.
@@ -341,8 +357,11 @@ class Queue:
         if op.error is not None:
             raise op.error
         if op.row is None:
-            return None
-        row = op.row
+            return None, self._due_at(op.head_available_at)
+        return self._claimed(op.row), None
+
+    def _claimed(self, row: sqlite3.Row) -> Claim:
+        """The claim of a row that a committed batch claimed."""
         message = Message(
             id=int(row["id"]),
             session_id=str(row["session_id"]),
@@ -368,10 +387,13 @@ class Queue:
                 QUERIES["head_available_at"], {"session_id": session_id}
             )
         )
-        if not rows:
+        return self._due_at(EpochMs(int(rows[0][0])) if rows else None)
+
+    def _due_at(self, available_at: EpochMs | None) -> float | None:
+        """``available_at`` (a head's, as stored) on ``clock.monotonic()``."""
+        if available_at is None:
             return None
-        (available_at,) = rows[0]
-        wait = seconds_until(EpochMs(int(available_at)), self.clock.now())
+        wait = seconds_until(available_at, self.clock.now())
         if wait > self.settings.max_wait:
             wait = 0.0  # stored before the wall clock was set back: due now (see claim_heads)
         return self.clock.monotonic() + max(0.0, wait)
@@ -379,21 +401,44 @@ class Queue:
     async def _ack(self, claim: Claim, write: Effect | None) -> bool:
         self._check_open()
         message = claim.message
+        ack: SettleOp | CallOp[bool]
         if write is None:
-            op = SettleOp(SettleAction.ACK, message.id, message.attempts)
-            await self._writer.submit(op)
-            return op.matched
+            ack = SettleOp(SettleAction.ACK, message.id, message.attempts)
+        else:
 
-        async def ack_and_write(tx: Transaction) -> bool:
-            claims = json.dumps([[message.id, message.attempts]])
-            if not await tx.fetchall(QUERIES["ack"], {"claims": claims, "now": tx.now_ms}):
-                return False
-            await write(tx)
-            return True
+            async def ack_and_write(tx: Transaction) -> bool:
+                claims = json.dumps([[message.id, message.attempts]])
+                if not await tx.fetchall(QUERIES["ack"], {"claims": claims, "now": tx.now_ms}):
+                    return False
+                await write(tx)
+                return True
 
-        call: CallOp[bool] = CallOp(ack_and_write)
-        await self._writer.submit(call)
-        return bool(call.result)
+            ack = CallOp(ack_and_write)
+        acked = functools.partial(_acked, ack)
+        follow = self._follow_up(claim, acked)
+        await self._writer.submit_all([ack] if follow is None else [ack, follow])
+        if ack.error is not None:
+            raise ack.error
+        if follow is not None and follow.row is not None:
+            # The stream's next message, claimed in the ack's commit.
+            following = self._claimed(follow.row)
+            stream = self._session_owners.get(message.session_id)
+            if stream is not None and stream._claims_ahead(claim):
+                stream._set_next(following)
+            else:  # the stream was closed meanwhile
+                await following.release()
+        return acked()
+
+    def _follow_up(self, claim: Claim, acked: Callable[[], bool]) -> ClaimOp | None:
+        """A claim of the next message to make with ``claim``'s ack, when the stream that
+        holds ``claim`` will ask for it (``SessionStream._claims_ahead``)."""
+        session_id = claim.message.session_id
+        stream = self._session_owners.get(session_id)
+        if stream is None or not stream._claims_ahead(claim):
+            return None
+        if any(h.session_id == session_id for h in self._handbacks.values()):
+            return None  # those go back first, with the stream's own claim
+        return ClaimOp(session_id, only_if=acked)
 
     async def _fail(self, claim: Claim, error: str) -> MessageStatus | None:
         self._check_open()
@@ -454,7 +499,7 @@ class Queue:
         self._active_claims.discard(claim)
         session_id = claim.message.session_id
         owner = self._session_owners.get(session_id)
-        if owner is not None and owner._current is claim:
+        if owner is not None and owner._holds(claim) and not owner._holds_other_than(claim):
             del self._session_owners[session_id]
 
     def _unsettled(self, claim: Claim) -> None:
@@ -518,15 +563,31 @@ class Queue:
             except Exception:
                 log.exception("storage_listener.failed")
 
+    def _handoffs(self, enqueues: list[EnqueueOp]) -> list[Handoff]:
+        """Claims for the streams that wait on these enqueues' sessions, made in their batch.
+        A session with a claim waiting to be handed back is left to its stream: that claim
+        goes back first."""
+        sessions = {op.session for op in enqueues}
+        if self._handbacks:
+            sessions -= {handback.session_id for handback in self._handbacks.values()}
+        return self._wakeups.handoffs(sessions)
+
     def _after_commit(self, batch: list[Operation]) -> None:
+        for op in batch:
+            if isinstance(op, Handoff) and op.row is not None:
+                op.waiter.claim = self._claimed(op.row)
         self._wakeups.wake(op.session for op in batch if isinstance(op, EnqueueOp) and op.created)
-        if not self._files_changed and any(isinstance(op, EnqueueOp) for op in batch):
-            # Before these enqueues are acknowledged: were they written where the next start
-            # will look? Three stat calls per commit, next to its fsync.
-            try:
-                self._files_changed = self._files.check()
-            except OSError as exc:
-                log.warning("database.check_failed", path=str(self.path), error=str(exc))
+
+    def _verify_files(self) -> None:
+        """In the writer's thread, after a commit that accepted messages and before they are
+        acknowledged: were they written where the next start will look? Three stat calls
+        per commit, next to its fsync."""
+        if self._files_changed:
+            return
+        try:
+            self._files_changed = self._files.check()
+        except OSError as exc:
+            log.warning("database.check_failed", path=str(self.path), error=str(exc))
 
     # -- the files under the queue ---------------------------------------------------------
 
@@ -636,14 +697,28 @@ class Queue:
 
     # -- foreign writers -------------------------------------------------------------------
 
-    async def _read_data_version(self) -> int:
-        rows = list(await self._reader.execute_fetchall(QUERIES["data_version"]))
-        return int(rows[0][0])
+    async def wait_for_foreign_rows(self) -> None:
+        """Return once another process has committed to the file since the last look: rows
+        that the hook's fallback wrote directly, which no enqueue here announced. The queue
+        looks every ``change_check_interval`` while anyone waits (one look for all of them,
+        idle streams included). Raises ``QueueClosedError`` when the queue closes, and
+        ``StorageError`` when the look fails."""
+        self._check_open()
+        await self._changes.wait()
+
+    async def _read_foreign_version(self) -> int:
+        try:
+            return await _data_version(self._writer_conn)
+        except sqlite3.Error as exc:
+            raise storage_error(exc) from exc
 
     async def _sessions_with_pending(self, session_ids: list[str]) -> list[str]:
-        rows = await self._reader.execute_fetchall(
-            QUERIES["sessions_with_pending"], {"sessions": json.dumps(session_ids)}
-        )
+        try:
+            rows = await self._reader.execute_fetchall(
+                QUERIES["sessions_with_pending"], {"sessions": json.dumps(session_ids)}
+            )
+        except sqlite3.Error as exc:
+            raise storage_error(exc) from exc
         return [str(row["session_id"]) for row in rows]
 
     # -- inspecting ------------------------------------------------------------------------
@@ -679,7 +754,7 @@ class Queue:
         """A number that changes whenever any connection commits to the file (SQLite's
         ``PRAGMA data_version``); cheap enough to poll every second."""
         self._check_open()
-        return await self._read_data_version()
+        return await _data_version(self._reader)
 
     async def sessions_with_backlog(self) -> list[str]:
         """Sessions that have at least one pending message (the worker schedules these)."""
@@ -898,10 +973,17 @@ async def _release_all(queue: Queue, claims: list[Claim]) -> None:
         queue._claim_settled(claim)
 
 
+def _acked(ack: SettleOp | CallOp[bool]) -> bool:
+    """Whether ``ack`` went through: it matched its claim, and was written."""
+    if ack.error is not None:
+        return False
+    return ack.matched if isinstance(ack, SettleOp) else ack.result is True
+
+
 def encode_payload(payload: Any) -> str:
     """``payload`` as compact JSON text that SQLite can store as valid UTF-8."""
     try:
-        text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = _JSON.encode(payload)
         text.encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidMessageError(f"payload is not storable JSON: {exc}") from None
@@ -991,12 +1073,15 @@ async def _connect(
     path: Path,
     synchronous: Synchronous,
     settings: QueueSettings,
-    opened: list[aiosqlite.Connection],
-) -> aiosqlite.Connection:
-    # Room for insert_messages at every batch size plus the named statements.
-    conn = await aiosqlite.connect(path, isolation_level=None, cached_statements=1024)
+    opened: list[ThreadConnection],
+    role: str,
+) -> ThreadConnection:
+    pragmas = connection.connection_pragmas(synchronous, int(settings.busy_timeout * 1000))
+    conn = await ThreadConnection.open(path, pragmas, name=f"memq-queue-{role}")
     opened.append(conn)
-    conn.row_factory = sqlite3.Row
-    for pragma in connection.connection_pragmas(synchronous, int(settings.busy_timeout * 1000)):
-        await conn.execute(pragma)
     return conn
+
+
+async def _data_version(conn: ThreadConnection) -> int:
+    rows = await conn.execute_fetchall(QUERIES["data_version"])
+    return int(rows[0][0])

@@ -21,6 +21,10 @@ class SessionStream:
     Settle each claim before asking for the next. Use ``async with queue.stream(...) as s``
     (or ``aclose()``) when you may leave the loop early with a claim unsettled: closing hands
     it back to the queue.
+
+    Inside ``async with``, acking a claim also claims the session's next message in the same
+    commit, ready for the next iteration: a stream that is sure to be closed can take it
+    early (closing hands it back, its attempt refunded, like any unsettled claim).
     """
 
     def __init__(self, queue: Queue, session_id: str, linger: float) -> None:
@@ -30,6 +34,8 @@ class SessionStream:
         self.session_id = session_id
         self.linger = linger
         self._current: Claim | None = None
+        self._next: Claim | None = None  # claimed with the ack of ``_current``
+        self._managed = False  # used as a context manager: sure to be closed
         self._finished = False
 
     def __aiter__(self) -> SessionStream:
@@ -50,12 +56,45 @@ class SessionStream:
             # A summarize request ends the batch: the worker starts a new stream for more.
             await self.aclose()
             raise StopAsyncIteration
-        claim = await self._next_claim()
+        claim = self._take_next() or await self._next_claim()
         if claim is None:
             await self.aclose()
             raise StopAsyncIteration
         self._current = claim
         return claim
+
+    def _claims_ahead(self, claim: Claim) -> bool:
+        """Whether the ack of ``claim`` should claim the next message for this stream: it is
+        this stream's current claim, the stream will ask for another, and will be closed."""
+        return (
+            self._managed
+            and not self._finished
+            and self._current is claim
+            and self._next is None
+            and claim.message.kind is not MessageKind.SUMMARIZE
+        )
+
+    def _set_next(self, claim: Claim) -> None:
+        """The next message, claimed with the current one's ack."""
+        self._next = claim
+
+    def _take_next(self) -> Claim | None:
+        claim, self._next = self._next, None
+        if claim is None or claim.state is not ClaimState.ACTIVE:
+            return None  # handed back meanwhile (the queue closed, the session forgotten)
+        self._queue._session_owners[self.session_id] = self
+        return claim
+
+    def _holds(self, claim: Claim) -> bool:
+        return claim is self._current or claim is self._next
+
+    def _holds_other_than(self, claim: Claim) -> bool:
+        """Whether an active claim other than ``claim`` keeps this stream owning its
+        session."""
+        return any(
+            held is not None and held is not claim and held.state is ClaimState.ACTIVE
+            for held in (self._current, self._next)
+        )
 
     async def _next_claim(self) -> Claim | None:
         queue = self._queue
@@ -77,16 +116,21 @@ class SessionStream:
         queue = self._queue
         idle_until = queue.clock.monotonic() + self.linger
         while not queue.closed:
-            wakeup = queue._wakeups.arm(self.session_id)
+            waiter = queue._wakeups.arm(self.session_id)
             try:
-                claim = await queue._claim(self.session_id)
+                claim, due_at = await queue._claim(self.session_id)
                 if claim is not None:
                     return claim
-                due_at = await queue._head_due_at(self.session_id)
-                if not await self._wait(wakeup, idle_until, due_at):
+                waiter.waiting = True  # from now on an enqueue may claim for this stream
+                woken = await self._wait(waiter.event, idle_until, due_at)
+                claim = await waiter.take()
+                if claim is not None:
+                    return claim
+                if not woken:
                     return None
             finally:
-                queue._wakeups.disarm(self.session_id, wakeup)
+                queue._wakeups.disarm(self.session_id, waiter)
+                await waiter.abandon()  # a claim made for it that it did not take goes back
         return None
 
     async def _wait(self, wakeup: anyio.Event, idle_until: float, due_at: float | None) -> bool:
@@ -110,13 +154,14 @@ class SessionStream:
     async def aclose(self) -> None:
         """End the stream; an unsettled claim goes back to the queue, its attempt refunded."""
         self._finished = True
-        current = self._current
-        if current is not None and current.state is ClaimState.ACTIVE:
-            with anyio.CancelScope(shield=True):
-                await current.release()  # also ends this stream's ownership of the session
-        self._current = None
+        held = [c for c in (self._current, self._next) if c is not None]
+        with anyio.CancelScope(shield=True):
+            for claim in held:
+                await claim.release()  # if still active; also ends the stream's ownership
+        self._current = self._next = None
 
     async def __aenter__(self) -> SessionStream:
+        self._managed = True
         return self
 
     async def __aexit__(

@@ -7,9 +7,21 @@ while a batch runs just wait; the next leader takes them all at once. So concurr
 claims and acks cost one commit (one fsync) per batch, and the queue needs no task group of its
 own: ``await Queue.open(path)`` is usable at once, anywhere.
 
-Each kind of operation is one set-based statement for the whole batch (a JSON array read with
-``json_each``, or one ``VALUES`` row per message for inserts), because every aiosqlite await is
-a thread hop of about 100 us.
+A batch is one trip to the write connection's thread (``memq.queue._connection``): one
+function runs its whole transaction, ``BEGIN`` to ``COMMIT``, and each kind of operation in it
+is one set-based statement (a JSON array read with ``json_each``, or one ``VALUES`` row per
+message for inserts). Only a batch that carries a consumer's own statements (``CallOp``: an
+ack with its result) comes back to the loop between them, since those are coroutines.
+
+Claims ride other writes where they can: the claim of an idle stream's next message commits
+with the enqueue that wakes it (``memq.queue._wakeup``), and a stream's next claim with the
+ack of its previous message (``memq.queue._stream``). A look that finds nothing due writes
+nothing.
+
+One connection writes, at two levels of ``synchronous``: a batch that accepts new messages
+commits at the configured level (their acknowledgement promises durability), any other at
+``NORMAL``. Losing a claim or a settlement to an OS crash replays the message, never duplicates
+it, because a result and its ack commit together.
 """
 
 from __future__ import annotations
@@ -21,15 +33,16 @@ import json
 import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final, Generic, TypeVar
 
-import aiosqlite
 import anyio
 
 from memq.exceptions import DiskFullError, QueueClosedError, StorageError
 from memq.queue._clock import Clock, EpochMs, SpanMs, later
+from memq.queue._connection import Parameters, ThreadConnection
+from memq.storage.connection import Synchronous
 
 T = TypeVar("T")
 Row = sqlite3.Row
@@ -38,37 +51,32 @@ SQLITE_FULL: Final = 13
 # The -shm file could not grow: on a full disk, that is the disk.
 SQLITE_IOERR_SHMSIZE: Final = 4874
 OUT_OF_SPACE_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
+SAVEPOINT: Final = "memq_call"
 
 
 class Transaction:
     """The open write transaction that an operation's own statements ride in.
 
     ``Claim.ack(write)`` hands one of these to ``write`` so that a consumer's result and the
-    ``processed`` mark commit together or not at all.
+    ``processed`` mark commit together or not at all. Each statement is one trip to the
+    writer's thread.
     """
 
-    def __init__(self, conn: aiosqlite.Connection, now: EpochMs) -> None:
+    def __init__(self, conn: ThreadConnection, now: EpochMs) -> None:
         self._conn = conn
         self.now_ms = now  # the batch's clock, as stored
 
-    async def execute(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> int:
+    async def execute(self, sql: str, parameters: Parameters = ()) -> int:
         """Run one statement; return how many rows it changed."""
-        cursor = await self._conn.execute(sql, parameters)
-        count = cursor.rowcount
-        await cursor.close()
-        return count
+        return await self._conn.execute(sql, parameters)
 
-    async def executemany(
-        self, sql: str, parameters: Sequence[Sequence[Any] | Mapping[str, Any]]
-    ) -> None:
+    async def executemany(self, sql: str, parameters: Sequence[Parameters]) -> None:
         """Run one statement once per parameter set."""
-        await self._conn.executemany(sql, parameters)
+        await self._conn.run(lambda conn: conn.executemany(sql, parameters).close())
 
-    async def fetchall(
-        self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()
-    ) -> list[Row]:
+    async def fetchall(self, sql: str, parameters: Parameters = ()) -> list[Row]:
         """Run one statement and return all its rows."""
-        return list(await self._conn.execute_fetchall(sql, parameters))
+        return await self._conn.execute_fetchall(sql, parameters)
 
 
 class SettleAction(Enum):
@@ -124,13 +132,22 @@ class EnqueueOp(Operation):
 
 
 class ClaimOp(Operation):
-    __slots__ = ("lease_until", "row", "session")
+    """Claim the session's head if it is due. Otherwise ``row`` stays None and
+    ``head_available_at`` says when the pending head becomes due (None: nothing pending).
 
-    def __init__(self, session: str) -> None:
+    ``only_if``, when given, is asked in the writer's thread just before the claim: a claim
+    that rides with the ack of the session's previous message is made only if that ack
+    went through (else that message still holds the session).
+    """
+
+    __slots__ = ("head_available_at", "only_if", "row", "session")
+
+    def __init__(self, session: str, *, only_if: Callable[[], bool] | None = None) -> None:
         super().__init__()
         self.session = session
+        self.only_if = only_if
         self.row: Row | None = None
-        self.lease_until = EpochMs(0)
+        self.head_available_at: EpochMs | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,39 +194,48 @@ class CallOp(Operation, Generic[T]):
 
 
 class GroupCommitWriter:
-    """Owns the write connections; see the module docstring for how batches form.
+    """Owns the write connection; see the module docstring for how batches form.
 
     Args:
-        durable: connection with the configured ``synchronous`` level, used for any batch that
-            accepts new messages (their acknowledgement promises durability).
-        fast: connection with ``synchronous=NORMAL`` for batches of claims and settlements
-            only. Losing one of those to an OS crash replays the message, never duplicates it,
-            because a result and its ack commit together.
+        conn: the write connection, opened at ``durable``.
+        durable: the ``synchronous`` level of a batch that accepts new messages; any other
+            batch commits at ``NORMAL``.
+        verify: run in the writer's thread after each commit that accepted messages, before
+            their callers hear of it (the queue checks that its files are still in place).
+        claims_for: the claims to make in a batch along with its enqueues (for streams that
+            wait on those sessions); they are part of the batch from then on.
+        on_commit: run on the loop after each commit, with the batch.
+        on_storage_error: told of every storage error a write meets.
     """
 
     def __init__(
         self,
-        durable: aiosqlite.Connection,
-        fast: aiosqlite.Connection,
+        conn: ThreadConnection,
         queries: Mapping[str, str],
         *,
+        durable: Synchronous,
         max_batch: int,
         max_batch_bytes: int,
         stored_lease: SpanMs,
         longest_wait: SpanMs,
         clock: Clock,
         on_commit: Callable[[list[Operation]], None],
+        verify: Callable[[], None] | None = None,
+        claims_for: Callable[[list[EnqueueOp]], Sequence[ClaimOp]] | None = None,
         on_storage_error: Callable[[StorageError], None] | None = None,
     ) -> None:
-        self._durable = durable
-        self._fast = fast
+        self._conn = conn
         self._q = queries
+        self._durable = durable
+        self._level = durable  # the connection's level now; read and set in its thread only
         self._max_batch = max_batch
         self._max_batch_bytes = max_batch_bytes
         self._stored_lease = stored_lease
         self._longest_wait = longest_wait
         self._clock = clock
         self._on_commit = on_commit
+        self._verify = verify
+        self._claims_for = claims_for
         # Told of every storage error a write met (a full disk: memq.worker.disk).
         self._on_storage_error = on_storage_error
         self._waiting: deque[Operation] = deque()
@@ -353,66 +379,113 @@ class GroupCommitWriter:
 
     async def _run(self, batch: list[Operation]) -> bool:
         """Run ``batch`` as one commit; results and errors are left on each operation.
-        Returns whether it committed."""
+        Returns whether it committed (a batch of claims with nothing due writes nothing)."""
         now = self._clock.now()
-        enqueues = [op for op in batch if isinstance(op, EnqueueOp)]
-        conn = self._durable if enqueues else self._fast
+        groups = _Groups.of(batch)
+        if groups.enqueues and self._claims_for is not None:
+            claims = self._claims_for(groups.enqueues)
+            groups.claims += claims
+            batch += claims
         try:
             first = batch[0]
             if isinstance(first, CallOp) and not first.transactional:
-                await self._call(conn, first, now, savepoint=False)
-            else:
-                await self._run_transaction(conn, batch, enqueues, now)
+                await self._call_alone(first, now)
+                return True
+            if groups.calls:
+                await self._run_with_calls(groups, now)
+                return True
+            return await self._conn.run(functools.partial(self._write, groups=groups, now=now))
         except Exception as exc:
-            await self._rollback(conn)
+            if groups.calls:
+                with contextlib.suppress(sqlite3.Error):  # a closed connection: nothing open
+                    await self._conn.run(_rollback)
             error = exc if not isinstance(exc, sqlite3.Error) else self._storage_error(exc)
             for op in batch:
                 if isinstance(op, ClaimOp):
                     op.row = None
                 op.error = error
             return False
+
+    # The functions below whose first argument is ``conn`` run in the writer's thread.
+
+    def _write(self, conn: sqlite3.Connection, *, groups: _Groups, now: EpochMs) -> bool:
+        """A batch without calls, whole. Returns whether it committed."""
+        self._set_level(conn, groups)
+        if not groups.writes:
+            # Claims alone: look at the heads first, and write only when one is due, so
+            # that a stream about to wait costs no commit.
+            return self._claim(conn, groups.claims, now)
+        # One plain statement commits on its own; anything more shares one transaction.
+        explicit = groups.writes + bool(groups.claims) > 1
+        try:
+            if explicit:
+                conn.execute("BEGIN IMMEDIATE")
+            self._insert(conn, groups.enqueues)
+            self._settle(conn, groups.settles, now)
+            self._claim(conn, groups.claims, now)
+            if explicit:
+                conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        self._committed(groups)
         return True
 
-    async def _run_transaction(
-        self,
-        conn: aiosqlite.Connection,
-        batch: list[Operation],
-        enqueues: list[EnqueueOp],
-        now: EpochMs,
-    ) -> None:
-        claims = [op for op in batch if isinstance(op, ClaimOp)]
-        calls = [op for op in batch if isinstance(op, CallOp)]
-        settles: dict[SettleAction, list[SettleOp]] = {action: [] for action in SettleAction}
-        for op in batch:
-            if isinstance(op, SettleOp):
-                settles[op.action].append(op)
-        statements = sum(1 for group in (enqueues, claims, *settles.values()) if group)
-        # One plain statement commits on its own; anything more shares one transaction.
-        explicit = bool(calls) or statements > 1
-        if explicit:
-            await conn.execute("BEGIN IMMEDIATE")
-        if enqueues:
-            await self._insert(conn, enqueues, now)
-        for call in calls:
-            await self._call(conn, call, now, savepoint=True)
-        await self._settle(conn, settles, now)
-        if claims:
-            await self._claim(conn, claims, now)
-        if explicit:
-            await conn.execute("COMMIT")
+    def _begin(self, conn: sqlite3.Connection, *, groups: _Groups) -> None:
+        """The start of a batch with calls: its inserts, then the first call's savepoint."""
+        self._set_level(conn, groups)
+        conn.execute("BEGIN IMMEDIATE")
+        self._insert(conn, groups.enqueues)
+        conn.execute(f"SAVEPOINT {SAVEPOINT}")
 
-    async def _rollback(self, conn: aiosqlite.Connection) -> None:
-        if conn.in_transaction:
-            # A failed COMMIT may already have rolled back on its own.
-            with contextlib.suppress(sqlite3.Error):
-                await conn.execute("ROLLBACK")
+    def _end_call(
+        self, conn: sqlite3.Connection, *, failed: bool, last: bool, groups: _Groups, now: EpochMs
+    ) -> bool:
+        """After a call: keep or undo what it did, then start the next call, or finish the
+        batch (settlements, claims, commit). Returns False when SQLite itself rolled the
+        whole transaction back under a failed call (SQLITE_FULL, an I/O error)."""
+        if failed:
+            if not conn.in_transaction:
+                return False
+            conn.execute(f"ROLLBACK TO {SAVEPOINT}")
+        conn.execute(f"RELEASE {SAVEPOINT}")
+        if not last:
+            conn.execute(f"SAVEPOINT {SAVEPOINT}")
+            return True
+        self._settle(conn, groups.settles, now)
+        self._claim(conn, groups.claims, now)
+        conn.execute("COMMIT")
+        self._committed(groups)
+        return True
 
-    async def _insert(self, conn: aiosqlite.Connection, ops: list[EnqueueOp], now: EpochMs) -> None:
+    def _set_level(self, conn: sqlite3.Connection, groups: _Groups) -> None:
+        level = self._durable if groups.enqueues else Synchronous.NORMAL
+        if level is not self._level:
+            conn.execute(f"PRAGMA synchronous = {level.value}")
+            self._level = level
+
+    def _committed(self, groups: _Groups) -> None:
+        if groups.enqueues and self._verify is not None:
+            self._verify()
+
+    def _insert(self, conn: sqlite3.Connection, ops: list[EnqueueOp]) -> None:
+        if not ops:
+            return
         params: list[object] = []
         for op in ops:
             params += (op.session, op.kind, op.payload, op.dedupe_key, op.created_at, op.created_at)
         sql = insert_statement(self._q["insert_messages"], len(ops))
-        inserted = await conn.execute_fetchall(sql, params)
+        cursor = conn.execute(sql, params)
+        count, last = cursor.rowcount, cursor.lastrowid or 0
+        if count == len(ops):
+            # Every row went in, with ids one apart, the last one ``last``.
+            first = last - count + 1
+            for offset, op in enumerate(ops):
+                op.message_id, op.created = first + offset, True
+            return
+        inserted = conn.execute(
+            self._q["inserted_messages"], {"last": last, "count": count}
+        ).fetchall()
         # Rows went in in array order and AUTOINCREMENT ids ascend, so walking both in order
         # pairs each inserted row with its operation; an operation without a match was a
         # duplicate of an existing (or earlier in this batch) dedupe key.
@@ -433,29 +506,40 @@ class GroupCommitWriter:
         if not duplicates:
             return
         keys = json.dumps([[op.session, op.dedupe_key] for op in duplicates], ensure_ascii=False)
-        found = await conn.execute_fetchall(self._q["select_by_dedupe_keys"], {"keys": keys})
+        found = conn.execute(self._q["select_by_dedupe_keys"], {"keys": keys}).fetchall()
         existing = {(row["session_id"], row["dedupe_key"]): int(row["id"]) for row in found}
         for op in duplicates:
             op.message_id, op.created = existing[(op.session, op.dedupe_key)], False
 
-    async def _claim(self, conn: aiosqlite.Connection, ops: list[ClaimOp], now: EpochMs) -> None:
-        lease_until = later(now, self._stored_lease)
-        sessions = json.dumps([op.session for op in ops], ensure_ascii=False)
+    def _claim(self, conn: sqlite3.Connection, ops: list[ClaimOp], now: EpochMs) -> bool:
+        """Claim the heads that are due; tell the others when theirs will be. Returns
+        whether it wrote (some head was due)."""
+        ops = [op for op in ops if op.only_if is None or op.only_if()]
+        if not ops:
+            return False
         params = {
-            "sessions": sessions,
+            "sessions": json.dumps([op.session for op in ops], ensure_ascii=False),
             "now": now,
-            "lease_until": lease_until,
             "latest_due": later(now, self._longest_wait),
         }
-        rows = await conn.execute_fetchall(self._q["claim_heads"], params)
+        heads = {row["session_id"]: row for row in conn.execute(self._q["session_heads"], params)}
+        due = [session for session, head in heads.items() if head["due"]]
+        for op in ops:
+            head = heads.get(op.session)
+            op.head_available_at = None if head is None else EpochMs(int(head["available_at"]))
+        if not due:
+            return False
+        params["sessions"] = json.dumps(due, ensure_ascii=False)
+        params["lease_until"] = later(now, self._stored_lease)
+        rows = conn.execute(self._q["claim_heads"], params).fetchall()
         by_session = {row["session_id"]: row for row in rows}
         for op in ops:
             op.row = by_session.get(op.session)
-            op.lease_until = lease_until
+        return True
 
-    async def _settle(
+    def _settle(
         self,
-        conn: aiosqlite.Connection,
+        conn: sqlite3.Connection,
         groups: dict[SettleAction, list[SettleOp]],
         now: EpochMs,
     ) -> None:
@@ -476,12 +560,50 @@ class GroupCommitWriter:
                     + ([] if op.details is None else [op.details.available_at])
                     for op in ops
                 ]
-            rows = await conn.execute_fetchall(
+            rows = conn.execute(
                 self._q[action.value], {"claims": json.dumps(claims), "now": now}
-            )
+            ).fetchall()
             matched = {int(row["id"]) for row in rows}
             for op in ops:
                 op.matched = op.message_id in matched
+
+    # -- batches with calls (back on the loop between statements) ---------------------------
+
+    async def _run_with_calls(self, groups: _Groups, now: EpochMs) -> None:
+        """Inserts, then each call in a savepoint of its own, then settlements and claims,
+        in one transaction: a trip to the thread to begin, one per statement of a call, and
+        one after each call."""
+        conn = self._conn
+        await conn.run(functools.partial(self._begin, groups=groups))
+        calls = groups.calls
+        for index, call in enumerate(calls):
+            failure: Exception | None = None
+            try:
+                call.result = await call.fn(Transaction(conn, now))
+            except Exception as exc:
+                failure = exc
+            end = functools.partial(
+                self._end_call,
+                failed=failure is not None,
+                last=index == len(calls) - 1,
+                groups=groups,
+                now=now,
+            )
+            if not await conn.run(end):
+                assert failure is not None
+                raise failure  # the batch is lost, not only this call, and says why
+            if failure is not None:
+                call.error = self._error_of(failure)
+
+    async def _call_alone(self, op: CallOp[Any], now: EpochMs) -> None:
+        """A call outside any transaction (a WAL checkpoint); its error stays its own."""
+        try:
+            op.result = await op.fn(Transaction(self._conn, now))
+        except Exception as exc:
+            op.error = self._error_of(exc)
+
+    def _error_of(self, exc: Exception) -> Exception:
+        return exc if not isinstance(exc, sqlite3.Error) else self._storage_error(exc)
 
     def _storage_error(self, exc: sqlite3.Error) -> StorageError:
         error = storage_error(exc)
@@ -489,25 +611,44 @@ class GroupCommitWriter:
             self._on_storage_error(error)
         return error
 
-    async def _call(
-        self, conn: aiosqlite.Connection, op: CallOp[Any], now: EpochMs, *, savepoint: bool
-    ) -> None:
-        if savepoint:
-            await conn.execute("SAVEPOINT memq_call")
-        try:
-            op.result = await op.fn(Transaction(conn, now))
-        except Exception as exc:
-            if savepoint and not conn.in_transaction:
-                # SQLite rolled the whole transaction back itself (SQLITE_FULL, an I/O
-                # error): the batch is lost, not only this call, and says why.
-                raise
-            if savepoint:
-                await conn.execute("ROLLBACK TO memq_call")
-                await conn.execute("RELEASE memq_call")
-            op.error = exc if not isinstance(exc, sqlite3.Error) else self._storage_error(exc)
-            return
-        if savepoint:
-            await conn.execute("RELEASE memq_call")
+
+@dataclass(slots=True)
+class _Groups:
+    """A batch's operations by kind, in the order they run: inserts, calls, settlements
+    (one statement per action), claims."""
+
+    enqueues: list[EnqueueOp] = field(default_factory=list)
+    calls: list[CallOp[Any]] = field(default_factory=list)
+    settles: dict[SettleAction, list[SettleOp]] = field(
+        default_factory=lambda: {action: [] for action in SettleAction}
+    )
+    claims: list[ClaimOp] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, batch: list[Operation]) -> _Groups:
+        groups = cls()
+        for op in batch:
+            if isinstance(op, EnqueueOp):
+                groups.enqueues.append(op)
+            elif isinstance(op, ClaimOp):
+                groups.claims.append(op)
+            elif isinstance(op, SettleOp):
+                groups.settles[op.action].append(op)
+            elif isinstance(op, CallOp):
+                groups.calls.append(op)
+        return groups
+
+    @property
+    def writes(self) -> int:
+        """Write statements other than the claim: inserts, and one per kind of settlement."""
+        return bool(self.enqueues) + sum(1 for ops in self.settles.values() if ops)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        # A failed COMMIT may already have rolled back on its own.
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 @functools.lru_cache(maxsize=512)

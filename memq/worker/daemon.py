@@ -6,6 +6,9 @@ error a second daemon gets), then the database is checked (a damaged one is not 
 named), then the queue recovers and the sessions with a backlog are scheduled. Why a daemon
 could not start is recorded for ``memq start``, ``memq status`` and the hook
 (``memq.worker.startup_error``).
+
+What runs is built and wired in ``memq.worker.composition``; this module owns the order in
+which it starts and stops.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Final, TypeVar
@@ -24,33 +27,29 @@ from typing import Final, TypeVar
 import anyio
 import structlog
 import uvicorn
+from anyio.abc import TaskGroup
 from starlette.types import ASGIApp
 
 from memq import __version__
-from memq.config import HOST, Settings, settings_report
+from memq.config import HOST, Settings
 from memq.exceptions import DatabaseDamagedError, MemqError, StartupError
-from memq.memory.context import ContextBuilder
-from memq.memory.search import MemorySearch
-from memq.memory.store import MemoryStore
-from memq.memory.transfer import SessionExporter
-from memq.processors.base import Processor
 from memq.processors.pool import ProcessorPool
-from memq.queue import Queue, QueueSettings, Synchronous
+from memq.queue import Queue
 from memq.queue._lock import InstanceLock, lock_path_for
 from memq.storage import integrity
 from memq.worker import startup_error
-from memq.worker.activity import ActivityTracker
-from memq.worker.api import Services, create_app
-from memq.worker.disk import DiskMonitor, Reserve
+from memq.worker.composition import (
+    Built,
+    disk_monitor,
+    open_services,
+    processor_pool,
+    queue_settings,
+    shielded,
+)
 from memq.worker.file_modes import secure_home
-from memq.worker.forks import ForkLinker
+from memq.worker.http import create_app
 from memq.worker.pidfile import DaemonRecord, remove_record, write_record
-from memq.worker.processing import ClaimHandler
 from memq.worker.security import load_or_create_token
-from memq.worker.session_config import SessionConfigs
-from memq.worker.session_pauses import SessionPauses
-from memq.worker.sessions import SessionManager
-from memq.worker.spool_intake import QueueTarget, SpoolIntake
 
 log = structlog.get_logger("memq.daemon")
 
@@ -96,9 +95,8 @@ class Daemon:
         # taken never ran, so it logs nothing about stopping.
         self._locked = False
         self._served = False  # reached RUNNING at least once
-        # An ephemeral daemon's database is not on the home's disk: it keeps no reserve there.
-        reserve_size = 0 if settings.ephemeral else settings.reserve_bytes
-        self.disk = DiskMonitor(Reserve(settings.paths.reserve, reserve_size))
+        self._queue: Queue | None = None  # reopened when its files are replaced: close the latest
+        self.disk = disk_monitor(settings)
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown."""
@@ -107,75 +105,67 @@ class Daemon:
     async def run(self) -> None:
         """Start everything, serve until asked to stop, then shut down in order."""
         settings = self.settings
-        paths = settings.paths
+        await self._prepare_home()
+        token = load_or_create_token(settings.paths.token)
+        processors = processor_pool(settings)
+        async with contextlib.AsyncExitStack() as resources:
+            # Registered first so it runs last: "stopped" means everything is closed.
+            resources.callback(self._stopped, settings.paths.pidfile)
+            # Closed in reverse order, shielded: a shutdown by cancellation still closes the
+            # database cleanly and hands back unsettled claims.
+            resources.push_async_callback(shielded, processors.aclose)
+            queue = await self._open_queue()
+            resources.push_async_callback(shielded, self._close_queue)
+            sock = bind_listener(settings.port)
+            resources.callback(sock.close)
+            self.port = sock.getsockname()[1]
+            while await self._serve_round(queue, processors, token, sock) is Served.REPLACED:
+                # The database's files were deleted or swapped and the queue saved what it
+                # held at the path (memq.queue._files). Every connection to the old files is
+                # closed now; serve again on the file at the path, same port, same lock.
+                queue = self._queue = await queue.reopen()
+                log.info("daemon.restarted", database=str(settings.database_path))
+
+    async def _prepare_home(self) -> None:
+        paths = self.settings.paths
         # Before any connection to the database: a home others can write to is refused, and
         # files an earlier memq left readable by others are made the user's alone.
         made_private = secure_home(paths.home)
         if made_private:
             log.warning("files.made_private", files=made_private)
         paths.create_home()
-        if not settings.ephemeral:
+        if not self.settings.ephemeral:
             await self.disk.prepare()  # before the database grows: the reserve comes first
-        database = settings.database_path
-        token = load_or_create_token(paths.token)
-        # The model-based processors read their keys from the same environment and file.
-        processors = ProcessorPool(settings.processor, env=settings.environment)
-        async with contextlib.AsyncExitStack() as resources:
-            # Registered first so it runs last: "stopped" means everything is closed.
-            resources.callback(self._stopped, paths.pidfile)
-            # Closed in reverse order, shielded: a shutdown by cancellation still closes the
-            # database cleanly and hands back unsettled claims.
-            resources.push_async_callback(_shielded, processors.aclose)
-            # Just before the queue takes the lock for good: a daemon started at the same
-            # moment is "already running" to the one that checks second.
-            await anyio.to_thread.run_sync(check_database, database)
-            queue = await Queue.open(
-                database,
-                QueueSettings(
-                    max_attempts=settings.max_attempts,
-                    lease=settings.lease,
-                    synchronous=Synchronous(settings.synchronous),
-                ),
-            )
-            self._locked = True
-            queue.on_storage_error(self.disk.storage_failed)
-            current = [queue]  # reopened when its files are replaced: close the latest
 
-            async def close_queue() -> None:
-                await current[0].close()
+    async def _open_queue(self) -> Queue:
+        """Check the database, then open the queue: from here its instance lock is ours."""
+        database = self.settings.database_path
+        # Just before the queue takes the lock for good: a daemon started at the same
+        # moment is "already running" to the one that checks second.
+        await anyio.to_thread.run_sync(check_database, database)
+        queue = self._queue = await Queue.open(database, queue_settings(self.settings))
+        self._locked = True
+        queue.on_storage_error(self.disk.storage_failed)
+        return queue
 
-            resources.push_async_callback(_shielded, close_queue)
-            sock = bind_listener(settings.port)
-            resources.callback(sock.close)
-            self.port = sock.getsockname()[1]
-            while True:
-                async with contextlib.AsyncExitStack() as readers:
-                    store = await MemoryStore.open(database)
-                    readers.push_async_callback(_shielded, store.close)
-                    context = await ContextBuilder.open(database)
-                    readers.push_async_callback(_shielded, context.close)
-                    search = await MemorySearch.open(database)
-                    readers.push_async_callback(_shielded, search.close)
-                    exporter = await SessionExporter.open(database)
-                    readers.push_async_callback(_shielded, exporter.close)
-                    served = await self._serve(
-                        settings,
-                        queue=queue,
-                        store=store,
-                        context=context,
-                        search=search,
-                        exporter=exporter,
-                        processors=processors,
-                        token=token,
-                        sock=sock,
-                    )
-                if served is not Served.REPLACED:
-                    break
-                # The database's files were deleted or swapped and the queue saved what it
-                # held at the path (memq.queue._files). Every connection to the old files is
-                # closed now; serve again on the file at the path, same port, same lock.
-                queue = current[0] = await queue.reopen()
-                log.info("daemon.restarted", database=str(database))
+    async def _close_queue(self) -> None:
+        if self._queue is not None:
+            await self._queue.close()
+
+    async def _serve_round(
+        self, queue: Queue, processors: ProcessorPool, token: str, sock: socket.socket
+    ) -> Served:
+        """Build the services on ``queue`` and serve with them; they close before the next."""
+        async with open_services(
+            self.settings,
+            queue,
+            processors=processors,
+            disk=self.disk,
+            state=lambda: self.state.value,
+            port=self.port,
+            started_at=self.started_at,
+        ) as built:
+            return await self._serve(built, token=token, sock=sock)
 
     def _mark_running(self) -> None:
         self.state = DaemonState.RUNNING
@@ -223,131 +213,80 @@ class Daemon:
         remove_record(pidfile, os.getpid())
         log.info("daemon.stopped", pid=os.getpid())
 
-    async def _serve(
-        self,
-        settings: Settings,
-        *,
-        queue: Queue,
-        store: MemoryStore,
-        context: ContextBuilder,
-        search: MemorySearch,
-        exporter: SessionExporter,
-        processors: ProcessorPool,
-        token: str,
-        sock: socket.socket,
-    ) -> Served:
-        def pause(reason: str) -> None:
-            sessions.pause(reason)  # bound late: the manager needs the handler first
-
-        configs = await SessionConfigs.load(queue)
-
-        def processor_for(session_key: str) -> Processor:
-            config = configs.get(session_key)
-            return processors.get(config.processor, config.model)
-
-        handler = ClaimHandler(processor_for, store, pause=pause)
-        sessions = SessionManager(
-            queue,
-            handler,
-            capacity=settings.capacity,
-            linger=settings.linger,
-            is_paused=SessionPauses(configs, processors).is_paused,
-        )
-        configs.on_change(sessions.setting_changed)
-        forks = ForkLinker(queue)
-        activity = ActivityTracker(
-            queue,
-            ttl=settings.session_ttl,
-            flush_every_events=settings.activity_flush_events,
-            flush_interval=settings.activity_flush_interval,
-            clock=queue.clock,
-        )
-        activity.on_expire(sessions.expire)
-        activity.on_expire(forks.forget)
-        # Events hooks spooled when neither this daemon nor the database took them.
-        spool = SpoolIntake(
-            settings.paths.home,
-            QueueTarget(queue, forks, sessions.notify),
-            max_body_bytes=settings.body_limit,
-        )
-        spool.prepare()
-        services = Services(
-            queue=queue,
-            store=store,
-            sessions=sessions,
-            state=lambda: self.state.value,
-            port=self.port,
-            started_at=self.started_at,
-            pid=os.getpid(),
-            context=context,
-            search=search,
-            exporter=exporter,
-            configs=configs,
-            processors=processors,
-            forks=forks,
-            activity=activity,
-            disk=self.disk,
-            skip_tools=settings.skip_tools,
-            ephemeral=settings.ephemeral,
-            settings_report=settings_report(settings.environment or os.environ),
-            spool=spool,
-        )
+    async def _serve(self, built: Built, *, token: str, sock: socket.socket) -> Served:
+        """One round: start the services, serve HTTP until a stop request or replaced
+        database files, then stop in order (HTTP, activity, sessions, the rest)."""
+        settings, services = self.settings, built.services
         app = create_app(services, token=token, body_limit=settings.body_limit)
         server = _EmbeddedServer(server_config(app))
+        server_done = anyio.Event()
         async with anyio.create_task_group() as tg:
-            await tg.start(sessions.run)
-            await tg.start(activity.run)
-            await spool.take_in_safely()  # before serving: spooled events come first
-            await tg.start(spool.run)
-            tg.start_soon(queue.run_maintenance)
-            tg.start_soon(self.disk.run)
-            tg.start_soon(self._watch_signals)
-            server_done = anyio.Event()
-
-            async def serve_http() -> None:
-                try:
-                    # uvicorn closes the sockets it serves: a duplicate keeps the port bound
-                    # (connections wait in its backlog) while the daemon serves again.
-                    await server.serve(sockets=[sock.dup()])
-                finally:
-                    server_done.set()
-                    if queue.replaced is None:
-                        self.request_stop()
-
-            tg.start_soon(serve_http)
+            await self._start_services(tg, built)
+            tg.start_soon(self._serve_http, server, sock, services.queue, server_done)
             # uvicorn offers no event for "listening"; its flag is set within milliseconds.
             while not server.started and not server_done.is_set():  # noqa: ASYNC110
                 await anyio.sleep(0.01)
-            write_record(
-                settings.paths.pidfile,
-                DaemonRecord(
-                    os.getpid(),
-                    self.port,
-                    self.started_at,
-                    __version__,
-                    database=str(settings.database) if settings.database else None,
-                ),
-            )
-            self._mark_running()
-            log.info(
-                "daemon.started",
-                pid=os.getpid(),
-                port=self.port,
-                home=str(settings.home),
-                processor=processors.default.name,
-                ephemeral=settings.ephemeral,
-                database=str(settings.database_path),
-            )
-            if settings.ephemeral:
-                log.warning("daemon.ephemeral", database=str(settings.database_path))
-            served = await self._until_stopped_or_replaced(queue, settings.shutdown_grace)
+            self._started(services.processors)
+            served = await self._until_stopped_or_replaced(services.queue, settings.shutdown_grace)
             server.should_exit = True
             await server_done.wait()
-            await activity.close()  # no more touches: write the last ones before the queue does
+            # No more touches: write the last ones before the queue does.
+            await services.activity.close()
             # A replaced queue takes no more acks: in-flight claims go back at the reopen.
-            await sessions.stop(0 if served is Served.REPLACED else settings.shutdown_grace)
+            await services.sessions.stop(
+                0 if served is Served.REPLACED else settings.shutdown_grace
+            )
             tg.cancel_scope.cancel()
         return served
+
+    async def _start_services(self, tg: TaskGroup, built: Built) -> None:
+        """Start what runs beside the HTTP server, each ready before the next."""
+        services = built.services
+        await tg.start(services.sessions.run)
+        await tg.start(services.activity.run)
+        await built.spool.take_in_safely()  # before serving: spooled events come first
+        await tg.start(built.spool.run)
+        tg.start_soon(services.queue.run_maintenance)
+        tg.start_soon(self.disk.run)
+        tg.start_soon(self._watch_signals)
+
+    async def _serve_http(
+        self, server: uvicorn.Server, sock: socket.socket, queue: Queue, done: anyio.Event
+    ) -> None:
+        try:
+            # uvicorn closes the sockets it serves: a duplicate keeps the port bound
+            # (connections wait in its backlog) while the daemon serves again.
+            await server.serve(sockets=[sock.dup()])
+        finally:
+            done.set()
+            if queue.replaced is None:
+                self.request_stop()
+
+    def _started(self, processors: ProcessorPool) -> None:
+        """The server listens: record the daemon for the CLI and the hook, and say so."""
+        settings = self.settings
+        write_record(
+            settings.paths.pidfile,
+            DaemonRecord(
+                os.getpid(),
+                self.port,
+                self.started_at,
+                __version__,
+                database=str(settings.database) if settings.database else None,
+            ),
+        )
+        self._mark_running()
+        log.info(
+            "daemon.started",
+            pid=os.getpid(),
+            port=self.port,
+            home=str(settings.home),
+            processor=processors.default.name,
+            ephemeral=settings.ephemeral,
+            database=str(settings.database_path),
+        )
+        if settings.ephemeral:
+            log.warning("daemon.ephemeral", database=str(settings.database_path))
 
     async def _until_stopped_or_replaced(self, queue: Queue, grace: float) -> Served:
         """Wait for a stop request, or for the queue to report its files replaced."""
@@ -404,11 +343,6 @@ def _leaf_of(exc: BaseException, kind: type[E]) -> E | None:
             if found is not None:
                 return found
     return None
-
-
-async def _shielded(close: Callable[[], Awaitable[None]]) -> None:
-    with anyio.CancelScope(shield=True):
-        await close()
 
 
 def server_config(app: ASGIApp) -> uvicorn.Config:

@@ -14,11 +14,11 @@ from memq.exceptions import (
     StorageError,
     TransientProcessorError,
 )
+from memq.memory.backend import MemoryBackend
+from memq.memory.projects import project_for
 from memq.memory.records import SessionContext
-from memq.memory.store import MemoryStore
 from memq.processors.base import Processor
 from memq.queue import Claim, ClaimState, MessageKind
-from memq.worker.projects import project_for
 
 log = structlog.get_logger("memq.processing")
 
@@ -61,7 +61,7 @@ class ClaimHandler:
     def __init__(
         self,
         processor_for: Callable[[str], Processor],
-        store: MemoryStore,
+        store: MemoryBackend,
         *,
         pause: Callable[[str], None] | None = None,
     ) -> None:

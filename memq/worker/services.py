@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from memq.memory.archive import SessionExporter
+from memq.memory.backend import MemoryBackend
 from memq.memory.context import ContextBuilder
 from memq.memory.search import MemorySearch
-from memq.memory.store import MemoryStore
-from memq.memory.transfer import SessionExporter
 from memq.processors.pool import ProcessorPool
 from memq.queue import Queue
 from memq.worker.activity import ActivityTracker
@@ -25,7 +25,7 @@ class Services:
     """What the routes work with; owned by the daemon."""
 
     queue: Queue
-    store: MemoryStore
+    store: MemoryBackend
     sessions: SessionManager
     state: Callable[[], str]
     port: int

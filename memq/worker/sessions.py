@@ -21,7 +21,7 @@ import anyio
 import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
-from memq.exceptions import StorageError
+from memq.exceptions import QueueClosedError, StorageError
 from memq.queue import Claim, MessageKind, Queue
 
 log = structlog.get_logger("memq.sessions")
@@ -64,7 +64,6 @@ class SessionManager:
         capacity: int = 4,
         linger: float = 5.0,
         quantum: int = 32,
-        rescan_interval: float = 1.0,
         is_paused: Callable[[str], bool] | None = None,
         storage_retry_delay: float = 1.0,
     ) -> None:
@@ -73,7 +72,6 @@ class SessionManager:
         self._limiter = anyio.CapacityLimiter(capacity)
         self.linger = linger
         self._quantum = quantum
-        self._rescan_interval = rescan_interval
         self._session_paused = is_paused or _never_paused
         self._storage_retry_delay = storage_retry_delay
         self._tasks: dict[str, _SessionTask] = {}
@@ -114,21 +112,20 @@ class SessionManager:
 
     async def _discover_foreign_rows(self) -> None:
         """Schedule sessions whose rows another process wrote (the hook's fallback, while
-        this daemon was slow to answer): no enqueue here announced them."""
-        version = None
+        this daemon was slow to answer): no enqueue here announced them. The queue looks for
+        such rows (``Queue.wait_for_foreign_rows``); its own writes never wake this."""
         while True:
             try:
-                current = await self._queue.data_version()
-                if current != version:
-                    if version is not None:
-                        for session_id in await self._queue.sessions_with_backlog():
-                            if session_id not in self._tasks:
-                                self.notify(session_id)
-                    version = current
+                await self._queue.wait_for_foreign_rows()
+                for session_id in await self._queue.sessions_with_backlog():
+                    if session_id not in self._tasks:
+                        self.notify(session_id)
+            except QueueClosedError:
+                return
             except StorageError as exc:
-                # A read that failed must not take the daemon down; look again next time.
+                # A read that failed must not take the daemon down; the queue looks again
+                # after its interval.
                 log.warning("sessions.rescan_failed", error=str(exc))
-            await anyio.sleep(self._rescan_interval)
 
     @property
     def paused(self) -> bool:

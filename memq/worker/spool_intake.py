@@ -40,7 +40,7 @@ from memq.hooks import spool
 from memq.hooks.spool import SpooledEvent
 from memq.queue import Queue
 from memq.worker.forks import ForkLinker
-from memq.worker.status import spool_counts
+from memq.worker.status_report import spool_counts
 
 log = structlog.get_logger("memq.spool")
 

@@ -18,6 +18,7 @@ import pytest
 
 from tests.faults import damaged
 from tests.faults.damaged import DamagedFaultReport
+from tests.faults.kit import memq, run_hook
 from tests.helpers.daemon import Daemon, free_port, running_daemon
 
 REPAIR_HINT = "memq repair"
@@ -106,14 +107,14 @@ def test_a_partly_damaged_database_is_not_started_on(tmp_path: Path) -> None:
     interior, leaves = damaged.btree_pages(database, "observations_session")
     damaged.overwrite_pages(database, interior + leaves, fill="garbage")
     try:
-        code, text = damaged.memq(home, port, "start", timeout=60)
+        code, text = memq(home, port, "start", timeout=60)
         assert code == 1
         assert said_damaged(text, home), text
-        code, text = damaged.memq(home, port, "status")
+        code, text = memq(home, port, "status")
         assert code == 1
         assert said_damaged(text, home), text
     finally:
-        damaged.memq(home, port, "stop")
+        memq(home, port, "stop")
 
 
 def test_a_hook_started_daemon_says_why_it_did_not_start(tmp_path: Path) -> None:
@@ -123,7 +124,7 @@ def test_a_hook_started_daemon_says_why_it_did_not_start(tmp_path: Path) -> None
     (home / "memq.db").write_text("not a database\n" * 100)
     daemon = Daemon(home)
     event = damaged.payload("spawned", 1)
-    result = damaged.hook_spawning(home, daemon.port, event)
+    result = run_hook(home, daemon.port, event, spawning=True)
     assert result.returncode == 0
     assert result.stdout == result.stderr == b""
     reason = wait_for_startup_error(home)
@@ -165,7 +166,7 @@ def test_a_hook_leaves_the_database_alone_while_a_repair_runs(tmp_path: Path) ->
     home.mkdir(mode=0o700)
     (home / "repairing").write_text(f"{os.getpid()}\n")
     event = damaged.payload("during-repair", 1)
-    result = damaged.hook(home, free_port(), event)
+    result = run_hook(home, free_port(), event)
     assert result.returncode == 0
     assert not (home / "memq.db").exists()
     assert len(list((home / "spool").glob("*.event"))) == 1

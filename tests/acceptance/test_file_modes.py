@@ -15,14 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.planted_files import (
-    EVENTS_PER_SCENARIO,
-    event,
-    keep_hooks_from_spawning,
-    ran_home,
-    run_hook,
-    world_writable_home,
-)
+from tests.faults.kit import hook_output, ran_home, run_hook
+from tests.faults.planted_files import EVENTS_PER_SCENARIO, event, world_writable_home
 from tests.helpers.daemon import Daemon, free_port
 
 REFUSAL = "can be written by other users"
@@ -58,7 +52,9 @@ def test_a_daemon_run_creates_every_file_private(tmp_path: Path) -> None:
     daemon.start()
     try:
         for index in range(3):
-            code, _ = run_hook(daemon.home, daemon.port, event("modes", index))
+            code = run_hook(
+                daemon.home, daemon.port, event("modes", index), spawning=True
+            ).returncode
             assert code == 0
         daemon.wait_idle()
         present = {path.name for path in daemon.home.iterdir()}
@@ -74,8 +70,7 @@ def test_a_daemon_run_creates_every_file_private(tmp_path: Path) -> None:
 def test_a_hook_fallback_creates_its_files_private(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
-    keep_hooks_from_spawning(home)
-    code, _ = run_hook(home, free_port(), event("fallback", 0))
+    code = run_hook(home, free_port(), event("fallback", 0)).returncode
     assert code == 0
     assert (home / "memq.db").exists()
     assert (home / "logs" / "hook.log").exists()  # it says why it fell back
@@ -134,10 +129,9 @@ class TestAHomeOthersCanWriteTo:
         assert report.lost == 0
 
     def test_a_session_start_says_why(self, daemon: Daemon) -> None:
-        payload = json.dumps(
-            {"hook_event_name": "SessionStart", "session_id": "s", "source": "startup"}
-        ).encode()
-        code, printed = run_hook(daemon.home, daemon.port, payload)
+        payload = {"hook_event_name": "SessionStart", "session_id": "s", "source": "startup"}
+        done = run_hook(daemon.home, daemon.port, payload, spawning=True)
+        code, printed = done.returncode, hook_output(done)
         assert code == 0
         assert REFUSAL in printed
         assert "chmod 700" in printed

@@ -9,37 +9,32 @@ target, in scripts/bench_oversized.py, is 100 MB); time is not asserted here.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.faults.kit import keep_hooks_from_spawning
 from tests.faults.oversized import (
     BODY_LIMIT,
     SHAPES,
     daemon_down,
     daemon_up,
-    keep_hooks_from_spawning,
+    measured_hook,
     payload,
-    run_hook,
+    stored_sizes,
 )
 from tests.helpers.daemon import free_port
+from tests.helpers.rows import table
 
 # Parsing the 50 MB input whole, as the hook did, peaks far above this.
 RSS_BOUND_MB = 150
 
 
 def stored_payload(database: Path, key: str) -> dict[str, Any]:
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        rows = conn.execute(
-            "SELECT payload FROM pending_messages WHERE dedupe_key = ?", (key,)
-        ).fetchall()
-    finally:
-        conn.close()
+    rows = table(database, "SELECT payload FROM pending_messages WHERE dedupe_key = ?", key)
     assert len(rows) == 1
-    found: dict[str, Any] = json.loads(rows[0][0])
+    found: dict[str, Any] = json.loads(rows[0]["payload"])
     return found
 
 
@@ -68,7 +63,7 @@ class TestWhatIsKept:
         home = tmp_path / "home"
         keep_hooks_from_spawning(home)
         env = {"MEMQ_HOME": str(home), "MEMQ_PORT": str(free_port())}
-        run = run_hook(payload("short_strings", "lines"), env)
+        run = measured_hook(payload("short_strings", "lines"), env)
         assert run.exit_code == 0
         stored = stored_payload(home / "memq.db", "tool:lines")
         assert stored["session_id"] == "oversized-fault"
@@ -89,16 +84,9 @@ class TestWhatIsKept:
             "MEMQ_BODY_LIMIT": str(limit),
         }
         for shape in SHAPES:
-            assert run_hook(payload(shape, shape, size=5_000_000), env).exit_code == 0
-            conn = sqlite3.connect(home / "memq.db")
-            try:
-                (size,) = conn.execute(
-                    "SELECT length(CAST(payload AS BLOB)) FROM pending_messages "
-                    "WHERE dedupe_key = ?",
-                    (f"tool:{shape}",),
-                ).fetchone()
-            finally:
-                conn.close()
+            assert measured_hook(payload(shape, shape, size=5_000_000), env).exit_code == 0
+            size = stored_sizes(home / "memq.db", f"tool:{shape}")[0]
+            assert size is not None
             assert size <= limit
 
     def test_the_spool_never_holds_more_than_the_limit(self, tmp_path: Path) -> None:
@@ -108,7 +96,7 @@ class TestWhatIsKept:
         keep_hooks_from_spawning(home)
         (home / "memq.db").write_text("this is not a database\n" * 100)
         env = {"MEMQ_HOME": str(home), "MEMQ_PORT": str(free_port())}
-        assert run_hook(payload("short_strings", "spooled"), env).exit_code == 0
+        assert measured_hook(payload("short_strings", "spooled"), env).exit_code == 0
         spooled = [path for path in (home / "spool").iterdir() if path.is_file()]
         assert len(spooled) == 1
         header, _, body = spooled[0].read_bytes().partition(b"\n")
@@ -125,7 +113,7 @@ def test_a_broken_oversized_event_is_refused_without_quoting_it(tmp_path: Path, 
     keep_hooks_from_spawning(home)
     env = {"MEMQ_HOME": str(home), "MEMQ_PORT": str(free_port())}
     data = payload(shape, "broken", size=5_000_000)
-    run = run_hook(data[: len(data) // 2], env)
+    run = measured_hook(data[: len(data) // 2], env)
     assert run.exit_code == 0
     assert run.stdout == b""
     assert not (home / "memq.db").exists()

@@ -4,7 +4,6 @@ daemon takes it in, once. Real ``memq hook`` processes, real daemons, real broke
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,18 +14,15 @@ import pytest
 from memq.events import route_event
 from memq.hooks import spool
 from tests.faults import FaultSkipped
+from tests.faults.kit import daemon_log, keep_hooks_from_spawning, run_hook
 from tests.faults.spool import (
     HOOK_WORST_CASE_SECONDS,
-    MEMQ,
     SCENARIOS,
     SpoolFaultReport,
     event,
-    keep_hooks_from_spawning,
-    run_hook,
     stored_counts,
 )
 from tests.helpers.daemon import Daemon
-from tests.helpers.processes import project_env
 
 
 def spool_by_hand(home: Path, payload: dict[str, Any]) -> str:
@@ -34,11 +30,6 @@ def spool_by_hand(home: Path, payload: dict[str, Any]) -> str:
     route = route_event(payload)
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     return spool.write_event(str(home), route, body, now_ms=time.time_ns() // 1_000_000)
-
-
-def daemon_log(home: Path) -> list[dict[str, Any]]:
-    path = home / "logs" / "memq.log"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -96,7 +87,7 @@ class TestIntake:
         daemon.start()
         try:
             payload = event("both", 1)
-            code, _ = run_hook(daemon.home, daemon.port, payload)
+            code = run_hook(daemon.home, daemon.port, payload).returncode
             assert code == 0
             assert stored_counts(daemon.home / "memq.db", ["tool:both-1"]) == {"tool:both-1": 1}
             spool_by_hand(daemon.home, {**payload, "memq_event_id": "x"})
@@ -175,21 +166,13 @@ class TestBadSettingValues:
         home = tmp_path / "home"
         home.mkdir(mode=0o700)
         keep_hooks_from_spawning(home)
-        env = {"MEMQ_HOME": str(home)}
         if where == "environment":
-            env["MEMQ_PORT"] = "abc"
+            port = "abc"
         else:
             (home / "settings.toml").write_text('port = "abc"\n')
-            env["MEMQ_PORT"] = ""
+            port = ""
         payload = event("bad-port", 1)
-        result = subprocess.run(
-            [str(MEMQ), "hook"],
-            input=json.dumps(payload).encode(),
-            capture_output=True,
-            timeout=60,
-            check=False,
-            env=project_env(env),
-        )
+        result = run_hook(home, port, payload)
         assert result.returncode == 0
         assert result.stdout == result.stderr == b""
         stored = stored_counts(home / "memq.db", ["tool:bad-port-1"])["tool:bad-port-1"]

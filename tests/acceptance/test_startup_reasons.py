@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.faults import FaultSkipped
-from tests.faults.damaged import hook, hook_spawning, payload
+from tests.faults.damaged import payload
+from tests.faults.kit import run_hook
 from tests.faults.spool import read_only_home
 from tests.helpers.daemon import Daemon
 
@@ -88,7 +89,7 @@ def test_a_daemon_started_by_a_hook_leaves_its_reason(tmp_path: Path) -> None:
     """The hook starts the daemon with stderr on /dev/null: the reason is recorded."""
     home = broken_home(tmp_path)
     daemon = Daemon(home)
-    result = hook_spawning(home, daemon.port, payload("spawned", 1))
+    result = run_hook(home, daemon.port, payload("spawned", 1), spawning=True)
     assert result.returncode == 0
     path = home / "logs" / "startup-error.json"
     deadline = time.monotonic() + 30
@@ -130,7 +131,7 @@ def test_a_read_only_home_is_named_by_start_serve_status_and_the_hook(tmp_path: 
         status = daemon.memq("status")
         assert status.returncode == 1
         assert "read-only" in status.stdout
-        assert hook(home, daemon.port, payload("read-only", 1)).returncode == 0
+        assert run_hook(home, daemon.port, payload("read-only", 1)).returncode == 0
         logged = [json.loads(x) for x in (home / "logs" / "hook.log").read_text().splitlines()]
     assert [line for line in logged if line["event"] == "hook.failed"] == []
     said = [line for line in logged if "read-only" in str(line.get("problem", ""))]

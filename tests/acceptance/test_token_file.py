@@ -14,15 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.kit import hook_output, ran_home, run_hook
 from tests.faults.planted_files import (
     SECRET_MODE,
     TOKEN_SHAPED_SECRET,
     event,
-    keep_hooks_from_spawning,
     plant_token_link,
     planted_token_symlink,
-    ran_home,
-    run_hook,
     target_unchanged,
 )
 from tests.helpers.daemon import Daemon
@@ -59,10 +57,10 @@ def test_hooks_send_nothing_and_every_event_is_kept(tmp_path: Path) -> None:
 @SECRETS
 def test_the_hook_says_why_in_its_log_without_quoting(planted: tuple[Daemon, Path, str]) -> None:
     daemon, target, contents = planted
-    keep_hooks_from_spawning(daemon.home)
     with recording_listener(daemon.port) as listener:
-        code, printed = run_hook(daemon.home, daemon.port, event("log", 0))
+        done = run_hook(daemon.home, daemon.port, event("log", 0))
         received = listener.received()
+    code, printed = done.returncode, hook_output(done)
     assert code == 0
     assert printed == ""
     assert contents.encode() not in received
@@ -133,11 +131,11 @@ def test_a_token_file_of_the_wrong_shape_is_neither_sent_nor_quoted(tmp_path: Pa
     daemon = ran_home(tmp_path)
     token = daemon.home / "token"
     token.write_text(PROSE_SECRET)
-    keep_hooks_from_spawning(daemon.home)
     with recording_listener(daemon.port) as listener:
-        code, printed = run_hook(daemon.home, daemon.port, event("shape", 0))
+        hooked = run_hook(daemon.home, daemon.port, event("shape", 0))
         done = daemon.memq("search", "anything")
         received = listener.received()
+    code, printed = hooked.returncode, hook_output(hooked)
     assert code == 0
     assert printed == ""
     assert b"hunter2" not in received

@@ -3,7 +3,9 @@ that nothing is lost) and ``scripts/faults`` (which prints them as a table).
 
 Each module holds one or more drivers: a function taking a scratch directory (``Path``) that
 runs the scenario end to end and returns a ``FaultReport``. A driver that cannot run here (not
-root, no tmpfs) raises ``FaultSkipped`` with the reason.
+root, no tmpfs) raises ``FaultSkipped`` with the reason. What the drivers share (the real
+``memq hook`` and CLI, a hook payload, a home a daemon ran in, the queue read from outside) is
+in ``kit``.
 """
 
 from __future__ import annotations

@@ -30,19 +30,14 @@ import json
 import os
 import sqlite3
 import struct
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.faults import FaultReport
-from tests.faults.spool import event, keep_hooks_from_spawning
-from tests.helpers.daemon import Daemon
-from tests.helpers.processes import project_env
+from tests.faults.kit import memq, queue_counts, ran_home, run_hook, tool_call
 
-MEMQ = Path(sys.executable).with_name("memq")
 EVENTS_BEFORE = 60  # processed into memory before the damage: enough for many leaf pages
 EVENTS_DURING = 10  # sent through hooks while the database is damaged
 SESSION_ID = "damaged-db"
@@ -167,96 +162,30 @@ def table_rows(database: Path) -> dict[str, int]:
     return counts
 
 
-# -- memq, run for real -------------------------------------------------------------------------
-
-
-def memq(home: Path, port: int, *args: str, timeout: float = 120) -> tuple[int, str]:
-    """Run the real ``memq`` command; its exit code and its stdout and stderr together."""
-    result = subprocess.run(
-        [str(MEMQ), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=project_env({"MEMQ_HOME": str(home), "MEMQ_PORT": str(port)}),
-    )
-    return result.returncode, result.stdout + result.stderr
-
-
-def hook(home: Path, port: int, payload: dict[str, Any]) -> subprocess.CompletedProcess[bytes]:
-    keep_hooks_from_spawning(home)
-    return subprocess.run(
-        [str(MEMQ), "hook"],
-        input=json.dumps(payload).encode(),
-        capture_output=True,
-        timeout=60,
-        check=False,
-        env=project_env({"MEMQ_HOME": str(home), "MEMQ_PORT": str(port)}),
-    )
-
-
-def hook_spawning(
-    home: Path, port: int, payload: dict[str, Any]
-) -> subprocess.CompletedProcess[bytes]:
-    """The real ``memq hook``, free to start the daemon as it does when none answers."""
-    (home / "spawn.stamp").unlink(missing_ok=True)
-    return subprocess.run(
-        [str(MEMQ), "hook"],
-        input=json.dumps(payload).encode(),
-        capture_output=True,
-        timeout=60,
-        check=False,
-        env=project_env({"MEMQ_HOME": str(home), "MEMQ_PORT": str(port)}),
-    )
+# -- events and what became of them --------------------------------------------------------------
 
 
 def payload(scenario: str, index: int) -> dict[str, Any]:
     """A tool call with a long output (a few fill a page), in this driver's session."""
-    body = event(scenario, index)
-    body["session_id"] = SESSION_ID
-    body["cwd"] = CWD
-    body["tool_response"] = {
-        "stdout": f"flux capacitor reading {index}: " + "calibrated " * 60,
-        "stderr": "",
-        "interrupted": False,
-    }
-    return body
+    return tool_call(
+        SESSION_ID,
+        f"{scenario}-{index}",
+        cwd=CWD,
+        echo=str(index),
+        stdout=f"flux capacitor reading {index}: " + "calibrated " * 60,
+    )
 
 
-def queue_counts(database: Path, keys: list[str]) -> dict[str, int]:
+def processed_counts(database: Path, keys: list[str]) -> dict[str, int]:
     """How many queue rows, processed, each dedupe key has (read-only)."""
-    if not database.exists():
-        return dict.fromkeys(keys, 0)
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
-    try:
-        rows = conn.execute(
-            "SELECT dedupe_key, count(*) FROM pending_messages "
-            "WHERE session_id = ? AND status = 'processed' GROUP BY dedupe_key",
-            (f"claude-code:{SESSION_ID}",),
-        ).fetchall()
-    except sqlite3.Error:
-        return dict.fromkeys(keys, 0)
-    finally:
-        conn.close()
-    found = {str(key): int(n) for key, n in rows}
-    return {key: found.get(key, 0) for key in keys}
+    return queue_counts(database, SESSION_ID, keys, status="processed")
 
 
 def ready_home(scratch: Path) -> tuple[Path, int]:
     """A home a real daemon wrote ``EVENTS_BEFORE`` events to, processed, then stopped in."""
-    home = scratch / "home"
-    daemon = Daemon(home)
-    daemon.start()
-    try:
-        with daemon.client() as client:
-            for index in range(EVENTS_BEFORE):
-                answer = client.post("/api/events", json=payload("before", index))
-                answer.raise_for_status()
-        daemon.wait_idle(timeout=120)
-    finally:
-        daemon.stop()
-    checkpointed(home / "memq.db")
-    return home, daemon.port
+    daemon = ran_home(scratch, [payload("before", index) for index in range(EVENTS_BEFORE)])
+    checkpointed(daemon.home / "memq.db")
+    return daemon.home, daemon.port
 
 
 def recover(
@@ -273,13 +202,13 @@ def recover(
     for index in range(EVENTS_DURING):
         body = payload(name, index)
         keys.append(f"tool:{body['tool_use_id']}")
-        acknowledged += hook(home, port, body).returncode == 0
+        acknowledged += run_hook(home, port, body).returncode == 0
     try:
         status = memq(home, port, "status")
         start = memq(home, port, "start", timeout=60)
         if start[0] == 0:
             raise AssertionError(f"memq started on the damaged database: {start[1]}")
-        session = hook(
+        session = run_hook(
             home,
             port,
             {
@@ -300,11 +229,11 @@ def recover(
         database = home / "memq.db"
         deadline = started + RECOVERY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
-            if all(n == 1 for n in queue_counts(database, keys).values()):
+            if all(n == 1 for n in processed_counts(database, keys).values()):
                 break
             time.sleep(0.1)
         recovery = time.monotonic() - started
-        counts = queue_counts(database, keys)
+        counts = processed_counts(database, keys)
         _, found = memq(home, port, "search", "flux", "--json", "--limit", "1000")
         hits = int(json.loads(found)["total"]) if found.strip().startswith("{") else 0
     finally:

@@ -24,10 +24,7 @@ deleted with ``os.unlink``, as ``rm`` does; nothing reads the database while the
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -35,13 +32,10 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from tests.faults import FaultReport
+from tests.faults.kit import daemon_log, hook_log, queue_statuses, run_hook, tool_call
 from tests.helpers.daemon import Daemon, free_port
-from tests.helpers.processes import project_env
-from tests.helpers.rows import table
 
-MEMQ = Path(sys.executable).with_name("memq")
 SESSION_ID = "deleted-files"
-SESSION_KEY = f"claude-code:{SESSION_ID}"
 EVENTS_BEFORE = 5
 EVENTS_AFTER = 8
 WAL_AND_SHM: Final = ("memq.db-wal", "memq.db-shm")
@@ -74,16 +68,7 @@ class DeletedFilesReport(FaultReport):
 
 def event(name: str) -> dict[str, Any]:
     """One tool call's hook payload; its dedupe key is ``tool:<name>``."""
-    return {
-        "hook_event_name": "PostToolUse",
-        "session_id": SESSION_ID,
-        "transcript_path": "/nonexistent/transcript.jsonl",
-        "cwd": "/tmp/deleted-files-project",
-        "tool_name": "Bash",
-        "tool_use_id": name,
-        "tool_input": {"command": f"echo {name}"},
-        "tool_response": {"stdout": f"{name}\n", "stderr": "", "interrupted": False},
-    }
+    return tool_call(SESSION_ID, name, cwd="/tmp/deleted-files-project", echo=name)
 
 
 class _Scenario:
@@ -94,47 +79,16 @@ class _Scenario:
 
     def hook(self, name: str, *, port: int | None = None) -> None:
         """Send one event through ``memq hook`` (to ``port``, the daemon's by default)."""
-        # A hook that falls back must not start a second daemon beside the running one.
-        (self.home / "spawn.stamp").touch()
-        result = subprocess.run(
-            [str(MEMQ), "hook"],
-            input=json.dumps(event(name)).encode(),
-            capture_output=True,
-            timeout=60,
-            check=False,
-            env=project_env(
-                {"MEMQ_HOME": str(self.home), "MEMQ_PORT": str(port or self.daemon.port)}
-            ),
-        )
+        # Kept from spawning: a hook that falls back must not start a second daemon beside
+        # the running one.
+        result = run_hook(self.home, port or self.daemon.port, event(name))
         assert result.returncode == 0, f"memq hook exited {result.returncode}"
         self.sent.append(f"tool:{name}")
-
-    def hook_log(self) -> list[dict[str, Any]]:
-        path = self.home / "logs" / "hook.log"
-        if not path.exists():
-            return []
-        lines = []
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                lines.append(json.loads(line))
-            except ValueError:
-                lines.append({"event": line})
-        return lines
-
-    def daemon_log(self) -> list[dict[str, Any]]:
-        lines = []
-        for path in sorted((self.home / "logs").glob("memq.log*")):
-            for line in path.read_text(errors="replace").splitlines():
-                try:
-                    lines.append(json.loads(line))
-                except ValueError:
-                    continue
-        return lines
 
     def replaced_lines(self) -> list[dict[str, Any]]:
         return [
             line
-            for line in self.daemon_log()
+            for line in daemon_log(self.home)
             if line.get("event") == "database.replaced" and line.get("level") == "error"
         ]
 
@@ -154,12 +108,9 @@ class _Scenario:
 
     def counts(self) -> tuple[Counter[str], set[str]]:
         """Rows per dedupe key of this session, and the statuses seen."""
-        rows = table(
-            self.home / "memq.db",
-            "SELECT dedupe_key, status FROM pending_messages WHERE session_id = ?",
-            SESSION_KEY,
-        )
-        return Counter(str(r["dedupe_key"]) for r in rows), {str(r["status"]) for r in rows}
+        found = queue_statuses(self.home / "memq.db", SESSION_ID)
+        counts = Counter({key: len(statuses) for key, statuses in found.items()})
+        return counts, {status for statuses in found.values() for status in statuses}
 
 
 def _run(
@@ -198,7 +149,7 @@ def _run(
         counts, statuses = run.counts()
     finally:
         daemon.kill()
-    hook_lines = run.hook_log()
+    hook_lines = hook_log(run.home)
     lost = sum(1 for line in hook_lines if line.get("event") == "hook.lost")
     via_fallback = sum(
         1 for line in hook_lines if line.get("event") in ("hook.fallback", "hook.spooled")

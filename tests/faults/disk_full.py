@@ -39,11 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,16 +48,14 @@ from typing import Any
 import httpx
 
 from tests.faults import FaultReport, FaultSkipped
+from tests.faults.kit import queue_statuses, run_hook, tool_call
 from tests.helpers.daemon import Daemon
 from tests.helpers.fake_llm import FakeLLM, Reply, anthropic_text, settings_env
-from tests.helpers.processes import project_env
 from tests.helpers.tmpfs import MIB, TmpfsUnavailable, fill_disk, mounted_tmpfs
 
-MEMQ = Path(sys.executable).with_name("memq")
 DISK_BYTES = 16 * MIB
 RESERVE_BYTES = 2 * MIB
 SESSION_ID = "disk-full"
-SESSION_KEY = f"claude-code:{SESSION_ID}"
 EVENTS_BEFORE = 3
 EVENTS_WHILE_RELEASED = 5
 EVENTS_WHILE_FROZEN = 3
@@ -100,16 +94,9 @@ class DiskFullReport(FaultReport):
 
 def event(name: str) -> dict[str, Any]:
     """One tool call's hook payload; its dedupe key is ``tool:<name>``."""
-    return {
-        "hook_event_name": "PostToolUse",
-        "session_id": SESSION_ID,
-        "transcript_path": "/nonexistent/transcript.jsonl",
-        "cwd": "/tmp/disk-full-project",
-        "tool_name": "Bash",
-        "tool_use_id": name,
-        "tool_input": {"command": f"echo {name}"},
-        "tool_response": {"stdout": f"{name}\n" * 20, "stderr": "", "interrupted": False},
-    }
+    return tool_call(
+        SESSION_ID, name, cwd="/tmp/disk-full-project", echo=name, stdout=f"{name}\n" * 20
+    )
 
 
 class _Scenario:
@@ -129,16 +116,8 @@ class _Scenario:
 
     def hook(self, name: str) -> bool:
         """Send one event through ``memq hook``; whether memq took it (database or spool)."""
-        # The daemon is up: a hook that falls back must not spawn another one.
-        os.utime(self.home / "spawn.stamp")
-        result = subprocess.run(
-            [str(MEMQ), "hook"],
-            input=json.dumps(event(name)).encode(),
-            capture_output=True,
-            timeout=60,
-            check=False,
-            env=project_env({"MEMQ_HOME": str(self.home), "MEMQ_PORT": str(self.daemon.port)}),
-        )
+        # Kept from spawning: the daemon is up, a hook that falls back must not start another.
+        result = run_hook(self.home, self.daemon.port, event(name))
         assert result.returncode == 0, f"memq hook exited {result.returncode}"
         self.sent += 1
         key = f"tool:{name}"
@@ -173,20 +152,8 @@ class _Scenario:
 
     def rows(self, keys: list[str]) -> dict[str, tuple[int, set[str]]]:
         """(rows, their statuses) per dedupe key."""
-        conn = sqlite3.connect(f"file:{self.home / 'memq.db'}?mode=ro", uri=True, timeout=5)
-        try:
-            found = conn.execute(
-                "SELECT dedupe_key, status FROM pending_messages WHERE session_id = ?",
-                (SESSION_KEY,),
-            ).fetchall()
-        finally:
-            conn.close()
-        result: dict[str, tuple[int, set[str]]] = {key: (0, set()) for key in keys}
-        for key, status in found:
-            if key in result:
-                count, statuses = result[key]
-                result[key] = (count + 1, statuses | {str(status)})
-        return result
+        found = queue_statuses(self.home / "memq.db", SESSION_ID)
+        return {key: (len(found.get(key, [])), set(found.get(key, []))) for key in keys}
 
     def spooled(self, name: str) -> bool:
         spool = self.home / "spool"
@@ -253,7 +220,6 @@ class _Scenario:
         daemon = self.daemon
         assert self.reserve_ready(), "no reserve of really allocated blocks at start"
         assert self.disk_state() == "ok"
-        (self.home / "spawn.stamp").write_text("0\n")
         for index in range(EVENTS_BEFORE):
             assert self.hook(f"before-{index}"), "an event was not stored on an empty disk"
         daemon.wait_idle()
@@ -355,7 +321,6 @@ class _SlowAck(_Scenario):
 
     def run(self) -> DiskFullReport:
         assert self.reserve_ready(), "no reserve of really allocated blocks at start"
-        (self.home / "spawn.stamp").write_text("0\n")
         assert self.hook("before-0"), "an event was not stored on an empty disk"
         self.daemon.wait_idle()
         self.fill()
@@ -385,39 +350,44 @@ class _SlowAck(_Scenario):
         )
 
 
+def small_disk(stack: contextlib.ExitStack, scratch: Path) -> Path:
+    """A tmpfs of ``DISK_BYTES`` mounted for the scenario (``stack`` unmounts it);
+    ``FaultSkipped`` without root or tmpfs."""
+    try:
+        return stack.enter_context(mounted_tmpfs(scratch / "disk", DISK_BYTES))
+    except TmpfsUnavailable as why:
+        raise FaultSkipped(str(why)) from None
+
+
+def daemon_on(stack: contextlib.ExitStack, disk: Path, env: dict[str, str] | None = None) -> Daemon:
+    """A real daemon started with its home on ``disk`` and a reserve of ``RESERVE_BYTES``
+    (``stack`` kills it)."""
+    daemon = Daemon(disk / "home", env={"MEMQ_RESERVE_BYTES": str(RESERVE_BYTES), **(env or {})})
+    daemon.start()
+    stack.callback(daemon.kill)
+    return daemon
+
+
 def ack_on_full_disk(scratch: Path) -> DiskFullReport:
     """The ack scenario (see the module docstring); ``FaultSkipped`` without root or tmpfs."""
     with contextlib.ExitStack() as stack:
-        try:
-            disk = stack.enter_context(mounted_tmpfs(scratch / "disk", DISK_BYTES))
-        except TmpfsUnavailable as why:
-            raise FaultSkipped(str(why)) from None
+        disk = small_disk(stack, scratch)
         fake = stack.enter_context(FakeLLM.running())
         answer = anthropic_text(json.dumps(OBSERVATION))
         slow = Reply(status=answer.status, json=answer.json, delay=MODEL_ANSWER_SECONDS)
         fake.script(answer, slow, *[answer] * 10)
         env = {
-            "MEMQ_RESERVE_BYTES": str(RESERVE_BYTES),
             "MEMQ_PROCESSOR": "anthropic",
             **settings_env("anthropic", fake.url, MEMQ_LLM_TIMEOUT="30"),
         }
-        daemon = Daemon(disk / "home", env=env)
-        daemon.start()
-        stack.callback(daemon.kill)
-        return _SlowAck(disk, daemon, fake).run()
+        return _SlowAck(disk, daemon_on(stack, disk, env), fake).run()
 
 
 def reserve_released_then_spent(scratch: Path) -> DiskFullReport:
     """The scenario (see the module docstring); ``FaultSkipped`` without root or tmpfs."""
     with contextlib.ExitStack() as stack:
-        try:
-            disk = stack.enter_context(mounted_tmpfs(scratch / "disk", DISK_BYTES))
-        except TmpfsUnavailable as why:
-            raise FaultSkipped(str(why)) from None
-        daemon = Daemon(disk / "home", env={"MEMQ_RESERVE_BYTES": str(RESERVE_BYTES)})
-        daemon.start()
-        stack.callback(daemon.kill)
-        return _Scenario(disk, daemon).run()
+        disk = small_disk(stack, scratch)
+        return _Scenario(disk, daemon_on(stack, disk)).run()
 
 
 SCENARIOS = [reserve_released_then_spent, ack_on_full_disk]

@@ -15,7 +15,6 @@ checks that every event was stored once and never past ``MEMQ_BODY_LIMIT``.
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -24,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.faults import FaultReport
+from tests.faults.kit import MEMQ, keep_hooks_from_spawning
 from tests.helpers.daemon import Daemon, free_port
 from tests.helpers.processes import project_env
+from tests.helpers.rows import table
 
-MEMQ = Path(sys.executable).with_name("memq")
 PAYLOAD_BYTES = 50_000_000
 SHAPES = ("huge_string", "short_strings", "deep_nesting")
 SESSION_ID = "oversized-fault"
@@ -121,31 +121,20 @@ def run_measured(
         )
 
 
-def run_hook(data: bytes, env: dict[str, str], argv: tuple[str, ...] = ()) -> HookRun:
+def measured_hook(data: bytes, env: dict[str, str]) -> HookRun:
     """Run the real ``memq hook`` with ``data`` on stdin, measured (``run_measured``)."""
-    return HookRun(*run_measured([str(MEMQ), "hook", *argv], data, env))
-
-
-def keep_hooks_from_spawning(home: Path) -> None:
-    """A fresh spawn stamp: the hook believes it started the daemon a moment ago."""
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    stamp = home / "spawn.stamp"
-    stamp.write_text("0\n")
-    stamp.chmod(0o600)  # as memq writes it: the file-mode tests look at every file
+    return HookRun(*run_measured([str(MEMQ), "hook"], data, env))
 
 
 def stored_sizes(database: Path, key: str) -> list[int | None]:
     """The stored payload's size in bytes of each row with dedupe key ``key`` (None once
     processed: the queue drops a payload when it is turned into memory)."""
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        rows = conn.execute(
-            "SELECT length(CAST(payload AS BLOB)) FROM pending_messages WHERE dedupe_key = ?",
-            (key,),
-        ).fetchall()
-    finally:
-        conn.close()
-    return [row[0] for row in rows]
+    rows = table(
+        database,
+        "SELECT length(CAST(payload AS BLOB)) AS size FROM pending_messages WHERE dedupe_key = ?",
+        key,
+    )
+    return [row["size"] for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +166,7 @@ def _send_all(home: Path, env: dict[str, str], scenario: str) -> tuple[list[Hook
     for shape in SHAPES:
         tool_use_id = f"{scenario}-{shape}"
         keep_hooks_from_spawning(home)
-        runs.append(run_hook(payload(shape, tool_use_id), env))
+        runs.append(measured_hook(payload(shape, tool_use_id), env))
         keys.append(f"tool:{tool_use_id}")
     return runs, keys
 
@@ -192,22 +181,29 @@ def _kept(database: Path, keys: list[str], limit: int) -> tuple[int, list[int | 
     return kept, sizes
 
 
-def daemon_down(scratch: Path) -> OversizedReport:
-    """The events of every shape with no daemon: the hook's direct write."""
-    home = scratch / "home"
-    env = {"MEMQ_HOME": str(home), "MEMQ_PORT": str(free_port())}
-    runs, keys = _send_all(home, env, "down")
+def _report(
+    scenario: str, home: Path, sent: tuple[list[HookRun], list[str]], *, recovery: float
+) -> OversizedReport:
+    runs, keys = sent
     kept, sizes = _kept(home / "memq.db", keys, BODY_LIMIT)
     return OversizedReport(
-        scenario="oversized events (50 MB), daemon down",
+        scenario=scenario,
         sent=len(runs),
         acknowledged=sum(run.exit_code == 0 for run in runs),
         kept=kept,
-        recovery_seconds=0.0,
+        recovery_seconds=recovery,
         runs=tuple(runs),
         stored_bytes=tuple(sizes),
         fell_back=(home / "logs" / "hook.log").exists(),
     )
+
+
+def daemon_down(scratch: Path) -> OversizedReport:
+    """The events of every shape with no daemon: the hook's direct write."""
+    home = scratch / "home"
+    env = {"MEMQ_HOME": str(home), "MEMQ_PORT": str(free_port())}
+    sent = _send_all(home, env, "down")
+    return _report("oversized events (50 MB), daemon down", home, sent, recovery=0.0)
 
 
 def daemon_up(scratch: Path) -> OversizedReport:
@@ -216,23 +212,13 @@ def daemon_up(scratch: Path) -> OversizedReport:
     daemon = Daemon(home)
     daemon.start()
     try:
-        runs, keys = _send_all(home, {"MEMQ_HOME": str(home), "MEMQ_PORT": str(daemon.port)}, "up")
+        sent = _send_all(home, {"MEMQ_HOME": str(home), "MEMQ_PORT": str(daemon.port)}, "up")
         started = time.monotonic()
         daemon.wait_idle()
         settled = time.monotonic() - started
     finally:
         daemon.kill()
-    kept, sizes = _kept(home / "memq.db", keys, BODY_LIMIT)
-    return OversizedReport(
-        scenario="oversized events (50 MB), daemon up",
-        sent=len(runs),
-        acknowledged=sum(run.exit_code == 0 for run in runs),
-        kept=kept,
-        recovery_seconds=settled,
-        runs=tuple(runs),
-        stored_bytes=tuple(sizes),
-        fell_back=(home / "logs" / "hook.log").exists(),
-    )
+    return _report("oversized events (50 MB), daemon up", home, sent, recovery=settled)
 
 
 SCENARIOS = (daemon_down, daemon_up)

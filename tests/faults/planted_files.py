@@ -14,22 +14,17 @@ traceback, and ``memq hook`` sent them in its Authorization header to the listen
 
 from __future__ import annotations
 
-import json
 import os
-import sqlite3
 import stat
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.faults import FaultReport
-from tests.helpers.daemon import Daemon
+from tests.faults.kit import queue_counts, ran_home, run_hook, tool_call
 from tests.helpers.listener import recording_listener
-from tests.helpers.processes import project_env
 
-MEMQ = Path(sys.executable).with_name("memq")
 EVENTS_PER_SCENARIO = 6
 SESSION_ID = "planted-files"
 # 43 characters of the token's alphabet: it would pass for a token if memq followed the link.
@@ -54,62 +49,9 @@ class PlantedFileReport(FaultReport):
     written: tuple[str, ...] = ()
 
 
-def event(scenario: str, index: int) -> bytes:
+def event(scenario: str, index: int) -> dict[str, Any]:
     """One tool call's hook payload; its dedupe key is ``tool:<scenario>-<index>``."""
-    return json.dumps(
-        {
-            "hook_event_name": "PostToolUse",
-            "session_id": SESSION_ID,
-            "cwd": "/tmp/planted-files",
-            "tool_name": "Bash",
-            "tool_use_id": f"{scenario}-{index}",
-            "tool_input": {"command": f"echo {index}"},
-            "tool_response": {"stdout": f"{index}\n", "stderr": ""},
-        }
-    ).encode()
-
-
-def run_hook(home: Path, port: int, data: bytes) -> tuple[int, str]:
-    """The real ``memq hook``: its exit status and what it printed."""
-    done = subprocess.run(
-        [str(MEMQ), "hook"],
-        input=data,
-        capture_output=True,
-        timeout=60,
-        check=False,
-        env=project_env({"MEMQ_HOME": str(home), "MEMQ_PORT": str(port)}),
-    )
-    return done.returncode, (done.stdout + done.stderr).decode(errors="replace")
-
-
-def keep_hooks_from_spawning(home: Path) -> None:
-    """A fresh spawn stamp: the hook believes it started the daemon a moment ago."""
-    stamp = home / "spawn.stamp"
-    stamp.write_text("0\n")
-    stamp.chmod(0o600)  # as memq writes it: the file-mode tests look at every file
-
-
-def count_keys(database: Path, keys: list[str]) -> int:
-    """How many of ``keys`` are in the queue exactly once."""
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        return sum(
-            conn.execute(
-                "SELECT count(*) FROM pending_messages WHERE dedupe_key = ?", (key,)
-            ).fetchone()[0]
-            == 1
-            for key in keys
-        )
-    finally:
-        conn.close()
-
-
-def ran_home(scratch: Path) -> Daemon:
-    """A home a real daemon ran in and stopped: its token, database and logs exist."""
-    daemon = Daemon(scratch / "home")
-    daemon.start()
-    daemon.stop()
-    return daemon
+    return tool_call(SESSION_ID, f"{scenario}-{index}", cwd="/tmp/planted-files", echo=str(index))
 
 
 def plant_token_link(home: Path, target: Path, contents: str) -> None:
@@ -135,9 +77,7 @@ def planted_token_symlink(scratch: Path) -> PlantedFileReport:
     acknowledged = 0
     with recording_listener(daemon.port) as listener:
         for index in range(EVENTS_PER_SCENARIO):
-            keep_hooks_from_spawning(home)
-            code, _ = run_hook(home, daemon.port, event("token", index))
-            acknowledged += code == 0
+            acknowledged += run_hook(home, daemon.port, event("token", index)).returncode == 0
             keys.append(f"tool:token-{index}")
         received = list(listener.requests)
     changed = not target_unchanged(target, TOKEN_SHAPED_SECRET)
@@ -153,7 +93,7 @@ def planted_token_symlink(scratch: Path) -> PlantedFileReport:
         scenario="token a symlink to another file",
         sent=EVENTS_PER_SCENARIO,
         acknowledged=acknowledged,
-        kept=count_keys(home / "memq.db", keys),
+        kept=sum(n == 1 for n in queue_counts(home / "memq.db", SESSION_ID, keys).values()),
         recovery_seconds=recovery,
         requests=len(received),
         leaks=sum(TOKEN_SHAPED_SECRET.encode() in request for request in received),
@@ -182,8 +122,9 @@ def world_writable_home(scratch: Path) -> PlantedFileReport:
     try:
         with recording_listener(daemon.port) as listener:
             for index in range(EVENTS_PER_SCENARIO):
-                code, _ = run_hook(home, daemon.port, event("home", index))
-                failed += code != 0
+                # Free to spawn: no stamp of the test's own in a home that must stay as it is.
+                done = run_hook(home, daemon.port, event("home", index), spawning=True)
+                failed += done.returncode != 0
             received = list(listener.requests)
         after = snapshot(home)
     finally:

@@ -35,10 +35,17 @@ from pathlib import Path
 from typing import Any
 
 from tests.faults import FaultReport, FaultSkipped
+from tests.faults.kit import (
+    daemon_with,
+    hook_log,
+    keep_hooks_from_spawning,
+    queue_counts,
+    ran_home,
+    run_hook,
+    tool_call,
+)
 from tests.helpers.daemon import Daemon
-from tests.helpers.processes import project_env
 
-MEMQ = Path(sys.executable).with_name("memq")
 EVENTS_PER_SCENARIO = 12
 SESSION_ID = "spool-fault"
 CWD = "/tmp/spool-fault-project"
@@ -70,58 +77,57 @@ class SpoolFaultReport(FaultReport):
 
 
 def event(scenario: str, index: int) -> dict[str, Any]:
-    """One tool call's hook payload; its dedupe key is ``tool:<tool_use_id>``."""
-    return {
-        "hook_event_name": "PostToolUse",
-        "session_id": SESSION_ID,
-        "transcript_path": "/nonexistent/transcript.jsonl",
-        "cwd": CWD,
-        "tool_name": "Bash",
-        "tool_use_id": f"{scenario}-{index}",
-        "tool_input": {"command": f"echo {index}"},
-        "tool_response": {"stdout": f"{index}\n", "stderr": "", "interrupted": False},
-    }
+    """One tool call's hook payload in this module's session; its dedupe key is
+    ``tool:<scenario>-<index>``."""
+    return tool_call(SESSION_ID, f"{scenario}-{index}", cwd=CWD, echo=str(index))
 
 
-def run_hook(home: Path, port: int, payload: dict[str, Any]) -> tuple[int, float]:
-    """Run the real ``memq hook`` with ``payload``; its exit status and wall time."""
-    keep_hooks_from_spawning(home)
-    started = time.monotonic()
-    result = subprocess.run(
-        [str(MEMQ), "hook"],
-        input=json.dumps(payload).encode(),
-        capture_output=True,
-        timeout=60,
-        check=False,
-        env=project_env({"MEMQ_HOME": str(home), "MEMQ_PORT": str(port)}),
-    )
-    return result.returncode, time.monotonic() - started
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A scenario's events, sent through the hook.
+
+    Args:
+        acknowledged: hooks that exited 0.
+        seconds: each hook's wall time.
+        keys: the events' dedupe keys.
+    """
+
+    acknowledged: int
+    seconds: tuple[float, ...]
+    keys: list[str]
+
+    def report(
+        self, scenario: str, *, seen: tuple[int, tuple[str, ...]], home: Path, recovery: float
+    ) -> SpoolFaultReport:
+        """The report, counting the events in the queue of ``home`` now; ``seen``: what
+        ``in_the_fault`` found before recovery."""
+        counts = stored_counts(home / "memq.db", self.keys)
+        spooled, logged = seen
+        return SpoolFaultReport(
+            scenario=scenario,
+            sent=len(self.keys),
+            acknowledged=self.acknowledged,
+            kept=sum(1 for key in self.keys if counts[key] == 1),
+            recovery_seconds=recovery,
+            spooled=spooled,
+            hook_seconds=self.seconds,
+            hook_log=logged,
+        )
 
 
-def keep_hooks_from_spawning(home: Path) -> None:
-    """A fresh spawn stamp: the hook believes it started the daemon a moment ago."""
-    stamp = home / "spawn.stamp"
-    try:
-        stamp.write_text("0\n")
-    except OSError:
-        # A read-only home: the hook cannot write a stamp either, and its spawned daemon
-        # could not start there. Nothing to do.
-        return
-
-
-def send_events(home: Path, port: int, scenario: str) -> tuple[int, list[float], list[str]]:
-    """Send the scenario's events through the hook: how many it acknowledged (exit 0), each
-    hook's time, and their dedupe keys."""
+def send_events(home: Path, port: int, scenario: str) -> Sent:
+    """Send the scenario's events through the hook (kept from starting a daemon)."""
     acknowledged = 0
     seconds: list[float] = []
     keys: list[str] = []
     for index in range(EVENTS_PER_SCENARIO):
         payload = event(scenario, index)
-        code, took = run_hook(home, port, payload)
-        seconds.append(took)
+        started = time.monotonic()
+        code = run_hook(home, port, payload).returncode
+        seconds.append(time.monotonic() - started)
         keys.append(f"tool:{payload['tool_use_id']}")
         acknowledged += code == 0
-    return acknowledged, seconds, keys
+    return Sent(acknowledged, tuple(seconds), keys)
 
 
 # -- what is where ---------------------------------------------------------------------------
@@ -141,28 +147,13 @@ def spooled_keys(home: Path) -> list[str]:
 
 def stored_counts(database: Path, keys: list[str]) -> dict[str, int]:
     """How many queue rows each dedupe key of the session has (read-only)."""
-    if not database.exists():
-        return dict.fromkeys(keys, 0)
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
-    try:
-        rows = conn.execute(
-            "SELECT dedupe_key, count(*) FROM pending_messages WHERE session_id = ? "
-            "GROUP BY dedupe_key",
-            (f"claude-code:{SESSION_ID}",),
-        ).fetchall()
-    except sqlite3.Error:
-        return dict.fromkeys(keys, 0)
-    finally:
-        conn.close()
-    found = {str(key): int(n) for key, n in rows}
-    return {key: found.get(key, 0) for key in keys}
+    return queue_counts(database, SESSION_ID, keys)
 
 
-def hook_log_events(home: Path) -> list[str]:
-    path = home / "logs" / "hook.log"
-    if not path.exists():
-        return []
-    return [json.loads(line)["event"] for line in path.read_text().splitlines() if line]
+def in_the_fault(home: Path, sent: Sent) -> tuple[int, tuple[str, ...]]:
+    """How many of the events are in the spool, and what ``hook.log`` says, before recovery."""
+    spooled = sum(1 for key in spooled_keys(home) if key in sent.keys)
+    return spooled, tuple(line["event"] for line in hook_log(home))
 
 
 def wait_until_taken_in(daemon: Daemon, keys: list[str]) -> float:
@@ -181,52 +172,29 @@ def wait_until_taken_in(daemon: Daemon, keys: list[str]) -> float:
 
 
 def ready_home(scratch: Path) -> tuple[Path, int]:
-    """A home a real daemon ran in and stopped in (database, token, spool directory)."""
-    home = scratch / "home"
-    daemon = Daemon(home)
-    daemon.start()
-    try:
-        code, _ = run_hook(home, daemon.port, event("before", 0))
-        if code != 0:
-            raise RuntimeError("the hook failed with the daemon up")
-        daemon.wait_idle()
-    finally:
-        daemon.stop()
-    return home, daemon.port
+    """A home a real daemon ran in and stopped in (database, token, spool directory), the
+    hooks kept from starting another."""
+    daemon = ran_home(scratch, [event("before", 0)])
+    # Now, while the home can be written: a fault may leave the hooks unable to write it.
+    keep_hooks_from_spawning(daemon.home)
+    return daemon.home, daemon.port
 
 
 def recover(
-    scenario: str,
-    home: Path,
-    port: int,
-    sent: tuple[int, list[float], list[str]],
-    *,
-    undo: Callable[[], None],
+    scenario: str, home: Path, port: int, sent: Sent, *, undo: Callable[[], None]
 ) -> SpoolFaultReport:
     """Undo the fault, start a real daemon, and count what it took in."""
-    acknowledged, seconds, keys = sent
-    spooled = sum(1 for key in spooled_keys(home) if key in keys)
-    logged = tuple(hook_log_events(home))
+    seen = in_the_fault(home, sent)
     undo()
     daemon = Daemon(home, port=port)
     started = time.monotonic()
     daemon.start()
     try:
-        wait_until_taken_in(daemon, keys)
+        wait_until_taken_in(daemon, sent.keys)
         recovery = time.monotonic() - started
-        counts = stored_counts(home / "memq.db", keys)
+        return sent.report(scenario, seen=seen, home=home, recovery=recovery)
     finally:
         daemon.stop()
-    return SpoolFaultReport(
-        scenario=scenario,
-        sent=len(keys),
-        acknowledged=acknowledged,
-        kept=sum(1 for key in keys if counts[key] == 1),
-        recovery_seconds=recovery,
-        spooled=spooled,
-        hook_seconds=tuple(seconds),
-        hook_log=logged,
-    )
 
 
 def set_database_aside(home: Path) -> None:
@@ -251,16 +219,23 @@ def _umount(path: Path) -> None:
 
 
 @contextmanager
+def _mode(path: Path, mode: int) -> Iterator[None]:
+    """``path`` in ``mode`` for a while, then in its mode before."""
+    before = path.stat().st_mode
+    path.chmod(mode)
+    try:
+        yield
+    finally:
+        path.chmod(before)
+
+
+@contextmanager
 def read_only_file(path: Path) -> Iterator[None]:
     """``path`` read-only even for root: a read-only bind mount over it (as root), else its
     mode 0444."""
     if os.geteuid() != 0:
-        mode = path.stat().st_mode
-        path.chmod(0o444)
-        try:
+        with _mode(path, 0o444):
             yield
-        finally:
-            path.chmod(mode)
         return
     _mount("--bind", str(path), str(path))
     try:
@@ -276,12 +251,8 @@ def read_only_home(home: Path, writable: Path, side: Path) -> Iterator[None]:
     bind-mounted at ``side`` first, then ``home`` is made a read-only bind mount and ``side``
     mounted back over ``writable``; otherwise modes (home 0555)."""
     if os.geteuid() != 0:
-        mode = home.stat().st_mode
-        home.chmod(0o555)
-        try:
+        with _mode(home, 0o555):
             yield
-        finally:
-            home.chmod(mode)
         return
     side.mkdir()
     mounted: list[Path] = []
@@ -349,22 +320,16 @@ def frozen_daemon_killed(scratch: Path) -> SpoolFaultReport:
 
 def _frozen_daemon(scratch: Path, *, killed: bool) -> SpoolFaultReport:
     home = scratch / "home"
-    daemon = Daemon(home)
-    daemon.start()
+    daemon = daemon_with(home, [event("before", 0)])
     holder: subprocess.Popen[str] | None = None
     frozen = False
     try:
-        code, _ = run_hook(home, daemon.port, event("before", 0))
-        if code != 0:
-            raise RuntimeError("the hook failed with the daemon up")
-        daemon.wait_idle()
         holder = hold_write_lock(home / "memq.db")
         assert daemon.process is not None
         daemon.process.send_signal(signal.SIGSTOP)
         frozen = True
-        acknowledged, seconds, keys = send_events(home, daemon.port, "frozen")
-        spooled = sum(1 for key in spooled_keys(home) if key in keys)
-        logged = tuple(hook_log_events(home))
+        sent = send_events(home, daemon.port, "frozen")
+        seen = in_the_fault(home, sent)
         started = time.monotonic()
         if killed:
             daemon.kill()
@@ -375,25 +340,20 @@ def _frozen_daemon(scratch: Path, *, killed: bool) -> SpoolFaultReport:
         else:
             daemon.process.send_signal(signal.SIGCONT)
         frozen = False
-        wait_until_taken_in(daemon, keys)
+        wait_until_taken_in(daemon, sent.keys)
         recovery = time.monotonic() - started
-        counts = stored_counts(home / "memq.db", keys)
+        return sent.report(
+            f"daemon frozen in a write, then {'killed' if killed else 'continued'}",
+            seen=seen,
+            home=home,
+            recovery=recovery,
+        )
     finally:
         if holder is not None:
             release(holder)
         if frozen and daemon.process is not None:
             daemon.process.send_signal(signal.SIGCONT)
         daemon.kill()
-    return SpoolFaultReport(
-        scenario=f"daemon frozen in a write, then {'killed' if killed else 'continued'}",
-        sent=len(keys),
-        acknowledged=acknowledged,
-        kept=sum(1 for key in keys if counts[key] == 1),
-        recovery_seconds=recovery,
-        spooled=spooled,
-        hook_seconds=tuple(seconds),
-        hook_log=logged,
-    )
 
 
 HOLD_LOCK = """

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from memq.memory import MemoryStore, PromptRecord
+from memq.memory.backend import CONTEXT_ITEMS
 from memq.memory.history import History, entry_type
-from memq.memory.store import CONTEXT_ITEMS
 from memq.queue import Queue
 from memq.storage.sqlfile import load_queries
 from tests.helpers.memory import SESSION, prompt, query_plan, remember, stop, tool

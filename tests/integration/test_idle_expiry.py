@@ -1,9 +1,8 @@
 """Idle expiry of a session's generator (``SessionManager.expire``), alone and driven by the
 activity tracker, on a real queue file.
 
-The manager's rescan for rows written by other processes would, within a second, also pick
-up a backlog that expiry wrongly dropped; it is set to an hour here so that these tests see
-what ``expire`` itself does.
+The manager's rescan for rows written by other processes is woken only by another process's
+commit, which these tests never make: they see what ``expire`` itself does.
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ from memq.worker.activity import ActivityTracker
 from memq.worker.sessions import SessionManager
 from tests.helpers.clock import FakeClock
 from tests.helpers.rows import all_rows, row
-
-NO_RESCAN = 3600.0
 
 
 async def wait_for(condition: Callable[[], bool]) -> None:
@@ -63,9 +60,7 @@ def manager(
     linger: float = 30,
 ) -> SessionManager:
     """A manager whose generators linger 30 s (so that lingering can be seen)."""
-    return SessionManager(
-        queue, handler, capacity=capacity, linger=linger, rescan_interval=NO_RESCAN
-    )
+    return SessionManager(queue, handler, capacity=capacity, linger=linger)
 
 
 async def send(queue: Queue, sessions: SessionManager, session: str) -> int:

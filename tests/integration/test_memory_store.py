@@ -13,10 +13,10 @@ import pytest
 
 from memq.exceptions import SchemaError, StorageError
 from memq.memory import MemoryStore, ObservationKind, ObservationRecord, ProcessResult
+from memq.memory.archive import SessionExporter
 from memq.memory.context import ContextBuilder
 from memq.memory.reader import ReadsMemory
 from memq.memory.search import MemorySearch
-from memq.memory.transfer import SessionExporter
 from memq.processors import get_processor
 from memq.queue import ClaimState, Message, MessageKind, MessageStatus, Queue
 from memq.storage.sqlfile import load_queries
@@ -465,7 +465,7 @@ class TestForget:
 
 class TestStatements:
     @pytest.mark.parametrize(
-        "component", ["memory", "search", "context", "history", "fork", "transfer"]
+        "component", ["memory", "search", "context", "history", "fork", "archive"]
     )
     def test_every_statement_compiles(self, component: str) -> None:
         """A typo in a memory component's .sql file fails here, not on the first message in

@@ -65,7 +65,7 @@ async def wait_until(check: Callable[[], bool]) -> None:
 
 
 class Worker:
-    """The daemon's processing half, wired as ``memq.worker.daemon`` wires it."""
+    """The daemon's processing half, wired as ``memq.worker.composition`` wires it."""
 
     def __init__(
         self, queue: Queue, store: MemoryStore, configs: SessionConfigs, pool: ProcessorPool

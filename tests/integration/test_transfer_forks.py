@@ -22,10 +22,10 @@ from typing import Any, Final
 import pytest
 
 from memq.memory import MemoryStore, ObservationKind, ObservationRecord
+from memq.memory.backend import TransferResult
 from memq.memory.fork import fork_effect
 from memq.memory.records import SummaryRecord
 from memq.memory.search import MemorySearch
-from memq.memory.store import TransferResult
 from memq.queue import Queue
 from memq.storage import schema
 from memq.storage.sqlfile import load_queries

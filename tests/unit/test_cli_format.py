@@ -8,14 +8,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from memq import cli_args
-from memq.cli_client import WHEN_WIDTH, score_text, when
-from memq.commands import COMMAND_GROUPS, OBSERVATION_KINDS, RECORD_TYPES, build_parser
+from memq.cli import arguments, help_layout
+from memq.cli.formats import WHEN_WIDTH, score_text, when
+from memq.cli.memory_commands import OBSERVATION_KINDS, RECORD_TYPES
+from memq.cli.parser import COMMAND_GROUPS, build_parser
 from memq.memory.answers import MAX_CONTEXT_BUDGET
 from memq.memory.records import ObservationKind
 from memq.memory.search import RecordType
-from memq.worker import api
-from memq.worker.routes.common import MAX_PAGE
+from memq.worker.http.params import MAX_PAGE
+from memq.worker.http.routes import memory as memory_routes
 
 
 class TestScoreText:
@@ -83,7 +84,7 @@ class TestHelp:
         monkeypatch.setenv("COLUMNS", str(columns))
         text = build_parser().format_help()
         lines = text.splitlines()
-        assert max(len(line) for line in lines) <= min(columns, cli_args.MAX_HELP_WIDTH) - 2
+        assert max(len(line) for line in lines) <= min(columns, help_layout.MAX_HELP_WIDTH) - 2
         parser = build_parser()
         subparsers = next(
             action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
@@ -106,7 +107,7 @@ class TestHelp:
         assert set(subparsers.choices) - grouped <= {"mcp", "open", "repair"}
 
     def test_a_command_without_group_is_listed_under_more(self) -> None:
-        text = cli_args.command_list(
+        text = help_layout.command_list(
             [("search", "find things"), ("brandnew", "does new things")],
             [("memory", ("search",))],
             width=78,
@@ -122,7 +123,7 @@ class TestHelp:
 
 class TestArgumentTypes:
     def test_whole_number_names_the_bound(self) -> None:
-        parse = cli_args.whole_number(1, 100)
+        parse = arguments.whole_number(1, 100)
         assert parse("7") == 7
         with pytest.raises(argparse.ArgumentTypeError, match="at least 1, not 0"):
             parse("0")
@@ -134,21 +135,21 @@ class TestArgumentTypes:
     @pytest.mark.parametrize("text", ["nan", "inf", "-inf", "high"])
     def test_number_is_finite(self, text: str) -> None:
         with pytest.raises(argparse.ArgumentTypeError):
-            cli_args.number(text)
+            arguments.number(text)
 
     def test_iso_time(self) -> None:
-        assert cli_args.iso_time("2025-01-31") == "2025-01-31"
+        assert arguments.iso_time("2025-01-31") == "2025-01-31"
         with pytest.raises(argparse.ArgumentTypeError, match="ISO-8601"):
-            cli_args.iso_time("yesterday")
+            arguments.iso_time("yesterday")
 
 
 class TestSameLimitsAsTheApi:
     def test_limits_and_choices_match_the_daemon(self) -> None:
         """The CLI checks arguments against the API's own limits and names (a direct read
         without the daemon must refuse what the daemon would)."""
-        assert cli_args.MAX_SEARCH_RESULTS == api.MAX_SEARCH_RESULTS
-        assert cli_args.MAX_TIMELINE_SIDE == api.MAX_TIMELINE_SIDE
-        assert cli_args.MAX_CONTEXT_BUDGET == MAX_CONTEXT_BUDGET
-        assert cli_args.MAX_PAGE == MAX_PAGE
+        assert arguments.MAX_SEARCH_RESULTS == memory_routes.MAX_SEARCH_RESULTS
+        assert arguments.MAX_TIMELINE_SIDE == memory_routes.MAX_TIMELINE_SIDE
+        assert arguments.MAX_CONTEXT_BUDGET == MAX_CONTEXT_BUDGET
+        assert arguments.MAX_PAGE == MAX_PAGE
         assert set(OBSERVATION_KINDS) == {kind.value for kind in ObservationKind}
         assert set(RECORD_TYPES) == {record_type.value for record_type in RecordType}

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from memq.cli.daemon_process import DAEMON_STDERR_FILE, exit_reason
+from memq.cli.status_gather import database_check
+from memq.cli.status_lines import problem_lines, status_problems
 from memq.config import Paths
 from memq.exceptions import DatabaseDamagedError, StorageError
 from memq.storage import integrity
 from memq.storage.repair import _partial_where
 from memq.worker import startup_error
-from memq.worker.control import DAEMON_STDERR_FILE, exit_reason
-from memq.worker.status import database_check, problem_lines, status_problems
 
 GROUP_TRACEBACK = """\
   + Exception Group Traceback (most recent call last):

@@ -12,13 +12,14 @@ from types import SimpleNamespace
 import pytest
 from structlog.testing import capture_logs
 
+from memq.cli.status_gather import offline_disk
+from memq.cli.status_lines import disk_lines, status_problems
 from memq.config import Settings
 from memq.events import route_event
 from memq.exceptions import DiskFullError, SettingError, StorageError
 from memq.queue import is_out_of_space
-from memq.worker import api
 from memq.worker.disk import CHECK_INTERVAL, MIN_MARGIN_BYTES, DiskMonitor, DiskState, Reserve
-from memq.worker.status import disk_lines, offline_disk, status_problems
+from memq.worker.http.routes import events as event_routes
 from tests.helpers.clock import FakeClock
 from tests.helpers.tmpfs import MIB, TmpfsUnavailable, fill_disk, mounted_tmpfs
 
@@ -339,4 +340,4 @@ class TestIntake:
         services = SimpleNamespace(disk=monitor, queue=None, forks=None)
         route = route_event({"hook_event_name": "Stop", "session_id": "s"})
         with pytest.raises(DiskFullError, match="disk full: memq cannot store new events"):
-            await api._store_event(services, route, {})  # type: ignore[arg-type]
+            await event_routes._store_event(services, route, {})  # type: ignore[arg-type]

@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from memq import env as memq_env
-from memq.commands import build_parser
+from memq.cli.command_settings import command_settings
+from memq.cli.parser import build_parser
+from memq.cli.settings_commands import checked_value
+from memq.cli.setup_commands import hook_home, record_environment, recorded_lines
 from memq.config import SETTINGS, SETTINGS_BY_KEY, SettingError, Settings, settings_report
 from memq.env import SETTING_VARIABLES, Source, environment
 from memq.hooks.run import HookSettings
@@ -25,13 +28,6 @@ from memq.processors.llm._settings import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_TIMEOUT,
     LLMSettings,
-)
-from memq.settings_command import (
-    checked_value,
-    command_settings,
-    hook_home,
-    record_environment,
-    recorded_lines,
 )
 from memq.settings_file import (
     CACHE_SUFFIX,

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from memq import env as memq_env
+from memq.cli.status_lines import spool_lines, status_problems
 from memq.events import Route
 from memq.exceptions import SpoolFileError
 from memq.hooks import fallback, spool
 from memq.hooks.client import DaemonUnavailable, _time_left
 from memq.hooks.run import HookSettings, is_disabled
-from memq.worker.status import spool_lines, status_problems
 
 ROUTE = Route("PostToolUse", "claude-code:s1", "observation", "tool:t1")
 BODY = json.dumps({"hook_event_name": "PostToolUse", "session_id": "s1", "text": "é\n"}).encode()

@@ -6,12 +6,24 @@
 -- {rows} stands for one "(?, ?, ?, ?, ?, ?)" group per message: session_id, kind,
 -- payload (JSON text), dedupe_key (or NULL), available_at, created_at. Bound parameters, not
 -- a JSON batch: SQLite would parse each element once per extracted field. Rows go in in
--- order, so AUTOINCREMENT ids ascend in that order; a repeated (session_id, dedupe_key) is
--- skipped and missing from RETURNING.
+-- order, so AUTOINCREMENT ids ascend in that order, one apart when every row went in (the
+-- last is last_insert_rowid()). A repeated (session_id, dedupe_key) is skipped, and its id
+-- too: then inserted_messages tells which rows went in. No RETURNING: each returned row is
+-- one more step of the statement, and the writer's thread gives up Python's lock and waits
+-- to take it back at each step, while the event loop is busiest.
 INSERT INTO pending_messages (session_id, kind, payload, dedupe_key, available_at, created_at)
 VALUES {rows}
-ON CONFLICT (session_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
-RETURNING id, session_id, dedupe_key;
+ON CONFLICT (session_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING;
+
+-- name: inserted_messages
+-- The :count rows that the last insert_messages put in, :last being the last of them: no
+-- other writer came between (the queue's writer holds the write lock, or, outside a
+-- transaction, another process can only add rows with higher ids).
+SELECT id, session_id, dedupe_key
+FROM pending_messages
+WHERE id <= :last
+ORDER BY id DESC
+LIMIT :count;
 
 -- name: select_by_dedupe_keys
 -- :keys is [[session_id, dedupe_key], ...]: the rows that a skipped insert collided with.
@@ -21,6 +33,21 @@ JOIN pending_messages AS existing
   ON existing.session_id = json_extract(wanted.value, '$[0]')
  AND existing.dedupe_key = json_extract(wanted.value, '$[1]')
 WHERE existing.dedupe_key IS NOT NULL;
+
+-- name: session_heads
+-- The head (lowest pending id) of each session in :sessions, when it becomes claimable, and
+-- whether it is due now, as claim_heads decides. A session with nothing pending has no row.
+-- Read before claiming, so that a stream about to wait costs no write.
+SELECT wanted.value AS session_id,
+       head.available_at,
+       (head.available_at <= :now OR head.available_at > :latest_due) AS due
+FROM json_each(:sessions) AS wanted
+JOIN pending_messages AS head
+  ON head.id = (SELECT next.id
+                FROM pending_messages AS next
+                WHERE next.session_id = wanted.value AND next.status = 'pending'
+                ORDER BY next.id
+                LIMIT 1);
 
 -- name: claim_heads
 -- Claims the head (lowest pending id) of each session in :sessions when it is due, counting

@@ -1,0 +1,259 @@
+"""Reading memory: search, timeline and context. Each asks the daemon, or reads the database
+file directly when no daemon answers (``memq.memory.direct``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+from urllib.parse import urlencode
+
+from memq.cli.arguments import (
+    MAX_CONTEXT_BUDGET,
+    MAX_ID,
+    MAX_SEARCH_RESULTS,
+    MAX_TIMELINE_SIDE,
+    LateChoices,
+    add_utc_option,
+    iso_time,
+    number,
+    whole_number,
+)
+from memq.cli.client import Answer, api
+from memq.cli.command import EXIT_ERROR, EXIT_OK, Command, Subcommands
+from memq.cli.formats import WHEN_WIDTH, score_text, when
+from memq.config import Settings
+
+
+def _record_types() -> list[str]:
+    from memq.memory.search import RecordType
+
+    return [record_type.value for record_type in RecordType]
+
+
+def _observation_kinds() -> list[str]:
+    from memq.memory.records import ObservationKind
+
+    return [kind.value for kind in ObservationKind]
+
+
+# What `memq search --type` and `--kind` accept: memory's own names, read when first needed.
+RECORD_TYPES = LateChoices(_record_types)
+OBSERVATION_KINDS = LateChoices(_observation_kinds)
+
+
+def _add_search_parser(commands: Subcommands) -> None:
+    search = commands.add_parser(
+        "search",
+        help="search memory: observations, summaries and prompts, best first",
+        description="Words are searched as typed (punctuation is ignored): records with every "
+        "word first, else records with any of them. --fts takes SQLite FTS5 syntax instead "
+        '("exact phrase", a AND NOT b, title: word, prefix*).',
+    )
+    search.add_argument("query", nargs="+", help="what to look for")
+    search.add_argument("--project", help="only this project (a directory; '.' for this one)")
+    search.add_argument("--session", help="only this session (id or claude-code:<id>)")
+    search.add_argument(
+        "--type",
+        action="append",
+        choices=RECORD_TYPES,
+        metavar="TYPE",
+        help="only this record type: %(choices)s (repeatable)",
+    )
+    search.add_argument(
+        "--kind",
+        action="append",
+        choices=OBSERVATION_KINDS,
+        metavar="KIND",
+        help="only observations of this kind: %(choices)s (repeatable)",
+    )
+    search.add_argument("--file", help="only records that read or changed a path containing this")
+    search.add_argument(
+        "--since",
+        metavar="ISO",
+        type=iso_time,
+        help="only records from this time on (UTC unless it names a zone)",
+    )
+    search.add_argument(
+        "--until", metavar="ISO", type=iso_time, help="only records before this time"
+    )
+    search.add_argument(
+        "--limit",
+        type=whole_number(1, MAX_SEARCH_RESULTS),
+        default=20,
+        help=f"at most this many (20, max {MAX_SEARCH_RESULTS})",
+    )
+    search.add_argument(
+        "--min-score",
+        type=number,
+        metavar="SCORE",
+        help="only records scoring at least this (scores compare within one search)",
+    )
+    search.add_argument("--fts", action="store_true", help="QUERY is SQLite FTS5 query syntax")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    add_utc_option(search)
+
+
+def add_parsers(commands: Subcommands) -> None:
+    """Add memq search, memq timeline and memq context to ``memq``'s parser."""
+    _add_search_parser(commands)
+    timeline = commands.add_parser(
+        "timeline", help="a record and the records of its session just before and after it"
+    )
+    timeline.add_argument(
+        "id", type=whole_number(1, MAX_ID), help="the message id of a record (see memq search)"
+    )
+    side = whole_number(0, MAX_TIMELINE_SIDE)
+    timeline.add_argument("--before", type=side, default=5, help="records before it (5)")
+    timeline.add_argument("--after", type=side, default=5, help="records after it (5)")
+    timeline.add_argument("--json", action="store_true", help="print JSON")
+    add_utc_option(timeline)
+
+    context = commands.add_parser(
+        "context", help="print the context memq gives a session starting in a directory"
+    )
+    context.add_argument(
+        "--cwd", metavar="DIR", help="the session's working directory (default: this one)"
+    )
+    context.add_argument(
+        "--budget",
+        type=whole_number(1, MAX_CONTEXT_BUDGET),
+        default=2000,
+        metavar="N",
+        help="at most N tokens (2000)",
+    )
+    context.add_argument("--json", action="store_true", help="print JSON")
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    query = " ".join(args.query)
+    project = _project(args.project) if args.project else None
+    params: list[tuple[str, str]] = [("q", query), ("limit", str(args.limit))]
+    if project:
+        params.append(("project", project))
+    for name in ("session", "file", "since", "until"):
+        if getattr(args, name):
+            params.append((name, getattr(args, name)))
+    params += [("type", value) for value in args.type or ()]
+    params += [("kind", value) for value in args.kind or ()]
+    if args.min_score is not None:
+        params.append(("min_score", repr(args.min_score)))
+    if args.fts:
+        params.append(("syntax", "fts"))
+
+    def read_directly() -> Answer:
+        from memq.memory import direct
+        from memq.memory.answers import parse_time
+
+        return direct.search(
+            settings.paths.database,
+            query,
+            project=project,
+            session=args.session or None,
+            types=args.type,
+            kinds=args.kind,
+            file=args.file or None,
+            since=parse_time(args.since) if args.since else None,
+            until=parse_time(args.until) if args.until else None,
+            limit=args.limit,
+            min_score=args.min_score,
+            syntax="fts" if args.fts else "words",
+        )
+
+    body = api(settings, "GET", "/api/search?" + urlencode(params), direct=read_directly)
+    if body is None:
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return EXIT_OK
+    print(f"{'MESSAGE':>8} {'SCORE':>6}  {'WHEN':<{WHEN_WIDTH}}  {'TYPE':<21} TITLE")
+    for item in body["items"]:
+        print(
+            f"{item['message_id']:>8} {score_text(item['score']):>6}  "
+            f"{when(item['created_at'], utc=args.utc):<{WHEN_WIDTH}}  "
+            f"{_record_type(item):<21} {item['title']}"
+        )
+        if item["snippet"] and item["snippet"] != item["title"]:
+            print(f"{'':>8} {'':>6}  {item['snippet']}")
+    print(f"({body['total']} results)")
+    return EXIT_OK
+
+
+def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
+    params = {"around": args.id, "before": args.before, "after": args.after}
+
+    def read_directly() -> Answer:
+        from memq.memory import direct
+
+        return direct.timeline(
+            settings.paths.database, args.id, before=args.before, after=args.after
+        )
+
+    body = api(settings, "GET", "/api/timeline?" + urlencode(params), direct=read_directly)
+    if body is None:
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return EXIT_OK
+    anchor = body["anchor"]
+    print(f"session {body['session_key']}")
+    print(f"  {'MESSAGE':>8}  {'WHEN':<{WHEN_WIDTH}}  {'TYPE':<21} TITLE")
+    for item in body["items"]:
+        is_anchor = (item["record_type"], item["id"]) == (anchor["record_type"], anchor["id"])
+        print(
+            f"{'>' if is_anchor else ' '} {item['message_id']:>8}  "
+            f"{when(item['created_at'], utc=args.utc):<{WHEN_WIDTH}}  "
+            f"{_record_type(item):<21} {item['title']}"
+        )
+    return EXIT_OK
+
+
+def cmd_context(args: argparse.Namespace, settings: Settings) -> int:
+    cwd = os.path.abspath(args.cwd or os.getcwd())
+    query = urlencode({"cwd": cwd, "budget": args.budget})
+
+    def read_directly() -> Answer:
+        from memq.memory import direct
+
+        return direct.context(settings.paths.database, cwd, budget_tokens=args.budget)
+
+    body = api(settings, "GET", f"/api/context?{query}", direct=read_directly)
+    if body is None:
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(body, indent=2))
+    elif body["context"]:
+        print(body["context"])
+    elif body.get("has_memory"):
+        print(
+            f"memq: {args.budget} token(s) are too few to show any of memq's memory of "
+            f"{body['project']}; give a larger --budget (the default is 2000)",
+            file=sys.stderr,
+        )
+    else:
+        print(f"memq has no memory of {body['project']}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _project(value: str) -> str:
+    """A directory given as --project names its project as the daemon does (its git root);
+    anything else is passed as written."""
+    if not os.path.isdir(value):
+        return value
+    from memq.memory.projects import project_for
+
+    return project_for(os.path.abspath(value)) or value
+
+
+def _record_type(item: dict[str, Any]) -> str:
+    kind = item.get("kind")
+    return f"{item['record_type']}/{kind}" if kind else str(item["record_type"])
+
+
+COMMANDS: dict[str, Command] = {
+    "search": cmd_search,
+    "timeline": cmd_timeline,
+    "context": cmd_context,
+}

@@ -1,0 +1,158 @@
+"""``memq status`` as a person reads it, and what in a status counts as a problem (the
+command exits 0 only without one)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from memq.cli.settings_lines import settings_lines
+from memq.queue import MessageStatus
+from memq.storage import integrity
+
+
+def status_lines(status: Mapping[str, Any], home: str) -> list[str]:
+    """The whole of ``memq status`` without ``--json``."""
+    counts = status["counts"]
+    head = f"memq {status['state']}"
+    if status.get("pid"):
+        head += f"  pid {status['pid']}  port {status['port']}"
+        head += f"  up {_duration(status.get('uptime_seconds', 0))}"
+        head += f"  processor {status.get('processor', '?')}"
+    lines = [head, *problem_lines(status)]
+    lines.append("messages  " + "  ".join(f"{name} {counts[name]}" for name in MessageStatus))
+    lines.append(f"sessions  {len(status['sessions'])} known, {status['active_generators']} active")
+    if status.get("paused"):
+        lines.append(f"PAUSED    {status.get('pause_reason')}  (fix it, then: memq resume)")
+    if status.get("paused_sessions"):
+        paused = ", ".join(status["paused_sessions"])
+        lines.append(f"paused    {paused}  (memq config SESSION paused false)")
+    for stopped in status.get("paused_processors", []):
+        waiting = ", ".join(stopped["sessions"])
+        lines.append(f"PAUSED    {waiting}: {stopped['reason']}")
+        lines.append("          (restart memq with it set, or: memq config SESSION processor NAME)")
+    if status.get("ephemeral"):
+        lines.append(
+            "EPHEMERAL the database is in memory: everything is lost when the daemon stops"
+        )
+    lines += disk_lines(status)
+    lines.append(f"database  {_size(status['database_bytes'])} (WAL {_size(status['wal_bytes'])})")
+    lines += spool_lines(status, home)
+    view = "as the daemon runs with them" if status["settings_view"] == "daemon" else ""
+    lines += settings_lines(status["settings"], status["settings_file"], note=view)
+    if status["sessions"]:
+        lines.append("")
+        lines.append(
+            f"{'SESSION':<48} {'PENDING':>8} {'PROCESSING':>10} {'PROCESSED':>10} {'FAILED':>7}"
+        )
+        for item in status["sessions"]:
+            c = item["counts"]
+            lines.append(
+                f"{item['session_id']:<48} {c['pending']:>8} {c['processing']:>10} "
+                f"{c['processed']:>10} {c['failed']:>7}"
+            )
+    return lines
+
+
+def status_problems(status: Mapping[str, Any]) -> list[str]:
+    """What is wrong, by the status: ``memq status`` exits 0 only when this is empty."""
+    problems = []
+    check = status.get("database_check") or {}
+    if check.get("state") == integrity.Verdict.DAMAGED:
+        problems.append(integrity.damage_message(check["path"], check.get("detail") or ""))
+    failure = status.get("startup_error")
+    if failure:
+        problems.append(_failure_text(failure))
+    if status.get("home_problem"):
+        problems.append(str(status["home_problem"]))
+    waiting = (status.get("spool") or {}).get("waiting", 0)
+    if waiting and status.get("state") != "running":
+        problems.append(f"{_events(waiting)} waiting in the spool with no daemon to take them in")
+    disk = status.get("disk") or {}
+    if disk.get("full"):
+        problems.append(str(disk.get("message") or "disk full"))
+    return problems
+
+
+def problem_lines(status: Mapping[str, Any]) -> list[str]:
+    """What ``memq status`` says about a damaged database, a daemon that could not start
+    and a home memq cannot write in: nothing when all is well."""
+    lines = []
+    check = status.get("database_check") or {}
+    if check.get("state") == integrity.Verdict.DAMAGED:
+        lines.append(
+            f"DAMAGED   {integrity.damage_message(check['path'], check.get('detail') or '')}"
+        )
+    elif check.get("state") == integrity.Verdict.UNCHECKED:
+        lines.append(f"database  {check.get('detail')} (the daemon checks all of it at start)")
+    failure = status.get("startup_error")
+    if failure:
+        lines.append(f"FAILED    {_failure_text(failure)}")
+    if status.get("home_problem"):
+        lines.append(f"HOME      {status['home_problem']}")
+    return lines
+
+
+def _failure_text(failure: Mapping[str, Any]) -> str:
+    what = "stopped on an error" if failure.get("phase") == "run" else "could not start"
+    return f"the daemon {what} at {failure.get('time')}: {failure.get('reason')}"
+
+
+def spool_lines(status: Mapping[str, Any], home: str) -> list[str]:
+    """What ``memq status`` says about the spool: nothing when it is empty."""
+    counts = status.get("spool") or {}
+    waiting, rejected = counts.get("waiting", 0), counts.get("rejected", 0)
+    lines = []
+    if waiting:
+        head = f"{_events(waiting)} waiting in {home}/spool"
+        state = status.get("state")
+        if state == "running":
+            lines.append(f"spool     {head}; the daemon takes them in")
+        elif state == "starting":
+            lines.append(
+                f"SPOOL     {head}: the daemon does not answer; it takes them in once it does"
+            )
+        else:
+            lines.append(f"SPOOL     {head}: memq start takes them in")
+    if rejected:
+        lines.append(
+            f"spool     {rejected} file(s) could not be taken in; kept in {home}/spool/rejected "
+            "(the daemon log says why: spool.rejected)"
+        )
+    return lines
+
+
+def disk_lines(status: Mapping[str, Any]) -> list[str]:
+    """What ``memq status`` says about a full disk (``memq.worker.disk``, or
+    ``memq.cli.status_gather.offline_disk`` with no daemon): nothing when the disk is fine."""
+    disk = status.get("disk") or {}
+    if not disk.get("full"):
+        return []
+    lines = [f"DISK      {disk.get('message') or 'disk full'}"]
+    free = disk.get("free_bytes")
+    if isinstance(free, int):
+        reserve = "in place" if disk.get("reserve_present") else "released"
+        lines.append(f"          {free // 1024} KiB free; the reserve is {reserve}")
+    return lines
+
+
+def _events(n: int) -> str:
+    return f"{n} event{'' if n == 1 else 's'}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024 or unit == "GB":
+            break
+    return f"{value:.1f} {unit}"

@@ -1,0 +1,131 @@
+"""Reading memory: search, the timeline around a message, a project's context, and a
+session's observations, summaries and history."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from memq.events import normalize_session_key
+from memq.memory.answers import MAX_CONTEXT_BUDGET, context_answer, search_answer
+from memq.memory.context import DEFAULT_BUDGET_TOKENS
+from memq.memory.history import DEFAULT_HISTORY_ITEMS, MAX_HISTORY_ITEMS
+from memq.memory.projects import project_for
+from memq.memory.records import ObservationKind, Page
+from memq.memory.search import QuerySyntax, RecordType
+from memq.worker.http.params import (
+    choices,
+    float_param,
+    int_param,
+    page_params,
+    path_session_key,
+    time_param,
+)
+from memq.worker.http.request import get_services
+
+MAX_SEARCH_RESULTS = 1000
+MAX_TIMELINE_SIDE = 100
+
+
+async def search(request: Request) -> Response:
+    """Full-text search of memory: ``?q=`` plus optional project, session, type, kind, file,
+    since, until, limit, min_score and syntax (words or fts)."""
+    params = request.query_params
+    query = params.get("q")
+    if query is None:
+        raise HTTPException(422, "query parameter 'q' is required")
+    since, until = time_param(request, "since"), time_param(request, "until")
+    if since is not None and until is not None and since > until:
+        raise HTTPException(422, "query parameter 'since' must not be after 'until'")
+    session = params.get("session")
+    hits = await get_services(request).search.search(
+        query,
+        project=params.get("project") or None,
+        session_key=normalize_session_key(session) if session else None,
+        types=choices(request, "type", RecordType),
+        kinds=choices(request, "kind", ObservationKind),
+        file=params.get("file") or None,
+        since=since,
+        until=until,
+        limit=int_param(request, "limit", 20, low=1, high=MAX_SEARCH_RESULTS),
+        min_score=float_param(request, "min_score"),
+        syntax=(choices(request, "syntax", QuerySyntax) or [QuerySyntax.WORDS])[-1],
+    )
+    return JSONResponse(search_answer(hits))
+
+
+async def timeline(request: Request) -> Response:
+    """``?around=<message id>``: the record that message produced and the records of its
+    session just before and after it (``before``, ``after``: 0..100, default 5)."""
+    if "around" not in request.query_params:
+        raise HTTPException(422, "query parameter 'around' is required")
+    around = int_param(request, "around", 0, low=1, high=2**63 - 1)
+    result = await get_services(request).search.timeline(
+        around,
+        before=int_param(request, "before", 5, low=0, high=MAX_TIMELINE_SIDE),
+        after=int_param(request, "after", 5, low=0, high=MAX_TIMELINE_SIDE),
+    )
+    if result is None:
+        raise HTTPException(404, f"no memory record came from message {around}")
+    return JSONResponse(result.to_dict())
+
+
+async def get_context(request: Request) -> Response:
+    """The SessionStart context of a project: ``?cwd=DIR`` (the project is its git root) or
+    ``?project=DIR``; optional ``budget`` (tokens, default 2000) and ``exclude_session``.
+    ``has_memory`` in the answer tells an empty context of a project memory knows nothing of
+    from one whose budget is too small for any of it."""
+    params = request.query_params
+    cwd, project = params.get("cwd"), params.get("project")
+    if (cwd is None) == (project is None):
+        raise HTTPException(422, "give exactly one of the query parameters 'cwd' and 'project'")
+    if project is None:
+        # lru-cached, but the first look-up of a directory stats its parents: off the loop.
+        project = await anyio.to_thread.run_sync(project_for, cwd)
+    budget = int_param(request, "budget", DEFAULT_BUDGET_TOKENS, low=1, high=MAX_CONTEXT_BUDGET)
+    exclude = params.get("exclude_session")
+    answer = await context_answer(
+        get_services(request).context,
+        project or None,
+        budget_tokens=budget,
+        exclude_session=normalize_session_key(exclude) if exclude else None,
+    )
+    return JSONResponse(answer)
+
+
+async def observations(request: Request) -> Response:
+    """A page of the session's observations."""
+    return await _record_page(request, get_services(request).store.observations)
+
+
+async def summaries(request: Request) -> Response:
+    """A page of the session's summaries."""
+    return await _record_page(request, get_services(request).store.summaries)
+
+
+async def _record_page(request: Request, read: Callable[..., Awaitable[Page[Any]]]) -> Response:
+    """A page of the session's records (``limit``, ``offset``); reading a session that has
+    some counts as using it."""
+    key = path_session_key(request)
+    limit, offset = page_params(request)
+    page = await read(key, limit=limit, offset=offset)
+    if page.total:
+        get_services(request).activity.touch(key)
+    return JSONResponse(page.to_dict())
+
+
+async def get_history(request: Request) -> Response:
+    """``?max=N`` (1..1000, default 50): the session's newest prompts and observations since
+    its last summary, oldest first and starting at a prompt, with how many were left out and
+    the message id of the summary they follow (null when it has none)."""
+    key = path_session_key(request)
+    max_items = int_param(request, "max", DEFAULT_HISTORY_ITEMS, low=1, high=MAX_HISTORY_ITEMS)
+    history = await get_services(request).store.history(key, max_items)
+    if history is None:
+        raise HTTPException(404, f"no session {key}")
+    return JSONResponse({"session_id": key, **history.to_dict()})

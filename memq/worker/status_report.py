@@ -1,0 +1,92 @@
+"""The status document: what ``GET /api/status`` answers and ``memq status --json`` prints.
+
+One shape whichever tells it: the running daemon (``memq.worker.status.live_status``), or the
+CLI reading the database file because none answers (``memq.cli.status_gather``). Without a
+daemon, what only a running daemon knows is empty: no version, no uptime, nothing active and
+nothing it paused. Light imports only: the CLI imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from memq.queue import QueueStats
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusReport:
+    """The daemon's state, its queue, its disk and its spool; ``as_dict`` is the document."""
+
+    # The daemon's (memq.worker.daemon.DaemonState); with no answer, "starting" while its pid
+    # file says one runs, else "stopped".
+    state: str
+    port: int
+    queue: QueueStats
+    paused_sessions: Sequence[str]  # sessions whose own ``paused`` setting is true
+    session_ttl: float
+    disk: Mapping[str, Any]  # memq.worker.disk.DiskMonitor.report's shape
+    spool: Mapping[str, int]  # spool_counts' shape
+    # What only a running daemon knows: without one, these keep their defaults.
+    pid: int | None = None
+    version: str | None = None
+    processor: str | None = None  # the default processor's name
+    started_at: float | None = None
+    uptime_seconds: float | None = None
+    active_sessions: Sequence[str] = ()
+    processing: bool = False
+    pause_reason: str | None = None  # why all processing is paused (an API key refused)
+    paused_processors: Sequence[Mapping[str, Any]] = ()  # processors lacking their keys
+    ephemeral: bool = False
+    tracked_sessions: int = 0
+    settings: Mapping[str, Any] | None = None  # the settings the daemon runs with
+
+    def as_dict(self) -> dict[str, Any]:
+        """The document as JSON-ready values."""
+        counts = self.queue.counts
+        return {
+            "state": self.state,
+            "pid": self.pid,
+            "port": self.port,
+            "version": self.version,
+            "processor": self.processor,
+            "started_at": self.started_at,
+            "uptime_seconds": self.uptime_seconds,
+            "counts": counts.as_dict(),
+            "failed": counts.failed,
+            # The anchor's session manager reported these; tools built for it read them.
+            "has_pending_work": counts.pending > 0,
+            "queue_depth": counts.pending,
+            "active_work": counts.pending + counts.processing,
+            "sessions": [
+                {"session_id": key, "counts": per_status.as_dict()}
+                for key, per_status in self.queue.sessions.items()
+            ],
+            "active_session_count": len(self.active_sessions),
+            "active_generators": len(self.active_sessions),
+            "active_sessions": list(self.active_sessions),
+            "processing": self.processing,
+            "paused": self.pause_reason is not None,
+            "pause_reason": self.pause_reason,
+            "paused_sessions": list(self.paused_sessions),
+            "paused_processors": [dict(item) for item in self.paused_processors],
+            "ephemeral": self.ephemeral,
+            "tracked_sessions": self.tracked_sessions,
+            "session_ttl": self.session_ttl,
+            "database_bytes": self.queue.database_bytes,
+            "wal_bytes": self.queue.wal_bytes,
+            "disk": dict(self.disk),
+            "spool": dict(self.spool),
+            "settings": None if self.settings is None else dict(self.settings),
+        }
+
+
+def spool_counts(home: str | None) -> dict[str, int]:
+    """The ``spool`` key of the status: events waiting in ``MEMQ_HOME/spool`` and files put
+    aside in ``spool/rejected`` (none without a home). One directory scan each."""
+    if home is None:
+        return {"waiting": 0, "rejected": 0}
+    from memq.hooks import spool  # noqa: PLC0415 - only the status needs it
+
+    return {"waiting": spool.count_waiting(home), "rejected": spool.count_rejected(home)}
