@@ -18,6 +18,7 @@ from memq.env import (
     HOST,
     SETTING_VARIABLES,
     Source,
+    Variable,
     env_choice,
     env_flag,
     env_float,
@@ -25,14 +26,9 @@ from memq.env import (
     env_text,
 )
 from memq.exceptions import SettingError
-from memq.hooks.run import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 
 __all__ = ["HOST", "SETTINGS", "Paths", "SettingError", "SettingSpec", "Settings"]
 
-# The model-based processors' own defaults (memq.processors.llm._settings, which costs a
-# fifth of a second to import; a unit test keeps the two equal).
-LLM_TIMEOUT: Final = 60.0
-LLM_MAX_TOKENS: Final = 2048
 PROCESSOR_DEFAULT: Final = "(the processor's own)"
 MAX_RESERVE_BYTES: Final = 64 * 1024**3
 HIDDEN: Final = "(hidden)"
@@ -179,10 +175,10 @@ class SettingSpec:
 
 def _base_url(env: Mapping[str, str]) -> str:
     # As memq.processors.llm checks it; "" means the processor's official endpoint.
-    value = env_text(env, "MEMQ_BASE_URL", "")
+    value = env_text(env, Variable.BASE_URL, "")
     if value and not value.startswith(("http://", "https://")):
         problem = "must start with http:// or https://"
-        raise memq_env.setting_error(env, "MEMQ_BASE_URL", repr(value), problem)
+        raise memq_env.setting_error(env, Variable.BASE_URL, repr(value), problem)
     return value
 
 
@@ -190,51 +186,51 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     SettingSpec("port", memq_env.port, "the daemon's loopback port", "port"),
     SettingSpec(
         "processor",
-        lambda env: env_text(env, "MEMQ_PROCESSOR", DEFAULTS.processor),
+        lambda env: env_text(env, Variable.PROCESSOR, DEFAULTS.processor),
         "what turns events into memory: extract, anthropic or openai",
         "processor",
     ),
     SettingSpec(
         "capacity",
-        lambda env: env_int(env, "MEMQ_CAPACITY", DEFAULTS.capacity, low=1, high=256),
+        lambda env: env_int(env, Variable.CAPACITY, DEFAULTS.capacity, low=1, high=256),
         "sessions processed at once",
         "capacity",
     ),
     SettingSpec(
         "linger",
-        lambda env: env_float(env, "MEMQ_LINGER", DEFAULTS.linger),
+        lambda env: env_float(env, Variable.LINGER, DEFAULTS.linger),
         "seconds an idle session's worker waits for more work",
         "linger",
     ),
     SettingSpec(
         "lease",
-        lambda env: env_float(env, "MEMQ_LEASE", DEFAULTS.lease, positive=True),
+        lambda env: env_float(env, Variable.LEASE, DEFAULTS.lease, positive=True),
         "seconds a processor may take for one message",
         "lease",
     ),
     SettingSpec(
         "max_attempts",
-        lambda env: env_int(env, "MEMQ_MAX_ATTEMPTS", DEFAULTS.max_attempts, low=1, high=100),
+        lambda env: env_int(env, Variable.MAX_ATTEMPTS, DEFAULTS.max_attempts, low=1, high=100),
         "attempts before a message is failed",
         "max_attempts",
     ),
     SettingSpec("body_limit", memq_env.body_limit, "bytes of one HTTP request", "body_limit"),
     SettingSpec(
         "shutdown_grace",
-        lambda env: env_float(env, "MEMQ_SHUTDOWN_GRACE", DEFAULTS.shutdown_grace),
+        lambda env: env_float(env, Variable.SHUTDOWN_GRACE, DEFAULTS.shutdown_grace),
         "seconds in-flight messages get to finish at stop",
         "shutdown_grace",
     ),
     SettingSpec(
         "synchronous",
-        lambda env: env_choice(env, "MEMQ_SYNCHRONOUS", DEFAULTS.synchronous, ("FULL", "NORMAL")),
+        lambda env: env_choice(env, Variable.SYNCHRONOUS, DEFAULTS.synchronous, ("FULL", "NORMAL")),
         "SQLite's synchronous mode: FULL or NORMAL",
         "synchronous",
     ),
     SettingSpec(
         "log_level",
         lambda env: env_choice(
-            env, "MEMQ_LOG_LEVEL", DEFAULTS.log_level, ("debug", "info", "warning", "error")
+            env, Variable.LOG_LEVEL, DEFAULTS.log_level, ("debug", "info", "warning", "error")
         ),
         "debug, info, warning or error",
         "log_level",
@@ -244,7 +240,7 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     ),
     SettingSpec(
         "session_ttl",
-        lambda env: env_float(env, "MEMQ_SESSION_TTL", DEFAULTS.session_ttl, positive=True),
+        lambda env: env_float(env, Variable.SESSION_TTL, DEFAULTS.session_ttl, positive=True),
         "seconds idle before a session's state leaves the daemon's memory",
         "session_ttl",
     ),
@@ -252,7 +248,7 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
         "activity_flush_events",
         lambda env: env_int(
             env,
-            "MEMQ_ACTIVITY_FLUSH_EVENTS",
+            Variable.ACTIVITY_FLUSH_EVENTS,
             DEFAULTS.activity_flush_events,
             low=1,
             high=1_000_000,
@@ -263,7 +259,7 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     SettingSpec(
         "activity_flush_interval",
         lambda env: env_float(
-            env, "MEMQ_ACTIVITY_FLUSH_INTERVAL", DEFAULTS.activity_flush_interval, positive=True
+            env, Variable.ACTIVITY_FLUSH_INTERVAL, DEFAULTS.activity_flush_interval, positive=True
         ),
         "seconds before last-access touches are written",
         "activity_flush_interval",
@@ -271,50 +267,40 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     SettingSpec(
         "reserve_bytes",
         lambda env: env_int(
-            env, "MEMQ_RESERVE_BYTES", DEFAULTS.reserve_bytes, low=0, high=MAX_RESERVE_BYTES
+            env, Variable.RESERVE_BYTES, DEFAULTS.reserve_bytes, low=0, high=MAX_RESERVE_BYTES
         ),
         "bytes kept free in MEMQ_HOME/reserve, released when the disk fills (0: none)",
         "reserve_bytes",
     ),
     SettingSpec(
         "hook_connect_timeout",
-        lambda env: env_float(
-            env, "MEMQ_HOOK_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, positive=True
-        ),
+        memq_env.hook_connect_timeout,
         "seconds the hook waits to reach the daemon",
     ),
     SettingSpec(
-        "hook_timeout",
-        lambda env: env_float(env, "MEMQ_HOOK_TIMEOUT", DEFAULT_READ_TIMEOUT, positive=True),
-        "seconds the hook waits for the daemon's answer",
+        "hook_timeout", memq_env.hook_timeout, "seconds the hook waits for the daemon's answer"
     ),
     SettingSpec(
         "disabled",
-        lambda env: env_flag(env, "MEMQ_DISABLED"),
+        lambda env: env_flag(env, Variable.DISABLED),
         "true: the hook does nothing",
         recorded=False,  # a switch for one shell, not for every session from now on
     ),
     SettingSpec(
         "model",
-        lambda env: env_text(env, "MEMQ_MODEL", ""),
+        lambda env: env_text(env, Variable.MODEL, ""),
         "the model anthropic or openai asks",
     ),
     SettingSpec("base_url", _base_url, "the model API's root URL"),
     SettingSpec(
         "api_key",
-        lambda env: env_text(env, "MEMQ_API_KEY", ""),
+        lambda env: env_text(env, Variable.API_KEY, ""),
         "the model API's key",
         secret=True,
     ),
+    SettingSpec("llm_timeout", memq_env.llm_timeout, "seconds one model request may take"),
     SettingSpec(
-        "llm_timeout",
-        lambda env: env_float(env, "MEMQ_LLM_TIMEOUT", LLM_TIMEOUT, positive=True),
-        "seconds one model request may take",
-    ),
-    SettingSpec(
-        "llm_max_tokens",
-        lambda env: env_int(env, "MEMQ_LLM_MAX_TOKENS", LLM_MAX_TOKENS, low=64, high=65536),
-        "the most tokens the model may answer with",
+        "llm_max_tokens", memq_env.llm_max_tokens, "the most tokens the model may answer with"
     ),
 )
 SETTINGS_BY_KEY: Final = {spec.key: spec for spec in SETTINGS}
@@ -339,8 +325,8 @@ def settings_report(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     report: dict[str, dict[str, Any]] = {
         "home": {
             "value": memq_env.home_dir(env),
-            "source": memq_env.source_of(env, memq_env.HOME_VARIABLE),
-            "variable": memq_env.HOME_VARIABLE,
+            "source": memq_env.source_of(env, Variable.HOME),
+            "variable": Variable.HOME,
         }
     }
     for spec in SETTINGS:

@@ -3,7 +3,9 @@
 A setting is read from the environment (``MEMQ_PORT``), else from ``MEMQ_HOME/settings.toml``
 (``port = 40000``), else it has its default. :func:`environment` lays the one over the other;
 the parsers below read what it returns and name the variable, or the file's key, at fault.
-``MEMQ_HOME`` itself comes from the environment only: the file lives in it.
+``MEMQ_HOME`` itself comes from the environment only: the file lives in it. ``Variable`` names
+every variable (the only place memq spells them out); ``SETTING_VARIABLES`` pairs each with its
+key in the file.
 
 Standard library only and cheap to import (no dataclasses, pathlib or typing at run time):
 ``memq hook`` reads its settings through this module on every tool call, and the daemon's
@@ -15,7 +17,6 @@ from __future__ import annotations
 import math
 import os
 
-# Re-exported: memq.config and the processors import it from here.
 from memq.exceptions import SettingError
 
 TYPE_CHECKING = False
@@ -23,7 +24,38 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Final
 
-HOME_VARIABLE: Final = "MEMQ_HOME"
+
+class Variable:
+    """Every environment variable memq reads, by name: ``MEMQ_HOME`` and one per setting
+    (``SETTING_VARIABLES`` pairs each with its key in settings.toml). The only place memq
+    spells them out."""
+
+    HOME: Final = "MEMQ_HOME"
+    PORT: Final = "MEMQ_PORT"
+    PROCESSOR: Final = "MEMQ_PROCESSOR"
+    CAPACITY: Final = "MEMQ_CAPACITY"
+    LINGER: Final = "MEMQ_LINGER"
+    LEASE: Final = "MEMQ_LEASE"
+    MAX_ATTEMPTS: Final = "MEMQ_MAX_ATTEMPTS"
+    BODY_LIMIT: Final = "MEMQ_BODY_LIMIT"
+    SHUTDOWN_GRACE: Final = "MEMQ_SHUTDOWN_GRACE"
+    SYNCHRONOUS: Final = "MEMQ_SYNCHRONOUS"
+    LOG_LEVEL: Final = "MEMQ_LOG_LEVEL"
+    SKIP_TOOLS: Final = "MEMQ_SKIP_TOOLS"
+    SESSION_TTL: Final = "MEMQ_SESSION_TTL"
+    ACTIVITY_FLUSH_EVENTS: Final = "MEMQ_ACTIVITY_FLUSH_EVENTS"
+    ACTIVITY_FLUSH_INTERVAL: Final = "MEMQ_ACTIVITY_FLUSH_INTERVAL"
+    RESERVE_BYTES: Final = "MEMQ_RESERVE_BYTES"
+    HOOK_CONNECT_TIMEOUT: Final = "MEMQ_HOOK_CONNECT_TIMEOUT"
+    HOOK_TIMEOUT: Final = "MEMQ_HOOK_TIMEOUT"
+    DISABLED: Final = "MEMQ_DISABLED"
+    MODEL: Final = "MEMQ_MODEL"
+    BASE_URL: Final = "MEMQ_BASE_URL"
+    API_KEY: Final = "MEMQ_API_KEY"
+    LLM_TIMEOUT: Final = "MEMQ_LLM_TIMEOUT"
+    LLM_MAX_TOKENS: Final = "MEMQ_LLM_MAX_TOKENS"
+
+
 HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 37778
 DEFAULT_HOME: Final = "~/.memq"
@@ -31,6 +63,13 @@ DEFAULT_HOME: Final = "~/.memq"
 DEFAULT_BODY_LIMIT: Final = 1024 * 1024
 # Room the daemon keeps on the disk, in MEMQ_HOME/reserve, to go on when the disk fills.
 DEFAULT_RESERVE_BYTES: Final = 32 * 1024 * 1024
+# Seconds the hook waits to reach the daemon, and for its answer.
+DEFAULT_HOOK_CONNECT_TIMEOUT: Final = 0.2
+DEFAULT_HOOK_TIMEOUT: Final = 0.5
+# The model-based processors' (memq.processors.llm): seconds one request may take, and the
+# most tokens the model may answer with.
+DEFAULT_LLM_TIMEOUT: Final = 60.0
+DEFAULT_LLM_MAX_TOKENS: Final = 2048
 
 # Files inside MEMQ_HOME.
 DATABASE_FILE: Final = "memq.db"
@@ -54,33 +93,33 @@ DEFAULT_SKIP_TOOLS: Final = (
 
 # Every key of settings.toml and the variable that overrides it, in the order they are listed.
 SETTING_VARIABLES: Final = {
-    "port": "MEMQ_PORT",
-    "processor": "MEMQ_PROCESSOR",
-    "capacity": "MEMQ_CAPACITY",
-    "linger": "MEMQ_LINGER",
-    "lease": "MEMQ_LEASE",
-    "max_attempts": "MEMQ_MAX_ATTEMPTS",
-    "body_limit": "MEMQ_BODY_LIMIT",
-    "shutdown_grace": "MEMQ_SHUTDOWN_GRACE",
-    "synchronous": "MEMQ_SYNCHRONOUS",
-    "log_level": "MEMQ_LOG_LEVEL",
-    "skip_tools": "MEMQ_SKIP_TOOLS",
-    "session_ttl": "MEMQ_SESSION_TTL",
-    "activity_flush_events": "MEMQ_ACTIVITY_FLUSH_EVENTS",
-    "activity_flush_interval": "MEMQ_ACTIVITY_FLUSH_INTERVAL",
-    "reserve_bytes": "MEMQ_RESERVE_BYTES",
-    "hook_connect_timeout": "MEMQ_HOOK_CONNECT_TIMEOUT",
-    "hook_timeout": "MEMQ_HOOK_TIMEOUT",
-    "disabled": "MEMQ_DISABLED",
-    "model": "MEMQ_MODEL",
-    "base_url": "MEMQ_BASE_URL",
-    "api_key": "MEMQ_API_KEY",
-    "llm_timeout": "MEMQ_LLM_TIMEOUT",
-    "llm_max_tokens": "MEMQ_LLM_MAX_TOKENS",
+    "port": Variable.PORT,
+    "processor": Variable.PROCESSOR,
+    "capacity": Variable.CAPACITY,
+    "linger": Variable.LINGER,
+    "lease": Variable.LEASE,
+    "max_attempts": Variable.MAX_ATTEMPTS,
+    "body_limit": Variable.BODY_LIMIT,
+    "shutdown_grace": Variable.SHUTDOWN_GRACE,
+    "synchronous": Variable.SYNCHRONOUS,
+    "log_level": Variable.LOG_LEVEL,
+    "skip_tools": Variable.SKIP_TOOLS,
+    "session_ttl": Variable.SESSION_TTL,
+    "activity_flush_events": Variable.ACTIVITY_FLUSH_EVENTS,
+    "activity_flush_interval": Variable.ACTIVITY_FLUSH_INTERVAL,
+    "reserve_bytes": Variable.RESERVE_BYTES,
+    "hook_connect_timeout": Variable.HOOK_CONNECT_TIMEOUT,
+    "hook_timeout": Variable.HOOK_TIMEOUT,
+    "disabled": Variable.DISABLED,
+    "model": Variable.MODEL,
+    "base_url": Variable.BASE_URL,
+    "api_key": Variable.API_KEY,
+    "llm_timeout": Variable.LLM_TIMEOUT,
+    "llm_max_tokens": Variable.LLM_MAX_TOKENS,
 }
 # A blank variable counts as unset, except these, where blank is a value of its own
 # (MEMQ_SKIP_TOOLS= records every tool).
-BLANK_IS_A_VALUE: Final = frozenset({"MEMQ_SKIP_TOOLS"})
+BLANK_IS_A_VALUE: Final = frozenset({Variable.SKIP_TOOLS})
 
 
 class Source:
@@ -197,27 +236,49 @@ def _is_set(value: str | None, name: str) -> bool:
 def home_dir(env: Mapping[str, str]) -> str:
     """MEMQ_HOME, expanded and made absolute (a hook runs in whatever directory the assistant
     works in); ``~/.memq`` when unset."""
-    raw = env.get(HOME_VARIABLE, "").strip()
+    raw = env.get(Variable.HOME, "").strip()
     return os.path.abspath(os.path.expanduser(raw or DEFAULT_HOME))
 
 
 def port(env: Mapping[str, str]) -> int:
     """MEMQ_PORT."""
-    return env_int(env, "MEMQ_PORT", DEFAULT_PORT, low=1, high=65535)
+    return env_int(env, Variable.PORT, DEFAULT_PORT, low=1, high=65535)
 
 
 def body_limit(env: Mapping[str, str]) -> int:
     """MEMQ_BODY_LIMIT: bytes of one HTTP request body."""
-    return env_int(env, "MEMQ_BODY_LIMIT", DEFAULT_BODY_LIMIT, low=1024, high=1 << 30)
+    return env_int(env, Variable.BODY_LIMIT, DEFAULT_BODY_LIMIT, low=1024, high=1 << 30)
 
 
 def skip_tools(env: Mapping[str, str]) -> frozenset[str]:
     """MEMQ_SKIP_TOOLS: comma-separated tool names whose events are not recorded. Set it to
     an empty string to record every tool."""
-    raw = raw_value(env, "MEMQ_SKIP_TOOLS")
+    raw = raw_value(env, Variable.SKIP_TOOLS)
     if raw is None:
         return frozenset(DEFAULT_SKIP_TOOLS)
     return frozenset(name.strip() for name in raw.split(",") if name.strip())
+
+
+def hook_connect_timeout(env: Mapping[str, str]) -> float:
+    """MEMQ_HOOK_CONNECT_TIMEOUT: seconds the hook waits to reach the daemon."""
+    return env_float(
+        env, Variable.HOOK_CONNECT_TIMEOUT, DEFAULT_HOOK_CONNECT_TIMEOUT, positive=True
+    )
+
+
+def hook_timeout(env: Mapping[str, str]) -> float:
+    """MEMQ_HOOK_TIMEOUT: seconds the hook waits for the daemon's answer."""
+    return env_float(env, Variable.HOOK_TIMEOUT, DEFAULT_HOOK_TIMEOUT, positive=True)
+
+
+def llm_timeout(env: Mapping[str, str]) -> float:
+    """MEMQ_LLM_TIMEOUT: seconds one model request may take, all of it."""
+    return env_float(env, Variable.LLM_TIMEOUT, DEFAULT_LLM_TIMEOUT, positive=True)
+
+
+def llm_max_tokens(env: Mapping[str, str]) -> int:
+    """MEMQ_LLM_MAX_TOKENS: the most tokens the model may answer with (64..65536)."""
+    return env_int(env, Variable.LLM_MAX_TOKENS, DEFAULT_LLM_MAX_TOKENS, low=64, high=65536)
 
 
 def env_flag(env: Mapping[str, str], name: str) -> bool:

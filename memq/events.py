@@ -2,7 +2,8 @@
 
 Standard library only. The daemon uses it for ``POST /api/events`` and the hook's fallback
 uses it to write the very same row straight into the pending table, so that an event written
-by the fallback and later resent over HTTP is recognised as one event.
+by the fallback and later resent over HTTP is recognised as one event. ``HookEvent`` names
+the events memq subscribes to, the only place memq spells them out.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import json
 
 from memq.exceptions import InvalidEventError, MalformedEventError
+from memq.kinds import MessageKind
+from memq.limits import MAX_INTEGER, MAX_SESSION_ID_CHARS, MIN_INTEGER
 
 # typing and dataclasses stay out of the hook's start-up: names for the type checker only.
 TYPE_CHECKING = False
@@ -17,35 +20,39 @@ if TYPE_CHECKING:
     from typing import Any, Final
 
 ASSISTANT: Final = "claude-code"
-KNOWN_ASSISTANTS: Final = frozenset({"claude-code", "codex", "cursor", "gemini-cli"})
+KNOWN_ASSISTANTS: Final = frozenset({ASSISTANT, "codex", "cursor", "gemini-cli"})
 MAX_DEPTH: Final = 100
-MAX_ID_CHARS: Final = 256
-MAX_INT: Final = 2**63 - 1
 
-# Values of memq.queue.MessageKind, spelled out so this module stays import-light.
-KIND_PROMPT: Final = "prompt"
-KIND_OBSERVATION: Final = "observation"
-KIND_SUMMARIZE: Final = "summarize"
-KIND_SESSION_END: Final = "session_end"
-KIND_EVENT: Final = "event"
-KIND_UNSUBSCRIBED: Final = "unsubscribed"
 
-SESSION_START: Final = "SessionStart"
-# The events memq's install subscribes to (``memq.hooks.install.EVENTS``; a test keeps the two
-# alike). Claude Code also sends memq the others (InstructionsLoaded, PreToolUse, ...) when
-# another hook or a plugin routes every event to ``memq hook``, some with throw-away session
-# ids. Those are kept in the queue as they came (kind "unsubscribed"), but never become memory,
-# a session, or a fork's link.
+class HookEvent:
+    """The hook events memq subscribes to, by the name the assistant gives them
+    (``hook_event_name``)."""
+
+    SESSION_START: Final = "SessionStart"
+    USER_PROMPT_SUBMIT: Final = "UserPromptSubmit"
+    POST_TOOL_USE: Final = "PostToolUse"
+    POST_TOOL_USE_FAILURE: Final = "PostToolUseFailure"
+    STOP: Final = "Stop"
+    SESSION_END: Final = "SessionEnd"
+
+
+# The message kind of each event memq subscribes to, in the order ``memq install`` writes them
+# into the assistant's settings. Claude Code also sends memq the others (InstructionsLoaded,
+# PreToolUse, ...) when another hook or a plugin routes every event to ``memq hook``, some with
+# throw-away session ids. Those are kept in the queue as they came (kind "unsubscribed"), but
+# never become memory, a session, or a fork's link.
 _KIND_BY_EVENT: Final = {
-    SESSION_START: KIND_EVENT,
-    "UserPromptSubmit": KIND_PROMPT,
-    "PostToolUse": KIND_OBSERVATION,
-    "PostToolUseFailure": KIND_OBSERVATION,
-    "Stop": KIND_SUMMARIZE,
-    "SessionEnd": KIND_SESSION_END,
+    HookEvent.SESSION_START: MessageKind.EVENT.value,
+    HookEvent.USER_PROMPT_SUBMIT: MessageKind.PROMPT.value,
+    HookEvent.POST_TOOL_USE: MessageKind.OBSERVATION.value,
+    HookEvent.POST_TOOL_USE_FAILURE: MessageKind.OBSERVATION.value,
+    HookEvent.STOP: MessageKind.SUMMARIZE.value,
+    HookEvent.SESSION_END: MessageKind.SESSION_END.value,
 }
-SUBSCRIBED_EVENTS: Final = frozenset(_KIND_BY_EVENT)
-_TOOL_RESULT_EVENTS: Final = frozenset({"PostToolUse", "PostToolUseFailure"})
+SUBSCRIBED_EVENTS: Final = tuple(_KIND_BY_EVENT)
+# The events that report a tool call's result (the matcher of ``memq install`` matches every
+# tool for them).
+TOOL_RESULT_EVENTS: Final = frozenset({HookEvent.POST_TOOL_USE, HookEvent.POST_TOOL_USE_FAILURE})
 # Fields whose type the processors rely on when present.
 _STRING_FIELDS: Final = (
     "cwd",
@@ -67,13 +74,13 @@ class Route:
     def __init__(self, event: str, session_key: str, kind: str, dedupe_key: str | None) -> None:
         self.event = event  # hook_event_name, e.g. "PostToolUse"
         self.session_key = session_key  # "claude-code:<session_id>"
-        self.kind = kind  # a memq.queue.MessageKind value
+        self.kind = kind  # a memq.kinds.MessageKind value
         self.dedupe_key = dedupe_key
 
     @property
     def subscribed(self) -> bool:
         """Whether memq's hooks subscribe to the event (see ``SUBSCRIBED_EVENTS``)."""
-        return self.kind != KIND_UNSUBSCRIBED
+        return self.kind != MessageKind.UNSUBSCRIBED
 
     @property
     def may_link_fork(self) -> bool:
@@ -89,8 +96,8 @@ class Route:
 
 
 def kind_of(event: str) -> str:
-    """The queue's message kind for a hook event name."""
-    return _KIND_BY_EVENT.get(event, KIND_UNSUBSCRIBED)
+    """The queue's message kind (a ``MessageKind`` value) for a hook event name."""
+    return _KIND_BY_EVENT.get(event, MessageKind.UNSUBSCRIBED.value)
 
 
 def may_link_fork(event: str) -> bool:
@@ -101,7 +108,7 @@ def may_link_fork(event: str) -> bool:
     memq does not subscribe to says nothing either way: InstructionsLoaded comes with
     throw-away ids, and with the fork's own id before its first prompt.
     """
-    return event in SUBSCRIBED_EVENTS and event != SESSION_START
+    return event in SUBSCRIBED_EVENTS and event != HookEvent.SESSION_START
 
 
 def session_key(session_id: str, assistant: str = ASSISTANT) -> str:
@@ -152,7 +159,7 @@ def check_json_values(value: Any) -> None:
         elif isinstance(item, bool) or item is None or isinstance(item, float):
             continue
         elif isinstance(item, int):
-            if not -MAX_INT - 1 <= item <= MAX_INT:
+            if not MIN_INTEGER <= item <= MAX_INTEGER:
                 raise InvalidEventError(f"integer at {where} does not fit in 64 bits")
         elif isinstance(item, dict):
             for key, child in item.items():
@@ -190,9 +197,9 @@ def _dedupe_key(event: str, payload: dict[str, Any]) -> str | None:
     # A natural id wins: two hooks (or a retry) reporting one tool call agree on it.
     tool_use_id = payload.get("tool_use_id")
     if tool_use_id:
-        prefix = "tool" if event in _TOOL_RESULT_EVENTS else event
+        prefix = "tool" if event in TOOL_RESULT_EVENTS else event
         return f"{prefix}:{tool_use_id}"
-    if event == "UserPromptSubmit" and payload.get("prompt_id"):
+    if event == HookEvent.USER_PROMPT_SUBMIT and payload.get("prompt_id"):
         return f"prompt:{payload['prompt_id']}"
     hook_event_id = payload.get("memq_event_id")
     if hook_event_id:
@@ -207,8 +214,8 @@ def _require_id(value: object, field: str) -> None:
         raise InvalidEventError(f"field {field!r} must be a string, not {type(value).__name__}")
     if not value.strip():
         raise InvalidEventError(f"field {field!r} is empty")
-    if len(value) > MAX_ID_CHARS:
-        raise InvalidEventError(f"field {field!r} is longer than {MAX_ID_CHARS} characters")
+    if len(value) > MAX_SESSION_ID_CHARS:
+        raise InvalidEventError(f"field {field!r} is longer than {MAX_SESSION_ID_CHARS} characters")
 
 
 def _check_text(text: str, where: str) -> None:

@@ -1,4 +1,4 @@
-"""Every error memq raises on purpose, in one tree.
+"""Every error memq raises on purpose, in one tree, each with the HTTP status it answers.
 
     MemqError
     ├── SettingError             a MEMQ_* variable memq cannot use (also a ValueError)
@@ -6,33 +6,50 @@
     │   └── DatabaseDamagedError the database failed its check: memq repair rebuilds it
     ├── ControlError             memq start or stop could not do what was asked
     ├── RepairError              memq repair must not run now, or could not finish
+    ├── RepairInProgressError    memq repair is rebuilding the database: nothing writes it
     ├── UnsafeFileError          a file in MEMQ_HOME is not one memq may trust (a symlink,
     │                            someone else's, writable by others, not a token)
     ├── SpoolFileError           a file in MEMQ_HOME/spool that is not a complete spooled event
     ├── InstallError             Claude Code's settings cannot be changed safely (left untouched)
-    ├── InvalidQueryError        a search the user typed that memq cannot run (HTTP 400)
-    ├── InvalidSettingValueError a per-session setting with an unknown name or bad value (422)
+    ├── DaemonUnavailableError   the hook could not hand its event to the daemon (no answer in
+    │                            time, no token, an error answer): it writes the event itself
+    ├── NoTimeLeftError          the hook's time budget ran out before the database was written
+    ├── RequestError             a request (HTTP, CLI, MCP) memq cannot carry out as asked (400)
+    │   ├── MalformedRequestError    a body that is not a JSON document memq can read (400)
+    │   ├── InvalidRequestError      a body or argument of the wrong shape or value (422)
+    │   │   └── SameSessionError     a session transferred or forked into itself (422)
+    │   ├── InvalidQueryError        a search the user typed that memq cannot run (400)
+    │   ├── InvalidSettingValueError a per-session setting with an unknown name or bad value (422)
+    │   └── InvalidArchiveError      a file to import that is not a memq export: its first bad
+    │                                line (400)
+    ├── SessionNotFoundError     memq has no session by that id (404)
+    ├── MessageNotFoundError     the session has no message by that id (404)
     ├── ForkError                a session cannot be forked
-    │   ├── ForkParentNotFoundError  memory has no session to fork (HTTP 404)
+    │   ├── ForkParentNotFoundError  memory has no session to fork (404)
     │   └── ForkTargetExistsError    the new session's id is taken, in memory or the queue (409)
-    ├── SessionNotFoundError     memq has no session by that id (HTTP 404)
-    ├── MessageNotFoundError     the session has no message by that id (HTTP 404)
     ├── ProcessorError           a processor could not turn a message into memory
     │   ├── TransientProcessorError  rate limit, server error, timeout: try again later
     │   ├── ProcessorAuthError       the model API refused the credentials: pause everything
     │   ├── ProcessorUnavailableError  a session's processor cannot be created (no API key):
-    │   │                              its session pauses (also a ValueError)
+    │   │   │                          its session pauses (also a ValueError)
+    │   │   └── UnknownProcessorError  no processor has that name
+    │   ├── InvalidInputError        the message holds nothing to process (no tool call)
     │   └── InvalidOutputError       the model answered something that is not a valid record
-    ├── EventError               a hook payload memq cannot accept
-    │   ├── MalformedEventError  not JSON, not UTF-8, too deep, NaN, lone surrogates (HTTP 400)
-    │   └── InvalidEventError    JSON of the wrong shape or with unusable values (HTTP 422)
+    ├── ModelRequestError        the model API refused the request itself (a 4xx that is no
+    │                            rate limit or credentials): a plain failure of the message
+    ├── EventError               a hook payload memq cannot accept (400)
+    │   ├── MalformedEventError  not JSON, not UTF-8, too deep, NaN, lone surrogates (400)
+    │   └── InvalidEventError    JSON of the wrong shape or with unusable values (422)
+    ├── StorageError             SQLite failed: I/O error, locked past the busy timeout (503)
+    │   └── DiskFullError        out of space (SQLITE_FULL, ENOSPC): memq's disk reserve
+    │                            handles it (503, "reason": "disk_full")
+    ├── SchemaError              the database was written by a newer memq, or is not memq's
+    │   └── SQLiteTooOldError    this Python's SQLite is older than memq's schema needs
     └── QueueError
         ├── QueueLockedError     another process (or another Queue here) has the database open
-        ├── QueueClosedError     the queue was closed
-        ├── SchemaError          the database was written by a newer memq, or is not memq's
-        ├── StorageError         SQLite failed: disk full, I/O error, locked past the busy timeout
-        │   └── DiskFullError    out of space (SQLITE_FULL, ENOSPC): memq's disk reserve handles it
+        ├── QueueClosedError     the queue was closed (503)
         ├── InvalidMessageError  a message that cannot be stored (bad session id, kind, payload)
+        │                        (422)
         ├── SessionBusyError     a second consumer for a session that already has one
         └── ClaimError
             ├── ClaimSettledError  the claim was already acked, failed or released
@@ -40,13 +57,23 @@
             └── LeaseExpiredError  the consumer ran past the lease (recorded as the failure)
 
 Callers catch these, never ``sqlite3`` errors. An exception's docstring is its default message.
+Its ``http_status`` is what the daemon's API answers when a route lets it through (a subclass
+inherits its parent's); None is an internal error, 500.
+
+The hook imports this module: it stays standard library only, and imports nothing.
 """
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar
+
 
 class MemqError(Exception):
     """memq failed."""
+
+    http_status: ClassVar[int | None] = None
 
     def __init__(self, message: str | None = None) -> None:
         default = (type(self).__doc__ or "").strip().splitlines()
@@ -80,6 +107,10 @@ class RepairError(MemqError):
     """The database cannot be repaired now; the message says why and what to do."""
 
 
+class RepairInProgressError(MemqError):
+    """memq repair is rebuilding the database: it is not written until the repair is done."""
+
+
 class UnsafeFileError(MemqError):
     """A file in the data directory is not one memq may trust."""
 
@@ -92,12 +123,58 @@ class InstallError(MemqError):
     """The settings file cannot be changed safely, so it was left as it was."""
 
 
-class InvalidQueryError(MemqError):
+class DaemonUnavailableError(MemqError):
+    """The daemon did not answer in time, refused the connection, or answered with an error."""
+
+
+class NoTimeLeftError(MemqError):
+    """The hook's deadline passed before the database could be written."""
+
+
+class RequestError(MemqError):
+    """The request cannot be carried out as asked."""
+
+    http_status = 400
+
+
+class MalformedRequestError(RequestError):
+    """The request body is not a JSON document memq can read."""
+
+
+class InvalidRequestError(RequestError):
+    """The request is JSON, or arguments, of the wrong shape or with unusable values."""
+
+    http_status = 422
+
+
+class SameSessionError(InvalidRequestError):
+    """A session cannot be transferred or forked into itself."""
+
+
+class InvalidQueryError(RequestError):
     """The search query cannot be run."""
 
 
-class InvalidSettingValueError(MemqError):
+class InvalidSettingValueError(RequestError):
     """The session setting or its value is not one memq knows."""
+
+    http_status = 422
+
+
+class InvalidArchiveError(RequestError):
+    """The file is not a memq export memq can import; the message names its first bad line."""
+
+
+class SessionNotFoundError(MemqError):
+    """memq has no such session."""
+
+    http_status = 404
+
+
+class MessageNotFoundError(MemqError):
+    """The session has no such message."""
+
+    http_status = 404
 
 
 class ForkError(MemqError):
@@ -107,17 +184,13 @@ class ForkError(MemqError):
 class ForkParentNotFoundError(ForkError):
     """Memory has no session to fork."""
 
+    http_status = 404
+
 
 class ForkTargetExistsError(ForkError):
     """The fork's session already exists (in memory or in the queue)."""
 
-
-class SessionNotFoundError(MemqError):
-    """memq has no such session."""
-
-
-class MessageNotFoundError(MemqError):
-    """The session has no such message."""
+    http_status = 409
 
 
 class ProcessorError(MemqError):
@@ -143,12 +216,29 @@ class ProcessorUnavailableError(ProcessorError, ValueError):
     """The processor cannot be created: a setting it needs is missing or wrong."""
 
 
+class UnknownProcessorError(ProcessorUnavailableError):
+    """No processor has that name."""
+
+
+class InvalidInputError(ProcessorError):
+    """The message holds nothing the processor can turn into a record."""
+
+
 class InvalidOutputError(ProcessorError):
     """The model's answer is not a valid memory record."""
 
 
+class ModelRequestError(MemqError):
+    """The model API refused the request itself: sending it again would not help.
+
+    Not a ``ProcessorError``: nothing is paused or retried, the attempt simply fails.
+    """
+
+
 class EventError(MemqError):
     """The hook event cannot be accepted."""
+
+    http_status = 400
 
 
 class MalformedEventError(EventError):
@@ -157,6 +247,26 @@ class MalformedEventError(EventError):
 
 class InvalidEventError(EventError):
     """The hook event is JSON but not a usable hook payload."""
+
+    http_status = 422
+
+
+class StorageError(MemqError):
+    """SQLite could not complete the operation."""
+
+    http_status = 503
+
+
+class DiskFullError(StorageError):
+    """The disk is full: SQLite could not write."""
+
+
+class SchemaError(MemqError):
+    """The database schema is not one this version of memq understands."""
+
+
+class SQLiteTooOldError(SchemaError):
+    """This Python's SQLite library is too old for memq's schema."""
 
 
 class QueueError(MemqError):
@@ -170,21 +280,13 @@ class QueueLockedError(QueueError):
 class QueueClosedError(QueueError):
     """The queue is closed."""
 
-
-class SchemaError(QueueError):
-    """The database schema is not one this version of memq understands."""
-
-
-class StorageError(QueueError):
-    """SQLite could not complete the operation."""
-
-
-class DiskFullError(StorageError):
-    """The disk is full: SQLite could not write."""
+    http_status = 503
 
 
 class InvalidMessageError(QueueError):
     """The message cannot be stored."""
+
+    http_status = 422
 
 
 class SessionBusyError(QueueError):

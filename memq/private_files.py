@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 
+from memq.env import Variable
 from memq.exceptions import UnsafeFileError
 
 TYPE_CHECKING = False
@@ -132,13 +133,13 @@ def check_home(path: str) -> None:
     except FileNotFoundError:
         return  # memq creates it, 0700
     if not stat.S_ISDIR(info.st_mode):
-        raise UnsafeFileError(f"MEMQ_HOME {path} is not a directory")
+        raise UnsafeFileError(f"{Variable.HOME} {path} is not a directory")
     uid = os.geteuid()
     if info.st_uid != uid:
-        raise UnsafeFileError(f"MEMQ_HOME {path} is owned by uid {info.st_uid}, not by you")
+        raise UnsafeFileError(f"{Variable.HOME} {path} is owned by uid {info.st_uid}, not by you")
     if stat.S_IMODE(info.st_mode) & 0o022:
         raise UnsafeFileError(
-            f"MEMQ_HOME {path} can be written by other users (mode "
+            f"{Variable.HOME} {path} can be written by other users (mode "
             f"{stat.S_IMODE(info.st_mode):03o}); run: chmod 700 {path}"
         )
 

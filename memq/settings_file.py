@@ -95,7 +95,7 @@ def variables_of(table: Mapping[str, object], path: str) -> ParsedFile:
             continue
         try:
             values[variable] = as_text(key, value)
-        except (TypeError, ValueError) as exc:
+        except SettingError as exc:
             invalid[variable] = f"{key} = {_shown(value)}: {exc} (set in {path})"
     return ParsedFile(values, invalid, tuple(unknown))
 
@@ -130,20 +130,20 @@ def read_table(path: str) -> dict[str, object]:
 
 def as_text(key: str, value: object) -> str:
     """A TOML value of setting ``key`` as its environment variable would spell it;
-    ``TypeError`` (or ``ValueError``) saying why when no text stands for it."""
+    ``SettingError`` saying why when no text stands for it."""
     if isinstance(value, bool):  # before int: a bool is an int
         return "true" if value else "false"
     if isinstance(value, int | float | str):
         return str(value)
     if isinstance(value, list) and key in LIST_KEYS:
         if not all(isinstance(item, str) for item in value):
-            raise TypeError("every item must be a string")
+            raise SettingError("every item must be a string")
         if any("," in item for item in value):
-            raise ValueError("an item cannot hold a comma")
+            raise SettingError("an item cannot hold a comma")
         return ",".join(value)
     if isinstance(value, list):
-        raise TypeError("an array, but this setting takes one value")
-    raise TypeError(f"{_kind(value)} is not a value of any setting")
+        raise SettingError("an array, but this setting takes one value")
+    raise SettingError(f"{_kind(value)} is not a value of any setting")
 
 
 def render(table: Mapping[str, object]) -> str:

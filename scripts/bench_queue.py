@@ -4,11 +4,12 @@ Everything runs in a fresh temporary directory (``--dir``, default under /tmp) a
 baseline is measured in the same run, on the same disk, with the same schema, WAL and
 ``synchronous=FULL``:
 
-1. raw sqlite3: per-row-commit inserts, one-transaction inserts (one execute per row, and
-   executemany for context), and one-by-one
-   claim+ack pairs (one-statement claim returning id, attempts and payload, then the ack, each
-   committed), plus the same pairs at ``synchronous=NORMAL`` for context (memq claims and
-   acks on a NORMAL connection);
+1. raw sqlite3: per-row-commit inserts (also with each insert handed to a thread of its own,
+   one trip per row, as memq does: the floor of one producer), one-transaction inserts (one
+   execute per row, and executemany for context), and one-by-one claim+ack pairs
+   (one-statement claim returning id, attempts and payload, then the ack, each committed),
+   plus the same pairs at ``synchronous=NORMAL`` for context (memq claims and acks on a
+   NORMAL connection);
 2. ``Queue.enqueue`` throughput: one sequential producer (against raw per-row commits), and 64
    concurrent producers (against raw one-transaction inserts, with the number of commits, so
    the group-commit factor shows);
@@ -67,8 +68,9 @@ from benchkit import (
 )
 
 from memq.queue import Queue, QueueSettings, Synchronous
+from memq.queue._connection import ThreadConnection
 from memq.storage import schema
-from memq.storage.connection import connect
+from memq.storage.connection import connect, connection_pragmas
 
 T = TypeVar("T")
 
@@ -276,6 +278,33 @@ def bench_raw_per_row(path: Path, count: int, payload: str) -> QueueRun:
         return QueueRun(count, time.perf_counter() - start, commits=count)
     finally:
         conn.close()
+
+
+async def bench_raw_per_row_thread(path: Path, count: int, payload: str) -> QueueRun:
+    """``bench_raw_per_row`` with each insert handed to the connection's own thread, as memq
+    does so that its event loop never waits on an fsync: one thread trip per row, the floor
+    of ``Queue.enqueue`` with one producer."""
+    open_raw(path).close()
+    pragmas = connection_pragmas(Synchronous.FULL, int(QueueSettings().busy_timeout * 1000))
+    conn = await ThreadConnection.open(path, pragmas, name="bench-raw-thread")
+    try:
+        now = now_ms()
+
+        def insert(raw: sqlite3.Connection) -> None:
+            raw.execute(INSERT_PENDING, ("raw", payload, now, now))
+
+        start = time.perf_counter()
+        for _ in range(count):
+            await conn.run(insert)
+        return QueueRun(count, time.perf_counter() - start, commits=count, trips=count)
+    finally:
+        await conn.close()
+
+
+def raw_per_row_thread_round(root: Path, count: int, payload: str, round_: int) -> QueueRun:
+    """``bench_raw_per_row_thread`` on a fresh database named after its round."""
+    path = root / f"raw_per_row_thread_{round_}.db"
+    return run_async(bench_raw_per_row_thread, path, count, payload)
 
 
 def bench_raw_one_transaction(path: Path, count: int, payload: str) -> QueueRun:
@@ -615,6 +644,10 @@ def raw_figures(root: Path, sizes: Sizes, payload: str, say: Progress) -> list[F
     per_row = fastest(
         n, lambda i: bench_raw_per_row(root / f"raw_per_row_{i}.db", sizes.raw_per_row, payload)
     )
+    say(f"raw sqlite3: per-row-commit inserts, one thread trip each x {sizes.raw_per_row}")
+    per_row_thread = fastest(
+        n, functools.partial(raw_per_row_thread_round, root, sizes.raw_per_row, payload)
+    )
     say(f"raw sqlite3: one-transaction inserts x {sizes.raw_one_tx} (best of {n})")
     one_tx = fastest(
         n,
@@ -637,6 +670,16 @@ def raw_figures(root: Path, sizes: Sizes, payload: str, say: Progress) -> list[F
     )
     return [
         rate_figure("raw_insert_per_row_commit", "raw insert, 1 row/commit", per_row, "rows/s"),
+        rate_figure(
+            "raw_insert_per_row_thread",
+            "raw insert, 1 row/commit, 1 thread trip",
+            per_row_thread,
+            "rows/s",
+            detail=(
+                f"{ratio(per_row_thread.rate, per_row.rate):.2f}x raw 1 row/commit; context: "
+                "the floor of enqueue with 1 producer (its loop never waits on an fsync)"
+            ),
+        ),
         rate_figure(
             "raw_insert_one_transaction",
             "raw insert, 1 transaction, execute/row",
@@ -666,6 +709,7 @@ def enqueue_figures(root: Path, sizes: Sizes, raw: dict[str, float], say: Progre
     """Scenario 2: enqueue throughput, sequential and 64 producers, against the ``raw``
     figures (by key)."""
     raw_per_row = raw["raw_insert_per_row_commit"]
+    floor = raw["raw_insert_per_row_thread"]
     raw_one_tx = raw["raw_insert_one_transaction"]
     raw_executemany = raw["raw_insert_one_transaction_executemany"]
     n = sizes.repeats
@@ -692,8 +736,14 @@ def enqueue_figures(root: Path, sizes: Sizes, raw: dict[str, float], say: Progre
             "msgs/s",
             target=f">= 0.9x raw insert, 1 row/commit ({raw_per_row:,.0f} rows/s)",
             met=alone >= 0.9,
-            detail=f"{alone:.2f}x raw 1 row/commit",
-            extra={"ratio_to_raw_per_row_commit": round(alone, 4)},
+            detail=(
+                f"{alone:.2f}x raw 1 row/commit, "
+                f"{ratio(sequential.rate, floor):.2f}x raw with 1 thread trip per row"
+            ),
+            extra={
+                "ratio_to_raw_per_row_commit": round(alone, 4),
+                "ratio_to_raw_per_row_thread": round(ratio(sequential.rate, floor), 4),
+            },
         ),
         rate_figure(
             "enqueue_64_producers",

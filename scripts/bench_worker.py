@@ -10,7 +10,10 @@ the end, even on an error or Ctrl-C.
 
    a. durable events/s and p50/p99 latency of the 202, with 1 sequential keep-alive client
       and with 32 concurrent keep-alive clients (each round waits until the daemon has
-      processed the previous round's backlog, then uses 20 fresh session ids);
+      processed the previous round's backlog, then uses 20 fresh session ids), with the
+      default processor running: how many events were processed during the round, and how
+      long the daemon took after it to process the rest. The 32-client targets are met only
+      when it processed during the round and had processed every event by the end;
    b. event-to-processed latency with the default ``extract`` processor: one event at a time,
       then ``GET /api/sessions/{id}/observations?limit=1`` every ``POLL_INTERVAL`` until the
       session's observation total grows; the time from sending the POST to that answer;
@@ -108,6 +111,9 @@ LATENCY_GAP: Final = 0.02  # seconds between latency-test events (a moderate rat
 NAGLE_PROBE_REQUESTS: Final = 50
 STALL_MS: Final = 35.0  # a plain keep-alive request slower than this hit the delayed ACK
 LINGER_WAIT: Final = 15.0  # seconds to wait for session generators to end before the RSS
+# Seconds between status polls while waiting for the daemon: each poll counts the queue's
+# rows (milliseconds of the daemon's CPU), so more often would slow what it waits for.
+IDLE_POLL: Final = 0.05
 SOCKET_TIMEOUT: Final = 30.0
 KEEP_ALIVE_REUSE: Final = 3.0  # seconds idle after which a connection is not reused
 RECV_BYTES: Final = 65536
@@ -577,7 +583,7 @@ def wait_idle(client: Client, *, generators: bool = False, timeout: float = IDLE
             return time.perf_counter() - start
         if time.perf_counter() - start > timeout:
             raise BenchError(f"daemon still busy after {timeout:.0f} s: {counts}")
-        time.sleep(0.05)
+        time.sleep(IDLE_POLL)
 
 
 def load_run(target: Target, events: Sequence[dict[str, Any]], concurrency: int) -> LoadRun:
@@ -587,21 +593,29 @@ def load_run(target: Target, events: Sequence[dict[str, Any]], concurrency: int)
 
 
 def daemon_round(daemon: Daemon, events: Sequence[dict[str, Any]], concurrency: int) -> LoadRun:
-    """One timed load run against the daemon, after it has worked off earlier backlogs."""
+    """One timed load run against the daemon, after it has worked off earlier backlogs; then
+    the time it takes to process what the run left (the daemon processes while it takes
+    events in, but puts intake first: its backlog is worked off once the run ends)."""
     client = daemon.client()
     try:
         drained = wait_idle(client)
         before = queue_counts(client)
         run = load_run(daemon.target, events, concurrency)
         after = queue_counts(client)
+        started = time.perf_counter()
+        wait_idle(client)
+        drain = time.perf_counter() - started
+        idle = queue_counts(client)
     finally:
         client.close()
     run.extra.update(
         processed_during_run=after["processed"] - before["processed"],
+        processed_after_run=idle["processed"] - after["processed"],
+        drain_after_s=round(drain, 3),
         backlog_wait_before_s=round(drained, 3),
     )
-    if after["failed"] != before["failed"]:
-        raise BenchError(f"messages failed during the run: {after}")
+    if idle["failed"] != before["failed"]:
+        raise BenchError(f"messages failed during the run: {idle}")
     return run
 
 
@@ -803,18 +817,80 @@ def rate_figure(key: str, label: str, run: LoadRun, **kwargs: Any) -> Figure:
             f"client {run.extra['client_cpu_us_per_request']:,.0f} us"
         )
     if "processed_during_run" in run.extra:
-        notes.append(f"{run.extra['processed_during_run']:,} processed during the run")
+        notes.append(
+            f"{run.extra['processed_during_run']:,} processed during the run, "
+            f"{run.extra['processed_after_run']:,} in the {run.extra['drain_after_s']:.2f} s "
+            "after it"
+        )
     return Figure(key, label, run.rate, "events/s", detail="; ".join(notes), extra=facts, **kwargs)
+
+
+def processing_ran(run: LoadRun) -> bool:
+    """Whether the daemon processed while it took the run's events in, and processed every
+    one of them by the time it was idle again: a daemon that met the intake targets by not
+    processing would not meet them."""
+    during: int = run.extra["processed_during_run"]
+    after: int = run.extra["processed_after_run"]
+    return during > 0 and during + after == run.count
+
+
+def first_wave_facts(run: LoadRun) -> dict[str, float]:
+    """Where the slowest answers of a run with ``CONCURRENCY`` clients are: the first wave
+    (its first ``CONCURRENCY`` requests, the first events of the round's new sessions) and
+    the rest. Context for the p99, which is judged over all of them."""
+    first, rest = run.latencies[:CONCURRENCY], run.latencies[CONCURRENCY:]
+    return {
+        "first_wave_p50_ms": round(percentile(first, 50) * 1e3, 3),
+        "first_wave_max_ms": round(max(first) * 1e3, 3),
+        "after_first_wave_p99_ms": round(percentile(rest, 99) * 1e3, 3),
+    }
+
+
+def first_wave_note(run: LoadRun) -> str:
+    facts = first_wave_facts(run)
+    return (
+        f"first {CONCURRENCY} answers (where the round's new sessions start) p50 "
+        f"{facts['first_wave_p50_ms']:.2f} ms, max {facts['first_wave_max_ms']:.2f} ms; "
+        f"the rest p99 {facts['after_first_wave_p99_ms']:.2f} ms"
+    )
+
+
+def drain_figure(run: LoadRun) -> Figure:
+    """How long the daemon took, after a run with 32 clients, to process what was left
+    (context: no target; ``processing_ran`` judges it)."""
+    during, after = run.extra["processed_during_run"], run.extra["processed_after_run"]
+    drain = run.extra["drain_after_s"]
+    rate = after / drain if drain > 0 else 0.0
+    return Figure(
+        f"daemon_{CONCURRENCY}_drain",
+        f"daemon, {CONCURRENCY} clients, backlog worked off after",
+        drain,
+        "s",
+        detail=(
+            f"{during:,} of {run.count:,} processed during the {run.seconds:.2f} s run, "
+            f"{after:,} after it ({rate:,.0f}/s, status polled every {IDLE_POLL * 1e3:g} ms); "
+            f"processing ran: {'yes' if processing_ran(run) else 'NO'}"
+        ),
+        extra={
+            "processed_during_run": during,
+            "processed_after_run": after,
+            "processed_per_s_after": round(rate, 1),
+            "processing_ran": processing_ran(run),
+        },
+    )
 
 
 def throughput_figures(
     daemon: dict[int, LoadRun], floor_b: dict[int, LoadRun], floor_a: LoadRun
 ) -> list[Figure]:
-    """Scenarios 1a, 2 and 3 as figures, with the targets judged."""
+    """Scenarios 1a, 2 and 3 as figures, with the targets judged: the 32-client ones only
+    with processing running (``processing_ran``)."""
     busy = daemon[CONCURRENCY]
     share_b = ratio(busy.rate, floor_b[CONCURRENCY].rate)
     share_a = ratio(busy.rate, floor_a.rate)
     p99 = busy.ms(99)
+    ran = processing_ran(busy)
+    unless_idle = "" if ran else "; NOT MET: the daemon did not process during the run"
     return [
         rate_figure("daemon_1_client", "daemon, 1 client", daemon[1]),
         rate_figure(f"daemon_{CONCURRENCY}_clients", f"daemon, {CONCURRENCY} clients", busy),
@@ -824,10 +900,18 @@ def throughput_figures(
             p99,
             "ms",
             target=f"< {TARGET_P99_MS:g} ms",
-            met=p99 < TARGET_P99_MS,
-            detail=f"p50 {busy.ms(50):.2f} ms, max {busy.ms(100):.2f} ms",
-            extra={"p50_ms": round(busy.ms(50), 3), "max_ms": round(busy.ms(100), 3)},
+            met=p99 < TARGET_P99_MS and ran,
+            detail=(
+                f"p50 {busy.ms(50):.2f} ms, max {busy.ms(100):.2f} ms; "
+                f"{first_wave_note(busy)}{unless_idle}"
+            ),
+            extra={
+                "p50_ms": round(busy.ms(50), 3),
+                "max_ms": round(busy.ms(100), 3),
+                **first_wave_facts(busy),
+            },
         ),
+        drain_figure(busy),
         rate_figure("floor_b_1_client", "floor B (store nothing), 1 client", floor_b[1]),
         rate_figure(
             f"floor_b_{CONCURRENCY}_clients",
@@ -845,7 +929,11 @@ def throughput_figures(
             share_b,
             "ratio",
             target=f">= {TARGET_SHARE_OF_FLOOR_B:g}",
-            met=share_b >= TARGET_SHARE_OF_FLOOR_B,
+            met=share_b >= TARGET_SHARE_OF_FLOOR_B and ran,
+            detail=(
+                f"{busy.rate:,.0f} / {floor_b[CONCURRENCY].rate:,.0f} events/s, "
+                f"{busy.extra['processed_during_run']:,} processed during the run{unless_idle}"
+            ),
         ),
         Figure("daemon_vs_floor_a", f"daemon / floor A, {CONCURRENCY} clients", share_a, "ratio"),
     ]

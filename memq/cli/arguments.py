@@ -1,21 +1,12 @@
 """The CLI's argument types: values checked as they are parsed, so that a bad one is named by
-its flag, within the limits the daemon's API keeps."""
+its flag, within the limits the daemon's API keeps (``memq.limits``: a direct read of the
+database, with no daemon, must refuse what the daemon would, and say so by the flag's name)."""
 
 from __future__ import annotations
 
 import argparse
 import math
 from collections.abc import Callable, Iterable, Iterator
-
-# The limits of the daemon's API (memq.worker.http.routes.memory, memq.worker.http.params,
-# memq.memory.answers), checked as the arguments are parsed: a direct read of the database (no
-# daemon) must refuse what the daemon would, and say so by the flag's name. Copied, not
-# imported: those modules load starlette and the database drivers (a test keeps them equal).
-MAX_SEARCH_RESULTS = 1000
-MAX_TIMELINE_SIDE = 100
-MAX_CONTEXT_BUDGET = 100_000
-MAX_PAGE = 10_000
-MAX_ID = 2**63 - 1  # SQLite's largest integer
 
 
 def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:

@@ -47,9 +47,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     import anyio
 
+    from memq import startup_error
     from memq.exceptions import QueueLockedError
     from memq.logs import configure_logging
-    from memq.worker import startup_error
     from memq.worker.daemon import Daemon
     from memq.worker.ephemeral import ephemeral_database
     from memq.worker.pidfile import running_daemon
@@ -144,8 +144,8 @@ def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_repair(args: argparse.Namespace, settings: Settings) -> int:
     from memq.exceptions import RepairError
     from memq.logs import configure_logging
-    from memq.storage.repair import repair as rebuild
-    from memq.storage.repair import report_lines, spool_intake
+    from memq.repair import repair as rebuild
+    from memq.repair import report_lines, spool_intake
 
     paths = settings.paths
     if paths.home.is_dir():

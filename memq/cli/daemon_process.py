@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Final
 
+from memq import startup_error
 from memq.cli.client import is_healthy
 from memq.config import Paths, Settings
 from memq.exceptions import ControlError
 from memq.storage import repairing
-from memq.worker import startup_error
 from memq.worker.pidfile import DaemonRecord, database_in_use, running_daemon
 
 DAEMON_STDERR_FILE: Final = "daemon.stderr"  # in MEMQ_HOME/logs: what a started daemon wrote
@@ -85,7 +85,7 @@ def _refuse_while_repairing(home: str) -> None:
 
 def exit_reason(paths: Paths, pid: int, exit_code: int) -> str:
     """Why the daemon ``pid`` exited at start: what it recorded
-    (``memq.worker.startup_error``), else the last line it wrote to stderr that says
+    (``memq.startup_error``), else the last line it wrote to stderr that says
     something (not a traceback's frame or ``+---`` line)."""
     entry = startup_error.read(str(paths.home))
     if entry is not None and entry.get("pid") == pid:

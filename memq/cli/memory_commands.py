@@ -11,10 +11,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from memq.cli.arguments import (
-    MAX_CONTEXT_BUDGET,
-    MAX_ID,
-    MAX_SEARCH_RESULTS,
-    MAX_TIMELINE_SIDE,
     LateChoices,
     add_utc_option,
     iso_time,
@@ -25,10 +21,19 @@ from memq.cli.client import Answer, api
 from memq.cli.command import EXIT_ERROR, EXIT_OK, Command, Subcommands
 from memq.cli.formats import WHEN_WIDTH, score_text, when
 from memq.config import Settings
+from memq.limits import (
+    DEFAULT_CONTEXT_BUDGET,
+    DEFAULT_SEARCH_RESULTS,
+    DEFAULT_TIMELINE_SIDE,
+    MAX_CONTEXT_BUDGET,
+    MAX_INTEGER,
+    MAX_SEARCH_RESULTS,
+    MAX_TIMELINE_SIDE,
+)
 
 
 def _record_types() -> list[str]:
-    from memq.memory.search import RecordType
+    from memq.memory.records import RecordType
 
     return [record_type.value for record_type in RecordType]
 
@@ -82,8 +87,8 @@ def _add_search_parser(commands: Subcommands) -> None:
     search.add_argument(
         "--limit",
         type=whole_number(1, MAX_SEARCH_RESULTS),
-        default=20,
-        help=f"at most this many (20, max {MAX_SEARCH_RESULTS})",
+        default=DEFAULT_SEARCH_RESULTS,
+        help=f"at most this many ({DEFAULT_SEARCH_RESULTS}, max {MAX_SEARCH_RESULTS})",
     )
     search.add_argument(
         "--min-score",
@@ -103,11 +108,16 @@ def add_parsers(commands: Subcommands) -> None:
         "timeline", help="a record and the records of its session just before and after it"
     )
     timeline.add_argument(
-        "id", type=whole_number(1, MAX_ID), help="the message id of a record (see memq search)"
+        "id", type=whole_number(1, MAX_INTEGER), help="the message id of a record (see memq search)"
     )
     side = whole_number(0, MAX_TIMELINE_SIDE)
-    timeline.add_argument("--before", type=side, default=5, help="records before it (5)")
-    timeline.add_argument("--after", type=side, default=5, help="records after it (5)")
+    default_side = DEFAULT_TIMELINE_SIDE
+    timeline.add_argument(
+        "--before", type=side, default=default_side, help=f"records before it ({default_side})"
+    )
+    timeline.add_argument(
+        "--after", type=side, default=default_side, help=f"records after it ({default_side})"
+    )
     timeline.add_argument("--json", action="store_true", help="print JSON")
     add_utc_option(timeline)
 
@@ -120,9 +130,9 @@ def add_parsers(commands: Subcommands) -> None:
     context.add_argument(
         "--budget",
         type=whole_number(1, MAX_CONTEXT_BUDGET),
-        default=2000,
+        default=DEFAULT_CONTEXT_BUDGET,
         metavar="N",
-        help="at most N tokens (2000)",
+        help=f"at most N tokens ({DEFAULT_CONTEXT_BUDGET})",
     )
     context.add_argument("--json", action="store_true", help="print JSON")
 

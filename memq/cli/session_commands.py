@@ -7,11 +7,12 @@ import argparse
 import json
 import sys
 
-from memq.cli.arguments import MAX_ID, MAX_PAGE, add_utc_option, whole_number
+from memq.cli.arguments import add_utc_option, whole_number
 from memq.cli.client import Answer, api, request, session_path, session_url
 from memq.cli.command import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Command, Subcommands
 from memq.cli.formats import WHEN_WIDTH, when
 from memq.config import Settings
+from memq.limits import DEFAULT_HISTORY_ITEMS, MAX_HISTORY_ITEMS, MAX_INTEGER, MAX_PAGE
 
 
 def add_parsers(commands: Subcommands) -> None:
@@ -59,13 +60,13 @@ def _add_revert_parser(commands: Subcommands) -> None:
     cut = revert.add_mutually_exclusive_group(required=True)
     cut.add_argument(
         "--after",
-        type=whole_number(1, MAX_ID),
+        type=whole_number(1, MAX_INTEGER),
         metavar="MESSAGE_ID",
         help="keep this message and all before it (memq history shows the ids)",
     )
     cut.add_argument(
         "--last",
-        type=whole_number(1, MAX_ID),
+        type=whole_number(1, MAX_INTEGER),
         metavar="N",
         help="forget the N newest messages that left memory",
     )
@@ -80,7 +81,11 @@ def _add_history_parser(commands: Subcommands) -> None:
     )
     history.add_argument("session", help="the session (id or claude-code:<id>)")
     history.add_argument(
-        "--max", type=int, default=50, metavar="N", help="at most N entries (50, up to 1000)"
+        "--max",
+        type=int,
+        default=DEFAULT_HISTORY_ITEMS,
+        metavar="N",
+        help=f"at most N entries ({DEFAULT_HISTORY_ITEMS}, up to {MAX_HISTORY_ITEMS})",
     )
     history.add_argument("--json", action="store_true", help="print JSON")
     add_utc_option(history)

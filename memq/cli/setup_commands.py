@@ -18,6 +18,7 @@ from memq.cli.command import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Command, Subcomman
 from memq.cli.settings_commands import toml_value
 from memq.config import HIDDEN, SETTINGS, SETTINGS_BY_KEY, SettingError, Settings
 from memq.env import Sources
+from memq.events import SUBSCRIBED_EVENTS
 from memq.exceptions import InstallError
 from memq.settings_file import format_value, read_table, variables_of, write_table
 
@@ -103,7 +104,7 @@ def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
             print(line)
         return EXIT_OK
     print(f"memq hooks installed in {result.path}{' (new file)' if result.created else ''}")
-    print(f"  events: {', '.join(hooks.EVENTS)}")
+    print(f"  events: {', '.join(SUBSCRIBED_EVENTS)}")
     print(f"  command: {result.command}")
     if result.backup is not None:
         print(f"  backup of the previous file: {result.backup}")

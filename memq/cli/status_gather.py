@@ -8,13 +8,13 @@ import os
 import sqlite3
 from typing import Any, Final
 
+from memq import startup_error
 from memq.cli.client import request
 from memq.config import Settings, settings_report
 from memq.env import RESERVE_FILE
 from memq.queue import MessageStatus, QueueStats, StatusCounts
 from memq.storage import integrity
 from memq.storage.sqlfile import load_queries
-from memq.worker import startup_error
 from memq.worker.pidfile import running_daemon
 from memq.worker.status_report import StatusReport, spool_counts
 

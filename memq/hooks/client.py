@@ -11,15 +11,13 @@ import json
 import socket
 import time
 
+from memq.exceptions import DaemonUnavailableError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Final
 
 MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
-
-
-class DaemonUnavailable(Exception):
-    """The daemon did not answer in time, refused the connection, or answered with an error."""
 
 
 def post_json(
@@ -37,7 +35,7 @@ def post_json(
     ``connect_timeout`` bounds the connection, ``read_timeout`` each send and receive, and
     ``deadline`` (a ``time.monotonic()`` value) the whole request: a daemon that trickles its
     answer, or takes the body slowly, cannot hold the hook past it.
-    Raises ``DaemonUnavailable`` for anything but a complete answer.
+    Raises ``DaemonUnavailableError`` for anything but a complete answer.
     """
     head = (
         f"POST {path} HTTP/1.1\r\n"
@@ -52,26 +50,26 @@ def post_json(
             ("127.0.0.1", port), timeout=_time_left(connect_timeout, deadline)
         )
     except OSError as exc:
-        raise DaemonUnavailable(f"connect: {exc}") from None
+        raise DaemonUnavailableError(f"connect: {exc}") from None
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(_time_left(read_timeout, deadline))
         sock.sendall(head + body)
         return _read_response(sock, read_timeout, deadline)
     except OSError as exc:
-        raise DaemonUnavailable(f"request: {exc}") from None
+        raise DaemonUnavailableError(f"request: {exc}") from None
     finally:
         sock.close()
 
 
 def _time_left(timeout: float, deadline: float | None) -> float:
-    """``timeout``, cut to what is left before ``deadline``; ``DaemonUnavailable`` when
+    """``timeout``, cut to what is left before ``deadline``; ``DaemonUnavailableError`` when
     nothing is."""
     if deadline is None:
         return timeout
     left = deadline - time.monotonic()
     if left <= 0:
-        raise DaemonUnavailable("no time left in the hook's budget")
+        raise DaemonUnavailableError("no time left in the hook's budget")
     return min(timeout, left)
 
 
@@ -83,15 +81,15 @@ def _read_response(
         sock.settimeout(_time_left(read_timeout, deadline))
         chunk = sock.recv(65536)
         if not chunk:
-            raise DaemonUnavailable("connection closed before the response head")
+            raise DaemonUnavailableError("connection closed before the response head")
         data += chunk
         if len(data) > MAX_RESPONSE_BYTES:
-            raise DaemonUnavailable("response head too large")
+            raise DaemonUnavailableError("response head too large")
     head, _, rest = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[1].isdigit():
-        raise DaemonUnavailable(f"malformed status line {lines[0]!r}")
+        raise DaemonUnavailableError(f"malformed status line {lines[0]!r}")
     status = int(parts[1])
     length = None
     for line in lines[1:]:
@@ -105,11 +103,11 @@ def _read_response(
             break  # Connection: close ends the body when no length was given
         rest += chunk
         if len(rest) > MAX_RESPONSE_BYTES:
-            raise DaemonUnavailable("response too large")
+            raise DaemonUnavailableError("response too large")
     if length is not None and len(rest) < length:
-        raise DaemonUnavailable("connection closed mid-response")
+        raise DaemonUnavailableError("connection closed mid-response")
     try:
         answer = json.loads(rest[:length] if length is not None else rest) if rest else None
     except ValueError:
-        raise DaemonUnavailable("response is not JSON") from None
+        raise DaemonUnavailableError("response is not JSON") from None
     return status, answer

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from memq import env as memq_env
+from memq.exceptions import NoTimeLeftError
 from memq.storage import connection, schema
 from memq.storage.sqlfile import load_queries
 
@@ -31,18 +32,14 @@ SPAWN_INTERVAL_SECONDS: Final = 10.0
 SPAWN_STAMP_FILE: Final = "spawn.stamp"
 
 
-class NoTimeLeft(Exception):
-    """The hook's deadline passed before the database could be written."""
-
-
 def busy_timeout_left(busy_timeout: float, deadline: float | None) -> float:
     """How long SQLite may wait for a lock now: ``busy_timeout``, cut to what is left before
-    ``deadline`` (a ``time.monotonic()`` value). Raises ``NoTimeLeft`` when nothing is."""
+    ``deadline`` (a ``time.monotonic()`` value). Raises ``NoTimeLeftError`` when nothing is."""
     if deadline is None:
         return busy_timeout
     left = deadline - time.monotonic()
     if left <= 0:
-        raise NoTimeLeft("the hook's budget was spent before the database could be written")
+        raise NoTimeLeftError("the hook's budget was spent before the database could be written")
     return min(busy_timeout, left)
 
 
@@ -53,7 +50,7 @@ def store_directly(
     store) into ``home``'s database, creating the directory (0700) and the schema if needed.
     Returns the message id (the existing one for a duplicate).
 
-    Each wait for a lock is cut to what is left before ``deadline``; raises ``NoTimeLeft``
+    Each wait for a lock is cut to what is left before ``deadline``; raises ``NoTimeLeftError``
     when the deadline passed, ``sqlite3.Error`` (a lock held past it, a damaged or read-only
     database), ``SchemaError`` or ``OSError`` when the database cannot take the event."""
     make_home(home)
@@ -123,7 +120,7 @@ def start_daemon(home: str) -> bool:
             [sys.executable, "-m", "memq", "serve", "--quiet"],
             # The home the event was just stored in, whatever the environment said: the
             # daemon reads its other settings from that home's settings.toml.
-            {**os.environ, memq_env.HOME_VARIABLE: home},
+            {**os.environ, memq_env.Variable.HOME: home},
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, devnull, 0),
                 (os.POSIX_SPAWN_DUP2, devnull, 1),

@@ -14,8 +14,8 @@ memq's entries are recognised by their command alone (:func:`is_memq_command`): 
 replaces them in place, uninstalling removes exactly them, and everything else in the file stays
 as it was, in the same order. A file that is not what Claude Code expects is refused untouched.
 
-Standard library only (it imports nothing from memq but ``__version__``, ``memq.env`` and its
-error).
+Standard library only (it imports nothing from memq but ``__version__``, ``memq.env``,
+``memq.events`` and its error).
 """
 
 from __future__ import annotations
@@ -33,18 +33,10 @@ from pathlib import Path
 from typing import Any, Final, TypeAlias, TypeVar
 
 from memq import __version__
-from memq.env import HOME_VARIABLE
+from memq.env import Variable
+from memq.events import SUBSCRIBED_EVENTS, TOOL_RESULT_EVENTS
 from memq.exceptions import InstallError
 
-EVENTS: Final = (
-    "SessionStart",
-    "UserPromptSubmit",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "Stop",
-    "SessionEnd",
-)
-TOOL_EVENTS: Final = frozenset({"PostToolUse", "PostToolUseFailure"})
 MATCH_ALL: Final = "*"
 TIMEOUT_SECONDS: Final = 10  # the hook answers in milliseconds; this only bounds a stuck one
 PLUGIN_NAME: Final = "memq"
@@ -114,7 +106,7 @@ def memq_hook_command(python: str | None = None, *, home: str | None = None) -> 
         return command
     if not home.strip():
         raise InstallError("the data directory to record is empty")
-    return f"{HOME_VARIABLE}={shlex.quote(os.path.abspath(home))} {command}"
+    return f"{Variable.HOME}={shlex.quote(os.path.abspath(home))} {command}"
 
 
 def is_memq_command(command: str) -> bool:
@@ -127,7 +119,7 @@ def is_memq_command(command: str) -> bool:
         words = shlex.split(command)
     except ValueError:
         return False
-    if words and words[0].startswith(f"{HOME_VARIABLE}="):
+    if words and words[0].startswith(f"{Variable.HOME}="):
         if not words[0].partition("=")[2]:
             return False
         words = words[1:]
@@ -148,7 +140,7 @@ def hooks_fragment(command: str, *, timeout: int = TIMEOUT_SECONDS) -> Json:
     """
     if not is_memq_command(command):
         raise InstallError(f"{command!r} does not run `memq hook`")
-    return {"hooks": {event: [_group(event, command, timeout)] for event in EVENTS}}
+    return {"hooks": {event: [_group(event, command, timeout)] for event in SUBSCRIBED_EVENTS}}
 
 
 def merge_hooks(settings: Json, fragment: Json) -> Json:
@@ -290,7 +282,7 @@ def write_plugin(directory: str | os.PathLike[str], command: str | None = None) 
 
 
 def _group(event: str, command: str, timeout: int) -> Json:
-    group: Json = {"matcher": MATCH_ALL} if event in TOOL_EVENTS else {}
+    group: Json = {"matcher": MATCH_ALL} if event in TOOL_RESULT_EVENTS else {}
     group["hooks"] = [{"type": "command", "command": command, "timeout": timeout}]
     return group
 

@@ -20,9 +20,15 @@ import time
 
 from memq import env as memq_env
 from memq import private_files
-from memq.events import SESSION_START, Route, parse_event_body, route_event
-from memq.exceptions import EventError, SettingError, UnsafeFileError
-from memq.hooks.client import DaemonUnavailable, post_json
+from memq.events import HookEvent, Route, parse_event_body, route_event
+from memq.exceptions import (
+    DaemonUnavailableError,
+    EventError,
+    RepairInProgressError,
+    SettingError,
+    UnsafeFileError,
+)
+from memq.hooks.client import post_json
 from memq.hooks.fit import fit, fit_body
 from memq.privacy import is_skipped, strip_private
 
@@ -33,8 +39,6 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 
-DEFAULT_CONNECT_TIMEOUT: Final = 0.2
-DEFAULT_READ_TIMEOUT: Final = 0.5
 # Once the event is ready, the daemon and the database together get this long to take it;
 # past it the event goes to the spool. SQLite's own busy timeout (seconds) must not decide
 # how long a hook waits for a daemon frozen inside a write: every wait is cut to this.
@@ -68,16 +72,10 @@ class HookSettings:
         self.home = memq_env.home_dir(env)
         self.port = self._read(lambda: memq_env.port(env), memq_env.DEFAULT_PORT)
         self.connect_timeout = self._read(
-            lambda: memq_env.env_float(
-                env, "MEMQ_HOOK_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, positive=True
-            ),
-            DEFAULT_CONNECT_TIMEOUT,
+            lambda: memq_env.hook_connect_timeout(env), memq_env.DEFAULT_HOOK_CONNECT_TIMEOUT
         )
         self.read_timeout = self._read(
-            lambda: memq_env.env_float(
-                env, "MEMQ_HOOK_TIMEOUT", DEFAULT_READ_TIMEOUT, positive=True
-            ),
-            DEFAULT_READ_TIMEOUT,
+            lambda: memq_env.hook_timeout(env), memq_env.DEFAULT_HOOK_TIMEOUT
         )
         self.body_limit = self._read(lambda: memq_env.body_limit(env), memq_env.DEFAULT_BODY_LIMIT)
         self.skip_tools = self._read(
@@ -129,12 +127,12 @@ def main(argv: list[str], stdin: IO[bytes] | None = None, stdout: IO[str] | None
 
 def raise_repairing(pid: int) -> None:
     """The database is not written while ``memq repair`` (``pid``) replaces its files."""
-    raise RuntimeError(f"memq repair (pid {pid}) is rebuilding the database")
+    raise RepairInProgressError(f"memq repair (pid {pid}) is rebuilding the database")
 
 
 def _home_write_problem(home: str) -> str | None:
     """What keeps memq from writing in ``home`` (read-only), as a sentence for hook.log."""
-    from memq.worker.startup_error import home_write_problem
+    from memq.startup_error import home_write_problem
 
     return home_write_problem(home)
 
@@ -164,7 +162,7 @@ def refuse(refusal: str, argv: list[str], stdin: IO[bytes] | None, stdout: IO[st
             event = parse_event_body(raw).get("hook_event_name")
         except EventError:
             return  # not a SessionStart's small payload
-    if event == SESSION_START:
+    if event == HookEvent.SESSION_START:
         out = stdout if stdout is not None else sys.stdout
         out.write(f"memq is not recording this session: {refusal}\n")
         out.flush()
@@ -174,7 +172,7 @@ def is_disabled(env: Mapping[str, str]) -> bool:
     """MEMQ_DISABLED; a value that is no yes or no (a table in settings.toml) is logged and
     taken as no: an unreadable switch must not silently drop every event."""
     try:
-        return memq_env.env_flag(env, "MEMQ_DISABLED")
+        return memq_env.env_flag(env, memq_env.Variable.DISABLED)
     except SettingError as exc:
         log_problem(memq_env.home_dir(env), "hook.setting_ignored", error=str(exc), used="false")
         return False
@@ -189,7 +187,7 @@ def handle(raw: bytes, event: str | None, settings: HookSettings) -> str | None:
         payload["hook_event_name"] = event  # the daemon must route it as we do
     if is_skipped(payload, settings.skip_tools):
         return None
-    if payload.get("hook_event_name") == "Stop":
+    if payload.get("hook_event_name") == HookEvent.STOP:
         add_last_exchange(payload)
     payload = strip_private(payload)
     # Events without a natural id (Stop, SessionStart, ...) get one here, so a delivery over
@@ -200,14 +198,14 @@ def handle(raw: bytes, event: str | None, settings: HookSettings) -> str | None:
     deadline = time.monotonic() + HOOK_BUDGET_SECONDS
     try:
         answer = deliver(settings, body, deadline=deadline - DATABASE_SHARE_SECONDS)
-    except DaemonUnavailable as why:
+    except DaemonUnavailableError as why:
         result = fall_back(
             settings, route, body, str(why), cwd=payload.get("cwd"), deadline=deadline
         )
-        if route.event == SESSION_START:
+        if route.event == HookEvent.SESSION_START:
             return damaged_database_notice(settings.home, result)
         return None
-    if route.event == "SessionStart":
+    if route.event == HookEvent.SESSION_START:
         context = answer.get("additionalContext")
         return context if isinstance(context, str) and context else None
     return None
@@ -215,7 +213,7 @@ def handle(raw: bytes, event: str | None, settings: HookSettings) -> str | None:
 
 def deliver(settings: HookSettings, body: bytes, *, deadline: float) -> dict[str, Any]:
     """POST the event, giving up at ``deadline`` (``time.monotonic()``); the daemon's
-    answer, or ``DaemonUnavailable`` for anything else."""
+    answer, or ``DaemonUnavailableError`` for anything else."""
     status, answer = post_json(
         settings.port,
         "/api/events",
@@ -226,7 +224,7 @@ def deliver(settings: HookSettings, body: bytes, *, deadline: float) -> dict[str
         deadline=deadline,
     )
     if status not in (200, 202) or not isinstance(answer, dict):
-        raise DaemonUnavailable(f"HTTP {status}: {answer}")
+        raise DaemonUnavailableError(f"HTTP {status}: {answer}")
     return answer
 
 
@@ -255,8 +253,8 @@ def damaged_database_notice(home: str, result: FallbackResult) -> str | None:
     """SessionStart's context while the database is damaged (its direct write said so, or
     the daemon's check at its last start did): one line saying so and naming memq repair,
     so that the person sees it in the assistant. None otherwise."""
+    from memq import startup_error
     from memq.storage import integrity
-    from memq.worker import startup_error
 
     database = os.path.join(home, memq_env.DATABASE_FILE)
     if not result.damaged and not startup_error.says_damaged(startup_error.read(home), database):
@@ -345,17 +343,17 @@ def fall_back(
 
 
 def read_token(home: str) -> str:
-    """The daemon's bearer token; ``DaemonUnavailable`` when there is none yet (the daemon
+    """The daemon's bearer token; ``DaemonUnavailableError`` when there is none yet (the daemon
     never ran) or the file is not one memq wrote for this user (a symlink, someone else's,
     not a token: ``memq.private_files``), which is then neither sent nor quoted."""
     try:
         return private_files.read_token(os.path.join(home, memq_env.TOKEN_FILE))
     except FileNotFoundError:
-        raise DaemonUnavailable("no token: the daemon has not run yet") from None
+        raise DaemonUnavailableError("no token: the daemon has not run yet") from None
     except UnsafeFileError as exc:
-        raise DaemonUnavailable(f"token refused: {exc}") from None
+        raise DaemonUnavailableError(f"token refused: {exc}") from None
     except OSError as exc:
-        raise DaemonUnavailable(f"no token: {exc.strerror}") from None
+        raise DaemonUnavailableError(f"no token: {exc.strerror}") from None
 
 
 def add_last_exchange(payload: dict[str, Any]) -> None:

@@ -35,8 +35,8 @@ SUFFIX: Final = ".event"
 TEMP_PREFIX: Final = "."  # a temporary name: never read as an event until renamed
 TEMP_SUFFIX: Final = ".tmp"
 FORMAT_VERSION: Final = 1
-# A header holds four ids of at most 256 characters each (memq.events.MAX_ID_CHARS), JSON
-# escaped: far below this.
+# A header holds a few ids (the session key and the event's name are bounded by
+# memq.limits.MAX_SESSION_ID_CHARS), JSON escaped: far below this.
 MAX_HEADER_BYTES: Final = 16 * 1024
 _HEADER_KEYS: Final = frozenset(
     {"memq_spool", "session_key", "kind", "dedupe_key", "event", "spooled_at", "body_bytes"}

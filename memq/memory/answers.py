@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
+from memq.limits import MAX_CONTEXT_BUDGET
 from memq.memory.context import ContextBuilder
 from memq.memory.search import SearchHit
-
-MAX_CONTEXT_BUDGET: Final = 100_000  # tokens: the most a context may be asked to fill
 
 
 def search_answer(hits: Iterable[SearchHit]) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeAlias, TypeVar
 
-from memq.memory.history import DEFAULT_HISTORY_ITEMS, History
+from memq.limits import DEFAULT_HISTORY_ITEMS
+from memq.memory.history import History
 from memq.memory.records import (
     ObservationRecord,
     Page,
@@ -58,7 +59,7 @@ class MemoryBackend(Protocol):
     functions the queue runs) and the reads the worker, its routes and the CLI use.
 
     Reads raise ``StorageError`` when the database cannot be read; paging with a negative
-    ``limit`` or ``offset`` raises ``ValueError``.
+    ``limit`` or ``offset`` raises ``InvalidRequestError``.
     """
 
     # -- writes, run by the queue ----------------------------------------------------------
@@ -81,12 +82,12 @@ class MemoryBackend(Protocol):
 
     def transfer_effect(self, from_key: str, to_key: str) -> MemoryWrite[TransferResult]:
         """A write that moves the session's memory to ``to_key`` and deletes the source;
-        ``ValueError`` when the two are the same session."""
+        ``SameSessionError`` when the two are the same session."""
         ...
 
     def title_effect(self, session_key: str, title: str | None) -> MemoryWrite[str | None]:
         """A write that sets the session's title (None: the one from its first prompt) and
-        returns it; it raises ``KeyError`` when memory has no such session."""
+        returns it; it raises ``SessionNotFoundError`` when memory has no such session."""
         ...
 
     # -- reads -----------------------------------------------------------------------------
@@ -114,7 +115,7 @@ class MemoryBackend(Protocol):
         self, session_key: str, max_items: int = DEFAULT_HISTORY_ITEMS
     ) -> History | None:
         """The session's history for prompting; None when memory has no such session.
-        ``ValueError`` when ``max_items`` is below 1."""
+        ``InvalidRequestError`` when ``max_items`` is below 1."""
         ...
 
     async def list_sessions(self, limit: int = 100, offset: int = 0) -> Page[SessionInfo]:

@@ -32,6 +32,7 @@ from typing import Any, Final
 
 import aiosqlite
 
+from memq.limits import DEFAULT_CONTEXT_BUDGET, MAX_INTEGER
 from memq.memory.reader import ReadsMemory
 from memq.memory.records import ObservationKind, ObservationRecord, SummaryRecord, from_epoch_ms
 from memq.memory.rows import strings_from_json, summary_from_row
@@ -40,7 +41,6 @@ from memq.storage.sqlfile import load_queries
 QUERIES: Final = load_queries("context")
 
 CHARS_PER_TOKEN: Final = 4
-DEFAULT_BUDGET_TOKENS: Final = 2000
 MAX_SUMMARIES: Final = 3  # the latest few summaries; older sessions show in the index
 MAX_OBSERVATIONS: Final = 200  # index lines at most, whatever the budget
 FIRST_PAGE: Final = 16  # sessions listed by the first statement of a merge ...
@@ -58,7 +58,6 @@ MIN_LINE_CHARS: Final = 16
 SESSIONS_TITLE: Final = "Latest sessions:"
 INDEX_TITLE: Final = "Recent activity (newest first):"
 
-_NEWEST: Final = 2**63 - 1
 _MINUTE: Final = 60
 _HOUR: Final = 60 * _MINUTE
 _DAY: Final = 24 * _HOUR
@@ -286,7 +285,7 @@ class ContextBuilder(ReadsMemory):
         self,
         project: str | None,
         *,
-        budget_tokens: int = DEFAULT_BUDGET_TOKENS,
+        budget_tokens: int = DEFAULT_CONTEXT_BUDGET,
         exclude_session: str | None = None,
         now: datetime | None = None,
     ) -> str:
@@ -335,7 +334,7 @@ class _Sessions:
         self._params: dict[str, Any] = {
             "project": project,
             "exclude_session": exclude_session,
-            "before_updated_at": _NEWEST,
+            "before_updated_at": MAX_INTEGER,
             "before_key": "",
         }
         self._page = FIRST_PAGE

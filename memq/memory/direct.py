@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import anyio
 
 from memq.events import normalize_session_key
-from memq.exceptions import InvalidQueryError, SchemaError, StorageError
+from memq.exceptions import InvalidQueryError, InvalidRequestError, SchemaError, StorageError
 from memq.memory.answers import context_answer, no_record, no_session, search_answer
 from memq.memory.archive import SessionExporter
 from memq.memory.context import ContextBuilder
@@ -151,7 +151,7 @@ def _answer(
         return _error(_BAD_QUERY, str(exc))
     except StorageError as exc:
         return _error(_UNAVAILABLE, f"cannot read memory from {database}: {exc}")
-    except ValueError as exc:  # a filter the CLI let through; the API checks it first too
+    except InvalidRequestError as exc:  # a filter the CLI let through; the API checks it too
         return _error(_UNPROCESSABLE, str(exc))
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from memq.exceptions import ForkParentNotFoundError, ForkTargetExistsError
+from memq.exceptions import ForkParentNotFoundError, ForkTargetExistsError, SameSessionError
 from memq.memory.records import from_epoch_ms, isoformat_utc
 from memq.memory.store import split_session_key
 from memq.queue import SpanMs, Transaction, earlier
@@ -79,7 +79,7 @@ def fork_effect(parent_key: str, child_key: str) -> Callable[[Transaction], Awai
     written nothing.
     """
     if parent_key == child_key:
-        raise ValueError(f"a session cannot be forked into itself: {parent_key}")
+        raise SameSessionError(f"a session cannot be forked into itself: {parent_key}")
 
     async def fork(tx: Transaction) -> ForkResult:
         if not await tx.fetchall(QUERIES["fork_parent_exists"], {"parent": parent_key}):

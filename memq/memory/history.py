@@ -13,19 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeAlias
+from typing import Any, TypeAlias
 
-from memq.memory.records import ObservationRecord, PromptRecord
-
-DEFAULT_HISTORY_ITEMS: Final = 50  # entries a history holds unless asked for another number
-MAX_HISTORY_ITEMS: Final = 1000  # the most the API hands out at once
+from memq.memory.records import ObservationRecord, PromptRecord, RecordType
 
 HistoryEntry: TypeAlias = PromptRecord | ObservationRecord
 
 
 def entry_type(entry: HistoryEntry) -> str:
     """``"prompt"`` or ``"observation"``: how the API names an entry's record type."""
-    return "prompt" if isinstance(entry, PromptRecord) else "observation"
+    kind = RecordType.PROMPT if isinstance(entry, PromptRecord) else RecordType.OBSERVATION
+    return kind.value
 
 
 @dataclass(frozen=True, slots=True)

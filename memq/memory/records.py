@@ -36,6 +36,15 @@ class ObservationKind(StrEnum):
     OTHER = "other"  # anything else: task lists, unknown tools
 
 
+class RecordType(StrEnum):
+    """The kinds of record memory holds, as the API names them (a search hit's, a history
+    entry's, an export line's ``type``)."""
+
+    OBSERVATION = "observation"  # a tool call (memory table observations)
+    SUMMARY = "summary"  # what a stretch of a session asked for and achieved
+    PROMPT = "prompt"  # a user's prompt
+
+
 def to_epoch_ms(value: datetime) -> int:
     """``value`` (an aware datetime) in the integer milliseconds stored in the database."""
     return (value - _EPOCH) // _MILLISECOND

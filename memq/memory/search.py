@@ -62,12 +62,14 @@ from typing import Any, Final, TypeVar
 
 import aiosqlite
 
-from memq.exceptions import InvalidQueryError
+from memq.exceptions import InvalidQueryError, InvalidRequestError
+from memq.limits import MAX_INTEGER
 from memq.memory.reader import ReadsMemory
 from memq.memory.records import (
     ObservationKind,
     ObservationRecord,
     PromptRecord,
+    RecordType,
     SummaryRecord,
     from_epoch_ms,
     isoformat_utc,
@@ -84,7 +86,6 @@ QUERIES: Final = load_queries("search")
 MAX_WORDS: Final = 32  # more words than this in a words query are ignored
 # A query matching more records than this ranks only the newest this many (see _ranked).
 RANK_WINDOW: Final = 2000
-MAX_ROWID: Final = 2**63 - 1
 # The parameters of the search statement that drop records (None: no filter).
 _FILTERS: Final = ("project", "session_key", "types", "kinds", "file", "since", "until")
 MARK_OPEN: Final = "["
@@ -110,14 +111,6 @@ _SNAKE_OR_KEBAB: Final = re.compile(r"^[^\W_]+(?:[_-][^\W_]+)+$")
 
 
 _E = TypeVar("_E", bound=StrEnum)
-
-
-class RecordType(StrEnum):
-    """The kinds of record a search returns."""
-
-    OBSERVATION = "observation"  # a tool call (memory table observations)
-    SUMMARY = "summary"  # what a stretch of a session asked for and achieved
-    PROMPT = "prompt"  # a user's prompt
 
 
 # The memory table of each record type, in the order one message's records are listed (a
@@ -246,7 +239,7 @@ class MemorySearch(ReadsMemory):
 
         See the module docstring for the syntaxes and filters. Raises ``InvalidQueryError``
         for a query that cannot be run (empty, no words, an FTS5 syntax error) and
-        ``ValueError`` for a bad filter (unknown type or kind, ``limit`` below 1, ``since``
+        ``InvalidRequestError`` for a bad filter (unknown type or kind, ``limit`` below 1, ``since``
         after ``until``).
         """
         expressions = match_expressions(query, QuerySyntax(syntax))
@@ -295,7 +288,9 @@ class MemorySearch(ReadsMemory):
         shows them); around an inherited record, they are part of the timeline.
         """
         if before < 0 or after < 0:
-            raise ValueError(f"before and after must not be negative (got {before}, {after})")
+            raise InvalidRequestError(
+                f"before and after must not be negative (got {before}, {after})"
+            )
         params: dict[str, Any] = {"message_id": message_id}
         async with self._reader.snapshot() as conn:
             own = await _records(conn, "of_message", params)
@@ -397,11 +392,11 @@ def _filter_params(
     limit: int,
 ) -> dict[str, Any]:
     if limit < 1:
-        raise ValueError(f"limit must be at least 1 (got {limit})")
+        raise InvalidRequestError(f"limit must be at least 1 (got {limit})")
     since_ms = None if since is None else to_epoch_ms(_aware(since))
     until_ms = None if until is None else to_epoch_ms(_aware(until))
     if since_ms is not None and until_ms is not None and since_ms > until_ms:
-        raise ValueError("since must not be after until")
+        raise InvalidRequestError("since must not be after until")
     kind_values = (
         None
         if kinds is None
@@ -428,7 +423,7 @@ def _enum(enum: type[_E], value: str, what: str) -> _E:
         return enum(value)
     except ValueError:
         choices = ", ".join(member.value for member in enum)
-        raise ValueError(f"unknown {what} {value!r} (one of {choices})") from None
+        raise InvalidRequestError(f"unknown {what} {value!r} (one of {choices})") from None
 
 
 def _aware(value: datetime) -> datetime:
@@ -439,7 +434,7 @@ async def _rowid_span(conn: aiosqlite.Connection, session_key: str | None) -> di
     """The index rowids to search: all of them, or the span of the session's message ids
     (None when the session has no records)."""
     if session_key is None:
-        return {"rowid_low": 0, "rowid_high": MAX_ROWID}
+        return {"rowid_low": 0, "rowid_high": MAX_INTEGER}
     rows = list(await conn.execute_fetchall(QUERIES["session_span"], {"session_key": session_key}))
     low, high = rows[0]["low"], rows[0]["high"]
     if low is None:

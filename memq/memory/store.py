@@ -16,8 +16,11 @@ from typing import Any, Final
 
 import aiosqlite
 
+from memq.events import HookEvent
+from memq.exceptions import InvalidRequestError, SameSessionError, SessionNotFoundError
+from memq.limits import DEFAULT_HISTORY_ITEMS
 from memq.memory.backend import CONTEXT_ITEMS, MemoryWrite, TransferResult
-from memq.memory.history import DEFAULT_HISTORY_ITEMS, History, HistoryEntry, shape_history
+from memq.memory.history import History, HistoryEntry, shape_history
 from memq.memory.reader import ReadsMemory
 from memq.memory.records import (
     ObservationRecord,
@@ -156,7 +159,7 @@ class MemoryStore(ReadsMemory):
         target descends from, which takes the source's place.
         """
         if from_key == to_key:
-            raise ValueError(f"a session cannot be transferred to itself: {from_key}")
+            raise SameSessionError(f"a session cannot be transferred to itself: {from_key}")
         assistant, external_id = split_session_key(to_key)
         params = {"from_key": from_key, "to_key": to_key}
 
@@ -212,8 +215,9 @@ class MemoryStore(ReadsMemory):
     def title_effect(self, session_key: str, title: str | None) -> MemoryWrite[str | None]:
         """A write that sets the session's title (kept by a revert), or with None gives it
         back the one from its first prompt (marked as a fork's, ``fork_title``, when the
-        session inherited that prompt). It returns the title, or raises ``KeyError`` when
-        memory has no such session. Either is a change: ``updated_at`` moves to now."""
+        session inherited that prompt). It returns the title, or raises
+        ``SessionNotFoundError`` when memory has no such session. Either is a change:
+        ``updated_at`` moves to now."""
         params = {"session_key": session_key}
 
         async def set_title(tx: Transaction) -> str | None:
@@ -233,7 +237,7 @@ class MemoryStore(ReadsMemory):
                     "now": tx.now_ms,
                 },
             ):
-                raise KeyError(session_key)
+                raise SessionNotFoundError(f"no session {session_key}")
             return new_title
 
         return set_title
@@ -301,7 +305,7 @@ class MemoryStore(ReadsMemory):
         session. At most ``max_items`` prompts and as many observations are read, whatever
         the session's length: that is all ``shape_history`` can use."""
         if max_items < 1:
-            raise ValueError(f"max_items must be at least 1 (got {max_items})")
+            raise InvalidRequestError(f"max_items must be at least 1 (got {max_items})")
         key = {"session_key": session_key}
         async with self._reader.snapshot() as conn:
             heads = list(await conn.execute_fetchall(HISTORY_QUERIES["history_start"], key))
@@ -457,7 +461,10 @@ def _session_params(message: Message, project: str | None) -> dict[str, Any]:
     at = to_epoch_ms(message.created_at)
     assistant, external_id = split_session_key(message.session_id)
     is_prompt = message.kind is MessageKind.PROMPT
-    starts = message.kind is MessageKind.EVENT and payload.get("hook_event_name") == "SessionStart"
+    starts = (
+        message.kind is MessageKind.EVENT
+        and payload.get("hook_event_name") == HookEvent.SESSION_START
+    )
     return {
         "key": message.session_id,
         "assistant": assistant,
@@ -514,7 +521,7 @@ def _summary_params(record: SummaryRecord) -> dict[str, Any]:
 
 def _page_params(limit: int, offset: int) -> dict[str, int]:
     if limit < 0 or offset < 0:
-        raise ValueError(f"limit and offset must not be negative (got {limit}, {offset})")
+        raise InvalidRequestError(f"limit and offset must not be negative (got {limit}, {offset})")
     return {"limit": limit, "offset": offset}
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final
 
+from memq.exceptions import UnknownProcessorError
 from memq.processors.base import Processor, ProcessResult, SessionContext
 from memq.processors.extract import ExtractProcessor
 from memq.processors.llm import AnthropicProcessor, OpenAIProcessor
@@ -50,13 +51,14 @@ _PROCESSORS: Final[MappingProxyType[str, Callable[[Mapping[str, str]], Processor
 def get_processor(name: str, env: Mapping[str, str] | None = None) -> Processor:
     """A new processor of the kind ``name``, configured by ``env`` (``os.environ`` when None).
 
-    Raises ``ValueError`` for an unknown name (naming the known ones) and for a model-based
-    processor whose settings are missing or wrong (naming the variable to fix).
+    Raises ``UnknownProcessorError`` for an unknown name (naming the known ones) and
+    ``SettingError`` for a model-based processor whose settings are missing or wrong (naming
+    the variable to fix).
     """
     factory = _PROCESSORS.get(name)
     if factory is None:
         known = ", ".join(_PROCESSORS)
-        raise ValueError(f"unknown processor {name!r} (known: {known})")
+        raise UnknownProcessorError(f"unknown processor {name!r} (known: {known})")
     return factory(os.environ if env is None else env)
 
 

@@ -2,7 +2,8 @@
 
 Processors are stateless: given the same message and context they give a comparable result, so
 a message replayed after a crash adds the same memory. A processor that cannot handle its input
-raises ``ValueError`` with a clear message; the worker records it as the attempt's error.
+raises ``InvalidInputError`` with a clear message; the worker records it as the attempt's
+error.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Deterministic: the result depends only on the message and the context (no clock,
 no file system), so a replayed message gives an equal result. Hook payloads are taken as the
 assistant sent them, so every field is checked for its type before use: a missing or odd field
 makes a vaguer record, never an error. Only an observation payload that is not a JSON object
-is refused (``ValueError``): there is no tool call in it to describe.
+is refused (``InvalidInputError``): there is no tool call in it to describe.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
+from memq.events import HookEvent
+from memq.exceptions import InvalidInputError
 from memq.memory.records import (
     ObservationKind,
     ObservationRecord,
@@ -132,7 +134,7 @@ class _Described:
 def extract_observation(payload: Any) -> ObservationRecord:
     """An observation from a Claude Code ``PostToolUse`` or ``PostToolUseFailure`` payload.
 
-    Raises ``ValueError`` when ``payload`` is not a JSON object.
+    Raises ``InvalidInputError`` when ``payload`` is not a JSON object.
     """
     call = _tool_call(tool_call_payload(payload))
     kind = TOOL_KINDS.get(call.tool, ObservationKind.OTHER)
@@ -163,11 +165,10 @@ def extract_observation(payload: Any) -> ObservationRecord:
 
 
 def tool_call_payload(payload: Any) -> Mapping[str, Any]:
-    """``payload`` when it is a JSON object; else ``ValueError``: without one there is no
-    tool call to describe (every processor refuses it alike)."""
+    """``payload`` when it is a JSON object; else ``InvalidInputError``: without one there
+    is no tool call to describe (every processor refuses it alike)."""
     if not isinstance(payload, Mapping):
-        # ValueError, not TypeError: it is how every processor reports input it cannot use.
-        raise ValueError(  # noqa: TRY004
+        raise InvalidInputError(
             f"an observation payload must be a JSON object, not {type(payload).__name__}"
         )
     return payload
@@ -188,7 +189,7 @@ def _tool_call(payload: Mapping[str, Any]) -> _ToolCall:
         input=tool_input if isinstance(tool_input, Mapping) else {},
         response=payload.get("tool_response"),
         cwd=cwd if isinstance(cwd, str) and cwd else None,
-        failed=payload.get("hook_event_name") == "PostToolUseFailure",
+        failed=payload.get("hook_event_name") == HookEvent.POST_TOOL_USE_FAILURE,
         error=error if isinstance(error, str) else "",
     )
 

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Final
 
 import structlog
 
-from memq.exceptions import ProcessorUnavailableError
+from memq.env import Variable
+from memq.exceptions import ProcessorUnavailableError, SettingError, UnknownProcessorError
 from memq.processors import get_processor, processor_names
 from memq.processors.base import Processor
 
 log = structlog.get_logger("memq.processors")
-
-MODEL_VARIABLE: Final = "MEMQ_MODEL"
 
 ProcessorKey = tuple[str, str | None]  # (name, model); model None: the one MEMQ_MODEL names
 
@@ -57,7 +55,7 @@ class ProcessorPool:
         if reason is None:
             try:
                 found = self._processors[key] = self._create(*key)
-            except ValueError as exc:
+            except (UnknownProcessorError, SettingError) as exc:
                 reason = self._unavailable[key] = str(exc)
                 log.warning("processor.unavailable", processor=key[0], model=model, reason=reason)
             else:
@@ -75,7 +73,7 @@ class ProcessorPool:
         return None
 
     def _create(self, name: str, model: str | None) -> Processor:
-        env = self._env if model is None else {**self._env, MODEL_VARIABLE: model}
+        env = self._env if model is None else {**self._env, Variable.MODEL: model}
         return get_processor(name, env)
 
     async def aclose(self) -> None:

@@ -15,15 +15,16 @@ exported here.
 
 from __future__ import annotations
 
+from memq.kinds import MessageKind
 from memq.queue._claim import Claim, ClaimState, Effect
 from memq.queue._clock import SYSTEM_CLOCK, Clock, EpochMs, SpanMs, earlier, later, span
 from memq.queue._files import FileProblem, Installed, Replacement
+from memq.queue._lock import InstanceLock, lock_path_for
 from memq.queue._models import (
     Enqueued,
     FailedMessage,
     MaintenanceReport,
     Message,
-    MessageKind,
     MessageStatus,
     QueueStats,
     StatusCounts,
@@ -45,6 +46,7 @@ __all__ = [
     "FailedMessage",
     "FileProblem",
     "Installed",
+    "InstanceLock",
     "MaintenanceReport",
     "Message",
     "MessageKind",
@@ -61,5 +63,6 @@ __all__ = [
     "earlier",
     "is_out_of_space",
     "later",
+    "lock_path_for",
     "span",
 ]

@@ -4,8 +4,9 @@ The event loop must never wait on SQLite itself (an fsync, another process's wri
 each of the queue's connections is used by one thread only, and the loop hands it work. Every
 hand-off is a round trip between threads, tens to a hundred microseconds on a small machine,
 more than SQLite takes for most of the queue's statements; so the queue hands over a unit of
-work at a time with ``run``: a batch's transaction from ``BEGIN`` to ``COMMIT``, or a claim
-with the look at the session's head that comes before it.
+work at a time with ``run``: a transaction from ``BEGIN`` to ``COMMIT``, or a read. ``post``
+hands over work that reports back on its own: the group-commit writer's thread, once woken,
+runs every batch waiting and tells the loop of each (``memq.queue._writer``).
 
 aiosqlite, which the memory readers use, hands over one statement at a time; running a
 function in its thread is private API there (``Connection._execute``). So the queue owns its
@@ -23,6 +24,9 @@ from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, Generic, TypeVar
 
+import structlog
+
+log = structlog.get_logger("memq.queue")
 T = TypeVar("T")
 Parameters = Sequence[Any] | Mapping[str, Any]
 # Room for insert_messages at every batch size plus the named statements.
@@ -30,15 +34,16 @@ CACHED_STATEMENTS = 1024
 
 
 class _Call(Generic[T]):
-    """One function for the thread, and the future of the loop that waits for it."""
+    """One function for the thread, and the future of the loop that waits for it (None for
+    work that was posted: it reports back on its own)."""
 
     __slots__ = ("fn", "future", "loop")
 
     def __init__(
         self,
         fn: Callable[[sqlite3.Connection], T],
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[T],
+        loop: asyncio.AbstractEventLoop | None,
+        future: asyncio.Future[T] | None,
     ) -> None:
         self.fn = fn
         self.loop = loop
@@ -77,6 +82,10 @@ def _serve(
                 result = call.fn(conn)
         except BaseException as exc:  # handed to the caller, whatever it is
             error = exc
+        if call.loop is None or call.future is None:
+            if error is not None:  # posted work reports its own errors: this is a bug
+                log.error("queue.thread_call_failed", exc_info=error)
+            continue
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             call.loop.call_soon_threadsafe(_settle, call.future, result, error)
 
@@ -141,6 +150,19 @@ class ThreadConnection:
         self.trips += 1
         self._calls.put(_Call(fn, loop, future))
         return await future
+
+    def post(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        """Hand ``fn(connection)`` to the thread and return at once: ``fn`` tells whoever
+        waits for it itself, and must not raise. Runs after the calls handed over before."""
+        if not self._open:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        self.trips += 1
+        self._calls.put(_Call(fn, None, None))
+
+    def others_waiting(self) -> bool:
+        """Whether calls are waiting for the thread (asked in the thread, by posted work
+        that could go on: it lets them go first)."""
+        return not self._calls.empty()
 
     async def execute(self, sql: str, parameters: Parameters = ()) -> int:
         """Run one statement; return how many rows it changed."""

@@ -1,4 +1,5 @@
-"""The queue's value types: states, kinds, messages and the figures it reports."""
+"""The queue's value types: states, messages and the figures it reports (the kinds are
+``memq.kinds``, which the hook names without loading the queue)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
+
+from memq.kinds import MessageKind
 
 
 class MessageStatus(StrEnum):
@@ -20,27 +23,6 @@ class MessageStatus(StrEnum):
     PROCESSED = "processed"
     # Out of attempts; kept with its last error until retried or pruned.
     FAILED = "failed"
-
-
-class MessageKind(StrEnum):
-    """What a message asks the processor to do."""
-
-    PROMPT = "prompt"  # the user's prompt, numbered per session
-    OBSERVATION = "observation"  # a tool call and its result
-    SUMMARIZE = "summarize"  # summarize the batch; ends the session's stream
-    SESSION_END = "session_end"  # the session ended once its queue drains
-    EVENT = "event"  # another event memq's hooks subscribe to (SessionStart), as it came
-    # An event memq's hooks do not subscribe to (another hook or a plugin routed it to memq):
-    # recorded as it came, never memory, a session or a fork's link (memq.events).
-    UNSUBSCRIBED = "unsubscribed"
-
-    @classmethod
-    def parse(cls, value: str) -> MessageKind:
-        """The kind named ``value``; kinds this version does not know are plain events."""
-        try:
-            return cls(value)
-        except ValueError:
-            return cls.EVENT
 
 
 class Enqueued(NamedTuple):

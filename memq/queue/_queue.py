@@ -19,9 +19,10 @@ from anyio.abc import TaskStatus
 from memq.exceptions import (
     InvalidMessageError,
     QueueClosedError,
-    SchemaError,
     StorageError,
 )
+from memq.kinds import MessageKind
+from memq.limits import MAX_KEY_CHARS
 from memq.queue import _files
 from memq.queue._claim import Claim, ClaimState, Effect
 from memq.queue._clock import (
@@ -42,7 +43,6 @@ from memq.queue._models import (
     FailedMessage,
     MaintenanceReport,
     Message,
-    MessageKind,
     MessageStatus,
     QueueStats,
     StatusCounts,
@@ -72,7 +72,6 @@ T = TypeVar("T")
 
 QUERIES: Final = load_queries("queue")
 KINDS: Final = frozenset(kind.value for kind in MessageKind)
-MAX_ID_CHARS: Final = 512
 PRUNE_CHUNK: Final = 2000
 INTERRUPTED: Final = "interrupted: the process died while this message was processing"
 # One encoder for every payload: json.dumps with options builds a new one per call.
@@ -143,7 +142,6 @@ class Queue:
             clock=clock,
             on_commit=self._after_commit,
             verify=self._verify_files,
-            claims_for=self._handoffs,
             on_storage_error=self._storage_failed,
         )
         self._active_claims: set[Claim] = set()
@@ -318,7 +316,7 @@ class Queue:
             None if dedupe_key is None else _check_id("dedupe_key", dedupe_key),
             self.clock.now(),
         )
-        await self._writer.submit(op)
+        await self._writer.submit(op, self._handoffs(op.session))
         if self._files_changed:
             # Committed to files that are no longer at the database's path: acknowledged only
             # once what this queue holds is saved there (raises StorageError if it cannot be).
@@ -563,14 +561,15 @@ class Queue:
             except Exception:
                 log.exception("storage_listener.failed")
 
-    def _handoffs(self, enqueues: list[EnqueueOp]) -> list[Handoff]:
-        """Claims for the streams that wait on these enqueues' sessions, made in their batch.
-        A session with a claim waiting to be handed back is left to its stream: that claim
-        goes back first."""
-        sessions = {op.session for op in enqueues}
-        if self._handbacks:
-            sessions -= {handback.session_id for handback in self._handbacks.values()}
-        return self._wakeups.handoffs(sessions)
+    def _handoffs(self, session_id: str) -> list[Handoff]:
+        """A claim for the stream that waits on ``session_id``, if any, to make right after
+        an enqueue to it (in its batch). A session with a claim waiting to be handed back is
+        left to its stream: that claim goes back first."""
+        if self._handbacks and any(
+            handback.session_id == session_id for handback in self._handbacks.values()
+        ):
+            return []
+        return self._wakeups.handoffs((session_id,))
 
     def _after_commit(self, batch: list[Operation]) -> None:
         for op in batch:
@@ -993,8 +992,8 @@ def encode_payload(payload: Any) -> str:
 def _check_id(name: str, value: object) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidMessageError(f"{name} must be a non-empty string, not {value!r}")
-    if len(value) > MAX_ID_CHARS:
-        raise InvalidMessageError(f"{name} is longer than {MAX_ID_CHARS} characters")
+    if len(value) > MAX_KEY_CHARS:
+        raise InvalidMessageError(f"{name} is longer than {MAX_KEY_CHARS} characters")
     if "\x00" in value:
         raise InvalidMessageError(f"{name} contains a NUL character")
     try:
@@ -1043,10 +1042,7 @@ def _lock_database(path: Path) -> tuple[Path, InstanceLock]:
 
 def _prepare_database(path: Path, settings: QueueSettings, clock: Clock) -> None:
     """Blocking part of ``Queue.open``: WAL mode, migrations, recovery of orphaned claims."""
-    try:
-        connection.check_sqlite_version()
-    except RuntimeError as exc:
-        raise SchemaError(str(exc)) from None
+    connection.check_sqlite_version()  # a SchemaError when it is too old
     busy_ms = int(settings.busy_timeout * 1000)
     conn = connection.connect(path, synchronous=settings.synchronous, busy_timeout_ms=busy_ms)
     conn.row_factory = sqlite3.Row

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from memq.exceptions import ClaimError, SessionBusyError
+from memq.kinds import MessageKind
 from memq.queue._claim import Claim, ClaimState
-from memq.queue._models import MessageKind
 
 if TYPE_CHECKING:
     from memq.queue._queue import Queue

@@ -1,19 +1,21 @@
 """Group commit: every write of the queue goes through one writer, many operations per commit.
 
-There is no writer task. A caller that finds the writer idle becomes the *leader*: it takes
-every operation queued so far (its own included), runs them as one transaction, wakes their
-callers, and hands leadership to the oldest operation still waiting, if any. Callers that arrive
-while a batch runs just wait; the next leader takes them all at once. So concurrent enqueues,
-claims and acks cost one commit (one fsync) per batch, and the queue needs no task group of its
-own: ``await Queue.open(path)`` is usable at once, anywhere.
+Callers put their operations in the writer's inbox and wait. The write connection's thread
+(``memq.queue._connection``) is woken when the inbox fills from empty, and from then on works
+through it by itself: it takes every operation waiting (up to the batch limits) as one
+transaction, commits, takes the next batch *before* it tells the loop of the last (the loop
+wakes those callers while the next batch is in SQLite), and tells the loop once per batch,
+not once per operation. It sleeps again when the inbox is empty. So concurrent enqueues,
+claims and acks cost one commit (one fsync) and one wake-up of the loop per batch, and the
+queue needs no task group of its own: ``await Queue.open(path)`` is usable at once, anywhere.
 
-A batch is one trip to the write connection's thread (``memq.queue._connection``): one
-function runs its whole transaction, ``BEGIN`` to ``COMMIT``, and each kind of operation in it
-is one set-based statement (a JSON array read with ``json_each``, or one ``VALUES`` row per
-message for inserts). Only a batch that carries a consumer's own statements (``CallOp``: an
-ack with its result) comes back to the loop between them, since those are coroutines.
+Each kind of operation in a batch is one set-based statement (a JSON array read with
+``json_each``, or one ``VALUES`` row per message for inserts). A batch that carries a
+consumer's own statements (``CallOp``: an ack with its result) is the exception: those are
+coroutines, so the thread hands that batch to the loop, which runs it one statement per trip
+to the thread and then hands the inbox back.
 
-Claims ride other writes where they can: the claim of an idle stream's next message commits
+Claims ride other writes where they can: the claim of an idle stream's next message goes in
 with the enqueue that wakes it (``memq.queue._wakeup``), and a stream's next claim with the
 ack of its previous message (``memq.queue._stream``). A look that finds nothing due writes
 nothing.
@@ -26,11 +28,13 @@ it, because a result and its ack commit together.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import functools
 import json
 import sqlite3
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,12 +50,16 @@ from memq.storage.connection import Synchronous
 
 T = TypeVar("T")
 Row = sqlite3.Row
+# What a batch left for the loop: whether it committed, and the storage error it met.
+Outcome = tuple[bool, StorageError | None]
 
 SQLITE_FULL: Final = 13
 # The -shm file could not grow: on a full disk, that is the disk.
 SQLITE_IOERR_SHMSIZE: Final = 4874
 OUT_OF_SPACE_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 SAVEPOINT: Final = "memq_call"
+# Bytes an operation adds to a batch besides its payload (for the batch size cap).
+OPERATION_BYTES: Final = 64
 
 
 class Transaction:
@@ -88,27 +96,37 @@ class SettleAction(Enum):
 
 
 class Operation:
-    """One caller's request inside a batch."""
+    """One caller's request inside a batch. The writer's thread leaves its results on it;
+    read them once ``done``, which is set on the loop."""
 
-    __slots__ = ("done", "error", "promoted", "tail", "taken", "wakeup")
+    __slots__ = ("_future", "_wakeup", "done", "error", "size", "taken")
 
     def __init__(self) -> None:
         self.done = False
-        self.taken = False  # part of a batch that is running or ran
-        self.tail = False  # the last operation of its submission: its caller is listening
-        self.promoted = False  # asked to lead the next batch
+        self.taken = False  # in a batch that is running or ran (under the writer's lock)
         self.error: BaseException | None = None
-        self.wakeup = anyio.Event()
+        self.size = OPERATION_BYTES  # what it adds to a batch (for the batch size cap)
+        self._future: asyncio.Future[None] | None = None  # its submitter's, if it waits on it
+        self._wakeup: anyio.Event | None = None
 
     @property
-    def size(self) -> int:
-        """Bytes this operation adds to a batch (for the batch size cap)."""
-        return 64
+    def wakeup(self) -> anyio.Event:
+        """Set once ``done``, for anyone else who waits on this operation (made when first
+        asked for: most operations have only their submitter waiting)."""
+        if self._wakeup is None:
+            self._wakeup = anyio.Event()
+            if self.done:
+                self._wakeup.set()
+        return self._wakeup
 
-    def finish(self, error: BaseException | None = None) -> None:
+    def finish(self) -> None:
+        """Done (on the loop): wake whoever waits."""
         self.done = True
-        self.error = error
-        self.wakeup.set()
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+        if self._wakeup is not None:
+            self._wakeup.set()
 
 
 class EnqueueOp(Operation):
@@ -125,10 +143,7 @@ class EnqueueOp(Operation):
         self.created_at = created_at
         self.message_id = 0
         self.created = False
-
-    @property
-    def size(self) -> int:
-        return len(self.payload) + 64
+        self.size = len(payload) + OPERATION_BYTES
 
 
 class ClaimOp(Operation):
@@ -193,19 +208,28 @@ class CallOp(Operation, Generic[T]):
         self.result: T | None = None
 
 
+class _Then(Enum):
+    """What the writer's thread does after a batch, as the loop hears of it."""
+
+    GOES_ON = "goes on"  # it took the next batch already
+    # It went back to its other calls: the inbox was empty, or a call was waiting. The loop
+    # decides whether it is woken again (operations came meanwhile) or the writer is idle.
+    STOPPED = "stopped"
+
+
 class GroupCommitWriter:
     """Owns the write connection; see the module docstring for how batches form.
 
     Args:
-        conn: the write connection, opened at ``durable``.
+        conn: the write connection, opened at ``durable``; its thread is the writer's.
         durable: the ``synchronous`` level of a batch that accepts new messages; any other
             batch commits at ``NORMAL``.
         verify: run in the writer's thread after each commit that accepted messages, before
             their callers hear of it (the queue checks that its files are still in place).
-        claims_for: the claims to make in a batch along with its enqueues (for streams that
-            wait on those sessions); they are part of the batch from then on.
-        on_commit: run on the loop after each commit, with the batch.
-        on_storage_error: told of every storage error a write meets.
+        on_commit: run on the loop after each commit, with the batch, before its callers
+            hear of it.
+        on_storage_error: told of every storage error a write meets, on the loop, before
+            the callers of that write hear of it.
     """
 
     def __init__(
@@ -221,7 +245,6 @@ class GroupCommitWriter:
         clock: Clock,
         on_commit: Callable[[list[Operation]], None],
         verify: Callable[[], None] | None = None,
-        claims_for: Callable[[list[EnqueueOp]], Sequence[ClaimOp]] | None = None,
         on_storage_error: Callable[[StorageError], None] | None = None,
     ) -> None:
         self._conn = conn
@@ -235,69 +258,94 @@ class GroupCommitWriter:
         self._clock = clock
         self._on_commit = on_commit
         self._verify = verify
-        self._claims_for = claims_for
         # Told of every storage error a write met (a full disk: memq.worker.disk).
         self._on_storage_error = on_storage_error
-        self._waiting: deque[Operation] = deque()
-        self._busy = False
+        # The operations not taken yet, shared by the loop and the writer's thread under the
+        # lock; and whether the thread (or the loop, for a batch with calls) is at work on
+        # them, which only the loop sets and clears: cleared, the writer is idle.
+        self._lock = threading.Lock()
+        self._inbox: deque[Operation] = deque()
+        self._active = False
         self._closed = False
-        self._idle = anyio.Event()
-        self._idle.set()
+        self._idle_waiters: list[asyncio.Future[None]] = []  # close() calls, until idle
+        self._running_calls: asyncio.Task[None] | None = None  # a batch with calls
         self.batches = 0  # commits so far, for benchmarks and tests
 
-    # -- submitting ------------------------------------------------------------------------
+    # -- submitting (on the loop) -----------------------------------------------------------
 
-    async def submit(self, op: Operation) -> None:
-        """Run ``op`` in the next batch and return once that batch committed.
+    async def submit(self, op: Operation, riders: Sequence[Operation] = ()) -> None:
+        """Run ``op`` in the next batch and return once that batch committed; ``riders``
+        (claims made for others: waiting streams) go in right behind it.
 
         Raises the operation's error, if it had one. A caller cancelled while waiting either
-        withdraws its operation (not started yet) or, if its batch already ran, lets it stand;
+        withdraws its operation (not taken yet) or, if its batch already runs, lets it stand;
         a claim taken for a cancelled caller is released.
         """
-        if self._closed:
-            raise QueueClosedError
-        await self.submit_all([op])
+        ops = (op,)
+        future = self._put(ops, riders)
+        try:
+            await future
+        except BaseException:
+            await self._abandon(ops, riders)
+            raise
         if op.error is not None:
             raise op.error
 
-    async def submit_all(self, ops: Sequence[Operation]) -> None:
-        """Queue several operations together and wait until all are done (errors are left
-        on each operation, not raised)."""
-        if self._closed:
-            raise QueueClosedError
+    async def submit_all(self, ops: Sequence[Operation], riders: Sequence[Operation] = ()) -> None:
+        """Queue several operations together, in order, and wait until all are done (errors
+        are left on each operation, not raised)."""
         if not ops:
+            if self._closed:
+                raise QueueClosedError
             return
-        last = ops[-1]
-        last.tail = True
-        self._waiting.extend(ops)
-        if not self._busy:
-            self._busy = True
-            self._idle = anyio.Event()
-            await self._lead(last)
-            return
+        future = self._put(ops, riders)
         try:
-            while not last.done:
-                await last.wakeup.wait()
-                if last.promoted and not last.done:
-                    last.wakeup = anyio.Event()
-                    await self._lead(last)
+            await future
         except BaseException:
-            await self._abandon(ops)
+            await self._abandon(ops, riders)
             raise
 
-    async def _abandon(self, ops: Sequence[Operation]) -> None:
+    def _put(self, ops: Sequence[Operation], riders: Sequence[Operation]) -> asyncio.Future[None]:
+        """Put ``ops`` and ``riders`` in the inbox; returns the future of the last op."""
+        if self._closed:
+            raise QueueClosedError
+        loop = asyncio.get_running_loop()
+        # Batches are taken in order, so once the last operation is done, all are.
+        future: asyncio.Future[None] = loop.create_future()
+        ops[-1]._future = future
+        with self._lock:
+            self._inbox.extend(ops)
+            if riders:
+                self._inbox.extend(riders)
+            wake = not self._active
+            self._active = True
+        if wake:
+            try:
+                self._wake(loop)
+            except BaseException:
+                with self._lock:
+                    for op in (*ops, *riders):
+                        self._inbox.remove(op)
+                    self._active = False
+                raise
+        return future
+
+    def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Set the writer's thread to work on the inbox (``_active`` was just set, or stayed
+        set for it)."""
+        self._conn.post(functools.partial(self._drain, loop=loop))
+
+    async def _abandon(self, ops: Sequence[Operation], riders: Sequence[Operation]) -> None:
         """Clean up after a caller cancelled while its operations were queued or running."""
-        for op in ops:
-            if not op.taken:
-                self._waiting.remove(op)
-        last = ops[-1]
-        if last.promoted and not last.done:
-            # We were handed leadership: pass it on so that nobody waits forever.
-            self._handoff()
-            return
+        with self._lock:
+            withdrawn = [op for op in (*ops, *riders) if not op.taken]
+            for op in withdrawn:
+                self._inbox.remove(op)
+        for op in withdrawn:
+            op.finish()  # a claim made for someone else was not made: they may look again
         with anyio.CancelScope(shield=True):
             for op in ops:
-                if op.taken and not op.done:
+                if not op.done:
                     await op.wakeup.wait()
             claimed = [op for op in ops if isinstance(op, ClaimOp) and op.row is not None]
             if claimed and not self._closed:
@@ -308,103 +356,131 @@ class GroupCommitWriter:
                 ]
                 await self.submit_all(releases)
 
-    async def _lead(self, own: Operation) -> None:
-        while True:
-            batch = self._take_batch()
-            try:
-                # A batch, once started, always runs to its end: an open transaction must
-                # never be abandoned halfway because its leader's caller went away.
-                with anyio.CancelScope(shield=True):
-                    committed = await self._run(batch)
-            except BaseException as exc:
-                self._handoff()
-                self._complete(batch, committed=False, error=exc)
-                raise
-            ours = any(op is own for op in batch)
-            if ours:
-                # Promote the next leader before waking this batch's callers: it is scheduled
-                # first, so the next batch is in SQLite while those callers run their Python.
-                self._handoff()
-            self._complete(batch, committed=committed)
-            if ours:
-                return
+    async def close(self) -> None:
+        """Refuse new operations and wait until those already queued have run."""
+        self._closed = True
+        if self._active:
+            idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._idle_waiters.append(idle)
+            await idle
 
-    def _complete(
-        self, batch: list[Operation], *, committed: bool, error: BaseException | None = None
-    ) -> None:
-        for op in batch:
-            op.finish(error or op.error)
+    # -- hearing from the thread (on the loop) ------------------------------------------------
+
+    def _finished(self, batch: list[Operation], outcome: Outcome, then: _Then) -> None:
+        """A batch ended: report its storage error, wake its callers, run ``on_commit``;
+        if the thread stopped, wake it again or note the writer idle."""
+        committed, error = outcome
+        if error is not None and self._on_storage_error is not None:
+            self._on_storage_error(error)  # must not raise (the queue's catches)
         if committed:
             self.batches += 1
-            self._on_commit(batch)
-
-    def _handoff(self) -> None:
-        # Only a submission's tail has a caller waiting on it; the tail's earlier operations
-        # sit before it in the deque, so its leader takes them first.
-        successor = next((op for op in self._waiting if op.tail), None)
-        if successor is not None:
-            successor.promoted = True
-            successor.wakeup.set()
-            return
-        self._busy = False
-        self._idle.set()
-
-    def _take_batch(self) -> list[Operation]:
-        first = self._waiting.popleft()
-        first.taken = True
-        batch = [first]
-        if isinstance(first, CallOp) and not first.transactional:
-            return batch
-        size = first.size
-        while self._waiting and len(batch) < self._max_batch:
-            nxt = self._waiting[0]
-            if isinstance(nxt, CallOp) and not nxt.transactional:
-                break
-            if size + nxt.size > self._max_batch_bytes:
-                break
-            self._waiting.popleft()
-            nxt.taken = True
-            batch.append(nxt)
-            size += nxt.size
         for op in batch:
-            op.promoted = False
-        return batch
+            op.finish()  # callers first: the loop runs them before the streams woken next
+        try:
+            if committed:
+                self._on_commit(batch)
+        finally:
+            if then is _Then.STOPPED:
+                self._stopped()
 
-    async def close(self) -> None:
-        """Refuse new operations and wait for the running batch, if any, to finish."""
-        self._closed = True
-        await self._idle.wait()
+    def _stopped(self) -> None:
+        """The thread (or a batch with calls) stopped: wake it again for operations that
+        came meanwhile, or note the writer idle."""
+        with self._lock:
+            more = bool(self._inbox)
+            self._active = more
+        if more:
+            self._wake(asyncio.get_running_loop())
+            return
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
-    # -- running a batch -------------------------------------------------------------------
+    def _run_calls(self, batch: list[Operation]) -> None:
+        """Run a batch with calls (coroutines) in a task of the writer's own: its caller may
+        be cancelled, the batch must run to its end. The thread serves its statements."""
+        self._running_calls = asyncio.get_running_loop().create_task(self._calls_batch(batch))
 
-    async def _run(self, batch: list[Operation]) -> bool:
-        """Run ``batch`` as one commit; results and errors are left on each operation.
-        Returns whether it committed (a batch of claims with nothing due writes nothing)."""
+    async def _calls_batch(self, batch: list[Operation]) -> None:
+        outcome = await self._run_on_loop(batch)
+        self._running_calls = None
+        self._finished(batch, outcome, _Then.STOPPED)
+
+    # -- the writer's thread ----------------------------------------------------------------
+
+    def _drain(self, conn: sqlite3.Connection, *, loop: asyncio.AbstractEventLoop) -> None:
+        """Run the inbox's batches, telling the loop of each, until it is empty or another
+        call waits for the thread."""
+        batch, calls = self._take()
+        if not batch:  # every operation was withdrawn meanwhile
+            _tell(loop, self._finished, batch, (False, None), _Then.STOPPED)
+            return
+        while True:
+            if calls:
+                _tell(loop, self._run_calls, batch)
+                return
+            outcome = self._run(conn, batch)
+            # The next batch is taken before the loop hears of this one, so that it is in
+            # SQLite (without Python's lock) while the loop wakes this one's callers; unless
+            # a read or a call's statement waits for this thread: that goes first.
+            following, calls = ([], False) if self._conn.others_waiting() else self._take()
+            _tell(
+                loop, self._finished, batch, outcome, _Then.GOES_ON if following else _Then.STOPPED
+            )
+            if not following:
+                return
+            batch = following
+
+    def _take(self) -> tuple[list[Operation], bool]:
+        """The next batch from the inbox, and whether it has calls."""
+        with self._lock:
+            inbox = self._inbox
+            if not inbox:
+                return [], False
+            first = inbox.popleft()
+            first.taken = True
+            batch = [first]
+            if isinstance(first, CallOp) and not first.transactional:
+                return batch, True  # runs alone
+            calls = isinstance(first, CallOp)
+            size, most, room = first.size, self._max_batch, self._max_batch_bytes
+            while inbox and len(batch) < most:
+                op = inbox[0]
+                if (isinstance(op, CallOp) and not op.transactional) or size + op.size > room:
+                    break
+                inbox.popleft()
+                op.taken = True
+                batch.append(op)
+                size += op.size
+                calls = calls or isinstance(op, CallOp)
+        return batch, calls
+
+    def _run(self, conn: sqlite3.Connection, batch: list[Operation]) -> Outcome:
+        """A batch without calls, whole; results and errors are left on each operation."""
+        groups = _Groups.of(batch)
+        try:
+            return self._write(conn, groups=groups, now=self._clock.now()), None
+        except BaseException as exc:  # handed to the batch's callers, whatever it is
+            return False, _failed(batch, exc)
+
+    # -- a batch with calls (on the loop, back and forth to the thread) ----------------------
+
+    async def _run_on_loop(self, batch: list[Operation]) -> Outcome:
+        """A batch with calls; results and errors are left on each operation."""
         now = self._clock.now()
         groups = _Groups.of(batch)
-        if groups.enqueues and self._claims_for is not None:
-            claims = self._claims_for(groups.enqueues)
-            groups.claims += claims
-            batch += claims
+        first = batch[0]
         try:
-            first = batch[0]
             if isinstance(first, CallOp) and not first.transactional:
                 await self._call_alone(first, now)
-                return True
-            if groups.calls:
+            else:
                 await self._run_with_calls(groups, now)
-                return True
-            return await self._conn.run(functools.partial(self._write, groups=groups, now=now))
-        except Exception as exc:
-            if groups.calls:
-                with contextlib.suppress(sqlite3.Error):  # a closed connection: nothing open
-                    await self._conn.run(_rollback)
-            error = exc if not isinstance(exc, sqlite3.Error) else self._storage_error(exc)
-            for op in batch:
-                if isinstance(op, ClaimOp):
-                    op.row = None
-                op.error = error
-            return False
+        except BaseException as exc:  # handed to the batch's callers, whatever it is
+            with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
+                await self._conn.run(_rollback)  # a closed connection: nothing open
+            return False, _failed(batch, exc)
+        return True, None
 
     # The functions below whose first argument is ``conn`` run in the writer's thread.
 
@@ -642,6 +718,24 @@ class _Groups:
     def writes(self) -> int:
         """Write statements other than the claim: inserts, and one per kind of settlement."""
         return bool(self.enqueues) + sum(1 for ops in self.settles.values() if ops)
+
+
+def _failed(batch: list[Operation], exc: BaseException) -> StorageError | None:
+    """Leave ``exc`` (a ``StorageError`` when SQLite raised it) on every operation of a batch
+    that did not commit; returns the storage error, for the writer's listener."""
+    stored = storage_error(exc) if isinstance(exc, sqlite3.Error) else None
+    error = exc if stored is None else stored
+    for op in batch:
+        if isinstance(op, ClaimOp):
+            op.row = None
+        op.error = error
+    return stored
+
+
+def _tell(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: object) -> None:
+    """From the writer's thread: have the loop run ``fn(*args)``."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(fn, *args)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

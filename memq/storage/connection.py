@@ -10,6 +10,8 @@ import sqlite3
 from enum import StrEnum
 from pathlib import Path
 
+from memq.exceptions import SQLiteTooOldError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Final
@@ -44,11 +46,14 @@ def connection_pragmas(synchronous: Synchronous, busy_timeout_ms: int) -> list[s
 
 
 def check_sqlite_version(version: str = sqlite3.sqlite_version) -> None:
-    """Raise ``RuntimeError`` when the linked SQLite library is too old for memq's schema."""
+    """Raise ``SQLiteTooOldError`` when the linked SQLite library is too old for memq's
+    schema."""
     found = tuple(int(part) for part in version.split(".")[:3])
     if found < MIN_SQLITE_VERSION:
         wanted = ".".join(map(str, MIN_SQLITE_VERSION))
-        raise RuntimeError(f"memq needs SQLite >= {wanted}; this Python links SQLite {version}")
+        raise SQLiteTooOldError(
+            f"memq needs SQLite >= {wanted}; this Python links SQLite {version}"
+        )
 
 
 def connect(

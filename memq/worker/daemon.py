@@ -5,7 +5,7 @@ error a second daemon gets), then the database is checked (a damaged one is not 
 ``memq repair`` rebuilds it), then the port is bound (so a port held by another program is
 named), then the queue recovers and the sessions with a backlog are scheduled. Why a daemon
 could not start is recorded for ``memq start``, ``memq status`` and the hook
-(``memq.worker.startup_error``).
+(``memq.startup_error``).
 
 What runs is built and wired in ``memq.worker.composition``; this module owns the order in
 which it starts and stops.
@@ -30,14 +30,13 @@ import uvicorn
 from anyio.abc import TaskGroup
 from starlette.types import ASGIApp
 
-from memq import __version__
+from memq import __version__, startup_error
 from memq.config import HOST, Settings
 from memq.exceptions import DatabaseDamagedError, MemqError, StartupError
 from memq.processors.pool import ProcessorPool
-from memq.queue import Queue
-from memq.queue._lock import InstanceLock, lock_path_for
+from memq.queue import InstanceLock, Queue, lock_path_for
 from memq.storage import integrity
-from memq.worker import startup_error
+from memq.worker import heap
 from memq.worker.composition import (
     Built,
     disk_monitor,
@@ -169,6 +168,8 @@ class Daemon:
 
     def _mark_running(self) -> None:
         self.state = DaemonState.RUNNING
+        if not self._served:
+            heap.settle()  # no collection pauses under a burst of events
         if not self._served and not self.settings.ephemeral:
             startup_error.clear(str(self.settings.paths.home))  # why an earlier start failed
         self._served = True

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import structlog
 
-from memq.events import SESSION_START, may_link_fork
+from memq.events import HookEvent, may_link_fork
 from memq.exceptions import StorageError
 from memq.hooks.fork_link import LINK_WINDOW_SECONDS
 from memq.memory.fork import ForkResult, link_effect
@@ -78,7 +78,7 @@ class ForkLinker:
             self._seen.move_to_end(session_key)
             return
         if not may_link_fork(event):
-            if event == SESSION_START:
+            if event == HookEvent.SESSION_START:
                 self.mark_seen(session_key)  # a session that starts itself is not a fork
             return
         cwd = payload.get("cwd")

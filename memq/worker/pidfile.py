@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from memq.queue._lock import lock_path_for
+from memq.queue import lock_path_for
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,8 +73,8 @@ class ClaimHandler:
 
     async def __call__(self, claim: Claim) -> None:
         message = claim.message
-        bound = log.bind(session_id=message.session_id, message_id=message.id)
-        bound.debug("message.claimed", kind=message.kind.value, attempt=message.attempts)
+        ids = {"session_id": message.session_id, "message_id": message.id}
+        log.debug("message.claimed", **ids, kind=message.kind.value, attempt=message.attempts)
         try:
             async with claim:
                 # Looked up per message: a session's settings apply from its next message.
@@ -84,7 +84,7 @@ class ClaimHandler:
                     # Its API key is missing: not the message's fault. The message goes
                     # back untried; the session manager sees the session paused and stops.
                     await claim.defer(0, f"session paused: {exc}")
-                    bound.warning("message.waiting", reason=str(exc))
+                    log.warning("message.waiting", **ids, reason=str(exc))
                     return
                 # Only a summary looks back over the session; loading that history for every
                 # message made processing slower the longer a session ran.
@@ -110,15 +110,17 @@ class ClaimHandler:
                 project = project_for(cwd if isinstance(cwd, str) else None)
                 await claim.ack(self._store.effect(message, result, project=project))
         except ClaimLostError:
-            bound.warning("message.lost", reason="lease expired before the ack")
+            log.warning("message.lost", **ids, reason="lease expired before the ack")
             return
         except StorageError as exc:
             # Its memory could not be written (a full disk): the message was handed back,
             # its attempt refunded (or is, with the session's next claim). The session
             # manager backs off and tries again.
-            bound.warning("message.storage_failed", error=str(exc), claim=claim.state.value)
+            log.warning("message.storage_failed", **ids, error=str(exc), claim=claim.state.value)
             raise
         if claim.state is not ClaimState.DEFERRED:
             self._transient.forget(message.id)
         if claim.state is ClaimState.ACKED:
-            bound.info("message.processed", kind=message.kind.value, attempt=message.attempts)
+            # Debug level, as ``event.accepted``: at info, formatting and writing this line
+            # cost more than the offline processor's own work. The row's mark records it.
+            log.debug("message.processed", **ids, kind=message.kind.value, attempt=message.attempts)

@@ -13,10 +13,10 @@ already (session keys normalized); the rules of the operation itself are checked
 Errors (``memq.exceptions``):
     SessionNotFoundError      memq has no such session
     MessageNotFoundError      a revert's cut names a message the session does not have
-    InvalidEventError         an operation that cannot be (a session into itself)
+    SameSessionError          a session transferred or forked into itself
     InvalidSettingValueError  a title that is empty, too long or not printable
     ForkParentNotFoundError, ForkTargetExistsError   a fork's parent is missing, its id taken
-    ValueError                an import file that is not a memq export (its first bad line)
+    InvalidArchiveError       an import file that is not a memq export (its first bad line)
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import structlog
 
 from memq.events import normalize_session_key
 from memq.exceptions import (
-    InvalidEventError,
     InvalidSettingValueError,
     MessageNotFoundError,
+    SameSessionError,
     SessionNotFoundError,
 )
 from memq.memory.archive import ImportResult, import_effect
@@ -195,7 +195,7 @@ async def transfer_session(services: Services, key: str, to_key: str) -> Transfe
     into), then forget the source's settings and activity: they were its own, not the
     target's. Neither session processes while rows move."""
     if to_key == key:
-        raise InvalidEventError("a session cannot be transferred to itself")
+        raise SameSessionError("a session cannot be transferred to itself")
     if not await services.store.has_session(key):
         raise SessionNotFoundError(f"no session {key}")
     for session in (key, to_key):
@@ -224,7 +224,7 @@ async def fork_session(services: Services, key: str, to_key: str | None = None) 
     when the target exists (in memory or in the queue)."""
     child = to_key if to_key is not None else normalize_session_key(str(uuid.uuid4()))
     if child == key:
-        raise InvalidEventError("a session cannot be forked into itself")
+        raise SameSessionError("a session cannot be forked into itself")
     result = await services.queue.run_in_transaction(fork_effect(key, child))
     services.forks.mark_seen(child)  # its events must not be linked again
     log_fork(result)
@@ -233,7 +233,7 @@ async def fork_session(services: Services, key: str, to_key: str | None = None) 
 
 async def import_session(services: Services, export: bytes) -> ImportResult:
     """Import a ``memq export`` file: every line is checked before anything is written
-    (``ValueError`` naming the first bad one), then one transaction writes it all."""
+    (``InvalidArchiveError`` naming the first bad one), then one transaction writes it all."""
     # Checking every line of a large file takes a moment: off the event loop.
     effect = await anyio.to_thread.run_sync(import_effect, export)
     result = await services.queue.run_in_transaction(effect)
@@ -252,10 +252,7 @@ async def set_title(services: Services, key: str, title: str | None) -> Titled:
     """Set the session's title (a revert keeps it; blanks are collapsed), or with None give
     it back the one from its first prompt."""
     cleaned = _clean_title(title)
-    try:
-        stored = await services.queue.run_in_transaction(services.store.title_effect(key, cleaned))
-    except KeyError:
-        raise SessionNotFoundError(f"no session {key}") from None
+    stored = await services.queue.run_in_transaction(services.store.title_effect(key, cleaned))
     return Titled(key, stored, cleaned is not None)
 
 

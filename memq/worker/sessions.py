@@ -10,6 +10,10 @@ A session whose claim or ack fails on a storage error (a full disk) stops stream
 slot back, and tries again after ``storage_retry_delay`` seconds: its message is handed back
 by the queue (``ClaimState.UNSETTLED``), so processing resumes within seconds of the disk
 having room again, not after a lease runs out.
+
+Intake comes first: before each message a session waits its turn at the ``intake`` gate
+(``memq.worker.intake_gate``), which holds processing back while hook events are being
+taken in, for at most ``intake_wait`` seconds.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from memq.exceptions import QueueClosedError, StorageError
 from memq.queue import Claim, MessageKind, Queue
+from memq.worker.intake_gate import DEFAULT_MAX_WAIT, IntakeGate
 
 log = structlog.get_logger("memq.sessions")
 
@@ -36,6 +41,7 @@ class _SessionTask:
     # Set when work may have arrived after the stream last looked (see _run_session).
     more_work: bool = True
     busy: bool = False  # a claim is being handled
+    waiting: bool = False  # a claim is held, waiting its turn behind the intake
     # Set while the task holds a slot and streams; cancelled to take a lingerer's slot.
     stream_scope: anyio.CancelScope | None = None
     done: anyio.Event = field(default_factory=anyio.Event)
@@ -54,6 +60,7 @@ class SessionManager:
             settings, or because its processor cannot be created (``SessionPauses``).
         storage_retry_delay: seconds a session waits after a storage error before it looks
             at its messages again.
+        intake_wait: seconds a message waits at most for events being taken in (``intake``).
     """
 
     def __init__(
@@ -66,6 +73,7 @@ class SessionManager:
         quantum: int = 32,
         is_paused: Callable[[str], bool] | None = None,
         storage_retry_delay: float = 1.0,
+        intake_wait: float = DEFAULT_MAX_WAIT,
     ) -> None:
         self._queue = queue
         self._handler = handler
@@ -74,6 +82,8 @@ class SessionManager:
         self._quantum = quantum
         self._session_paused = is_paused or _never_paused
         self._storage_retry_delay = storage_retry_delay
+        # The intake marks events in flight here; each message waits its turn (see above).
+        self.intake = IntakeGate(max_wait=intake_wait, clock=queue.clock)
         self._tasks: dict[str, _SessionTask] = {}
         self._task_group: TaskGroup | None = None
         self._stopping = False
@@ -140,7 +150,9 @@ class SessionManager:
         self.pause_reason = reason
         for task in self._tasks.values():
             if not task.busy:
-                task.scope.cancel()  # holds no claim; busy ones stop after their message
+                # Not handling one (a claim waiting its turn goes back untried); busy ones stop
+                # after their message.
+                task.scope.cancel()
 
     async def resume(self) -> bool:
         """Resume after ``pause``; every session with a backlog is scheduled again.
@@ -179,7 +191,9 @@ class SessionManager:
         task = self._tasks.get(session_id)
         if self._session_paused(session_id):
             if task is not None and not task.busy:
-                task.scope.cancel()  # holds no claim; a busy one stops after its message
+                # Not handling one (a claim waiting its turn goes back untried); a busy one
+                # stops after its message.
+                task.scope.cancel()
         elif await self._queue.has_pending(session_id):
             self.notify(session_id)
 
@@ -189,9 +203,9 @@ class SessionManager:
         alone (its stream ends by itself after its linger). An event that arrives while the
         task ends is scheduled again, not dropped."""
         task = self._tasks.get(session_id)
-        if task is None or task.busy or await self._queue.has_pending(session_id):
+        if task is None or task.busy or task.waiting or await self._queue.has_pending(session_id):
             return
-        if self._tasks.get(session_id) is not task or task.busy:
+        if self._tasks.get(session_id) is not task or task.busy or task.waiting:
             return  # it ended, or took a new message, while we looked
         task.scope.cancel()  # it holds no claim; one being taken right now is handed back
         await task.done.wait()
@@ -210,7 +224,7 @@ class SessionManager:
         self._stopping = True
         for task in self._tasks.values():
             if not task.busy:
-                task.scope.cancel()  # lingering or waiting for a slot: nothing to finish
+                task.scope.cancel()  # lingering, waiting for a slot or its turn: nothing begun
         with anyio.move_on_after(self._grace):
             for task in list(self._tasks.values()):
                 await task.done.wait()
@@ -258,6 +272,12 @@ class SessionManager:
         async with self._queue.stream(task.session_id, linger=linger) as stream:
             async for claim in stream:
                 task.more_work = False
+                # Not busy while it waits: a pause, forget or stop hands the claim back.
+                task.waiting = True
+                try:
+                    await self.intake.turn()
+                finally:
+                    task.waiting = False
                 task.busy = True
                 try:
                     await self._handler(claim)
@@ -295,7 +315,7 @@ class SessionManager:
         if self._limiter.available_tokens > 0:
             return
         for other in self._tasks.values():
-            if other.stream_scope is not None and not other.busy:
+            if other.stream_scope is not None and not (other.busy or other.waiting):
                 other.stream_scope.cancel()
                 return
 

@@ -101,6 +101,28 @@ class TestEvents:
             (item,) = client.get(f"/api/sessions/{session}/observations").json()["items"]
             assert item["command"] == "echo done"
 
+    def test_private_text_sent_with_escaped_brackets_is_never_stored(self, daemon: Daemon) -> None:
+        """A client that writes "<" as a JSON escape (``\\u003c``) has its <private> spans
+        removed all the same."""
+        secret = {
+            **sample("PostToolUse.Bash"),
+            "tool_input": {"command": "echo <private>hunter2</private>done"},
+        }
+        body = json.dumps(secret).replace("<", "\\u003c").replace(">", "\\u003e")
+        assert b"<" not in body.encode()
+        with daemon.client() as client:
+            response = client.post(
+                "/api/events", content=body, headers={"Content-Type": "application/json"}
+            )
+            assert response.status_code == 202
+            daemon.wait_idle()
+        raw = (daemon.home / "memq.db").read_bytes() + (daemon.home / "memq.db-wal").read_bytes()
+        assert b"hunter2" not in raw
+        with daemon.client() as client:
+            session = sample("PostToolUse.Bash")["session_id"]
+            (item,) = client.get(f"/api/sessions/{session}/observations").json()["items"]
+            assert item["command"] == "echo done"
+
     def test_unknown_event_names_are_recorded_not_rejected(self, daemon: Daemon) -> None:
         """A hook event memq has never heard of is accepted and processed."""
         payload = {"session_id": "s-new", "hook_event_name": "SomethingFromTheFuture", "x": [1]}

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from memq.queue._lock import InstanceLock, lock_path_for
+from memq.queue import InstanceLock, lock_path_for
 from tests.acceptance.conftest import sample
 from tests.acceptance.test_memory import remember_the_captured_runs
 from tests.helpers.daemon import Daemon

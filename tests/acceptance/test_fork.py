@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from memq.hooks.install import EVENTS
+from memq.events import SUBSCRIBED_EVENTS as EVENTS
 from tests.acceptance.conftest import FIXTURES, sample
 from tests.helpers.daemon import Daemon
 from tests.helpers.rows import table as rows_of

@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from memq.hooks.install import EVENTS, is_memq_command
+from memq.events import SUBSCRIBED_EVENTS as EVENTS
+from memq.hooks.install import is_memq_command
 from tests.helpers.processes import run_module
 
 ORIGINAL: dict[str, Any] = {

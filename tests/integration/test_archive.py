@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
-from memq.exceptions import StorageError
+from memq.exceptions import InvalidArchiveError, StorageError
 from memq.memory import MemoryStore, ObservationKind, ObservationRecord
 from memq.memory.archive import (
     ExportedRecord,
@@ -25,8 +25,8 @@ from memq.memory.archive import (
     import_effect,
     parse_export,
 )
-from memq.memory.records import SummaryRecord
-from memq.memory.search import MemorySearch, RecordType
+from memq.memory.records import RecordType, SummaryRecord
+from memq.memory.search import MemorySearch
 from memq.queue import Queue
 from tests.conftest import FAST
 from tests.helpers.memory import Item, Prompt, dump
@@ -561,9 +561,9 @@ class TestInvalidFiles:
         last = json.loads(lines[-1])
         del last["request"]
         before = dump(target.path)
-        with pytest.raises(ValueError, match=r"^line 8: missing field 'request'$"):
+        with pytest.raises(InvalidArchiveError, match=r"^line 8: missing field 'request'$"):
             await target.load([*lines[:-1], json.dumps(last) + "\n"])
-        with pytest.raises(ValueError, match=r"^line 3: not JSON"):
+        with pytest.raises(InvalidArchiveError, match=r"^line 3: not JSON"):
             await target.load([*lines[:2], "{oops\n", *lines[2:]])
         assert dump(target.path) == before
 

@@ -20,7 +20,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from memq.events import route_event
-from memq.exceptions import ForkParentNotFoundError, ForkTargetExistsError
+from memq.exceptions import ForkParentNotFoundError, ForkTargetExistsError, SameSessionError
 from memq.memory import MemoryStore, ObservationKind, ObservationRecord
 from memq.memory.context import ContextBuilder
 from memq.memory.fork import ForkResult, fork_effect
@@ -302,7 +302,7 @@ class TestRefusals:
         with pytest.raises(ForkParentNotFoundError, match=PARENT):
             await fork(queue)
         assert dump(db_path) == before
-        with pytest.raises(ValueError, match="itself"):
+        with pytest.raises(SameSessionError, match="itself"):
             fork_effect(PARENT, PARENT)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from memq.exceptions import InvalidRequestError
 from memq.memory import MemoryStore, PromptRecord
 from memq.memory.backend import CONTEXT_ITEMS
 from memq.memory.history import History, entry_type
@@ -149,7 +150,7 @@ class TestContext:
 
     async def test_max_items_must_be_positive(self, store: MemoryStore) -> None:
         """Zero entries is a caller's mistake, refused before any read."""
-        with pytest.raises(ValueError, match="at least 1"):
+        with pytest.raises(InvalidRequestError, match="at least 1"):
             await store.context_for(SESSION, max_items=0)
 
 

@@ -12,10 +12,13 @@ from typing import Any
 import pytest
 
 from memq.exceptions import (
+    InvalidInputError,
     InvalidOutputError,
+    ModelRequestError,
     ProcessorAuthError,
     ProcessorError,
     TransientProcessorError,
+    UnknownProcessorError,
 )
 from memq.memory.records import (
     ObservationKind,
@@ -258,7 +261,7 @@ class TestOtherKinds:
         self, processor: ModelProcessor, fake: FakeLLM
     ) -> None:
         """A payload with no tool call in it fails the message without a request."""
-        with pytest.raises(ValueError, match="must be a JSON object"):
+        with pytest.raises(InvalidInputError, match="must be a JSON object"):
             await processor.process(message(MessageKind.OBSERVATION, ["odd"]), CONTEXT)
         assert fake.requests == []
 
@@ -399,7 +402,7 @@ class TestRefusals:
     ) -> None:
         """An unexpected 4xx is a plain failure of this message with the API's reason."""
         fake.script(error_reply(provider, 400, "invalid_request_error", "prompt is too long"))
-        with pytest.raises(ValueError, match=r"HTTP 400.*prompt is too long") as caught:
+        with pytest.raises(ModelRequestError, match=r"HTTP 400.*prompt is too long") as caught:
             await processor.process(tool_call(), CONTEXT)
         assert not isinstance(caught.value, ProcessorError)
 
@@ -408,7 +411,7 @@ class TestRefusals:
     ) -> None:
         """An error page that is not JSON is quoted as text."""
         fake.script(Reply(status=404, text="<html>no such route</html>"))
-        with pytest.raises(ValueError, match="HTTP 404: <html>no such route</html>"):
+        with pytest.raises(ModelRequestError, match="HTTP 404: <html>no such route</html>"):
             await processor.process(tool_call(), CONTEXT)
 
 
@@ -541,7 +544,7 @@ class TestConfiguration:
 
     def test_unknown_processor_lists_the_known_ones(self) -> None:
         """A typo in MEMQ_PROCESSOR lists every processor, the default first."""
-        with pytest.raises(ValueError, match=r"known: extract, anthropic, openai"):
+        with pytest.raises(UnknownProcessorError, match=r"known: extract, anthropic, openai"):
             get_processor("llm")
 
     def test_key_stays_out_of_repr(self) -> None:

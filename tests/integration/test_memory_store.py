@@ -11,7 +11,7 @@ from typing import Any, cast
 import anyio
 import pytest
 
-from memq.exceptions import SchemaError, StorageError
+from memq.exceptions import InvalidRequestError, SchemaError, StorageError
 from memq.memory import MemoryStore, ObservationKind, ObservationRecord, ProcessResult
 from memq.memory.archive import SessionExporter
 from memq.memory.context import ContextBuilder
@@ -194,7 +194,7 @@ class TestSessions:
 
     async def test_negative_paging_is_refused(self, store: MemoryStore) -> None:
         """limit and offset must not be negative."""
-        with pytest.raises(ValueError, match="negative"):
+        with pytest.raises(InvalidRequestError, match="negative"):
             await store.list_sessions(limit=-1)
 
     async def test_bare_keys_belong_to_an_unknown_assistant(

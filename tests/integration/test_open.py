@@ -11,8 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from memq.exceptions import QueueLockedError, SchemaError, StorageError
-from memq.queue import Queue
-from memq.queue._lock import lock_path_for
+from memq.queue import Queue, lock_path_for
 from tests.conftest import FAST
 from tests.helpers.processes import kill_hard, read_line, spawn_child
 from tests.helpers.rows import all_rows

@@ -1,4 +1,4 @@
-"""``memq repair`` (``memq.storage.repair``) on real SQLite files, damaged in place.
+"""``memq repair`` (``memq.repair``) on real SQLite files, damaged in place.
 
 One database is written per module through memq's own write path (the queue, the extract
 processor, the memory store): observations over many pages, prompts, a summary, queue rows
@@ -19,15 +19,13 @@ from typing import Any
 import anyio
 import pytest
 
-import memq.storage.repair as repair_module
+import memq.repair as repair_module
 from memq.events import route_event
 from memq.exceptions import RepairError
 from memq.hooks.spool import write_event
 from memq.memory.store import MemoryStore
-from memq.queue import Queue
-from memq.queue._lock import InstanceLock, lock_path_for
-from memq.storage import integrity, repairing, schema
-from memq.storage.repair import (
+from memq.queue import InstanceLock, Queue, lock_path_for
+from memq.repair import (
     RepairOutcome,
     RepairReport,
     build_from,
@@ -35,6 +33,7 @@ from memq.storage.repair import (
     report_lines,
     spool_intake,
 )
+from memq.storage import integrity, repairing, schema
 from tests.faults.damaged import btree_pages, cells_on, checkpointed, overwrite_pages
 from tests.helpers.memory import OTHER, SESSION, prompt, remember, stop, tool
 from tests.helpers.rows import table

@@ -18,10 +18,10 @@ import anyio
 import pytest
 
 import memq.memory.search
-from memq.exceptions import InvalidQueryError, SchemaError
+from memq.exceptions import InvalidQueryError, InvalidRequestError, SchemaError
 from memq.memory import MemoryStore, ObservationKind, ObservationRecord, ProcessResult
-from memq.memory.records import SummaryRecord
-from memq.memory.search import MemorySearch, RecordType, SearchHit
+from memq.memory.records import RecordType, SummaryRecord
+from memq.memory.search import MemorySearch, SearchHit
 from memq.queue import Queue
 from memq.storage import schema
 from memq.storage.sqlfile import load_queries
@@ -380,10 +380,11 @@ class TestFilters:
         assert set(corpus.names(hits)) == {"retry_fix", "summary"}
 
     async def test_unknown_types_and_kinds_are_refused(self, search: MemorySearch) -> None:
-        """A misspelt filter is a ValueError naming the choices, not an empty result."""
-        with pytest.raises(ValueError, match="one of observation, summary, prompt"):
+        """A misspelt filter is an InvalidRequestError naming the choices, not an empty
+        result."""
+        with pytest.raises(InvalidRequestError, match="one of observation, summary, prompt"):
             await search.search("retry", types=["observations"])
-        with pytest.raises(ValueError, match="unknown observation kind 'bug'"):
+        with pytest.raises(InvalidRequestError, match="unknown observation kind 'bug'"):
             await search.search("retry", kinds=["bug"])
 
     async def test_file(self, search: MemorySearch, corpus: Corpus) -> None:
@@ -408,7 +409,7 @@ class TestFilters:
         assert corpus.names(window) == ["policy_read"]
         naive = middle.replace(tzinfo=None)  # taken as UTC
         assert corpus.names(await search.search("retry", since=naive, limit=100)) == since
-        with pytest.raises(ValueError, match="since"):
+        with pytest.raises(InvalidRequestError, match="since"):
             await search.search("retry", since=middle, until=middle - timedelta(seconds=1))
 
     async def test_limit(self, search: MemorySearch, corpus: Corpus) -> None:
@@ -416,7 +417,7 @@ class TestFilters:
         everything = await search.search("retry", limit=100)
         assert len(everything) == 7
         assert await search.search("retry", limit=3) == everything[:3]
-        with pytest.raises(ValueError, match="limit"):
+        with pytest.raises(InvalidRequestError, match="limit"):
             await search.search("retry", limit=0)
 
     async def test_min_score(self, search: MemorySearch, corpus: Corpus) -> None:
@@ -684,7 +685,7 @@ class TestTimeline:
     async def test_unknown_message(self, search: MemorySearch, corpus: Corpus) -> None:
         """A message id that produced no record has no timeline."""
         assert await search.timeline(10**9) is None
-        with pytest.raises(ValueError, match="negative"):
+        with pytest.raises(InvalidRequestError, match="negative"):
             await search.timeline(corpus.ids["summary"], before=-1)
 
     async def test_json(self, search: MemorySearch, corpus: Corpus) -> None:

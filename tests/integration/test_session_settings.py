@@ -7,6 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from memq.exceptions import ProcessorUnavailableError
 from memq.memory.store import MemoryStore
 from memq.processors.base import Processor
 from memq.processors.pool import ProcessorPool
@@ -171,5 +172,5 @@ def test_the_pool_makes_each_processor_once_and_passes_the_model() -> None:
     assert pool.get("openai", "tiny") is first
     assert first.settings.model == "tiny"  # type: ignore[attr-defined]
     assert pool.get("openai").settings.model != "tiny"  # type: ignore[attr-defined]
-    with pytest.raises(ValueError, match="unknown processor"):
+    with pytest.raises(ProcessorUnavailableError, match="unknown processor"):
         pool.get("nope")

@@ -13,6 +13,7 @@ from memq.memory.records import ProcessResult, SessionContext
 from memq.memory.store import MemoryStore
 from memq.processors.base import Processor
 from memq.queue import Claim, Message, MessageStatus, Queue, QueueSettings
+from memq.queue.testing import ManualClock
 from memq.worker.processing import ClaimHandler
 from memq.worker.sessions import SessionManager
 from tests.helpers.rows import all_rows
@@ -351,3 +352,119 @@ class TestModelApiFailures:
                         await anyio.sleep(0.01)
                     await manager.stop(grace=1)
             await store.close()
+
+
+# -- intake before processing (SessionManager.intake) -----------------------------------
+
+
+async def wait_for(condition: Callable[[], bool]) -> None:
+    """Yield until ``condition()`` holds; a hang fails after 10 s."""
+    with anyio.fail_after(10):
+        while not condition():  # noqa: ASYNC110 - the condition is the test's bookkeeping
+            await anyio.sleep(0.005)
+
+
+def statuses(db_path: Path) -> list[tuple[str, int]]:
+    return [(r["status"], r["attempts"]) for r in all_rows(db_path)]
+
+
+def claimed(db_path: Path, count: int = 1) -> Callable[[], bool]:
+    """Whether ``count`` messages are claimed (held, waiting their turn or handled)."""
+    return lambda: [s for s, _ in statuses(db_path)].count(MessageStatus.PROCESSING) == count
+
+
+class TestIntakeFirst:
+    """While events are being taken in, the generators wait their turn at the intake gate."""
+
+    async def test_a_message_waits_while_an_event_is_taken_in(self, db_path: Path) -> None:
+        """Claimed, it is held while an event is in flight; once that is queued, it is
+        handled at once."""
+        async with await Queue.open(db_path, FAST) as queue:
+            await queue.enqueue("s", "observation", {"i": 0})
+            seen: list[tuple[str, int]] = []
+            manager = SessionManager(queue, acking(seen), linger=0.05, intake_wait=60)
+            manager.intake.arrived()
+            async with anyio.create_task_group() as tg:
+                await tg.start(manager.run)
+                await wait_for(lambda: claimed(db_path)() and manager.intake.waiting == 1)
+                await anyio.sleep(0.1)
+                assert seen == []
+                manager.intake.departed()
+                await wait_for(lambda: seen == [("s", 0)])
+                await manager.stop(grace=1)
+        assert statuses(db_path) == [(MessageStatus.PROCESSED, 1)]
+
+    async def test_events_that_never_pause_let_one_message_through_per_wait(
+        self, db_path: Path
+    ) -> None:
+        """Processing keeps a bounded share under a burst: one message every
+        ``intake_wait`` seconds (on the queue's clock), in order."""
+        clock = ManualClock()
+        async with await Queue.open(db_path, FAST, clock=clock) as queue:
+            for i in range(2):
+                await queue.enqueue("s", "observation", {"i": i})
+            seen: list[tuple[str, int]] = []
+            manager = SessionManager(queue, acking(seen), linger=0.05, intake_wait=10)
+            gate = manager.intake
+            gate.arrived()  # an event in flight from here to the end
+
+            def another_event() -> None:
+                gate.arrived()
+                gate.departed()
+
+            def handled(count: int) -> Callable[[], bool]:
+                return lambda: len(seen) == count
+
+            async with anyio.create_task_group() as tg:
+                await tg.start(manager.run)
+                for i in range(2):
+                    # Claimed (the second with the first's ack), and held.
+                    await wait_for(lambda: claimed(db_path)() and gate.waiting == 1)
+                    another_event()
+                    await anyio.sleep(0.05)
+                    assert len(seen) == i
+                    clock.advance(10)
+                    another_event()
+                    await wait_for(handled(i + 1))
+                assert seen == [("s", 0), ("s", 1)]
+                gate.departed()
+                await manager.stop(grace=1)
+        assert gate.given_in_bursts == 2
+
+    async def test_a_message_held_for_its_turn_goes_back_untried(self, db_path: Path) -> None:
+        """A message claimed and waiting its turn was not begun: pausing its session hands
+        it back (pending, its attempt refunded), and it stays unprocessed."""
+        paused: set[str] = set()
+        async with await Queue.open(db_path, FAST) as queue:
+            await queue.enqueue("s", "observation", {"i": 0})
+            seen: list[tuple[str, int]] = []
+            manager = SessionManager(
+                queue, acking(seen), linger=0.05, intake_wait=60, is_paused=paused.__contains__
+            )
+            manager.intake.arrived()
+            async with anyio.create_task_group() as tg:
+                await tg.start(manager.run)
+                await wait_for(lambda: claimed(db_path)() and manager.intake.waiting == 1)
+                paused.add("s")
+                await manager.setting_changed("s")
+                await wait_for(lambda: statuses(db_path) == [(MessageStatus.PENDING, 0)])
+                manager.intake.departed()
+                await anyio.sleep(0.1)
+                assert seen == []
+                await manager.stop(grace=1)
+        assert statuses(db_path) == [(MessageStatus.PENDING, 0)]
+
+    async def test_stop_does_not_wait_for_the_intake(self, db_path: Path) -> None:
+        """A stop ends a generator waiting its turn at once; its claimed message goes back."""
+        async with await Queue.open(db_path, FAST) as queue:
+            await queue.enqueue("s", "observation", {"i": 0})
+            seen: list[tuple[str, int]] = []
+            manager = SessionManager(queue, acking(seen), linger=0.05, intake_wait=60)
+            manager.intake.arrived()
+            async with anyio.create_task_group() as tg:
+                await tg.start(manager.run)
+                await wait_for(lambda: claimed(db_path)() and manager.intake.waiting == 1)
+                with anyio.fail_after(5):
+                    await manager.stop(grace=30)
+        assert seen == []
+        assert statuses(db_path) == [(MessageStatus.PENDING, 0)]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from memq.exceptions import InvalidArchiveError
 from memq.memory.archive import (
     ExportDocument,
     ImportResult,
@@ -15,8 +16,7 @@ from memq.memory.archive import (
     number_prompts,
     parse_export,
 )
-from memq.memory.records import to_epoch_ms
-from memq.memory.search import RecordType
+from memq.memory.records import RecordType, to_epoch_ms
 
 KEY = "claude-code:0c5a2f4e-1b7d-4e93-a6c8-9f2d3b1e7a40"
 T0 = "2025-01-31T12:00:00.250Z"
@@ -169,7 +169,7 @@ class TestAccepted:
 
     def test_import_effect_checks_the_file_at_once(self) -> None:
         """The check runs when the effect is made, before the writer is involved."""
-        with pytest.raises(ValueError, match="line 2: unknown type"):
+        with pytest.raises(InvalidArchiveError, match="line 2: unknown type"):
             import_effect(text(head(), prompt(type="note")))
         assert callable(import_effect(text(head(), prompt())))
 
@@ -374,13 +374,14 @@ class TestRefused:
         [pytest.param(source, message, id=name) for name, source, message in INVALID],
     )
     def test_each_problem_names_its_line(self, source: str | bytes, message: str) -> None:
-        """A ValueError whose message starts with the line number and says what is wrong."""
-        with pytest.raises(ValueError, match=message):
+        """An InvalidArchiveError whose message starts with the line number and says what is
+        wrong."""
+        with pytest.raises(InvalidArchiveError, match=message):
             parse_export(source)
 
     def test_the_first_problem_is_reported(self) -> None:
         """Lines are checked in order; the error names the first bad one."""
-        with pytest.raises(ValueError, match=r"^line 2: "):
+        with pytest.raises(InvalidArchiveError, match=r"^line 2: "):
             parse_export(text(head(), prompt(number=0), "{bad"))
 
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from memq import startup_error
 from memq.cli.daemon_process import DAEMON_STDERR_FILE, exit_reason
 from memq.cli.status_gather import database_check
 from memq.cli.status_lines import problem_lines, status_problems
 from memq.config import Paths
 from memq.exceptions import DatabaseDamagedError, StorageError
+from memq.repair import _partial_where
 from memq.storage import integrity
-from memq.storage.repair import _partial_where
-from memq.worker import startup_error
 
 GROUP_TRACEBACK = """\
   + Exception Group Traceback (most recent call last):

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from memq import events
 from memq.events import (
     normalize_session_key,
     parse_event_body,
@@ -116,8 +115,3 @@ class TestSessionKeys:
         assert normalize_session_key("claude-code:abc") == "claude-code:abc"
         assert normalize_session_key("codex:abc") == "codex:abc"
         assert normalize_session_key("weird:abc") == "claude-code:weird:abc"
-
-    def test_kind_names_match_the_queue(self) -> None:
-        """The import-light copies of the kind names are the queue's kinds."""
-        copies = {v for k, v in vars(events).items() if k.startswith("KIND_")}
-        assert copies == {kind.value for kind in MessageKind}

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from memq.exceptions import InvalidInputError, UnknownProcessorError
 from memq.memory.records import (
     ObservationKind,
     ObservationRecord,
@@ -350,8 +351,8 @@ class TestHandMadePayloads:
 
     @pytest.mark.parametrize("payload", [None, "text", 3, ["tool_name", "Bash"]])
     def test_a_payload_that_is_not_an_object_is_refused(self, payload: Any) -> None:
-        """There is no tool call to describe: ValueError, which fails the attempt."""
-        with pytest.raises(ValueError, match="must be a JSON object"):
+        """There is no tool call to describe: InvalidInputError, which fails the attempt."""
+        with pytest.raises(InvalidInputError, match="must be a JSON object"):
             extract_observation(payload)
 
 
@@ -635,7 +636,7 @@ class TestRegistry:
 
     def test_unknown_names_the_known_ones(self) -> None:
         """A typo in MEMQ_PROCESSOR gets a message listing what exists."""
-        with pytest.raises(ValueError, match=r"unknown processor 'llm'.*known: extract"):
+        with pytest.raises(UnknownProcessorError, match=r"unknown processor 'llm'.*known: extract"):
             get_processor("llm")
 
 

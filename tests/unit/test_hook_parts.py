@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from memq.hooks.client import DaemonUnavailable, post_json
+from memq.exceptions import DaemonUnavailableError
+from memq.hooks.client import post_json
 from memq.hooks.fit import fit
 from memq.privacy import is_skipped, strip_private
 
@@ -107,17 +108,17 @@ class TestClient:
         assert request.endswith(b'\r\n\r\n{"a":1}')
 
     def test_a_refused_connection_is_unavailable(self) -> None:
-        """Nothing listening: DaemonUnavailable, at once."""
+        """Nothing listening: DaemonUnavailableError, at once."""
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        with pytest.raises(DaemonUnavailable, match="connect"):
+        with pytest.raises(DaemonUnavailableError, match="connect"):
             call(port)
 
     def test_a_silent_daemon_times_out(self, server: tuple[int, list[bytes], list[bytes]]) -> None:
-        """A daemon that accepts but never answers: DaemonUnavailable after the timeout."""
+        """A daemon that accepts but never answers: DaemonUnavailableError after the timeout."""
         port, _, _ = server
-        with pytest.raises(DaemonUnavailable):
+        with pytest.raises(DaemonUnavailableError):
             call(port, timeout=0.2)
 
     @pytest.mark.parametrize(
@@ -134,5 +135,5 @@ class TestClient:
         """Half an answer, a bad status line or a non-JSON body: the hook falls back."""
         port, answers, _ = server
         answers.append(answer)
-        with pytest.raises(DaemonUnavailable):
+        with pytest.raises(DaemonUnavailableError):
             call(port)

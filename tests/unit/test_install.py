@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from memq import __version__
+from memq.events import SUBSCRIBED_EVENTS as EVENTS
 from memq.exceptions import InstallError
 from memq.hooks.install import (
-    EVENTS,
     TIMEOUT_SECONDS,
     hooks_fragment,
     install,

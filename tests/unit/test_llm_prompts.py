@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from memq.exceptions import InvalidOutputError
+from memq.exceptions import InvalidInputError, InvalidOutputError
 from memq.memory.records import (
     ObservationKind,
     ObservationRecord,
@@ -139,7 +139,7 @@ class TestObservationPrompt:
 
     def test_non_object_payload_is_refused(self) -> None:
         """An observation payload that is not an object has no tool call to describe."""
-        with pytest.raises(ValueError, match="must be a JSON object, not list"):
+        with pytest.raises(InvalidInputError, match="must be a JSON object, not list"):
             observation_prompt([1, 2])
 
     def test_every_kind_is_offered(self) -> None:
@@ -409,7 +409,7 @@ class TestParseObservation:
 
     def test_non_object_payload_is_refused(self) -> None:
         """The payload is checked like the extract processor checks it."""
-        with pytest.raises(ValueError, match="must be a JSON object"):
+        with pytest.raises(InvalidInputError, match="must be a JSON object"):
             parse_observation(answer(), "not a payload")
 
 

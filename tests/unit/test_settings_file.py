@@ -23,12 +23,7 @@ from memq.cli.setup_commands import hook_home, record_environment, recorded_line
 from memq.config import SETTINGS, SETTINGS_BY_KEY, SettingError, Settings, settings_report
 from memq.env import SETTING_VARIABLES, Source, environment
 from memq.hooks.run import HookSettings
-from memq.processors.llm._settings import (
-    ANTHROPIC,
-    DEFAULT_MAX_TOKENS,
-    DEFAULT_TIMEOUT,
-    LLMSettings,
-)
+from memq.processors.llm import ANTHROPIC, LLMSettings
 from memq.settings_file import (
     CACHE_SUFFIX,
     load_variables,
@@ -493,8 +488,8 @@ class TestOneTableOfSettings:
         report = settings_report({})
         assert report["hook_connect_timeout"]["value"] == hook.connect_timeout
         assert report["hook_timeout"]["value"] == hook.read_timeout
-        assert report["llm_timeout"]["value"] == DEFAULT_TIMEOUT
-        assert report["llm_max_tokens"]["value"] == DEFAULT_MAX_TOKENS
+        assert report["llm_timeout"]["value"] == memq_env.DEFAULT_LLM_TIMEOUT
+        assert report["llm_max_tokens"]["value"] == memq_env.DEFAULT_LLM_MAX_TOKENS
 
     def test_the_model_processors_read_the_file(self, tmp_path: Path) -> None:
         """The daemon hands the processors the environment laid over the file."""

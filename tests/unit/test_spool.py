@@ -15,9 +15,9 @@ import pytest
 from memq import env as memq_env
 from memq.cli.status_lines import spool_lines, status_problems
 from memq.events import Route
-from memq.exceptions import SpoolFileError
+from memq.exceptions import DaemonUnavailableError, NoTimeLeftError, SpoolFileError
 from memq.hooks import fallback, spool
-from memq.hooks.client import DaemonUnavailable, _time_left
+from memq.hooks.client import _time_left
 from memq.hooks.run import HookSettings, is_disabled
 
 ROUTE = Route("PostToolUse", "claude-code:s1", "observation", "tool:t1")
@@ -154,14 +154,14 @@ class TestBudget:
         assert fallback.busy_timeout_left(1.0, None) == 1.0
         assert fallback.busy_timeout_left(1.0, now + 10) == 1.0
         assert 0 < fallback.busy_timeout_left(1.0, now + 0.3) <= 0.3
-        with pytest.raises(fallback.NoTimeLeft):
+        with pytest.raises(NoTimeLeftError):
             fallback.busy_timeout_left(1.0, now - 0.01)
 
     def test_a_socket_wait_is_cut_to_the_deadline(self) -> None:
         now = time.monotonic()
         assert _time_left(0.5, None) == 0.5
         assert 0 < _time_left(0.5, now + 0.2) <= 0.2
-        with pytest.raises(DaemonUnavailable, match="budget"):
+        with pytest.raises(DaemonUnavailableError, match="budget"):
             _time_left(0.5, now - 0.01)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from memq.exceptions import SchemaError
+from memq.exceptions import SchemaError, SQLiteTooOldError
 from memq.storage import connection, schema, sqlfile
 
 
@@ -88,7 +88,7 @@ class TestMigrations:
 class TestConnection:
     def test_rejects_sqlite_older_than_the_schema_needs(self) -> None:
         """STRICT tables need SQLite 3.37; an older library is named in the error."""
-        with pytest.raises(RuntimeError, match=r"3\.31\.1"):
+        with pytest.raises(SQLiteTooOldError, match=r"3\.31\.1"):
             connection.check_sqlite_version("3.31.1")
         connection.check_sqlite_version("3.37.0")
 

@@ -4,7 +4,7 @@
 
     async with await SessionExporter.open(path) as exporter:    # after Queue.open(path)
         lines = await exporter.export(session_key)              # None: no such session
-    result = await queue.run_in_transaction(import_effect(lines))   # ValueError: bad file
+    result = await queue.run_in_transaction(import_effect(lines))   # InvalidArchiveError: bad file
 
 The file's format is described once (``_format``: each kind of line, its fields and their
 types), and both the exporter (``_export``) and the reader (``_parse``) work from that

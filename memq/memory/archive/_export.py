@@ -18,8 +18,8 @@ from memq.memory.archive._format import (
     write_fields,
 )
 from memq.memory.reader import ReadsMemory
-from memq.memory.records import to_epoch_ms
-from memq.memory.search import RECORD_ORDER, RECORD_TABLES, RecordType
+from memq.memory.records import RecordType, to_epoch_ms
+from memq.memory.search import RECORD_ORDER, RECORD_TABLES
 from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("archive")

@@ -29,14 +29,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from memq.exceptions import InvalidArchiveError
+from memq.limits import MAX_INTEGER, MAX_KEY_CHARS, MIN_INTEGER
 from memq.memory.records import (
     ObservationKind,
+    RecordType,
     from_epoch_ms,
     isoformat_utc,
     to_epoch_ms,
 )
 from memq.memory.rows import strings_from_json
-from memq.memory.search import RecordType
 
 EXPORT_TYPE: Final = "memq-export"  # the "type" of the metadata line
 FORMAT: Final = 1  # the version of the format this package writes and reads
@@ -44,8 +46,6 @@ FORMAT: Final = 1  # the version of the format this package writes and reads
 # readers, and a kept id moves the queue's AUTOINCREMENT past it (the search index's rowid is
 # message_id * 4 + 3, so ids must stay far below 2**61).
 MAX_MESSAGE_ID: Final = 2**53 - 1
-MAX_INTEGER: Final = 2**63 - 1  # SQLite's INTEGER
-MAX_KEY_CHARS: Final = 512  # as the queue's session ids
 
 
 class Mismatch(Exception):
@@ -198,7 +198,7 @@ TEXT_LIST: Final = TextList()
 
 # Line 1's "session": the columns of the sessions table a file carries.
 SESSION: Final[Fields] = {
-    "key": Text(min_chars=1, max_chars=MAX_KEY_CHARS, nul=False),  # as the queue's session ids
+    "key": Text(min_chars=1, max_chars=MAX_KEY_CHARS, nul=False),
     "assistant": TEXT,
     "external_id": TEXT,
     "project": Nullable(TEXT),
@@ -239,7 +239,7 @@ RECORD_FIELDS: Final[Mapping[RecordType, Fields]] = {
         "files_modified": TEXT_LIST,
         "tool_name": Nullable(TEXT),
         "command": Nullable(TEXT),
-        "exit_code": Nullable(Whole(-MAX_INTEGER - 1, MAX_INTEGER)),
+        "exit_code": Nullable(Whole(MIN_INTEGER, MAX_INTEGER)),
         "excerpt": TEXT,
     },
     RecordType.SUMMARY: {
@@ -263,15 +263,15 @@ def read_field(
 ) -> Any:
     """The stored value of field ``name`` of line ``number``'s object ``data``.
 
-    Raises ``ValueError`` naming the line and the field (``prefix``: the path of a nested
+    Raises ``InvalidArchiveError`` naming the line and the field (``prefix``: the path of a nested
     object's, e.g. ``session.``) when it is missing or not of ``kind``.
     """
     if name not in data:
-        raise ValueError(f"line {number}: missing field '{prefix}{name}'")
+        raise InvalidArchiveError(f"line {number}: missing field '{prefix}{name}'")
     try:
         value = kind.load(data[name])
     except Mismatch as problem:
-        raise ValueError(f"line {number}: field '{prefix}{name}' {problem}") from None
+        raise InvalidArchiveError(f"line {number}: field '{prefix}{name}' {problem}") from None
     if isinstance(kind, Object):
         return read_fields(number, value, kind.fields, prefix=f"{prefix}{name}.")
     return value

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, NoReturn
 
+from memq.exceptions import InvalidArchiveError
 from memq.memory.archive._format import (
     EXPORT_TYPE,
     FORMAT,
@@ -19,8 +20,8 @@ from memq.memory.archive._format import (
     read_field,
     read_fields,
 )
-from memq.memory.records import from_epoch_ms
-from memq.memory.search import RECORD_ORDER, RecordType
+from memq.memory.records import RecordType, from_epoch_ms
+from memq.memory.search import RECORD_ORDER
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ ExportSource = str | bytes | Iterable[str | bytes]
 def parse_export(source: ExportSource) -> ExportDocument:
     """Check an export file and return what it holds.
 
-    Raises ``ValueError`` naming the line and the problem: bytes that are not UTF-8, a line
+    Raises ``InvalidArchiveError`` naming the line and the problem: bytes that are not UTF-8, a line
     that is not a JSON object, a first line that is not the metadata line, an unknown format
     version, an unknown record type, a missing field, a field of the wrong type or out of
     range, two records of one type for one message. Blank lines are ignored.
@@ -84,13 +85,15 @@ def parse_export(source: ExportSource) -> ExportDocument:
         record = _record(number, data, head.session.key)
         earlier = first_of.setdefault((record.message_id, record.type), number)
         if earlier != number:
-            raise ValueError(
+            raise InvalidArchiveError(
                 f"line {number}: a second {record.type.value} of message_id "
                 f"{record.message_id} (line {earlier} has the first)"
             )
         records.append(record)
     if head is None:
-        raise ValueError(f"line 1: the file is empty; a memq export starts with {_HEAD_HINT}")
+        raise InvalidArchiveError(
+            f"line 1: the file is empty; a memq export starts with {_HEAD_HINT}"
+        )
     return ExportDocument(head.memq_version, head.exported_at, head.session, tuple(records))
 
 
@@ -110,7 +113,9 @@ def _numbered_lines(source: ExportSource) -> Iterable[tuple[int, str]]:
             try:
                 text = piece.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise ValueError(f"line {number}: not UTF-8 (byte {exc.start + 1})") from None
+                raise InvalidArchiveError(
+                    f"line {number}: not UTF-8 (byte {exc.start + 1})"
+                ) from None
         else:
             text = piece
         if number == 1:
@@ -123,29 +128,33 @@ def _json_object(number: int, text: str) -> dict[str, Any]:
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
-        raise ValueError(f"line {number}: not JSON: nested too deeply") from None
+        raise InvalidArchiveError(f"line {number}: not JSON: nested too deeply") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"line {number}: not JSON: {exc.msg}: column {exc.colno}") from None
-    except ValueError as exc:
-        raise ValueError(f"line {number}: not JSON: {exc}") from None
+        raise InvalidArchiveError(
+            f"line {number}: not JSON: {exc.msg}: column {exc.colno}"
+        ) from None
+    except (InvalidArchiveError, ValueError) as exc:  # NaN, Infinity; an integer too long
+        raise InvalidArchiveError(f"line {number}: not JSON: {exc}") from None
     if isinstance(data, dict):
         return data
-    raise ValueError(f"line {number}: not a JSON object but {json_type(data)}")
+    raise InvalidArchiveError(f"line {number}: not a JSON object but {json_type(data)}")
 
 
 def _refuse_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a JSON value")
+    raise InvalidArchiveError(f"{name} is not a JSON value")
 
 
 def _metadata(number: int, data: dict[str, Any]) -> ExportDocument:
     # type and format first: they say whether the rest is this format at all.
     if data.get("type") != EXPORT_TYPE:
-        raise ValueError(f"line {number}: not a memq export: the first line must be {_HEAD_HINT}")
+        raise InvalidArchiveError(
+            f"line {number}: not a memq export: the first line must be {_HEAD_HINT}"
+        )
     if "format" not in data:
-        raise ValueError(f"line {number}: missing field 'format'")
+        raise InvalidArchiveError(f"line {number}: missing field 'format'")
     version = data["format"]
     if version != FORMAT or isinstance(version, bool) or not isinstance(version, int):
-        raise ValueError(
+        raise InvalidArchiveError(
             f"line {number}: unknown format version {json.dumps(version, ensure_ascii=False)} "
             f"(this memq reads format {FORMAT})"
         )
@@ -164,14 +173,14 @@ def _record(number: int, data: dict[str, Any], session_key: str) -> ExportedReco
         record_type = RecordType(raw_type)
     except ValueError:
         known = ", ".join(t.value for t in RECORD_ORDER)
-        raise ValueError(
+        raise InvalidArchiveError(
             f"line {number}: unknown type {raw_type!r} (a record is one of {known})"
         ) from None
     # Not a field of the format (line 1 names the session), but one that names another
     # session is a file put together from two.
     own_key = data.get("session_key", session_key)
     if own_key != session_key:
-        raise ValueError(
+        raise InvalidArchiveError(
             f"line {number}: field 'session_key' is {json.dumps(own_key, ensure_ascii=False)}, "
             f"not the session of line 1 ({session_key!r})"
         )

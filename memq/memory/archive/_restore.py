@@ -1,9 +1,9 @@
 """Import: an export file's session and records into memory, in one transaction.
 
-    result = await queue.run_in_transaction(import_effect(lines))   # ValueError: bad file
+    result = await queue.run_in_transaction(import_effect(lines))   # InvalidArchiveError: bad file
 
 ``import_effect`` checks every line before it writes anything (``parse_export``: a problem
-is a ``ValueError`` naming the line and the problem). Then one transaction of the queue's
+is an ``InvalidArchiveError`` naming the line and the problem). Then one transaction of the queue's
 writer writes the session and its records, all or nothing:
 
 * The session is created from line 1 when memory has none under its key. When it exists,
@@ -48,7 +48,8 @@ from memq.memory.archive._parse import (
     ExportSource,
     parse_export,
 )
-from memq.memory.search import RECORD_ORDER, RECORD_TABLES, RecordType
+from memq.memory.records import RecordType
+from memq.memory.search import RECORD_ORDER, RECORD_TABLES
 from memq.queue import Transaction
 from memq.storage.sqlfile import load_queries
 
@@ -103,7 +104,7 @@ def import_effect(
 ) -> Callable[[Transaction], Awaitable[ImportResult]]:
     """The write that imports an export file; run it with ``queue.run_in_transaction``.
 
-    The file is checked here, before anything is written: ``ValueError`` (see
+    The file is checked here, before anything is written: ``InvalidArchiveError`` (see
     ``parse_export``). The write itself is all or nothing (see this module's docstring for what
     it keeps, skips and renumbers).
     """

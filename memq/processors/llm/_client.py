@@ -15,7 +15,8 @@ other 429                                      ``TransientProcessorError``, ``re
                                                ``retry-after-ms`` or ``retry-after``
 408, 409, 5xx (Anthropic's 529 overloaded)     ``TransientProcessorError`` (``retry_after`` if
                                                the answer said one, else None)
-any other status                               ``ValueError`` with the API's error message
+any other status                               ``ModelRequestError`` with the API's error
+                                               message
 no answer within MEMQ_LLM_TIMEOUT, no          ``TransientProcessorError`` (``retry_after``
 connection, a dropped connection               None)
 =============================================  ==============================================
@@ -36,7 +37,13 @@ import anyio
 import httpx
 import structlog
 
-from memq.exceptions import InvalidOutputError, ProcessorAuthError, TransientProcessorError
+from memq.env import Variable
+from memq.exceptions import (
+    InvalidOutputError,
+    ModelRequestError,
+    ProcessorAuthError,
+    TransientProcessorError,
+)
 from memq.memory.records import ProcessResult, SessionContext
 from memq.processors.llm._settings import LLMSettings, Provider
 from memq.processors.llm.prompts import (
@@ -90,7 +97,7 @@ class ModelProcessor(ABC):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         """A processor configured by the environment (``os.environ`` when ``env`` is None);
-        ``ValueError`` names a bad or missing setting."""
+        ``SettingError`` names a bad or missing setting."""
         return cls(LLMSettings.from_env(cls.provider, env))
 
     def __repr__(self) -> str:
@@ -192,14 +199,16 @@ class ModelProcessor(ABC):
                 f"{display} is busy or failing, retry later ({detail})",
                 retry_after=retry_after(response.headers),
             )
-        raise ValueError(f"{display} rejected the request to {response.request.url} ({detail})")
+        raise ModelRequestError(
+            f"{display} rejected the request to {response.request.url} ({detail})"
+        )
 
     def _key_hint(self) -> str:
         variable = self.provider.key_variable
         source = self.settings.key_source
         if source is None:
             return f"set MEMQ_API_KEY or {variable}"
-        if source == "MEMQ_API_KEY":
+        if source == Variable.API_KEY:
             return "fix MEMQ_API_KEY"
         return f"fix {source} (or set MEMQ_API_KEY)"
 

@@ -21,11 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from memq.env import env_float, env_int
+from memq.env import (
+    DEFAULT_LLM_MAX_TOKENS,
+    DEFAULT_LLM_TIMEOUT,
+    Variable,
+    llm_max_tokens,
+    llm_timeout,
+)
 from memq.exceptions import SettingError
-
-DEFAULT_TIMEOUT: Final = 60.0
-DEFAULT_MAX_TOKENS: Final = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +71,8 @@ class LLMSettings:
     base_url: str  # without a trailing slash
     api_key: str | None = field(default=None, repr=False)
     key_source: str | None = None  # the variable the key came from, for error messages
-    timeout: float = DEFAULT_TIMEOUT
-    max_tokens: int = DEFAULT_MAX_TOKENS
+    timeout: float = DEFAULT_LLM_TIMEOUT
+    max_tokens: int = DEFAULT_LLM_MAX_TOKENS
 
     @property
     def official(self) -> bool:
@@ -84,19 +87,19 @@ class LLMSettings:
         official endpoint would be called without a key.
         """
         env = os.environ if env is None else env
-        base_url, url_source = _first(env, "MEMQ_BASE_URL", provider.url_variable)
+        base_url, url_source = _first(env, Variable.BASE_URL, provider.url_variable)
         base_url = (base_url or provider.official_url).rstrip("/")
         if not base_url.startswith(("http://", "https://")):
             raise SettingError(f"{url_source}={base_url!r} must start with http:// or https://")
-        api_key, key_source = _first(env, "MEMQ_API_KEY", provider.key_variable)
+        api_key, key_source = _first(env, Variable.API_KEY, provider.key_variable)
         settings = cls(
             provider=provider,
-            model=env.get("MEMQ_MODEL", "").strip() or provider.default_model,
+            model=env.get(Variable.MODEL, "").strip() or provider.default_model,
             base_url=base_url,
             api_key=api_key,
             key_source=key_source,
-            timeout=env_float(env, "MEMQ_LLM_TIMEOUT", DEFAULT_TIMEOUT, positive=True),
-            max_tokens=env_int(env, "MEMQ_LLM_MAX_TOKENS", DEFAULT_MAX_TOKENS, low=64, high=65536),
+            timeout=llm_timeout(env),
+            max_tokens=llm_max_tokens(env),
         )
         if settings.official and api_key is None:
             raise SettingError(

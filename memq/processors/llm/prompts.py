@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
+from memq.events import HookEvent
 from memq.exceptions import InvalidOutputError
 from memq.memory.records import (
     ObservationKind,
@@ -157,8 +158,8 @@ do not guess what was left out."""
 def observation_prompt(payload: Any) -> Prompt:
     """The request describing one ``PostToolUse`` / ``PostToolUseFailure`` payload.
 
-    Raises ``ValueError`` when ``payload`` is not a JSON object, as the ``extract`` processor
-    does: there is no tool call to describe.
+    Raises ``InvalidInputError`` when ``payload`` is not a JSON object, as the ``extract``
+    processor does: there is no tool call to describe.
     """
     fields = tool_call_payload(payload)
     event = {key: fields[key] for key in _OBSERVATION_FIELDS if key in fields}
@@ -291,14 +292,14 @@ def _clip(text: str, limit: int) -> str:
 def parse_observation(text: str, payload: Any) -> ObservationRecord:
     """The observation the model's answer ``text`` describes, with the facts of ``payload``.
 
-    Raises ``InvalidOutputError`` when the answer is not a valid record, and ``ValueError``
-    when ``payload`` is not a JSON object.
+    Raises ``InvalidOutputError`` when the answer is not a valid record, and
+    ``InvalidInputError`` when ``payload`` is not a JSON object.
     """
     known = extract_observation(payload)
     answer = _Answer(text)
     cwd = payload.get("cwd")
     cwd = cwd if isinstance(cwd, str) and cwd else None
-    failed = payload.get("hook_event_name") == "PostToolUseFailure"
+    failed = payload.get("hook_event_name") == HookEvent.POST_TOOL_USE_FAILURE
     files_read = _merged(known.files_read, answer.paths("files_read", cwd))
     # A failed call changed nothing, whatever the model read into it.
     files_modified = known.files_modified

@@ -1,4 +1,4 @@
--- Statements of memq repair (memq.storage.repair): rows read from a damaged database, table
+-- Statements of memq repair (memq.repair): rows read from a damaged database, table
 -- by table, into a new one. {table}, {columns}, {keys}, ... are names read from the databases'
 -- own schema (quoted by the caller), never text a user typed.
 

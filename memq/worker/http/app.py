@@ -1,10 +1,9 @@
 """The ASGI application: the routes behind the request guard, and how an error becomes an
 answer. Every answer is JSON ``{"error": ...}`` for an error; bad input is a 4xx naming the
-problem."""
+problem. A memq error answers the status its class names (``MemqError.http_status``, see
+``memq.exceptions``)."""
 
 from __future__ import annotations
-
-from collections.abc import Awaitable, Callable
 
 import structlog
 from starlette.applications import Starlette
@@ -12,28 +11,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from memq.exceptions import (
-    DiskFullError,
-    EventError,
-    ForkParentNotFoundError,
-    ForkTargetExistsError,
-    InvalidEventError,
-    InvalidMessageError,
-    InvalidQueryError,
-    InvalidSettingValueError,
-    MessageNotFoundError,
-    QueueClosedError,
-    SessionNotFoundError,
-    StorageError,
-)
+from memq.exceptions import DiskFullError, MemqError
 from memq.worker.http.request import get_services
 from memq.worker.http.routes import ROUTES
 from memq.worker.security import RequestGuard
 from memq.worker.services import Services
 
 log = structlog.get_logger("memq.api")
-
-Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 def create_app(services: Services, *, token: str, body_limit: int) -> RequestGuard:
@@ -42,17 +26,7 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
         routes=ROUTES,
         exception_handlers={
             HTTPException: _http_error,
-            EventError: _event_error,
-            InvalidMessageError: _answer(422),
-            InvalidQueryError: _answer(400),
-            InvalidSettingValueError: _answer(422),
-            SessionNotFoundError: _answer(404),
-            MessageNotFoundError: _answer(404),
-            ForkParentNotFoundError: _answer(404),
-            ForkTargetExistsError: _answer(409),
-            QueueClosedError: _unavailable,
-            DiskFullError: _disk_full,
-            StorageError: _unavailable,
+            MemqError: _memq_error,
             Exception: _internal_error,
         },
     )
@@ -61,31 +35,28 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
     return RequestGuard(app, token=token, port=services.port, body_limit=body_limit)
 
 
-def _answer(status_code: int) -> Handler:
-    """A handler answering the error's message with ``status_code``."""
-
-    async def handle(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": str(exc)}, status_code=status_code)
-
-    return handle
-
-
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-async def _event_error(request: Request, exc: Exception) -> Response:
-    code = 422 if isinstance(exc, InvalidEventError) else 400
-    return JSONResponse({"error": str(exc)}, status_code=code)
+async def _memq_error(request: Request, exc: Exception) -> Response:
+    """The answer to a memq error: its class's ``http_status`` with its message; a 503 says
+    memq cannot store this now. One with no status goes on, as any error would, to
+    ``_internal_error`` (a 500, logged with its traceback)."""
+    assert isinstance(exc, MemqError)
+    status = exc.http_status
+    if status is None:
+        raise exc
+    if isinstance(exc, DiskFullError):
+        return _disk_full(request, exc)
+    if status == 503:
+        log.warning("api.unavailable", path=request.url.path, error=str(exc))
+        return JSONResponse({"error": f"memq cannot store this now: {exc}"}, status_code=503)
+    return JSONResponse({"error": str(exc)}, status_code=status)
 
 
-async def _unavailable(request: Request, exc: Exception) -> Response:
-    log.warning("api.unavailable", path=request.url.path, error=str(exc))
-    return JSONResponse({"error": f"memq cannot store this now: {exc}"}, status_code=503)
-
-
-async def _disk_full(request: Request, exc: Exception) -> Response:
+def _disk_full(request: Request, exc: DiskFullError) -> Response:
     """503 naming the full disk (``reason``: ``disk_full``), so the hook keeps the event."""
     log.warning("api.disk_full", path=request.url.path, error=str(exc))
     disk = get_services(request).disk

@@ -11,9 +11,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from memq.events import normalize_session_key
+from memq.limits import MAX_PAGE
 from memq.memory.answers import parse_time
-
-MAX_PAGE = 10_000
 
 
 def path_session_key(request: Request) -> str:

@@ -9,6 +9,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from memq.events import parse_event_body
+from memq.exceptions import (
+    InvalidEventError,
+    InvalidRequestError,
+    MalformedEventError,
+    MalformedRequestError,
+)
 
 if TYPE_CHECKING:
     from memq.worker.services import Services
@@ -34,8 +40,25 @@ async def read_body(request: Request) -> bytes:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    """The body as a JSON object: 400 when it is not JSON, 422 when it is not an object."""
+    """A hook event's body as a JSON object: ``MalformedEventError`` (400) when it is not
+    JSON, ``InvalidEventError`` (422) when it is not an object."""
     return parse_event_body(await read_body(request))
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The body of a request that is not a hook event, as a JSON object (``parse_json``)."""
+    return parse_json(await read_body(request))
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """``raw`` as a JSON object, read as strictly as a hook event: ``MalformedRequestError``
+    (400) when it is not JSON, ``InvalidRequestError`` (422) when it is not an object."""
+    try:
+        return parse_event_body(raw)
+    except MalformedEventError as exc:
+        raise MalformedRequestError(str(exc)) from None
+    except InvalidEventError as exc:
+        raise InvalidRequestError(str(exc)) from None
 
 
 def is_id(value: object) -> TypeGuard[int]:

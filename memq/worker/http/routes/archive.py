@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from memq.exceptions import SessionNotFoundError
 from memq.worker import session_operations
 from memq.worker.http.params import path_session_key
 from memq.worker.http.request import get_services, read_body
@@ -19,18 +19,15 @@ async def export_session(request: Request) -> Response:
     services = get_services(request)
     lines = await services.exporter.export(key)
     if lines is None:
-        raise HTTPException(404, f"no session {key}")
+        raise SessionNotFoundError(f"no session {key}")
     services.activity.touch(key)
     return Response("".join(lines), media_type="application/x-ndjson")
 
 
 async def import_session(request: Request) -> Response:
     """Import a ``memq export`` file (the body): 200 with what it added, 400 naming the first
-    bad line (nothing is written then)."""
+    bad line (``InvalidArchiveError``: nothing is written then)."""
     services = get_services(request)
     body = await read_body(request)
-    try:
-        result = await session_operations.import_session(services, body)
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from None
+    result = await session_operations.import_session(services, body)
     return JSONResponse(result.to_dict())

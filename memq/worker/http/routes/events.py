@@ -1,10 +1,16 @@
 """The intake: ``POST /api/events``, one hook payload in, 202 once it is durable.
 
-The hot path: every hook event passes here, so it does its few steps in line (no layers)."""
+The hot path: every hook event passes here, so it does its few steps in line (no layers),
+skips what an event does not need (the ``<private>`` pass over a body without a ``<``, a
+debug line's formatting), and writes its small answer without a JSON encoder. From its parsed
+body until it is queued, the event holds processing back (``SessionManager.intake``, see
+``memq.worker.intake_gate``): on two cores, taking events in comes first.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Final
 
 import anyio
 import structlog
@@ -12,49 +18,65 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memq import events
-from memq.events import route_event
+from memq.events import HookEvent, parse_event_body, route_event
 from memq.exceptions import DiskFullError, StorageError
 from memq.memory.context import ContextBuilder
 from memq.memory.projects import project_for
 from memq.privacy import is_skipped, strip_private
 from memq.queue import Enqueued
-from memq.worker.http.request import get_services, json_body
+from memq.worker.http.request import get_services, read_body
 from memq.worker.services import Services
 
 log = structlog.get_logger("memq.api")
+_debug = logging.getLogger("memq.api").isEnabledFor  # cached by logging: a cheap check
+
+# JSON writes a "<" as itself or escaped: a body with none of these has none in any string.
+_LT: Final = b"<"
+_LT_ESCAPED: Final = (b"\\u003c", b"\\u003C")
+# The answer to an accepted event, as JSONResponse would write it (compact, same keys).
+_QUEUED: Final = '{"status":"queued","message_id":%d}'
 
 
 async def post_event(request: Request) -> Response:
     """Accept one hook payload: 202 once it is durable, 200 for a duplicate."""
     services = get_services(request)
-    payload = await json_body(request)
+    raw = await read_body(request)
+    payload = parse_event_body(raw)
     route = route_event(payload)
     services.activity.touch(route.session_key)  # in memory; written in batches
     if is_skipped(payload, services.skip_tools):
         return JSONResponse({"status": "skipped"}, status_code=200)
-    payload = strip_private(payload)
-    message_id, created = await _store_event(services, route, payload)
+    if _LT in raw or _LT_ESCAPED[0] in raw or _LT_ESCAPED[1] in raw:
+        payload = strip_private(payload)
+    intake = services.sessions.intake
+    intake.arrived()
+    try:
+        message_id, created = await _store_event(services, route, payload)
+    finally:
+        intake.departed()
     if created:
         services.sessions.notify(route.session_key)
-    # Debug level: at info, formatting and writing this line cost more than storing the
-    # event. The queue row is the record of what was accepted.
-    log.debug(
-        "event.accepted" if created else "event.duplicate",
-        session_id=route.session_key,
-        message_id=message_id,
-        hook_event=route.event,
-    )
+    if _debug(logging.DEBUG):
+        # Debug level: at info, formatting and writing this line cost more than storing
+        # the event. The queue row is the record of what was accepted.
+        log.debug(
+            "event.accepted" if created else "event.duplicate",
+            session_id=route.session_key,
+            message_id=message_id,
+            hook_event=route.event,
+        )
+    if route.event != HookEvent.SESSION_START and created:
+        return Response(_QUEUED % message_id, status_code=202, media_type="application/json")
     body: dict[str, Any] = {
         "status": "queued" if created else "duplicate",
         "message_id": message_id,
     }
-    if route.event == "SessionStart":
+    if route.event == HookEvent.SESSION_START:
         cwd = payload.get("cwd")
         body["additionalContext"] = await _session_start_context(
             services.context, cwd if isinstance(cwd, str) else None
         )
-        return JSONResponse(body, status_code=200)
-    return JSONResponse(body, status_code=202 if created else 200)
+    return JSONResponse(body, status_code=200)
 
 
 async def _store_event(services: Services, route: events.Route, payload: Any) -> Enqueued:

@@ -12,12 +12,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memq.events import normalize_session_key
-from memq.memory.answers import MAX_CONTEXT_BUDGET, context_answer, search_answer
-from memq.memory.context import DEFAULT_BUDGET_TOKENS
-from memq.memory.history import DEFAULT_HISTORY_ITEMS, MAX_HISTORY_ITEMS
+from memq.exceptions import SessionNotFoundError
+from memq.limits import (
+    DEFAULT_CONTEXT_BUDGET,
+    DEFAULT_HISTORY_ITEMS,
+    DEFAULT_SEARCH_RESULTS,
+    DEFAULT_TIMELINE_SIDE,
+    MAX_CONTEXT_BUDGET,
+    MAX_HISTORY_ITEMS,
+    MAX_INTEGER,
+    MAX_SEARCH_RESULTS,
+    MAX_TIMELINE_SIDE,
+)
+from memq.memory.answers import context_answer, search_answer
 from memq.memory.projects import project_for
-from memq.memory.records import ObservationKind, Page
-from memq.memory.search import QuerySyntax, RecordType
+from memq.memory.records import ObservationKind, Page, RecordType
+from memq.memory.search import QuerySyntax
 from memq.worker.http.params import (
     choices,
     float_param,
@@ -27,9 +37,6 @@ from memq.worker.http.params import (
     time_param,
 )
 from memq.worker.http.request import get_services
-
-MAX_SEARCH_RESULTS = 1000
-MAX_TIMELINE_SIDE = 100
 
 
 async def search(request: Request) -> Response:
@@ -52,7 +59,7 @@ async def search(request: Request) -> Response:
         file=params.get("file") or None,
         since=since,
         until=until,
-        limit=int_param(request, "limit", 20, low=1, high=MAX_SEARCH_RESULTS),
+        limit=int_param(request, "limit", DEFAULT_SEARCH_RESULTS, low=1, high=MAX_SEARCH_RESULTS),
         min_score=float_param(request, "min_score"),
         syntax=(choices(request, "syntax", QuerySyntax) or [QuerySyntax.WORDS])[-1],
     )
@@ -64,11 +71,11 @@ async def timeline(request: Request) -> Response:
     session just before and after it (``before``, ``after``: 0..100, default 5)."""
     if "around" not in request.query_params:
         raise HTTPException(422, "query parameter 'around' is required")
-    around = int_param(request, "around", 0, low=1, high=2**63 - 1)
+    around = int_param(request, "around", 0, low=1, high=MAX_INTEGER)
     result = await get_services(request).search.timeline(
         around,
-        before=int_param(request, "before", 5, low=0, high=MAX_TIMELINE_SIDE),
-        after=int_param(request, "after", 5, low=0, high=MAX_TIMELINE_SIDE),
+        before=int_param(request, "before", DEFAULT_TIMELINE_SIDE, low=0, high=MAX_TIMELINE_SIDE),
+        after=int_param(request, "after", DEFAULT_TIMELINE_SIDE, low=0, high=MAX_TIMELINE_SIDE),
     )
     if result is None:
         raise HTTPException(404, f"no memory record came from message {around}")
@@ -87,7 +94,7 @@ async def get_context(request: Request) -> Response:
     if project is None:
         # lru-cached, but the first look-up of a directory stats its parents: off the loop.
         project = await anyio.to_thread.run_sync(project_for, cwd)
-    budget = int_param(request, "budget", DEFAULT_BUDGET_TOKENS, low=1, high=MAX_CONTEXT_BUDGET)
+    budget = int_param(request, "budget", DEFAULT_CONTEXT_BUDGET, low=1, high=MAX_CONTEXT_BUDGET)
     exclude = params.get("exclude_session")
     answer = await context_answer(
         get_services(request).context,
@@ -127,5 +134,5 @@ async def get_history(request: Request) -> Response:
     max_items = int_param(request, "max", DEFAULT_HISTORY_ITEMS, low=1, high=MAX_HISTORY_ITEMS)
     history = await get_services(request).store.history(key, max_items)
     if history is None:
-        raise HTTPException(404, f"no session {key}")
+        raise SessionNotFoundError(f"no session {key}")
     return JSONResponse({"session_id": key, **history.to_dict()})

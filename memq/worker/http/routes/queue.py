@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memq.events import normalize_session_key
-from memq.exceptions import InvalidEventError
+from memq.exceptions import InvalidRequestError
 from memq.queue import MessageStatus, Queue
 from memq.worker.http.params import page_params
-from memq.worker.http.request import get_services, is_id, json_body
+from memq.worker.http.request import get_services, is_id, read_json
 
 log = structlog.get_logger("memq.api")
 
@@ -48,18 +48,18 @@ async def failed(request: Request) -> Response:
 async def retry_failed(request: Request) -> Response:
     """Body ``{"id": N}``, ``{"ids": [...]}`` or ``{"all": true}``."""
     services = get_services(request)
-    body = await json_body(request)
+    body = await read_json(request)
     if body.get("all") is True:
         retried = await services.queue.retry(None)
     else:
         ids = body.get("ids", [body["id"]] if "id" in body else None)
         if not isinstance(ids, list) or not ids or not all(is_id(i) for i in ids):
-            raise InvalidEventError(
+            raise InvalidRequestError(
                 'give {"id": N}, {"ids": [N, ...]} or {"all": true}; '
                 "a message id is a whole number of at least 1"
             )
         if len(ids) > MAX_RETRY_IDS:
-            raise InvalidEventError(f'at most {MAX_RETRY_IDS} ids at once, or {{"all": true}}')
+            raise InvalidRequestError(f'at most {MAX_RETRY_IDS} ids at once, or {{"all": true}}')
         await _require_failed(services.queue, ids)
         retried = await services.queue.retry(ids)
     for item in await services.queue.sessions_with_backlog():

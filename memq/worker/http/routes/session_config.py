@@ -13,9 +13,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from memq.exceptions import InvalidSettingValueError
+from memq.exceptions import InvalidSettingValueError, SessionNotFoundError
 from memq.worker.http.params import path_session_key
-from memq.worker.http.request import get_services, json_body
+from memq.worker.http.request import get_services, read_json
 from memq.worker.services import Services
 from memq.worker.session_config import ConfigName, SessionConfig, config_name, parse_value
 from memq.worker.session_pauses import SessionPauses
@@ -61,7 +61,7 @@ async def put_setting(request: Request) -> Response:
     services = get_services(request)
     key = path_session_key(request)
     name = config_name(str(request.path_params["name"]))
-    body = await json_body(request)
+    body = await read_json(request)
     if "value" not in body:
         raise InvalidSettingValueError('give {"value": ...}')
     create = body.get("create", False)
@@ -97,9 +97,8 @@ async def _known_session(request: Request, services: Services) -> str:
     return key
 
 
-def _unknown(key: str) -> HTTPException:
-    return HTTPException(
-        404,
+def _unknown(key: str) -> SessionNotFoundError:
+    return SessionNotFoundError(
         f"no session {key}: memq has no events, memory or settings for it (to configure it "
         f'before its first event, create it: memq config --create, or "create": true)',
     )

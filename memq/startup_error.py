@@ -156,14 +156,17 @@ def home_write_problem(home: str) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return f"MEMQ_HOME {home} cannot be used: {exc.strerror}"
+        return f"{memq_env.Variable.HOME} {home} cannot be used: {exc.strerror}"
     advice = (
         "memq keeps its database, token and logs there; make it writable or set MEMQ_HOME "
         "to a directory that is"
     )
     if info.f_flag & os.ST_RDONLY:
-        return f"MEMQ_HOME {home} is on a read-only file system; {advice}"
+        return f"{memq_env.Variable.HOME} {home} is on a read-only file system; {advice}"
     for path in (home, os.path.join(home, memq_env.LOGS_DIR)):
         if os.path.isdir(path) and not os.access(path, os.W_OK):
-            return f"MEMQ_HOME {home} is read-only ({path} is not writable by this user); {advice}"
+            return (
+                f"{memq_env.Variable.HOME} {home} is read-only ({path} is not writable by this "
+                f"user); {advice}"
+            )
     return None

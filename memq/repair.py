@@ -37,17 +37,16 @@ from pathlib import Path
 from typing import Any, Final
 
 from memq import env as memq_env
+from memq import startup_error
 from memq.exceptions import QueueLockedError, RepairError
-from memq.queue._lock import InstanceLock, lock_path_for
+from memq.limits import MAX_INTEGER, MIN_INTEGER
+from memq.queue import InstanceLock, lock_path_for
 from memq.storage import connection, integrity, repairing, schema
 from memq.storage.sqlfile import load_queries
-from memq.worker import startup_error
 from memq.worker.pidfile import running_daemon
 
 QUERIES: Final = load_queries("repair")
 
-MIN_ROWID: Final = -(2**63)
-MAX_ROWID: Final = 2**63 - 1
 CHUNK_ROWS: Final = 500  # rows inserted per transaction of the new database
 # A hook takes at most its budget (1 s) once its event is ready, plus its start-up: after the
 # mark has been there this long, no hook that began before it is still writing.
@@ -506,7 +505,7 @@ def _rowid_rows(
     ranges that could not be read are appended to ``gaps``."""
     scan = QUERIES["rows_from"].format(table=table, columns=names)
     one = QUERIES["first_row_from"].format(table=table, columns=names)
-    start = MIN_ROWID
+    start = MIN_INTEGER
     while True:
         last = None
         try:
@@ -518,7 +517,7 @@ def _rowid_rows(
         else:
             return
         if last is not None:
-            if last == MAX_ROWID:
+            if last == MAX_INTEGER:
                 return
             start = last + 1
         # A scan reads a row ahead: fetch the rows before the bad page one at a time.
@@ -530,7 +529,7 @@ def _rowid_rows(
             if row is None:
                 return
             yield row
-            if int(row[0]) == MAX_ROWID:
+            if int(row[0]) == MAX_INTEGER:
                 return
             start = int(row[0]) + 1
             continue
@@ -554,11 +553,11 @@ def _next_readable(conn: sqlite3.Connection, table: str, bad: int) -> int | None
 
     stride = 1
     while True:
-        ahead = min(bad + stride, MAX_ROWID)
+        ahead = min(bad + stride, MAX_INTEGER)
         try:
             probe(ahead)
         except sqlite3.Error:
-            if ahead == MAX_ROWID:
+            if ahead == MAX_INTEGER:
                 return None
             bad, stride = ahead, stride * 2
             continue
@@ -599,7 +598,7 @@ def _count_lost_rowids(conn: sqlite3.Connection, table: str, rescue: TableRescue
         query = QUERIES["indexed_rowids"].format(table=table, index=name, where=where)
         try:
             for low, high in rescue.unreadable:
-                bounds = {"low": low, "high": MAX_ROWID if high is None else high}
+                bounds = {"low": low, "high": MAX_INTEGER if high is None else high}
                 known.update(int(row[0]) for row in conn.execute(query, bounds))
         except sqlite3.Error:
             continue  # a damaged index says nothing

@@ -1,0 +1,35 @@
+"""The bounds memq keeps on what it is given, and the defaults of the API's reads, each
+defined once.
+
+The daemon's API checks them, and the CLI checks them again as it parses its arguments, so that
+a direct read of the database (no daemon) refuses what the daemon would, naming the flag.
+Standard library only and cheap to import: the hook and the CLI's parser import it.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing is not imported: the hook pays for every import
+if TYPE_CHECKING:
+    from typing import Final
+
+# SQLite's INTEGER: the range of every id, number and count memq stores.
+MIN_INTEGER: Final = -(2**63)
+MAX_INTEGER: Final = 2**63 - 1
+
+# An assistant's own session id, as a hook payload or a person gives it (also the bound of
+# the payload's other id, ``hook_event_name``).
+MAX_SESSION_ID_CHARS: Final = 256
+# A key the queue stores: a session key (``claude-code:<session id>``) or a dedupe key.
+MAX_KEY_CHARS: Final = 512
+
+# The API's reads: what each gives unless asked for another number, and the most it gives
+# (the CLI's flags for them share both).
+DEFAULT_SEARCH_RESULTS: Final = 20  # GET /api/search?limit=
+MAX_SEARCH_RESULTS: Final = 1000
+DEFAULT_TIMELINE_SIDE: Final = 5  # GET /api/timeline?before=&after=
+MAX_TIMELINE_SIDE: Final = 100
+MAX_PAGE: Final = 10_000  # ?limit= of a page of sessions, records or failed messages
+DEFAULT_CONTEXT_BUDGET: Final = 2000  # tokens of a context (GET /api/context?budget=)
+MAX_CONTEXT_BUDGET: Final = 100_000
+DEFAULT_HISTORY_ITEMS: Final = 50  # entries of a session's history (GET .../history?max=)
+MAX_HISTORY_ITEMS: Final = 1000
