@@ -35,7 +35,7 @@ from memq.queue._clock import (
     seconds_until,
     span,
 )
-from memq.queue._connection import ThreadConnection
+from memq.queue._connection import Parameters, ThreadConnection
 from memq.queue._files import DatabaseFiles, FileProblem, Replacement
 from memq.queue._lock import InstanceLock, lock_path_for
 from memq.queue._models import (
@@ -754,6 +754,16 @@ class Queue:
         ``PRAGMA data_version``); cheap enough to poll every second."""
         self._check_open()
         return await _data_version(self._reader)
+
+    async def read(self, sql: str, parameters: Parameters = ()) -> list[sqlite3.Row]:
+        """Rows of one read on the queue's reader connection, for the layers above that keep
+        their tables in this file: it sees every commit so far and never waits for the writer
+        (a look-up that usually finds nothing need not queue behind a batch)."""
+        self._check_open()
+        try:
+            return await self._reader.execute_fetchall(sql, parameters)
+        except sqlite3.Error as exc:
+            raise storage_error(exc) from exc
 
     async def sessions_with_backlog(self) -> list[str]:
         """Sessions that have at least one pending message (the worker schedules these)."""

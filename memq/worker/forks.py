@@ -30,7 +30,7 @@ import structlog
 from memq.events import HookEvent, may_link_fork
 from memq.exceptions import StorageError
 from memq.hooks.fork_link import LINK_WINDOW_SECONDS
-from memq.memory.fork import ForkResult, link_effect
+from memq.memory.fork import ForkResult, link_effect, may_link
 from memq.queue import Queue, span
 
 log = structlog.get_logger("memq.forks")
@@ -81,11 +81,16 @@ class ForkLinker:
             if event == HookEvent.SESSION_START:
                 self.mark_seen(session_key)  # a session that starts itself is not a fork
             return
-        cwd = payload.get("cwd")
+        given = payload.get("cwd")
+        cwd = given if isinstance(given, str) else None
         try:
-            result = await self._queue.run_in_transaction(
-                link_effect(session_key, cwd if isinstance(cwd, str) else None, window=self._window)
-            )
+            result = None
+            # Nearly every new session is no fork: a read on the reader says so without a
+            # transaction that would queue behind the writer's batch (and hold up this event).
+            if await may_link(self._queue, session_key, cwd, window=self._window):
+                result = await self._queue.run_in_transaction(
+                    link_effect(session_key, cwd, window=self._window)
+                )
         except StorageError as exc:
             # The event still goes in (or fails on its own); only the link is lost.
             log.warning("session.fork_link_failed", session_id=session_key, error=str(exc))

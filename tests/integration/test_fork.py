@@ -532,6 +532,30 @@ class TestLink:
         await deliver(queue, linker, OTHER_ID, "UserPromptSubmit", prompt="new")
         assert calls == []
 
+    async def test_a_first_event_with_no_resume_nearby_costs_no_transaction(
+        self, queue: Queue, store: MemoryStore, linker: ForkLinker, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The writer is asked only when a session was resumed in the directory within the
+        window: a new session in another directory is one read on the reader."""
+        await write(queue, store, PARENT_ITEMS)
+        await resume(queue, store, linker)
+        calls: list[object] = []
+        original = queue.run_in_transaction
+
+        async def counting(fn: Any) -> Any:
+            calls.append(fn)
+            return await original(fn)
+
+        monkeypatch.setattr(queue, "run_in_transaction", counting)
+        await deliver(queue, linker, OTHER_ID, "UserPromptSubmit", cwd="/elsewhere", prompt="x")
+        assert calls == []
+        assert OTHER in linker
+        await deliver(queue, linker, CHILD_ID, "UserPromptSubmit", prompt="forked")
+        assert len(calls) == 1  # the resume is in this directory: the writer looks and links
+        detail = await store.get_session(CHILD)
+        assert detail is not None
+        assert detail.parent_key == PARENT
+
     async def test_the_seen_set_is_bounded(self, queue: Queue) -> None:
         linker = ForkLinker(queue, capacity=2)
         for key in ("a", "b", "a", "c"):

@@ -27,6 +27,13 @@ SELECT EXISTS (SELECT 1 FROM sessions WHERE key = :child)
                WHERE status = 'failed' AND session_id = :child AND kind <> 'unsubscribed')
     AS known;
 
+-- name: fork_recent_resume
+-- Whether any session other than :child was resumed in :cwd since :since: the read, on the
+-- queue's reader, that spares the writer a look-up for nearly every new session (most are not
+-- forks). Through session_resumes_cwd.
+SELECT EXISTS (SELECT 1 FROM session_resumes
+               WHERE cwd = :cwd AND resumed_at >= :since AND session_key <> :child) AS found;
+
 -- name: fork_find_parent
 -- The session an unknown session was forked from: the newest session resumed (migration
 -- 0006's session_resumes) in :cwd since :since whose resuming SessionStart is still its
