@@ -301,18 +301,22 @@ class Queue:
         kind: MessageKind | str,
         payload: Any,
         dedupe_key: str | None = None,
+        *,
+        payload_json: str | None = None,
     ) -> Enqueued:
         """Store one message; durable when this returns.
 
         ``payload`` is any JSON value. A ``dedupe_key`` already used in this session returns
-        the first message's id with ``created=False`` and stores nothing.
+        the first message's id with ``created=False`` and stores nothing. ``payload_json`` is
+        the payload's JSON text when the caller holds it already, parsed and checked strictly
+        (``memq.events.parse_event_body``): it is stored as given, not encoded again.
         Raises ``InvalidMessageError`` for input that cannot be stored faithfully.
         """
         self._check_open()
         op = EnqueueOp(
             _check_id("session_id", session_id),
             _check_kind(kind),
-            encode_payload(payload),
+            encode_payload(payload) if payload_json is None else payload_json,
             None if dedupe_key is None else _check_id("dedupe_key", dedupe_key),
             self.clock.now(),
         )

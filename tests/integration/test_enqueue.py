@@ -29,6 +29,16 @@ class TestEnqueue:
         assert rows[1]["payload"] == '{"prompt":"héllo ✓"}'
         assert rows[0]["attempts"] == 0
 
+    async def test_json_text_the_caller_holds_is_stored_as_given(
+        self, queue: Queue, db_path: Path
+    ) -> None:
+        """The daemon hands over the hook's own body text: stored as it came, not re-encoded."""
+        text = '{"prompt": "h\\u00e9llo", "n": 1}'
+        await queue.enqueue("s", "prompt", json.loads(text), payload_json=text)
+        (row,) = all_rows(db_path)
+        assert row["payload"] == text
+        assert json.loads(row["payload"]) == {"prompt": "héllo", "n": 1}
+
     async def test_is_durable_across_reopen(self, db_path: Path) -> None:
         """What enqueue acknowledged is there after the queue is closed and opened again."""
         queue = await Queue.open(db_path)

@@ -340,4 +340,4 @@ class TestIntake:
         services = SimpleNamespace(disk=monitor, queue=None, forks=None)
         route = route_event({"hook_event_name": "Stop", "session_id": "s"})
         with pytest.raises(DiskFullError, match="disk full: memq cannot store new events"):
-            await event_routes._store_event(services, route, {})  # type: ignore[arg-type]
+            await event_routes._store_event(services, route, {}, None)  # type: ignore[arg-type]

@@ -4,8 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from memq import events
 from memq.events import (
+    check_json_values,
     normalize_session_key,
     parse_event_body,
     route_event,
@@ -106,6 +110,70 @@ class TestParsing:
         """Each way a body can be unusable gets its own clear message."""
         with pytest.raises(error, match=problem):
             parse_event_body(body)
+
+
+# Text with the characters the walk refuses (NUL, lone surrogates) among ordinary ones, and
+# integers on both sides of the 64-bit bounds.
+_TEXT = st.text(st.sampled_from(["a", "\x00", "\ud800", "\udfff", "é", "<", "\\", '"', "9"]))
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _TEXT,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(_TEXT, children, max_size=4),
+    max_leaves=30,
+)
+
+
+class TestRefusedValuesWithoutAWalk:
+    """A body whose bytes cannot hold a refused value is not walked; every other body is."""
+
+    @pytest.mark.parametrize(
+        ("body", "error", "problem"),
+        [
+            (b'{"a": 9223372036854775808}', InvalidEventError, "64 bits"),
+            (b'{"a": -9223372036854775809}', InvalidEventError, "64 bits"),
+            (b'{"\\u0000": 1}', InvalidEventError, "NUL"),
+            (b'{"\\udc00": 1}', MalformedEventError, "surrogate"),
+            (b'{"a":' + b"[" * 101 + b"]" * 101 + b"}", MalformedEventError, "deeper"),
+        ],
+    )
+    def test_values_at_the_edges_are_still_refused(
+        self, body: bytes, error: type[Exception], problem: str
+    ) -> None:
+        with pytest.raises(error, match=problem):
+            parse_event_body(body)
+
+    def test_a_plain_event_costs_no_walk(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        def walked(value: object) -> None:
+            raise AssertionError("walked a body that cannot hold a refused value")
+
+        monkeypatch.setattr(events, "check_json_values", walked)
+        raw = (FIXTURES / "PostToolUse.Write.json").read_bytes()
+        assert parse_event_body(raw) == json.loads(raw)
+
+    @given(value=st.dictionaries(_TEXT, _VALUES, max_size=5), ascii_only=st.booleans())
+    def test_the_verdict_is_the_walks(self, value: dict[str, object], ascii_only: bool) -> None:
+        body = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+        try:
+            parse_event_body(body)
+            got: type[Exception] | None = None
+        except (InvalidEventError, MalformedEventError) as exc:
+            got = type(exc)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            # A raw lone surrogate is not UTF-8: refused before any walk, as malformed.
+            assert got is MalformedEventError
+            return
+        try:
+            # What the body parses to (escaped surrogates may pair up), walked in full.
+            check_json_values(json.loads(text))
+            expected: type[Exception] | None = None
+        except (InvalidEventError, MalformedEventError) as exc:
+            expected = type(exc)
+        assert got is expected
 
 
 class TestSessionKeys:

@@ -17,6 +17,7 @@ import pytest
 
 from memq.events import SUBSCRIBED_EVENTS, kind_of, may_link_fork, route_event
 from memq.queue import MessageKind, Queue
+from memq.queue.testing import ManualClock
 from memq.worker.forks import ForkLinker
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "claude-code"
@@ -82,10 +83,17 @@ class TestClassification:
 
 
 class FakeQueue:
-    """Records the look-ups the linker asks the queue's writer to run."""
+    """Records the look-ups the linker makes: its read on the reader (which finds a resume
+    nearby, so the writer is asked) and the transactions it asks the writer to run."""
 
     def __init__(self) -> None:
+        self.clock = ManualClock()
+        self.reads: list[Any] = []
         self.transactions: list[Callable[[Any], Awaitable[Any]]] = []
+
+    async def read(self, sql: str, parameters: Any = ()) -> list[dict[str, int]]:
+        self.reads.append(parameters)
+        return [{"found": 1}]
 
     async def run_in_transaction(self, fn: Callable[[Any], Awaitable[Any]]) -> None:
         self.transactions.append(fn)  # a look-up that finds no parent
@@ -109,7 +117,7 @@ class TestForkLinker:
         fake = FakeQueue()
         linker = linker_on(fake)
         await deliver(linker, name)
-        assert fake.transactions == []
+        assert (fake.reads, fake.transactions) == ([], [])
         assert f"claude-code:{FORK_ID}" not in linker
         await deliver(linker, "UserPromptSubmit")
         assert len(fake.transactions) == 1

@@ -46,12 +46,17 @@ async def post_event(request: Request) -> Response:
     services.activity.touch(route.session_key)  # in memory; written in batches
     if is_skipped(payload, services.skip_tools):
         return JSONResponse({"status": "skipped"}, status_code=200)
+    # The body's own text is stored (checked by parse_event_body), unless <private> parts
+    # had to be taken out of it: encoding the payload again cost as much as routing it.
+    text: str | None = None
     if _LT in raw or _LT_ESCAPED[0] in raw or _LT_ESCAPED[1] in raw:
         payload = strip_private(payload)
+    else:
+        text = raw.decode("utf-8")
     intake = services.sessions.intake
     intake.arrived()
     try:
-        message_id, created = await _store_event(services, route, payload)
+        message_id, created = await _store_event(services, route, payload, text)
     finally:
         intake.departed()
     if created:
@@ -79,10 +84,13 @@ async def post_event(request: Request) -> Response:
     return JSONResponse(body, status_code=200)
 
 
-async def _store_event(services: Services, route: events.Route, payload: Any) -> Enqueued:
+async def _store_event(
+    services: Services, route: events.Route, payload: Any, text: str | None
+) -> Enqueued:
     """Enqueue the event (a forked session's first one after its copy of the parent's
-    memory). On a full disk the first out-of-space error releases the reserve, so the event
-    is tried once more; with the reserve spent it is refused (``DiskFullError``: 503)."""
+    memory), stored as ``text`` when that is its JSON. On a full disk the first out-of-space
+    error releases the reserve, so the event is tried once more; with the reserve spent it is
+    refused (``DiskFullError``: 503)."""
     disk = services.disk
     retried = False
     while True:
@@ -91,7 +99,7 @@ async def _store_event(services: Services, route: events.Route, payload: Any) ->
         try:
             await services.forks.before_enqueue(route.session_key, route.event, payload)
             return await services.queue.enqueue(
-                route.session_key, route.kind, payload, route.dedupe_key
+                route.session_key, route.kind, payload, route.dedupe_key, payload_json=text
             )
         except DiskFullError:
             if retried or not disk.accepting:
