@@ -186,6 +186,21 @@ def check_json_values(value: Any) -> None:
             stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(item))
 
 
+def json_type(value: object) -> str:
+    """What ``value`` is in JSON's words, e.g. "a string", "null"."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
 def route_event(payload: dict[str, Any]) -> Route:
     """Map a hook payload to its session, message kind and dedupe key.
 

@@ -34,7 +34,7 @@ from typing import Any, Final, TypeAlias, TypeVar
 
 from memq import __version__
 from memq.env import Variable
-from memq.events import SUBSCRIBED_EVENTS, TOOL_RESULT_EVENTS
+from memq.events import SUBSCRIBED_EVENTS, TOOL_RESULT_EVENTS, json_type
 from memq.exceptions import InstallError
 
 MATCH_ALL: Final = "*"
@@ -297,15 +297,15 @@ def _is_memq_entry(entry: object) -> bool:
 def _checked_hooks(settings: object) -> Json | None:
     """The ``"hooks"`` object of ``settings`` (None if absent), once its shape is known good."""
     if not isinstance(settings, dict):
-        raise InstallError(f"the settings are {_kind(settings)}, not a JSON object")
+        raise InstallError(f"the settings are {json_type(settings)}, not a JSON object")
     if "hooks" not in settings:
         return None
     hooks = settings["hooks"]
     if not isinstance(hooks, dict):
-        raise InstallError(f'"hooks" is {_kind(hooks)}, not an object')
+        raise InstallError(f'"hooks" is {json_type(hooks)}, not an object')
     for event, groups in hooks.items():
         if not isinstance(groups, list):
-            raise InstallError(f'"hooks"."{event}" is {_kind(groups)}, not a list')
+            raise InstallError(f'"hooks"."{event}" is {json_type(groups)}, not a list')
     return hooks
 
 
@@ -333,20 +333,6 @@ def _strip_groups(groups: list[Any]) -> tuple[list[Any], int, int | None]:
         if rest:
             kept.append({**group, "hooks": rest})
     return kept, removed, first
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -380,7 +366,7 @@ def _read(path: Path) -> tuple[Json, bytes] | None:
         where = f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
         raise InstallError(f"{path}: not valid JSON ({where}); left unchanged") from None
     if not isinstance(data, dict):
-        raise InstallError(f"{path}: holds {_kind(data)}, not a JSON object; left unchanged")
+        raise InstallError(f"{path}: holds {json_type(data)}, not a JSON object; left unchanged")
     return data, raw
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from memq.events import json_type
 from memq.exceptions import InvalidArchiveError
 from memq.limits import MAX_INTEGER, MAX_KEY_CHARS, MIN_INTEGER
 from memq.memory.records import (
@@ -290,18 +291,3 @@ def read_fields(
 def write_fields(fields: Fields, stored: Stored) -> dict[str, Any]:
     """The file's values of ``fields`` from their ``stored`` values."""
     return {name: kind.dump(stored[name]) for name, kind in fields.items()}
-
-
-def json_type(value: object) -> str:
-    """What ``value`` is in JSON's words, e.g. "a string", "null"."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"

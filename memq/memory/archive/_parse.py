@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, NoReturn
 
+from memq.events import json_type
 from memq.exceptions import InvalidArchiveError
 from memq.memory.archive._format import (
     EXPORT_TYPE,
@@ -16,7 +17,6 @@ from memq.memory.archive._format import (
     RECORD_FIELDS,
     RECORD_HEAD,
     TEXT,
-    json_type,
     read_field,
     read_fields,
 )

@@ -54,6 +54,14 @@ from memq.queue import Transaction
 from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("archive")
+_MEMORY: Final = load_queries("memory")
+# How each record type is written: a prompt keeps the number the import gives it; the others
+# are written by the very statements the store uses for what a processor made.
+_INSERTS: Final = {
+    RecordType.PROMPT: QUERIES["import_prompt"],
+    RecordType.OBSERVATION: _MEMORY["insert_observation"],
+    RecordType.SUMMARY: _MEMORY["insert_summary"],
+}
 
 IMPORT_KEY_PREFIX: Final = "import:"  # dedupe key of an imported message's queue row
 
@@ -150,7 +158,7 @@ async def _import(
         params[record.type].append(row)
     for record_type, rows in params.items():
         if rows:
-            await tx.executemany(QUERIES[f"import_{record_type.value}"], rows)
+            await tx.executemany(_INSERTS[record_type], rows)
     return ImportResult(
         session_key=key,
         session_created=not exists,

@@ -124,17 +124,3 @@ RETURNING id, dedupe_key;
 -- name: import_prompt
 INSERT INTO prompts (message_id, session_key, number, text, created_at)
 VALUES (:message_id, :session_key, :number, :text, :created_at);
-
--- name: import_observation
-INSERT INTO observations (message_id, session_key, kind, title, subtitle, narrative, facts,
-                          concepts, files_read, files_modified, tool_name, command, exit_code,
-                          excerpt, created_at)
-VALUES (:message_id, :session_key, :kind, :title, :subtitle, :narrative, :facts,
-        :concepts, :files_read, :files_modified, :tool_name, :command, :exit_code,
-        :excerpt, :created_at);
-
--- name: import_summary
-INSERT INTO summaries (message_id, session_key, request, investigated, learned, completed,
-                       next_steps, files_read, files_edited, notes, created_at)
-VALUES (:message_id, :session_key, :request, :investigated, :learned, :completed,
-        :next_steps, :files_read, :files_edited, :notes, :created_at);
