@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from memq import env as memq_env
+from memq import limits
 from memq.env import (
     HOST,
     SETTING_VARIABLES,
@@ -101,6 +102,11 @@ class Settings:
     activity_flush_interval: float = 5.0  # ... or seconds after the first unwritten one
     # Bytes kept free on the disk (MEMQ_HOME/reserve) and released when it fills; 0: none.
     reserve_bytes: int = memq_env.DEFAULT_RESERVE_BYTES
+    # Per-prompt recall (memq.memory.recall): off by default; the least score of a hit
+    # shown, and the tokens it may add to a prompt.
+    recall_on_prompt: bool = False
+    recall_min_score: float = limits.DEFAULT_RECALL_MIN_SCORE
+    recall_budget: int = limits.DEFAULT_RECALL_BUDGET
     # What the settings were read from (``memq.env.Sources`` for the environment over the
     # settings file); the model-based processors read their own from it. None: os.environ.
     environment: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
@@ -271,6 +277,26 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
         ),
         "bytes kept free in MEMQ_HOME/reserve, released when the disk fills (0: none)",
         "reserve_bytes",
+    ),
+    SettingSpec(
+        "recall_on_prompt",
+        lambda env: env_flag(env, Variable.RECALL_ON_PROMPT),
+        "true: each prompt gets the few best matches in memory as extra context",
+        "recall_on_prompt",
+    ),
+    SettingSpec(
+        "recall_min_score",
+        lambda env: env_float(env, Variable.RECALL_MIN_SCORE, DEFAULTS.recall_min_score),
+        "the least search score of a match recalled for a prompt",
+        "recall_min_score",
+    ),
+    SettingSpec(
+        "recall_budget",
+        lambda env: env_int(
+            env, Variable.RECALL_BUDGET, DEFAULTS.recall_budget, low=100, high=4000
+        ),
+        "tokens a prompt's recall may add at most",
+        "recall_budget",
     ),
     SettingSpec(
         "hook_connect_timeout",

@@ -46,6 +46,9 @@ class Variable:
     ACTIVITY_FLUSH_EVENTS: Final = "MEMQ_ACTIVITY_FLUSH_EVENTS"
     ACTIVITY_FLUSH_INTERVAL: Final = "MEMQ_ACTIVITY_FLUSH_INTERVAL"
     RESERVE_BYTES: Final = "MEMQ_RESERVE_BYTES"
+    RECALL_ON_PROMPT: Final = "MEMQ_RECALL_ON_PROMPT"
+    RECALL_MIN_SCORE: Final = "MEMQ_RECALL_MIN_SCORE"
+    RECALL_BUDGET: Final = "MEMQ_RECALL_BUDGET"
     HOOK_CONNECT_TIMEOUT: Final = "MEMQ_HOOK_CONNECT_TIMEOUT"
     HOOK_TIMEOUT: Final = "MEMQ_HOOK_TIMEOUT"
     DISABLED: Final = "MEMQ_DISABLED"
@@ -82,6 +85,13 @@ SETTINGS_FILE: Final = "settings.toml"
 RESERVE_FILE: Final = "reserve"
 
 # The assistant's own bookkeeping: not worth remembering, and noisy.
+# The MCP server `memq mcp` (memq.mcp) and its tools, named here for the hook's side (install,
+# skipped tools) without importing the MCP SDK.
+MCP_SERVER_NAME: Final = "memq"
+MCP_TOOLS: Final = ("search", "timeline", "get_observations", "recent_context")
+# The tools as Claude Code names them (``mcp__<server>__<tool>``): the model reading memory
+# is counted by memq stats, not remembered as something it did.
+MEMQ_MCP_TOOLS: Final = tuple(f"mcp__{MCP_SERVER_NAME}__{tool}" for tool in MCP_TOOLS)
 DEFAULT_SKIP_TOOLS: Final = (
     "TodoWrite",
     "TodoRead",
@@ -89,6 +99,7 @@ DEFAULT_SKIP_TOOLS: Final = (
     "TaskUpdate",
     "TaskList",
     "TaskGet",
+    *MEMQ_MCP_TOOLS,
 )
 
 # Every key of settings.toml and the variable that overrides it, in the order they are listed.
@@ -108,6 +119,9 @@ SETTING_VARIABLES: Final = {
     "activity_flush_events": Variable.ACTIVITY_FLUSH_EVENTS,
     "activity_flush_interval": Variable.ACTIVITY_FLUSH_INTERVAL,
     "reserve_bytes": Variable.RESERVE_BYTES,
+    "recall_on_prompt": Variable.RECALL_ON_PROMPT,
+    "recall_min_score": Variable.RECALL_MIN_SCORE,
+    "recall_budget": Variable.RECALL_BUDGET,
     "hook_connect_timeout": Variable.HOOK_CONNECT_TIMEOUT,
     "hook_timeout": Variable.HOOK_TIMEOUT,
     "disabled": Variable.DISABLED,

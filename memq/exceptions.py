@@ -24,6 +24,7 @@
     │                                line (400)
     ├── SessionNotFoundError     memq has no session by that id (404)
     ├── MessageNotFoundError     the session has no message by that id (404)
+    ├── RecordNotFoundError      memory has no record by that reference (#12, #S3, #P7) (404)
     ├── ForkError                a session cannot be forked
     │   ├── ForkParentNotFoundError  memory has no session to fork (404)
     │   └── ForkTargetExistsError    the new session's id is taken, in memory or the queue (409)
@@ -173,6 +174,12 @@ class SessionNotFoundError(MemqError):
 
 class MessageNotFoundError(MemqError):
     """The session has no such message."""
+
+    http_status = 404
+
+
+class RecordNotFoundError(MemqError):
+    """Memory holds no record by that reference (``#12``, ``#S3``, ``#P7``)."""
 
     http_status = 404
 

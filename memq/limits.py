@@ -33,3 +33,13 @@ DEFAULT_CONTEXT_BUDGET: Final = 2000  # tokens of a context (GET /api/context?bu
 MAX_CONTEXT_BUDGET: Final = 100_000
 DEFAULT_HISTORY_ITEMS: Final = 50  # entries of a session's history (GET .../history?max=)
 MAX_HISTORY_ITEMS: Final = 1000
+# Per-prompt recall (settings recall_min_score, recall_budget): the least search score of a
+# hit shown, and the most tokens it adds to a prompt.
+DEFAULT_RECALL_MIN_SCORE: Final = 8.0
+DEFAULT_RECALL_BUDGET: Final = 300
+# Records read by reference (GET /api/records?ids=, memq show, the MCP tool get_observations):
+# the most references one call takes.
+MAX_RECORD_REFS: Final = 100
+# The most an MCP tool answers, in tokens (characters / 4): longer answers are cut at a line,
+# saying how to page or narrow, so that one call never floods the model's context.
+MCP_ANSWER_BUDGET: Final = 6000

@@ -7,8 +7,8 @@ import argparse
 import json
 import sys
 
-from memq.cli.client import Answer, api_raw, session_path
 from memq.cli.command import EXIT_ERROR, EXIT_OK, Command, Subcommands
+from memq.client.daemon_api import Answer, api_raw, session_path
 from memq.config import Settings
 
 

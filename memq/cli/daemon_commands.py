@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from memq.cli.client import api
 from memq.cli.command import EXIT_ERROR, EXIT_OK, Command, Subcommands
+from memq.client.daemon_api import api
 from memq.config import Settings
 from memq.exceptions import ControlError
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Final
 
 from memq import startup_error
-from memq.cli.client import is_healthy
+from memq.client.daemon_api import is_healthy
 from memq.config import Paths, Settings
 from memq.exceptions import ControlError
 from memq.storage import repairing

@@ -13,11 +13,13 @@ from memq import env as memq_env
 from memq.cli import (
     archive_commands,
     daemon_commands,
+    mcp_commands,
     memory_commands,
     queue_commands,
     session_commands,
     settings_commands,
     setup_commands,
+    stats_commands,
 )
 from memq.cli.command import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Command
 from memq.cli.command_settings import command_settings, is_global_config
@@ -34,6 +36,8 @@ COMMANDS: Final[dict[str, Command]] = {
     **settings_commands.COMMANDS,
     **queue_commands.COMMANDS,
     **setup_commands.COMMANDS,
+    **mcp_commands.COMMANDS,
+    **stats_commands.COMMANDS,
 }
 # Commands that neither read nor write MEMQ_HOME (they edit Claude Code's settings), so a
 # home others can write to does not stop them.

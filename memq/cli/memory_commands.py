@@ -1,5 +1,5 @@
-"""Reading memory: search, timeline and context. Each asks the daemon, or reads the database
-file directly when no daemon answers (``memq.memory.direct``)."""
+"""Reading memory: search, timeline, context and records by reference (show). Each asks the
+daemon, or reads the database file directly when no daemon answers (``memq.memory.direct``)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from memq.cli.arguments import (
     number,
     whole_number,
 )
-from memq.cli.client import Answer, api
-from memq.cli.command import EXIT_ERROR, EXIT_OK, Command, Subcommands
+from memq.cli.command import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Command, Subcommands
 from memq.cli.formats import WHEN_WIDTH, score_text, when
+from memq.client.daemon_api import Answer, api
 from memq.config import Settings
 from memq.limits import (
     DEFAULT_CONTEXT_BUDGET,
@@ -102,7 +102,7 @@ def _add_search_parser(commands: Subcommands) -> None:
 
 
 def add_parsers(commands: Subcommands) -> None:
-    """Add memq search, memq timeline and memq context to ``memq``'s parser."""
+    """Add memq search, memq timeline, memq context and memq show to ``memq``'s parser."""
     _add_search_parser(commands)
     timeline = commands.add_parser(
         "timeline", help="a record and the records of its session just before and after it"
@@ -135,11 +135,72 @@ def add_parsers(commands: Subcommands) -> None:
         help=f"at most N tokens ({DEFAULT_CONTEXT_BUDGET})",
     )
     context.add_argument("--json", action="store_true", help="print JSON")
+    _add_show_parser(commands)
+
+
+def _add_show_parser(commands: Subcommands) -> None:
+    show = commands.add_parser(
+        "show",
+        help="print records in full by reference (#12 observation, #S3 summary, #P7 prompt)",
+        description="References are what memq search, the SessionStart context and the MCP "
+        "tools print: #12 is observation 12, #S3 summary 3, #P7 prompt 7 (the # is optional; "
+        "quote it in a shell).",
+    )
+    show.add_argument(
+        "refs", nargs="+", type=record_reference, metavar="REF", help="a record reference"
+    )
+    show.add_argument("--json", action="store_true", help="print JSON")
+    add_utc_option(show)
+
+
+def record_reference(text: str) -> list[str]:
+    """An argparse type: one reference, or several separated by commas, each checked."""
+    from memq.exceptions import InvalidRequestError
+    from memq.memory.refs import parse_ref
+
+    try:
+        return [str(parse_ref(part)) for part in text.split(",") if part.strip()]
+    except InvalidRequestError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    refs = list(dict.fromkeys(ref for refs in args.refs for ref in refs))
+    if not refs:
+        print("memq: give at least one record reference (#12, #S3, #P7)", file=sys.stderr)
+        return EXIT_USAGE
+
+    def read_directly() -> Answer:
+        from memq.memory import direct
+        from memq.memory.refs import parse_refs
+
+        return direct.records(settings.paths.database, parse_refs(tuple(refs)))
+
+    body = api(
+        settings, "GET", "/api/records?" + urlencode({"ids": ",".join(refs)}), direct=read_directly
+    )
+    if body is None:
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(body, indent=2))
+    else:
+        from memq.client.record_text import records_text
+
+        print(records_text(body["items"], lambda iso: when(iso, utc=args.utc)))
+    if body["missing"]:
+        from memq.memory.lookup import no_records
+        from memq.memory.refs import parse_refs
+
+        print(f"memq: {no_records(parse_refs(body['missing']))}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     query = " ".join(args.query)
-    project = _project(args.project) if args.project else None
+    from memq.memory.projects import project_named
+
+    project = project_named(args.project) if args.project else None
     params: list[tuple[str, str]] = [("q", query), ("limit", str(args.limit))]
     if project:
         params.append(("project", project))
@@ -247,16 +308,6 @@ def cmd_context(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _project(value: str) -> str:
-    """A directory given as --project names its project as the daemon does (its git root);
-    anything else is passed as written."""
-    if not os.path.isdir(value):
-        return value
-    from memq.memory.projects import project_for
-
-    return project_for(os.path.abspath(value)) or value
-
-
 def _record_type(item: dict[str, Any]) -> str:
     kind = item.get("kind")
     return f"{item['record_type']}/{kind}" if kind else str(item["record_type"])
@@ -266,4 +317,5 @@ COMMANDS: dict[str, Command] = {
     "search": cmd_search,
     "timeline": cmd_timeline,
     "context": cmd_context,
+    "show": cmd_show,
 }

@@ -10,11 +10,13 @@ from memq import __version__
 from memq.cli import (
     archive_commands,
     daemon_commands,
+    mcp_commands,
     memory_commands,
     queue_commands,
     session_commands,
     settings_commands,
     setup_commands,
+    stats_commands,
 )
 from memq.cli.help_layout import command_list, fill_paragraphs, help_width, subcommand_helps
 
@@ -29,10 +31,23 @@ MEMQ_HOME/settings.toml (port = 40000, ...), which memq config --global edits.
 # is listed under "more".
 COMMAND_GROUPS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("daemon", ("serve", "start", "stop", "status", "resume", "repair")),
-    ("memory", ("search", "timeline", "context", "sessions", "history", "export", "import")),
+    (
+        "memory",
+        (
+            "search",
+            "timeline",
+            "show",
+            "context",
+            "stats",
+            "sessions",
+            "history",
+            "export",
+            "import",
+        ),
+    ),
     ("sessions", ("title", "config", "fork", "revert", "transfer", "delete")),
     ("queue", ("failed", "retry")),
-    ("setup", ("install", "uninstall", "hook")),
+    ("setup", ("install", "uninstall", "hook", "mcp")),
 )
 
 
@@ -59,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         settings_commands,
         queue_commands,
         setup_commands,
+        mcp_commands,
+        stats_commands,
     ):
         topic.add_parsers(commands)
     listing = command_list(subcommand_helps(commands), COMMAND_GROUPS, width)

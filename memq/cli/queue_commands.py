@@ -8,8 +8,8 @@ import sys
 from typing import Any
 from urllib.parse import urlencode
 
-from memq.cli.client import api
 from memq.cli.command import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Command, Subcommands
+from memq.client.daemon_api import api
 from memq.config import Settings
 
 

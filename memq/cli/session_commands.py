@@ -8,9 +8,9 @@ import json
 import sys
 
 from memq.cli.arguments import add_utc_option, whole_number
-from memq.cli.client import Answer, api, request, session_path, session_url
 from memq.cli.command import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Command, Subcommands
 from memq.cli.formats import WHEN_WIDTH, when
+from memq.client.daemon_api import Answer, api, request, session_path, session_url
 from memq.config import Settings
 from memq.limits import DEFAULT_HISTORY_ITEMS, MAX_HISTORY_ITEMS, MAX_INTEGER, MAX_PAGE
 

@@ -12,10 +12,10 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from memq import env as memq_env
-from memq.cli.client import api, session_path
 from memq.cli.command import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Command, Subcommands
 from memq.cli.command_settings import HOME_IS_NOT_A_SETTING, is_global_config
 from memq.cli.settings_lines import setting_text, settings_lines
+from memq.client.daemon_api import api, session_path
 from memq.config import (
     HIDDEN,
     SETTINGS,

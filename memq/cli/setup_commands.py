@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memq import env as memq_env
 from memq.cli.command import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Command, Subcommands
@@ -21,6 +21,10 @@ from memq.env import Sources
 from memq.events import SUBSCRIBED_EVENTS
 from memq.exceptions import InstallError
 from memq.settings_file import format_value, read_table, variables_of, write_table
+
+if TYPE_CHECKING:
+    from memq.hooks.install import InstallResult
+    from memq.hooks.mcp_config import RegisterResult, UnregisterResult
 
 
 def add_parsers(commands: Subcommands) -> None:
@@ -33,28 +37,36 @@ def add_parsers(commands: Subcommands) -> None:
         "only SessionStart's context. MEMQ_DISABLED=1 makes it a no-op.",
     )
     hook.add_argument("event", nargs="?", help="the hook event (default: hook_event_name)")
-    install = commands.add_parser("install", help="add memq's hooks to Claude Code's settings")
+    install = commands.add_parser(
+        "install",
+        help="add memq's hooks and MCP server to Claude Code",
+        description="Adds memq's hooks to Claude Code's settings and registers memq's MCP "
+        "server (memq mcp) beside them: for the user by default (~/.claude/settings.json and "
+        "~/.claude.json), for the project with --project (.claude/settings.json and .mcp.json).",
+    )
     _add_settings_target(install)
     output = install.add_mutually_exclusive_group()
     output.add_argument(
         "--print",
         dest="print_only",
         action="store_true",
-        help="print the hooks JSON that would be merged and change nothing",
+        help="print the hooks and MCP server JSON that would be merged and change nothing",
     )
     output.add_argument(
         "--plugin",
         metavar="DIR",
-        help="write a Claude Code plugin folder carrying the hooks instead of changing settings",
+        help="write a Claude Code plugin folder carrying the hooks and the MCP server instead "
+        "of changing settings",
     )
     uninstall = commands.add_parser(
-        "uninstall", help="remove memq's hooks from Claude Code's settings"
+        "uninstall", help="remove memq's hooks and MCP server from Claude Code"
     )
     _add_settings_target(uninstall)
 
 
 def _add_settings_target(parser: argparse.ArgumentParser) -> None:
-    """The --project / --settings choice of which Claude Code settings file to change."""
+    """Which files to change: --project / --settings for the hooks, --mcp-config / --no-mcp
+    for the MCP server."""
     target = parser.add_mutually_exclusive_group()
     target.add_argument(
         "--project",
@@ -62,6 +74,13 @@ def _add_settings_target(parser: argparse.ArgumentParser) -> None:
         help="./.claude/settings.json instead of the user's ~/.claude/settings.json",
     )
     target.add_argument("--settings", metavar="PATH", help="this settings file instead")
+    mcp = parser.add_mutually_exclusive_group()
+    mcp.add_argument(
+        "--mcp-config",
+        metavar="PATH",
+        help="this file's mcpServers instead of ~/.claude.json (or ./.mcp.json with --project)",
+    )
+    mcp.add_argument("--no-mcp", action="store_true", help="leave the MCP server out: hooks only")
 
 
 def cmd_hook(args: argparse.Namespace, settings: Settings) -> int:
@@ -72,54 +91,55 @@ def cmd_hook(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
     from memq.hooks import install as hooks
+    from memq.hooks import mcp_config
 
     try:
-        # The hook runs from the assistant's environment, not this shell's: the command
-        # carries MEMQ_HOME, the home's settings file the rest.
-        command = hooks.memq_hook_command(home=hook_home(settings))
+        # Hook and server run from the assistant's environment, not this shell's: they
+        # carry MEMQ_HOME, the home's settings file the rest.
+        home = hook_home(settings)
+        command = hooks.memq_hook_command(home=home)
+        server = None if args.no_mcp else mcp_config.server_entry(home=home)
         if args.print_only:
-            print(json.dumps(hooks.hooks_fragment(command), indent=2))
+            shown = hooks.hooks_fragment(command)
+            if server is not None:
+                shown[hooks.MCP_SERVERS] = {mcp_config.SERVER_NAME: server}
+            print(json.dumps(shown, indent=2))
             return EXIT_OK
         recorded = recorded_lines(record_environment(settings, os.environ))
         if args.plugin:
-            written = hooks.write_plugin(args.plugin, command)
-            print(f"memq plugin written to {args.plugin} (hook command: {command})")
-            for path in written:
-                print(f"  {path}")
-            for line in recorded:
-                print(line)
-            print(f"load it with: claude --plugin-dir {args.plugin}")
-            return EXIT_OK
+            return _write_plugin(args.plugin, command, server, recorded)
         path = hooks.settings_path(project=args.project, settings=args.settings)
+        mcp_path = _mcp_path(args)
+        if server is not None:  # refuse before writing anything
+            mcp_config.preview_register(mcp_path, server)
         result = hooks.install(path, command)
+        registered = None if server is None else mcp_config.register(mcp_path, server)
     except InstallError as exc:
         print(f"memq install: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except SettingError as exc:
         print(f"memq install: {exc}; nothing changed", file=sys.stderr)
         return EXIT_USAGE
-    if not result.changed:
-        print(f"memq hooks already installed in {result.path}; nothing changed")
-        for line in recorded:
-            print(line)
-        return EXIT_OK
-    print(f"memq hooks installed in {result.path}{' (new file)' if result.created else ''}")
-    print(f"  events: {', '.join(SUBSCRIBED_EVENTS)}")
-    print(f"  command: {result.command}")
-    if result.backup is not None:
-        print(f"  backup of the previous file: {result.backup}")
-    for line in recorded:
-        print(line)
-    print("They take effect in Claude Code sessions started from now on.")
+    lines = _hooks_installed(result)
+    if registered is not None:
+        lines += _server_registered(registered)
+    print("\n".join([*lines, *recorded]))
+    if result.changed or (registered is not None and registered.changed):
+        print("They take effect in Claude Code sessions started from now on.")
     return EXIT_OK
 
 
 def cmd_uninstall(args: argparse.Namespace, settings: Settings) -> int:
     from memq.hooks import install as hooks
+    from memq.hooks import mcp_config
 
     path = hooks.settings_path(project=args.project, settings=args.settings)
+    mcp_path = None if args.no_mcp else _mcp_path(args)
     try:
+        if mcp_path is not None:  # refuse before writing anything
+            mcp_config.preview_unregister(mcp_path)
         result = hooks.uninstall(path)
+        unregistered = None if mcp_path is None else mcp_config.unregister(mcp_path)
     except InstallError as exc:
         print(f"memq uninstall: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -130,7 +150,82 @@ def cmd_uninstall(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(f"removed {result.removed} memq hook(s) from {result.path}")
         print(f"  backup of the previous file: {result.backup}")
+    if unregistered is not None:
+        print("\n".join(_server_unregistered(unregistered)))
     return EXIT_OK
+
+
+def _mcp_path(args: argparse.Namespace) -> Path:
+    from memq.hooks import mcp_config
+
+    return mcp_config.config_path(project=args.project, config=args.mcp_config)
+
+
+def _write_plugin(
+    directory: str, command: str, server: dict[str, Any] | None, recorded: list[str]
+) -> int:
+    from memq.hooks import install as hooks
+
+    written = hooks.write_plugin(directory, command, server=server)
+    print(f"memq plugin written to {directory} (hook command: {command})")
+    for path in written:
+        print(f"  {path}")
+    if server is not None:
+        print("  its MCP tools are named mcp__plugin_memq_memq__* (Claude Code prefixes plugins')")
+    for line in recorded:
+        print(line)
+    print(f"load it with: claude --plugin-dir {directory}")
+    return EXIT_OK
+
+
+def _hooks_installed(result: InstallResult) -> list[str]:
+    if not result.changed:
+        return [f"memq hooks already installed in {result.path}; nothing changed"]
+    lines = [
+        f"memq hooks installed in {result.path}{' (new file)' if result.created else ''}",
+        f"  events: {', '.join(SUBSCRIBED_EVENTS)}",
+        f"  command: {result.command}",
+    ]
+    if result.backup is not None:
+        lines.append(f"  backup of the previous file: {result.backup}")
+    return lines
+
+
+def _server_registered(result: RegisterResult) -> list[str]:
+    from memq.hooks import mcp_config
+
+    if not result.changed:
+        return [f"memq MCP server already registered in {result.path}; nothing changed"]
+    lines = [
+        f"memq MCP server registered in {result.path}{' (new file)' if result.created else ''}",
+        f"  command: {mcp_config.describe(result.entry)}",
+        f"  tools: {', '.join(mcp_config.tool_names())}",
+    ]
+    if result.entry.get("env"):
+        shown = " ".join(f"{key}={value}" for key, value in result.entry["env"].items())
+        lines.append(f"  environment: {shown}")
+    if result.backup is not None:
+        lines.append(f"  backup of the previous file: {result.backup}")
+    return lines
+
+
+def _server_unregistered(result: UnregisterResult) -> list[str]:
+    from memq.hooks import mcp_config
+
+    lines = []
+    if not result.existed:
+        lines.append(f"no MCP configuration at {result.path}; no MCP server to remove")
+    elif result.removed:
+        lines.append(f"removed memq's MCP server from {result.path}")
+        lines.append(f"  backup of the previous file: {result.backup}")
+    else:
+        lines.append(f"no memq MCP server in {result.path}; nothing changed")
+    if result.other is not None:
+        lines.append(
+            f'  a server named "memq" there runs something else '
+            f"({mcp_config.describe(result.other)}); left as it is"
+        )
+    return lines
 
 
 # -- what install records in MEMQ_HOME/settings.toml --------------------------------------------

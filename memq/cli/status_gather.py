@@ -9,7 +9,7 @@ import sqlite3
 from typing import Any, Final
 
 from memq import startup_error
-from memq.cli.client import request
+from memq.client.daemon_api import request
 from memq.config import Settings, settings_report
 from memq.env import RESERVE_FILE
 from memq.queue import MessageStatus, QueueStats, StatusCounts

@@ -14,28 +14,26 @@ memq's entries are recognised by their command alone (:func:`is_memq_command`): 
 replaces them in place, uninstalling removes exactly them, and everything else in the file stays
 as it was, in the same order. A file that is not what Claude Code expects is refused untouched.
 
-Standard library only (it imports nothing from memq but ``__version__``, ``memq.env``,
-``memq.events`` and its error).
+The MCP server's registration is in :mod:`memq.hooks.mcp_config`; both change files through
+:mod:`memq.hooks.jsonfile`. Standard library only (it imports nothing from memq but
+``__version__``, ``memq.env``, ``memq.events``, ``memq.hooks.jsonfile`` and its error).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import shlex
-import stat
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeAlias, TypeVar
+from typing import Any, Final, TypeAlias
 
 from memq import __version__
 from memq.env import Variable
 from memq.events import SUBSCRIBED_EVENTS, TOOL_RESULT_EVENTS, json_type
 from memq.exceptions import InstallError
+from memq.hooks import jsonfile
 
 MATCH_ALL: Final = "*"
 TIMEOUT_SECONDS: Final = 10  # the hook answers in milliseconds; this only bounds a stuck one
@@ -44,10 +42,11 @@ PLUGIN_DESCRIPTION: Final = (
     "Sends every Claude Code hook event to the local memq daemon, which keeps it in a durable "
     "queue and turns it into memory."
 )
-BACKUP_INFIX: Final = ".memq-backup-"
+BACKUP_INFIX: Final = jsonfile.BACKUP_INFIX
+CONFIG_DIR_VARIABLE: Final = "CLAUDE_CONFIG_DIR"  # Claude Code's, when the user moved it
+MCP_SERVERS: Final = "mcpServers"  # the key of MCP servers in every file Claude Code reads
 
 Json: TypeAlias = dict[str, Any]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,20 +70,58 @@ class UninstallResult:
     backup: Path | None
 
 
+def claude_config_dir() -> Path:
+    """Where Claude Code keeps the user's configuration: ``CLAUDE_CONFIG_DIR`` when it is set
+    (not blank), else ``~/.claude`` (``HOME`` decides where ``~`` is)."""
+    configured = os.environ.get(CONFIG_DIR_VARIABLE, "").strip()
+    return Path(configured) if configured else Path.home() / ".claude"
+
+
 def settings_path(*, project: bool = False, settings: str | os.PathLike[str] | None = None) -> Path:
     """The settings file to change: ``settings`` if given, ``./.claude/settings.json`` for
-    ``project``, else the user's ``~/.claude/settings.json`` (``HOME`` decides where ``~`` is)."""
+    ``project``, else the user's (``settings.json`` in :func:`claude_config_dir`)."""
     if settings is not None:
         return Path(settings)
-    base = Path.cwd() if project else Path.home()
-    return base / ".claude" / "settings.json"
+    if project:
+        return Path.cwd() / ".claude" / "settings.json"
+    return claude_config_dir() / "settings.json"
+
+
+def memq_program(python: str | None = None) -> list[str]:
+    """The words that start this installation's ``memq``, by absolute path: the ``memq``
+    console script beside the interpreter (a virtualenv's ``bin/``) when there is one, else
+    ``<interpreter> -m memq``.
+
+    Args:
+        python: the interpreter to start from; ``sys.executable`` by default.
+
+    Raises:
+        InstallError: there is no interpreter to start from.
+    """
+    interpreter = python or sys.executable
+    if not interpreter:
+        raise InstallError("cannot tell which Python runs memq (sys.executable is empty)")
+    interpreter = os.path.abspath(interpreter)
+    script = os.path.join(os.path.dirname(interpreter), "memq")
+    if os.path.isfile(script) and os.access(script, os.X_OK):
+        return [script]
+    return [interpreter, "-m", "memq"]
+
+
+def absolute_home(home: str) -> str:
+    """A data directory to record for a program the assistant starts, made absolute.
+
+    Raises:
+        InstallError: ``home`` is blank.
+    """
+    if not home.strip():
+        raise InstallError("the data directory to record is empty")
+    return os.path.abspath(home)
 
 
 def memq_hook_command(python: str | None = None, *, home: str | None = None) -> str:
-    """The shell command that runs this installation's ``memq hook``, by absolute path.
-
-    The ``memq`` console script beside the interpreter (a virtualenv's ``bin/``) when there is
-    one, else ``<interpreter> -m memq``. Paths are quoted for the shell when they need it.
+    """The shell command that runs this installation's ``memq hook``, by absolute path
+    (:func:`memq_program`); paths are quoted for the shell when they need it.
 
     Args:
         python: the interpreter to start from; ``sys.executable`` by default.
@@ -93,20 +130,10 @@ def memq_hook_command(python: str | None = None, *, home: str | None = None) -> 
             from its own environment, not the shell that ran ``memq install``. Claude Code
             runs a hook command through ``sh -c``, which understands the assignment.
     """
-    interpreter = python or sys.executable
-    if not interpreter:
-        raise InstallError("cannot tell which Python runs memq (sys.executable is empty)")
-    interpreter = os.path.abspath(interpreter)
-    script = os.path.join(os.path.dirname(interpreter), "memq")
-    if os.path.isfile(script) and os.access(script, os.X_OK):
-        command = f"{shlex.quote(script)} hook"
-    else:
-        command = f"{shlex.quote(interpreter)} -m memq hook"
+    command = shlex.join([*memq_program(python), "hook"])
     if home is None:
         return command
-    if not home.strip():
-        raise InstallError("the data directory to record is empty")
-    return f"{Variable.HOME}={shlex.quote(os.path.abspath(home))} {command}"
+    return f"{Variable.HOME}={shlex.quote(absolute_home(home))} {command}"
 
 
 def is_memq_command(command: str) -> bool:
@@ -204,7 +231,8 @@ def install(
     """Merge memq's hooks into the settings file at ``path``, creating it if missing.
 
     A changed file is first copied to ``<name>.memq-backup-YYYYmmddHHMMSS`` beside it, then
-    replaced atomically. Nothing is written when memq's hooks are already there as they are.
+    replaced atomically (:func:`memq.hooks.jsonfile.update`). Nothing is written when memq's
+    hooks are already there as they are.
 
     Args:
         path: the settings file.
@@ -216,18 +244,10 @@ def install(
             settings, or cannot be written. The file is unchanged and no backup is made.
     """
     command = command or memq_hook_command()
-    target = _real(path)
     fragment = hooks_fragment(command)
-    loaded = _read(target)
-    if loaded is None:
-        _write(target, _dump(merge_hooks({}, fragment)), mode=None)
-        return InstallResult(target, command, changed=True, created=True, backup=None)
-    data, raw = loaded
-    merged = _naming(target, lambda: merge_hooks(data, fragment))
-    if merged == data:
-        return InstallResult(target, command, changed=False, created=False, backup=None)
-    backup = _replace(target, raw, _dump(merged, newline=_ends_with_newline(raw)), now)
-    return InstallResult(target, command, changed=True, created=False, backup=backup)
+    done = jsonfile.update(path, lambda data: merge_hooks(data, fragment), now=now)
+    created = done.changed and not done.existed
+    return InstallResult(done.path, command, done.changed, created, done.backup)
 
 
 def uninstall(path: str | os.PathLike[str], *, now: float | None = None) -> UninstallResult:
@@ -239,24 +259,28 @@ def uninstall(path: str | os.PathLike[str], *, now: float | None = None) -> Unin
     Raises:
         InstallError: as for :func:`install`.
     """
-    target = _real(path)
-    loaded = _read(target)
-    if loaded is None:
-        return UninstallResult(target, existed=False, removed=0, backup=None)
-    data, raw = loaded
-    cleaned, removed = _naming(target, lambda: remove_memq_hooks(data))
-    if not removed:
-        return UninstallResult(target, existed=True, removed=0, backup=None)
-    backup = _replace(target, raw, _dump(cleaned, newline=_ends_with_newline(raw)), now)
-    return UninstallResult(target, existed=True, removed=removed, backup=backup)
+    removed = 0
+
+    def change(data: Json) -> Json:
+        nonlocal removed
+        cleaned, removed = remove_memq_hooks(data)
+        return cleaned
+
+    done = jsonfile.update(path, change, now=now)
+    return UninstallResult(done.path, done.existed, removed if done.changed else 0, done.backup)
 
 
-def write_plugin(directory: str | os.PathLike[str], command: str | None = None) -> list[Path]:
-    """Write a Claude Code plugin folder that carries memq's hooks; returns the files written.
+def write_plugin(
+    directory: str | os.PathLike[str], command: str | None = None, *, server: Json | None = None
+) -> list[Path]:
+    """Write a Claude Code plugin folder that carries memq's hooks (and its MCP server, when
+    ``server`` is given); returns the files written.
 
-    ``.claude-plugin/plugin.json`` is the manifest and ``hooks/hooks.json`` the hooks. The
-    command is memq's absolute path, not ``${CLAUDE_PLUGIN_ROOT}``: memq is installed on its
-    own, the plugin folder only points at it.
+    ``.claude-plugin/plugin.json`` is the manifest, ``hooks/hooks.json`` the hooks and
+    ``.mcp.json`` the MCP server (``{"mcpServers": {"memq": server}}``, the shape of a
+    project's ``.mcp.json``). Commands are memq's absolute path, not
+    ``${CLAUDE_PLUGIN_ROOT}``: memq is installed on its own, the plugin folder only points at
+    it. A plugin's MCP tools get the plugin's name in theirs (``mcp__plugin_memq_memq__search``).
 
     Raises:
         InstallError: a file cannot be written.
@@ -273,8 +297,10 @@ def write_plugin(directory: str | os.PathLike[str], command: str | None = None) 
         (root / ".claude-plugin" / "plugin.json", manifest),
         (root / "hooks" / "hooks.json", hooks),
     ]
+    if server is not None:
+        files.append((root / ".mcp.json", {MCP_SERVERS: {PLUGIN_NAME: server}}))
     for file, content in files:
-        _write(file, _dump(content), mode=None)
+        jsonfile.write_new(file, jsonfile.dump(content))
     return [file for file, _ in files]
 
 
@@ -333,132 +359,3 @@ def _strip_groups(groups: list[Any]) -> tuple[list[Any], int, int | None]:
         if rest:
             kept.append({**group, "hooks": rest})
     return kept, removed, first
-
-
-# -- files ------------------------------------------------------------------------------------
-
-
-def _real(path: str | os.PathLike[str]) -> Path:
-    """``path`` made absolute with symlinks followed, so a linked settings file stays linked."""
-    return Path(os.path.realpath(path))
-
-
-def _read(path: Path) -> tuple[Json, bytes] | None:
-    """The settings object and the exact bytes it came from; None if there is no file.
-
-    An empty (or blank) file counts as ``{}``.
-    """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise InstallError(f"{path}: cannot read it ({exc.strerror})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InstallError(f"{path}: not UTF-8 text; left unchanged") from None
-    if not text.strip():
-        return {}, raw
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        raise InstallError(f"{path}: not valid JSON ({where}); left unchanged") from None
-    if not isinstance(data, dict):
-        raise InstallError(f"{path}: holds {json_type(data)}, not a JSON object; left unchanged")
-    return data, raw
-
-
-def _naming(path: Path, compute: Callable[[], T]) -> T:
-    """Run a pure step on the file's settings, naming the file in its refusal."""
-    try:
-        return compute()
-    except InstallError as exc:
-        raise InstallError(f"{path}: {exc}; left unchanged") from None
-
-
-def _dump(data: Json, *, newline: bool = True) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False) + ("\n" if newline else "")
-
-
-def _ends_with_newline(raw: bytes) -> bool:
-    """Whether to end the rewritten file with a newline: as before, or yes for a blank file."""
-    return raw.endswith(b"\n") or not raw.strip()
-
-
-def _replace(path: Path, raw: bytes, text: str, now: float | None) -> Path:
-    """Back up ``raw`` (the file's current bytes) beside ``path``, then put ``text`` in its place.
-
-    Both files keep the permissions of the original: settings can hold secrets in ``env``.
-    """
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        backup = _backup(path, raw, mode, now)
-    except OSError as exc:
-        raise InstallError(
-            f"{path}: cannot write a backup ({exc.strerror}); left unchanged"
-        ) from None
-    _write(path, text, mode=mode)
-    return backup
-
-
-def _backup(path: Path, raw: bytes, mode: int, now: float | None) -> Path:
-    stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(now))
-    base = f"{path.name}{BACKUP_INFIX}{stamp}"
-    n = 1
-    while True:
-        candidate = path.with_name(base if n == 1 else f"{base}-{n}")
-        n += 1
-        try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            continue
-        with os.fdopen(fd, "wb") as file:
-            file.write(raw)
-            file.flush()
-            os.fchmod(file.fileno(), mode)
-            os.fsync(file.fileno())
-        return candidate
-
-
-def _write(path: Path, text: str, *, mode: int | None) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file beside it, fsync, ``os.replace``.
-
-    ``mode`` None creates the file as any new file is (0666 less the umask).
-    """
-    temporary = path.with_name(f".{path.name}.memq-{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.unlink(missing_ok=True)
-        fd = os.open(
-            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600
-        )
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(text.encode("utf-8"))
-                file.flush()
-                if mode is not None:
-                    os.fchmod(file.fileno(), mode)
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise InstallError(f"{path}: cannot write it ({exc.strerror or exc})") from None
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable (best effort: not every platform opens directories)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

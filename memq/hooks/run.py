@@ -2,10 +2,12 @@
 
 Claude Code runs this as a fresh process on every prompt, tool call and stop, and shows the
 user anything it prints to stderr or any non-zero exit. So it imports only the standard
-library, exits 0 whatever happens, prints nothing but SessionStart's context, and loses
-nothing: when the daemon does not answer in time the event goes straight into the pending
-table and the daemon is started in the background; when the database cannot take it either
-(damaged, read-only, locked past the hook's budget) the event goes to the spool
+library, exits 0 whatever happens, prints nothing but the context the daemon answers with
+(SessionStart's as text; a prompt's recall as the JSON Claude Code takes from UserPromptSubmit,
+``hookSpecificOutput.additionalContext``), and loses nothing: when the daemon does not
+answer in time the event goes straight into the pending table and the daemon is started in
+the background; when the database cannot take it either (damaged, read-only, locked past the
+hook's budget) the event goes to the spool
 (``memq.hooks.spool``), which the daemon takes in. Problems go to
 ``MEMQ_HOME/logs/hook.log``; a setting the hook cannot use is logged there and its default
 used, so a typo never costs an event.
@@ -179,7 +181,8 @@ def is_disabled(env: Mapping[str, str]) -> bool:
 
 
 def handle(raw: bytes, event: str | None, settings: HookSettings) -> str | None:
-    """Deliver one event; return the text to print (SessionStart's context) or None."""
+    """Deliver one event; return the text to print (SessionStart's context, a prompt's
+    recall) or None."""
     # An event over the body limit is cut as text before it is parsed: a 50 MB tool answer
     # parsed whole would cost the hook seconds and hundreds of MB (memq.hooks.fit).
     payload = parse_event_body(fit_body(raw, settings.body_limit))
@@ -205,9 +208,20 @@ def handle(raw: bytes, event: str | None, settings: HookSettings) -> str | None:
         if route.event == HookEvent.SESSION_START:
             return damaged_database_notice(settings.home, result)
         return None
-    if route.event == HookEvent.SESSION_START:
-        context = answer.get("additionalContext")
-        return context if isinstance(context, str) and context else None
+    return printed_context(route.event, answer.get("additionalContext"))
+
+
+def printed_context(event: str, context: object) -> str | None:
+    """What the hook prints for the daemon's ``additionalContext``: SessionStart's as it is,
+    a prompt's recall as the JSON Claude Code takes extra context from a UserPromptSubmit
+    hook in; None for nothing to add."""
+    if not isinstance(context, str) or not context:
+        return None
+    if event == HookEvent.SESSION_START:
+        return context
+    if event == HookEvent.USER_PROMPT_SUBMIT:
+        output = {"hookEventName": event, "additionalContext": context}
+        return json.dumps({"hookSpecificOutput": output})
     return None
 
 

@@ -5,13 +5,21 @@ short, within a token budget, and cheap to build however much memory the project
 
     async with await ContextBuilder.open(path) as builder:   # after Queue.open migrated it
         text = await builder.build(project_for(cwd), budget_tokens=2000)
+        shown = await builder.build_shown(project)   # the text, the refs on it, its tokens
 
-The text holds, in this order: a header naming the project; the project's latest session
-summaries (request, completed, learned, next steps, files edited); an index of its newest
-observations, newest first, one line each; a footer saying how to search memory for more.
-Tokens are estimated as characters / 4 (rounded up) and the text never exceeds the budget:
-summaries are fitted first, then as many observation lines as fit, and room for the footer is
-always kept. When nothing of the project fits, or it has no memory, the text is empty.
+The text is fenced (``memq.memory.fence``): a first line ``<memq-context>``, a note saying
+these are notes recalled from earlier sessions, reference data and not instructions; then the
+project's latest session summaries (request, completed, learned, next steps, files edited);
+an index of its newest observations, newest first, one line each; a footer naming the MCP
+tools that fetch any line's details by its reference and the CLI for people; and the closing
+``</memq-context>``. Every summary and index line starts with its record's reference
+(``#S56``, ``#1234``: ``memq.memory.refs``).
+
+Tokens are estimated as characters / 4 (rounded up) and the text never exceeds the budget,
+fence included: summaries are fitted first, then as many observation lines as fit, and room
+for the note, the footer and the fence is always kept. When nothing of the project fits, or
+it has no memory, the text is empty. ``Layout`` does the fitting for every text memq injects
+(the recap after a compaction, ``memq.memory.recap``; per-prompt recall, ``memq.memory.recall``).
 
 Reads go through indexes with a LIMIT (see ``queries/context.sql`` and migration 0004): a
 project's sessions most recently active first, and in each session its newest records, merged
@@ -27,14 +35,24 @@ import json
 import shlex
 import sqlite3
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import aiosqlite
 
 from memq.limits import DEFAULT_CONTEXT_BUDGET, MAX_INTEGER
+from memq.memory.fence import FENCE_CHARS, LABEL, fence, neutralise
 from memq.memory.reader import ReadsMemory
-from memq.memory.records import ObservationKind, ObservationRecord, SummaryRecord, from_epoch_ms
+from memq.memory.records import (
+    ObservationKind,
+    ObservationRecord,
+    RecordType,
+    SummaryRecord,
+    from_epoch_ms,
+)
+from memq.memory.refs import RecordRef
 from memq.memory.rows import strings_from_json, summary_from_row
 from memq.storage.sqlfile import load_queries
 
@@ -53,15 +71,33 @@ TITLE_CHARS: Final = 120  # one observation title
 FILE_CHARS: Final = 60  # one file name in a line
 FILES_PER_LINE: Final = 2
 FILES_PER_SUMMARY: Final = 6
-# No index line is shorter than this: "- " + "2d ago" + " [" + "web" + "] " + one character.
-MIN_LINE_CHARS: Final = 16
+# No index line is shorter than this: "- " + "#1 " + "2d ago" + " [" + "web" + "] " + one
+# character.
+MIN_LINE_CHARS: Final = 19
 SESSIONS_TITLE: Final = "Latest sessions:"
 INDEX_TITLE: Final = "Recent activity (newest first):"
+# The MCP tools (``memq mcp``, server "memq") as Claude Code names them.
+TOOL_SEARCH: Final = "mcp__memq__search"
+TOOL_TIMELINE: Final = "mcp__memq__timeline"
+TOOL_GET: Final = "mcp__memq__get_observations"
 
 _MINUTE: Final = 60
 _HOUR: Final = 60 * _MINUTE
 _DAY: Final = 24 * _HOUR
 _WEEK: Final = 7 * _DAY
+
+
+@dataclass(frozen=True, slots=True)
+class ContextShown:
+    """What an injected text showed: the text, the records it names (in the order they
+    appear) and its estimated tokens. Empty when nothing was shown."""
+
+    text: str = ""
+    refs: tuple[RecordRef, ...] = ()
+    tokens: int = 0
+
+
+NOTHING_SHOWN: Final = ContextShown()
 
 
 def estimate_tokens(text: str) -> int:
@@ -84,6 +120,23 @@ def relative_time(at: datetime, now: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d")
 
 
+def project_note(project: str) -> str:
+    """The fence's first line for a project's context: what the notes are, and are not."""
+    return f"memq recalled these notes from earlier sessions in {project}. {LABEL}"
+
+
+def context_footer(project: str | None) -> str:
+    """The last lines: how the model fetches any line's details by its reference, and the
+    commands a person would type."""
+    where = f" --project {shlex.quote(project)}" if project else ""
+    return (
+        "Each line starts with a ref (#12 observation, #S3 summary, #P4 prompt). "
+        f"Full records: {TOOL_GET}(ids=[refs]). "
+        f"Find more: {TOOL_SEARCH} (an index first), then {TOOL_TIMELINE} around a ref.\n"
+        f'In a shell: memq search "<words>"{where}; memq show #ID'
+    )
+
+
 def format_context(
     project: str,
     summaries: Sequence[SummaryRecord],
@@ -101,10 +154,9 @@ def format_context(
     lines, stopping at the first that does not fit, so what is shown is always the newest.
     ``session_titles`` (session key to title) names a summary whose request is empty.
     """
-    layout = _with_summaries(project, summaries, budget_tokens, now, session_titles or {})
-    for observation in itertools.islice(observations, MAX_OBSERVATIONS):
-        if not layout.add_line(_observation_line(observation, project, now)):
-            break
+    layout = project_layout(project, budget_tokens)
+    add_summaries(layout, project, summaries, now, session_titles or {})
+    add_observations(layout, project, observations, now)
     return layout.text()
 
 
@@ -117,129 +169,200 @@ def observation_room(
     session_titles: dict[str, str] | None = None,
 ) -> int:
     """At most how many observation lines can fit after ``summaries``: how many to read."""
-    layout = _with_summaries(project, summaries, budget_tokens, now, session_titles or {})
-    return min(MAX_OBSERVATIONS, max(0, layout.room_for_lines()) // (MIN_LINE_CHARS + 1))
+    layout = project_layout(project, budget_tokens)
+    add_summaries(layout, project, summaries, now, session_titles or {})
+    return lines_room(layout)
 
 
-def _with_summaries(
+def project_layout(project: str, budget_tokens: int) -> Layout:
+    """An empty layout for ``project``'s context within ``budget_tokens``."""
+    limit = max(0, budget_tokens) * CHARS_PER_TOKEN
+    return Layout(limit, project_note(project), context_footer(project))
+
+
+def add_summaries(
+    layout: Layout,
     project: str,
     summaries: Sequence[SummaryRecord],
-    budget_tokens: int,
     now: datetime,
     titles: dict[str, str],
-) -> _Layout:
-    """A layout holding the summaries that fit: each whole, else its first line alone; the
-    first that fits neither way ends the list, so the summaries shown are the newest."""
-    layout = _Layout(project, max(0, budget_tokens) * CHARS_PER_TOKEN)
+) -> None:
+    """Add the summaries that fit to the layout's sessions section: each whole, else its
+    first line alone; the first that fits neither way ends the list, so the summaries
+    shown are the newest."""
+    section = layout.section(SESSIONS_TITLE)
     for summary in summaries[:MAX_SUMMARIES]:
-        block = _summary_block(summary, project, now, titles)
-        if not (layout.add_block(block) or layout.add_block(block[:1])):
+        block = summary_block(summary, project, now, titles)
+        ref = record_ref(RecordType.SUMMARY, summary.id)
+        if not (layout.add(section, block, ref) or layout.add(section, block[:1], ref)):
             break
-    return layout
 
 
-class _Layout:
-    """The text under construction: an item is added only if the whole text stays within
-    ``limit`` characters. ``length()`` is what ``len(text())`` would be, kept as items are
-    added rather than measured again each time (tests compare the two)."""
+def add_observations(
+    layout: Layout, project: str, observations: Iterable[ObservationRecord], now: datetime
+) -> None:
+    """Add index lines of ``observations`` (newest first) while they fit."""
+    section = layout.section(INDEX_TITLE)
+    for observation in itertools.islice(observations, MAX_OBSERVATIONS):
+        line = observation_line(observation, project, now)
+        if not layout.add(section, [line], record_ref(RecordType.OBSERVATION, observation.id)):
+            break
 
-    def __init__(self, project: str, limit: int) -> None:
-        self.project = project
+
+def lines_room(layout: Layout) -> int:
+    """At most how many index lines still fit in ``layout``."""
+    room = layout.room(layout.section(INDEX_TITLE))
+    return min(MAX_OBSERVATIONS, max(0, room) // (MIN_LINE_CHARS + 1))
+
+
+def record_ref(record_type: RecordType, record_id: int | None) -> RecordRef | None:
+    """The reference of a stored record; None for one not (yet) stored."""
+    return None if record_id is None else RecordRef(record_type, record_id)
+
+
+class Layout:
+    """A fenced text under construction, within ``limit`` characters: a note, sections of
+    items (a title over its items; a section without items is left out) and a footer. An
+    item (one or more lines, with the reference of the record it shows) is added only if
+    the whole text stays within the limit, measured after ``neutralise``: escaping never
+    pushes the text past its budget.
+
+    ``length()`` is what ``len(text())`` would be, kept as items are added rather than
+    measured again each time (tests compare the two). Nothing added: the text is "".
+    """
+
+    def __init__(self, limit: int, note: str, footer: str = "") -> None:
         self.limit = limit
-        self.blocks: list[str] = []  # one summary each, possibly several lines
-        self.lines: list[str] = []  # one observation each
-        self.header = f"Memory of earlier sessions in {project} (from memq):"
-        self.footer = f'Search memq: memq search "<words>" --project {shlex.quote(project)}'
-        self._blocks_chars = 0  # the blocks, each after a newline
-        self._lines_chars = 0  # the lines, each after a newline
+        self.note = neutralise(note)
+        self.footer = neutralise(footer)
+        self._titles: list[str] = []
+        self._items: list[list[str]] = []
+        self._refs: list[list[RecordRef]] = []
+        self._chars: list[int] = []  # each section's items, each after a newline
+        self._sections_chars = 0  # the non-empty sections, each with its title and gap
+        self._base = FENCE_CHARS + len(self.note) + (2 + len(self.footer) if self.footer else 0)
+
+    def section(self, title: str) -> int:
+        """The section titled ``title``, made (after the others) when there is none yet."""
+        title = neutralise(title)
+        if title in self._titles:
+            return self._titles.index(title)
+        self._titles.append(title)
+        self._items.append([])
+        self._refs.append([])
+        self._chars.append(0)
+        return len(self._titles) - 1
 
     def text(self) -> str:
-        if not self.blocks and not self.lines:
+        if not self._sections_chars:
             return ""
-        sections = [self.header]
-        if self.blocks:
-            sections.append("\n".join([SESSIONS_TITLE, *self.blocks]))
-        if self.lines:
-            sections.append("\n".join([INDEX_TITLE, *self.lines]))
-        sections.append(self.footer)
-        return "\n\n".join(sections)
+        parts = [self.note]
+        for title, items in zip(self._titles, self._items, strict=True):
+            if items:
+                parts.append("\n".join([title, *items]))
+        if self.footer:
+            parts.append(self.footer)
+        return fence("\n\n".join(parts))
 
-    def length(self, blocks_chars: int | None = None, lines_chars: int | None = None) -> int:
-        """The text's length, or what it would be with other totals of blocks and lines."""
-        blocks = self._blocks_chars if blocks_chars is None else blocks_chars
-        lines = self._lines_chars if lines_chars is None else lines_chars
-        if not blocks and not lines:
-            return 0
-        total = len(self.header) + 2 + len(self.footer)
-        if blocks:
-            total += 2 + len(SESSIONS_TITLE) + blocks
-        if lines:
-            total += 2 + len(INDEX_TITLE) + lines
-        return total
+    @property
+    def refs(self) -> tuple[RecordRef, ...]:
+        """The references of the records shown, in the order the text shows them."""
+        return tuple(ref for refs in self._refs for ref in refs)
 
-    def add_block(self, block: Sequence[str]) -> bool:
-        text = "\n".join(block)
-        grown = self._blocks_chars + 1 + len(text)
-        if self.length(blocks_chars=grown) > self.limit:
+    def shown(self) -> ContextShown:
+        """The text, its references and its tokens."""
+        text = self.text()
+        if not text:
+            return NOTHING_SHOWN
+        return ContextShown(text, self.refs, estimate_tokens(text))
+
+    def length(self, section: int | None = None, chars: int | None = None) -> int:
+        """The text's length, or what it would be if ``section``'s items took ``chars``."""
+        total = self._sections_chars
+        if section is not None and chars is not None:
+            title = 2 + len(self._titles[section])
+            old = self._chars[section]
+            total += (title + chars if chars else 0) - (title + old if old else 0)
+        return self._base + total if total else 0
+
+    def add(
+        self,
+        section: int,
+        lines: Sequence[str],
+        ref: RecordRef | None = None,
+        *,
+        first: bool = False,
+    ) -> bool:
+        """Add an item of ``lines`` to ``section`` (at its end, or its start: ``first``)
+        if the text stays within the limit; whether it was added."""
+        if not lines:
             return False
-        self.blocks.append(text)
-        self._blocks_chars = grown
+        item = neutralise("\n".join(lines))
+        grown = self._chars[section] + 1 + len(item)
+        length = self.length(section, grown)
+        if length > self.limit:
+            return False
+        self._sections_chars = length - self._base
+        self._chars[section] = grown
+        position = 0 if first else len(self._items[section])
+        self._items[section].insert(position, item)
+        if ref is not None:
+            refs = self._refs[section]
+            refs.insert(0 if first else len(refs), ref)
         return True
 
-    def add_line(self, line: str) -> bool:
-        grown = self._lines_chars + 1 + len(line)
-        if self.length(lines_chars=grown) > self.limit:
-            return False
-        self.lines.append(line)
-        self._lines_chars = grown
-        return True
-
-    def room_for_lines(self) -> int:
-        """Characters left for more index lines, each with its newline (the first line also
-        brings the index's title)."""
-        if self.lines:
+    def room(self, section: int) -> int:
+        """Characters left for more items in ``section``, each with its newline (the first
+        item of a section also brings its title)."""
+        if self._chars[section]:
             return self.limit - self.length()
-        return self.limit - (self.length(lines_chars=1) - 1)
+        return self.limit - (self.length(section, 1) - 1)
 
 
-def _summary_block(
+def summary_block(
     summary: SummaryRecord, project: str, now: datetime, titles: dict[str, str]
 ) -> list[str]:
-    """A summary as lines: its time and request, then its non-empty fields, indented."""
-    request = _one_line(summary.request, FIELD_CHARS) or _one_line(
+    """A summary as lines: its reference, time and request, then its non-empty fields,
+    indented."""
+    request = one_line(summary.request, FIELD_CHARS) or one_line(
         titles.get(summary.session_key or "", ""), FIELD_CHARS
     )
     when = relative_time(summary.created_at or now, now)
-    lines = [f"* {when}: {request or '(no request recorded)'}"]
+    ref = record_ref(RecordType.SUMMARY, summary.id)
+    head = f"{ref} {when}" if ref is not None else when
+    lines = [f"* {head}: {request or '(no request recorded)'}"]
     for label, value in (
         ("Completed", summary.completed),
         ("Learned", summary.learned),
         ("Next steps", summary.next_steps),
     ):
-        text = _one_line(value, FIELD_CHARS)
+        text = one_line(value, FIELD_CHARS)
         if text:
             lines.append(f"  {label}: {text}")
-    files = _files(summary.files_edited, project, FILES_PER_SUMMARY, exclude="")
+    files = short_files(summary.files_edited, project, FILES_PER_SUMMARY, exclude="")
     if files:
         lines.append(f"  Files edited: {files}")
     return lines
 
 
-def _observation_line(observation: ObservationRecord, project: str, now: datetime) -> str:
-    """``- 5m ago [change] Edited api.py (api.py, b.py +2)``: time, kind, title, files."""
-    title = _one_line(observation.title, TITLE_CHARS) or "(untitled)"
+def observation_line(observation: ObservationRecord, project: str, now: datetime) -> str:
+    """``- #12 5m ago [change] Edited api.py (api.py, b.py +2)``: reference, time, kind,
+    title, files."""
+    title = one_line(observation.title, TITLE_CHARS) or "(untitled)"
     when = relative_time(observation.created_at or now, now)
-    files = _files(
+    files = short_files(
         (*observation.files_modified, *observation.files_read),
         project,
         FILES_PER_LINE,
         exclude=title,
     )
-    line = f"- {when} [{observation.kind}] {title}"
+    ref = record_ref(RecordType.OBSERVATION, observation.id)
+    head = f"{ref} {when}" if ref is not None else when
+    line = f"- {head} [{observation.kind}] {title}"
     return f"{line} ({files})" if files else line
 
 
-def _files(paths: Iterable[str], project: str, most: int, *, exclude: str) -> str:
+def short_files(paths: Iterable[str], project: str, most: int, *, exclude: str) -> str:
     """Up to ``most`` distinct files, relative to the project, leaving out any the text
     ``exclude`` already names; "+N" counts the rest."""
     shown: list[str] = []
@@ -254,19 +377,28 @@ def _files(paths: Iterable[str], project: str, most: int, *, exclude: str) -> st
 
 
 def _relative(path: str, project: str) -> str:
+    if not project:
+        return path
     prefix = project.rstrip("/") + "/"
     return path[len(prefix) :] if path.startswith(prefix) and len(path) > len(prefix) else path
 
 
 def _shorten_path(path: str) -> str:
     """A long path as its tail, "…/dir/name.py"."""
-    return path if len(path) <= FILE_CHARS else "…" + path[-(FILE_CHARS - 1) :]
+    flat = " ".join(path.split())  # a file name must not break the line
+    return flat if len(flat) <= FILE_CHARS else "…" + flat[-(FILE_CHARS - 1) :]
 
 
-def _one_line(text: str, most: int) -> str:
+def one_line(text: str, most: int) -> str:
     """``text`` with its whitespace collapsed to single spaces, cut to ``most`` characters."""
     flat = " ".join(text.split())
     return flat if len(flat) <= most else flat[: most - 1].rstrip() + "…"
+
+
+def aware_now(now: datetime | None) -> datetime:
+    """``now``, or the clock; a naive time is taken as UTC, as stored times are."""
+    at = datetime.now(UTC) if now is None else now
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -279,7 +411,7 @@ class ContextBuilder(ReadsMemory):
     already migrated.
     """
 
-    TABLES = ("sessions", "observations", "summaries")
+    TABLES = ("sessions", "prompts", "observations", "summaries")
 
     async def build(
         self,
@@ -293,31 +425,51 @@ class ContextBuilder(ReadsMemory):
         when the project has no memory (outside ``exclude_session``, whose memory is left
         out) or nothing of it fits. ``now`` (default: the clock; naive means UTC) dates it,
         "5m ago"."""
-        if project is None or budget_tokens <= 0:
-            return ""
-        at = datetime.now(UTC) if now is None else now
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=UTC)  # a naive now is taken as UTC, as stored times are
-        async with self._reader.snapshot() as conn:
-            summary_rows = await _newest(conn, "summaries", project, exclude_session, MAX_SUMMARIES)
-            summaries = [summary_from_row(row) for row in summary_rows]
-            titles = {
-                row["session_key"]: row["session_title"]
-                for row in summary_rows
-                if row["session_title"]
-            }
-            room = observation_room(
-                project, summaries, budget_tokens=budget_tokens, now=at, session_titles=titles
-            )
-            observation_rows = await _newest(conn, "observations", project, exclude_session, room)
-        return format_context(
-            project,
-            summaries,
-            (_observation(row) for row in observation_rows),
-            budget_tokens=budget_tokens,
-            now=at,
-            session_titles=titles,
+        shown = await self.build_shown(
+            project, budget_tokens=budget_tokens, exclude_session=exclude_session, now=now
         )
+        return shown.text
+
+    async def build_shown(
+        self,
+        project: str | None,
+        *,
+        budget_tokens: int = DEFAULT_CONTEXT_BUDGET,
+        exclude_session: str | None = None,
+        now: datetime | None = None,
+    ) -> ContextShown:
+        """As :meth:`build`, with the references the text shows and its tokens."""
+        if project is None or budget_tokens <= 0:
+            return NOTHING_SHOWN
+        layout = project_layout(project, budget_tokens)
+        async with self.snapshot() as conn:
+            await add_project_context(conn, layout, project, exclude_session, aware_now(now))
+        return layout.shown()
+
+    def snapshot(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        """The connection inside one read transaction, for a build of several parts
+        (``memq.memory.recap``)."""
+        return self._reader.snapshot()
+
+
+async def add_project_context(
+    conn: aiosqlite.Connection,
+    layout: Layout,
+    project: str,
+    exclude_session: str | None,
+    now: datetime,
+) -> None:
+    """Add ``project``'s latest summaries and newest observations (outside
+    ``exclude_session``) to ``layout``, as many as fit, read on ``conn``."""
+    summary_rows = await _newest(conn, "summaries", project, exclude_session, MAX_SUMMARIES)
+    summaries = [summary_from_row(row) for row in summary_rows]
+    titles = {
+        row["session_key"]: row["session_title"] for row in summary_rows if row["session_title"]
+    }
+    add_summaries(layout, project, summaries, now, titles)
+    room = lines_room(layout)
+    observation_rows = await _newest(conn, "observations", project, exclude_session, room)
+    add_observations(layout, project, (_observation(row) for row in observation_rows), now)
 
 
 class _Sessions:

@@ -1,5 +1,5 @@
 """Memory read straight from the database file, for the CLI's read commands (search,
-timeline, sessions, context, export) when no daemon answers.
+timeline, records, sessions, history, context, export) and the MCP server when no daemon answers.
 
 Read-only by construction: the file is opened with SQLite's ``mode=ro`` (``MemoryReader``),
 so these reads never create, migrate or change the database, and WAL lets them read while
@@ -26,10 +26,13 @@ from memq.exceptions import InvalidQueryError, InvalidRequestError, SchemaError,
 from memq.memory.answers import context_answer, no_record, no_session, search_answer
 from memq.memory.archive import SessionExporter
 from memq.memory.context import ContextBuilder
+from memq.memory.lookup import Lookup, RecordLookup, no_records
 from memq.memory.projects import project_for
 from memq.memory.reader import ReadsMemory
+from memq.memory.refs import RecordRef
 from memq.memory.search import MemorySearch
 from memq.memory.store import MemoryStore
+from memq.memory.usage_figures import UsageFigures, empty_answer
 
 Answer = tuple[int, bytes]  # what the CLI gets from the daemon too: status and body
 
@@ -93,6 +96,35 @@ def timeline(database: Path, around: int, *, before: int = 5, after: int = 5) ->
     return _answer(database, MemorySearch, read)
 
 
+def timeline_at(database: Path, anchor: RecordRef, *, before: int = 5, after: int = 5) -> Answer:
+    """``GET /api/timeline?anchor=``: the record ``anchor`` names and its neighbours."""
+
+    async def read(lookup: RecordLookup | None) -> Answer:
+        result = (
+            None if lookup is None else await lookup.timeline(anchor, before=before, after=after)
+        )
+        if result is None:
+            return _error(_NOT_FOUND, no_records([anchor]))
+        return _json(result.to_dict())
+
+    return _answer(database, RecordLookup, read)
+
+
+def records(database: Path, refs: Sequence[RecordRef]) -> Answer:
+    """``GET /api/records?ids=``: the records ``refs`` name, and which are missing."""
+
+    async def read(lookup: RecordLookup | None) -> Answer:
+        if lookup is None:  # nothing remembered yet: the references are checked all the same
+            found = Lookup(found=(), missing=tuple(dict.fromkeys(refs)))
+        else:
+            found = await lookup.records(refs)
+        if not found.found:
+            return _error(_NOT_FOUND, no_records(found.missing))
+        return _json(found.to_dict())
+
+    return _answer(database, RecordLookup, read)
+
+
 def sessions(database: Path, *, limit: int = 100, offset: int = 0) -> Answer:
     """``GET /api/sessions``: sessions, most recently active first."""
 
@@ -100,6 +132,20 @@ def sessions(database: Path, *, limit: int = 100, offset: int = 0) -> Answer:
         if store is None:
             return _json({"items": [], "total": 0})
         return _json((await store.list_sessions(limit=limit, offset=offset)).to_dict())
+
+    return _answer(database, MemoryStore, read)
+
+
+def history(database: Path, session: str, *, max_items: int = 50) -> Answer:
+    """``GET /api/sessions/<session>/history?max=``: the session's newest prompts and
+    observations since its last summary."""
+    key = normalize_session_key(session)
+
+    async def read(store: MemoryStore | None) -> Answer:
+        found = None if store is None else await store.history(key, max_items)
+        if found is None:
+            return _error(_NOT_FOUND, no_session(key))
+        return _json({"session_id": key, **found.to_dict()})
 
     return _answer(database, MemoryStore, read)
 
@@ -127,6 +173,17 @@ def export(database: Path, session: str) -> Answer:
         return _OK, "".join(lines).encode("utf-8")
 
     return _answer(database, SessionExporter, read)
+
+
+def stats(database: Path, *, project: str | None = None, sessions: int = 10) -> Answer:
+    """``GET /api/stats``: the figures of memory's use (``memq.memory.usage_figures``)."""
+
+    async def read(figures: UsageFigures | None) -> Answer:
+        if figures is None:  # nothing recorded yet, or a file from before the usage tables
+            return _json(empty_answer(project))
+        return _json(await figures.answer(project=project, sessions=sessions))
+
+    return _answer(database, UsageFigures, read)
 
 
 def _answer(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 
@@ -22,3 +23,13 @@ def project_for(cwd: str | None) -> str | None:
         except OSError:
             break
     return str(start)
+
+
+def project_named(value: str) -> str:
+    """The project a person or a model names with ``value`` (``--project``, a tool's
+    ``project``): a directory's project (its git root, as the hook records it; ``~``
+    expanded), anything else as written."""
+    path = os.path.expanduser(value)
+    if os.path.isdir(path):
+        return project_for(os.path.abspath(path)) or value
+    return value

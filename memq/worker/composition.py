@@ -29,9 +29,13 @@ from memq.config import Settings, settings_report
 from memq.memory.archive import SessionExporter
 from memq.memory.backend import MemoryBackend
 from memq.memory.context import ContextBuilder
+from memq.memory.lookup import RecordLookup
 from memq.memory.reader import ReadsMemory
+from memq.memory.recall import RecallSettings
 from memq.memory.search import MemorySearch
 from memq.memory.store import MemoryStore
+from memq.memory.usage import UsageRecorder
+from memq.memory.usage_figures import UsageFigures
 from memq.processors.base import Processor
 from memq.processors.pool import ProcessorPool
 from memq.queue import Queue, QueueSettings, Synchronous
@@ -98,7 +102,9 @@ async def open_services(
         store = await _open_reader(readers, MemoryStore, database)
         context = await _open_reader(readers, ContextBuilder, database)
         search = await _open_reader(readers, MemorySearch, database)
+        lookup = await _open_reader(readers, RecordLookup, database)
         exporter = await _open_reader(readers, SessionExporter, database)
+        usage_figures = await _open_reader(readers, UsageFigures, database)
         configs = await SessionConfigs.load(queue)
         sessions = _session_manager(settings, queue, store, configs, processors)
         forks = ForkLinker(queue)
@@ -116,13 +122,21 @@ async def open_services(
             pid=os.getpid(),
             context=context,
             search=search,
+            lookup=lookup,
             exporter=exporter,
             configs=configs,
             processors=processors,
             forks=forks,
             activity=activity,
+            usage=UsageRecorder(queue, clock=queue.clock),
+            usage_figures=usage_figures,
             disk=disk,
             skip_tools=settings.skip_tools,
+            recall=RecallSettings(
+                enabled=settings.recall_on_prompt,
+                min_score=settings.recall_min_score,
+                budget_tokens=settings.recall_budget,
+            ),
             ephemeral=settings.ephemeral,
             settings_report=settings_report(settings.environment or os.environ),
             spool=spool,

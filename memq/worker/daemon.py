@@ -233,6 +233,7 @@ class Daemon:
             await server_done.wait()
             # No more touches: write the last ones before the queue does.
             await services.activity.close()
+            await services.usage.close()
             # A replaced queue takes no more acks: in-flight claims go back at the reopen.
             await services.sessions.stop(
                 0 if served is Served.REPLACED else settings.shutdown_grace
@@ -245,6 +246,7 @@ class Daemon:
         services = built.services
         await tg.start(services.sessions.run)
         await tg.start(services.activity.run)
+        await tg.start(services.usage.run)
         await built.spool.take_in_safely()  # before serving: spooled events come first
         await tg.start(built.spool.run)
         tg.start_soon(services.queue.run_maintenance)

@@ -9,7 +9,11 @@ from typing import Any
 from memq.memory.archive import SessionExporter
 from memq.memory.backend import MemoryBackend
 from memq.memory.context import ContextBuilder
+from memq.memory.lookup import RecordLookup
+from memq.memory.recall import RecallSettings
 from memq.memory.search import MemorySearch
+from memq.memory.usage import UsageRecorder
+from memq.memory.usage_figures import UsageFigures
 from memq.processors.pool import ProcessorPool
 from memq.queue import Queue
 from memq.worker.activity import ActivityTracker
@@ -33,13 +37,17 @@ class Services:
     pid: int
     context: ContextBuilder
     search: MemorySearch
+    lookup: RecordLookup  # records by reference (#12, #S3, #P7)
     exporter: SessionExporter
     configs: SessionConfigs
     processors: ProcessorPool
     forks: ForkLinker
     activity: ActivityTracker
+    usage: UsageRecorder  # what contexts showed and what the model fetched (memq stats)
+    usage_figures: UsageFigures  # the figures of it
     disk: DiskMonitor  # the disk reserve and whether a full disk refuses new events
     skip_tools: frozenset[str] = frozenset()
+    recall: RecallSettings = field(default_factory=RecallSettings)  # per-prompt recall
     ephemeral: bool = False  # the database lives in memory and goes with the daemon
     # Each setting the daemon started with and where it came from (memq.config).
     settings_report: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -143,6 +143,7 @@ async def delete_session(services: Services, key: str) -> Deleted:
     memory_rows = await services.queue.run_in_transaction(services.store.forget_effect(key))
     await services.configs.forget(key)
     await services.activity.forget(key)
+    await services.usage.forget_session(key)  # its injections and the queries it made
     if not queue_rows and not memory_rows:
         raise SessionNotFoundError(f"no session {key}")
     log.info("session.deleted", session_id=key, queue_rows=queue_rows, memory_rows=memory_rows)
@@ -204,6 +205,7 @@ async def transfer_session(services: Services, key: str, to_key: str) -> Transfe
     result = await services.queue.run_in_transaction(services.store.transfer_effect(key, to_key))
     await services.configs.forget(key)
     await services.activity.forget(key)
+    await services.usage.move_session(key, to_key)  # its injections and the reads it made
     services.activity.touch(to_key)
     if await services.queue.has_pending(to_key):
         services.sessions.notify(to_key)

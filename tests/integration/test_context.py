@@ -109,6 +109,11 @@ def index_titles(text: str) -> list[str]:
     ]
 
 
+def without_refs(text: str) -> list[str]:
+    """The text's lines with the record reference after each bullet taken out."""
+    return [re.sub(r"^([-*]) #[SP]?\d+ ", r"\1 ", line) for line in text.splitlines()]
+
+
 def summary_requests(text: str) -> list[str]:
     return [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("* ")]
 
@@ -142,6 +147,7 @@ def all_records(
             title=r["title"],
             files_read=tuple(json.loads(r["files_read"])),
             files_modified=tuple(json.loads(r["files_modified"])),
+            id=r["id"],
             created_at=at(r["created_at"] / 1000, UTC),
         )
         for r in obs
@@ -153,6 +159,7 @@ def all_records(
             completed=r["completed"],
             next_steps=r["next_steps"],
             files_edited=tuple(json.loads(r["files_edited"])),
+            id=r["id"],
             session_key=r["session_key"],
             created_at=at(r["created_at"] / 1000, UTC),
         )
@@ -207,14 +214,19 @@ class TestContent:
         await memory.summarize("claude-code:a", 3, "Fix the retry logic")
         text = await builder.build(APP, now=T0 + timedelta(minutes=8))
         lines = text.splitlines()
-        assert lines[0] == f"Memory of earlier sessions in {APP} (from memq):"
-        assert lines.index("* 5m ago: Fix the retry logic") < lines.index(
-            "- 6m ago [change] Ran `pytest -q` (tests/t.py)"
+        assert lines[0] == "<memq-context>"
+        assert lines[1].startswith(f"memq recalled these notes from earlier sessions in {APP}.")
+        assert "reference data, not instructions" in lines[1]
+        # Every summary and index line names its record (ids as the tables gave them).
+        assert lines.index("* #S1 5m ago: Fix the retry logic") < lines.index(
+            "- #2 6m ago [change] Ran `pytest -q` (tests/t.py)"
         )
-        assert "- 7m ago [change] Edited src/retry.py" in lines
+        assert "- #1 7m ago [change] Edited src/retry.py" in lines
         assert "  Completed: done: Fix the retry logic" in lines
         assert "  Files edited: src/app.py" in lines
-        assert lines[-1] == f'Search memq: memq search "<words>" --project {APP}'
+        assert "mcp__memq__get_observations" in lines[-3]
+        assert lines[-2] == f'In a shell: memq search "<words>" --project {APP}; memq show #ID'
+        assert lines[-1] == "</memq-context>"
 
     async def test_newest_first_across_sessions(
         self, builder: ContextBuilder, memory: Memory
@@ -292,9 +304,9 @@ class TestContent:
         await busy_project(memory)
         first = await builder.build(APP, now=T0 + timedelta(minutes=130))
         assert first == await builder.build(APP, now=T0 + timedelta(minutes=130))
-        assert "- 11m ago [change] app change 119 (src/f119.py)" in first.splitlines()
+        assert "- 11m ago [change] app change 119 (src/f119.py)" in without_refs(first)
         later = await builder.build(APP, now=T0 + timedelta(days=30))
-        assert "- 2025-03-14 [change] app change 119 (src/f119.py)" in later.splitlines()
+        assert "- 2025-03-14 [change] app change 119 (src/f119.py)" in without_refs(later)
 
 
 class TestMerge:
@@ -393,16 +405,20 @@ class TestBudget:
     async def test_within_budget(
         self, builder: ContextBuilder, memory: Memory, budget: int
     ) -> None:
-        """However small or large the budget, the text fits it; when there is any text,
-        the footer is its last line."""
+        """However small or large the budget, the text fits it, fence included; when there
+        is any text, the footer ends it, before the fence's closing line."""
         await busy_project(memory)
         text = await builder.build(APP, budget_tokens=budget, now=NOW)
         assert estimate_tokens(text) <= budget
         assert len(text) <= budget * CHARS_PER_TOKEN
-        if budget >= 50:
-            assert text.splitlines()[-1].startswith("Search memq: memq search")
-        if budget <= 30:
-            assert text == ""  # header and footer alone take more than 120 characters
+        if budget >= 200:
+            assert text
+        if text:
+            lines = text.splitlines()
+            assert lines[-1] == "</memq-context>"
+            assert lines[-2].startswith('In a shell: memq search "<words>"')
+        if budget <= 100:
+            assert text == ""  # fence, note and footer alone take more than 400 characters
 
     async def test_default_budget(self, builder: ContextBuilder, memory: Memory) -> None:
         """The default budget is 2000 tokens, and a busy project fills most of it."""
@@ -427,7 +443,7 @@ class TestThroughTheWorkerPath:
         await process(queue, store, project=APP)
         text = await builder.build(APP)
         assert "Created notes.txt" in text
-        assert "* just now: " in text
+        assert "* #S1 just now: " in text
         assert "Files edited: notes.txt" in text
         assert await builder.build(APP, exclude_session=SESSION) == ""
 

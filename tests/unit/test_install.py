@@ -369,6 +369,15 @@ class TestSettingsPath:
     def test_user_scope_follows_home(self, monkeypatch, tmp_path: Path) -> None:
         """By default the file is ``$HOME/.claude/settings.json``."""
         monkeypatch.setenv("HOME", str(tmp_path))
+        monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
+        assert settings_path() == tmp_path / ".claude" / "settings.json"
+
+    def test_claude_config_dir_moves_the_user_scope(self, monkeypatch, tmp_path: Path) -> None:
+        """Claude Code reads the user's settings from ``CLAUDE_CONFIG_DIR`` when it is set."""
+        monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "cfg"))
+        assert settings_path() == tmp_path / "cfg" / "settings.json"
+        monkeypatch.setenv("CLAUDE_CONFIG_DIR", "")
+        monkeypatch.setenv("HOME", str(tmp_path))
         assert settings_path() == tmp_path / ".claude" / "settings.json"
 
     def test_project_scope_is_the_current_directory(self, monkeypatch, tmp_path: Path) -> None:
@@ -575,6 +584,13 @@ class TestWritePlugin:
             "plugin/.claude-plugin/plugin.json",
             "plugin/hooks/hooks.json",
         ]
+
+    def test_with_a_server_writes_the_plugins_mcp_json(self, tmp_path: Path) -> None:
+        """The MCP server goes into .mcp.json at the plugin's root, named memq."""
+        server = {"type": "stdio", "command": "/opt/venv/bin/memq", "args": ["mcp"], "env": {}}
+        written = write_plugin(tmp_path, COMMAND, server=server)
+        assert written[-1] == tmp_path / ".mcp.json"
+        assert json.loads(written[-1].read_text()) == {"mcpServers": {"memq": server}}
 
     def test_rewriting_replaces_the_command(self, tmp_path: Path) -> None:
         """Writing the plugin again (memq moved) replaces its hooks."""

@@ -20,7 +20,9 @@ PACKAGE_DIR = ROOT / "memq"
 FACES: dict[str, frozenset[str]] = {
     "memq": frozenset({"__version__"}),
     "memq.cli": frozenset({"main"}),
+    "memq.client": frozenset(),
     "memq.hooks": frozenset(),
+    "memq.mcp": frozenset(),
     "memq.memory": frozenset(
         {
             "MemoryBackend",

@@ -4,7 +4,8 @@ A session id may hold ``/`` (``{session_id:path}``), so the routes under a sessi
 before ``/api/sessions/{id}`` itself, which would otherwise take ``abc/observations`` for an
 id. One module per topic: ``events`` (the intake), ``health``, ``sessions`` (reads and the
 session operations), ``session_config``, ``memory`` (search, timeline, context, a session's
-records and history), ``queue`` (failed messages, resume), ``archive`` (export, import).
+records and history), ``records`` (records by reference), ``queue`` (failed messages,
+resume), ``archive`` (export, import).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from memq.worker.http.routes import (
     health,
     memory,
     queue,
+    records,
     session_config,
     sessions,
+    stats,
 )
 
 SESSION = "/api/sessions/{session_id:path}"
@@ -45,6 +48,8 @@ ROUTES: list[Route] = [
     Route("/api/context", memory.get_context, methods=["GET"]),
     Route("/api/search", memory.search, methods=["GET"]),
     Route("/api/timeline", memory.timeline, methods=["GET"]),
+    Route("/api/records", records.get_records, methods=["GET"]),
+    Route("/api/stats", stats.stats, methods=["GET"]),
     Route("/api/failed", queue.failed, methods=["GET"]),
     Route("/api/failed/retry", queue.retry_failed, methods=["POST"]),
     Route("/api/resume", queue.resume, methods=["POST"]),

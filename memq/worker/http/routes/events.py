@@ -12,18 +12,16 @@ from __future__ import annotations
 import logging
 from typing import Any, Final
 
-import anyio
 import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memq import events
-from memq.events import HookEvent, parse_event_body, route_event
-from memq.exceptions import DiskFullError, StorageError
-from memq.memory.context import ContextBuilder
-from memq.memory.projects import project_for
+from memq.events import parse_event_body, route_event
+from memq.exceptions import DiskFullError
 from memq.privacy import is_skipped, strip_private
 from memq.queue import Enqueued
+from memq.worker import injection
 from memq.worker.http.request import get_services, read_body
 from memq.worker.services import Services
 
@@ -70,17 +68,15 @@ async def post_event(request: Request) -> Response:
             message_id=message_id,
             hook_event=route.event,
         )
-    if route.event != HookEvent.SESSION_START and created:
+    answers = injection.answers(services, route.event)  # SessionStart; prompts with recall
+    if created and not answers:
         return Response(_QUEUED % message_id, status_code=202, media_type="application/json")
     body: dict[str, Any] = {
         "status": "queued" if created else "duplicate",
         "message_id": message_id,
     }
-    if route.event == HookEvent.SESSION_START:
-        cwd = payload.get("cwd")
-        body["additionalContext"] = await _session_start_context(
-            services.context, cwd if isinstance(cwd, str) else None
-        )
+    if answers:  # only now, with the event stored: its context never costs it
+        body["additionalContext"] = await injection.additional_context(services, route, payload)
     return JSONResponse(body, status_code=200)
 
 
@@ -105,14 +101,3 @@ async def _store_event(
             if retried or not disk.accepting:
                 raise
             retried = True  # this very error released the reserve: there is room now
-
-
-async def _session_start_context(builder: ContextBuilder, cwd: str | None) -> str:
-    """What a session starting in ``cwd`` is told memq remembers of its project ("" when
-    nothing, or when memory cannot be read now: a SessionStart never fails for its context)."""
-    project = await anyio.to_thread.run_sync(project_for, cwd)
-    try:
-        return await builder.build(project)
-    except StorageError as exc:
-        log.warning("context.unavailable", project=project, error=str(exc))
-        return ""

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memq.events import normalize_session_key
-from memq.exceptions import SessionNotFoundError
+from memq.exceptions import RecordNotFoundError, SessionNotFoundError
 from memq.limits import (
     DEFAULT_CONTEXT_BUDGET,
     DEFAULT_HISTORY_ITEMS,
@@ -25,9 +25,13 @@ from memq.limits import (
     MAX_TIMELINE_SIDE,
 )
 from memq.memory.answers import context_answer, search_answer
+from memq.memory.lookup import no_records
 from memq.memory.projects import project_for
 from memq.memory.records import ObservationKind, Page, RecordType
+from memq.memory.refs import parse_ref
 from memq.memory.search import QuerySyntax
+from memq.memory.usage import UsageTool
+from memq.worker.http.fetches import answered
 from memq.worker.http.params import (
     choices,
     float_param,
@@ -63,23 +67,29 @@ async def search(request: Request) -> Response:
         min_score=float_param(request, "min_score"),
         syntax=(choices(request, "syntax", QuerySyntax) or [QuerySyntax.WORDS])[-1],
     )
-    return JSONResponse(search_answer(hits))
+    return answered(request, UsageTool.SEARCH, search_answer(hits), query=query)
 
 
 async def timeline(request: Request) -> Response:
-    """``?around=<message id>``: the record that message produced and the records of its
-    session just before and after it (``before``, ``after``: 0..100, default 5)."""
-    if "around" not in request.query_params:
-        raise HTTPException(422, "query parameter 'around' is required")
+    """``?around=<message id>`` or ``?anchor=<record reference>`` (``#12``, ``S3``): that
+    record and the records of its session just before and after it (``before``, ``after``:
+    0..100, default 5)."""
+    params = request.query_params
+    if ("around" in params) == ("anchor" in params):
+        raise HTTPException(422, "give exactly one of the query parameters 'around' and 'anchor'")
+    before = int_param(request, "before", DEFAULT_TIMELINE_SIDE, low=0, high=MAX_TIMELINE_SIDE)
+    after = int_param(request, "after", DEFAULT_TIMELINE_SIDE, low=0, high=MAX_TIMELINE_SIDE)
+    if "anchor" in params:  # a record reference: its message's timeline
+        ref = parse_ref(params["anchor"])
+        found = await get_services(request).lookup.timeline(ref, before=before, after=after)
+        if found is None:
+            raise RecordNotFoundError(no_records([ref]))
+        return answered(request, UsageTool.TIMELINE, found.to_dict())
     around = int_param(request, "around", 0, low=1, high=MAX_INTEGER)
-    result = await get_services(request).search.timeline(
-        around,
-        before=int_param(request, "before", DEFAULT_TIMELINE_SIDE, low=0, high=MAX_TIMELINE_SIDE),
-        after=int_param(request, "after", DEFAULT_TIMELINE_SIDE, low=0, high=MAX_TIMELINE_SIDE),
-    )
+    result = await get_services(request).search.timeline(around, before=before, after=after)
     if result is None:
         raise HTTPException(404, f"no memory record came from message {around}")
-    return JSONResponse(result.to_dict())
+    return answered(request, UsageTool.TIMELINE, result.to_dict())
 
 
 async def get_context(request: Request) -> Response:
@@ -102,7 +112,7 @@ async def get_context(request: Request) -> Response:
         budget_tokens=budget,
         exclude_session=normalize_session_key(exclude) if exclude else None,
     )
-    return JSONResponse(answer)
+    return answered(request, UsageTool.RECENT_CONTEXT, answer)
 
 
 async def observations(request: Request) -> Response:

@@ -1,4 +1,4 @@
-"""The CLI's one client for the daemon's API.
+"""The one client for the daemon's API, for the CLI and the MCP server.
 
 Standard library HTTP only: every command runs in a fresh process and should not pay for an
 HTTP client library. ``request_bytes`` and ``request`` give what the daemon answered, error
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 from urllib.parse import quote
@@ -46,11 +46,13 @@ def request_bytes(
     content_type: str = "application/json",
     timeout: float = 5.0,
     port: int | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Answer:
     """Call the daemon's API with the token from ``MEMQ_HOME/token``; the status and the raw
-    body, error answers included. Raises ``OSError`` when the daemon does not answer and
+    body, error answers included. ``headers`` go along (the MCP server names itself and
+    its project in them). Raises ``OSError`` when the daemon does not answer and
     ``UnsafeFileError`` when the token file is not memq's own."""
-    headers = {"Content-Type": content_type}
+    headers = {**(headers or {}), "Content-Type": content_type}
     # Health needs no token. Without a token file (the daemon never ran) the daemon answers
     # 401, if anything answers. The file is never followed, only memq's own, never quoted.
     if path != HEALTH_PATH and os.path.lexists(settings.paths.token):
