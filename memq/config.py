@@ -27,6 +27,7 @@ from memq.env import (
     env_text,
 )
 from memq.exceptions import SettingError
+from memq.model_cost import DEFAULT_PRICES, Price, parse_prices, prices_json
 
 __all__ = ["HOST", "SETTINGS", "Paths", "SettingError", "SettingSpec", "Settings"]
 
@@ -107,6 +108,16 @@ class Settings:
     recall_on_prompt: bool = False
     recall_min_score: float = limits.DEFAULT_RECALL_MIN_SCORE
     recall_budget: int = limits.DEFAULT_RECALL_BUDGET
+    # Secrets replaced by markers before anything is stored (memq.redact), and the user's
+    # own patterns of them.
+    redact: bool = True
+    redact_patterns: tuple[str, ...] = ()
+    # Model tokens a UTC day may spend before messages go to ``extract`` (None: no budget),
+    # and the price table the cost estimates use (memq.model_cost).
+    daily_tokens: int = 0  # 0: no budget
+    model_prices: Mapping[str, Price] = field(
+        default_factory=lambda: dict(DEFAULT_PRICES), compare=False
+    )
     # What the settings were read from (``memq.env.Sources`` for the environment over the
     # settings file); the model-based processors read their own from it. None: os.environ.
     environment: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
@@ -188,12 +199,25 @@ def _base_url(env: Mapping[str, str]) -> str:
     return value
 
 
+def _daily_tokens(env: Mapping[str, str]) -> int:
+    # 0 or unset: no budget.
+    return env_int(env, Variable.DAILY_TOKENS, 0, low=0, high=10**12)
+
+
+def _model_prices(env: Mapping[str, str]) -> dict[str, Price]:
+    raw = env_text(env, Variable.MODEL_PRICES, "")
+    try:
+        return parse_prices(raw)
+    except ValueError as exc:
+        raise memq_env.setting_error(env, Variable.MODEL_PRICES, repr(raw), str(exc)) from None
+
+
 SETTINGS: Final[tuple[SettingSpec, ...]] = (
     SettingSpec("port", memq_env.port, "the daemon's loopback port", "port"),
     SettingSpec(
         "processor",
         lambda env: env_text(env, Variable.PROCESSOR, DEFAULTS.processor),
-        "what turns events into memory: extract, anthropic or openai",
+        "what turns events into memory: extract, anthropic, openai or claude-code",
         "processor",
     ),
     SettingSpec(
@@ -307,6 +331,18 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
         "hook_timeout", memq_env.hook_timeout, "seconds the hook waits for the daemon's answer"
     ),
     SettingSpec(
+        "redact",
+        memq_env.redact,
+        "on: secrets are replaced by [redacted:KIND] before anything is stored",
+        "redact",
+    ),
+    SettingSpec(
+        "redact_patterns",
+        memq_env.redact_patterns,
+        "your own regular expressions of secrets to redact, one a line",
+        "redact_patterns",
+    ),
+    SettingSpec(
         "disabled",
         lambda env: env_flag(env, Variable.DISABLED),
         "true: the hook does nothing",
@@ -328,6 +364,28 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     SettingSpec(
         "llm_max_tokens", memq_env.llm_max_tokens, "the most tokens the model may answer with"
     ),
+    SettingSpec(
+        "daily_tokens",
+        _daily_tokens,
+        "model tokens a UTC day may spend before extract takes over (0: no budget)",
+        "daily_tokens",
+    ),
+    SettingSpec(
+        "model_prices",
+        _model_prices,
+        "USD per million tokens for the cost estimate: MODEL=IN/OUT, ... (over the defaults)",
+        "model_prices",
+    ),
+    SettingSpec(
+        "claude_bin",
+        lambda env: env_text(env, Variable.CLAUDE_BIN, ""),
+        "the claude command processor claude-code runs (default: claude on PATH)",
+    ),
+    SettingSpec(
+        "batch_turns",
+        lambda env: env_flag(env, Variable.BATCH_TURNS),
+        "true: a model processor describes a turn's tool calls with its summary, in one call",
+    ),
 )
 SETTINGS_BY_KEY: Final = {spec.key: spec for spec in SETTINGS}
 ALL_KEYS: Final = frozenset(SETTINGS_BY_KEY)
@@ -339,8 +397,12 @@ def shown_value(spec: SettingSpec, value: Any) -> Any:
         return HIDDEN if value else None
     if isinstance(value, frozenset):
         return sorted(value)
+    if isinstance(value, tuple):  # redact_patterns, in their order
+        return list(value)
     if value == "" and spec.key in ("model", "base_url"):
         return None  # the processor's own
+    if spec.key == "model_prices":
+        return ", ".join(f"{model}={price}" for model, price in prices_json(value).items())
     return value
 
 

@@ -52,11 +52,17 @@ class Variable:
     HOOK_CONNECT_TIMEOUT: Final = "MEMQ_HOOK_CONNECT_TIMEOUT"
     HOOK_TIMEOUT: Final = "MEMQ_HOOK_TIMEOUT"
     DISABLED: Final = "MEMQ_DISABLED"
+    REDACT: Final = "MEMQ_REDACT"
+    REDACT_PATTERNS: Final = "MEMQ_REDACT_PATTERNS"
     MODEL: Final = "MEMQ_MODEL"
     BASE_URL: Final = "MEMQ_BASE_URL"
     API_KEY: Final = "MEMQ_API_KEY"
     LLM_TIMEOUT: Final = "MEMQ_LLM_TIMEOUT"
     LLM_MAX_TOKENS: Final = "MEMQ_LLM_MAX_TOKENS"
+    DAILY_TOKENS: Final = "MEMQ_DAILY_TOKENS"
+    MODEL_PRICES: Final = "MEMQ_MODEL_PRICES"
+    CLAUDE_BIN: Final = "MEMQ_CLAUDE_BIN"
+    BATCH_TURNS: Final = "MEMQ_BATCH_TURNS"
 
 
 HOST: Final = "127.0.0.1"
@@ -124,12 +130,18 @@ SETTING_VARIABLES: Final = {
     "recall_budget": Variable.RECALL_BUDGET,
     "hook_connect_timeout": Variable.HOOK_CONNECT_TIMEOUT,
     "hook_timeout": Variable.HOOK_TIMEOUT,
+    "redact": Variable.REDACT,
+    "redact_patterns": Variable.REDACT_PATTERNS,
     "disabled": Variable.DISABLED,
     "model": Variable.MODEL,
     "base_url": Variable.BASE_URL,
     "api_key": Variable.API_KEY,
     "llm_timeout": Variable.LLM_TIMEOUT,
     "llm_max_tokens": Variable.LLM_MAX_TOKENS,
+    "daily_tokens": Variable.DAILY_TOKENS,
+    "model_prices": Variable.MODEL_PRICES,
+    "claude_bin": Variable.CLAUDE_BIN,
+    "batch_turns": Variable.BATCH_TURNS,
 }
 # A blank variable counts as unset, except these, where blank is a value of its own
 # (MEMQ_SKIP_TOOLS= records every tool).
@@ -283,6 +295,35 @@ def hook_connect_timeout(env: Mapping[str, str]) -> float:
 def hook_timeout(env: Mapping[str, str]) -> float:
     """MEMQ_HOOK_TIMEOUT: seconds the hook waits for the daemon's answer."""
     return env_float(env, Variable.HOOK_TIMEOUT, DEFAULT_HOOK_TIMEOUT, positive=True)
+
+
+def redact(env: Mapping[str, str]) -> bool:
+    """MEMQ_REDACT: whether secrets are replaced by markers before anything is stored; on
+    unless set to off (a value that is neither fails, and the hook then keeps it on)."""
+    raw = (raw_value(env, Variable.REDACT) or "").strip().lower()
+    if not raw or raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise setting_error(env, Variable.REDACT, repr(raw), "is not on or off")
+
+
+def redact_patterns(env: Mapping[str, str]) -> tuple[str, ...]:
+    """MEMQ_REDACT_PATTERNS: the user's own regular expressions of secrets, one a line (in
+    settings.toml, ``redact_patterns``: a list of strings). Each must compile."""
+    raw = raw_value(env, Variable.REDACT_PATTERNS) or ""
+    patterns = tuple(line.strip() for line in raw.splitlines() if line.strip())
+    if not patterns:
+        return ()
+    from memq.redact import compile_pattern  # noqa: PLC0415 - only when there are patterns
+
+    for number, pattern in enumerate(patterns, 1):
+        try:
+            compile_pattern(pattern)
+        except SettingError as exc:
+            problem = f"holds a pattern memq cannot use (number {number}): {exc}"
+            raise setting_error(env, Variable.REDACT_PATTERNS, repr(raw), problem) from None
+    return patterns
 
 
 def llm_timeout(env: Mapping[str, str]) -> float:

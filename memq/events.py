@@ -9,7 +9,6 @@ the events memq subscribes to, the only place memq spells them out.
 from __future__ import annotations
 
 import json
-import re
 
 from memq.exceptions import InvalidEventError, MalformedEventError
 from memq.kinds import MessageKind
@@ -64,6 +63,7 @@ _STRING_FIELDS: Final = (
     "prompt_id",
     "last_assistant_message",
     "memq_event_id",
+    "memq_redacted",
 )
 
 
@@ -152,14 +152,17 @@ def parse_event_body(body: bytes) -> dict[str, Any]:
 # What the walk refuses can only come from these bytes of strict JSON in UTF-8: a NUL or a
 # lone surrogate only as a \u escape (raw control characters are not JSON, and UTF-8 has no
 # surrogates), an integer beyond 64 bits only as 19 or more digits in a row. Nesting deeper
-# than MAX_DEPTH needs more opening brackets than that.
-_REFUSABLE_BYTES: Final = re.compile(rb"\\u|[0-9]{19}")
+# than MAX_DEPTH needs more opening brackets than that. The digits are found by mapping every
+# digit to "0" and every other byte to " ": a tenth of what a regular expression costs.
+_ESCAPE: Final = b"\\u"
+_DIGITS_AS_ZEROS: Final = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_NUMBER: Final = b"0" * 19
 
 
 def _may_hold_refused_values(body: bytes) -> bool:
     """False when ``body`` (strict JSON) cannot hold a value ``check_json_values`` refuses:
     nearly every hook event, which then costs no walk over its values."""
-    if _REFUSABLE_BYTES.search(body) is not None:
+    if _ESCAPE in body or _LONG_NUMBER in body.translate(_DIGITS_AS_ZEROS):
         return True
     return body.count(b"{") + body.count(b"[") > MAX_DEPTH
 

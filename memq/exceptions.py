@@ -16,6 +16,7 @@
     ├── NoTimeLeftError          the hook's time budget ran out before the database was written
     ├── RequestError             a request (HTTP, CLI, MCP) memq cannot carry out as asked (400)
     │   ├── MalformedRequestError    a body that is not a JSON document memq can read (400)
+    │   ├── BodyTooLargeError        a body over the size limit (413)
     │   ├── InvalidRequestError      a body or argument of the wrong shape or value (422)
     │   │   └── SameSessionError     a session transferred or forked into itself (422)
     │   ├── InvalidQueryError        a search the user typed that memq cannot run (400)
@@ -24,6 +25,8 @@
     │                                line (400)
     ├── SessionNotFoundError     memq has no session by that id (404)
     ├── MessageNotFoundError     the session has no message by that id (404)
+    ├── MessageNotFailedError    a retry of a message that has not failed (409)
+    ├── SettingNotSetError       the session has no value of its own for that setting (404)
     ├── RecordNotFoundError      memory has no record by that reference (#12, #S3, #P7) (404)
     ├── ForkError                a session cannot be forked
     │   ├── ForkParentNotFoundError  memory has no session to fork (404)
@@ -45,7 +48,8 @@
     │   └── DiskFullError        out of space (SQLITE_FULL, ENOSPC): memq's disk reserve
     │                            handles it (503, "reason": "disk_full")
     ├── SchemaError              the database was written by a newer memq, or is not memq's
-    │   └── SQLiteTooOldError    this Python's SQLite is older than memq's schema needs
+    │   ├── SQLiteTooOldError    this Python's SQLite is older than memq's schema needs
+    │   └── SchemaUpgradeError   the hook found an older schema: the daemon upgrades it
     └── QueueError
         ├── QueueLockedError     another process (or another Queue here) has the database open
         ├── QueueClosedError     the queue was closed (503)
@@ -138,6 +142,12 @@ class RequestError(MemqError):
     http_status = 400
 
 
+class BodyTooLargeError(RequestError):
+    """The request's body is larger than the limit."""
+
+    http_status = 413
+
+
 class MalformedRequestError(RequestError):
     """The request body is not a JSON document memq can read."""
 
@@ -174,6 +184,18 @@ class SessionNotFoundError(MemqError):
 
 class MessageNotFoundError(MemqError):
     """The session has no such message."""
+
+    http_status = 404
+
+
+class MessageNotFailedError(MemqError):
+    """Only failed messages can be retried."""
+
+    http_status = 409
+
+
+class SettingNotSetError(MemqError):
+    """The session has no value of its own for that setting."""
 
     http_status = 404
 
@@ -274,6 +296,10 @@ class SchemaError(MemqError):
 
 class SQLiteTooOldError(SchemaError):
     """This Python's SQLite library is too old for memq's schema."""
+
+
+class SchemaUpgradeError(SchemaError):
+    """The database needs an upgrade that the daemon makes when it starts."""
 
 
 class QueueError(MemqError):

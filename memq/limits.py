@@ -43,3 +43,19 @@ MAX_RECORD_REFS: Final = 100
 # The most an MCP tool answers, in tokens (characters / 4): longer answers are cut at a line,
 # saying how to page or narrow, so that one call never floods the model's context.
 MCP_ANSWER_BUDGET: Final = 6000
+
+# What the offline processor (extract) keeps of a tool call's text (memq.processors.extract):
+# a long output keeps its first and last lines with the cut marked; a line this long keeps
+# its start and end; an edit becomes a unified diff with a few lines of context, cut alike;
+# a new file keeps its first lines.
+EXTRACT_OUTPUT_HEAD_LINES: Final = 8
+EXTRACT_OUTPUT_TAIL_LINES: Final = 12
+EXTRACT_OUTPUT_CHARS: Final = 1600
+EXTRACT_LINE_CHARS: Final = 240
+EXTRACT_DIFF_CONTEXT_LINES: Final = 3
+EXTRACT_DIFF_LINES: Final = 60
+EXTRACT_DIFF_CHARS: Final = 3200
+EXTRACT_NEW_FILE_LINES: Final = 20
+# A tool call's turn as a processor sees it: at most this many of the observations since the
+# session's last prompt (MemoryStore.turn_for), enough to tell a fix or a repeated read.
+TURN_ITEMS: Final = 40

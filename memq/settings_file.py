@@ -32,7 +32,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Final
 
-LIST_KEYS: Final = frozenset({"skip_tools"})
+LIST_KEYS: Final = frozenset({"skip_tools", "redact_patterns"})
+# Lists whose items are one a line in their variable's text, not comma-separated (a regular
+# expression may hold a comma).
+LINE_LIST_KEYS: Final = frozenset({"redact_patterns"})
 CACHE_SUFFIX: Final = ".cache.json"
 HEADER: Final = (
     "# memq settings. `memq config --global KEY VALUE` changes them (and rewrites this file);\n"
@@ -138,6 +141,10 @@ def as_text(key: str, value: object) -> str:
     if isinstance(value, list) and key in LIST_KEYS:
         if not all(isinstance(item, str) for item in value):
             raise SettingError("every item must be a string")
+        if key in LINE_LIST_KEYS:
+            if any("\n" in item or "\r" in item for item in value):
+                raise SettingError("an item cannot hold a line break")
+            return "\n".join(value)
         if any("," in item for item in value):
             raise SettingError("an item cannot hold a comma")
         return ",".join(value)

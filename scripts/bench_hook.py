@@ -12,6 +12,12 @@ stdin), p50/p99 over many runs, in three situations, all in the same run and the
 Aim: daemon up <= 1.5x the floor, daemon down <= 2x the floor (p50). A table goes to stderr,
 one JSON object to stdout. Figures, not a test: the exit status is 0 unless something broke.
 
+The redaction of secrets (``memq.redact``) is budgeted in the same run, for a typical event
+and a 1 MiB one (a tool answer of code that names tokens and keys, so that its rules run):
+in process, the hook's own work on the event (parse, ``<private>``, fit, encode) against the
+redaction's, and as whole ``memq hook`` runs with the daemon up, ``MEMQ_REDACT=off`` against
+on, alternating.
+
     .venv/bin/python scripts/bench_hook.py [--runs N] [--quick]
 """
 
@@ -35,6 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import memq
+from memq.events import parse_event_body
+from memq.hooks.fit import fit, fit_body
+from memq.privacy import strip_private
+from memq.redact import BUILT_IN
 
 VENV_BIN = Path(sys.executable).parent
 MEMQ = VENV_BIN / "memq"
@@ -54,6 +64,94 @@ PAYLOAD: dict[str, Any] = {
         "isImage": False,
     },
 }
+
+
+# A tool answer of code that names secrets without holding any: every rule's trigger is in
+# it, so this is the redaction's dearer case.
+CODE_CHUNK = """\
+def connect(settings: Settings) -> Client:
+    token = settings.api_token or os.environ.get("GITHUB_TOKEN")
+    password: str = settings.password  # never logged
+    headers = {"Authorization": f"Bearer {token}", "x-api-key": settings.api_key}
+    url = f"https://{settings.host}:{settings.port}/v1/items?limit=50"
+    for attempt in range(settings.max_attempts):
+        response = session.get(url, headers=headers, timeout=settings.timeout)
+        if response.status_code == 429:
+            time.sleep(backoff(attempt))  # commit 3f786850e387550fdab836ed7e6dc881de23001b
+            continue
+        return Client(response.json(), secret_ref=settings.secret_name)
+"""
+
+
+def big_payload(size: int = 1024 * 1024) -> dict[str, Any]:
+    """A Read of a source file of about ``size`` bytes, as Claude Code sends it."""
+    content = (CODE_CHUNK * (size // len(CODE_CHUNK) + 1))[: size - 2048]
+    return {
+        **PAYLOAD,
+        "tool_name": "Read",
+        "tool_input": {"file_path": "/home/dev/project/src/client.py"},
+        "tool_response": {
+            "type": "text",
+            "file": {"filePath": "src/client.py", "content": content},
+        },
+    }
+
+
+def hook_steps(raw: bytes, limit: int, *, redact: bool) -> bytes:
+    """The hook's own work on one event (``memq.hooks.run.handle`` without the delivery),
+    with or without the redaction."""
+    payload = strip_private(parse_event_body(fit_body(raw, limit)))
+    if redact:
+        payload, _ = BUILT_IN.redact_value(payload)
+    return fit(payload, limit)[1]
+
+
+def in_process_cost(payload: dict[str, Any], repeat: int) -> dict[str, float]:
+    """Median microseconds of the hook's steps on ``payload`` without and with redaction,
+    alternating, and of the redaction alone."""
+    raw, limit = json.dumps(payload).encode(), 1024 * 1024
+    BUILT_IN.warm()  # a fresh hook compiles only the rules an event triggers; see below
+    plain, redacted, alone = [], [], []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        hook_steps(raw, limit, redact=False)
+        middle = time.perf_counter()
+        hook_steps(raw, limit, redact=True)
+        end = time.perf_counter()
+        parsed = parse_event_body(raw)
+        before = time.perf_counter()
+        BUILT_IN.redact_value(parsed)
+        alone.append((time.perf_counter() - before) * 1e6)
+        plain.append((middle - start) * 1e6)
+        redacted.append((end - middle) * 1e6)
+    without, with_it = statistics.median(plain), statistics.median(redacted)
+    return {
+        "body_bytes": len(raw),
+        "hook_steps_us": round(without, 1),
+        "hook_steps_with_redaction_us": round(with_it, 1),
+        "redaction_alone_us": round(statistics.median(alone), 1),
+        "ratio": round(with_it / without, 3),
+    }
+
+
+def constant(data: bytes) -> Callable[[int], bytes]:
+    """A ``stdin_for`` giving ``data`` every time."""
+    return lambda _i: data
+
+
+def time_alternating(
+    argv: list[str], envs: tuple[dict[str, str], dict[str, str]], runs: int, payload: bytes
+) -> tuple[list[float], list[float]]:
+    """Wall milliseconds of ``runs`` executions under each of two environments, taking turns
+    (so that a noisy neighbour costs both alike); each run its own tool_use_id."""
+    first: list[float] = []
+    second: list[float] = []
+    template = json.loads(payload)
+    for i in range(runs):
+        for n, (env, times) in enumerate(zip(envs, (first, second), strict=True)):
+            data = json.dumps({**template, "tool_use_id": f"toolu_alt_{n}_{i}"}).encode()
+            times.extend(time_runs(argv, env, 1, constant(data)))
+    return first, second
 
 
 def free_port() -> int:
@@ -158,8 +256,16 @@ def main() -> int:
 
     up_home, up_port = root / "up", free_port()
     up_env = {**base_env, "MEMQ_HOME": str(up_home), "MEMQ_PORT": str(up_port)}
+    off_env = {**up_env, "MEMQ_REDACT": "off"}
+    big = json.dumps(big_payload()).encode()
+    typical = json.dumps(PAYLOAD).encode()
     with running_daemon(up_home, up_port):
         up = time_runs([str(MEMQ), "hook"], up_env, runs, hook_input("up"))
+        typical_off, typical_on = time_alternating(
+            [str(MEMQ), "hook"], (off_env, up_env), runs, typical
+        )
+        big_runs = max(10, runs // 5)
+        big_off, big_on = time_alternating([str(MEMQ), "hook"], (off_env, up_env), big_runs, big)
     if (up_home / "logs" / "hook.log").exists():
         raise RuntimeError("the hook fell back while the daemon was up")
 
@@ -197,6 +303,19 @@ def main() -> int:
             "met": ratio_down <= 2.0,
         },
     }
+    redaction: dict[str, dict[str, Any]] = {
+        "in_process": {
+            "typical": in_process_cost(PAYLOAD, 2000),
+            "1MiB": in_process_cost(big_payload(), 20),
+        },
+        "hook_runs": {
+            "typical": {
+                "redact_off": summarize(typical_off),
+                "redact_on": summarize(typical_on),
+            },
+            "1MiB": {"redact_off": summarize(big_off), "redact_on": summarize(big_on)},
+        },
+    }
     result = {
         "benchmark": "memq hook",
         "runs": runs,
@@ -204,6 +323,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "figures": figures,
         "targets": targets,
+        "redaction": redaction,
     }
     print(f"memq hook: {runs} runs each, wall time of the whole process", file=sys.stderr)
     print(f"{'situation':<40}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}", file=sys.stderr)
@@ -222,6 +342,21 @@ def main() -> int:
         verdict = "met" if target["met"] else "MISSED"
         print(
             f"{key}: {target['ratio']:.2f}x (target {target['target']}) {verdict}", file=sys.stderr
+        )
+    print("redaction (memq.redact), in process, median:", file=sys.stderr)
+    for key, cost in redaction["in_process"].items():
+        print(
+            f"  {key:<8} {cost['body_bytes']:>8} B: hook steps {cost['hook_steps_us']:>9.1f} us, "
+            f"with redaction {cost['hook_steps_with_redaction_us']:>9.1f} us "
+            f"({cost['ratio']:.2f}x; the redaction alone {cost['redaction_alone_us']:.1f} us)",
+            file=sys.stderr,
+        )
+    print("redaction, whole memq hook runs with the daemon up, p50 ms:", file=sys.stderr)
+    for key, pair in redaction["hook_runs"].items():
+        off, on = pair["redact_off"]["p50_ms"], pair["redact_on"]["p50_ms"]
+        print(
+            f"  {key:<8} MEMQ_REDACT=off {off:>8.2f}  on {on:>8.2f}  ({on - off:+.2f} ms)",
+            file=sys.stderr,
         )
     print(json.dumps(result))
     return 0

@@ -5,7 +5,8 @@ the end, even on an error or Ctrl-C.
 
 1. The real daemon: ``python -m memq serve --quiet`` in a subprocess, with a fresh
    ``MEMQ_HOME`` and a free ``MEMQ_PORT``. Realistic Claude Code ``PostToolUse`` (Bash)
-   payloads, each with its own ``tool_use_id``, spread over 20 session ids, are POSTed to
+   payloads, each with its own ``tool_use_id``, spread over 20 session ids, marked as
+   redacted by the built-in rules as ``memq hook`` sends them (``memq.redact``), are POSTed to
    ``/api/events`` with the bearer token from ``MEMQ_HOME/token``:
 
    a. durable events/s and p50/p99 latency of the 202, with 1 sequential keep-alive client
@@ -92,6 +93,7 @@ from memq.config import Settings
 from memq.events import Route as EventRoute
 from memq.events import route_event
 from memq.queue import Queue, QueueSettings
+from memq.redact import BUILT_IN, REDACTED_MARK
 from memq.worker.daemon import bind_listener, server_config
 from memq.worker.http.request import json_body
 from memq.worker.security import RequestGuard
@@ -236,6 +238,8 @@ def make_event(session_id: str, seq: int, tag: str) -> dict[str, Any]:
         },
         "tool_use_id": f"toolu_{tag}_{seq:012x}",
         "duration_ms": 20 + seq % 400,
+        # As `memq hook` sends it: redacted by the built-in rules, and marked so.
+        REDACTED_MARK: BUILT_IN.fingerprint,
     }
 
 

@@ -50,6 +50,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from memq import startup_error
     from memq.exceptions import QueueLockedError
     from memq.logs import configure_logging
+    from memq.redact import redactor
     from memq.worker.daemon import Daemon
     from memq.worker.ephemeral import ephemeral_database
     from memq.worker.pidfile import running_daemon
@@ -66,7 +67,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     try:
         settings.paths.create_home()
         configure_logging(
-            log_file=settings.paths.log_file, console=not args.quiet, level=settings.log_level
+            log_file=settings.paths.log_file,
+            console=not args.quiet,
+            level=settings.log_level,
+            redactor=redactor(settings.redact, settings.redact_patterns),
         )
     except OSError as exc:
         # Nothing can be logged or recorded in a home memq cannot write: stderr says it.

@@ -285,6 +285,10 @@ def checked_value(spec: SettingSpec, text: str) -> Any:
 def toml_value(spec: SettingSpec, text: str, parsed: Any) -> Any:
     """The value to write for ``spec``, given as ``text`` and read by its parser as
     ``parsed``: a list of names for a list, else what the parser made of it."""
+    if isinstance(parsed, tuple):  # redact_patterns: one a line
+        return list(parsed)
+    if isinstance(parsed, dict):  # model_prices: kept as the text that spells it
+        return text.strip()
     if isinstance(parsed, frozenset):
         names = [name.strip() for name in text.split(",") if name.strip()]
         return list(dict.fromkeys(names))

@@ -12,6 +12,7 @@ from memq.cli.arguments import add_utc_option, whole_number
 from memq.cli.command import EXIT_ERROR, EXIT_OK, Command, Subcommands
 from memq.cli.formats import WHEN_WIDTH, when
 from memq.cli.help_layout import fill_paragraphs, help_width
+from memq.cli.model_cost_lines import model_cost_lines
 from memq.client.daemon_api import Answer, api
 from memq.config import Settings
 
@@ -56,7 +57,12 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     def read_directly() -> Answer:
         from memq.memory import direct
 
-        return direct.stats(settings.paths.database, project=project, sessions=args.sessions)
+        return direct.stats(
+            settings.paths.database,
+            project=project,
+            sessions=args.sessions,
+            prices=settings.model_prices,
+        )
 
     body = api(settings, "GET", "/api/stats?" + urlencode(params), direct=read_directly)
     if body is None:
@@ -64,7 +70,7 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(body, indent=2))
         return EXIT_OK
-    print("\n".join(stats_lines(body, utc=args.utc)))
+    print("\n".join([*stats_lines(body, utc=args.utc), *model_cost_lines(body.get("models"))]))
     return EXIT_OK
 
 

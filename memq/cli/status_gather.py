@@ -12,6 +12,7 @@ from memq import startup_error
 from memq.client.daemon_api import request
 from memq.config import Settings, settings_report
 from memq.env import RESERVE_FILE
+from memq.model_cost import read_budget_status
 from memq.queue import MessageStatus, QueueStats, StatusCounts
 from memq.storage import integrity
 from memq.storage.sqlfile import load_queries
@@ -44,6 +45,12 @@ def gather_status(settings: Settings) -> dict[str, Any]:
     status.setdefault("startup_error", startup_failure(home, status.get("state")))
     status.setdefault("home_problem", startup_error.home_write_problem(home))
     add_settings(status, settings)
+    # Today's model tokens and the daily budget, from the file (the same with or without a
+    # daemon: the budget counts the rows there).
+    status.setdefault(
+        "models",
+        read_budget_status(paths.database, settings.daily_tokens or None, settings.model_prices),
+    )
     return status
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from memq.cli.model_cost_lines import status_model_lines
 from memq.cli.settings_lines import settings_lines
 from memq.queue import MessageStatus
 from memq.storage import integrity
@@ -35,6 +36,7 @@ def status_lines(status: Mapping[str, Any], home: str) -> list[str]:
         lines.append(
             "EPHEMERAL the database is in memory: everything is lost when the daemon stops"
         )
+    lines += status_model_lines(status.get("models"))
     lines += disk_lines(status)
     lines.append(f"database  {_size(status['database_bytes'])} (WAL {_size(status['wal_bytes'])})")
     lines += spool_lines(status, home)

@@ -61,7 +61,7 @@ def store_directly(
     )
     try:
         _wait_at_most(conn, busy_timeout_left(busy_timeout, deadline))
-        schema.migrate(conn)
+        schema.migrate(conn, new_only=True)  # an upgrade is the daemon's: spooled meanwhile
         _wait_at_most(conn, busy_timeout_left(busy_timeout, deadline))
         queries = load_queries("queue")
         now = time.time_ns() // 1_000_000

@@ -42,6 +42,7 @@ PINNED_FIELDS: Final = frozenset(
         "tool_use_id",
         "prompt_id",
         "memq_event_id",
+        "memq_redacted",
         "tool_name",
         "cwd",
         "transcript_path",

@@ -54,7 +54,7 @@ def link_before_storing(home: str, route: Route, cwd: object, busy_timeout: floa
         busy_timeout_ms=int(busy_timeout * 1000),
     )
     try:
-        schema.migrate(conn)
+        schema.migrate(conn, new_only=True)
         # IMMEDIATE: the look-up and the copy see no other writer in between (the daemon, or
         # another hook of the same fork).
         conn.execute("BEGIN IMMEDIATE")

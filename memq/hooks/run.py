@@ -33,6 +33,7 @@ from memq.exceptions import (
 from memq.hooks.client import post_json
 from memq.hooks.fit import fit, fit_body
 from memq.privacy import is_skipped, strip_private
+from memq.redact import BUILT_IN, REDACTED_MARK, Redactor, redactor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class HookSettings:
         "port",
         "problems",
         "read_timeout",
+        "redactor",
         "skip_tools",
     )
 
@@ -82,6 +84,11 @@ class HookSettings:
         self.body_limit = self._read(lambda: memq_env.body_limit(env), memq_env.DEFAULT_BODY_LIMIT)
         self.skip_tools = self._read(
             lambda: memq_env.skip_tools(env), frozenset(memq_env.DEFAULT_SKIP_TOOLS)
+        )
+        # A redact setting the hook cannot read leaves the built-in rules on: fail closed.
+        built_in: Redactor | None = BUILT_IN
+        self.redactor = self._read(
+            lambda: redactor(memq_env.redact(env), memq_env.redact_patterns(env)), built_in
         )
 
     def _read(self, parse: Callable[[], T], default: T) -> T:
@@ -193,6 +200,11 @@ def handle(raw: bytes, event: str | None, settings: HookSettings) -> str | None:
     if payload.get("hook_event_name") == HookEvent.STOP:
         add_last_exchange(payload)
     payload = strip_private(payload)
+    if settings.redactor is not None:
+        # Before the body is made: the daemon, the direct write and the spool all get it
+        # without the secrets (memq.redact).
+        payload, _ = settings.redactor.redact_value(payload)
+        payload[REDACTED_MARK] = settings.redactor.fingerprint  # the daemon need not again
     # Events without a natural id (Stop, SessionStart, ...) get one here, so a delivery over
     # HTTP and a fallback write of the same event are recognised as one.
     payload.setdefault("memq_event_id", os.urandom(12).hex())
@@ -401,7 +413,9 @@ def log_problem(home: str, event: str, **fields: Any) -> None:
             pass
         line = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "event": event}
         line.update(fields)
+        # An error's text may quote the event: no secret in the log either (memq.redact).
+        text, _ = BUILT_IN.redact_text(json.dumps(line, default=str))
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line, default=str) + "\n")
+            handle.write(text + "\n")
     except Exception:  # noqa: S110 - a hook that cannot log must still stay silent
         pass

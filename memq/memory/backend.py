@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeAlias, TypeVar
 
-from memq.limits import DEFAULT_HISTORY_ITEMS
+from memq.limits import DEFAULT_HISTORY_ITEMS, TURN_ITEMS
 from memq.memory.history import History
 from memq.memory.records import (
     ObservationRecord,
@@ -109,6 +109,11 @@ class MemoryBackend(Protocol):
         self, session_key: str, *, max_items: int = CONTEXT_ITEMS
     ) -> SessionContext:
         """What a processor may know about the session: its project and recent history."""
+        ...
+
+    async def turn_for(self, session_key: str, *, max_items: int = TURN_ITEMS) -> SessionContext:
+        """What a processor may know about a tool call: the session's last prompt and the
+        newest observations since (at most ``max_items``)."""
         ...
 
     async def history(

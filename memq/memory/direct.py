@@ -14,7 +14,7 @@ same readers by ``memq.memory.answers``, so that the CLI prints the same whichev
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +33,7 @@ from memq.memory.refs import RecordRef
 from memq.memory.search import MemorySearch
 from memq.memory.store import MemoryStore
 from memq.memory.usage_figures import UsageFigures, empty_answer
+from memq.model_cost import Price
 
 Answer = tuple[int, bytes]  # what the CLI gets from the daemon too: status and body
 
@@ -175,12 +176,21 @@ def export(database: Path, session: str) -> Answer:
     return _answer(database, SessionExporter, read)
 
 
-def stats(database: Path, *, project: str | None = None, sessions: int = 10) -> Answer:
-    """``GET /api/stats``: the figures of memory's use (``memq.memory.usage_figures``)."""
+def stats(
+    database: Path,
+    *,
+    project: str | None = None,
+    sessions: int = 10,
+    prices: Mapping[str, Price] | None = None,
+) -> Answer:
+    """``GET /api/stats``: the figures of memory's use (``memq.memory.usage_figures``);
+    ``prices`` for the cost estimate of the model tokens (the defaults when None)."""
 
     async def read(figures: UsageFigures | None) -> Answer:
         if figures is None:  # nothing recorded yet, or a file from before the usage tables
             return _json(empty_answer(project))
+        if prices is not None:
+            figures.prices = prices
         return _json(await figures.answer(project=project, sessions=sessions))
 
     return _answer(database, UsageFigures, read)

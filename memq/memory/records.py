@@ -103,7 +103,7 @@ class ObservationRecord(_Record):
     tool_name: str | None = None
     command: str | None = None
     exit_code: int | None = None
-    excerpt: str = ""  # a few hundred characters of the tool's output
+    excerpt: str = ""  # the output's head and tail, or an edit's compact diff
     # Set by the store:
     id: int | None = None
     message_id: int | None = None
@@ -201,11 +201,44 @@ class SessionContext:
     # Earlier prompts and observations since the last summary that were left out (the
     # store gives a processor a bounded history: memq.memory.history).
     omitted: int = 0
+    # Tool calls of the last prompt's turn that a processor found not worth a record (a
+    # repeated read, a no-op command): a summary may count them.
+    left_out: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """What processing one message cost in model tokens (``memq.memory.model_usage``), as the
+    API's ``usage`` reported it; stored with the message's ack."""
+
+    processor: str  # the processor that made the records: "extract" after a fallback
+    model: str  # the model asked (after a fallback: the one that would have been)
+    calls: int = 1
+    input_tokens: int = 0  # not counting the cache's, which are apart
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    fallback: str | None = None  # "budget": the daily budget was spent, extract made it
+
+    @property
+    def tokens(self) -> int:
+        """Every token, as the daily budget counts them."""
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class ProcessResult:
-    """What one message adds to memory: at most one observation and one summary."""
+    """What one message adds to memory: at most one observation and one summary, and what
+    the model calls that made them used (None: no model was asked)."""
 
     observation: ObservationRecord | None = None
     summary: SummaryRecord | None = None
+    usage: ModelUsage | None = None
+    # Stored observations of the turn a summary closes, as the model rewrote them (their
+    # ``id`` set): written with the summary (memq.memory.rewrites).
+    rewritten: tuple[ObservationRecord, ...] = ()

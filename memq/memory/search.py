@@ -7,9 +7,18 @@
         timeline = await memory.timeline(hits[0].message_id)
 
 Migration 0003 keeps one FTS5 index of observations, summaries and prompts in step with them
-(see its comments for the columns and the tokenizer). One index for all three record types
-means one ranking: weighted BM25 over all of memory, so a summary and an observation that
-match equally well score alike.
+(see its comments for the columns and the tokenizer); migration 0011 made it code-aware. One
+index for all three record types means one ranking: weighted BM25 over all of memory, so a
+summary and an observation that match equally well score alike.
+
+Code names are found however they are spelled: ``retry_policy``, ``retryPolicy``,
+``RetryPolicy``, ``retry-policy`` and "retry policy" find each other. The tokenizer splits on
+every character that is not a letter or digit (snake, kebab, dotted names and paths become
+their words) and stems English (retries, retried, retry); the index also holds each camelCase
+word split into its parts (migration 0011); and a query word that is an identifier is looked
+for whole or as its parts, in order (``identifier_parts``). Paths match by file name
+(``retry.py``, ``retry``) and by directory (``src/net``). A record with the very identifier
+asked for ranks above one with only its parts.
 
 Two query syntaxes:
 
@@ -17,16 +26,18 @@ Two query syntaxes:
   split on white space, punctuation around a word is dropped, common English words ("where",
   "did", "the", ...) are left out when other words remain, and each word is searched as a
   quoted FTS5 phrase, so ``src/retry_policy.py`` matches that path and ``retry_policy``
-  matches the adjacent tokens ``retry policy``. A camelCase word also matches its words as a
-  phrase (``retryWithBackoff``: "retry with backoff") and a snake_case or kebab-case word also
-  matches its parts joined (``retry_with_backoff``: "retrywithbackoff"). Records must contain
-  every word; when none does, records containing any of them are returned instead, best first,
-  so a long question still finds the closest records.
+  matches the adjacent tokens ``retry policy``; a camelCase word also as its parts
+  (``retryWithBackoff``: "retry with backoff"). Records with every word come first; when
+  they are fewer than ``limit``, records that have them with a snake_case or kebab-case
+  word joined follow (``http_client``: "httpclient", as ``HTTPClient`` is indexed), then
+  records with some of the words, each group best first and scored below the one before, so
+  a long question still finds the closest records.
 * ``fts`` is raw FTS5 syntax for power users (``"exact phrase"``, ``retry AND NOT flaky``,
   ``title: backoff``, ``NEAR(a b, 5)``, ``retry*``). A syntax error is ``InvalidQueryError``.
   Columns: title (observation title, summary request), detail (subtitle; completed and
   learned), body (narrative; investigated and next steps), facts (facts and concepts),
-  files, command, output (excerpt and tool name; notes), prompt (prompt text).
+  files, command, output (excerpt and tool name; notes), prompt (prompt text), parts (the
+  camelCase words of all of them, split).
 
 Filters: ``types`` names record types (observation, summary, prompt); ``kinds`` names
 observation kinds (change, bugfix, ...) and applies to observations only. Given ``kinds``
@@ -55,7 +66,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, TypeVar
@@ -92,6 +103,9 @@ MARK_OPEN: Final = "["
 MARK_CLOSE: Final = "]"
 ELLIPSIS: Final = "…"
 SNIPPET_TOKENS: Final = 16
+# A hit that has only some of the words, listed after those with all of them, scores at most
+# this share of the last of those.
+FILL_SCORE_SHARE: Final = 0.9
 
 # Left out of a words query when other words remain: they are in nearly every record, so
 # requiring them hides good matches and ranking by them adds nothing.
@@ -107,6 +121,7 @@ STOP_WORDS: Final = frozenset(_STOP_WORDS.split())
 _CONTROL_TO_SPACE: Final = dict.fromkeys([*range(0x20), 0x7F], " ")
 _EDGE_PUNCTUATION: Final = re.compile(r"^[\W_]+|[\W_]+$")
 _CAMEL_BOUNDARY: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NOT_WORD: Final = re.compile(r"[\W_]+")
 _SNAKE_OR_KEBAB: Final = re.compile(r"^[^\W_]+(?:[_-][^\W_]+)+$")
 
 
@@ -218,7 +233,7 @@ class MemorySearch(ReadsMemory):
     already migrated.
     """
 
-    TABLES = ("memory_fts",)  # migration 0003's index (after the memory tables of 0002)
+    TABLES = ("memory_fts",)  # migration 0003's index, 0011's since (after 0002's tables)
 
     async def search(
         self,
@@ -254,7 +269,7 @@ class MemorySearch(ReadsMemory):
             limit=limit,
         )
         narrowed = any(params[name] is not None for name in _FILTERS)
-        rows: list[sqlite3.Row] = []
+        hits: list[SearchHit] = []
         # No snapshot: a record written between these statements changes nothing that
         # matters (at most the rank window starts a little earlier), and each BEGIN and
         # COMMIT would cost a trip to aiosqlite's thread.
@@ -262,13 +277,13 @@ class MemorySearch(ReadsMemory):
             span = await _rowid_span(conn, session_key)
             if span is None:
                 return []  # the session has no records
-            for expression in expressions:  # the next one only when this one finds nothing
+            for expression in expressions:  # the next one only while hits are missing
                 rows = await _ranked(
                     conn, {**params, "query": expression, **span}, narrowed=narrowed
                 )
-                if rows:
+                hits = _fill(hits, [_hit(row) for row in rows], limit)
+                if len(hits) >= limit:
                     break
-        hits = [_hit(row) for row in rows]
         if min_score is not None:
             hits = [hit for hit in hits if hit.score >= min_score]
         return hits
@@ -333,24 +348,47 @@ def parse_words(text: str) -> list[str]:
     return (content or words)[:MAX_WORDS]
 
 
-def word_term(word: str) -> str:
+def identifier_parts(word: str) -> list[str]:
+    """The words an identifier or path is made of, in order: split at camelCase boundaries
+    (``parseHTTPResponse``: parse, HTTP, Response) and at every character that is not a
+    letter or digit (``retry_policy``, ``retry-policy``, ``src/net/retry.py``). A plain word
+    is its own one part."""
+    return [part for piece in _NOT_WORD.split(word) for part in _camel_split(piece) if part]
+
+
+def word_term(word: str, *, joined: bool = False) -> str:
     """One word as an FTS5 term: a quoted phrase, or alternatives for identifiers, e.g.
-    ``retryWithBackoff`` is ``("retryWithBackoff" OR "retry With Backoff")``."""
+    ``retryWithBackoff`` is ``("retryWithBackoff" OR "retry With Backoff")``: the whole
+    identifier (its own token in the index), or its parts in order (snake_case, kebab-case,
+    prose, and the parts the index keeps of camelCase words).
+
+    A snake_case or kebab-case word is its parts already (the tokenizer splits it). With
+    ``joined`` it may also be the one word they make (``http_client``: "httpclient", the
+    token of ``HTTPClient``, whose acronym run the index keeps whole). That alternative is a
+    later, looser expression (``match_expressions``), not the first: a record saying
+    ``retryWithBackoff`` would match it as well as the parts, and outrank the very
+    ``retry_with_backoff`` asked for."""
     alternatives = [word]
-    camel = _CAMEL_BOUNDARY.sub(" ", word)
-    if camel != word:
-        alternatives.append(camel)
-    if _SNAKE_OR_KEBAB.match(word):
-        alternatives.append(word.replace("_", "").replace("-", ""))
+    if _CAMEL_BOUNDARY.search(word):
+        alternatives.append(" ".join(identifier_parts(word)))
+    if joined and _SNAKE_OR_KEBAB.match(word):
+        alternatives.append("".join(identifier_parts(word)))
     quoted = [_quote(alternative) for alternative in alternatives]
     return quoted[0] if len(quoted) == 1 else "(" + " OR ".join(quoted) + ")"
 
 
-def match_expressions(query: str, syntax: QuerySyntax = QuerySyntax.WORDS) -> list[str]:
-    """The FTS5 expressions to try in turn until one finds something.
+def _camel_split(piece: str) -> list[str]:
+    return _CAMEL_BOUNDARY.sub(" ", piece).split()
 
-    Words: every word (AND), then any word (OR) when there are several. FTS: the query as
-    given. Raises ``InvalidQueryError`` for an empty query or one without words.
+
+def match_expressions(query: str, syntax: QuerySyntax = QuerySyntax.WORDS) -> list[str]:
+    """The FTS5 expressions to run in turn, each only while the ones before found fewer
+    hits than asked for (its hits follow theirs).
+
+    Words: every word (AND); then every word, snake_case and kebab-case words also joined
+    (see ``word_term``), when there are such words; then any word (OR) when there are
+    several. FTS: the query as given. Raises ``InvalidQueryError`` for an empty query or one
+    without words.
     """
     if not query.strip():
         raise InvalidQueryError("the search query is empty")
@@ -360,9 +398,11 @@ def match_expressions(query: str, syntax: QuerySyntax = QuerySyntax.WORDS) -> li
     if not words:
         raise InvalidQueryError(f"the search query has no words to look for: {query!r}")
     terms = [word_term(word) for word in words]
-    if len(terms) == 1:
-        return terms
-    return [" AND ".join(terms), " OR ".join(terms)]
+    loose = [word_term(word, joined=True) for word in words]
+    expressions = [" AND ".join(terms), " AND ".join(loose)]
+    if len(words) > 1:
+        expressions.append(" OR ".join(loose))
+    return list(dict.fromkeys(expressions))
 
 
 def _quote(text: str) -> str:
@@ -494,6 +534,21 @@ def _hit(row: sqlite3.Row) -> SearchHit:
         created_at=from_epoch_ms(row["created_at"]),
         inherited=bool(row["inherited"]),
     )
+
+
+def _fill(hits: list[SearchHit], more: list[SearchHit], limit: int) -> list[SearchHit]:
+    """``hits`` and then those of ``more`` (a looser expression's) not among them, at most
+    ``limit``. The looser hits are scaled below the last of ``hits`` (keeping their order), so
+    that scores still descend: a record with every word outranks one with only some."""
+    if not hits:
+        return more[:limit]
+    seen = {(hit.record_type, hit.id) for hit in hits}
+    added = [hit for hit in more if (hit.record_type, hit.id) not in seen][: limit - len(hits)]
+    if not added:
+        return hits
+    floor, top = hits[-1].score, added[0].score
+    scale = min(1.0, FILL_SCORE_SHARE * floor / top) if top > 0 else 1.0
+    return hits + [replace(hit, score=hit.score * scale) for hit in added]
 
 
 async def _records(

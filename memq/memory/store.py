@@ -18,7 +18,7 @@ import aiosqlite
 
 from memq.events import HookEvent
 from memq.exceptions import InvalidRequestError, SameSessionError, SessionNotFoundError
-from memq.limits import DEFAULT_HISTORY_ITEMS
+from memq.limits import DEFAULT_HISTORY_ITEMS, TURN_ITEMS
 from memq.memory.backend import CONTEXT_ITEMS, MemoryWrite, TransferResult
 from memq.memory.history import History, HistoryEntry, shape_history
 from memq.memory.reader import ReadsMemory
@@ -43,6 +43,7 @@ from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("memory")
 HISTORY_QUERIES: Final = load_queries("history")
+TURN_QUERIES: Final = load_queries("turn")
 TITLE_CHARS: Final = 80
 # What marks a fork's title taken from its parent, or from a prompt it inherited: a list of
 # sessions shows a fork apart from its parent. fork_insert_session (queries/fork.sql, shared
@@ -282,12 +283,39 @@ class MemoryStore(ReadsMemory):
         if found is None:
             return SessionContext(session_key=session_key, project=None)
         project, history = found
+        left_out = 0
+        if history.prompts:  # counted over the last prompt's turn only: a bounded span
+            after = {"session_key": session_key, "after": history.prompts[-1].message_id}
+            async with self._reader.reading() as conn:
+                left_out = await _count(conn, TURN_QUERIES["turn_left_out"], after)
         return SessionContext(
             session_key=session_key,
             project=project,
             prompts=history.prompts,
             observations=history.observations,
             omitted=history.omitted,
+            left_out=left_out,
+        )
+
+    async def turn_for(self, session_key: str, *, max_items: int = TURN_ITEMS) -> SessionContext:
+        """What a processor may know about a tool call's turn: the session's last prompt and
+        at most ``max_items`` of the newest observations after it, oldest first (two index
+        probes, however long the session). No project: a tool call needs none."""
+        if max_items < 1:
+            raise InvalidRequestError(f"max_items must be at least 1 (got {max_items})")
+        key = {"session_key": session_key}
+        # No common snapshot needed: a session's messages are processed one at a time, so
+        # its turn does not change under this read (and BEGIN/COMMIT would double its cost).
+        async with self._reader.reading() as conn:
+            prompts = list(await conn.execute_fetchall(TURN_QUERIES["turn_prompt"], key))
+            after = prompts[0]["message_id"] if prompts else 0
+            params = {**key, "after": after, "limit": max_items}
+            rows = list(await conn.execute_fetchall(TURN_QUERIES["turn_observations"], params))
+        return SessionContext(
+            session_key=session_key,
+            project=None,
+            prompts=tuple(prompt_from_row(row) for row in prompts),
+            observations=tuple(observation_from_row(row) for row in reversed(rows)),
         )
 
     async def history(

@@ -34,6 +34,7 @@ import structlog
 from anyio.abc import TaskStatus
 
 from memq.exceptions import InvalidRequestError, QueueClosedError, StorageError
+from memq.memory.model_usage import prune_model_usage
 from memq.memory.projects import project_for
 from memq.memory.refs import RecordRef, parse_ref
 from memq.queue import SYSTEM_CLOCK, Clock, EpochMs, Transaction, earlier, span
@@ -331,6 +332,8 @@ class UsageRecorder:
             ("prune_fetches_over", {"keep": self._max_fetches}),
         ):
             deleted += await self._prune_chunks(query, params)
+        # What the model processors cost (migration 0012), by the same retention.
+        deleted += await prune_model_usage(self._writer, before=before)
         if deleted:
             log.info("usage.pruned", rows=deleted)
         return deleted

@@ -26,8 +26,11 @@ from typing import Any, Final
 
 import aiosqlite
 
+from memq.memory.model_usage import empty_figures, read_model_figures
 from memq.memory.reader import ReadsMemory
 from memq.memory.records import from_epoch_ms, isoformat_utc
+from memq.model_cost import DEFAULT_PRICES, Price
+from memq.queue import SYSTEM_CLOCK
 from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("usage")
@@ -99,6 +102,7 @@ def empty_answer(project: str | None) -> dict[str, Any]:
         "overall": figures(None, None),
         "projects": [],
         "sessions": [],
+        "models": empty_figures(project, SYSTEM_CLOCK.now()),
     }
 
 
@@ -106,6 +110,7 @@ class UsageFigures(ReadsMemory):
     """Reads the figures on its own read connection (see the module docstring)."""
 
     TABLES = ("usage_injections", "usage_fetches")  # migration 0010
+    prices: Mapping[str, Price] = DEFAULT_PRICES  # the cost estimate's (memq.model_cost)
 
     async def answer(
         self, *, project: str | None = None, sessions: int = DEFAULT_SESSIONS
@@ -117,6 +122,9 @@ class UsageFigures(ReadsMemory):
             by_project = await self._groups(conn, "project", project, _ALL)
             by_session = await self._groups(conn, "session", project, sessions)
             since_rows = list(await conn.execute_fetchall(QUERIES["usage_span"]))
+            models = await read_model_figures(
+                conn, prices=self.prices, now_ms=SYSTEM_CLOCK.now(), project=project
+            )
         since = since_rows[0]["since"] if since_rows else None
         projects = [{"project": key, **values} for key, (_, values) in by_project.items()]
         projects.sort(key=lambda row: (-row["injections"], -row["fetches"], str(row["project"])))
@@ -135,6 +143,7 @@ class UsageFigures(ReadsMemory):
                 }
                 for key, (row, values) in by_session.items()
             ],
+            "models": models,  # what the model-based processors cost (memq.memory.model_usage)
         }
 
     async def _groups(

@@ -9,7 +9,8 @@ result = await processor.process(message, await store.context_for(message.sessio
 
 - ``extract`` (the default): offline rules, no network;
 - ``anthropic``: a Claude model through the Anthropic Messages API;
-- ``openai``: a model through the OpenAI Chat Completions API, or a local server speaking it.
+- ``openai``: a model through the OpenAI Chat Completions API, or a local server speaking it;
+- ``claude-code``: the user's own Claude Code CLI in print mode (its login pays).
 
 The model-based ones read their settings from the environment (``memq.processors.llm``) and
 hold an HTTP client: close it with ``await processor.aclose()`` at shutdown.
@@ -25,7 +26,7 @@ from typing import Final
 from memq.exceptions import UnknownProcessorError
 from memq.processors.base import Processor, ProcessResult, SessionContext
 from memq.processors.extract import ExtractProcessor
-from memq.processors.llm import AnthropicProcessor, OpenAIProcessor
+from memq.processors.llm import AnthropicProcessor, ClaudeCodeProcessor, OpenAIProcessor
 
 __all__ = [
     "ExtractProcessor",
@@ -43,6 +44,7 @@ _PROCESSORS: Final[MappingProxyType[str, Callable[[Mapping[str, str]], Processor
             "extract": lambda env: ExtractProcessor(),
             "anthropic": AnthropicProcessor.from_env,
             "openai": OpenAIProcessor.from_env,
+            "claude-code": ClaudeCodeProcessor.from_env,
         }
     )
 )

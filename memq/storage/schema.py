@@ -12,7 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from memq.exceptions import SchemaError
+from memq.exceptions import SchemaError, SchemaUpgradeError
 
 # The hook's fallback migrates a new database itself: keep typing and dataclasses out of it.
 TYPE_CHECKING = False
@@ -83,16 +83,31 @@ def current_version(conn: sqlite3.Connection) -> int:
     return int(version)
 
 
-def migrate(conn: sqlite3.Connection, migrations: list[Migration] | None = None) -> int:
+def migrate(
+    conn: sqlite3.Connection,
+    migrations: list[Migration] | None = None,
+    *,
+    new_only: bool = False,
+) -> int:
     """Apply every migration newer than the database; return the resulting version.
 
     ``conn`` must be in autocommit mode. Raises ``SchemaError`` when the database is newer than
     this memq (a downgrade), so an old binary never writes to a schema it does not know.
+    ``new_only`` (the hook's direct write): create the schema of a database memq never
+    touched, but raise ``SchemaUpgradeError`` rather than upgrade one an older memq made: an
+    upgrade may rebuild an index for seconds, longer than a hook may take (the daemon does it
+    at its start).
     """
     wanted = available_migrations() if migrations is None else migrations
     latest = wanted[-1].version if wanted else 0
-    if current_version(conn) == latest:
+    found = current_version(conn)
+    if found == latest:
         return latest  # the common case: no write lock taken
+    if new_only and 0 < found < latest:
+        raise SchemaUpgradeError(
+            f"the database is at schema version {found} and needs {latest}: "
+            "the daemon upgrades it when it starts"
+        )
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(_CREATE_VERSION_TABLE)

@@ -25,11 +25,13 @@ from typing import TypeVar
 
 import anyio
 
+from memq import redact
 from memq.config import Settings, settings_report
 from memq.memory.archive import SessionExporter
 from memq.memory.backend import MemoryBackend
 from memq.memory.context import ContextBuilder
 from memq.memory.lookup import RecordLookup
+from memq.memory.model_usage import ModelUsageReader
 from memq.memory.reader import ReadsMemory
 from memq.memory.recall import RecallSettings
 from memq.memory.search import MemorySearch
@@ -37,6 +39,7 @@ from memq.memory.store import MemoryStore
 from memq.memory.usage import UsageRecorder
 from memq.memory.usage_figures import UsageFigures
 from memq.processors.base import Processor
+from memq.processors.budget import Budgeted, TokenBudget
 from memq.processors.pool import ProcessorPool
 from memq.queue import Queue, QueueSettings, Synchronous
 from memq.worker.activity import ActivityTracker
@@ -105,13 +108,18 @@ async def open_services(
         lookup = await _open_reader(readers, RecordLookup, database)
         exporter = await _open_reader(readers, SessionExporter, database)
         usage_figures = await _open_reader(readers, UsageFigures, database)
+        usage_figures.prices = settings.model_prices  # the cost estimate of memq stats
+        budget = await _token_budget(readers, settings, queue)
         configs = await SessionConfigs.load(queue)
-        sessions = _session_manager(settings, queue, store, configs, processors)
+        sessions = _session_manager(settings, queue, store, configs, processors, budget=budget)
         forks = ForkLinker(queue)
         activity = _activity_tracker(settings, queue)
         activity.on_expire(sessions.expire)
         activity.on_expire(forks.forget)
-        spool = _spool_intake(settings, QueueTarget(queue, forks, sessions.notify))
+        redactor = redact.redactor(settings.redact, settings.redact_patterns)
+        if redactor is not None:
+            redactor.warm()  # now, not on the first event with a secret
+        spool = _spool_intake(settings, QueueTarget(queue, forks, sessions.notify), redactor)
         services = Services(
             queue=queue,
             store=store,
@@ -132,6 +140,7 @@ async def open_services(
             usage_figures=usage_figures,
             disk=disk,
             skip_tools=settings.skip_tools,
+            redactor=redactor,
             recall=RecallSettings(
                 enabled=settings.recall_on_prompt,
                 min_score=settings.recall_min_score,
@@ -150,9 +159,11 @@ def _session_manager(
     store: MemoryBackend,
     configs: SessionConfigs,
     processors: ProcessorPool,
+    *,
+    budget: Budgeted | None = None,
 ) -> SessionManager:
     """The session manager, with the claim handler that turns a claimed message into memory
-    by the processor the session's settings name."""
+    by the processor the session's settings name (``extract`` once ``budget`` is spent)."""
 
     def pause(reason: str) -> None:
         sessions.pause(reason)  # bound late: the manager needs the handler first
@@ -161,7 +172,7 @@ def _session_manager(
         config = configs.get(session_key)
         return processors.get(config.processor, config.model)
 
-    handler = ClaimHandler(processor_for, store, pause=pause)
+    handler = ClaimHandler(processor_for, store, pause=pause, budget=budget)
     sessions = SessionManager(
         queue,
         handler,
@@ -171,6 +182,17 @@ def _session_manager(
     )
     configs.on_change(sessions.setting_changed)
     return sessions
+
+
+async def _token_budget(
+    readers: contextlib.AsyncExitStack, settings: Settings, queue: Queue
+) -> Budgeted | None:
+    """The daily token budget, reading the day's spend on a connection of its own; None
+    when no budget is set."""
+    if not settings.daily_tokens:
+        return None
+    spend = await _open_reader(readers, ModelUsageReader, settings.database_path)
+    return Budgeted(TokenBudget(settings.daily_tokens, spend.tokens_since, clock=queue.clock))
 
 
 def _activity_tracker(settings: Settings, queue: Queue) -> ActivityTracker:
@@ -184,10 +206,14 @@ def _activity_tracker(settings: Settings, queue: Queue) -> ActivityTracker:
     )
 
 
-def _spool_intake(settings: Settings, target: QueueTarget) -> SpoolIntake:
+def _spool_intake(
+    settings: Settings, target: QueueTarget, redactor: redact.Redactor | None
+) -> SpoolIntake:
     """Takes in the events hooks spooled when neither this daemon nor the database took
     them; its directory is made now, so hooks find it."""
-    spool = SpoolIntake(settings.paths.home, target, max_body_bytes=settings.body_limit)
+    spool = SpoolIntake(
+        settings.paths.home, target, max_body_bytes=settings.body_limit, redactor=redactor
+    )
     spool.prepare()
     return spool
 

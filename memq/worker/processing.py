@@ -15,10 +15,13 @@ from memq.exceptions import (
     TransientProcessorError,
 )
 from memq.memory.backend import MemoryBackend
+from memq.memory.model_usage import with_model_usage
 from memq.memory.projects import project_for
-from memq.memory.records import SessionContext
+from memq.memory.records import ProcessResult, SessionContext
+from memq.memory.rewrites import with_rewrites
 from memq.processors.base import Processor
-from memq.queue import Claim, ClaimState, MessageKind
+from memq.processors.budget import Budgeted
+from memq.queue import Claim, ClaimState, Effect, Message, MessageKind
 
 log = structlog.get_logger("memq.processing")
 
@@ -50,6 +53,18 @@ class TransientBackoff:
         self._failures.pop(message_id, None)
 
 
+async def processing_context(store: MemoryBackend, message: Message) -> SessionContext:
+    """What the processor is shown with ``message``. Only a summary looks back over the
+    session; loading that history for every message made processing slower the longer a
+    session ran. A tool call sees its turn (a bounded read: the evidence of a fix or of a
+    repeated read); anything else, nothing."""
+    if message.kind is MessageKind.SUMMARIZE:
+        return await store.context_for(message.session_id)
+    if message.kind is MessageKind.OBSERVATION:
+        return await store.turn_for(message.session_id)
+    return SessionContext(session_key=message.session_id, project=None)
+
+
 class ClaimHandler:
     """Reads the session's context, runs the processor, and acks with the memory write, so
     the records and the ``processed`` mark commit in one transaction.
@@ -64,12 +79,33 @@ class ClaimHandler:
         store: MemoryBackend,
         *,
         pause: Callable[[str], None] | None = None,
+        budget: Budgeted | None = None,
     ) -> None:
         # Gives a session's processor (its settings may name one); asked for each message.
         self._processor_for = processor_for
         self._store = store
         self._pause = pause
+        self._budget = budget  # the daily token budget: extract once it is spent
         self._transient = TransientBackoff()
+
+    async def _process(
+        self, processor: Processor, message: Message, context: SessionContext
+    ) -> ProcessResult:
+        """The processor's result, or extract's once the daily token budget is spent."""
+        if self._budget is None:
+            return await processor.process(message, context)
+        return await self._budget.process(processor, message, context)
+
+    def _effect(self, message: Message, result: ProcessResult) -> Effect:
+        """The memory write of ``result``, with what the model cost (same transaction)."""
+        cwd = message.payload.get("cwd") if isinstance(message.payload, dict) else None
+        project = project_for(cwd if isinstance(cwd, str) else None)
+        effect = self._store.effect(message, result, project=project)
+        if result.usage is not None:
+            effect = with_model_usage(effect, message, result.usage, project=project)
+        if result.rewritten:  # a turn's records, described with its summary
+            effect = with_rewrites(effect, message.session_id, result.rewritten)
+        return effect
 
     async def __call__(self, claim: Claim) -> None:
         message = claim.message
@@ -86,14 +122,9 @@ class ClaimHandler:
                     await claim.defer(0, f"session paused: {exc}")
                     log.warning("message.waiting", **ids, reason=str(exc))
                     return
-                # Only a summary looks back over the session; loading that history for every
-                # message made processing slower the longer a session ran.
-                if message.kind is MessageKind.SUMMARIZE:
-                    context = await self._store.context_for(message.session_id)
-                else:
-                    context = SessionContext(session_key=message.session_id, project=None)
+                context = await processing_context(self._store, message)
                 try:
-                    result = await processor.process(message, context)
+                    result = await self._process(processor, message, context)
                 except TransientProcessorError as exc:
                     delay, counts = self._transient.record(message.id, exc.retry_after)
                     if counts:
@@ -106,9 +137,9 @@ class ClaimHandler:
                     if self._pause is not None:
                         self._pause(str(exc))
                     return
-                cwd = message.payload.get("cwd") if isinstance(message.payload, dict) else None
-                project = project_for(cwd if isinstance(cwd, str) else None)
-                await claim.ack(self._store.effect(message, result, project=project))
+                await claim.ack(self._effect(message, result))
+                if self._budget is not None:
+                    self._budget.spent_now(result)
         except ClaimLostError:
             log.warning("message.lost", **ids, reason="lease expired before the ack")
             return

@@ -16,6 +16,7 @@ from memq.memory.usage import UsageRecorder
 from memq.memory.usage_figures import UsageFigures
 from memq.processors.pool import ProcessorPool
 from memq.queue import Queue
+from memq.redact import BUILT_IN, Redactor
 from memq.worker.activity import ActivityTracker
 from memq.worker.disk import DiskMonitor
 from memq.worker.forks import ForkLinker
@@ -47,6 +48,8 @@ class Services:
     usage_figures: UsageFigures  # the figures of it
     disk: DiskMonitor  # the disk reserve and whether a full disk refuses new events
     skip_tools: frozenset[str] = frozenset()
+    # Takes secrets out of what comes in (memq.redact); None: MEMQ_REDACT=off.
+    redactor: Redactor | None = BUILT_IN
     recall: RecallSettings = field(default_factory=RecallSettings)  # per-prompt recall
     ephemeral: bool = False  # the database lives in memory and goes with the daemon
     # Each setting the daemon started with and where it came from (memq.config).

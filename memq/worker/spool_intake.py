@@ -39,6 +39,7 @@ from memq.exceptions import (
 from memq.hooks import spool
 from memq.hooks.spool import SpooledEvent
 from memq.queue import Queue
+from memq.redact import BUILT_IN, Redactor
 from memq.worker.forks import ForkLinker
 from memq.worker.status_report import spool_counts
 
@@ -111,6 +112,8 @@ class SpoolIntake:
         target: links and stores each event (``QueueTarget`` in the daemon).
         max_body_bytes: the largest body taken (the daemon's body limit, as over HTTP).
         interval: seconds between passes while ``run`` runs.
+        redactor: takes secrets out of each event before it is stored (a hook with other
+            settings may have spooled it); None: none are.
     """
 
     def __init__(
@@ -120,8 +123,10 @@ class SpoolIntake:
         *,
         max_body_bytes: int,
         interval: float = SCAN_INTERVAL_SECONDS,
+        redactor: Redactor | None = BUILT_IN,
     ) -> None:
         self.home = str(home)
+        self._redactor = redactor
         self.directory = spool.spool_dir(self.home)
         self._target = target
         self._max_body_bytes = max_body_bytes
@@ -277,7 +282,10 @@ class SpoolIntake:
             path = os.path.join(self.directory, name)
             try:
                 event = spool.read_event(path, max_body_bytes=self._max_body_bytes)
-                read.append((name, (event, parse_event_body(event.body))))
+                payload = parse_event_body(event.body)
+                if self._redactor is not None and not self._redactor.applied_to(payload):
+                    payload, _ = self._redactor.redact_value(payload)
+                read.append((name, (event, payload)))
             except (OSError, SpoolFileError, EventError) as exc:
                 read.append((name, exc))
         return read

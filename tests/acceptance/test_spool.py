@@ -4,6 +4,7 @@ daemon takes it in, once. Real ``memq hook`` processes, real daemons, real broke
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from memq.events import route_event
 from memq.hooks import spool
+from memq.storage import schema
 from tests.faults import FaultSkipped
 from tests.faults.kit import daemon_log, keep_hooks_from_spawning, run_hook
 from tests.faults.spool import (
@@ -183,3 +185,32 @@ class TestBadSettingValues:
         assert len(ignored) == 1
         assert "abc" in ignored[0]["error"]
         assert not [line for line in lines if line["event"] == "hook.failed"]
+
+
+class TestOlderSchema:
+    def test_the_hook_leaves_an_upgrade_to_the_daemon(self, tmp_path: Path) -> None:
+        """A database an older memq made, no daemon: the hook does not run the upgrade (it
+        may rebuild an index for seconds) but spools the event; the daemon upgrades the
+        database at its start and takes the event in."""
+        daemon = Daemon(tmp_path / "home")
+        daemon.home.mkdir(mode=0o700)
+        database = daemon.home / "memq.db"
+        older = schema.available_migrations()[:-1]
+        with sqlite3.connect(database, isolation_level=None) as conn:
+            schema.migrate(conn, older)
+        payload = event("older", 1)
+        done = run_hook(daemon.home, daemon.port, payload)
+        assert done.returncode == 0, done.stderr
+        with sqlite3.connect(database) as conn:
+            assert schema.current_version(conn) == older[-1].version
+            assert conn.execute("SELECT count(*) FROM pending_messages").fetchone() == (0,)
+        assert len(list((daemon.home / "spool").glob("*.event"))) == 1
+        daemon.start()
+        try:
+            wait_for(lambda: not list((daemon.home / "spool").glob("*.event")))
+            with sqlite3.connect(database) as conn:
+                assert schema.current_version(conn) == schema.available_migrations()[-1].version
+                (keys,) = conn.execute("SELECT group_concat(dedupe_key) FROM pending_messages")
+            assert keys == ("tool:older-1",)
+        finally:
+            daemon.kill()

@@ -134,7 +134,7 @@ class TestForkLife:
         """Through the CLI: a new title is a change (updated_at moves on), and reverting the
         newest record leaves updated_at where the title put it, or later."""
         with daemon.client() as client:
-            post_session(client, "timed", ["ls", "ls -la"])
+            post_session(client, "timed", ["ls src", "ls -la docs"])  # not no-ops: two records
             daemon.wait_idle()
 
             def updated() -> datetime:

@@ -296,7 +296,12 @@ class FakeAnthropic:
         sock.bind(("127.0.0.1", 0))
         self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", ws="none"
+            app,
+            log_level="warning",
+            log_config=None,  # leave the process's logging as the tests configured it
+            access_log=False,
+            lifespan="off",
+            ws="none",
         )
         server = uvicorn.Server(config)
         self._server = server

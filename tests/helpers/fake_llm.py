@@ -234,6 +234,7 @@ class FakeLLM:
         config = uvicorn.Config(
             app,
             log_level="warning",
+            log_config=None,  # leave the process's logging as the tests configured it
             access_log=False,
             lifespan="off",
             ws="none",

@@ -233,11 +233,24 @@ class TestRanking:
         assert scores == sorted(scores, reverse=True)
         assert {hit.record_type for hit in hits} == set(RecordType)
 
-    async def test_every_word_is_required_when_some_record_has_them_all(
+    async def test_records_with_every_word_come_first(
         self, search: MemorySearch, corpus: Corpus
     ) -> None:
-        """Words are ANDed: only the pytest run has both "retry" and "pytest"."""
-        assert corpus.names(await search.search("retry pytest")) == ["pytest_run"]
+        """Only the pytest run has both "retry" and "pytest": it comes first, and records with
+        only one of the words follow it, scored below it."""
+        hits = await search.search("retry pytest")
+        assert corpus.names(hits)[0] == "pytest_run"
+        assert len(hits) > 1
+        assert all(hit.score < hits[0].score for hit in hits[1:])
+        scores = [hit.score for hit in hits]
+        assert scores == sorted(scores, reverse=True)
+
+    async def test_records_with_every_word_are_all_when_they_fill_the_limit(
+        self, search: MemorySearch, corpus: Corpus
+    ) -> None:
+        """With ``limit`` records that have every word, no record with only some is added."""
+        hits = await search.search("retry pytest", limit=1)
+        assert corpus.names(hits) == ["pytest_run"]
 
     async def test_a_question_falls_back_to_any_word(
         self, search: MemorySearch, corpus: Corpus
@@ -432,7 +445,8 @@ class TestFilters:
         hits = await search.search(
             "backoff", project=PROJECT, types=["observation"], file="src/", limit=5
         )
-        assert set(corpus.names(hits)) == {"retry_fix", "snake_helper"}
+        # policy_read says retryWithBackoff: its part "backoff" is found since 0011
+        assert set(corpus.names(hits)) == {"retry_fix", "snake_helper", "policy_read"}
 
 
 class TestRankWindow:

@@ -54,6 +54,7 @@ ALLOWED_BUILTIN_RAISES = {
     ("worker/forks.py", "ForkLinker.__init__"),
     ("worker/intake_gate.py", "IntakeGate.__init__"),
     ("memory/usage.py", "UsageRecorder.__init__"),
+    ("processors/budget.py", "TokenBudget.__init__"),
     # A subclass paired with the wrong provider's settings.
     ("processors/llm/_client.py", "ModelProcessor.__init__"),
     # Preconditions of functions whose callers check first: a negative delay, a body limit

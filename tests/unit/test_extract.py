@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from memq.exceptions import InvalidInputError, UnknownProcessorError
+from memq.limits import EXTRACT_OUTPUT_CHARS
 from memq.memory.records import (
     ObservationKind,
     ObservationRecord,
@@ -20,7 +21,6 @@ from memq.memory.records import (
 )
 from memq.processors import ExtractProcessor, ProcessResult, get_processor
 from memq.processors.extract import (
-    EXCERPT_CHARS,
     SUMMARY_TEXT_CHARS,
     extract_observation,
     relative_path,
@@ -200,7 +200,7 @@ class TestHandMadePayloads:
         assert record.excerpt == "# memq"
 
     def test_edit(self) -> None:
-        """An Edit is a change to its file; replace_all is a fact."""
+        """An Edit is a change to its file, its excerpt the diff; replace_all is a fact."""
         record = extract_observation(
             tool_call(
                 "Edit",
@@ -208,10 +208,11 @@ class TestHandMadePayloads:
                 {"filePath": f"{CWD}/src/app.py", "newString": "b = 2"},
             )
         )
+        assert record.kind is ObservationKind.CHANGE
         assert record.title == "Edited src/app.py"
         assert record.files_modified == ("src/app.py",)
         assert "replaced every occurrence" in record.facts
-        assert record.excerpt == "b = 2"
+        assert record.excerpt == "@@\n-a\n+b = 2"
 
     def test_multi_edit(self) -> None:
         """A MultiEdit counts its edits and collects every file they name."""
@@ -386,12 +387,17 @@ class TestToolResponses:
         assert record.excerpt == ""
 
     def test_excerpt_is_short(self) -> None:
-        """Output of any length is cut to a short excerpt that says it was cut."""
+        """Output of any length is cut to a short excerpt that keeps its head and tail and
+        says how much was cut."""
+        lines = [f"line {i}" for i in range(10_000)]
         record = extract_observation(
-            tool_call("Bash", {"command": "yes"}, {"stdout": "y\n" * 10_000})
+            tool_call("Bash", {"command": "yes"}, {"stdout": "\n".join(lines)})
         )
-        assert len(record.excerpt) <= EXCERPT_CHARS
-        assert record.excerpt.endswith("…")
+        assert len(record.excerpt) <= EXTRACT_OUTPUT_CHARS
+        kept = record.excerpt.splitlines()
+        assert kept[0] == "line 0"
+        assert kept[-1] == "line 9999"
+        assert "lines cut] …" in record.excerpt
 
     def test_stderr_is_a_fact(self) -> None:
         """The first line of stderr is kept as a fact."""

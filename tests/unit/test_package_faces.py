@@ -62,12 +62,22 @@ FACES: dict[str, frozenset[str]] = {
             "processor_names",
         }
     ),
+    "memq.processors.extract": frozenset(
+        {
+            *("SUMMARY_TEXT_CHARS", "TOOL_KINDS", "ExtractProcessor", "Noise", "Turn"),
+            *("edit_diff", "extract_observation", "next_steps", "noise_reason"),
+            *("relative_path", "summarize", "tool_call_payload", "turn_of"),
+        }
+    ),
     "memq.processors.llm": frozenset(
         {
             "ANTHROPIC",
             "ANTHROPIC_VERSION",
             "OPENAI",
             "AnthropicProcessor",
+            "AsksAModel",
+            "ClaudeCodeProcessor",
+            "ClaudeCodeSettings",
             "LLMSettings",
             "ModelProcessor",
             "OpenAIProcessor",

@@ -13,6 +13,7 @@ from memq.exceptions import InvalidQueryError
 from memq.memory.search import (
     MAX_WORDS,
     QuerySyntax,
+    identifier_parts,
     match_expressions,
     parse_words,
     word_term,
@@ -86,6 +87,36 @@ class TestParseWords:
         assert words == [f"w{i}" for i in range(MAX_WORDS)]
 
 
+class TestIdentifierParts:
+    @pytest.mark.parametrize(
+        "word",
+        ["retry_policy", "retryPolicy", "RetryPolicy", "retry-policy", "retry.policy",
+         "RETRY_POLICY", "__retry_policy__"],
+    )  # fmt: skip
+    def test_every_spelling_has_the_same_parts(self, word: str) -> None:
+        """snake, camel, Pascal, kebab, dotted and constant case: the same two words."""
+        assert [part.casefold() for part in identifier_parts(word)] == ["retry", "policy"]
+
+    def test_paths_are_their_directories_and_file_name(self) -> None:
+        """A path is its components, its file name split at the dot."""
+        assert identifier_parts("src/net/retry.py") == ["src", "net", "retry", "py"]
+        assert identifier_parts("web/src/pages/CartPage.tsx") == [
+            *("web", "src", "pages", "Cart", "Page", "tsx"),
+        ]
+
+    def test_acronyms_and_digits(self) -> None:
+        """An acronym stays whole before the next word; digits stay with their letters."""
+        assert identifier_parts("parseHTTPResponse") == ["parse", "HTTP", "Response"]
+        assert identifier_parts("base64Encode") == ["base64", "Encode"]
+        assert identifier_parts("utf8") == ["utf8"]
+
+    def test_a_plain_word_is_itself(self) -> None:
+        """Prose words and non-ASCII letters are one part each."""
+        assert identifier_parts("retries") == ["retries"]
+        assert identifier_parts("café") == ["café"]
+        assert identifier_parts("--") == []
+
+
 class TestWordTerm:
     def test_a_plain_word_is_one_quoted_phrase(self) -> None:
         """Quoting makes FTS5 operators and syntax characters plain text."""
@@ -97,11 +128,23 @@ class TestWordTerm:
         assert word_term("retryWithBackoff") == '("retryWithBackoff" OR "retry With Backoff")'
         assert word_term("HTTPServer") == '("HTTPServer" OR "HTTP Server")'
 
-    def test_snake_and_kebab_case_also_search_the_joined_word(self) -> None:
-        """retry_with_backoff is the phrase of its parts, or the one word they make."""
-        assert word_term("retry_with_backoff") == '("retry_with_backoff" OR "retrywithbackoff")'
-        assert word_term("no-verify") == '("no-verify" OR "noverify")'
+    def test_snake_and_kebab_case_are_the_phrase_of_their_parts(self) -> None:
+        """retry_with_backoff is the tokens retry, with, backoff in a row: the tokenizer
+        splits it, and the index keeps the same parts of retryWithBackoff (0011)."""
+        assert word_term("retry_with_backoff") == '"retry_with_backoff"'
+        assert word_term("no-verify") == '"no-verify"'
         assert word_term("src/a.py") == '"src/a.py"'
+
+    def test_joined_adds_the_one_word_a_snake_case_word_makes(self) -> None:
+        """For the looser expression: http_client may be the token of HTTPClient."""
+        assert word_term("http_client", joined=True) == '("http_client" OR "httpclient")'
+        assert word_term("no-verify", joined=True) == '("no-verify" OR "noverify")'
+        assert word_term("src/a.py", joined=True) == '"src/a.py"'
+        assert word_term("retry", joined=True) == '"retry"'
+
+    def test_a_camel_case_path_also_searches_its_parts(self) -> None:
+        """CartPage.tsx is its tokens (cartpage, tsx) or the parts the index keeps."""
+        assert word_term("CartPage.tsx") == '("CartPage.tsx" OR "Cart Page tsx")'
 
 
 class TestMatchExpressions:
@@ -112,6 +155,18 @@ class TestMatchExpressions:
             '"retry" OR "logic"',
         ]
         assert match_expressions("retry") == ['"retry"']
+
+    def test_joined_snake_case_is_a_looser_step(self) -> None:
+        """Every word as written first, then with snake_case joined, then any word."""
+        assert match_expressions("http_client timeout") == [
+            '"http_client" AND "timeout"',
+            '("http_client" OR "httpclient") AND "timeout"',
+            '("http_client" OR "httpclient") OR "timeout"',
+        ]
+        assert match_expressions("http_client") == [
+            '"http_client"',
+            '("http_client" OR "httpclient")',
+        ]
 
     def test_fts_syntax_is_passed_through(self) -> None:
         """Power users get FTS5 as written."""
@@ -141,8 +196,10 @@ class TestAgainstTheIndex:
         assert find("retry_policy") == [1]
         assert find("policy") == [1]
         assert find("retryWithBackoff") == [1]
-        assert find("retry_with_backoff") == [1]  # as the joined word retrywithbackoff
-        assert find("backoff") == []  # a camelCase identifier in the text is one token
+        assert find("retry_with_backoff") == [1]  # as the parts the index keeps (0011)
+        assert find("backoff") == [1]  # the index keeps the parts of camelCase words (0011)
+        assert find("with backoff") == [1]
+        assert find("retry-with-backoff") == [1]
         assert find("changed") == [2]  # porter: changed, change
         assert find("retries logic") == [2]
         assert find("wait") == [1]

@@ -8,8 +8,11 @@
 
 ``AnthropicProcessor`` (``MEMQ_PROCESSOR=anthropic``) calls the Anthropic Messages API;
 ``OpenAIProcessor`` (``MEMQ_PROCESSOR=openai``) calls the OpenAI Chat Completions API or any
-server that speaks it (Ollama, llama.cpp) at ``MEMQ_BASE_URL``. Both send one request per
-observation or summarize message and none for other kinds. Their settings are in
+server that speaks it (Ollama, llama.cpp) at ``MEMQ_BASE_URL``; ``ClaudeCodeProcessor``
+(``MEMQ_PROCESSOR=claude-code``) runs the user's Claude Code CLI in print mode. Each makes one
+call per observation worth a record and per summarize message, none for other kinds
+(``_asking``), shows a tool call as its ``extract`` record and diff (``compact``), and reports
+the call's tokens in the result's ``usage``. Their settings are in
 ``memq.processors.llm._settings``, what they raise in ``memq.processors.llm._client``, and what
 they ask and accept in ``memq.processors.llm.prompts``.
 """
@@ -17,6 +20,8 @@ they ask and accept in ``memq.processors.llm.prompts``.
 from __future__ import annotations
 
 from memq.processors.llm._anthropic import ANTHROPIC_VERSION, AnthropicProcessor
+from memq.processors.llm._asking import AsksAModel
+from memq.processors.llm._claude_code import ClaudeCodeProcessor, ClaudeCodeSettings
 from memq.processors.llm._client import ModelProcessor, retry_after
 from memq.processors.llm._openai import OpenAIProcessor
 from memq.processors.llm._settings import ANTHROPIC, OPENAI, LLMSettings, Provider
@@ -26,6 +31,9 @@ __all__ = [
     "ANTHROPIC_VERSION",
     "OPENAI",
     "AnthropicProcessor",
+    "AsksAModel",
+    "ClaudeCodeProcessor",
+    "ClaudeCodeSettings",
     "LLMSettings",
     "ModelProcessor",
     "OpenAIProcessor",

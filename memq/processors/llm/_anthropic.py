@@ -70,3 +70,8 @@ class AnthropicProcessor(ModelProcessor):
     def token_counts(self, body: dict[str, Any]) -> tuple[int | None, int | None]:
         """``usage.input_tokens`` and ``usage.output_tokens``."""
         return usage_counts(body, "input_tokens", "output_tokens")
+
+    def cache_counts(self, body: dict[str, Any]) -> tuple[int | None, int | None]:
+        """``usage.cache_read_input_tokens`` and ``usage.cache_creation_input_tokens`` (not
+        counted in ``input_tokens``)."""
+        return usage_counts(body, "cache_read_input_tokens", "cache_creation_input_tokens")

@@ -1,5 +1,6 @@
-"""What every model-based processor shares: one request per message, and HTTP failures turned
-into the processor errors the worker acts on.
+"""What the processors calling a model API over HTTP share: one request per call (which
+messages make one: ``_asking``), and HTTP failures turned into the processor errors the worker
+acts on.
 
 =============================================  ==============================================
 The API's answer                               What ``process`` raises
@@ -26,8 +27,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -39,22 +41,14 @@ import structlog
 
 from memq.env import Variable
 from memq.exceptions import (
-    InvalidOutputError,
     ModelRequestError,
     ProcessorAuthError,
     TransientProcessorError,
 )
-from memq.memory.records import ProcessResult, SessionContext
+from memq.memory.records import ModelUsage
+from memq.processors.llm._asking import AsksAModel, batching
 from memq.processors.llm._settings import LLMSettings, Provider
-from memq.processors.llm.prompts import (
-    Prompt,
-    invalid_output,
-    observation_prompt,
-    parse_observation,
-    parse_summary,
-    summary_prompt,
-)
-from memq.queue import Message, MessageKind
+from memq.processors.llm.prompts import Prompt, invalid_output
 
 log = structlog.get_logger("memq.processors.llm")
 
@@ -73,7 +67,7 @@ _QUOTA_CODES: Final = frozenset(
 )
 
 
-class ModelProcessor(ABC):
+class ModelProcessor(AsksAModel):
     """A processor that asks a model API to write each record.
 
     Stateless but for its HTTP client, which is reused across messages and sessions: call
@@ -98,7 +92,9 @@ class ModelProcessor(ABC):
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         """A processor configured by the environment (``os.environ`` when ``env`` is None);
         ``SettingError`` names a bad or missing setting."""
-        return cls(LLMSettings.from_env(cls.provider, env))
+        made = cls(LLMSettings.from_env(cls.provider, env))
+        made.batch_turns = batching(os.environ if env is None else env)
+        return made
 
     def __repr__(self) -> str:
         settings = self.settings
@@ -108,30 +104,35 @@ class ModelProcessor(ABC):
         """Close the HTTP client and its connections."""
         await self._client.aclose()
 
-    async def process(self, message: Message, context: SessionContext) -> ProcessResult:
-        """An observation for a tool call, a summary for a summarize request (one request to
-        the API each), nothing for other kinds (no request)."""
-        try:
-            if message.kind is MessageKind.OBSERVATION:
-                prompt = observation_prompt(message.payload)
-                answer = await self.complete(prompt)
-                return ProcessResult(observation=parse_observation(answer, message.payload))
-            if message.kind is MessageKind.SUMMARIZE:
-                prompt = summary_prompt(message.payload, context)
-                answer = await self.complete(prompt)
-                return ProcessResult(summary=parse_summary(answer, context))
-        except InvalidOutputError as exc:
-            raise InvalidOutputError(f"{self._label}: {exc}") from exc
-        return ProcessResult()
+    @property
+    def model(self) -> str:
+        """The model asked."""
+        return self.settings.model
 
     async def complete(self, prompt: Prompt) -> str:
         """The model's text answer to ``prompt``; raises the errors in the module's table."""
+        text, _ = await self.answer(prompt)
+        return text
+
+    async def answer(self, prompt: Prompt) -> tuple[str, ModelUsage]:
+        """The model's text answer to ``prompt`` and the tokens it cost, as the API's
+        ``usage`` says (0 for what it does not say); raises the errors in the module's
+        table."""
         request = self.build_request(prompt)
         started = time.monotonic()
         response = await self._send(request)
         body = _json_object(response)
         text = self.answer_text(body)
         tokens_in, tokens_out = self.token_counts(body)
+        cache_read, cache_write = self.cache_counts(body)
+        usage = ModelUsage(
+            processor=self.name,
+            model=self.settings.model,
+            input_tokens=tokens_in or 0,
+            output_tokens=tokens_out or 0,
+            cache_read_tokens=cache_read or 0,
+            cache_write_tokens=cache_write or 0,
+        )
         log.debug(
             "llm.answered",
             provider=self.name,
@@ -140,8 +141,14 @@ class ModelProcessor(ABC):
             elapsed_ms=round((time.monotonic() - started) * 1000),
             input_tokens=tokens_in,
             output_tokens=tokens_out,
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
         )
-        return text
+        return text, usage
+
+    def cache_counts(self, body: dict[str, Any]) -> tuple[int | None, int | None]:
+        """Tokens read from and written to the prompt cache, where the answer says."""
+        return None, None
 
     @abstractmethod
     def build_request(self, prompt: Prompt) -> httpx.Request:
@@ -153,10 +160,11 @@ class ModelProcessor(ABC):
 
     @abstractmethod
     def token_counts(self, body: dict[str, Any]) -> tuple[int | None, int | None]:
-        """Input and output tokens the answer says it used, for the log."""
+        """Input (not counting the cache's) and output tokens the answer says it used."""
 
     @property
     def _label(self) -> str:
+        """Who answered, for error messages."""
         return f"{self.provider.display} model {self.settings.model}"
 
     async def _send(self, request: httpx.Request) -> httpx.Response:

@@ -73,5 +73,19 @@ class OpenAIProcessor(ModelProcessor):
         return text
 
     def token_counts(self, body: dict[str, Any]) -> tuple[int | None, int | None]:
-        """``usage.prompt_tokens`` and ``usage.completion_tokens``."""
-        return usage_counts(body, "prompt_tokens", "completion_tokens")
+        """``usage.prompt_tokens`` less the cached ones, and ``usage.completion_tokens``."""
+        prompt, completion = usage_counts(body, "prompt_tokens", "completion_tokens")
+        cached, _ = self.cache_counts(body)
+        if prompt is not None and cached is not None:
+            prompt = max(0, prompt - cached)
+        return prompt, completion
+
+    def cache_counts(self, body: dict[str, Any]) -> tuple[int | None, int | None]:
+        """``usage.prompt_tokens_details.cached_tokens`` (counted in ``prompt_tokens``); the
+        API bills no cache writes."""
+        usage = body.get("usage")
+        details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+        if not isinstance(details, dict):
+            return None, None
+        cached, _ = usage_counts({"usage": details}, "cached_tokens", "-")
+        return cached, None

@@ -1,6 +1,7 @@
 -- Every statement memory search runs, all reads on its own connection. Migration 0003 made
 -- the index memory_fts: one FTS5 index of observations, summaries and prompts, whose rowid is
--- message_id * 4 + 1, 2 or 3 for the three record types (so rowid order is time order).
+-- message_id * 4 + 1, 2 or 3 for the three record types (so rowid order is time order);
+-- migration 0011 added its column parts (camelCase words split into their parts).
 -- Times are integer milliseconds since the Unix epoch; lists are JSON text.
 
 -- name: search
@@ -11,8 +12,9 @@
 -- pay for snippet(). A NULL filter means "no filter".
 --
 -- Rank is bm25() with one weight per column of memory_fts: title 10, detail 4, body 2,
--- facts 3, files 3, command 3, output 1, prompt 5. The score is -rank: positive, higher is
--- better.
+-- facts 3, files 3, command 3, output 1, prompt 5, parts 0.5 (parts repeats, split, words
+-- that their own column already counts: the split adds a little, the whole identifier in its
+-- column counts for more). The score is -rank: positive, higher is better.
 --
 -- :types is a JSON array of type codes (1 observation, 2 summary, 3 prompt); :kinds a JSON
 -- array of observation kinds, which leaves the other types alone; :file keeps records whose
@@ -40,7 +42,7 @@ LEFT JOIN summaries AS m ON m.message_id = f.rowid >> 2 AND f.rowid & 3 = 2
 LEFT JOIN prompts AS p ON p.message_id = f.rowid >> 2 AND f.rowid & 3 = 3
 JOIN sessions AS s ON s.key = coalesce(o.session_key, m.session_key, p.session_key)
 WHERE memory_fts MATCH :query
-  AND f.rank MATCH 'bm25(10.0, 4.0, 2.0, 3.0, 3.0, 3.0, 1.0, 5.0)'
+  AND f.rank MATCH 'bm25(10.0, 4.0, 2.0, 3.0, 3.0, 3.0, 1.0, 5.0, 0.5)'
   AND f.rowid BETWEEN :rowid_low AND :rowid_high
   AND (:types IS NULL OR f.rowid & 3 IN (SELECT value FROM json_each(:types)))
   AND (:kinds IS NULL OR o.kind IS NULL OR o.kind IN (SELECT value FROM json_each(:kinds)))

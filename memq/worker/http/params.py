@@ -7,10 +7,10 @@ import math
 from collections.abc import Iterable
 from datetime import datetime
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from memq.events import normalize_session_key
+from memq.exceptions import InvalidRequestError
 from memq.limits import MAX_PAGE
 from memq.memory.answers import parse_time
 
@@ -34,7 +34,7 @@ def int_param(request: Request, name: str, default: int, *, low: int, high: int)
     if raw is None:
         return default
     if not raw.isdigit() or not low <= int(raw) <= high:
-        raise HTTPException(422, f"query parameter {name!r} must be a whole number {low}..{high}")
+        raise InvalidRequestError(f"query parameter {name!r} must be a whole number {low}..{high}")
     return int(raw)
 
 
@@ -48,7 +48,7 @@ def float_param(request: Request, name: str) -> float | None:
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
-        raise HTTPException(422, f"query parameter {name!r} must be a number")
+        raise InvalidRequestError(f"query parameter {name!r} must be a number")
     return value
 
 
@@ -61,7 +61,7 @@ def time_param(request: Request, name: str) -> datetime | None:
     try:
         return parse_time(raw)
     except ValueError:
-        raise HTTPException(422, f"query parameter {name!r} must be an ISO-8601 time") from None
+        raise InvalidRequestError(f"query parameter {name!r} must be an ISO-8601 time") from None
 
 
 def choices(request: Request, name: str, allowed: Iterable[str]) -> list[str] | None:
@@ -78,8 +78,7 @@ def choices(request: Request, name: str, allowed: Iterable[str]) -> list[str] | 
     allowed_values = list(allowed)
     unknown = [value for value in values if value not in allowed_values]
     if unknown:
-        raise HTTPException(
-            422,
+        raise InvalidRequestError(
             f"query parameter {name!r} must be one of {', '.join(allowed_values)}, "
             f"not {unknown[0]!r}",
         )

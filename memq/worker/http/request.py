@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from memq.events import parse_event_body
 from memq.exceptions import (
+    BodyTooLargeError,
     InvalidEventError,
     InvalidRequestError,
     MalformedEventError,
@@ -34,7 +34,7 @@ async def read_body(request: Request) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, f"body larger than the limit of {limit} bytes")
+            raise BodyTooLargeError(f"body larger than the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

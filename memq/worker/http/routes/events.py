@@ -51,6 +51,15 @@ async def post_event(request: Request) -> Response:
         payload = strip_private(payload)
     else:
         text = raw.decode("utf-8")
+    redactor = services.redactor
+    if (
+        redactor is not None
+        and not redactor.applied_to(payload)  # the hook redacted it with the same rules
+        and redactor.may_hold_secret(raw)  # a cheap screen of the bytes
+    ):
+        payload, found = redactor.redact_value(payload)
+        if found:
+            text = None  # stored without its secrets (memq.redact), encoded again
     intake = services.sessions.intake
     intake.arrived()
     try:

@@ -7,12 +7,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memq.events import normalize_session_key
-from memq.exceptions import RecordNotFoundError, SessionNotFoundError
+from memq.exceptions import InvalidRequestError, RecordNotFoundError, SessionNotFoundError
 from memq.limits import (
     DEFAULT_CONTEXT_BUDGET,
     DEFAULT_HISTORY_ITEMS,
@@ -49,10 +48,10 @@ async def search(request: Request) -> Response:
     params = request.query_params
     query = params.get("q")
     if query is None:
-        raise HTTPException(422, "query parameter 'q' is required")
+        raise InvalidRequestError("query parameter 'q' is required")
     since, until = time_param(request, "since"), time_param(request, "until")
     if since is not None and until is not None and since > until:
-        raise HTTPException(422, "query parameter 'since' must not be after 'until'")
+        raise InvalidRequestError("query parameter 'since' must not be after 'until'")
     session = params.get("session")
     hits = await get_services(request).search.search(
         query,
@@ -76,7 +75,7 @@ async def timeline(request: Request) -> Response:
     0..100, default 5)."""
     params = request.query_params
     if ("around" in params) == ("anchor" in params):
-        raise HTTPException(422, "give exactly one of the query parameters 'around' and 'anchor'")
+        raise InvalidRequestError("give exactly one of the query parameters 'around' and 'anchor'")
     before = int_param(request, "before", DEFAULT_TIMELINE_SIDE, low=0, high=MAX_TIMELINE_SIDE)
     after = int_param(request, "after", DEFAULT_TIMELINE_SIDE, low=0, high=MAX_TIMELINE_SIDE)
     if "anchor" in params:  # a record reference: its message's timeline
@@ -88,7 +87,7 @@ async def timeline(request: Request) -> Response:
     around = int_param(request, "around", 0, low=1, high=MAX_INTEGER)
     result = await get_services(request).search.timeline(around, before=before, after=after)
     if result is None:
-        raise HTTPException(404, f"no memory record came from message {around}")
+        raise RecordNotFoundError(f"no memory record came from message {around}")
     return answered(request, UsageTool.TIMELINE, result.to_dict())
 
 
@@ -100,7 +99,7 @@ async def get_context(request: Request) -> Response:
     params = request.query_params
     cwd, project = params.get("cwd"), params.get("project")
     if (cwd is None) == (project is None):
-        raise HTTPException(422, "give exactly one of the query parameters 'cwd' and 'project'")
+        raise InvalidRequestError("give exactly one of the query parameters 'cwd' and 'project'")
     if project is None:
         # lru-cached, but the first look-up of a directory stats its parents: off the loop.
         project = await anyio.to_thread.run_sync(project_for, cwd)

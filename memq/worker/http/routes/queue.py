@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import structlog
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memq.events import normalize_session_key
-from memq.exceptions import InvalidRequestError
+from memq.exceptions import InvalidRequestError, MessageNotFailedError, MessageNotFoundError
 from memq.queue import MessageStatus, Queue
 from memq.worker.http.params import page_params
 from memq.worker.http.request import get_services, is_id, read_json
@@ -75,15 +74,15 @@ async def _require_failed(queue: Queue, ids: list[int]) -> None:
     missing = [str(message_id) for message_id, status in statuses.items() if status is None]
     if missing:
         noun = "message" if len(missing) == 1 else "messages"
-        raise HTTPException(404, f"no {noun} {', '.join(missing)} (memq failed lists the failed)")
+        raise MessageNotFoundError(f"no {noun} {', '.join(missing)} (memq failed lists the failed)")
     not_failed = [
         f"{message_id} is {status}"
         for message_id, status in statuses.items()
         if status is not None and status is not MessageStatus.FAILED
     ]
     if not_failed:
-        raise HTTPException(
-            409, f"only failed messages can be retried: message {', '.join(not_failed)}"
+        raise MessageNotFailedError(
+            f"only failed messages can be retried: message {', '.join(not_failed)}"
         )
 
 

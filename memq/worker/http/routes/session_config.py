@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from memq.exceptions import InvalidSettingValueError, SessionNotFoundError
+from memq.exceptions import InvalidSettingValueError, SessionNotFoundError, SettingNotSetError
 from memq.worker.http.params import path_session_key
 from memq.worker.http.request import get_services, read_json
 from memq.worker.services import Services
@@ -83,7 +82,7 @@ async def delete_setting(request: Request) -> Response:
     key = path_session_key(request)
     name = config_name(str(request.path_params["name"]))
     if not await services.configs.delete(key, name):
-        raise HTTPException(404, f"{key} has no {name.value!r} setting")
+        raise SettingNotSetError(f"{key} has no {name.value!r} setting")
     return JSONResponse(
         {"session_id": key, "name": name.value, "value": services.configs.get(key).value(name)}
     )
