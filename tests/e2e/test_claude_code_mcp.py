@@ -28,6 +28,7 @@ import pytest
 
 from memq.memory.records import RecordType
 from memq.memory.refs import format_ref
+from tests.faults.kit import keep_hooks_from_spawning
 from tests.helpers.daemon import Daemon, running_daemon
 from tests.helpers.fake_anthropic import (
     FakeAnthropic,
@@ -331,6 +332,9 @@ def test_claude_code_reads_the_user_scope_registration(claude: Path, tmp_path: P
     shell = {"HOME": str(home), "CLAUDE_CONFIG_DIR": "", "MEMQ_HOME": str(data)}
     installed = run_module("memq", "install", env=shell, cwd=project)
     assert installed.returncode == 0, installed.stderr
+    # The hooks memq installed fire inside `claude` too; with no daemon they would start
+    # one that outlives the test.
+    keep_hooks_from_spawning(data)
     env = claude_env(home, "http://127.0.0.1:9")  # no model call is made
 
     def get() -> subprocess.CompletedProcess[str]:
