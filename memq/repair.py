@@ -39,6 +39,7 @@ from typing import Any, Final
 from memq import env as memq_env
 from memq import startup_error
 from memq.exceptions import QueueLockedError, RepairError
+from memq.file_sync import sync_directory
 from memq.limits import MAX_INTEGER, MIN_INTEGER
 from memq.queue import InstanceLock, lock_path_for
 from memq.storage import connection, integrity, repairing, schema
@@ -295,7 +296,7 @@ def _move_aside(database: Path, aside: Path) -> list[Path]:
             target = Path(f"{aside}{side}")
             os.rename(source, target)
             moved.append(target)
-    _sync_directory(database.parent)
+    sync_directory(database.parent)
     return moved
 
 
@@ -306,7 +307,7 @@ def _move_back(aside: Path, database: Path) -> None:
         source = Path(f"{aside}{side}")
         if source.exists():
             os.rename(source, Path(f"{database}{side}"))
-    _sync_directory(database.parent)
+    sync_directory(database.parent)
 
 
 def _remove_building_leftovers(database: Path) -> None:
@@ -327,7 +328,7 @@ def _install(building: Path, database: Path) -> None:
             f"kept at {building}: move that file away and rename it to {database.name}"
         ) from None
     building.unlink()
-    _sync_directory(database.parent)
+    sync_directory(database.parent)
 
 
 def build_from(source: Path, target: Path) -> list[TableRescue]:
@@ -716,14 +717,6 @@ def _uri(path: Path) -> str:
 
 def _sync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:

@@ -26,6 +26,7 @@ import os
 
 from memq.env import SETTING_VARIABLES, SETTINGS_FILE
 from memq.exceptions import SettingError
+from memq.file_sync import sync_directory
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -211,7 +212,7 @@ def write_table(path: str, table: Mapping[str, object]) -> None:
             raise
     except OSError as exc:
         raise SettingError(f"{path}: cannot write it ({exc.strerror or exc})") from None
-    _fsync_directory(directory)
+    sync_directory(directory, best_effort=True)
     _write_cache(path, text, variables_of(table, path))
 
 
@@ -284,17 +285,3 @@ def _kind(value: object) -> str:
     if isinstance(value, list):
         return "an array"
     return f"a {type(value).__name__}"  # datetime, date, time
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make the rename durable (best effort: not every platform opens directories)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -26,6 +26,7 @@ from typing import Any, Final, TypeAlias, TypeVar
 
 from memq.events import json_type
 from memq.exceptions import InstallError
+from memq.file_sync import sync_directory
 
 BACKUP_INFIX: Final = ".memq-backup-"
 ATTEMPTS: Final = 3  # reads and rewrites before giving up on a file that keeps changing
@@ -252,19 +253,5 @@ def _write(path: Path, text: str, *, mode: int | None, expected: object) -> bool
             return False
     except OSError as exc:
         raise InstallError(f"{path}: cannot write it ({exc.strerror or exc})") from None
-    _fsync_directory(path.parent)
+    sync_directory(path.parent, best_effort=True)
     return True
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable (best effort: not every platform opens directories)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

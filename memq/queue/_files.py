@@ -34,6 +34,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final, NamedTuple
 
+from memq.file_sync import sync_directory
 from memq.storage import connection
 from memq.storage.sqlfile import load_queries
 
@@ -209,16 +210,8 @@ def seal(partial: Path, path: Path, stamp: str) -> Path:
         os.close(fd)
     final = rescue_path(path, stamp)
     os.rename(partial, final)
-    _fsync_directory(final.parent)
+    sync_directory(final.parent)
     return final
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | _CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- putting it in place --------------------------------------------------------------------
@@ -262,7 +255,7 @@ def install(path: Path, saved: Path, *, files: DatabaseFiles | None, stamp: str)
     if _lidentity(path) == FileId.of(os.lstat(saved)):
         # Linked in before a crash, the copy's own name not yet removed: nothing to move.
         os.unlink(saved)
-        _fsync_directory(path.parent)
+        sync_directory(path.parent)
         return Installed(path, (), 0, ())
     kept: list[Path] = []
     databases: list[Path] = []
@@ -279,7 +272,7 @@ def install(path: Path, saved: Path, *, files: DatabaseFiles | None, stamp: str)
     else:
         raise FileExistsError(f"{path}: another file kept appearing at the database's path")
     os.unlink(saved)
-    _fsync_directory(path.parent)
+    sync_directory(path.parent)
     taken, unreadable = 0, []
     for database in databases:
         try:

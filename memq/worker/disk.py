@@ -32,6 +32,7 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
+from memq.file_sync import sync_directory
 from memq.queue import SYSTEM_CLOCK, Clock, is_out_of_space
 
 log = structlog.get_logger("memq.disk")
@@ -103,7 +104,7 @@ class Reserve:
                 os.unlink(self.path)  # half a reserve is no reserve, and takes room
             raise
         os.close(fd)
-        _fsync_directory(self.path.parent)
+        sync_directory(self.path.parent)
         return True
 
     def release(self) -> int:
@@ -143,14 +144,6 @@ def _allocate(fd: int, size: int) -> None:
     written = 0
     while written < size:
         written += os.write(fd, chunk[: size - written])
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def free_bytes_at(path: Path) -> int:
