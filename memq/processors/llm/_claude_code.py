@@ -205,6 +205,10 @@ class ClaudeCodeProcessor(AsksAModel):
         finally:
             if process is not None:
                 _kill_group(process.pid)
+                # Reaped and its pipes closed, even on a timeout or a cancellation: no zombie,
+                # no transport left for the garbage collector.
+                with anyio.CancelScope(shield=True):
+                    await process.aclose()
         return out, err, code
 
     def _failure(self, result: dict[str, Any] | None, out: str, err: str, code: int) -> Exception:
