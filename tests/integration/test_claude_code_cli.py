@@ -64,7 +64,7 @@ def fake_cli(tmp_path: Path, *, out: str, code: int = 0, sleep: float = 0.0) -> 
         "import json, os, sys, time\n"
         "stdin = sys.stdin.read()\n"
         f"json.dump({{'argv': sys.argv[1:], 'env': dict(os.environ), 'stdin': stdin,"
-        f" 'cwd': os.getcwd()}}, open({str(seen)!r}, 'w'))\n"
+        f" 'cwd': os.getcwd(), 'pid': os.getpid()}}, open({str(seen)!r}, 'w'))\n"
         f"time.sleep({sleep})\n"
         f"sys.stdout.write({out!r})\n"
         f"sys.exit({code})\n"
@@ -174,6 +174,9 @@ class TestFailures:
         with pytest.raises(TransientProcessorError, match="within 1 s"):
             await made.process(observation(), CONTEXT)
         assert time.monotonic() - started < 10
+        # Killed and reaped: not even a zombie is left in the process table.
+        with pytest.raises(ProcessLookupError):
+            os.kill(seen(tmp_path)["pid"], 0)
 
     def test_no_cli_is_a_setting_error_naming_the_fix(self, tmp_path: Path) -> None:
         with pytest.raises(SettingError, match="MEMQ_CLAUDE_BIN"):
