@@ -15,6 +15,7 @@ from memq.cli import (
     daemon_commands,
     mcp_commands,
     memory_commands,
+    open_commands,
     queue_commands,
     session_commands,
     settings_commands,
@@ -38,6 +39,7 @@ COMMANDS: Final[dict[str, Command]] = {
     **setup_commands.COMMANDS,
     **mcp_commands.COMMANDS,
     **stats_commands.COMMANDS,
+    **open_commands.COMMANDS,
 }
 # Commands that neither read nor write MEMQ_HOME (they edit Claude Code's settings), so a
 # home others can write to does not stop them.

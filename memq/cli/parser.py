@@ -12,6 +12,7 @@ from memq.cli import (
     daemon_commands,
     mcp_commands,
     memory_commands,
+    open_commands,
     queue_commands,
     session_commands,
     settings_commands,
@@ -30,7 +31,7 @@ MEMQ_HOME/settings.toml (port = 40000, ...), which memq config --global edits.
 # The top-level help lists the commands in these groups; a command added without a group
 # is listed under "more".
 COMMAND_GROUPS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
-    ("daemon", ("serve", "start", "stop", "status", "resume", "repair")),
+    ("daemon", ("serve", "start", "stop", "status", "open", "resume", "repair")),
     (
         "memory",
         (
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         setup_commands,
         mcp_commands,
         stats_commands,
+        open_commands,
     ):
         topic.add_parsers(commands)
     listing = command_list(subcommand_helps(commands), COMMAND_GROUPS, width)

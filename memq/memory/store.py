@@ -20,6 +20,7 @@ from memq.events import HookEvent
 from memq.exceptions import InvalidRequestError, SameSessionError, SessionNotFoundError
 from memq.limits import DEFAULT_HISTORY_ITEMS, TURN_ITEMS
 from memq.memory.backend import CONTEXT_ITEMS, MemoryWrite, TransferResult
+from memq.memory.feed import append_feed
 from memq.memory.history import History, HistoryEntry, shape_history
 from memq.memory.reader import ReadsMemory
 from memq.memory.records import (
@@ -74,8 +75,9 @@ class MemoryStore(ReadsMemory):
         It records the session (a prompt, a tool call or a summary creates it; a
         ``session_end`` message ends it, a SessionStart event opens it again; see
         ``_session_write``), numbers and stores a prompt, and stores the result's observation
-        and summary, each stamped with the message's id and time. A second write for the same
-        message fails with ``StorageError`` (UNIQUE message_id).
+        and summary, each stamped with the message's id and time, and appends their rows to
+        the live feed (``memq.memory.feed``). A second write for the same message fails with
+        ``StorageError`` (UNIQUE message_id).
         """
         session_write = _session_write(message, result)
         session = _session_params(message, project)
@@ -99,6 +101,8 @@ class MemoryStore(ReadsMemory):
                 await tx.execute(QUERIES["insert_observation"], {**observation, **origin})
             if summary is not None:
                 await tx.execute(QUERIES["insert_summary"], {**summary, **origin})
+            if prompt is not None or observation is not None or summary is not None:
+                await append_feed(tx, message_id=message.id, session_key=message.session_id)
 
         return write
 

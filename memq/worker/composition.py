@@ -30,6 +30,7 @@ from memq.config import Settings, settings_report
 from memq.memory.archive import SessionExporter
 from memq.memory.backend import MemoryBackend
 from memq.memory.context import ContextBuilder
+from memq.memory.feed import Feed, FeedReader
 from memq.memory.lookup import RecordLookup
 from memq.memory.model_usage import ModelUsageReader
 from memq.memory.reader import ReadsMemory
@@ -109,9 +110,12 @@ async def open_services(
         exporter = await _open_reader(readers, SessionExporter, database)
         usage_figures = await _open_reader(readers, UsageFigures, database)
         usage_figures.prices = settings.model_prices  # the cost estimate of memq stats
+        feed = Feed(await _open_reader(readers, FeedReader, database), queue, clock=queue.clock)
         budget = await _token_budget(readers, settings, queue)
         configs = await SessionConfigs.load(queue)
-        sessions = _session_manager(settings, queue, store, configs, processors, budget=budget)
+        sessions = _session_manager(
+            settings, queue, store, configs, processors, budget=budget, on_stored=feed.notify
+        )
         forks = ForkLinker(queue)
         activity = _activity_tracker(settings, queue)
         activity.on_expire(sessions.expire)
@@ -149,6 +153,7 @@ async def open_services(
             ephemeral=settings.ephemeral,
             settings_report=settings_report(settings.environment or os.environ),
             spool=spool,
+            feed=feed,
         )
         yield Built(services, spool)
 
@@ -161,6 +166,7 @@ def _session_manager(
     processors: ProcessorPool,
     *,
     budget: Budgeted | None = None,
+    on_stored: Callable[[], None] | None = None,
 ) -> SessionManager:
     """The session manager, with the claim handler that turns a claimed message into memory
     by the processor the session's settings name (``extract`` once ``budget`` is spent)."""
@@ -172,7 +178,7 @@ def _session_manager(
         config = configs.get(session_key)
         return processors.get(config.processor, config.model)
 
-    handler = ClaimHandler(processor_for, store, pause=pause, budget=budget)
+    handler = ClaimHandler(processor_for, store, pause=pause, budget=budget, on_stored=on_stored)
     sessions = SessionManager(
         queue,
         handler,

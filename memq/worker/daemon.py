@@ -229,6 +229,8 @@ class Daemon:
                 await anyio.sleep(0.01)
             self._started(services.processors)
             served = await self._until_stopped_or_replaced(services.queue, settings.shutdown_grace)
+            if services.feed is not None:
+                services.feed.close()  # open streams end: the server's shutdown waits for them
             server.should_exit = True
             await server_done.wait()
             # No more touches: write the last ones before the queue does.
@@ -247,6 +249,8 @@ class Daemon:
         await tg.start(services.sessions.run)
         await tg.start(services.activity.run)
         await tg.start(services.usage.run)
+        if services.feed is not None:
+            await tg.start(services.feed.run)
         await built.spool.take_in_safely()  # before serving: spooled events come first
         await tg.start(built.spool.run)
         tg.start_soon(services.queue.run_maintenance)

@@ -80,6 +80,7 @@ class ClaimHandler:
         *,
         pause: Callable[[str], None] | None = None,
         budget: Budgeted | None = None,
+        on_stored: Callable[[], None] | None = None,
     ) -> None:
         # Gives a session's processor (its settings may name one); asked for each message.
         self._processor_for = processor_for
@@ -87,6 +88,7 @@ class ClaimHandler:
         self._pause = pause
         self._budget = budget  # the daily token budget: extract once it is spent
         self._transient = TransientBackoff()
+        self._on_stored = on_stored  # after an ack committed: wakes the live feed
 
     async def _process(
         self, processor: Processor, message: Message, context: SessionContext
@@ -138,6 +140,8 @@ class ClaimHandler:
                         self._pause(str(exc))
                     return
                 await claim.ack(self._effect(message, result))
+                if self._on_stored is not None:
+                    self._on_stored()
                 if self._budget is not None:
                     self._budget.spent_now(result)
         except ClaimLostError:

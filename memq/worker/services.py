@@ -9,6 +9,7 @@ from typing import Any
 from memq.memory.archive import SessionExporter
 from memq.memory.backend import MemoryBackend
 from memq.memory.context import ContextBuilder
+from memq.memory.feed import Feed
 from memq.memory.lookup import RecordLookup
 from memq.memory.recall import RecallSettings
 from memq.memory.search import MemorySearch
@@ -56,3 +57,4 @@ class Services:
     settings_report: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Takes in what hooks spooled; None in tests that build the routes without a home.
     spool: SpoolIntake | None = None
+    feed: Feed | None = None  # the live feed (GET /api/feed); None: the route answers 503

@@ -12,18 +12,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memq.exceptions import DiskFullError, MemqError
+from memq.worker.http import session_auth
 from memq.worker.http.request import get_services
 from memq.worker.http.routes import ROUTES
 from memq.worker.security import RequestGuard
 from memq.worker.services import Services
+from memq.worker.viewer_logins import ViewerLogins, cookie_name
 
 log = structlog.get_logger("memq.api")
 
 
-def create_app(services: Services, *, token: str, body_limit: int) -> RequestGuard:
-    """The ASGI application: routes behind the request guard."""
+def create_app(
+    services: Services, *, token: str, body_limit: int, logins: ViewerLogins | None = None
+) -> RequestGuard:
+    """The ASGI application: routes behind the request guard. ``logins``: the viewer's login
+    codes and sessions (a test passes its own, on its clock)."""
+    logins = logins or ViewerLogins()
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *session_auth.ROUTES],
         exception_handlers={
             HTTPException: _http_error,
             MemqError: _memq_error,
@@ -32,7 +38,9 @@ def create_app(services: Services, *, token: str, body_limit: int) -> RequestGua
     )
     app.state.services = services
     app.state.body_limit = body_limit
-    return RequestGuard(app, token=token, port=services.port, body_limit=body_limit)
+    app.state.logins = logins
+    app.state.session_cookie = cookie_name(services.port)
+    return RequestGuard(app, token=token, port=services.port, body_limit=body_limit, logins=logins)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

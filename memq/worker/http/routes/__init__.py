@@ -5,7 +5,7 @@ before ``/api/sessions/{id}`` itself, which would otherwise take ``abc/observati
 id. One module per topic: ``events`` (the intake), ``health``, ``sessions`` (reads and the
 session operations), ``session_config``, ``memory`` (search, timeline, context, a session's
 records and history), ``records`` (records by reference), ``queue`` (failed messages,
-resume), ``archive`` (export, import).
+resume), ``archive`` (export, import), ``feed`` (the live feed).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from starlette.routing import Route
 from memq.worker.http.routes import (
     archive,
     events,
+    feed,
     health,
     memory,
     queue,
@@ -50,6 +51,7 @@ ROUTES: list[Route] = [
     Route("/api/timeline", memory.timeline, methods=["GET"]),
     Route("/api/records", records.get_records, methods=["GET"]),
     Route("/api/stats", stats.stats, methods=["GET"]),
+    Route("/api/feed", feed.stream_feed, methods=["GET"]),
     Route("/api/failed", queue.failed, methods=["GET"]),
     Route("/api/failed/retry", queue.retry_failed, methods=["POST"]),
     Route("/api/resume", queue.resume, methods=["POST"]),
