@@ -15,8 +15,10 @@ from memq import private_files
 from memq.worker.page_headers import adding_headers
 from memq.worker.viewer_logins import ViewerLogins, cookie_name
 
-# /login checks its one-time code itself (memq.worker.http.session_auth).
-UNAUTHENTICATED_PATHS: Final = frozenset({"/api/health", "/login"})
+# /login checks its one-time code itself (memq.worker.http.session_auth); the viewer's page
+# and assets hold no data (it comes from /api/ with the cookie).
+UNAUTHENTICATED_PATHS: Final = frozenset({"/api/health", "/login", "/"})
+UNAUTHENTICATED_PREFIXES: Final = ("/static/",)
 CSRF_HEADER: Final = b"x-memq-csrf"
 # Methods that change something: with the cookie, they need the CSRF header.
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -83,6 +85,7 @@ class RequestGuard:
             or (
                 None
                 if scope["path"] in UNAUTHENTICATED_PATHS
+                or scope["path"].startswith(UNAUTHENTICATED_PREFIXES)
                 else self._check_credentials(scope, headers)
             )
             or self._check_length(headers)

@@ -34,6 +34,11 @@ def spool_by_hand(home: Path, payload: dict[str, Any]) -> str:
     return spool.write_event(str(home), route, body, now_ms=time.time_ns() // 1_000_000)
 
 
+def taken_in(home: Path) -> list[dict[str, Any]]:
+    """The daemon's ``spool.taken_in`` log lines so far."""
+    return [line for line in daemon_log(home) if line["event"] == "spool.taken_in"]
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -75,8 +80,8 @@ class TestIntake:
             assert stored_counts(daemon.home / "memq.db", ["tool:running-1"]) == {
                 "tool:running-1": 1
             }
-            taken = [line for line in daemon_log(daemon.home) if line["event"] == "spool.taken_in"]
-            assert [line["count"] for line in taken] == [1]
+            wait_for(lambda: taken_in(daemon.home) != [])
+            assert [line["count"] for line in taken_in(daemon.home)] == [1]
         finally:
             daemon.kill()
 
@@ -95,7 +100,9 @@ class TestIntake:
             spool_by_hand(daemon.home, {**payload, "memq_event_id": "x"})
             wait_for(lambda: not list((daemon.home / "spool").glob("*.event")))
             assert stored_counts(daemon.home / "memq.db", ["tool:both-1"]) == {"tool:both-1": 1}
-            taken = [line for line in daemon_log(daemon.home) if line["event"] == "spool.taken_in"]
+            # The file goes once its event committed; the log line comes just after.
+            wait_for(lambda: taken_in(daemon.home) != [])
+            taken = taken_in(daemon.home)
             assert [(line["count"], line["duplicates"]) for line in taken] == [(0, 1)]
         finally:
             daemon.kill()

@@ -5,7 +5,8 @@ before ``/api/sessions/{id}`` itself, which would otherwise take ``abc/observati
 id. One module per topic: ``events`` (the intake), ``health``, ``sessions`` (reads and the
 session operations), ``session_config``, ``memory`` (search, timeline, context, a session's
 records and history), ``records`` (records by reference), ``queue`` (failed messages,
-resume), ``archive`` (export, import), ``feed`` (the live feed).
+resume), ``archive`` (export, import), ``feed`` (the live feed), ``viewer`` (the page and
+its assets).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from memq.worker.http.routes import (
     session_config,
     sessions,
     stats,
+    viewer,
 )
 
 SESSION = "/api/sessions/{session_id:path}"
@@ -56,6 +58,8 @@ ROUTES: list[Route] = [
     Route("/api/failed/retry", queue.retry_failed, methods=["POST"]),
     Route("/api/resume", queue.resume, methods=["POST"]),
     Route("/api/import", archive.import_session, methods=["POST"]),
+    Route("/", viewer.index, methods=["GET"]),
+    Route("/static/{name:path}", viewer.static, methods=["GET"]),
 ]
 
 __all__ = ["ROUTES"]
