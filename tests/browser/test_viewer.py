@@ -139,6 +139,27 @@ class TestSessions:
             assert client.get(f"/api/sessions/{SESSION}").json()["title"] == "Hello file"
         assert page.locator("#session-h").inner_text() == "Hello file"
 
+    def test_more_loads_the_next_page_of_sessions(self, page: Page, daemon: Daemon) -> None:
+        with daemon.client() as client:
+            for index in range(55):
+                assert client.post("/api/events", json=new_prompt(f"paged {index}")).is_success
+        daemon.wait_idle()
+        with daemon.client() as client:
+            total = client.get("/api/sessions?limit=1").json()["total"]
+        assert total > 50
+        visit(page, "feed")
+        visit(page, "sessions")
+        rows = page.locator("#session-list li[data-key]")
+        more = page.locator("#sessions-more")
+        more.wait_for(state="visible")
+        assert rows.count() == 50
+        more.focus()  # a plain button: reachable and pressed from the keyboard
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "n => document.querySelectorAll('#session-list li[data-key]').length === n", arg=total
+        )
+        assert more.is_hidden()
+
 
 class TestSearch:
     def test_search_finds_and_opens_a_record(self, page: Page) -> None:

@@ -2,7 +2,7 @@
 // textContent only (never as markup), so a prompt holding "<script>" shows as text.
 
 const $ = (id) => document.getElementById(id);
-const state = { csrf: null, feed: null, session: null, view: "feed" };
+const state = { csrf: null, feed: null, session: null, view: "feed", records: null };
 
 /** An element with text (and optional attributes and children). */
 function el(tag, text, attrs = {}, children = []) {
@@ -196,11 +196,24 @@ function renderState(status) {
 
 // ---- sessions ----------------------------------------------------------------------------
 
-async function loadSessions() {
-  const answer = await api("/api/sessions?limit=100");
+// Lists that can grow come a page at a time; "More" asks for the next one.
+const PAGE = 50;
+
+/** A "More" button's state: shown while fewer than `total` items are on the page. */
+function setMore(id, shown, total) {
+  const button = $(id);
+  button.hidden = shown >= total;
+  button.disabled = false;
+  button.textContent = `More (${shown} of ${total})`;
+}
+
+async function loadSessions(more = false) {
   const list = $("session-list");
-  list.replaceChildren();
+  const offset = more ? list.querySelectorAll("li[data-key]").length : 0;
+  const answer = await api(`/api/sessions?limit=${PAGE}&offset=${offset}`);
+  if (!more) list.replaceChildren();
   for (const item of answer.items) {
+    if (list.querySelector(`li[data-key="${CSS.escape(item.key)}"]`)) continue;
     const link = el("a", item.title || "(untitled)", { href: `#session/${encodeURIComponent(item.key)}` });
     const counts = `${item.prompt_count} prompts · ${item.observation_count} observations · ${item.summary_count} summaries`;
     list.append(el("li", null, { "data-key": item.key }, [
@@ -209,24 +222,17 @@ async function loadSessions() {
       ...(item.parent_key ? [el("div", `fork of ${short(item.parent_key)}`, { class: "meta" })] : []),
     ]));
   }
-  if (!answer.items.length) list.append(el("li", "No sessions yet."));
+  const shown = list.querySelectorAll("li[data-key]").length;
+  if (!shown) list.append(el("li", "No sessions yet."));
+  setMore("sessions-more", shown, answer.total ?? shown);
 }
 
-async function loadSession(key) {
-  const path = `/api/sessions/${encodeURIComponent(key)}`;
-  const [session, observations, summaries] = await Promise.all([
-    api(path),
-    api(`${path}/observations?limit=200`),
-    api(`${path}/summaries?limit=200`),
-  ]);
-  $("session-h").textContent = session.title || "(untitled)";
-  $("title-input").value = session.title || "";
-  $("title-saved").textContent = "";
-  $("session-meta").textContent = `${session.key} · ${session.project || "no project"} · started ${when(session.started_at)}`;
+function renderSessionRecords() {
+  const { prompts, observations, summaries } = state.records;
   const records = [
-    ...(session.prompts || []).map((p) => ({ ...p, ref: `#P${p.id}`, label: "prompt", title: p.text })),
-    ...observations.items.map((o) => ({ ...o, ref: `#${o.id}`, label: o.kind || "observation" })),
-    ...summaries.items.map((s) => ({ ...s, ref: `#S${s.id}`, label: "summary", title: s.title || s.request || s.completed })),
+    ...prompts.map((p) => ({ ...p, ref: `#P${p.id}`, label: "prompt", title: p.text })),
+    ...observations.map((o) => ({ ...o, ref: `#${o.id}`, label: o.kind || "observation" })),
+    ...summaries.map((s) => ({ ...s, ref: `#S${s.id}`, label: "summary", title: s.title || s.request || s.completed })),
   ].sort((a, b) => (a.message_id ?? 0) - (b.message_id ?? 0) || String(a.created_at).localeCompare(String(b.created_at)));
   const list = $("session-records");
   list.replaceChildren();
@@ -237,6 +243,46 @@ async function loadSession(key) {
       el("div", `${record.ref} · ${when(record.created_at)}`, { class: "meta" }),
     ]));
   }
+  const { totals } = state.records;
+  setMore("session-more", observations.length + summaries.length, totals.observations + totals.summaries);
+}
+
+/** The next page of the session's observations and summaries (each while some are left). */
+async function moreSessionRecords(key) {
+  const path = `/api/sessions/${encodeURIComponent(key)}`;
+  const records = state.records;
+  const next = async (name) => {
+    if (records[name].length >= records.totals[name]) return;
+    const answer = await api(`${path}/${name}?limit=${PAGE}&offset=${records[name].length}`);
+    records[name].push(...answer.items);
+    records.totals[name] = answer.total ?? records[name].length;
+  };
+  await Promise.all([next("observations"), next("summaries")]);
+  if (state.records === records) renderSessionRecords();
+}
+
+async function loadSession(key) {
+  const path = `/api/sessions/${encodeURIComponent(key)}`;
+  const [session, observations, summaries] = await Promise.all([
+    api(path),
+    api(`${path}/observations?limit=${PAGE}`),
+    api(`${path}/summaries?limit=${PAGE}`),
+  ]);
+  $("session-h").textContent = session.title || "(untitled)";
+  $("title-input").value = session.title || "";
+  $("title-saved").textContent = "";
+  $("session-meta").textContent = `${session.key} · ${session.project || "no project"} · started ${when(session.started_at)}`;
+  state.records = {
+    key,
+    prompts: session.prompts || [],
+    observations: observations.items,
+    summaries: summaries.items,
+    totals: {
+      observations: observations.total ?? observations.items.length,
+      summaries: summaries.total ?? summaries.items.length,
+    },
+  };
+  renderSessionRecords();
 }
 
 async function saveTitle(event) {
@@ -344,6 +390,14 @@ async function start() {
   $("title-form").addEventListener("submit", saveTitle);
   $("search-form").addEventListener("submit", search);
   $("context-form").addEventListener("submit", previewContext);
+  $("sessions-more").addEventListener("click", (event) => {
+    event.currentTarget.disabled = true;
+    loadSessions(true).catch(showError);
+  });
+  $("session-more").addEventListener("click", (event) => {
+    event.currentTarget.disabled = true;
+    if (state.records) moreSessionRecords(state.records.key).catch(showError);
+  });
   window.addEventListener("hashchange", route);
   try {
     const session = await api("/api/session");
