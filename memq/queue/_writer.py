@@ -281,13 +281,7 @@ class GroupCommitWriter:
         withdraws its operation (not taken yet) or, if its batch already runs, lets it stand;
         a claim taken for a cancelled caller is released.
         """
-        ops = (op,)
-        future = self._put(ops, riders)
-        try:
-            await future
-        except BaseException:
-            await self._abandon(ops, riders)
-            raise
+        await self.submit_all((op,), riders)
         if op.error is not None:
             raise op.error
 

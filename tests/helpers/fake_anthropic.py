@@ -22,19 +22,18 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.helpers.app_server import ThreadedServer
 
 Json = dict[str, Any]
 
@@ -240,8 +239,7 @@ class FakeAnthropic:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._served: ThreadedServer | None = None
 
     @property
     def url(self) -> str:
@@ -292,34 +290,13 @@ class FakeAnthropic:
                 Route("/{path:path}", self._other, methods=["GET", "POST", "HEAD"]),
             ]
         )
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            log_config=None,  # leave the process's logging as the tests configured it
-            access_log=False,
-            lifespan="off",
-            ws="none",
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fake-anthropic", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake Messages API did not start")
-            time.sleep(0.01)
+        self._served = ThreadedServer(app, "fake-anthropic")
+        self._served.start()
+        self.port = self._served.port
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._served is not None:
+            self._served.stop()
 
     @classmethod
     @contextmanager

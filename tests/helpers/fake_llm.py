@@ -18,7 +18,6 @@ import asyncio
 import json
 import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -26,13 +25,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from memq.processors.llm import AnthropicProcessor, ModelProcessor, OpenAIProcessor
+from tests.helpers.app_server import ThreadedServer
 
 
 @dataclass(frozen=True)
@@ -169,8 +168,7 @@ class FakeLLM:
         self._release: asyncio.Event | None = None
         self.requests: list[SeenRequest] = []
         self.port = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._served: ThreadedServer | None = None
 
     @property
     def url(self) -> str:
@@ -228,36 +226,14 @@ class FakeLLM:
 
     def start(self) -> None:
         app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            log_config=None,  # leave the process's logging as the tests configured it
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fake-llm", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake model API did not start")
-            time.sleep(0.01)
+        self._served = ThreadedServer(app, "fake-llm")
+        self._served.start()
+        self.port = self._served.port
 
     def stop(self) -> None:
         self._release_waits()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._served is not None:
+            self._served.stop()
 
     @classmethod
     @contextmanager

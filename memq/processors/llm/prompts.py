@@ -315,12 +315,7 @@ def parse_observation(text: str, payload: Any) -> ObservationRecord:
     if not failed:
         files_modified = _merged(known.files_modified, answer.paths("files_modified", cwd))
     return ObservationRecord(
-        kind=answer.kind(),
-        title=answer.line("title", TITLE_CHARS, required=True),
-        subtitle=answer.line("subtitle", TITLE_CHARS),
-        narrative=answer.text("narrative", NARRATIVE_CHARS),
-        facts=answer.strings("facts", FACTS, FACT_CHARS),
-        concepts=answer.strings("concepts", CONCEPTS, CONCEPT_CHARS),
+        **_written(answer),
         files_read=files_read,
         files_modified=files_modified,
         tool_name=known.tool_name,
@@ -330,19 +325,25 @@ def parse_observation(text: str, payload: Any) -> ObservationRecord:
     )
 
 
+def _written(answer: _Answer) -> dict[str, Any]:
+    """The observation fields the model writes (the rest come from the payload), checked."""
+    return {
+        "kind": answer.kind(),
+        "title": answer.line("title", TITLE_CHARS, required=True),
+        "subtitle": answer.line("subtitle", TITLE_CHARS),
+        "narrative": answer.text("narrative", NARRATIVE_CHARS),
+        "facts": answer.strings("facts", FACTS, FACT_CHARS),
+        "concepts": answer.strings("concepts", CONCEPTS, CONCEPT_CHARS),
+    }
+
+
 def parse_rewrite(fields: Mapping[str, Any], record: ObservationRecord) -> ObservationRecord:
     """``record`` (a stored observation) with what the model wrote of it in ``fields`` (one
     item of a turn's answer): kind, title, subtitle, narrative, facts and concepts; its files,
     command, exit code and excerpt stay. ``InvalidOutputError`` when an item is not valid."""
-    answer = _Answer(json.dumps(dict(fields)))
     return dataclasses.replace(
         record,
-        kind=answer.kind(),
-        title=answer.line("title", TITLE_CHARS, required=True),
-        subtitle=answer.line("subtitle", TITLE_CHARS),
-        narrative=answer.text("narrative", NARRATIVE_CHARS),
-        facts=answer.strings("facts", FACTS, FACT_CHARS),
-        concepts=answer.strings("concepts", CONCEPTS, CONCEPT_CHARS),
+        **_written(_Answer(json.dumps(dict(fields)))),
     )
 
 
