@@ -44,7 +44,14 @@ def measure(home: Path, chromium: str, runs: int) -> dict[str, list[float]]:
     """Start a daemon on ``home`` (its database as it is), then time ``runs`` page loads."""
     from playwright.sync_api import sync_playwright  # noqa: PLC0415 (a dev dependency)
 
-    figures: dict[str, list[float]] = {"ready": [], "paint": [], "live": [], "sessions": []}
+    figures: dict[str, list[float]] = {
+        "ready": [],
+        "paint": [],
+        "live": [],
+        "sessions": [],
+        "queue": [],
+        "stats": [],
+    }
     with running_daemon(home) as daemon:
         seed(daemon)
         with sync_playwright() as driver, daemon.client() as client:
@@ -78,6 +85,16 @@ def measure(home: Path, chromium: str, runs: int) -> dict[str, list[float]]:
                 page.evaluate("location.hash = 'sessions'")
                 page.locator("#session-list li[data-key]").first.wait_for()
                 figures["sessions"].append(time.perf_counter() - started)
+                # The queue view (status with its per-session counts, failed messages) and
+                # the memory-use figures, each until drawn.
+                started = time.perf_counter()
+                page.evaluate("location.hash = 'queue'")
+                page.locator("#queue-sessions table, #queue-sessions p").first.wait_for()
+                figures["queue"].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                page.evaluate("location.hash = 'stats'")
+                page.locator("#stat-injections").wait_for()
+                figures["stats"].append(time.perf_counter() - started)
                 context.close()
             browser.close()
     return figures
@@ -90,6 +107,8 @@ def report(label: str, figures: dict[str, list[float]]) -> None:
         print(summary("first contentful paint of the page", figures["paint"]))
     print(summary("event posted to item shown in the live feed", figures["live"]))
     print(summary("sessions view to its first page shown", figures["sessions"]))
+    print(summary("queue view shown", figures["queue"]))
+    print(summary("stats view shown", figures["stats"]))
 
 
 def large_home(root: Path, observations: int) -> Path:

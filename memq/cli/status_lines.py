@@ -23,6 +23,7 @@ def status_lines(status: Mapping[str, Any], home: str) -> list[str]:
     lines = [head, *problem_lines(status)]
     lines.append("messages  " + "  ".join(f"{name} {counts[name]}" for name in MessageStatus))
     lines.append(f"sessions  {len(status['sessions'])} known, {status['active_generators']} active")
+    lines += processing_lines(status.get("processing_messages") or [])
     if status.get("paused"):
         lines.append(f"PAUSED    {status.get('pause_reason')}  (fix it, then: memq resume)")
     if status.get("paused_sessions"):
@@ -53,6 +54,18 @@ def status_lines(status: Mapping[str, Any], home: str) -> list[str]:
                 f"{item['session_id']:<48} {c['pending']:>8} {c['processing']:>10} "
                 f"{c['processed']:>10} {c['failed']:>7}"
             )
+    return lines
+
+
+def processing_lines(items: list[Mapping[str, Any]], shown: int = 5) -> list[str]:
+    """What is processing now and for how long: the ``shown`` longest running."""
+    lines = [
+        f"working   message {item['message_id']} ({item['kind']}, attempt {item['attempts']}) "
+        f"of {item['session_id']} for {_duration(item['running_seconds'])}"
+        for item in items[:shown]
+    ]
+    if len(items) > shown:
+        lines.append(f"          and {len(items) - shown} more")
     return lines
 
 

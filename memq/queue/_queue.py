@@ -798,6 +798,29 @@ class Queue:
             for row in rows
         ]
 
+    async def processing_messages(self, limit: int = 100) -> list[dict[str, Any]]:
+        """What is processing now, longest running first, as JSON-ready values: its id,
+        session, kind, attempts, ``started_at`` (ISO-8601 UTC) and ``running_seconds`` by
+        this queue's clock."""
+        self._check_open()
+        rows = await self._reader.execute_fetchall(QUERIES["processing_messages"], {"limit": limit})
+        now = self.clock.now()
+        return [
+            {
+                "message_id": int(row["id"]),
+                "session_id": str(row["session_id"]),
+                "kind": str(row["kind"]),
+                "attempts": int(row["attempts"]),
+                "started_at": from_epoch_ms(int(row["started_at"]))
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
+                # A wall clock set back since the claim must not show a negative time.
+                "running_seconds": max(-seconds_until(EpochMs(int(row["started_at"])), now), 0.0),
+            }
+            for row in rows
+            if row["started_at"] is not None
+        ]
+
     async def status_of(self, message_id: int) -> MessageStatus | None:
         """The status of one message, or None when there is no such message."""
         self._check_open()

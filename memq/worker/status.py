@@ -36,4 +36,5 @@ async def live_status(services: Services) -> dict[str, Any]:
         ephemeral=services.ephemeral,
         tracked_sessions=services.activity.tracked,
         settings=services.settings_report,
+        processing_messages=await services.queue.processing_messages(),
     ).as_dict()

@@ -41,6 +41,9 @@ class StatusReport:
     ephemeral: bool = False
     tracked_sessions: int = 0
     settings: Mapping[str, Any] | None = None  # the settings the daemon runs with
+    # Messages being processed now (memq.queue.Queue.processing_messages' shape): a claim
+    # outlives the daemon that made it only as a lease to expire, so none without one.
+    processing_messages: Sequence[Mapping[str, Any]] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The document as JSON-ready values."""
@@ -67,6 +70,7 @@ class StatusReport:
             "active_generators": len(self.active_sessions),
             "active_sessions": list(self.active_sessions),
             "processing": self.processing,
+            "processing_messages": [dict(item) for item in self.processing_messages],
             "paused": self.pause_reason is not None,
             "pause_reason": self.pause_reason,
             "paused_sessions": list(self.paused_sessions),

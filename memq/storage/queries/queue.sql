@@ -177,6 +177,15 @@ SELECT session_id, status, count(*) AS n
 FROM pending_messages
 GROUP BY session_id, status;
 
+-- name: processing_messages
+-- What is being processed right now, longest running first (the status's
+-- processing_messages); :limit bounds it.
+SELECT id, session_id, kind, attempts, started_at
+FROM pending_messages
+WHERE status = 'processing'
+ORDER BY started_at, id
+LIMIT :limit;
+
 -- name: prune_processed
 -- One chunk at a time, so pruning a large history never holds the write lock for long.
 DELETE FROM pending_messages
