@@ -3,7 +3,7 @@ command exits 0 only without one)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from memq.cli.model_cost_lines import status_model_lines
@@ -57,7 +57,7 @@ def status_lines(status: Mapping[str, Any], home: str) -> list[str]:
     return lines
 
 
-def processing_lines(items: list[Mapping[str, Any]], shown: int = 5) -> list[str]:
+def processing_lines(items: Sequence[Mapping[str, Any]], shown: int = 5) -> list[str]:
     """What is processing now and for how long: the ``shown`` longest running."""
     lines = [
         f"working   message {item['message_id']} ({item['kind']}, attempt {item['attempts']}) "
