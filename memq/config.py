@@ -28,6 +28,7 @@ from memq.env import (
 )
 from memq.exceptions import SettingError
 from memq.model_cost import DEFAULT_PRICES, Price, parse_prices, prices_json
+from memq.storage.postgres.url import shown_url, url_problem
 
 __all__ = ["HOST", "SETTINGS", "Paths", "SettingError", "SettingSpec", "Settings"]
 
@@ -118,6 +119,9 @@ class Settings:
     model_prices: Mapping[str, Price] = field(
         default_factory=lambda: dict(DEFAULT_PRICES), compare=False
     )
+    # The PostgreSQL server several daemons share (memq.storage.postgres); "": SQLite in
+    # the home.
+    database_url: str = ""
     # What the settings were read from (``memq.env.Sources`` for the environment over the
     # settings file); the model-based processors read their own from it. None: os.environ.
     environment: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
@@ -202,6 +206,14 @@ def _base_url(env: Mapping[str, str]) -> str:
 def _daily_tokens(env: Mapping[str, str]) -> int:
     # 0 or unset: no budget.
     return env_int(env, Variable.DAILY_TOKENS, 0, low=0, high=10**12)
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    value = env_text(env, Variable.DATABASE_URL, "")
+    problem = url_problem(value) if value else None
+    if problem is not None:
+        raise memq_env.setting_error(env, Variable.DATABASE_URL, shown_url(value), problem)
+    return value
 
 
 def _model_prices(env: Mapping[str, str]) -> dict[str, Price]:
@@ -386,6 +398,12 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
         lambda env: env_flag(env, Variable.BATCH_TURNS),
         "true: a model processor describes a turn's tool calls with its summary, in one call",
     ),
+    SettingSpec(
+        "database_url",
+        _database_url,
+        "a PostgreSQL server several daemons share (postgresql://user@host/db; unset: SQLite)",
+        "database_url",
+    ),
 )
 SETTINGS_BY_KEY: Final = {spec.key: spec for spec in SETTINGS}
 ALL_KEYS: Final = frozenset(SETTINGS_BY_KEY)
@@ -401,6 +419,8 @@ def shown_value(spec: SettingSpec, value: Any) -> Any:
         return list(value)
     if value == "" and spec.key in ("model", "base_url"):
         return None  # the processor's own
+    if spec.key == "database_url":
+        value = shown_url(value)  # never its password
     if spec.key == "model_prices":
         return ", ".join(f"{model}={price}" for model, price in prices_json(value).items())
     return value
@@ -427,7 +447,9 @@ def settings_report(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
             entry["value"] = shown_value(spec, spec.parse(env))
         except SettingError as exc:
             entry["error"] = str(exc)
-            if not spec.secret:
+            if spec.key == "database_url":
+                entry["value"] = shown_url(env.get(spec.variable) or "")
+            elif not spec.secret:
                 entry["value"] = env.get(spec.variable)
         report[spec.key] = entry
     return report

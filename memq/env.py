@@ -63,6 +63,7 @@ class Variable:
     MODEL_PRICES: Final = "MEMQ_MODEL_PRICES"
     CLAUDE_BIN: Final = "MEMQ_CLAUDE_BIN"
     BATCH_TURNS: Final = "MEMQ_BATCH_TURNS"
+    DATABASE_URL: Final = "MEMQ_DATABASE_URL"
 
 
 HOST: Final = "127.0.0.1"
@@ -142,6 +143,7 @@ SETTING_VARIABLES: Final = {
     "model_prices": Variable.MODEL_PRICES,
     "claude_bin": Variable.CLAUDE_BIN,
     "batch_turns": Variable.BATCH_TURNS,
+    "database_url": Variable.DATABASE_URL,
 }
 # A blank variable counts as unset, except these, where blank is a value of its own
 # (MEMQ_SKIP_TOOLS= records every tool).

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+from memq.assistants import CLAUDE_CODE, NAMES
+from memq.assistants.base import ASSISTANT_FIELD
 from memq.exceptions import InvalidEventError, MalformedEventError
 from memq.kinds import MessageKind
 from memq.limits import MAX_INTEGER, MAX_SESSION_ID_CHARS, MIN_INTEGER
@@ -19,8 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Final
 
-ASSISTANT: Final = "claude-code"
-KNOWN_ASSISTANTS: Final = frozenset({ASSISTANT, "codex", "cursor", "gemini-cli"})
+ASSISTANT: Final = CLAUDE_CODE  # the assistant of a payload that names none
+KNOWN_ASSISTANTS: Final = frozenset(NAMES)
 MAX_DEPTH: Final = 100
 
 
@@ -64,6 +66,7 @@ _STRING_FIELDS: Final = (
     "last_assistant_message",
     "memq_event_id",
     "memq_redacted",
+    ASSISTANT_FIELD,
 )
 
 
@@ -74,7 +77,7 @@ class Route:
 
     def __init__(self, event: str, session_key: str, kind: str, dedupe_key: str | None) -> None:
         self.event = event  # hook_event_name, e.g. "PostToolUse"
-        self.session_key = session_key  # "claude-code:<session_id>"
+        self.session_key = session_key  # "<assistant>:<session_id>", e.g. "codex:0199..."
         self.kind = kind  # a memq.kinds.MessageKind value
         self.dedupe_key = dedupe_key
 
@@ -87,7 +90,7 @@ class Route:
     def may_link_fork(self) -> bool:
         """Whether the event may be a fork's first, linking its session to the one it was
         forked from (``memq.worker.forks``, ``memq.hooks.fork_link``)."""
-        return may_link_fork(self.event)
+        return may_link_fork(self.event, self.session_key)
 
     def __repr__(self) -> str:
         return (
@@ -101,14 +104,18 @@ def kind_of(event: str) -> str:
     return _KIND_BY_EVENT.get(event, MessageKind.UNSUBSCRIBED.value)
 
 
-def may_link_fork(event: str) -> bool:
+def may_link_fork(event: str, session_key: str) -> bool:
     """Whether an event of a session memq does not know may make it a fork.
 
     Claude Code's ``--fork-session`` sends SessionStart with the parent's id and every later
     event with the fork's. A SessionStart with a new id starts a session of its own; an event
     memq does not subscribe to says nothing either way: InstructionsLoaded comes with
-    throw-away ids, and with the fork's own id before its first prompt.
+    throw-away ids, and with the fork's own id before its first prompt. Only Claude Code's
+    sessions fork this way: the other assistants resume a session under its own id, and a
+    new session of theirs beside a resumed Claude Code session is no fork of it.
     """
+    if not session_key.startswith(f"{ASSISTANT}:"):
+        return False
     return event in SUBSCRIBED_EVENTS and event != HookEvent.SESSION_START
 
 
@@ -118,7 +125,7 @@ def session_key(session_id: str, assistant: str = ASSISTANT) -> str:
 
 
 def normalize_session_key(text: str) -> str:
-    """Accept ``claude-code:<id>`` or a bare Claude Code session id."""
+    """Accept ``<assistant>:<id>`` (``codex:<id>``) or a bare Claude Code session id."""
     assistant, sep, rest = text.partition(":")
     if sep and assistant in KNOWN_ASSISTANTS and rest:
         return text
@@ -205,10 +212,12 @@ def json_type(value: object) -> str:
 
 
 def route_event(payload: dict[str, Any]) -> Route:
-    """Map a hook payload to its session, message kind and dedupe key.
+    """Map a hook payload (memq's shape: ``memq.assistants.base``) to its session, message
+    kind and dedupe key. The session's assistant is ``memq_assistant``, Claude Code when absent.
 
-    Raises ``InvalidEventError`` naming the missing or mistyped field. (``memq hook EVENT``
-    writes EVENT into the payload's ``hook_event_name``, so the daemon routes it alike.)
+    Raises ``InvalidEventError`` naming the missing or mistyped field, or an assistant memq
+    does not know. (``memq hook EVENT`` writes EVENT into the payload's ``hook_event_name``,
+    so the daemon routes it alike.)
     """
     name = payload.get("hook_event_name")
     _require_id(name, "hook_event_name")
@@ -220,9 +229,12 @@ def route_event(payload: dict[str, Any]) -> Route:
             raise InvalidEventError(f"field {field!r} must be a string, not {kind}")
     assert isinstance(name, str)
     assert isinstance(session_id, str)
+    assistant = payload.get(ASSISTANT_FIELD) or ASSISTANT
+    if assistant not in KNOWN_ASSISTANTS:
+        raise InvalidEventError(f"field {ASSISTANT_FIELD!r} names no assistant memq knows")
     return Route(
         event=name,
-        session_key=session_key(session_id),
+        session_key=session_key(session_id, assistant),
         kind=kind_of(name),
         dedupe_key=_dedupe_key(name, payload),
     )

@@ -18,7 +18,8 @@
     │   ├── MalformedRequestError    a body that is not a JSON document memq can read (400)
     │   ├── BodyTooLargeError        a body over the size limit (413)
     │   ├── InvalidRequestError      a body or argument of the wrong shape or value (422)
-    │   │   └── SameSessionError     a session transferred or forked into itself (422)
+    │   │   ├── SameSessionError     a session transferred or forked into itself (422)
+    │   │   └── UnknownAssistantError  an assistant memq has no adapter for (422)
     │   ├── InvalidQueryError        a search the user typed that memq cannot run (400)
     │   ├── InvalidSettingValueError a per-session setting with an unknown name or bad value (422)
     │   └── InvalidArchiveError      a file to import that is not a memq export: its first bad
@@ -160,6 +161,10 @@ class InvalidRequestError(RequestError):
 
 class SameSessionError(InvalidRequestError):
     """A session cannot be transferred or forked into itself."""
+
+
+class UnknownAssistantError(InvalidRequestError):
+    """memq has no adapter for that assistant."""
 
 
 class InvalidQueryError(RequestError):

@@ -1,53 +1,59 @@
-# Sourced by scripts/test: install the Claude Code CLI from npm into .cache/npm (git-ignored)
-# for the end-to-end test (tests/e2e). Never fails the run: when npm or the registry cannot
-# be had, it writes why into .cache/npm/unavailable.txt and the test skips, saying so.
+# Sourced by scripts/test: install the assistants' CLIs from npm, each into
+# .cache/npm/<name> (git-ignored), for the end-to-end tests (tests/e2e). Never fails the run:
+# when npm or the registry cannot be had, it writes why into .cache/npm/<name>/unavailable.txt
+# and that CLI's tests skip, saying so (tests/helpers/npm_cli.py reads it).
 #
-#   MEMQ_CLAUDE_CODE_VERSION=2.1.197 scripts/test    # another version than npm's choice
-#   MEMQ_CLAUDE_CODE_SKIP=1 scripts/test             # do not touch npm at all
+#   MEMQ_CLAUDE_CODE_VERSION=2.1.197 scripts/test   # another version than npm's choice
+#   MEMQ_CLAUDE_CODE_SKIP=1 scripts/test            # do not install that CLI at all
+#   (the same with MEMQ_CODEX_*, MEMQ_GEMINI_CLI_*, MEMQ_OPENCODE_*)
 #
-# An installed CLI is kept; a different MEMQ_CLAUDE_CODE_VERSION installs that one.
+# An installed CLI is kept; a different version asks for a new install.
 
 _npm_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-_npm_prefix="$_npm_root/.cache/npm"
-_npm_spec="@anthropic-ai/claude-code${MEMQ_CLAUDE_CODE_VERSION:+@$MEMQ_CLAUDE_CODE_VERSION}"
-_npm_reason="$_npm_prefix/unavailable.txt"
-_npm_stamp="$_npm_prefix/installed-spec.txt"
 
-_npm_unavailable() {
-    mkdir -p "$_npm_prefix"
-    rm -f "$_npm_stamp"  # try again next time
-    echo "$1" >"$_npm_reason"
-    echo "scripts: Claude Code CLI not installed ($1); its end-to-end test will skip" >&2
-}
-
-_npm_install() {
-    if [ -n "${MEMQ_CLAUDE_CODE_SKIP:-}" ]; then
-        _npm_unavailable "MEMQ_CLAUDE_CODE_SKIP is set"
+# _npm_cli NAME PACKAGE BIN VARIABLE_PREFIX
+_npm_cli() {
+    local name="$1" package="$2" bin="$3" prefix_var="$4"
+    local version_var="${prefix_var}_VERSION" skip_var="${prefix_var}_SKIP"
+    local prefix="$_npm_root/.cache/npm/$name"
+    local spec="$package${!version_var:+@${!version_var}}"
+    local reason="$prefix/unavailable.txt" stamp="$prefix/installed-spec.txt"
+    local log="$prefix/install.log"
+    mkdir -p "$prefix"
+    _npm_unavailable() {
+        rm -f "$stamp"  # try again next time
+        echo "$1" >"$reason"
+        echo "scripts: $name CLI not installed ($1); its end-to-end tests will skip" >&2
+    }
+    if [ -n "${!skip_var:-}" ]; then
+        _npm_unavailable "$skip_var is set"
         return 0
     fi
-    if [ -x "$_npm_prefix/node_modules/.bin/claude" ] && [ -f "$_npm_stamp" ] \
-        && [ "$(cat "$_npm_stamp")" = "$_npm_spec" ]; then
-        rm -f "$_npm_reason"
+    if [ -x "$prefix/node_modules/.bin/$bin" ] && [ -f "$stamp" ] \
+        && [ "$(cat "$stamp")" = "$spec" ]; then
+        rm -f "$reason"
         return 0
     fi
     if ! command -v npm >/dev/null 2>&1; then
         _npm_unavailable "npm is not on PATH"
         return 0
     fi
-    mkdir -p "$_npm_prefix"
-    echo "scripts: installing $_npm_spec into $_npm_prefix" >&2
-    local log="$_npm_prefix/install.log"
-    if ! timeout 600 npm install --prefix "$_npm_prefix" --no-audit --no-fund --no-save \
-        --loglevel=error "$_npm_spec" >"$log" 2>&1; then
-        _npm_unavailable "npm install $_npm_spec failed: $(tail -n 3 "$log" | tr '\n' ' ')"
+    echo "scripts: installing $spec into $prefix" >&2
+    if ! timeout 600 npm install --prefix "$prefix" --no-audit --no-fund --no-save \
+        --loglevel=error "$spec" >"$log" 2>&1; then
+        _npm_unavailable "npm install $spec failed: $(tail -n 3 "$log" | tr '\n' ' ')"
         return 0
     fi
-    if ! "$_npm_prefix/node_modules/.bin/claude" --version >>"$log" 2>&1; then
-        _npm_unavailable "the installed claude does not run: $(tail -n 2 "$log" | tr '\n' ' ')"
+    if ! "$prefix/node_modules/.bin/$bin" --version >>"$log" 2>&1; then
+        _npm_unavailable "the installed $bin does not run: $(tail -n 2 "$log" | tr '\n' ' ')"
         return 0
     fi
-    echo "$_npm_spec" >"$_npm_stamp"
-    rm -f "$_npm_reason"
+    echo "$spec" >"$stamp"
+    rm -f "$reason"
 }
 
-_npm_install || true  # never fails the run: the test skips instead
+# Never fails the run: a CLI that cannot be had makes its tests skip instead.
+_npm_cli claude-code @anthropic-ai/claude-code claude MEMQ_CLAUDE_CODE || true
+_npm_cli codex @openai/codex codex MEMQ_CODEX || true
+_npm_cli gemini-cli @google/gemini-cli gemini MEMQ_GEMINI_CLI || true
+_npm_cli opencode opencode-ai opencode MEMQ_OPENCODE || true

@@ -417,6 +417,7 @@ def context_plans(path: Path) -> dict[str, list[str]]:
     sample = {
         "project": project_path(PROJECT_NAMES[0]),
         "exclude_session": None,
+        "assistants": None,
         "before_updated_at": 2**62,
         "before_key": "",
         "session_keys": json.dumps([f"claude-code:bench-{n:04d}" for n in range(16)]),

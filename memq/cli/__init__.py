@@ -8,8 +8,9 @@ user's assistant and goes straight to ``memq.hooks.run``; every other command go
 The commands, by topic: ``daemon_commands`` (serve, start, stop, status, resume, repair),
 ``memory_commands`` (search, timeline, context), ``session_commands`` (sessions, history,
 title, fork, revert, transfer, delete), ``archive_commands`` (export, import),
-``settings_commands`` (config), ``queue_commands`` (failed, retry) and ``setup_commands``
-(install, uninstall, hook). They call the daemon through ``client``, the only one.
+``settings_commands`` (config), ``queue_commands`` (failed, retry), ``storage_commands``
+(migrate) and ``setup_commands`` (install, uninstall, hook; ``assistant_setup`` for the
+assistants other than Claude Code). They call the daemon through ``client``, the only one.
 """
 
 from __future__ import annotations

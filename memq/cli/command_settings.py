@@ -18,6 +18,7 @@ CLIENT_SETTINGS: Final = frozenset({"port"})  # the daemon's address; the home a
 SETTINGS_USED: Final[Mapping[str, frozenset[str]]] = {
     "stop": frozenset({"port", "shutdown_grace"}),
     "install": frozenset(),  # it checks what it records (memq.cli.setup_commands)
+    "migrate": frozenset({"database_url", "synchronous"}),
 }
 # Commands that need neither the home nor the settings file: they work whatever is in it.
 WITHOUT_SETTINGS: Final = frozenset({"hook", "uninstall"})

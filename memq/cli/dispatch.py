@@ -21,6 +21,7 @@ from memq.cli import (
     settings_commands,
     setup_commands,
     stats_commands,
+    storage_commands,
 )
 from memq.cli.command import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Command
 from memq.cli.command_settings import command_settings, is_global_config
@@ -40,6 +41,7 @@ COMMANDS: Final[dict[str, Command]] = {
     **mcp_commands.COMMANDS,
     **stats_commands.COMMANDS,
     **open_commands.COMMANDS,
+    **storage_commands.COMMANDS,
 }
 # Commands that neither read nor write MEMQ_HOME (they edit Claude Code's settings), so a
 # home others can write to does not stop them.

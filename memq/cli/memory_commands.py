@@ -47,6 +47,37 @@ def _observation_kinds() -> list[str]:
 # What `memq search --type` and `--kind` accept: memory's own names, read when first needed.
 RECORD_TYPES = LateChoices(_record_types)
 OBSERVATION_KINDS = LateChoices(_observation_kinds)
+ASSISTANT_WIDTH = 11  # the longest assistant name, claude-code
+
+
+def add_assistant_filter(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--assistant NAME`` (repeatable): only ``what`` of that assistant."""
+    from memq.assistants import NAMES
+
+    parser.add_argument(
+        "--assistant",
+        action="append",
+        metavar="NAME",
+        type=assistant_name,
+        help=f"only {what} of this assistant: {', '.join(NAMES)} (repeatable)",
+    )
+
+
+def assistant_name(text: str) -> str:
+    """An argparse type: an assistant's name as memq keys sessions by it (``claude`` is
+    ``claude-code``)."""
+    from memq.assistants import canonical_name
+    from memq.exceptions import UnknownAssistantError
+
+    try:
+        return canonical_name(text)
+    except UnknownAssistantError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def assistant_params(names: list[str] | None) -> list[tuple[str, str]]:
+    """``--assistant`` values as the API's query parameters."""
+    return [("assistant", name) for name in dict.fromkeys(names or ())]
 
 
 def _add_search_parser(commands: Subcommands) -> None:
@@ -60,6 +91,7 @@ def _add_search_parser(commands: Subcommands) -> None:
     search.add_argument("query", nargs="+", help="what to look for")
     search.add_argument("--project", help="only this project (a directory; '.' for this one)")
     search.add_argument("--session", help="only this session (id or claude-code:<id>)")
+    add_assistant_filter(search, "the records")
     search.add_argument(
         "--type",
         action="append",
@@ -134,6 +166,7 @@ def add_parsers(commands: Subcommands) -> None:
         metavar="N",
         help=f"at most N tokens ({DEFAULT_CONTEXT_BUDGET})",
     )
+    add_assistant_filter(context, "the work")
     context.add_argument("--json", action="store_true", help="print JSON")
     _add_show_parser(commands)
 
@@ -209,6 +242,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             params.append((name, getattr(args, name)))
     params += [("type", value) for value in args.type or ()]
     params += [("kind", value) for value in args.kind or ()]
+    params += assistant_params(args.assistant)
     if args.min_score is not None:
         params.append(("min_score", repr(args.min_score)))
     if args.fts:
@@ -231,6 +265,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             limit=args.limit,
             min_score=args.min_score,
             syntax="fts" if args.fts else "words",
+            assistants=args.assistant,
         )
 
     body = api(settings, "GET", "/api/search?" + urlencode(params), direct=read_directly)
@@ -239,12 +274,16 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(body, indent=2))
         return EXIT_OK
-    print(f"{'MESSAGE':>8} {'SCORE':>6}  {'WHEN':<{WHEN_WIDTH}}  {'TYPE':<21} TITLE")
+    print(
+        f"{'MESSAGE':>8} {'SCORE':>6}  {'WHEN':<{WHEN_WIDTH}}  {'TYPE':<21} "
+        f"{'ASSISTANT':<{ASSISTANT_WIDTH}} TITLE"
+    )
     for item in body["items"]:
         print(
             f"{item['message_id']:>8} {score_text(item['score']):>6}  "
             f"{when(item['created_at'], utc=args.utc):<{WHEN_WIDTH}}  "
-            f"{_record_type(item):<21} {item['title']}"
+            f"{_record_type(item):<21} {item.get('assistant', ''):<{ASSISTANT_WIDTH}} "
+            f"{item['title']}"
         )
         if item["snippet"] and item["snippet"] != item["title"]:
             print(f"{'':>8} {'':>6}  {item['snippet']}")
@@ -283,12 +322,16 @@ def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_context(args: argparse.Namespace, settings: Settings) -> int:
     cwd = os.path.abspath(args.cwd or os.getcwd())
-    query = urlencode({"cwd": cwd, "budget": args.budget})
+    query = urlencode(
+        [("cwd", cwd), ("budget", str(args.budget)), *assistant_params(args.assistant)]
+    )
 
     def read_directly() -> Answer:
         from memq.memory import direct
 
-        return direct.context(settings.paths.database, cwd, budget_tokens=args.budget)
+        return direct.context(
+            settings.paths.database, cwd, budget_tokens=args.budget, assistants=args.assistant
+        )
 
     body = api(settings, "GET", f"/api/context?{query}", direct=read_directly)
     if body is None:

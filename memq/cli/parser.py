@@ -18,6 +18,7 @@ from memq.cli import (
     settings_commands,
     setup_commands,
     stats_commands,
+    storage_commands,
 )
 from memq.cli.help_layout import command_list, fill_paragraphs, help_width, subcommand_helps
 
@@ -31,7 +32,7 @@ MEMQ_HOME/settings.toml (port = 40000, ...), which memq config --global edits.
 # The top-level help lists the commands in these groups; a command added without a group
 # is listed under "more".
 COMMAND_GROUPS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
-    ("daemon", ("serve", "start", "stop", "status", "open", "resume", "repair")),
+    ("daemon", ("serve", "start", "stop", "status", "open", "resume", "repair", "migrate")),
     (
         "memory",
         (
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         mcp_commands,
         stats_commands,
         open_commands,
+        storage_commands,
     ):
         topic.add_parsers(commands)
     listing = command_list(subcommand_helps(commands), COMMAND_GROUPS, width)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from urllib.parse import urlencode
 
 from memq.cli.arguments import add_utc_option, whole_number
 from memq.cli.command import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Command, Subcommands
 from memq.cli.formats import WHEN_WIDTH, when
+from memq.cli.memory_commands import ASSISTANT_WIDTH, add_assistant_filter, assistant_params
 from memq.client.daemon_api import Answer, api, request, session_path, session_url
 from memq.config import Settings
 from memq.limits import DEFAULT_HISTORY_ITEMS, MAX_HISTORY_ITEMS, MAX_INTEGER, MAX_PAGE
@@ -22,6 +24,7 @@ def add_parsers(commands: Subcommands) -> None:
     sessions.add_argument(
         "--limit", type=whole_number(1, MAX_PAGE), default=50, help="at most this many (50)"
     )
+    add_assistant_filter(sessions, "the sessions")
     add_utc_option(sessions)
     title = commands.add_parser("title", help="show or set a session's title")
     title.add_argument("session", help="the session (id or claude-code:<id>)")
@@ -110,21 +113,24 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
     def read_directly() -> Answer:
         from memq.memory import direct
 
-        return direct.sessions(settings.paths.database, limit=args.limit)
+        return direct.sessions(settings.paths.database, limit=args.limit, assistants=args.assistant)
 
-    body = api(settings, "GET", f"/api/sessions?limit={args.limit}", direct=read_directly)
+    query = urlencode([("limit", str(args.limit)), *assistant_params(args.assistant)])
+    body = api(settings, "GET", f"/api/sessions?{query}", direct=read_directly)
     if body is None:
         return EXIT_ERROR
     if args.json:
         print(json.dumps(body, indent=2))
         return EXIT_OK
     print(
-        f"{'SESSION':<48} {'PROMPTS':>7} {'OBS':>5} {'SUMS':>4}  {'UPDATED':<{WHEN_WIDTH}}  TITLE"
+        f"{'SESSION':<48} {'ASSISTANT':<{ASSISTANT_WIDTH}} {'PROMPTS':>7} {'OBS':>5} {'SUMS':>4}  "
+        f"{'UPDATED':<{WHEN_WIDTH}}  TITLE"
     )
     for item in body["items"]:
         parent = f"  (fork of {item['parent_key']})" if item.get("parent_key") else ""
         print(
-            f"{item['key']:<48} {item['prompt_count']:>7} {item['observation_count']:>5} "
+            f"{item['key']:<48} {item['assistant']:<{ASSISTANT_WIDTH}} "
+            f"{item['prompt_count']:>7} {item['observation_count']:>5} "
             f"{item['summary_count']:>4}  {when(item['updated_at'], utc=args.utc):<{WHEN_WIDTH}}  "
             f"{item.get('title') or ''}{parent}"
         )

@@ -37,14 +37,18 @@ def add_parsers(commands: Subcommands) -> None:
         "only SessionStart's context. MEMQ_DISABLED=1 makes it a no-op.",
     )
     hook.add_argument("event", nargs="?", help="the hook event (default: hook_event_name)")
+    _add_assistant(hook, "the assistant whose hook event this is")
     install = commands.add_parser(
         "install",
-        help="add memq's hooks and MCP server to Claude Code",
+        help="add memq's hooks and MCP server to Claude Code (or --assistant NAME)",
         description="Adds memq's hooks to Claude Code's settings and registers memq's MCP "
         "server (memq mcp) beside them: for the user by default (~/.claude/settings.json and "
-        "~/.claude.json), for the project with --project (.claude/settings.json and .mcp.json).",
+        "~/.claude.json), for the project with --project (.claude/settings.json and .mcp.json). "
+        "With --assistant, the same for Codex CLI, Gemini CLI, Cursor or OpenCode, in the "
+        "files that assistant reads.",
     )
     _add_settings_target(install)
+    _add_assistant(install, "the assistant to install memq into")
     output = install.add_mutually_exclusive_group()
     output.add_argument(
         "--print",
@@ -59,9 +63,33 @@ def add_parsers(commands: Subcommands) -> None:
         "of changing settings",
     )
     uninstall = commands.add_parser(
-        "uninstall", help="remove memq's hooks and MCP server from Claude Code"
+        "uninstall",
+        help="remove memq's hooks and MCP server from Claude Code (or --assistant NAME)",
     )
     _add_settings_target(uninstall)
+    _add_assistant(uninstall, "the assistant to remove memq from")
+
+
+def _add_assistant(parser: argparse.ArgumentParser, text: str) -> None:
+    from memq.assistants import CLAUDE_CODE, NAMES
+
+    parser.add_argument(
+        "--assistant",
+        metavar="NAME",
+        default=CLAUDE_CODE,
+        type=_assistant_name,
+        help=f"{text}: {', '.join(NAMES)} (default: {CLAUDE_CODE})",
+    )
+
+
+def _assistant_name(text: str) -> str:
+    from memq.assistants import canonical_name
+    from memq.exceptions import UnknownAssistantError
+
+    try:
+        return canonical_name(text)
+    except UnknownAssistantError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_settings_target(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +99,7 @@ def _add_settings_target(parser: argparse.ArgumentParser) -> None:
     target.add_argument(
         "--project",
         action="store_true",
-        help="./.claude/settings.json instead of the user's ~/.claude/settings.json",
+        help="the project's file (./.claude/settings.json for Claude Code) instead of the user's",
     )
     target.add_argument("--settings", metavar="PATH", help="this settings file instead")
     mcp = parser.add_mutually_exclusive_group()
@@ -84,14 +112,21 @@ def _add_settings_target(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_hook(args: argparse.Namespace, settings: Settings) -> int:
+    from memq.hooks.run import ASSISTANT_OPTION
     from memq.hooks.run import main as hook_main
 
-    return hook_main([args.event] if args.event else [])
+    return hook_main([ASSISTANT_OPTION, args.assistant, *([args.event] if args.event else [])])
 
 
 def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
+    from memq.assistants import CLAUDE_CODE
     from memq.hooks import install as hooks
     from memq.hooks import mcp_config
+
+    if args.assistant != CLAUDE_CODE:
+        from memq.cli.assistant_setup import install_for
+
+        return install_for(args, settings)
 
     try:
         # Hook and server run from the assistant's environment, not this shell's: they
@@ -130,8 +165,14 @@ def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_uninstall(args: argparse.Namespace, settings: Settings) -> int:
+    from memq.assistants import CLAUDE_CODE
     from memq.hooks import install as hooks
     from memq.hooks import mcp_config
+
+    if args.assistant != CLAUDE_CODE:
+        from memq.cli.assistant_setup import uninstall_for
+
+        return uninstall_for(args)
 
     path = hooks.settings_path(project=args.project, settings=args.settings)
     mcp_path = None if args.no_mcp else _mcp_path(args)
@@ -286,7 +327,7 @@ def recorded_lines(recorded: Recorded) -> list[str]:
     lines = []
     if recorded.written:
         shown = ", ".join(
-            f"{key} = {HIDDEN if SETTINGS_BY_KEY[key].secret else format_value(value)}"
+            f"{key} = {HIDDEN if SETTINGS_BY_KEY[key].secret else format_value(_shown(key, value))}"
             for key, value in recorded.written.items()
         )
         lines.append(f"  settings recorded in {recorded.path}: {shown}")
@@ -298,6 +339,16 @@ def recorded_lines(recorded: Recorded) -> list[str]:
             f"memq config --global {spec.key} {'-' if spec.secret else 'VALUE'} records it"
         )
     return lines
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A recorded value as printed: a database URL without its password (the file keeps it,
+    private to the user; the terminal and its scrollback need not)."""
+    if key == "database_url" and isinstance(value, str):
+        from memq.storage.postgres.url import shown_url
+
+        return shown_url(value)
+    return value
 
 
 COMMANDS: dict[str, Command] = {

@@ -25,11 +25,13 @@ import copy
 import os
 import shlex
 import sys
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
 from memq import __version__
+from memq.assistants import CLAUDE_CODE, NAMES
 from memq.env import Variable
 from memq.events import SUBSCRIBED_EVENTS, TOOL_RESULT_EVENTS, json_type
 from memq.exceptions import InstallError
@@ -45,6 +47,7 @@ PLUGIN_DESCRIPTION: Final = (
 BACKUP_INFIX: Final = jsonfile.BACKUP_INFIX
 CONFIG_DIR_VARIABLE: Final = "CLAUDE_CONFIG_DIR"  # Claude Code's, when the user moved it
 MCP_SERVERS: Final = "mcpServers"  # the key of MCP servers in every file Claude Code reads
+ASSISTANT_OPTION: Final = "--assistant"  # memq hook's (memq.hooks.run.ASSISTANT_OPTION)
 
 Json: TypeAlias = dict[str, Any]
 
@@ -119,7 +122,9 @@ def absolute_home(home: str) -> str:
     return os.path.abspath(home)
 
 
-def memq_hook_command(python: str | None = None, *, home: str | None = None) -> str:
+def memq_hook_command(
+    python: str | None = None, *, home: str | None = None, assistant: str | None = None
+) -> str:
     """The shell command that runs this installation's ``memq hook``, by absolute path
     (:func:`memq_program`); paths are quoted for the shell when they need it.
 
@@ -129,8 +134,13 @@ def memq_hook_command(python: str | None = None, *, home: str | None = None) -> 
             (``MEMQ_HOME=/path /venv/bin/memq hook``), because the assistant starts hooks
             from its own environment, not the shell that ran ``memq install``. Claude Code
             runs a hook command through ``sh -c``, which understands the assignment.
+        assistant: the assistant whose hooks run it, other than Claude Code: the command
+            says so (``memq hook --assistant codex``), so that its adapter reads the events.
     """
-    command = shlex.join([*memq_program(python), "hook"])
+    words = [*memq_program(python), "hook"]
+    if assistant is not None and assistant != CLAUDE_CODE:
+        words += [ASSISTANT_OPTION, assistant]
+    command = shlex.join(words)
     if home is None:
         return command
     return f"{Variable.HOME}={shlex.quote(absolute_home(home))} {command}"
@@ -138,7 +148,7 @@ def memq_hook_command(python: str | None = None, *, home: str | None = None) -> 
 
 def is_memq_command(command: str) -> bool:
     """Whether a hook command runs ``memq hook``: ``<path>/memq hook`` or ``<python> -m memq
-    hook``, perhaps after ``MEMQ_HOME=<dir>``.
+    hook``, perhaps after ``MEMQ_HOME=<dir>``, perhaps followed by ``--assistant NAME``.
 
     Nothing else counts: no extra words, no other program whose name merely contains memq.
     """
@@ -150,6 +160,8 @@ def is_memq_command(command: str) -> bool:
         if not words[0].partition("=")[2]:
             return False
         words = words[1:]
+    if len(words) >= 2 and words[-2] == ASSISTANT_OPTION and words[-1] in NAMES:
+        words = words[:-2]
     if len(words) == 2:
         program, verb = words
         return verb == "hook" and os.path.basename(program) == "memq"
@@ -158,8 +170,19 @@ def is_memq_command(command: str) -> bool:
     return False
 
 
-def hooks_fragment(command: str, *, timeout: int = TIMEOUT_SECONDS) -> Json:
+def hooks_fragment(
+    command: str,
+    *,
+    timeout: int = TIMEOUT_SECONDS,
+    events: Sequence[str] = SUBSCRIBED_EVENTS,
+    tool_events: Collection[str] = TOOL_RESULT_EVENTS,
+    extra: Json | None = None,
+) -> Json:
     """The ``{"hooks": {...}}`` object that runs ``command`` on every event memq listens to.
+
+    The shape is Claude Code's, which Codex CLI and Gemini CLI share: they pass their own
+    ``events`` (and ``tool_events``, which get the match-all matcher), their timeout in
+    their unit, and ``extra`` keys for each hook entry (Gemini's ``name``).
 
     Raises:
         InstallError: ``command`` is not one :func:`is_memq_command` recognises, so it could
@@ -167,7 +190,12 @@ def hooks_fragment(command: str, *, timeout: int = TIMEOUT_SECONDS) -> Json:
     """
     if not is_memq_command(command):
         raise InstallError(f"{command!r} does not run `memq hook`")
-    return {"hooks": {event: [_group(event, command, timeout)] for event in SUBSCRIBED_EVENTS}}
+    return {
+        "hooks": {
+            event: [_group(command, timeout, matcher=event in tool_events, extra=extra)]
+            for event in events
+        }
+    }
 
 
 def merge_hooks(settings: Json, fragment: Json) -> Json:
@@ -307,9 +335,10 @@ def write_plugin(
 # -- the shape of settings --------------------------------------------------------------------
 
 
-def _group(event: str, command: str, timeout: int) -> Json:
-    group: Json = {"matcher": MATCH_ALL} if event in TOOL_RESULT_EVENTS else {}
-    group["hooks"] = [{"type": "command", "command": command, "timeout": timeout}]
+def _group(command: str, timeout: int, *, matcher: bool, extra: Json | None) -> Json:
+    group: Json = {"matcher": MATCH_ALL} if matcher else {}
+    entry: Json = {**(extra or {}), "type": "command", "command": command, "timeout": timeout}
+    group["hooks"] = [entry]
     return group
 
 

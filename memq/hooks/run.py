@@ -1,10 +1,13 @@
-"""``memq hook [EVENT]``: hand one hook event from the assistant to memq, fast and silently.
+"""``memq hook [--assistant NAME] [EVENT]``: hand one hook event from the assistant to memq,
+fast and silently.
 
-Claude Code runs this as a fresh process on every prompt, tool call and stop, and shows the
+The assistant's adapter (``memq.assistants``; Claude Code when none is named) first turns its
+payload into memq's, and memq's context into the reply that assistant reads.
+
+The assistant runs this as a fresh process on every prompt, tool call and stop, and shows the
 user anything it prints to stderr or any non-zero exit. So it imports only the standard
 library, exits 0 whatever happens, prints nothing but the context the daemon answers with
-(SessionStart's as text; a prompt's recall as the JSON Claude Code takes from UserPromptSubmit,
-``hookSpecificOutput.additionalContext``), and loses nothing: when the daemon does not
+(in the assistant's reply shape), and loses nothing: when the daemon does not
 answer in time the event goes straight into the pending table and the daemon is started in
 the background; when the database cannot take it either (damaged, read-only, locked past the
 hook's budget) the event goes to the spool
@@ -20,14 +23,15 @@ import os
 import sys
 import time
 
+from memq import assistants, private_files
 from memq import env as memq_env
-from memq import private_files
 from memq.events import HookEvent, Route, parse_event_body, route_event
 from memq.exceptions import (
     DaemonUnavailableError,
     EventError,
     RepairInProgressError,
     SettingError,
+    UnknownAssistantError,
     UnsafeFileError,
 )
 from memq.hooks.client import post_json
@@ -40,6 +44,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import IO, Any, Final, TypeVar
 
+    from memq.assistants.base import Adapter
+
     T = TypeVar("T")
 
 # Once the event is ready, the daemon and the database together get this long to take it;
@@ -51,6 +57,7 @@ DATABASE_SHARE_SECONDS: Final = 0.25
 MAX_HOOK_LOG_BYTES: Final = 5 * 1024 * 1024
 # A home memq refuses: only this much of the event is kept, to see whether it is SessionStart.
 MAX_REFUSAL_READ: Final = 64 * 1024
+ASSISTANT_OPTION: Final = "--assistant"
 
 
 class HookSettings:
@@ -100,11 +107,13 @@ class HookSettings:
 
 
 def main(argv: list[str], stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
-    """Run the hook; always returns 0."""
+    """Run the hook (``argv``: what follows ``memq hook``); always returns 0."""
     env: Mapping[str, str] = os.environ
+    event, assistant, usage_problem = parse_arguments(argv)
+    adapter = _adapter(assistant)
     refusal = home_refusal(memq_env.home_dir(env))
     if refusal is not None:
-        refuse(refusal, argv, stdin, stdout)
+        refuse(refusal, event, adapter, stdin, stdout)
         return 0
     try:
         env = memq_env.environment(env)  # the environment laid over MEMQ_HOME/settings.toml
@@ -118,7 +127,10 @@ def main(argv: list[str], stdin: IO[bytes] | None = None, stdout: IO[str] | None
         settings = HookSettings(env)
         for problem in settings.problems:
             log_problem(settings.home, "hook.setting_ignored", error=problem, used="the default")
-        context = handle(raw, argv[0] if argv else None, settings)
+        if usage_problem is not None:
+            # Still delivered: as Claude Code's when the assistant is unknown.
+            log_problem(settings.home, "hook.bad_arguments", error=usage_problem, argv=argv)
+        context = handle(raw, event, settings, adapter)
         if context:
             out = stdout if stdout is not None else sys.stdout
             out.write(context)
@@ -132,6 +144,43 @@ def main(argv: list[str], stdin: IO[bytes] | None = None, stdout: IO[str] | None
         else:
             log_problem(home, "hook.failed", error=error)
     return 0
+
+
+def parse_arguments(argv: list[str]) -> tuple[str | None, str | None, str | None]:
+    """``(event, assistant, problem)`` from ``memq hook``'s arguments: ``[--assistant NAME]
+    [EVENT]`` in any order (``--assistant=NAME`` too). A problem (an unknown option, a
+    missing name, two events) is returned to be logged, never raised: the event still goes."""
+    event: str | None = None
+    assistant: str | None = None
+    problems: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word == ASSISTANT_OPTION:
+            assistant = next(words, None)
+            if assistant is None:
+                problems.append(f"{ASSISTANT_OPTION} needs a name")
+        elif word.startswith(ASSISTANT_OPTION + "="):
+            assistant = word.partition("=")[2]
+        elif word.startswith("-"):
+            problems.append(f"unknown option {word!r}")
+        elif event is None:
+            event = word
+        else:
+            problems.append(f"more than one event: {event!r}, {word!r}")
+    if assistant is not None:
+        try:
+            assistant = assistants.canonical_name(assistant)
+        except UnknownAssistantError as exc:
+            problems.append(str(exc))
+            assistant = None
+    return event, assistant, "; ".join(problems) or None
+
+
+def _adapter(assistant: str | None) -> Adapter:
+    try:
+        return assistants.adapter(assistant or assistants.CLAUDE_CODE)
+    except Exception:
+        return assistants.adapter(assistants.CLAUDE_CODE)
 
 
 def raise_repairing(pid: int) -> None:
@@ -158,23 +207,31 @@ def home_refusal(home: str) -> str | None:
     return None
 
 
-def refuse(refusal: str, argv: list[str], stdin: IO[bytes] | None, stdout: IO[str] | None) -> None:
+def refuse(
+    refusal: str,
+    event: str | None,
+    adapter: Adapter,
+    stdin: IO[bytes] | None,
+    stdout: IO[str] | None,
+) -> None:
     """Take nothing from the event and write nothing to the home (not even hook.log): say
     why at the start of a session, where the person sees it."""
     source = stdin if stdin is not None else sys.stdin.buffer
     raw = source.read(MAX_REFUSAL_READ)
     while source.read(MAX_REFUSAL_READ):
         pass  # read to the end (the assistant writes it all), keeping only the start
-    event = argv[0] if argv else None
     if event is None:
         try:
             event = parse_event_body(raw).get("hook_event_name")
         except EventError:
             return  # not a SessionStart's small payload
-    if event == HookEvent.SESSION_START:
-        out = stdout if stdout is not None else sys.stdout
-        out.write(f"memq is not recording this session: {refusal}\n")
-        out.flush()
+    mapped = adapter.memq_event(event) if isinstance(event, str) else None
+    if mapped == HookEvent.SESSION_START:
+        text = adapter.notice(mapped, f"memq is not recording this session: {refusal}\n")
+        if text:
+            out = stdout if stdout is not None else sys.stdout
+            out.write(text)
+            out.flush()
 
 
 def is_disabled(env: Mapping[str, str]) -> bool:
@@ -187,18 +244,19 @@ def is_disabled(env: Mapping[str, str]) -> bool:
         return False
 
 
-def handle(raw: bytes, event: str | None, settings: HookSettings) -> str | None:
+def handle(
+    raw: bytes, event: str | None, settings: HookSettings, adapter: Adapter | None = None
+) -> str | None:
     """Deliver one event; return the text to print (SessionStart's context, a prompt's
-    recall) or None."""
+    recall, in the reply shape of the assistant) or None."""
+    adapter = adapter or assistants.adapter()
     # An event over the body limit is cut as text before it is parsed: a 50 MB tool answer
     # parsed whole would cost the hook seconds and hundreds of MB (memq.hooks.fit).
-    payload = parse_event_body(fit_body(raw, settings.body_limit))
-    if event:
-        payload["hook_event_name"] = event  # the daemon must route it as we do
+    payload = adapter.to_memq(parse_event_body(fit_body(raw, settings.body_limit)), event)
     if is_skipped(payload, settings.skip_tools):
         return None
     if payload.get("hook_event_name") == HookEvent.STOP:
-        add_last_exchange(payload)
+        adapter.complete_turn(payload)
     payload = strip_private(payload)
     if settings.redactor is not None:
         # Before the body is made: the daemon, the direct write and the spool all get it
@@ -218,23 +276,19 @@ def handle(raw: bytes, event: str | None, settings: HookSettings) -> str | None:
             settings, route, body, str(why), cwd=payload.get("cwd"), deadline=deadline
         )
         if route.event == HookEvent.SESSION_START:
-            return damaged_database_notice(settings.home, result)
+            notice = damaged_database_notice(settings.home, result)
+            return adapter.notice(route.event, notice) if notice else None
         return None
-    return printed_context(route.event, answer.get("additionalContext"))
+    return printed_context(route.event, answer.get("additionalContext"), adapter)
 
 
-def printed_context(event: str, context: object) -> str | None:
-    """What the hook prints for the daemon's ``additionalContext``: SessionStart's as it is,
-    a prompt's recall as the JSON Claude Code takes extra context from a UserPromptSubmit
-    hook in; None for nothing to add."""
+def printed_context(event: str, context: object, adapter: Adapter | None = None) -> str | None:
+    """What the hook prints for the daemon's ``additionalContext``, in the reply shape of
+    the assistant (Claude Code's by default: SessionStart's as it is, a prompt's recall as
+    ``hookSpecificOutput.additionalContext``); None for nothing to add."""
     if not isinstance(context, str) or not context:
         return None
-    if event == HookEvent.SESSION_START:
-        return context
-    if event == HookEvent.USER_PROMPT_SUBMIT:
-        output = {"hookEventName": event, "additionalContext": context}
-        return json.dumps({"hookSpecificOutput": output})
-    return None
+    return (adapter or assistants.adapter()).reply(event, context)
 
 
 def deliver(settings: HookSettings, body: bytes, *, deadline: float) -> dict[str, Any]:
@@ -380,24 +434,6 @@ def read_token(home: str) -> str:
         raise DaemonUnavailableError(f"token refused: {exc}") from None
     except OSError as exc:
         raise DaemonUnavailableError(f"no token: {exc.strerror}") from None
-
-
-def add_last_exchange(payload: dict[str, Any]) -> None:
-    """Give a Stop event the turn's last user prompt and last assistant message: the
-    payload's own ``last_assistant_message`` when present, else the transcript's tail."""
-    path = payload.get("transcript_path")
-    if not isinstance(path, str) or not path:
-        return
-    has_reply = isinstance(payload.get("last_assistant_message"), str)
-    if "last_user_prompt" in payload and has_reply:
-        return
-    from memq.hooks.transcript import last_exchange
-
-    exchange = last_exchange(path)
-    if "last_user_prompt" not in payload and exchange.user_prompt:
-        payload["last_user_prompt"] = exchange.user_prompt
-    if not has_reply and exchange.assistant_message:
-        payload["last_assistant_message"] = exchange.assistant_message
 
 
 def log_problem(home: str, event: str, **fields: Any) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Final
 from memq.client.record_text import record_files, record_ref, record_text
 from memq.limits import MCP_ANSWER_BUDGET
 from memq.memory.context import CHARS_PER_TOKEN, estimate_tokens
+from memq.memory.store import split_session_key
 
 MAX_FILES: Final = 3  # files named on an index line; the rest are counted
 MAX_TITLE_CHARS: Final = 160  # an index line's title is cut here
@@ -40,15 +41,25 @@ def full_text(item: dict[str, Any]) -> str:
     return record_text(item, lambda iso: utc_time(iso) + " UTC")
 
 
-def index_line(item: dict[str, Any], *, anchor: bool = False, cost: bool = True) -> str:
-    """One record as a line of an index: reference, time, kind, title, files and the cost
-    of reading it in full. ``item`` is a full record (``GET /api/records``, a timeline's);
-    without ``cost``, a search hit will do (it has no files)."""
+def assistant_of(item: dict[str, Any]) -> str:
+    """The assistant of a record or hit the API sent (from its session key when the
+    answer does not name it)."""
+    return str(item.get("assistant") or split_session_key(str(item.get("session_key") or ""))[0])
+
+
+def index_line(
+    item: dict[str, Any], *, anchor: bool = False, cost: bool = True, labelled: bool = False
+) -> str:
+    """One record as a line of an index: reference (and its assistant, ``labelled``:
+    ``#12 [codex]``), time, kind, title, files and the cost of reading it in full. ``item``
+    is a full record (``GET /api/records``, a timeline's); without ``cost``, a search hit
+    will do (it has no files)."""
     kind = item.get("kind") or item["record_type"]
     title = " ".join(str(item.get("title") or "").split())
     if len(title) > MAX_TITLE_CHARS:
         title = title[: MAX_TITLE_CHARS - 1] + "…"
-    parts = [record_ref(item), utc_time(str(item["created_at"])), str(kind), title]
+    ref = record_ref(item) + (f" [{assistant_of(item)}]" if labelled else "")
+    parts = [ref, utc_time(str(item["created_at"])), str(kind), title]
     files = record_files(item)
     if files:
         shown = ", ".join(files[:MAX_FILES])

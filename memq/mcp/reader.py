@@ -89,9 +89,10 @@ class MemoryApi:
         until: datetime | None,
         limit: int,
         tool: str = "search",
+        assistants: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """``GET /api/search``. ``current`` is the model's project (for the headers),
-        ``project`` the one searched (None: all)."""
+        ``project`` the one searched (None: all); ``assistants``: only their sessions."""
         params: list[tuple[str, str]] = [("q", query), ("limit", str(limit))]
         if project:
             params.append(("project", project))
@@ -103,6 +104,7 @@ class MemoryApi:
             params.append(("since", since.isoformat()))
         if until is not None:
             params.append(("until", until.isoformat()))
+        params += [("assistant", name) for name in assistants or ()]
 
         def read() -> Answer:
             return direct.search(
@@ -115,6 +117,7 @@ class MemoryApi:
                 since=since,
                 until=until,
                 limit=limit,
+                assistants=assistants,
             )
 
         found: dict[str, Any] = self.get(
@@ -167,16 +170,23 @@ class MemoryApi:
             return False
         return True
 
-    def context(self, project: str, *, current: str | None) -> dict[str, Any]:
-        """``GET /api/context?project=``: the SessionStart context of ``project``."""
+    def context(
+        self, project: str, *, current: str | None, assistants: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """``GET /api/context?project=``: the SessionStart context of ``project`` (of
+        ``assistants``' sessions only, when given)."""
 
         def read() -> Answer:
             return direct.context(
-                self.settings.paths.database, project, budget_tokens=DEFAULT_CONTEXT_BUDGET
+                self.settings.paths.database,
+                project,
+                budget_tokens=DEFAULT_CONTEXT_BUDGET,
+                assistants=assistants,
             )
 
+        params = [("project", project), *(("assistant", name) for name in assistants or ())]
         found: dict[str, Any] = self.get(
-            "/api/context?" + urlencode({"project": project}),
+            "/api/context?" + urlencode(params),
             project=current,
             tool="recent_context",
             direct=read,

@@ -35,10 +35,16 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from memq import __version__
+from memq.assistants import NAMES, canonical_name
 from memq.client.record_text import record_ref
 from memq.config import Settings
 from memq.env import MCP_SERVER_NAME
-from memq.exceptions import InvalidRequestError, MemqError, RecordNotFoundError
+from memq.exceptions import (
+    InvalidRequestError,
+    MemqError,
+    RecordNotFoundError,
+    UnknownAssistantError,
+)
 from memq.limits import (
     DEFAULT_SEARCH_RESULTS,
     DEFAULT_TIMELINE_SIDE,
@@ -47,7 +53,7 @@ from memq.limits import (
     MAX_TIMELINE_SIDE,
     MCP_ANSWER_BUDGET,
 )
-from memq.mcp.format import full_text, index_line, within_budget
+from memq.mcp.format import assistant_of, full_text, index_line, within_budget
 from memq.mcp.reader import ALL_PROJECTS, MemoryApi
 from memq.memory.answers import parse_time
 from memq.memory.context import CHARS_PER_TOKEN
@@ -88,6 +94,10 @@ _KINDS: Final = frozenset(kind.value for kind in ObservationKind)
 Project = Annotated[
     str | None,
     Field(description='a project directory; default: the current project; "*" for every project'),
+]
+Assistant = Annotated[
+    str | None,
+    Field(description="only this assistant's sessions: " + ", ".join(NAMES)),
 ]
 
 
@@ -183,6 +193,7 @@ class MemoryTools:
         until: Annotated[
             str | None, Field(description="only records before this ISO-8601 time")
         ] = None,
+        assistant: Assistant = None,
     ) -> str:
         """Search memory of past sessions: one line per record, best match first, with its
         reference (#12), time, kind, title, files and about how many tokens reading it in
@@ -195,6 +206,7 @@ class MemoryTools:
             searched = None  # the session names its project
         types, kinds = _kind_filter(kind)
         since_at, until_at = _time("since", since), _time("until", until)
+        assistants = _assistants(assistant)
 
         def read() -> list[str]:  # both reads in one trip to a worker thread
             hits = self.api.search(
@@ -207,6 +219,7 @@ class MemoryTools:
                 since=since_at,
                 until=until_at,
                 limit=limit,
+                assistants=assistants,
             )
             return _index_lines(self.api, hits["items"], current)
 
@@ -214,6 +227,8 @@ class MemoryTools:
         where = "every project" if searched is None else f"project {searched}"
         if session:
             where += f", session {session}"
+        if assistants:
+            where += f", {assistants[0]} sessions"
         if not lines:
             if session and not await _read(lambda: self.api.has_session(session, current=current)):
                 raise ToolError(f"memq has no session {session!r} (search without it)")
@@ -239,6 +254,7 @@ class MemoryTools:
             int, Field(description=f"records after the anchor (0..{MAX_TIMELINE_SIDE})")
         ] = DEFAULT_TIMELINE_SIDE,
         project: Project = None,
+        assistant: Assistant = None,
     ) -> str:
         """What happened around one record in its session: the records just before and
         after it, one line each as search gives them, the anchor marked ▶. Give anchor (a
@@ -249,10 +265,11 @@ class MemoryTools:
             if not 0 <= depth <= MAX_TIMELINE_SIDE:
                 raise ToolError(f"{name} must be 0..{MAX_TIMELINE_SIDE} (got {depth})")
         current, searched = await self.scope(project, ctx)
+        assistants = _assistants(assistant)
         if anchor is not None:
             ref: RecordRef | None = _ref(anchor)
         else:
-            ref = await self._best_hit(query or "", current, searched)
+            ref = await self._best_hit(query or "", current, searched, assistants)
         if ref is None:
             return f"No records match {query!r}: no timeline to show."
         found = await _read(
@@ -262,11 +279,17 @@ class MemoryTools:
         )
         marked = _anchor_of(found, ref)
         lines = [index_line(item, anchor=_item_ref(item) == marked) for item in found["items"]]
+        if assistants and anchor is not None and found.get("assistant") not in assistants:
+            raise ToolError(f"{ref} is a record of a {found.get('assistant')} session")
         head = f"Session {found['session_key']}, around {ref}, oldest first:"
         return head + "\n" + within_budget(lines, note=TIMELINE_NOTE).text
 
     async def _best_hit(
-        self, query: str, current: str | None, searched: str | None
+        self,
+        query: str,
+        current: str | None,
+        searched: str | None,
+        assistants: list[str] | None = None,
     ) -> RecordRef | None:
         """The reference of ``query``'s best hit, a timeline's anchor; None for no match."""
         hits = await _read(
@@ -281,6 +304,7 @@ class MemoryTools:
                 until=None,
                 limit=1,
                 tool="timeline",
+                assistants=assistants,
             )
         )
         return parse_ref(_hit_ref(hits["items"][0])) if hits["items"] else None
@@ -308,17 +332,23 @@ class MemoryTools:
             text += "\n\nNot found (deleted, or never there): " + ", ".join(found["missing"])
         return text
 
-    async def recent_context(self, ctx: Context, project: Project = None) -> str:
+    async def recent_context(
+        self, ctx: Context, project: Project = None, assistant: Assistant = None
+    ) -> str:
         """The digest memq gives a session of the project at its start: recent sessions,
         summaries and records with their references. Useful after a compaction or to see
         where work stands."""
         current, asked = await self.scope(project, ctx)
         if asked is None:
             raise ToolError("recent_context is about one project: give a project directory")
-        answer = await _read(lambda: self.api.context(asked, current=current))
+        assistants = _assistants(assistant)
+        answer = await _read(
+            lambda: self.api.context(asked, current=current, assistants=assistants)
+        )
         if answer.get("context"):
             return str(answer["context"])
-        return f"memq has no memory of project {asked} yet."
+        whose = f" from {assistants[0]} sessions" if assistants else ""
+        return f"memq has no memory of project {asked}{whose} yet."
 
 
 def serve(settings: Settings) -> int:
@@ -346,6 +376,7 @@ def _index_lines(api: MemoryApi, hits: list[dict[str, Any]], current: str | None
     lines: list[str] = []
     size = 0
     budget = MCP_ANSWER_BUDGET * CHARS_PER_TOKEN
+    labelled = len({assistant_of(hit) for hit in hits}) > 1  # name them when they differ
     for start in range(0, len(hits), MAX_RECORD_REFS):
         batch = hits[start : start + MAX_RECORD_REFS]
         records: dict[str, dict[str, Any]] = {}
@@ -358,7 +389,10 @@ def _index_lines(api: MemoryApi, hits: list[dict[str, Any]], current: str | None
             records = {str(item["ref"]): item for item in found["items"]}
         for hit in batch:
             record = records.get(_hit_ref(hit))
-            line = index_line(hit, cost=False) if record is None else index_line(record)
+            if record is None:
+                line = index_line(hit, cost=False, labelled=labelled)
+            else:
+                line = index_line(record, labelled=labelled)
             lines.append(line)
             size += len(line) + 1
     return lines
@@ -387,6 +421,16 @@ def _refs(ids: list[str | int] | str | int) -> list[RecordRef]:
     try:
         return parse_refs(tuple(values))
     except InvalidRequestError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def _assistants(assistant: str | None) -> list[str] | None:
+    """The assistant filter (``claude`` is ``claude-code``); None for every assistant."""
+    if assistant is None or not assistant.strip():
+        return None
+    try:
+        return [canonical_name(assistant)]
+    except UnknownAssistantError as exc:
         raise ToolError(str(exc)) from None
 
 

@@ -7,7 +7,7 @@ readers, so that a command prints the same whichever of the two answered.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,12 +28,17 @@ async def context_answer(
     *,
     budget_tokens: int,
     exclude_session: str | None = None,
+    assistants: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """``{"project", "context", "has_memory"}``: the project's context within the budget,
-    and whether memory holds anything of the project at all, so that an empty context can
-    say why: no memory, or a budget too small for any of it."""
+    """``{"project", "context", "has_memory"}``: the project's context within the budget
+    (of ``assistants``' sessions only, when given), and whether memory holds anything of the
+    project at all, so that an empty context can say why: no memory, or a budget too small
+    for any of it."""
     text = await builder.build(
-        project, budget_tokens=budget_tokens, exclude_session=exclude_session
+        project,
+        budget_tokens=budget_tokens,
+        exclude_session=exclude_session,
+        assistants=assistants,
     )
     has_memory = bool(text)
     if not text and project is not None and budget_tokens < MAX_CONTEXT_BUDGET:
@@ -41,7 +46,10 @@ async def context_answer(
         # second read of the project's newest records).
         has_memory = bool(
             await builder.build(
-                project, budget_tokens=MAX_CONTEXT_BUDGET, exclude_session=exclude_session
+                project,
+                budget_tokens=MAX_CONTEXT_BUDGET,
+                exclude_session=exclude_session,
+                assistants=assistants,
             )
         )
     return {"project": project, "context": text, "has_memory": has_memory}

@@ -17,7 +17,7 @@ Reads run on the backend's own connection; each method reads one consistent stat
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeAlias, TypeVar
 
@@ -123,8 +123,10 @@ class MemoryBackend(Protocol):
         ``InvalidRequestError`` when ``max_items`` is below 1."""
         ...
 
-    async def list_sessions(self, limit: int = 100, offset: int = 0) -> Page[SessionInfo]:
-        """Sessions, most recently active first."""
+    async def list_sessions(
+        self, limit: int = 100, offset: int = 0, *, assistants: Sequence[str] | None = None
+    ) -> Page[SessionInfo]:
+        """Sessions, most recently active first; only ``assistants``' when given."""
         ...
 
     async def get_session(self, session_key: str) -> SessionDetail | None:

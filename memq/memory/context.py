@@ -13,7 +13,9 @@ project's latest session summaries (request, completed, learned, next steps, fil
 an index of its newest observations, newest first, one line each; a footer naming the MCP
 tools that fetch any line's details by its reference and the CLI for people; and the closing
 ``</memq-context>``. Every summary and index line starts with its record's reference
-(``#S56``, ``#1234``: ``memq.memory.refs``).
+(``#S56``, ``#1234``: ``memq.memory.refs``). A project's context holds the work of every
+assistant in it (sessions are ``<assistant>:<id>``); when what it shows comes from more than
+one, each line names its assistant after the reference (``- #12 [codex] 5m ago ...``).
 
 Tokens are estimated as characters / 4 (rounded up) and the text never exceeds the budget,
 fence included: summaries are fitted first, then as many observation lines as fit, and room
@@ -54,6 +56,7 @@ from memq.memory.records import (
 )
 from memq.memory.refs import RecordRef
 from memq.memory.rows import strings_from_json, summary_from_row
+from memq.memory.store import split_session_key
 from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("context")
@@ -145,6 +148,7 @@ def format_context(
     budget_tokens: int,
     now: datetime,
     session_titles: dict[str, str] | None = None,
+    labelled: bool = False,
 ) -> str:
     """The context text of ``project`` within ``budget_tokens`` ("" when nothing fits).
 
@@ -152,11 +156,12 @@ def format_context(
     observations are drawn from the iterable only while they fit. Summaries are fitted first
     (a summary that does not fit whole is tried as its first line alone), then observation
     lines, stopping at the first that does not fit, so what is shown is always the newest.
-    ``session_titles`` (session key to title) names a summary whose request is empty.
+    ``session_titles`` (session key to title) names a summary whose request is empty;
+    ``labelled`` names each line's assistant.
     """
     layout = project_layout(project, budget_tokens)
-    add_summaries(layout, project, summaries, now, session_titles or {})
-    add_observations(layout, project, observations, now)
+    add_summaries(layout, project, summaries, now, session_titles or {}, labelled=labelled)
+    add_observations(layout, project, observations, now, labelled=labelled)
     return layout.text()
 
 
@@ -186,25 +191,33 @@ def add_summaries(
     summaries: Sequence[SummaryRecord],
     now: datetime,
     titles: dict[str, str],
+    *,
+    labelled: bool = False,
 ) -> None:
     """Add the summaries that fit to the layout's sessions section: each whole, else its
     first line alone; the first that fits neither way ends the list, so the summaries
-    shown are the newest."""
+    shown are the newest. ``labelled``: each names its assistant."""
     section = layout.section(SESSIONS_TITLE)
     for summary in summaries[:MAX_SUMMARIES]:
-        block = summary_block(summary, project, now, titles)
+        block = summary_block(summary, project, now, titles, labelled=labelled)
         ref = record_ref(RecordType.SUMMARY, summary.id)
         if not (layout.add(section, block, ref) or layout.add(section, block[:1], ref)):
             break
 
 
 def add_observations(
-    layout: Layout, project: str, observations: Iterable[ObservationRecord], now: datetime
+    layout: Layout,
+    project: str,
+    observations: Iterable[ObservationRecord],
+    now: datetime,
+    *,
+    labelled: bool = False,
 ) -> None:
-    """Add index lines of ``observations`` (newest first) while they fit."""
+    """Add index lines of ``observations`` (newest first) while they fit; ``labelled``:
+    each names its assistant."""
     section = layout.section(INDEX_TITLE)
     for observation in itertools.islice(observations, MAX_OBSERVATIONS):
-        line = observation_line(observation, project, now)
+        line = observation_line(observation, project, now, labelled=labelled)
         if not layout.add(section, [line], record_ref(RecordType.OBSERVATION, observation.id)):
             break
 
@@ -218,6 +231,19 @@ def lines_room(layout: Layout) -> int:
 def record_ref(record_type: RecordType, record_id: int | None) -> RecordRef | None:
     """The reference of a stored record; None for one not (yet) stored."""
     return None if record_id is None else RecordRef(record_type, record_id)
+
+
+def assistant_of(session_key: str | None) -> str:
+    """The assistant of a session key (``codex:abc`` -> ``codex``)."""
+    return split_session_key(session_key or "")[0]
+
+
+def _line_head(ref: RecordRef | None, when: str, session_key: str | None, labelled: bool) -> str:
+    """``#12 5m ago``, or ``#12 [codex] 5m ago`` when ``labelled``."""
+    parts = [] if ref is None else [str(ref)]
+    if labelled:
+        parts.append(f"[{assistant_of(session_key)}]")
+    return " ".join([*parts, when])
 
 
 class Layout:
@@ -241,6 +267,18 @@ class Layout:
         self._chars: list[int] = []  # each section's items, each after a newline
         self._sections_chars = 0  # the non-empty sections, each with its title and gap
         self._base = FENCE_CHARS + len(self.note) + (2 + len(self.footer) if self.footer else 0)
+
+    def copy(self) -> Layout:
+        """An independent copy, to try adding items without changing this layout."""
+        other = Layout.__new__(Layout)
+        other.limit, other.note, other.footer = self.limit, self.note, self.footer
+        other._titles = list(self._titles)
+        other._items = [list(items) for items in self._items]
+        other._refs = [list(refs) for refs in self._refs]
+        other._chars = list(self._chars)
+        other._sections_chars = self._sections_chars
+        other._base = self._base
+        return other
 
     def section(self, title: str) -> int:
         """The section titled ``title``, made (after the others) when there is none yet."""
@@ -320,16 +358,21 @@ class Layout:
 
 
 def summary_block(
-    summary: SummaryRecord, project: str, now: datetime, titles: dict[str, str]
+    summary: SummaryRecord,
+    project: str,
+    now: datetime,
+    titles: dict[str, str],
+    *,
+    labelled: bool = False,
 ) -> list[str]:
-    """A summary as lines: its reference, time and request, then its non-empty fields,
-    indented."""
+    """A summary as lines: its reference (and assistant, ``labelled``), time and request,
+    then its non-empty fields, indented."""
     request = one_line(summary.request, FIELD_CHARS) or one_line(
         titles.get(summary.session_key or "", ""), FIELD_CHARS
     )
     when = relative_time(summary.created_at or now, now)
     ref = record_ref(RecordType.SUMMARY, summary.id)
-    head = f"{ref} {when}" if ref is not None else when
+    head = _line_head(ref, when, summary.session_key, labelled)
     lines = [f"* {head}: {request or '(no request recorded)'}"]
     for label, value in (
         ("Completed", summary.completed),
@@ -345,9 +388,11 @@ def summary_block(
     return lines
 
 
-def observation_line(observation: ObservationRecord, project: str, now: datetime) -> str:
+def observation_line(
+    observation: ObservationRecord, project: str, now: datetime, *, labelled: bool = False
+) -> str:
     """``- #12 5m ago [change] Edited api.py (api.py, b.py +2)``: reference, time, kind,
-    title, files."""
+    title, files; ``labelled``, the assistant after the reference (``- #12 [codex] 5m ago``)."""
     title = one_line(observation.title, TITLE_CHARS) or "(untitled)"
     when = relative_time(observation.created_at or now, now)
     files = short_files(
@@ -357,7 +402,7 @@ def observation_line(observation: ObservationRecord, project: str, now: datetime
         exclude=title,
     )
     ref = record_ref(RecordType.OBSERVATION, observation.id)
-    head = f"{ref} {when}" if ref is not None else when
+    head = _line_head(ref, when, observation.session_key, labelled)
     line = f"- {head} [{observation.kind}] {title}"
     return f"{line} ({files})" if files else line
 
@@ -420,13 +465,18 @@ class ContextBuilder(ReadsMemory):
         budget_tokens: int = DEFAULT_CONTEXT_BUDGET,
         exclude_session: str | None = None,
         now: datetime | None = None,
+        assistants: Sequence[str] | None = None,
     ) -> str:
         """The context text of ``project`` within ``budget_tokens``; "" for no project, or
         when the project has no memory (outside ``exclude_session``, whose memory is left
         out) or nothing of it fits. ``now`` (default: the clock; naive means UTC) dates it,
-        "5m ago"."""
+        "5m ago". ``assistants``: only their sessions (None: every assistant's)."""
         shown = await self.build_shown(
-            project, budget_tokens=budget_tokens, exclude_session=exclude_session, now=now
+            project,
+            budget_tokens=budget_tokens,
+            exclude_session=exclude_session,
+            now=now,
+            assistants=assistants,
         )
         return shown.text
 
@@ -437,13 +487,16 @@ class ContextBuilder(ReadsMemory):
         budget_tokens: int = DEFAULT_CONTEXT_BUDGET,
         exclude_session: str | None = None,
         now: datetime | None = None,
+        assistants: Sequence[str] | None = None,
     ) -> ContextShown:
         """As :meth:`build`, with the references the text shows and its tokens."""
         if project is None or budget_tokens <= 0:
             return NOTHING_SHOWN
         layout = project_layout(project, budget_tokens)
         async with self.snapshot() as conn:
-            await add_project_context(conn, layout, project, exclude_session, aware_now(now))
+            await add_project_context(
+                conn, layout, project, exclude_session, aware_now(now), assistants=assistants
+            )
         return layout.shown()
 
     def snapshot(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
@@ -458,18 +511,70 @@ async def add_project_context(
     project: str,
     exclude_session: str | None,
     now: datetime,
+    *,
+    assistants: Sequence[str] | None = None,
 ) -> None:
     """Add ``project``'s latest summaries and newest observations (outside
-    ``exclude_session``) to ``layout``, as many as fit, read on ``conn``."""
-    summary_rows = await _newest(conn, "summaries", project, exclude_session, MAX_SUMMARIES)
+    ``exclude_session``; of ``assistants``' sessions only, when given) to ``layout``, as
+    many as fit, read on ``conn``. When what fits comes from more than one assistant, each
+    line names its own (and fewer may fit)."""
+    scope = _Scope(project, exclude_session, assistants)
+    summary_rows = await _newest(conn, "summaries", scope, MAX_SUMMARIES)
     summaries = [summary_from_row(row) for row in summary_rows]
     titles = {
         row["session_key"]: row["session_title"] for row in summary_rows if row["session_title"]
     }
-    add_summaries(layout, project, summaries, now, titles)
-    room = lines_room(layout)
-    observation_rows = await _newest(conn, "observations", project, exclude_session, room)
-    add_observations(layout, project, (_observation(row) for row in observation_rows), now)
+    trial = layout.copy()
+    add_summaries(trial, project, summaries, now, titles)
+    room = lines_room(trial)
+    observation_rows = await _newest(conn, "observations", scope, room)
+    observations = [_observation(row) for row in observation_rows]
+    labelled = False
+    records: list[SummaryRecord | ObservationRecord] = [*summaries, *observations]
+    if len({assistant_of(record.session_key) for record in records}) > 1:
+        # Mixed among the rows read: labels only if they are among the rows that fit.
+        add_observations(trial, project, observations, now)
+        labelled = len(_assistants_shown(trial, layout, summaries, observations)) > 1
+    add_summaries(layout, project, summaries, now, titles, labelled=labelled)
+    add_observations(layout, project, observations, now, labelled=labelled)
+
+
+def _assistants_shown(
+    trial: Layout,
+    before: Layout,
+    summaries: Sequence[SummaryRecord],
+    observations: Sequence[ObservationRecord],
+) -> set[str]:
+    """The assistants of the records ``trial`` shows that ``before`` did not."""
+    added = set(trial.refs) - set(before.refs)
+    records: list[SummaryRecord | ObservationRecord] = [*summaries, *observations]
+    return {
+        assistant_of(record.session_key)
+        for record in records
+        if record_ref(
+            RecordType.SUMMARY if isinstance(record, SummaryRecord) else RecordType.OBSERVATION,
+            record.id,
+        )
+        in added
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """Whose records a context reads: the project's sessions but one, maybe only some
+    assistants'."""
+
+    project: str
+    exclude_session: str | None
+    assistants: Sequence[str] | None
+
+    def params(self) -> dict[str, Any]:
+        assistants = None if self.assistants is None else json.dumps(list(self.assistants))
+        return {
+            "project": self.project,
+            "exclude_session": self.exclude_session,
+            "assistants": assistants,
+        }
 
 
 class _Sessions:
@@ -477,15 +582,12 @@ class _Sessions:
     recently active first, but ``exclude_session``: read a page at a time as the merge
     needs them, the pages growing from ``FIRST_PAGE`` to ``SESSION_PAGE``."""
 
-    def __init__(
-        self, conn: aiosqlite.Connection, query: str, project: str, exclude_session: str | None
-    ) -> None:
+    def __init__(self, conn: aiosqlite.Connection, query: str, scope: _Scope) -> None:
         self._conn = conn
         self._query = query
         self._rows: list[sqlite3.Row] = []
         self._params: dict[str, Any] = {
-            "project": project,
-            "exclude_session": exclude_session,
+            **scope.params(),
             "before_updated_at": MAX_INTEGER,
             "before_key": "",
         }
@@ -507,14 +609,10 @@ class _Sessions:
 
 
 async def _newest(
-    conn: aiosqlite.Connection,
-    kind: str,
-    project: str,
-    exclude_session: str | None,
-    limit: int,
+    conn: aiosqlite.Connection, kind: str, scope: _Scope, limit: int
 ) -> list[sqlite3.Row]:
     """The project's ``limit`` newest ``kind`` rows ("observations" or "summaries"), newest
-    first by (created_at, message_id), leaving out ``exclude_session``'s.
+    first by (created_at, message_id), leaving out ``exclude_session``'s (``scope``).
 
     The project's sessions that hold such rows are taken most recently active first, a chunk
     at a time (1, 4, 16, ... up to ``MAX_CHUNK``: one statement each). No row of a session is
@@ -524,7 +622,7 @@ async def _newest(
     """
     if limit <= 0:
         return []
-    sessions = _Sessions(conn, f"sessions_with_{kind}", project, exclude_session)
+    sessions = _Sessions(conn, f"sessions_with_{kind}", scope)
     query = QUERIES[f"newest_{kind}"]
     kept: list[tuple[int, int, sqlite3.Row]] = []  # a min-heap of (created_at, message_id, row)
     index, chunk, done = 0, 1, False

@@ -31,7 +31,7 @@ from memq.memory.projects import project_for
 from memq.memory.reader import ReadsMemory
 from memq.memory.refs import RecordRef
 from memq.memory.search import MemorySearch
-from memq.memory.store import MemoryStore
+from memq.memory.store import MemoryStore, split_session_key
 from memq.memory.usage_figures import UsageFigures, empty_answer
 from memq.model_cost import Price
 
@@ -59,6 +59,7 @@ def search(
     limit: int = 20,
     min_score: float | None = None,
     syntax: str = "words",
+    assistants: Sequence[str] | None = None,
 ) -> Answer:
     """``GET /api/search``: the records matching ``query``, best first."""
 
@@ -77,6 +78,7 @@ def search(
             limit=limit,
             min_score=min_score,
             syntax=syntax,
+            assistants=assistants,
         )
         return _json(search_answer(hits))
 
@@ -126,13 +128,20 @@ def records(database: Path, refs: Sequence[RecordRef]) -> Answer:
     return _answer(database, RecordLookup, read)
 
 
-def sessions(database: Path, *, limit: int = 100, offset: int = 0) -> Answer:
+def sessions(
+    database: Path,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    assistants: Sequence[str] | None = None,
+) -> Answer:
     """``GET /api/sessions``: sessions, most recently active first."""
 
     async def read(store: MemoryStore | None) -> Answer:
         if store is None:
             return _json({"items": [], "total": 0})
-        return _json((await store.list_sessions(limit=limit, offset=offset)).to_dict())
+        page = await store.list_sessions(limit=limit, offset=offset, assistants=assistants)
+        return _json(page.to_dict())
 
     return _answer(database, MemoryStore, read)
 
@@ -146,19 +155,25 @@ def history(database: Path, session: str, *, max_items: int = 50) -> Answer:
         found = None if store is None else await store.history(key, max_items)
         if found is None:
             return _error(_NOT_FOUND, no_session(key))
-        return _json({"session_id": key, **found.to_dict()})
+        assistant = split_session_key(key)[0]
+        return _json({"session_id": key, "assistant": assistant, **found.to_dict()})
 
     return _answer(database, MemoryStore, read)
 
 
-def context(database: Path, cwd: str, *, budget_tokens: int) -> Answer:
+def context(
+    database: Path, cwd: str, *, budget_tokens: int, assistants: Sequence[str] | None = None
+) -> Answer:
     """``GET /api/context?cwd=``: the context of the project ``cwd`` belongs to."""
     project = project_for(cwd) or None
 
     async def read(builder: ContextBuilder | None) -> Answer:
         if builder is None:
             return _json({"project": project, "context": "", "has_memory": False})
-        return _json(await context_answer(builder, project, budget_tokens=budget_tokens))
+        answer = await context_answer(
+            builder, project, budget_tokens=budget_tokens, assistants=assistants
+        )
+        return _json(answer)
 
     return _answer(database, ContextBuilder, read)
 

@@ -12,7 +12,9 @@ claim handler raises after an ack commits (``notify``), and pruning by age and c
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -59,6 +61,7 @@ class FeedItem:
     title: str
     kind: str | None  # an observation's kind
     created_at: int  # the event's time, epoch ms
+    assistant: str = ""  # the session's assistant
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class FeedItem:
             "record_type": self.record_type.value,
             "id": self.record_id,
             "session_key": self.session_key,
+            "assistant": self.assistant,
             "project": self.project,
             "title": self.title,
             "kind": self.kind,
@@ -86,7 +90,13 @@ def _item(row: sqlite3.Row) -> FeedItem:
         title=str(row["title"] or ""),
         kind=row["kind"],
         created_at=int(row["created_at"]),
+        assistant=str(row["assistant"]),
     )
+
+
+def _names(assistants: Sequence[str] | None) -> str | None:
+    """Assistant names as the statements take them: a JSON array, NULL for all."""
+    return None if assistants is None else json.dumps(list(assistants))
 
 
 class FeedReader(ReadsMemory):
@@ -105,10 +115,18 @@ class FeedReader(ReadsMemory):
         *,
         session_key: str | None = None,
         project: str | None = None,
+        assistants: Sequence[str] | None = None,
         limit: int = BATCH,
     ) -> list[FeedItem]:
-        """The first ``limit`` items after seq ``after``, oldest first."""
-        params = {"after": after, "session_key": session_key, "project": project, "limit": limit}
+        """The first ``limit`` items after seq ``after``, oldest first (only ``assistants``'
+        sessions' when given)."""
+        params = {
+            "after": after,
+            "session_key": session_key,
+            "project": project,
+            "assistants": _names(assistants),
+            "limit": limit,
+        }
         return [_item(row) for row in await self._rows("feed_after", params)]
 
     async def newest(
@@ -117,10 +135,17 @@ class FeedReader(ReadsMemory):
         *,
         session_key: str | None = None,
         project: str | None = None,
+        assistants: Sequence[str] | None = None,
         limit: int = BACKLOG,
     ) -> list[FeedItem]:
         """The newest ``limit`` items up to seq ``upto``, oldest first."""
-        params = {"upto": upto, "session_key": session_key, "project": project, "limit": limit}
+        params = {
+            "upto": upto,
+            "session_key": session_key,
+            "project": project,
+            "assistants": _names(assistants),
+            "limit": limit,
+        }
         return [_item(row) for row in reversed(await self._rows("feed_newest", params))]
 
     async def _rows(self, name: str, params: dict[str, Any]) -> list[sqlite3.Row]:

@@ -34,6 +34,7 @@ from memq.memory.context import (
     TOOL_GET,
     ContextShown,
     Layout,
+    assistant_of,
     aware_now,
     one_line,
     relative_time,
@@ -81,13 +82,15 @@ def recall_note(project: str | None) -> str:
     return f"memq recalled these notes from earlier sessions{where} for this prompt. {LABEL}"
 
 
-def hit_line(hit: SearchHit, now: datetime) -> str:
-    """``- #812 3d ago [bugfix] Retry the upload on 503 — <snippet>``: reference, time,
-    kind (or record type), title, and the matching passage when it says more."""
+def hit_line(hit: SearchHit, now: datetime, *, labelled: bool = False) -> str:
+    """``- #812 3d ago [bugfix] Retry the upload on 503 — <snippet>``: reference (and the
+    assistant, ``labelled``: ``#812 [codex]``), time, kind (or record type), title, and the
+    matching passage when it says more."""
     ref = RecordRef(hit.record_type, hit.id)
     what = hit.kind.value if hit.kind is not None else hit.record_type.value
     title = one_line(hit.title, TITLE_CHARS) or "(untitled)"
-    line = f"- {ref} {relative_time(hit.created_at, now)} [{what}] {title}"
+    head = f"{ref} [{assistant_of(hit.session_key)}]" if labelled else str(ref)
+    line = f"- {head} {relative_time(hit.created_at, now)} [{what}] {title}"
     snippet = one_line(hit.snippet, SNIPPET_CHARS)
     if snippet and snippet.replace("[", "").replace("]", "") not in title:
         line += f" — {snippet}"
@@ -97,12 +100,16 @@ def hit_line(hit: SearchHit, now: datetime) -> str:
 def format_recall(
     hits: Iterable[SearchHit], project: str | None, *, budget_tokens: int, now: datetime
 ) -> ContextShown:
-    """The recall text of ``hits`` (best first), as many as fit ``budget_tokens``."""
+    """The recall text of ``hits`` (best first), as many as fit ``budget_tokens``; each
+    line names its assistant when the hits come from more than one."""
     limit = max(0, budget_tokens) * CHARS_PER_TOKEN
     layout = Layout(limit, recall_note(project), f"Full records: {TOOL_GET}(ids=[refs]).")
     section = layout.section(HITS_TITLE)
+    hits = list(hits)
+    labelled = len({assistant_of(hit.session_key) for hit in hits}) > 1
     for hit in hits:
-        if not layout.add(section, [hit_line(hit, now)], RecordRef(hit.record_type, hit.id)):
+        line = hit_line(hit, now, labelled=labelled)
+        if not layout.add(section, [line], RecordRef(hit.record_type, hit.id)):
             break
     return layout.shown()
 

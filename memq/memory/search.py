@@ -45,6 +45,8 @@ without ``types``, only observations are searched; given both, the other types i
 are searched unfiltered. ``file`` keeps records that read, modified or edited a path
 containing that text (ASCII letters case-insensitive; prompts have no files, so none match).
 ``since`` is inclusive, ``until`` exclusive; naive datetimes are taken as UTC.
+``assistants`` keeps the records of those assistants' sessions (``claude-code``, ``codex``,
+...); every hit and timeline record names its ``assistant``.
 
 Scores are BM25 made positive: higher is better, comparable within one search only.
 ``min_score`` drops hits below it.
@@ -89,7 +91,7 @@ from memq.memory.records import (
 
 # The store's row readers: the timeline selects the same columns as its reads.
 from memq.memory.rows import observation_from_row, prompt_from_row, summary_from_row
-from memq.memory.store import title_from_prompt
+from memq.memory.store import split_session_key, title_from_prompt
 from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("search")
@@ -98,7 +100,16 @@ MAX_WORDS: Final = 32  # more words than this in a words query are ignored
 # A query matching more records than this ranks only the newest this many (see _ranked).
 RANK_WINDOW: Final = 2000
 # The parameters of the search statement that drop records (None: no filter).
-_FILTERS: Final = ("project", "session_key", "types", "kinds", "file", "since", "until")
+_FILTERS: Final = (
+    "project",
+    "session_key",
+    "assistants",
+    "types",
+    "kinds",
+    "file",
+    "since",
+    "until",
+)
 MARK_OPEN: Final = "["
 MARK_CLOSE: Final = "]"
 ELLIPSIS: Final = "…"
@@ -171,6 +182,7 @@ class SearchHit:
             "id": self.id,
             "message_id": self.message_id,
             "session_key": self.session_key,
+            "assistant": split_session_key(self.session_key)[0],
             "project": self.project,
             "kind": None if self.kind is None else self.kind.value,
             "title": self.title,
@@ -206,7 +218,8 @@ class TimelineItem:
         """The record's fields plus ``record_type``, a one-line ``title`` and whether it
         was ``inherited``."""
         head = {"record_type": self.record_type.value, "title": self.title}
-        return head | self.record.to_dict() | {"inherited": self.inherited}
+        assistant = split_session_key(str(self.record.session_key or ""))[0]
+        return head | self.record.to_dict() | {"assistant": assistant, "inherited": self.inherited}
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,9 +231,10 @@ class Timeline:
     session_key: str
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"session_key", "anchor", "items"}`` with JSON-ready items."""
+        """``{"session_key", "assistant", "anchor", "items"}`` with JSON-ready items."""
         return {
             "session_key": self.session_key,
+            "assistant": split_session_key(self.session_key)[0],
             "anchor": self.anchor.to_dict(),
             "items": [item.to_dict() for item in self.items],
         }
@@ -249,6 +263,7 @@ class MemorySearch(ReadsMemory):
         limit: int = 20,
         min_score: float | None = None,
         syntax: str = "words",
+        assistants: Sequence[str] | None = None,
     ) -> list[SearchHit]:
         """The records matching ``query``, best first, at most ``limit`` of them.
 
@@ -261,6 +276,7 @@ class MemorySearch(ReadsMemory):
         params = _filter_params(
             project=project,
             session_key=session_key,
+            assistants=assistants,
             types=types,
             kinds=kinds,
             file=file,
@@ -430,6 +446,7 @@ def _filter_params(
     since: datetime | None,
     until: datetime | None,
     limit: int,
+    assistants: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     if limit < 1:
         raise InvalidRequestError(f"limit must be at least 1 (got {limit})")
@@ -445,6 +462,7 @@ def _filter_params(
     return {
         "project": project,
         "session_key": session_key,
+        "assistants": None if assistants is None else json.dumps(list(assistants)),
         "types": _type_codes(types, kinds),
         "kinds": kind_values,
         "file": file or None,

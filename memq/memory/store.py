@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -365,9 +365,17 @@ class MemoryStore(ReadsMemory):
         )
         return heads[0]["project"], history
 
-    async def list_sessions(self, limit: int = 100, offset: int = 0) -> Page[SessionInfo]:
-        """Sessions, most recently active first."""
-        rows, total = await self._page("sessions", _page_params(limit, offset))
+    async def list_sessions(
+        self, limit: int = 100, offset: int = 0, *, assistants: Sequence[str] | None = None
+    ) -> Page[SessionInfo]:
+        """Sessions, most recently active first; only ``assistants``' when given."""
+        params: dict[str, Any] = dict(_page_params(limit, offset))
+        name = "sessions"
+        if assistants is not None and len(set(assistants)) == 1:  # an index search, no sort
+            name, params["assistant"] = "sessions_of_assistant", assistants[0]
+        elif assistants is not None:
+            name, params["assistants"] = "sessions_by_assistant", json.dumps(list(assistants))
+        rows, total = await self._page(name, params)
         return Page(tuple(SessionInfo(**_session_fields(row)) for row in rows), total)
 
     async def get_session(self, session_key: str) -> SessionDetail | None:

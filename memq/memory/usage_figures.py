@@ -29,6 +29,7 @@ import aiosqlite
 from memq.memory.model_usage import empty_figures, read_model_figures
 from memq.memory.reader import ReadsMemory
 from memq.memory.records import from_epoch_ms, isoformat_utc
+from memq.memory.store import split_session_key
 from memq.model_cost import DEFAULT_PRICES, Price
 from memq.queue import SYSTEM_CLOCK
 from memq.storage.sqlfile import load_queries
@@ -136,6 +137,7 @@ class UsageFigures(ReadsMemory):
             "sessions": [
                 {
                     "session_key": key,
+                    "assistant": split_session_key(str(key))[0],
                     "project": row["project"],
                     "first_injected_at": _iso(row["first_at"]),
                     "last_injected_at": _iso(row["last_at"]),

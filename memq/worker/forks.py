@@ -77,7 +77,7 @@ class ForkLinker:
         if session_key in self._seen:
             self._seen.move_to_end(session_key)
             return
-        if not may_link_fork(event):
+        if not may_link_fork(event, session_key):
             if event == HookEvent.SESSION_START:
                 self.mark_seen(session_key)  # a session that starts itself is not a fork
             return

@@ -181,6 +181,39 @@ class TestWithTheDaemonUp:
         assert sorted(m for m in imported if m.split(".")[0] in HEAVY or m in HEAVY) == []
         assert all_rows(daemon.home / "memq.db")
 
+    @pytest.mark.parametrize(
+        ("assistant", "fixture"),
+        [
+            ("claude-code", "claude-code/PostToolUse.Bash.json"),
+            ("codex", "codex/PostToolUse.Bash.json"),
+            ("gemini-cli", "gemini-cli/AfterTool.run_shell_command.json"),
+            ("cursor", "cursor/postToolUse.Shell.json"),
+            ("opencode", "opencode/tool.execute.after.bash.json"),
+        ],
+    )
+    def test_no_adapter_brings_a_heavy_import(
+        self, daemon: Daemon, assistant: str, fixture: str
+    ) -> None:
+        """Every module loaded by the time the hook is done, adapters included (loaded
+        through importlib, which -X importtime does not list): none of the daemon's."""
+        script = (
+            "import sys; from memq.cli import main; code = main(sys.argv[1:]); "
+            "print(' '.join(sorted(sys.modules)), file=sys.stderr); raise SystemExit(code)"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script, "hook", "--assistant", assistant],
+            input=(FIXTURES.parent / fixture).read_bytes(),
+            capture_output=True,
+            timeout=30,
+            check=True,
+            env={**os.environ, "MEMQ_HOME": str(daemon.home), "MEMQ_PORT": str(daemon.port)},
+        )
+        loaded = set(result.stderr.decode().split())
+        assert f"memq.assistants.{assistant.replace('-', '_')}" in loaded
+        assert sorted(m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY) == []
+        (row,) = all_rows(daemon.home / "memq.db")
+        assert row["session_id"].startswith(f"{assistant}:")
+
 
 class TestWithTheDaemonDown:
     def test_events_go_straight_into_the_queue_and_are_processed_later(

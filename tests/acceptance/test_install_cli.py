@@ -83,6 +83,26 @@ class TestInstallUninstall:
         assert "no memq hooks" in nothing.stdout
         assert path.read_text() == original
 
+    def test_a_recorded_database_url_is_printed_without_its_password(self, tmp_path: Path) -> None:
+        """The settings file keeps the URL whole (private to the user); the terminal never
+        shows its password."""
+        memq_home = tmp_path / "memq-home"
+        url = "postgresql://memq:s3cret-pw@db.example:5432/memq"
+        installed = memq(
+            "install",
+            "--settings",
+            str(tmp_path / "settings.json"),
+            "--no-mcp",
+            home=tmp_path,
+            cwd=tmp_path,
+            MEMQ_HOME=str(memq_home),
+            MEMQ_DATABASE_URL=url,
+        )
+        assert installed.returncode == 0, installed.stderr
+        assert "database_url" in installed.stdout
+        assert "s3cret-pw" not in installed.stdout + installed.stderr
+        assert url in (memq_home / "settings.toml").read_text()
+
     def test_invalid_json_is_refused_untouched(self, tmp_path: Path) -> None:
         """Invalid JSON: a non-zero exit, the reason on stderr, the file and folder unchanged."""
         path = tmp_path / "settings.json"

@@ -8,8 +8,8 @@ environment (no ``MEMQ_*`` variables), calls the tool, and sends back its result
 test reads: it must name the record planted through the daemon beforehand.
 
 The CLI comes from npm (``scripts/_npm.sh``, run by ``scripts/test``, installs it into
-``.cache/npm``); ``MEMQ_CLAUDE_BIN`` points at another one. Without it the test skips and
-says why.
+``.cache/npm/claude-code``); ``MEMQ_CLAUDE_BIN`` points at another one. Without it the test
+skips and says why.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ from tests.helpers.fake_anthropic import (
     tool_names,
     tool_results,
 )
-from tests.helpers.processes import PROJECT_ROOT, run_module
+from tests.helpers.npm_cli import cli_binary
+from tests.helpers.processes import run_module
 
 pytestmark = pytest.mark.slow
 
-NPM_PREFIX = PROJECT_ROOT / ".cache" / "npm"
 TOOL = "mcp__memq__search"
 QUERY = "zanzibar"  # a word only the planted record holds
 PROMPT = "Where did I put the zanzibar notes?"
@@ -57,25 +57,7 @@ RUN_TIMEOUT = 45.0  # seconds for the whole claude run; the test's budget is 60
 
 def claude_binary() -> Path:
     """The Claude Code CLI to run; skips the test, saying why, when there is none."""
-    configured = os.environ.get("MEMQ_CLAUDE_BIN", "").strip()
-    binary = Path(configured) if configured else NPM_PREFIX / "node_modules" / ".bin" / "claude"
-    if not binary.exists():
-        reason_file = NPM_PREFIX / "unavailable.txt"
-        reason = (
-            reason_file.read_text().strip()
-            if reason_file.exists()
-            else "scripts/test installs it from npm (scripts/_npm.sh); it has not run here"
-        )
-        pytest.skip(f"the Claude Code CLI is not at {binary}: {reason}")
-    try:
-        version = subprocess.run(
-            [str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"the Claude Code CLI at {binary} does not run: {exc}")
-    if version.returncode != 0:
-        pytest.skip(f"the Claude Code CLI at {binary} does not run: {version.stderr.strip()}")
-    return binary
+    return cli_binary("claude-code", "claude", "MEMQ_CLAUDE_BIN", "Claude Code")
 
 
 def claude_env(home: Path, api: str) -> dict[str, str]:

@@ -438,6 +438,15 @@ class TestExitCodes:
         assert record.title == "Ran `sleep 9` (interrupted)"
         assert "interrupted" in record.facts
 
+    def test_an_exit_code_said_to_be_unknown_stays_unknown(self) -> None:
+        """An adapter that could not learn the code (Codex without its session file) says
+        ``"exit_code": null``: not a success."""
+        record = extract_observation(
+            tool_call("Bash", {"command": "make"}, {"stdout": "done", "exit_code": None})
+        )
+        assert record.exit_code is None
+        assert record.title == "Ran `make`"
+
     def test_booleans_and_huge_numbers_are_not_exit_codes(self) -> None:
         """``true`` or a number too big for SQLite is ignored, not stored."""
         assert extract_observation(tool_call("Bash", {}, {"exit_code": True})).exit_code == 0

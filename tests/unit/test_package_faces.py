@@ -19,9 +19,11 @@ PACKAGE_DIR = ROOT / "memq"
 
 FACES: dict[str, frozenset[str]] = {
     "memq": frozenset({"__version__"}),
+    "memq.assistants": frozenset({"CLAUDE_CODE", "NAMES", "adapter", "canonical_name"}),
     "memq.cli": frozenset({"main"}),
     "memq.client": frozenset(),
     "memq.hooks": frozenset(),
+    "memq.hooks.installers": frozenset({"AssistantInstaller", "ConfigChange", "Json", "installer"}),
     "memq.mcp": frozenset(),
     "memq.memory": frozenset(
         {
@@ -119,6 +121,7 @@ FACES: dict[str, frozenset[str]] = {
         }
     ),
     "memq.storage": frozenset(),
+    "memq.storage.postgres": frozenset(),
     "memq.worker": frozenset(),
     "memq.worker.http": frozenset({"create_app"}),
     "memq.worker.http.routes": frozenset({"ROUTES"}),

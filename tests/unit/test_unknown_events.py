@@ -68,13 +68,20 @@ class TestClassification:
     def test_a_name_memq_never_heard_of_is_unsubscribed(self, name: str) -> None:
         """Matching is exact: a new or misspelt event is never taken for one of memq's."""
         assert kind_of(name) == MessageKind.UNSUBSCRIBED
-        assert not may_link_fork(name)
+        assert not may_link_fork(name, "claude-code:s")
 
     def test_only_subscribed_events_after_a_sessions_start_may_link_a_fork(self) -> None:
         """A fork's first event may be any of memq's events but SessionStart (a session
         that starts itself is not a fork); no unsubscribed event may."""
-        linking = {name for name in [*SUBSCRIBED_EVENTS, *UNSUBSCRIBED] if may_link_fork(name)}
+        names = [*SUBSCRIBED_EVENTS, *UNSUBSCRIBED]
+        linking = {name for name in names if may_link_fork(name, "claude-code:s")}
         assert linking == set(SUBSCRIBED_EVENTS) - {"SessionStart"}
+
+    @pytest.mark.parametrize("assistant", ["codex", "gemini-cli", "cursor", "opencode"])
+    def test_only_claude_code_sessions_may_be_linked_as_forks(self, assistant: str) -> None:
+        """The others resume under the session's own id: a new session of theirs beside a
+        resumed session is no fork of it."""
+        assert not any(may_link_fork(name, f"{assistant}:s") for name in SUBSCRIBED_EVENTS)
 
     def test_the_event_argument_decides_the_kind(self) -> None:
         """``memq hook InstructionsLoaded`` writes the name into the payload it routes."""

@@ -45,7 +45,9 @@ def noise(record: ObservationRecord, turn: Sequence[ObservationRecord]) -> Noise
         return Noise.OWN_TOOL
     if _failed(record):
         return None
-    if record.command is not None and record.exit_code == 0 and is_no_op(record):
+    # A no-op whose exit code is unknown (an adapter that could not learn it) is no
+    # different: only a failure says something.
+    if record.command is not None and record.exit_code in (0, None) and is_no_op(record):
         return Noise.NO_OP_COMMAND
     if record.tool_name in _READ_TOOLS and _repeats(record, turn):
         return Noise.REPEATED_READ

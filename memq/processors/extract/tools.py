@@ -394,11 +394,15 @@ RULES: Final[Mapping[str, Callable[[ToolCall], Described]]] = MappingProxyType(
 
 def _exit_code(call: ToolCall, *, interrupted: bool) -> int | None:
     """From the response if it has one; from a failure's "Exit code N" line; 0 for a plain
-    success; None when unknown (an interrupted command, a failure without a code)."""
+    success; None when unknown (an interrupted command, a failure without a code, a response
+    that says ``"exit_code": null``: an adapter that could not learn it)."""
+    response = call.response
     for key in ("exit_code", "exitCode", "returncode", "code"):
         code = integer(call.response_field(key))
         if code is not None:
             return code
+        if isinstance(response, dict) and key in response and response[key] is None:
+            return None
     if call.failed:
         match = EXIT_CODE_LINE.search(call.error)
         code = int(match.group(1)) if match else None

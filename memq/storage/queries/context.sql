@@ -13,11 +13,13 @@
 -- One page of the project's sessions that hold observations of their own, most recently
 -- active first, after the (updated_at, key) cursor of the previous page: the sessions
 -- newest_observations merges. Index sessions_project (0004), and one probe of
--- observations_own_time (0006) per session.
+-- observations_own_time (0006) per session. :assistants (a JSON array, NULL for all) keeps
+-- only those assistants' sessions.
 SELECT key, updated_at
 FROM sessions
 WHERE project = :project
   AND key IS NOT :exclude_session
+  AND (:assistants IS NULL OR assistant IN (SELECT value FROM json_each(:assistants)))
   AND (updated_at, key) < (:before_updated_at, :before_key)
   AND EXISTS (SELECT 1 FROM observations WHERE session_key = sessions.key AND inherited = 0)
 ORDER BY updated_at DESC, key DESC
@@ -30,6 +32,7 @@ SELECT key, updated_at
 FROM sessions
 WHERE project = :project
   AND key IS NOT :exclude_session
+  AND (:assistants IS NULL OR assistant IN (SELECT value FROM json_each(:assistants)))
   AND (updated_at, key) < (:before_updated_at, :before_key)
   AND EXISTS (SELECT 1 FROM summaries WHERE session_key = sessions.key AND inherited = 0)
 ORDER BY updated_at DESC, key DESC

@@ -20,7 +20,9 @@ ORDER BY rank
 -- name: feed_after
 -- The first :limit items after seq :after, with the record's current session and project
 -- (a transfer moves records); a record deleted since has no session here and is left out.
-SELECT f.seq, f.at, f.record_type, f.record_id, s.key AS session_key, s.project,
+-- :assistants is a JSON array of assistant names (NULL: all), matched as a quoted name in
+-- its text so that every step of the plan stays an index search (no list subquery).
+SELECT f.seq, f.at, f.record_type, f.record_id, s.key AS session_key, s.assistant, s.project,
        substr(coalesce(o.title, m.request, p.text), 1, 300) AS title, o.kind,
        coalesce(o.created_at, m.created_at, p.created_at) AS created_at
 FROM feed AS f
@@ -31,12 +33,13 @@ JOIN sessions AS s ON s.key = coalesce(o.session_key, m.session_key, p.session_k
 WHERE f.seq > :after
   AND (:session_key IS NULL OR s.key = :session_key)
   AND (:project IS NULL OR s.project = :project)
+  AND (:assistants IS NULL OR instr(:assistants, json_quote(s.assistant)) > 0)
 ORDER BY f.seq
 LIMIT :limit
 
 -- name: feed_newest
 -- The newest :limit items up to seq :upto, newest first.
-SELECT f.seq, f.at, f.record_type, f.record_id, s.key AS session_key, s.project,
+SELECT f.seq, f.at, f.record_type, f.record_id, s.key AS session_key, s.assistant, s.project,
        substr(coalesce(o.title, m.request, p.text), 1, 300) AS title, o.kind,
        coalesce(o.created_at, m.created_at, p.created_at) AS created_at
 FROM feed AS f
@@ -47,6 +50,7 @@ JOIN sessions AS s ON s.key = coalesce(o.session_key, m.session_key, p.session_k
 WHERE f.seq <= :upto
   AND (:session_key IS NULL OR s.key = :session_key)
   AND (:project IS NULL OR s.project = :project)
+  AND (:assistants IS NULL OR instr(:assistants, json_quote(s.assistant)) > 0)
 ORDER BY f.seq DESC
 LIMIT :limit
 

@@ -31,8 +31,11 @@ SELECT EXISTS (SELECT 1 FROM sessions WHERE key = :child)
 -- Whether any session other than :child was resumed in :cwd since :since: the read, on the
 -- queue's reader, that spares the writer a look-up for nearly every new session (most are not
 -- forks). Through session_resumes_cwd.
+-- A parent is a session of the child's assistant (the part of the key before its ':').
 SELECT EXISTS (SELECT 1 FROM session_resumes
-               WHERE cwd = :cwd AND resumed_at >= :since AND session_key <> :child) AS found;
+               WHERE cwd = :cwd AND resumed_at >= :since AND session_key <> :child
+                 AND substr(session_key, 1, instr(session_key, ':'))
+                     = substr(:child, 1, instr(:child, ':'))) AS found;
 
 -- name: fork_find_parent
 -- The session an unknown session was forked from: the newest session resumed (migration
@@ -45,6 +48,7 @@ FROM session_resumes AS r
 WHERE r.cwd = :cwd
   AND r.resumed_at >= :since
   AND r.session_key <> :child
+  AND substr(r.session_key, 1, instr(r.session_key, ':')) = substr(:child, 1, instr(:child, ':'))
   AND EXISTS (SELECT 1 FROM sessions WHERE key = r.session_key)
   AND NOT EXISTS (SELECT 1 FROM pending_messages AS later
                   WHERE later.id > r.message_id AND later.session_id = r.session_key

@@ -406,3 +406,42 @@ SELECT EXISTS (SELECT 1 FROM prompts
                WHERE message_id = :message_id AND session_key = :session_key)
     OR EXISTS (SELECT 1 FROM pending_messages
                WHERE id = :message_id AND session_id = :session_key) AS found;
+
+-- name: list_sessions_of_assistant
+-- list_sessions for the sessions of one assistant, :assistant: index sessions_assistant
+-- (0014) read newest first, no sort.
+SELECT key, assistant, external_id, project, cwd, title, title_edited, prompt_count,
+       (SELECT count(*) FROM observations WHERE session_key = sessions.key)
+           AS observation_count,
+       (SELECT count(*) FROM summaries WHERE session_key = sessions.key) AS summary_count,
+       parent_key, forked_at, started_at, ended_at, updated_at,
+       (SELECT last_access_at FROM session_activity WHERE session_key = sessions.key)
+           AS last_access_at
+FROM sessions
+WHERE assistant = :assistant
+ORDER BY updated_at DESC, key DESC
+LIMIT :limit OFFSET :offset;
+
+-- name: count_sessions_of_assistant
+SELECT count(*) FROM sessions WHERE assistant = :assistant;
+
+-- name: list_sessions_by_assistant
+-- list_sessions for the sessions of the assistants in :assistants (a JSON array of names, more
+-- than one): sessions_updated walked newest first, stopping at the page. The unary + keeps
+-- SQLite from reading sessions_assistant (0014) instead and sorting every session of a
+-- common assistant (54 ms against 0.2 ms for 190,000 of 200,000 sessions, no ANALYZE).
+SELECT key, assistant, external_id, project, cwd, title, title_edited, prompt_count,
+       (SELECT count(*) FROM observations WHERE session_key = sessions.key)
+           AS observation_count,
+       (SELECT count(*) FROM summaries WHERE session_key = sessions.key) AS summary_count,
+       parent_key, forked_at, started_at, ended_at, updated_at,
+       (SELECT last_access_at FROM session_activity WHERE session_key = sessions.key)
+           AS last_access_at
+FROM sessions
+WHERE +assistant IN (SELECT value FROM json_each(:assistants))
+ORDER BY updated_at DESC, key DESC
+LIMIT :limit OFFSET :offset;
+
+-- name: count_sessions_by_assistant
+-- Index sessions_assistant (0014).
+SELECT count(*) FROM sessions WHERE assistant IN (SELECT value FROM json_each(:assistants));

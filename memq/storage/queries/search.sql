@@ -18,7 +18,8 @@
 --
 -- :types is a JSON array of type codes (1 observation, 2 summary, 3 prompt); :kinds a JSON
 -- array of observation kinds, which leaves the other types alone; :file keeps records whose
--- read, modified or edited paths contain that text, ASCII case folded (prompts have none).
+-- read, modified or edited paths contain that text, ASCII case folded (prompts have none);
+-- :assistants a JSON array of assistant names (sessions.assistant).
 --
 -- The records a fork inherited (a copy of its parent's, migration 0005) are left out, so that
 -- each record is found once, as its parent's; a search filtered to one session includes its
@@ -48,6 +49,7 @@ WHERE memory_fts MATCH :query
   AND (:kinds IS NULL OR o.kind IS NULL OR o.kind IN (SELECT value FROM json_each(:kinds)))
   AND (:project IS NULL OR s.project = :project)
   AND (:session_key IS NULL OR s.key = :session_key)
+  AND (:assistants IS NULL OR s.assistant IN (SELECT value FROM json_each(:assistants)))
   AND (:session_key IS NOT NULL OR coalesce(o.inherited, m.inherited, p.inherited) = 0)
   AND (:since IS NULL OR coalesce(o.created_at, m.created_at, p.created_at) >= :since)
   AND (:until IS NULL OR coalesce(o.created_at, m.created_at, p.created_at) < :until)

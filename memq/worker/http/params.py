@@ -9,6 +9,7 @@ from datetime import datetime
 
 from starlette.requests import Request
 
+from memq.assistants import canonical_name
 from memq.events import normalize_session_key
 from memq.exceptions import InvalidRequestError
 from memq.limits import MAX_PAGE
@@ -83,3 +84,18 @@ def choices(request: Request, name: str, allowed: Iterable[str]) -> list[str] | 
             f"not {unknown[0]!r}",
         )
     return values
+
+
+def assistants_param(request: Request) -> list[str] | None:
+    """``?assistant=codex&assistant=claude`` or ``?assistant=codex,claude``: the assistants
+    named, as memq keys sessions by them (``memq.assistants.canonical_name``: ``claude`` is
+    ``claude-code``); None when absent. An unknown name is ``UnknownAssistantError`` (422)."""
+    values = [
+        part.strip()
+        for value in request.query_params.getlist("assistant")
+        for part in value.split(",")
+        if part.strip()
+    ]
+    if not values:
+        return None
+    return list(dict.fromkeys(canonical_name(value) for value in values))

@@ -4,9 +4,9 @@ A session id may hold ``/`` (``{session_id:path}``), so the routes under a sessi
 before ``/api/sessions/{id}`` itself, which would otherwise take ``abc/observations`` for an
 id. One module per topic: ``events`` (the intake), ``health``, ``sessions`` (reads and the
 session operations), ``session_config``, ``memory`` (search, timeline, context, a session's
-records and history), ``records`` (records by reference), ``queue`` (failed messages,
-resume), ``archive`` (export, import), ``feed`` (the live feed), ``viewer`` (the page and
-its assets).
+records and history), ``records`` (records by reference), ``projects`` (the projects memory
+knows), ``queue`` (failed messages, resume), ``archive`` (export, import), ``feed`` (the live
+feed), ``viewer`` (the page and its assets).
 """
 
 from __future__ import annotations

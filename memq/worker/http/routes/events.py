@@ -17,8 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memq import events
+from memq.assistants import adapter, canonical_name
+from memq.assistants.base import ASSISTANT_FIELD
 from memq.events import parse_event_body, route_event
-from memq.exceptions import DiskFullError
+from memq.exceptions import DiskFullError, InvalidRequestError
 from memq.privacy import is_skipped, strip_private
 from memq.queue import Enqueued
 from memq.worker import injection
@@ -36,10 +38,15 @@ _QUEUED: Final = '{"status":"queued","message_id":%d}'
 
 
 async def post_event(request: Request) -> Response:
-    """Accept one hook payload: 202 once it is durable, 200 for a duplicate."""
+    """Accept one hook payload: 202 once it is durable, 200 for a duplicate.
+
+    The payload is memq's (what ``memq hook`` posts), or with ``?assistant=NAME`` the
+    assistant's own, mapped here by its adapter (``memq.assistants``)."""
     services = get_services(request)
     raw = await read_body(request)
     payload = parse_event_body(raw)
+    assistant = request.query_params.get("assistant")
+    mapped = assistant is not None and _map_native(payload, assistant)
     route = route_event(payload)
     services.activity.touch(route.session_key)  # in memory; written in batches
     if is_skipped(payload, services.skip_tools):
@@ -49,7 +56,7 @@ async def post_event(request: Request) -> Response:
     text: str | None = None
     if _LT in raw or _LT_ESCAPED[0] in raw or _LT_ESCAPED[1] in raw:
         payload = strip_private(payload)
-    else:
+    elif not mapped:
         text = raw.decode("utf-8")
     redactor = services.redactor
     if (
@@ -87,6 +94,19 @@ async def post_event(request: Request) -> Response:
     if answers:  # only now, with the event stored: its context never costs it
         body["additionalContext"] = await injection.additional_context(services, route, payload)
     return JSONResponse(body, status_code=200)
+
+
+def _map_native(payload: dict[str, Any], name: str) -> bool:
+    """Map an assistant's own payload into memq's, in place; False when it already is
+    memq's for that assistant (what the hook posts), which is then stored as it came."""
+    assistant = canonical_name(name)
+    tagged = payload.get(ASSISTANT_FIELD)
+    if tagged is not None:
+        if tagged != assistant:
+            raise InvalidRequestError(f"the payload is {tagged!r}'s, not {assistant!r}'s")
+        return False
+    adapter(assistant).to_memq(payload)
+    return True
 
 
 async def _store_event(

@@ -5,7 +5,8 @@ Each record is one event: ``id: <seq>``, ``event: record``, ``data: <JSON>``. A 
 after the ``Last-Event-ID`` header (a browser's reconnect) or ``?after=<seq>``, and otherwise
 with the newest ``?limit=`` items (default 50); then it sends each new record as its ack
 commits. Seqs only grow, so a client that resumes after the last id it saw misses nothing and
-gets nothing twice. ``?project=`` and ``?session=`` filter. An idle stream gets a comment line
+gets nothing twice. ``?project=``, ``?session=`` and ``?assistant=`` (repeatable or
+comma-separated) filter. An idle stream gets a comment line
 every ``Feed.heartbeat`` seconds; every stream ends when the daemon stops.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator
-from typing import Final
+from typing import Any, Final
 
 import anyio
 import structlog
@@ -23,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 from memq.exceptions import InvalidRequestError, MemqError, StorageError
 from memq.limits import MAX_INTEGER
 from memq.memory.feed import BACKLOG, BATCH, MAX_BACKLOG, Feed, FeedItem
-from memq.worker.http.params import int_param
+from memq.worker.http.params import assistants_param, int_param
 from memq.worker.http.request import get_services
 
 log = structlog.get_logger("memq.feed")
@@ -45,6 +46,7 @@ async def stream_feed(request: Request) -> Response:
         backlog=limit,
         session_key=request.query_params.get("session") or None,
         project=request.query_params.get("project") or None,
+        assistants=assistants_param(request),
     )
     return StreamingResponse(stream.events(), media_type="text/event-stream", headers=HEADERS)
 
@@ -79,11 +81,16 @@ class FeedStream:
         backlog: int,
         session_key: str | None,
         project: str | None,
+        assistants: list[str] | None = None,
     ) -> None:
         self._feed = feed
         self._after = after
         self._backlog = backlog
-        self._filters = {"session_key": session_key, "project": project}
+        self._filters: dict[str, Any] = {
+            "session_key": session_key,
+            "project": project,
+            "assistants": assistants,
+        }
 
     async def events(self) -> AsyncGenerator[bytes, None]:
         feed = self._feed

@@ -29,9 +29,11 @@ from memq.memory.projects import project_for
 from memq.memory.records import ObservationKind, Page, RecordType
 from memq.memory.refs import parse_ref
 from memq.memory.search import QuerySyntax
+from memq.memory.store import split_session_key
 from memq.memory.usage import UsageTool
 from memq.worker.http.fetches import answered
 from memq.worker.http.params import (
+    assistants_param,
     choices,
     float_param,
     int_param,
@@ -43,8 +45,8 @@ from memq.worker.http.request import get_services
 
 
 async def search(request: Request) -> Response:
-    """Full-text search of memory: ``?q=`` plus optional project, session, type, kind, file,
-    since, until, limit, min_score and syntax (words or fts)."""
+    """Full-text search of memory: ``?q=`` plus optional project, session, assistant, type,
+    kind, file, since, until, limit, min_score and syntax (words or fts)."""
     params = request.query_params
     query = params.get("q")
     if query is None:
@@ -65,6 +67,7 @@ async def search(request: Request) -> Response:
         limit=int_param(request, "limit", DEFAULT_SEARCH_RESULTS, low=1, high=MAX_SEARCH_RESULTS),
         min_score=float_param(request, "min_score"),
         syntax=(choices(request, "syntax", QuerySyntax) or [QuerySyntax.WORDS])[-1],
+        assistants=assistants_param(request),
     )
     return answered(request, UsageTool.SEARCH, search_answer(hits), query=query)
 
@@ -93,7 +96,8 @@ async def timeline(request: Request) -> Response:
 
 async def get_context(request: Request) -> Response:
     """The SessionStart context of a project: ``?cwd=DIR`` (the project is its git root) or
-    ``?project=DIR``; optional ``budget`` (tokens, default 2000) and ``exclude_session``.
+    ``?project=DIR``; optional ``budget`` (tokens, default 2000), ``exclude_session`` and
+    ``assistant`` (only their sessions; default every assistant's).
     ``has_memory`` in the answer tells an empty context of a project memory knows nothing of
     from one whose budget is too small for any of it."""
     params = request.query_params
@@ -110,6 +114,7 @@ async def get_context(request: Request) -> Response:
         project or None,
         budget_tokens=budget,
         exclude_session=normalize_session_key(exclude) if exclude else None,
+        assistants=assistants_param(request),
     )
     return answered(request, UsageTool.RECENT_CONTEXT, answer)
 
@@ -144,4 +149,5 @@ async def get_history(request: Request) -> Response:
     history = await get_services(request).store.history(key, max_items)
     if history is None:
         raise SessionNotFoundError(f"no session {key}")
-    return JSONResponse({"session_id": key, **history.to_dict()})
+    assistant = split_session_key(key)[0]
+    return JSONResponse({"session_id": key, "assistant": assistant, **history.to_dict()})

@@ -2,7 +2,7 @@
 // #session/<key>, #search, #context). Each view lives in a module of its own.
 
 import { api, clearError, loadProjects, showError, state } from "./api.js";
-import { $ } from "./dom.js";
+import { $, fillAssistantFilters } from "./dom.js";
 import { loadContextView, previewContext } from "./context.js";
 import { startFeed } from "./feed.js";
 import { loadQueue, renderState } from "./queue.js";
@@ -53,7 +53,9 @@ function on(id, type, handler) {
 }
 
 async function start() {
+  fillAssistantFilters();
   on("feed-filter", "submit", (event) => { event.preventDefault(); startFeed(); });
+  on("sessions-filter", "submit", (event) => { event.preventDefault(); loadSessions().catch(showError); });
   on("title-form", "submit", saveTitle);
   on("config-form", "submit", saveConfig);
   on("revert-form", "submit", revertLast);

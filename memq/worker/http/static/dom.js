@@ -17,6 +17,23 @@ export function short(key) {
 }
 
 /** The assistant a session key names: the part before the first ":" ("claude-code"). */
+// memq.assistants.NAMES: the assistants whose sessions memq keys, for the filters.
+export const ASSISTANTS = ["claude-code", "codex", "gemini-cli", "cursor", "opencode"];
+
+/** Every assistant filter on the page gets one option per assistant (after "any"). */
+export function fillAssistantFilters() {
+  for (const select of document.querySelectorAll("select.assistant-filter")) {
+    select.append(...ASSISTANTS.map((name) => el("option", name, { value: name })));
+  }
+}
+
+/** The filter's choice as a query parameter, when one is chosen. */
+export function setAssistant(params, id) {
+  const value = $(id).value;
+  if (value) params.set("assistant", value);
+  return params;
+}
+
 export function assistantOf(key) {
   const text = String(key || "");
   const colon = text.indexOf(":");

@@ -1,7 +1,7 @@
 // The live feed: records as they are processed, pushed over Server-Sent Events.
 
 import { api, showError, state } from "./api.js";
-import { $, assistantOf, el, short, when } from "./dom.js";
+import { $, assistantOf, el, setAssistant, short, when } from "./dom.js";
 import { openButton } from "./search.js";
 
 function feedItem(item) {
@@ -23,6 +23,7 @@ export function startFeed() {
   const session = $("feed-session").value.trim();
   if (project) params.set("project", project);
   if (session) params.set("session", session);
+  setAssistant(params, "feed-assistant");
   const source = new EventSource(`/api/feed?${params}`);
   state.feed = source;
   const label = $("feed-state");

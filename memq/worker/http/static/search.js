@@ -2,7 +2,7 @@
 // of its session just before and after it), the record itself marked.
 
 import { api, clearError, showError, state } from "./api.js";
-import { $, assistantOf, el, highlighted, refOf, short, when } from "./dom.js";
+import { $, assistantOf, el, highlighted, refOf, setAssistant, short, when } from "./dom.js";
 
 export function openButton(ref, text) {
   const button = el("button", text, { type: "button", class: "linkish" });
@@ -30,6 +30,7 @@ function searchParams() {
     for (const box of form.querySelectorAll(`input[name="${name}"]:checked`)) params.append(name, box.value);
   }
   if ($("search-fts").checked) params.set("syntax", "fts");
+  setAssistant(params, "search-assistant");
   const since = day("search-since", false);
   const until = day("search-until", true);
   if (since) params.set("since", since);
@@ -49,9 +50,10 @@ export async function search(event) {
       const ref = refOf(item);
       list.append(el("li", null, { "data-ref": ref }, [
         el("span", item.record_type + (item.kind ? ` · ${item.kind}` : ""), { class: "kind" }),
+        el("span", item.assistant || assistantOf(item.session_key), { class: "assistant" }),
         openButton(ref, item.title || ref),
         el("div", null, { class: "snippet" }, [highlighted(item.snippet)]),
-        el("div", `${ref} · ${item.project || ""} · ${assistantOf(item.session_key)} · ${when(item.created_at)}`, { class: "meta" }),
+        el("div", `${ref} · ${item.project || ""} · ${when(item.created_at)}`, { class: "meta" }),
       ]));
     }
   } catch (error) {

@@ -2,7 +2,7 @@
 // settings, and fork / revert / delete / export, each asked for first).
 
 import { api, request, sessionPath, showError, state } from "./api.js";
-import { $, assistantOf, confirmAction, el, short, when } from "./dom.js";
+import { $, assistantOf, confirmAction, el, setAssistant, short, when } from "./dom.js";
 
 // Lists that can grow come a page at a time; "More" asks for the next one.
 const PAGE = 50;
@@ -18,7 +18,8 @@ function setMore(id, shown, total) {
 export async function loadSessions(more = false) {
   const list = $("session-list");
   const offset = more ? list.querySelectorAll("li[data-key]").length : 0;
-  const answer = await api(`/api/sessions?limit=${PAGE}&offset=${offset}`);
+  const params = setAssistant(new URLSearchParams({ limit: String(PAGE), offset: String(offset) }), "sessions-assistant");
+  const answer = await api(`/api/sessions?${params}`);
   if (!more) list.replaceChildren();
   for (const item of answer.items) {
     if (list.querySelector(`li[data-key="${CSS.escape(item.key)}"]`)) continue;
