@@ -25,7 +25,7 @@ import copy
 import os
 import shlex
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeAlias
@@ -198,22 +198,29 @@ def hooks_fragment(
     }
 
 
-def merge_hooks(settings: Json, fragment: Json) -> Json:
+# How an event's list loses memq's entries: (what is kept, how many went, where the first
+# one stood). Claude Code's lists hold groups of entries; Cursor's hold entries.
+Strip: TypeAlias = Callable[[list[Any]], tuple[list[Any], int, int | None]]
+
+
+def merge_hooks(settings: Json, fragment: Json, *, strip: Strip | None = None) -> Json:
     """``settings`` with memq's entries replaced by those of ``fragment``.
 
     Everything else keeps its place. An existing memq entry is replaced where it stood; a new
-    one goes after the event's other entries. ``settings`` itself is not modified.
+    one goes after the event's other entries. ``settings`` itself is not modified. ``strip``
+    reads an event's list (Claude Code's groups by default).
 
     Raises:
         InstallError: ``settings`` is not shaped like Claude Code settings.
     """
+    strip = strip or _strip_groups
     result = copy.deepcopy(settings)
     hooks = _checked_hooks(result)
     if hooks is None:
         hooks = result["hooks"] = {}
     new: Json = fragment["hooks"]
     for event in list(hooks):
-        kept, removed, first = _strip_groups(hooks[event])
+        kept, removed, first = strip(hooks[event])
         if event in new:
             at = len(kept) if first is None else first
             kept[at:at] = copy.deepcopy(new[event])
@@ -227,22 +234,24 @@ def merge_hooks(settings: Json, fragment: Json) -> Json:
     return result
 
 
-def remove_memq_hooks(settings: Json) -> tuple[Json, int]:
+def remove_memq_hooks(settings: Json, *, strip: Strip | None = None) -> tuple[Json, int]:
     """``settings`` without memq's entries, and how many entries were removed.
 
     A group, an event list or ``"hooks"`` itself that becomes empty goes too; one that was
-    already empty stays. ``settings`` itself is not modified.
+    already empty stays. ``settings`` itself is not modified. ``strip`` as for
+    :func:`merge_hooks`.
 
     Raises:
         InstallError: ``settings`` is not shaped like Claude Code settings.
     """
+    strip = strip or _strip_groups
     result = copy.deepcopy(settings)
     hooks = _checked_hooks(result)
     if hooks is None:
         return result, 0
     total = 0
     for event in list(hooks):
-        kept, removed, _ = _strip_groups(hooks[event])
+        kept, removed, _ = strip(hooks[event])
         total += removed
         if removed and not kept:
             del hooks[event]

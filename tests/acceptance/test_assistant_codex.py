@@ -195,30 +195,6 @@ class TestTheDaemonDown:
             daemon.kill()
 
 
-class TestTheApi:
-    def test_a_native_payload_is_mapped_stored_and_deduplicated(self, daemon: Daemon) -> None:
-        payload = sample("PostToolUse.apply_patch")
-        with daemon.client() as client:
-            first = client.post("/api/events?assistant=codex", json=payload)
-            again = client.post("/api/events?assistant=codex", json=payload)
-        assert first.status_code == 202
-        assert again.json()["status"] == "duplicate"
-        (row,) = all_rows(daemon.home / "memq.db")
-        key = f"codex:{payload['session_id']}"
-        assert (row["session_id"], row["kind"]) == (key, "observation")
-        daemon.wait_idle()
-        with daemon.client() as client:
-            found = client.get(f"/api/sessions/{key}/observations").json()
-        (item,) = found["items"]
-        assert item["title"] == "Edited src/app.py"
-
-    def test_memqs_own_tool_is_skipped(self, daemon: Daemon) -> None:
-        with daemon.client() as client:
-            answer = client.post("/api/events?assistant=codex", json=sample(MEMQ_TOOL))
-        assert answer.json() == {"status": "skipped"}
-        assert all_rows(daemon.home / "memq.db") == []
-
-
 # -- install / uninstall ----------------------------------------------------------------------
 
 OTHER_HOOKS: dict[str, Any] = {

@@ -172,30 +172,6 @@ class TestTheDaemonDown:
             daemon.kill()
 
 
-class TestTheApi:
-    def test_a_native_payload_is_mapped_stored_and_deduplicated(self, daemon: Daemon) -> None:
-        payload = sample("AfterTool.run_shell_command.fail")
-        with daemon.client() as client:
-            first = client.post("/api/events?assistant=gemini-cli", json=payload)
-            again = client.post("/api/events?assistant=gemini", json=payload)
-        assert first.status_code == 202
-        assert again.json()["status"] == "duplicate"
-        (row,) = all_rows(daemon.home / "memq.db")
-        key = f"gemini-cli:{payload['session_id']}"
-        assert (row["session_id"], row["kind"]) == (key, "observation")
-        daemon.wait_idle()
-        with daemon.client() as client:
-            found = client.get(f"/api/sessions/{key}/observations").json()
-        (item,) = found["items"]
-        assert item["title"] == "Ran `echo failing >&2; exit 3` (exit 3)"
-
-    def test_memqs_own_tool_is_skipped(self, daemon: Daemon) -> None:
-        with daemon.client() as client:
-            answer = client.post("/api/events?assistant=gemini-cli", json=sample(MEMQ_TOOL))
-        assert answer.json() == {"status": "skipped"}
-        assert all_rows(daemon.home / "memq.db") == []
-
-
 # -- install / uninstall ----------------------------------------------------------------------
 
 OTHERS: dict[str, Any] = {

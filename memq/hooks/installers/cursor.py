@@ -10,15 +10,19 @@ they stood, uninstalling removes exactly them, and everything else keeps its pla
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Final
 
 from memq.assistants.cursor import SUBSCRIBED
-from memq.events import json_type
 from memq.exceptions import InstallError
 from memq.hooks import jsonfile, mcp_config
-from memq.hooks.install import MCP_SERVERS, TIMEOUT_SECONDS, is_memq_command
+from memq.hooks.install import (
+    MCP_SERVERS,
+    TIMEOUT_SECONDS,
+    is_memq_command,
+    merge_hooks,
+    remove_memq_hooks,
+)
 from memq.hooks.installers import AssistantInstaller, ConfigChange, Json
 
 CONFIG_DIR: Final = ".cursor"
@@ -38,59 +42,16 @@ def hooks_fragment(command: str) -> Json:
 def merge(config: Json, fragment: Json) -> Json:
     """``config`` with memq's entries replaced by the fragment's: an existing one where it
     stood, a new one after the event's others. ``config`` itself is not modified."""
-    result = copy.deepcopy(config)
-    hooks = _checked(result)
-    if hooks is None:
-        result.setdefault("version", VERSION)
-        hooks = result["hooks"] = {}
-    new: Json = fragment["hooks"]
-    for event in list(hooks):
-        kept, removed, first = _strip(hooks[event])
-        if event in new:
-            at = len(kept) if first is None else first
-            kept[at:at] = copy.deepcopy(new[event])
-        if removed and not kept:
-            del hooks[event]
-        else:
-            hooks[event] = kept
-    for event, entries in new.items():
-        if event not in hooks:
-            hooks[event] = copy.deepcopy(entries)
-    return result
+    if isinstance(config, dict) and "hooks" not in config:
+        config = {**config}
+        config.setdefault("version", VERSION)  # before the hooks, as Cursor writes it
+    return merge_hooks(config, fragment, strip=_strip)
 
 
 def remove(config: Json) -> tuple[Json, int]:
     """``config`` without memq's entries, and how many went. An event list (or ``hooks``)
     that this empties goes too; one that was empty already stays."""
-    result = copy.deepcopy(config)
-    hooks = _checked(result)
-    if hooks is None:
-        return result, 0
-    total = 0
-    for event in list(hooks):
-        kept, removed, _ = _strip(hooks[event])
-        total += removed
-        if removed and not kept:
-            del hooks[event]
-        elif removed:
-            hooks[event] = kept
-    if total and not hooks:
-        del result["hooks"]
-    return result, total
-
-
-def _checked(config: object) -> Json | None:
-    if not isinstance(config, dict):
-        raise InstallError(f"the file holds {json_type(config)}, not a JSON object")
-    if "hooks" not in config:
-        return None
-    hooks = config["hooks"]
-    if not isinstance(hooks, dict):
-        raise InstallError(f'"hooks" is {json_type(hooks)}, not an object')
-    for event, entries in hooks.items():
-        if not isinstance(entries, list):
-            raise InstallError(f'"hooks"."{event}" is {json_type(entries)}, not a list')
-    return hooks
+    return remove_memq_hooks(config, strip=_strip)
 
 
 def _is_memq(entry: object) -> bool:
