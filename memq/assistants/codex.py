@@ -30,7 +30,6 @@ Standard library only.
 from __future__ import annotations
 
 import json
-import os
 
 from memq.assistants.base import Adapter, hook_specific_output, mark
 from memq.events import HookEvent
@@ -38,6 +37,7 @@ from memq.exceptions import InvalidEventError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any, Final
 
 _EVENTS: Final = {
@@ -180,30 +180,12 @@ def _exit_code(payload: dict[str, Any]) -> int | None:
     return None
 
 
-def _tail_entries(path: object, needle: str) -> list[dict[str, Any]]:
+def _tail_entries(path: object, needle: str) -> Iterator[dict[str, object]]:
     """The JSON lines of the transcript's tail that mention ``needle``, newest first; never
     raises (a missing or odd file gives nothing)."""
-    if not isinstance(path, str) or not path:
-        return []
-    try:
-        with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            file.seek(max(0, size - TRANSCRIPT_TAIL))
-            tail = file.read(TRANSCRIPT_TAIL)
-    except (OSError, ValueError):
-        return []
-    mark_bytes = needle.encode()
-    found: list[dict[str, Any]] = []
-    for line in reversed(tail.splitlines()):
-        if mark_bytes not in line:
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue  # the first line may be cut, the last half written
-        if isinstance(entry, dict):
-            found.append(entry)
-    return found
+    from memq.hooks.transcript import records_from_end
+
+    return records_from_end(path, max_bytes=TRANSCRIPT_TAIL, needle=needle.encode())
 
 
 # -- apply_patch ---------------------------------------------------------------------------------

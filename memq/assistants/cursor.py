@@ -23,8 +23,6 @@ Standard library only.
 from __future__ import annotations
 
 import json
-import os
-import stat
 
 from memq.assistants.base import Adapter, mark
 from memq.events import HookEvent
@@ -315,26 +313,13 @@ def _mcp(payload: dict[str, Any]) -> dict[str, Any]:
 def _last_exchange(path: str) -> tuple[str | None, str | None]:
     """The last user text and the last assistant text in the transcript's tail; never
     raises (a missing or odd file gives nothing)."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return None, None  # a FIFO or a device would block the hook or never end
-        with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            file.seek(max(0, size - TRANSCRIPT_TAIL))
-            tail = file.read(TRANSCRIPT_TAIL)
-    except (OSError, ValueError):
-        return None, None
+    from memq.hooks.transcript import records_from_end
+
     prompt: str | None = None
     reply: str | None = None
-    for line in reversed(tail.splitlines()):
+    for entry in records_from_end(path, max_bytes=TRANSCRIPT_TAIL):
         if prompt and reply:
             break
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue  # the first line may be cut, the last half written
-        if not isinstance(entry, dict):
-            continue
         role = entry.get("role")
         text = _text_of(entry.get("message"))
         if not text:

@@ -28,9 +28,7 @@ two identical calls of one turn (fired at different times) stay two events.
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 import zlib
 
 from memq.assistants.base import Adapter, hook_specific_output, mark
@@ -40,8 +38,7 @@ from memq.exceptions import InvalidEventError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from typing import Any, BinaryIO, Final, TypeGuard
+    from typing import Any, Final, TypeGuard
 
 _EVENTS: Final = {
     "SessionStart": HookEvent.SESSION_START,
@@ -106,8 +103,6 @@ _URL: Final = re.compile(r"https?://[^\s\"'<>)\]]+")
 _FOUND: Final = re.compile(r"^Found (\d+) (file|match)")
 # Reading the transcript's tail for the turn's reply (a session file can grow large).
 MAX_TRANSCRIPT_BYTES: Final = 16 * 1024 * 1024
-FIRST_CHUNK: Final = 64 * 1024
-MAX_CHUNK: Final = 4 * 1024 * 1024
 MAX_REPLY_CHARS: Final = 4_000
 
 
@@ -408,54 +403,17 @@ def _text_response(response: dict[str, Any], tool: str) -> dict[str, Any]:
 def last_reply(path: str) -> str | None:
     """The text of the last ``gemini`` message after the transcript's last prompt; None when
     the turn has none there yet (or the file cannot be read). Never raises."""
-    try:
-        # A FIFO or a device would block or never end: only regular files are read.
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return None
-        with open(path, "rb") as file:
-            for line in _lines_from_end(file):
-                record = _record(line)
-                if record is None:
-                    continue
-                kind = record.get("type")
-                if kind == "user" and _message_text(record.get("content")) is not None:
-                    return None  # the turn's prompt, and no reply after it
-                if kind == "gemini":
-                    text = _message_text(record.get("content"))
-                    if text:
-                        return text[:MAX_REPLY_CHARS]
-    except (OSError, ValueError):
-        return None
+    from memq.hooks.transcript import records_from_end
+
+    for record in records_from_end(path, max_bytes=MAX_TRANSCRIPT_BYTES):
+        kind = record.get("type")
+        if kind == "user" and _message_text(record.get("content")) is not None:
+            return None  # the turn's prompt, and no reply after it
+        if kind == "gemini":
+            text = _message_text(record.get("content"))
+            if text:
+                return text[:MAX_REPLY_CHARS]
     return None
-
-
-def _lines_from_end(file: BinaryIO) -> Iterator[bytes]:
-    """The file's lines, last first, read backwards in doubling chunks and never further
-    than ``MAX_TRANSCRIPT_BYTES`` from its end (a line cut there is dropped)."""
-    end = file.seek(0, os.SEEK_END)
-    floor = max(0, end - MAX_TRANSCRIPT_BYTES)
-    size, carry = FIRST_CHUNK, b""
-    while end > floor:
-        start = max(floor, end - size)
-        file.seek(start)
-        data = file.read(end - start) + carry
-        end, size = start, min(size * 2, MAX_CHUNK)
-        lines = data.split(b"\n")
-        carry = lines.pop(0)  # its start may lie before this chunk
-        yield from reversed(lines)
-    if floor == 0:
-        yield carry
-
-
-def _record(line: bytes) -> dict[str, Any] | None:
-    line = line.strip()
-    if not line.startswith(b"{"):
-        return None
-    try:
-        record = json.loads(line.decode("utf-8", "replace"))
-    except (ValueError, RecursionError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def _message_text(content: object) -> str | None:

@@ -143,6 +143,33 @@ def last_exchange(
     return Exchange(_trim(scan.user_prompt, max_chars), _trim(scan.assistant_text(), max_chars))
 
 
+def records_from_end(
+    path: object, *, max_bytes: int = MAX_BYTES, needle: bytes | None = None
+) -> Iterator[dict[str, object]]:
+    """The JSON-object lines of any assistant's JSONL transcript at ``path``, last first,
+    never reading further than ``max_bytes`` from its end; with ``needle``, only lines that
+    hold those bytes are parsed. Only a regular file is read (a FIFO or a device would block
+    the hook or never end); a missing or unreadable file, or one that fails midway, ends the
+    iteration quietly. A line cut at ``max_bytes``, or half written, is skipped."""
+    if not isinstance(path, str) or not path:
+        return
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            floor = max(0, size - max(0, max_bytes))
+            chunks = _Chunks(file, ScanStats(), FIRST_CHUNK, MAX_CHUNK)
+            for line in _lines_from_end(chunks, size, floor):
+                if needle is not None and needle not in line:
+                    continue
+                record = _parse(line)
+                if record is not None:
+                    yield record
+    except (OSError, ValueError):
+        return
+
+
 class _Chunks:
     """Reads byte ranges of an open file, counting into a ScanStats, in doubling sizes."""
 

@@ -362,13 +362,6 @@ class TestTurn:
         transcript.write_text("\n".join(lines[:-1]) + "\n")
         assert last_reply(str(transcript)) == "I'll create the file."
 
-    @pytest.mark.parametrize("chunk", [1, 7, 64])
-    def test_small_chunks_read_the_same(self, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
-        """Lines cut by the backward reads' boundaries are put back together."""
-        monkeypatch.setattr(gemini_cli, "FIRST_CHUNK", chunk)
-        monkeypatch.setattr(gemini_cli, "MAX_CHUNK", chunk * 2)
-        assert last_reply(str(FIXTURES / "transcript.jsonl")) == CLEAN
-
     def test_nothing_is_read_past_the_limit(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A reply further back than the limit is not looked for (nor a cut line parsed)."""
         size = len((FIXTURES / "transcript.jsonl").read_bytes())

@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memq.hooks.transcript import MAX_CHARS, Exchange, ScanStats, last_exchange
+from memq.hooks.transcript import (
+    MAX_CHARS,
+    Exchange,
+    ScanStats,
+    last_exchange,
+    records_from_end,
+)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "transcripts"
 KIB = 1024
@@ -592,3 +598,36 @@ class TestExchange:
     def test_repr_names_the_fields(self) -> None:
         """The repr shows both texts."""
         assert repr(Exchange("p", None)) == "Exchange(user_prompt='p', assistant_message=None)"
+
+
+class TestRecordsFromEnd:
+    """The reader the other assistants' adapters use on their own transcripts."""
+
+    def test_objects_last_first_and_nothing_else(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.jsonl"
+        path.write_text('{"n": 1}\nnot json\n[1, 2]\n{"n": 2}\n{"n": 3, "half')
+        assert [r["n"] for r in records_from_end(str(path))] == [2, 1]
+
+    def test_only_lines_holding_the_needle_are_read(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.jsonl"
+        path.write_text('{"call": "a", "n": 1}\n{"call": "b", "n": 2}\n{"call": "a", "n": 3}\n')
+        found = records_from_end(str(path), needle=b'"a"')
+        assert [r["n"] for r in found] == [3, 1]
+
+    def test_never_further_than_max_bytes_from_the_end(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.jsonl"
+        lines = [json.dumps({"n": n}) for n in range(1000)]
+        path.write_text("\n".join(lines) + "\n")
+        last = len(lines[-1]) + 1
+        found = [r["n"] for r in records_from_end(str(path), max_bytes=3 * last)]
+        assert found == [999, 998, 997]
+
+    def test_a_fifo_is_never_opened(self, tmp_path: Path) -> None:
+        """Opening a FIFO with no writer would block the hook for good."""
+        fifo = tmp_path / "t.jsonl"
+        os.mkfifo(fifo)
+        assert list(records_from_end(str(fifo))) == []
+
+    @pytest.mark.parametrize("path", [None, "", 7, "/no/such/file.jsonl"])
+    def test_no_file_gives_nothing(self, path: object) -> None:
+        assert list(records_from_end(path)) == []
