@@ -67,7 +67,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -77,7 +77,7 @@ import aiosqlite
 
 from memq.exceptions import InvalidQueryError, InvalidRequestError
 from memq.limits import MAX_INTEGER
-from memq.memory.reader import ReadsMemory
+from memq.memory.reader import MemoryReader, ReadsMemory
 from memq.memory.records import (
     ObservationKind,
     ObservationRecord,
@@ -92,7 +92,7 @@ from memq.memory.records import (
 # The store's row readers: the timeline selects the same columns as its reads.
 from memq.memory.rows import observation_from_row, prompt_from_row, summary_from_row
 from memq.memory.store import split_session_key, title_from_prompt
-from memq.storage.sqlfile import load_queries
+from memq.storage.sqlfile import SQLITE, load_queries
 
 QUERIES: Final = load_queries("search")
 
@@ -249,6 +249,20 @@ class MemorySearch(ReadsMemory):
 
     TABLES = ("memory_fts",)  # migration 0003's index, 0011's since (after 0002's tables)
 
+    def __init__(self, reader: MemoryReader, *, dialect: str = SQLITE) -> None:
+        """``dialect`` POSTGRES: ``reader`` is a ``memq.memory.pg_search.PgMemoryReader``,
+        and the statements and query expressions are PostgreSQL's (that module)."""
+        super().__init__(reader)
+        self._dialect = dialect
+        self._queries = QUERIES if dialect == SQLITE else load_queries("search", dialect)
+
+    def _expressions(self, query: str, syntax: QuerySyntax) -> Sequence[object]:
+        if self._dialect == SQLITE:
+            return match_expressions(query, syntax)
+        from memq.memory import pg_search  # noqa: PLC0415 - it imports this module
+
+        return pg_search.tsquery_expressions(query, syntax)
+
     async def search(
         self,
         query: str,
@@ -272,7 +286,7 @@ class MemorySearch(ReadsMemory):
         ``InvalidRequestError`` for a bad filter (unknown type or kind, ``limit`` below 1, ``since``
         after ``until``).
         """
-        expressions = match_expressions(query, QuerySyntax(syntax))
+        expressions = self._expressions(query, QuerySyntax(syntax))
         params = _filter_params(
             project=project,
             session_key=session_key,
@@ -290,12 +304,15 @@ class MemorySearch(ReadsMemory):
         # matters (at most the rank window starts a little earlier), and each BEGIN and
         # COMMIT would cost a trip to aiosqlite's thread.
         async with self._reader.reading() as conn:
-            span = await _rowid_span(conn, session_key)
+            span = await _rowid_span(conn, session_key, self._queries)
             if span is None:
                 return []  # the session has no records
             for expression in expressions:  # the next one only while hits are missing
                 rows = await _ranked(
-                    conn, {**params, "query": expression, **span}, narrowed=narrowed
+                    conn,
+                    {**params, "query": expression, **span},
+                    narrowed=narrowed,
+                    queries=self._queries,
                 )
                 hits = _fill(hits, [_hit(row) for row in rows], limit)
                 if len(hits) >= limit:
@@ -324,14 +341,14 @@ class MemorySearch(ReadsMemory):
             )
         params: dict[str, Any] = {"message_id": message_id}
         async with self._reader.snapshot() as conn:
-            own = await _records(conn, "of_message", params)
+            own = await _records(conn, "of_message", params, self._queries)
             if not own:
                 return None
             anchor, *same_message = own
             session_key = str(anchor.record.session_key)
             around = {"message_id": message_id, "session_key": session_key}
-            earlier = await _records(conn, "before", {**around, "limit": before})
-            later = await _records(conn, "after", {**around, "limit": after})
+            earlier = await _records(conn, "before", {**around, "limit": before}, self._queries)
+            later = await _records(conn, "after", {**around, "limit": after}, self._queries)
         if not anchor.inherited:
             # A fork's inherited records all precede its own (they were copied before its
             # first event), so dropping them from the rows read, rather than in SQL, loses
@@ -488,12 +505,16 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-async def _rowid_span(conn: aiosqlite.Connection, session_key: str | None) -> dict[str, int] | None:
+async def _rowid_span(
+    conn: aiosqlite.Connection,
+    session_key: str | None,
+    queries: Mapping[str, str] = QUERIES,
+) -> dict[str, int] | None:
     """The index rowids to search: all of them, or the span of the session's message ids
     (None when the session has no records)."""
     if session_key is None:
         return {"rowid_low": 0, "rowid_high": MAX_INTEGER}
-    rows = list(await conn.execute_fetchall(QUERIES["session_span"], {"session_key": session_key}))
+    rows = list(await conn.execute_fetchall(queries["session_span"], {"session_key": session_key}))
     low, high = rows[0]["low"], rows[0]["high"]
     if low is None:
         return None
@@ -501,7 +522,11 @@ async def _rowid_span(conn: aiosqlite.Connection, session_key: str | None) -> di
 
 
 async def _ranked(
-    conn: aiosqlite.Connection, params: dict[str, Any], *, narrowed: bool
+    conn: aiosqlite.Connection,
+    params: dict[str, Any],
+    *,
+    narrowed: bool,
+    queries: Mapping[str, str] = QUERIES,
 ) -> list[sqlite3.Row]:
     """The best matches of ``params["query"]``, ranking only the newest ``RANK_WINDOW`` of
     them when there are more: FTS5 scores every match before it can return the best (about
@@ -512,13 +537,13 @@ async def _ranked(
     try:
         start = list(
             await conn.execute_fetchall(
-                QUERIES["window_start"], {**params, "offset": RANK_WINDOW - 1}
+                queries["window_start"], {**params, "offset": RANK_WINDOW - 1}
             )
         )
         if start:
             rows = list(
                 await conn.execute_fetchall(
-                    QUERIES["search"], {**params, "rowid_low": int(start[0]["rowid"])}
+                    queries["search"], {**params, "rowid_low": int(start[0]["rowid"])}
                 )
             )
             # Unfiltered, the window's RANK_WINDOW matches give min(limit, RANK_WINDOW) hits
@@ -527,7 +552,7 @@ async def _ranked(
             enough = params["limit"] if narrowed else min(params["limit"], RANK_WINDOW)
             if len(rows) >= enough:
                 return rows
-        return list(await conn.execute_fetchall(QUERIES["search"], params))
+        return list(await conn.execute_fetchall(queries["search"], params))
     except sqlite3.OperationalError as exc:
         # Our statements compile (tested), so a plain SQLITE_ERROR is the FTS5 query's: a
         # syntax error, an unknown column. I/O, busy and corruption have their own codes
@@ -570,13 +595,16 @@ def _fill(hits: list[SearchHit], more: list[SearchHit], limit: int) -> list[Sear
 
 
 async def _records(
-    conn: aiosqlite.Connection, which: str, params: dict[str, Any]
+    conn: aiosqlite.Connection,
+    which: str,
+    params: dict[str, Any],
+    queries: Mapping[str, str] = QUERIES,
 ) -> list[TimelineItem]:
     """The records of ``<type>s_<which>`` of every type, merged in message order (for one
     message: prompt, observation, summary)."""
     items: list[TimelineItem] = []
     for record_type, read in _READERS.items():
-        rows = await conn.execute_fetchall(QUERIES[f"{RECORD_TABLES[record_type]}_{which}"], params)
+        rows = await conn.execute_fetchall(queries[f"{RECORD_TABLES[record_type]}_{which}"], params)
         items.extend(
             TimelineItem(record_type, read(row), inherited=bool(row["inherited"])) for row in rows
         )

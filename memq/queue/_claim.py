@@ -21,7 +21,7 @@ from memq.queue._models import Message, MessageStatus
 from memq.queue._writer import Transaction
 
 if TYPE_CHECKING:
-    from memq.queue._queue import Queue
+    from memq.queue._hooks import QueueHooks
 
 Effect = Callable[[Transaction], Awaitable[None]]
 """Writes a consumer's result inside the transaction that marks its message processed."""
@@ -66,7 +66,7 @@ class Claim:
     """
 
     def __init__(
-        self, queue: Queue, message: Message, lease_deadline: float, *, claimed_at: float
+        self, queue: QueueHooks, message: Message, lease_deadline: float, *, claimed_at: float
     ) -> None:
         self._queue = queue
         self.message = message

@@ -518,6 +518,10 @@ class Queue:
             reason="its settlement could not be written; handed back when the queue can write",
         )
 
+    async def _stream_closed(self, stream: SessionStream) -> None:
+        """A stream ended. Nothing to do here: SQLite's one consumer per session is
+        ``_session_owners`` (the PostgreSQL queue lets go of the session's lease)."""
+
     def _handback_ops(self, sessions: set[str] | None = None) -> list[SettleOp]:
         """Releases for the claims waiting to be handed back (of ``sessions``, or all)."""
         return [

@@ -12,7 +12,7 @@ from memq.kinds import MessageKind
 from memq.queue._claim import Claim, ClaimState
 
 if TYPE_CHECKING:
-    from memq.queue._queue import Queue
+    from memq.queue._hooks import QueueHooks
 
 
 class SessionStream:
@@ -27,7 +27,7 @@ class SessionStream:
     early (closing hands it back, its attempt refunded, like any unsettled claim).
     """
 
-    def __init__(self, queue: Queue, session_id: str, linger: float) -> None:
+    def __init__(self, queue: QueueHooks, session_id: str, linger: float) -> None:
         if linger < 0:
             raise ValueError(f"linger must not be negative, not {linger}")
         self._queue = queue
@@ -158,6 +158,7 @@ class SessionStream:
         with anyio.CancelScope(shield=True):
             for claim in held:
                 await claim.release()  # if still active; also ends the stream's ownership
+            await self._queue._stream_closed(self)
         self._current = self._next = None
 
     async def __aenter__(self) -> SessionStream:

@@ -239,6 +239,9 @@ def _delete(session_key: str) -> Callable[[Transaction], Awaitable[None]]:
 
 def _upsert(rows: Sequence[tuple[str, int]]) -> Callable[[Transaction], Awaitable[None]]:
     async def write(tx: Transaction) -> None:
-        await tx.executemany(QUERIES["upsert_last_access"], rows)
+        await tx.executemany(
+            QUERIES["upsert_last_access"],
+            [{"session_key": key, "last_access_at": at} for key, at in rows],
+        )
 
     return write

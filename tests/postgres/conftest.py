@@ -160,3 +160,33 @@ async def pg_conn(pg_schema: PgSchema) -> AsyncIterator[Any]:
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def open_pg_queue(pg_schema: PgSchema) -> AsyncIterator[Any]:
+    """Opens ``PgQueue``s (daemons) on the test's schema, fast retries by default; all
+    closed after the test (a crashed one's close does nothing)."""
+    from memq.queue.postgres import PgQueue, PgSettings  # noqa: PLC0415
+    from tests.conftest import FAST  # noqa: PLC0415
+
+    opened: list[PgQueue] = []
+
+    async def open_queue(settings: Any = None, **kwargs: Any) -> PgQueue:
+        kwargs.setdefault("pg", PgSettings(listen_fallback_poll=0.5))
+        queue = await PgQueue.open(
+            pg_schema.url, settings or FAST, options=pg_schema.options(), **kwargs
+        )
+        opened.append(queue)
+        return queue
+
+    try:
+        yield open_queue
+    finally:
+        for queue in opened:
+            await queue.close()
+
+
+@pytest.fixture
+async def pg_queue(open_pg_queue: Any) -> Any:
+    """One open ``PgQueue`` on a fresh schema."""
+    return await open_pg_queue()

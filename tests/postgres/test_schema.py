@@ -18,9 +18,9 @@ from tests.postgres.conftest import PgSchema
 LATEST = schema.migrations()[-1].version
 
 # What PostgreSQL has that SQLite does not, on purpose (each explained in its migration):
-# the daemons' heartbeats and the claims' fencing (0002_claims), the search columns that
-# replace SQLite's FTS5 index (0001_schema).
-PG_ONLY_TABLES = {"daemons"}
+# the daemons' heartbeats and the claims' fencing (0002_claims), the session leases
+# (0003_session_leases), the search columns that replace SQLite's FTS5 index (0001_schema).
+PG_ONLY_TABLES = {"daemons", "session_leases"}
 PG_ONLY_COLUMNS = {
     "pending_messages": {"claim_token", "claimed_by"},
     "observations": {"search"},
@@ -30,6 +30,7 @@ PG_ONLY_COLUMNS = {
 PG_ONLY_INDEXES = {
     "daemons_heartbeat",
     "pending_messages_claimed_by",
+    "session_leases_daemon",
     "observations_search",
     "summaries_search",
     "prompts_search",

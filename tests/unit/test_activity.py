@@ -48,7 +48,7 @@ class RecordingWriter:
 
     def rows(self, index: int = -1) -> dict[str, int]:
         (statement,) = self.transactions[index]
-        return dict(statement[1])
+        return {row["session_key"]: row["last_access_at"] for row in statement[1]}
 
 
 def tracker(writer: RecordingWriter, clock: FakeClock, **kw: Any) -> ActivityTracker:

@@ -87,6 +87,7 @@ FACES: dict[str, frozenset[str]] = {
             "retry_after",
         }
     ),
+    "memq.queue.postgres": frozenset({"PgQueue", "PgSettings", "PgTransaction"}),
     "memq.queue": frozenset(
         {
             "SYSTEM_CLOCK",
