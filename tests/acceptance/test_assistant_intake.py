@@ -38,8 +38,14 @@ class TestTheApi:
             response = client.post("/api/events?assistant=claude-code", json=event)
         assert response.status_code == 202
         (row,) = all_rows(daemon.home / "memq.db")
-        assert row["session_id"] == f"claude-code:{event['session_id']}"
-        assert json.loads(row["payload"])["tool_name"] == "Bash"
+        assert (row["session_id"], row["kind"]) == (
+            f"claude-code:{event['session_id']}",
+            "observation",
+        )
+        daemon.wait_idle()
+        with daemon.client() as client:
+            found = client.get(f"/api/sessions/{row['session_id']}/observations").json()
+        assert [item["tool_name"] for item in found["items"]] == ["Bash"]
 
 
 class TestTheHook:

@@ -254,8 +254,12 @@ class TestServeWhileRunning:
         assert daemon.process is not None
         pid = daemon.process.pid
         deadline = time.monotonic() + 10
-        while not (daemon.home / "memq.pid").exists() and time.monotonic() < deadline:
-            time.sleep(0.02)  # written a moment after the daemon first answers
+        # The pid file is written a moment after the daemon first answers, and its
+        # daemon.started line after that: the running daemon's own lines must be in first.
+        while time.monotonic() < deadline and not (
+            (daemon.home / "memq.pid").exists() and "daemon.started" in self.log_events(daemon.home)
+        ):
+            time.sleep(0.02)
         before = self.log_events(daemon.home)
         started = time.monotonic()
         result = daemon.memq("serve", timeout=30)

@@ -1,5 +1,7 @@
 """A second process for crash and cross-process tests: ``python -m tests.helpers.queue_child``.
 
+DB is a database file, or (hold-claims, crash-on-poison) a PostgreSQL URL naming its schema.
+
 Commands:
     hold-open DB                   open the queue, print "ready", wait to be killed
     hold-claims DB SESSION...      claim one message of each session, print their ids, wait
@@ -17,6 +19,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import structlog
@@ -25,6 +28,15 @@ from memq import env as memq_env
 from memq.events import Route
 from memq.hooks import fallback
 from memq.queue import Queue, QueueSettings
+
+
+async def _open(db: str, settings: QueueSettings | None = None) -> Any:
+    """A SQLite queue on the file ``db``, or a PostgreSQL one when ``db`` is a URL."""
+    if db.startswith(("postgresql://", "postgres://")):
+        from memq.queue.postgres import PgQueue  # noqa: PLC0415 - the driver is optional
+
+        return await PgQueue.open(db, settings)
+    return await Queue.open(db, settings)
 
 
 def _say(line: str) -> None:
@@ -41,7 +53,7 @@ async def _hold_open(db: str) -> None:
 
 async def _hold_claims(db: str, sessions: list[str]) -> None:
 
-    queue = await Queue.open(db)
+    queue = await _open(db)
     held = []
     for session in sessions:
         stream = queue.stream(session, linger=0)
@@ -52,7 +64,7 @@ async def _hold_claims(db: str, sessions: list[str]) -> None:
 
 async def _crash_on_poison(db: str, session: str) -> None:
 
-    queue = await Queue.open(db, QueueSettings(retry_delay=0))
+    queue = await _open(db, QueueSettings(retry_delay=0))
     async for claim in queue.stream(session, linger=0):
         if claim.message.payload.get("poison"):
             _say(f"crashing {claim.message.id}")

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import anyio
 
-from memq.queue import Enqueued, Queue
-from tests.helpers.rows import row
+from memq.queue import Enqueued
+from tests.helpers.backends import Backend
 
 
 class TestIdsInABatch:
     async def test_fresh_messages_beside_duplicates_get_their_own_rows(
-        self, queue: Queue, db_path: Path
+        self, backend: Backend
     ) -> None:
         """A duplicate's skipped insert leaves a gap in the ids: the fresh messages of the
         same batch are still paired with their own rows, the duplicates with the first."""
+        queue = backend.queue
         first = await queue.enqueue("s", "observation", {"n": "first"}, dedupe_key="k")
         sent: dict[int, tuple[str | None, Enqueued]] = {}
 
@@ -29,7 +28,7 @@ class TestIdsInABatch:
         by_key = {"k": first.message_id}
         for n, (key, result) in sorted(sent.items()):
             if result.created:
-                assert row(db_path, result.message_id)["payload"] == f'{{"n":{n}}}'
+                assert backend.row(result.message_id)["payload"] == f'{{"n":{n}}}'
                 if key is not None:
                     by_key[key] = result.message_id
         for _n, (key, result) in sorted(sent.items()):

@@ -13,6 +13,7 @@ import pytest
 from memq.exceptions import QueueClosedError
 from memq.queue import Claim, MessageStatus, Queue, QueueSettings
 from tests.conftest import FAST
+from tests.helpers.backends import Backend
 from tests.helpers.processes import run_child
 from tests.helpers.rows import all_rows, row
 
@@ -26,6 +27,10 @@ async def idle(queue: Queue, session: str) -> None:
             await anyio.sleep(0.001)
 
 
+@pytest.mark.sqlite_only(
+    "the in-process handoff and the writer's thread; on PostgreSQL a first look takes the "
+    "session's lease (a commit) and a NOTIFY wakes the stream, which then claims for itself"
+)
 class TestWaiting:
     async def test_a_stream_that_finds_nothing_waits_without_a_commit(self, queue: Queue) -> None:
         """Looking at an empty session writes nothing: no empty claim before the wait."""
@@ -132,6 +137,9 @@ class TestWaiting:
 
 
 class TestForeignRows:
+    @pytest.mark.sqlite_only(
+        "rows written by the hook's SQLite fallback; PostgreSQL's NOTIFY: tests/postgres"
+    )
     async def test_rows_from_another_process_are_announced(self, db_path: Path) -> None:
         """``wait_for_foreign_rows`` returns once another process has committed."""
         settings = QueueSettings(change_check_interval=0.05)
@@ -144,10 +152,10 @@ class TestForeignRows:
                     )
                     assert done.returncode == 0, done.stderr
 
-    async def test_the_queues_own_writes_are_not_announced(self, db_path: Path) -> None:
+    async def test_the_queues_own_writes_are_not_announced(self, backend: Backend) -> None:
         """Enqueues, claims and acks of this queue never end the wait."""
         settings = QueueSettings(change_check_interval=0.05)
-        async with await Queue.open(db_path, settings) as queue:
+        async with await backend.open(settings) as queue:
             with anyio.move_on_after(0.5) as waited:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(queue.wait_for_foreign_rows)
@@ -159,9 +167,9 @@ class TestForeignRows:
                     await anyio.sleep(1)
             assert waited.cancelled_caught
 
-    async def test_closing_ends_the_wait(self, db_path: Path) -> None:
+    async def test_closing_ends_the_wait(self, backend: Backend) -> None:
         """A wait for foreign rows ends with ``QueueClosedError`` when the queue closes."""
-        queue = await Queue.open(db_path, FAST)
+        queue = await backend.open(FAST)
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
 

@@ -21,6 +21,10 @@ from tests.helpers.rows import all_rows, table
 
 BATCH_OF_FOUR = replace(FAST, max_batch=4)
 
+pytestmark = pytest.mark.sqlite_only(
+    "the group-commit writer's thread and its SQLite connection; PgWriter: tests/postgres"
+)
+
 
 async def until(check: Callable[[], bool]) -> None:
     """Yield until ``check()`` is true (5 s at most)."""

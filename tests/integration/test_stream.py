@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import anyio
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from memq.exceptions import ClaimError, SessionBusyError
 from memq.queue import ClaimState, MessageKind, Queue, QueueSettings
 from tests.conftest import FAST
-from tests.helpers.rows import row
+from tests.helpers.backends import Backend
 
 
 async def drain(queue: Queue, session: str, linger: float = 0) -> list[int]:
@@ -24,8 +23,9 @@ async def drain(queue: Queue, session: str, linger: float = 0) -> list[int]:
 
 
 class TestOrder:
-    async def test_fifo_per_session_across_interleaved_sessions(self, queue: Queue) -> None:
+    async def test_fifo_per_session_across_interleaved_sessions(self, backend: Backend) -> None:
         """Three sessions enqueued interleaved and drained at once each see their own order."""
+        queue = backend.queue
         for i in range(30):
             await queue.enqueue(f"s{i % 3}", "observation", {"i": i})
         results: dict[str, list[int]] = {}
@@ -39,8 +39,9 @@ class TestOrder:
         for k, session in enumerate(("s0", "s1", "s2")):
             assert results[session] == list(range(k, 30, 3))
 
-    async def test_claim_carries_the_original_event_time(self, queue: Queue) -> None:
+    async def test_claim_carries_the_original_event_time(self, backend: Backend) -> None:
         """A message processed late still says when its event happened."""
+        queue = backend.queue
         before = time.time()
         await queue.enqueue("s", "observation", {"i": 0})
         after = time.time()
@@ -53,19 +54,20 @@ class TestOrder:
 
 
 class TestLinger:
-    async def test_an_idle_stream_ends_after_linger(self, queue: Queue) -> None:
+    async def test_an_idle_stream_ends_after_linger(self, backend: Backend) -> None:
         """With no work the generator waits about ``linger`` seconds, then returns."""
+        queue = backend.queue
         started = anyio.current_time()
         assert await drain(queue, "idle", linger=0.3) == []
         assert 0.3 <= anyio.current_time() - started < 2.0
 
     async def test_work_arriving_during_linger_wakes_the_stream_at_once(
-        self, db_path: Path
+        self, backend: Backend
     ) -> None:
         """An in-process enqueue wakes the idle stream without any polling: the cross-process
         check interval here is an hour, so only the wake-up can deliver the message."""
         settings = QueueSettings(change_check_interval=3600)
-        async with await Queue.open(db_path, settings) as queue:
+        async with await backend.open(settings) as queue:
             send, receive = anyio.create_memory_object_stream[float](3)
 
             async def consume() -> None:
@@ -85,8 +87,11 @@ class TestLinger:
                     tg.cancel_scope.cancel()
             assert queue._changes.checks == 0
 
-    async def test_linger_zero_returns_as_soon_as_the_queue_is_empty(self, queue: Queue) -> None:
+    async def test_linger_zero_returns_as_soon_as_the_queue_is_empty(
+        self, backend: Backend
+    ) -> None:
         """linger=0 drains what is there and stops."""
+        queue = backend.queue
         for i in range(3):
             await queue.enqueue("s", "observation", {"i": i})
         with anyio.fail_after(2):
@@ -94,9 +99,10 @@ class TestLinger:
 
 
 class TestBatches:
-    async def test_summarize_ends_the_batch(self, queue: Queue) -> None:
+    async def test_summarize_ends_the_batch(self, backend: Backend) -> None:
         """The stream returns right after yielding a summarize request; the rest waits for
         the next stream."""
+        queue = backend.queue
         await queue.enqueue("s", "observation", {"i": 1})
         await queue.enqueue("s", "summarize", {"i": 2})
         await queue.enqueue("s", "observation", {"i": 3})
@@ -107,8 +113,9 @@ class TestBatches:
         assert kinds == [MessageKind.OBSERVATION, MessageKind.SUMMARIZE]
         assert await drain(queue, "s") == [3]
 
-    async def test_a_failed_summarize_also_ends_the_batch(self, queue: Queue) -> None:
+    async def test_a_failed_summarize_also_ends_the_batch(self, backend: Backend) -> None:
         """Whatever its outcome, the summarize message closes the stream."""
+        queue = backend.queue
         await queue.enqueue("s", "summarize", {"i": 1})
         count = 0
         async for claim in queue.stream("s", linger=30):
@@ -118,8 +125,9 @@ class TestBatches:
 
 
 class TestOwnership:
-    async def test_a_second_stream_on_a_busy_session_is_refused(self, queue: Queue) -> None:
+    async def test_a_second_stream_on_a_busy_session_is_refused(self, backend: Backend) -> None:
         """Two consumers of one session would break its order."""
+        queue = backend.queue
         await queue.enqueue("s", "observation", {"i": 0})
         await queue.enqueue("s", "observation", {"i": 1})
         first = queue.stream("s", linger=0)
@@ -131,30 +139,31 @@ class TestOwnership:
         assert await drain(queue, "s") == [1]
 
     async def test_asking_for_the_next_claim_without_settling_is_an_error(
-        self, queue: Queue, db_path: Path
+        self, backend: Backend
     ) -> None:
         """An unsettled claim is handed back, attempt refunded, and the mistake is named."""
+        queue = backend.queue
         message_id = (await queue.enqueue("s", "observation", {"i": 0})).message_id
         stream = queue.stream("s", linger=0)
         await stream.__anext__()
         with pytest.raises(ClaimError, match="not settled"):
             await stream.__anext__()
-        assert row(db_path, message_id)["status"] == "pending"
-        assert row(db_path, message_id)["attempts"] == 0
+        assert backend.row(message_id)["status"] == "pending"
+        assert backend.row(message_id)["attempts"] == 0
 
-    async def test_closing_a_stream_hands_back_its_claim(self, queue: Queue, db_path: Path) -> None:
+    async def test_closing_a_stream_hands_back_its_claim(self, backend: Backend) -> None:
         """Leaving ``async with stream`` early returns the unsettled message to pending."""
+        queue = backend.queue
         message_id = (await queue.enqueue("s", "observation", {"i": 0})).message_id
         async with queue.stream("s", linger=0) as stream:
             claim = await stream.__anext__()
             assert claim.state is ClaimState.ACTIVE
-        assert row(db_path, message_id)["status"] == "pending"
+        assert backend.row(message_id)["status"] == "pending"
         assert await drain(queue, "s") == [0]
 
-    async def test_cancelling_a_consumer_mid_claim_releases_it(
-        self, queue: Queue, db_path: Path
-    ) -> None:
+    async def test_cancelling_a_consumer_mid_claim_releases_it(self, backend: Backend) -> None:
         """Cancellation inside ``async with claim`` hands the message back, uncounted."""
+        queue = backend.queue
         message_id = (await queue.enqueue("s", "observation", {"i": 0})).message_id
         claimed = []
         with anyio.move_on_after(0.2):
@@ -163,21 +172,22 @@ class TestOwnership:
                     claimed.append(claim.message.id)
                     await anyio.sleep(10)
         assert claimed == [message_id]
-        assert row(db_path, message_id)["status"] == "pending"
-        assert row(db_path, message_id)["attempts"] == 0
+        assert backend.row(message_id)["status"] == "pending"
+        assert backend.row(message_id)["attempts"] == 0
 
-    async def test_cancelling_an_idle_stream_leaves_nothing_claimed(
-        self, queue: Queue, db_path: Path
-    ) -> None:
+    async def test_cancelling_an_idle_stream_leaves_nothing_claimed(self, backend: Backend) -> None:
         """A stream cancelled while waiting holds nothing; the next one gets every message."""
+        queue = backend.queue
         with anyio.move_on_after(0.1):
             await drain(queue, "s", linger=30)
         await queue.enqueue("s", "observation", {"i": 0})
         assert await drain(queue, "s") == [0]
 
-    async def test_close_wakes_lingering_streams_and_releases_claims(self, db_path: Path) -> None:
+    async def test_close_wakes_lingering_streams_and_releases_claims(
+        self, backend: Backend
+    ) -> None:
         """Closing the queue ends idle streams and returns unsettled claims to pending."""
-        queue = await Queue.open(db_path, FAST)
+        queue = await backend.open(FAST)
         held_id = (await queue.enqueue("held", "observation", {"i": 0})).message_id
         held = await queue.stream("held", linger=0).__anext__()
         ended = anyio.Event()
@@ -193,4 +203,4 @@ class TestOwnership:
                 await queue.close()
                 await ended.wait()
         assert held.state is ClaimState.RELEASED
-        assert row(db_path, held_id)["status"] == "pending"
+        assert backend.row(held_id)["status"] == "pending"

@@ -183,7 +183,9 @@ async def test_a_claim_out_of_attempts_fails_when_its_daemon_expires(
     pg_schema.query("UPDATE daemons SET heartbeat_at = 0 WHERE id = %s", (a.daemon_id,))
     await b.sweep()
     [failed] = await b.failed()
-    assert failed.last_error == "daemon lost (heartbeat expired)"
+    assert failed.last_error == (
+        "interrupted: its daemon died (heartbeat expired) while this message was processing"
+    )
 
 
 async def test_a_waiting_stream_is_woken_by_another_daemons_enqueue(

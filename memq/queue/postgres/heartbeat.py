@@ -28,7 +28,8 @@ from memq.queue.postgres.writer import notify_payload
 from memq.storage.postgres.connection import storage_errors
 
 log = structlog.get_logger("memq.queue")
-LOST: str = "daemon lost (heartbeat expired)"
+# As SQLite says of a claim its dead process held (memq.queue._queue.INTERRUPTED).
+LOST: str = "interrupted: its daemon died (heartbeat expired) while this message was processing"
 
 
 @dataclass(frozen=True, slots=True)

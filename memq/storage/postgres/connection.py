@@ -133,6 +133,9 @@ async def open_pool(
         max_size=options.max_size,
         open=False,
         configure=configure,
+        # A connection the server ended while it sat in the pool (a restart, an idle
+        # timeout) is found out and replaced before it is handed out, not on first use.
+        check=psycopg_pool.AsyncConnectionPool.check_connection,
         timeout=options.connect_timeout,  # waiting for a free connection
         name=options.application_name,
     )
