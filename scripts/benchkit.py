@@ -216,7 +216,8 @@ def run_benchmark(
     under ``--dir`` with ``prefix``, removed afterwards unless ``--keep``) and returns the
     figures. Then ``describe(root)`` gives the report's environment, and unless
     ``--json-only`` the header (``print_header(report, out)``) and the table go to stderr;
-    the JSON report named ``name`` is the last line of stdout. An exception from ``run``
+    the JSON report named ``name`` is the last line of stdout (and, when ``args`` has a
+    ``json`` path, written there too). An exception from ``run``
     propagates once the directory is dealt with.
     """
     say = Progress(enabled=not args.json_only)
@@ -235,4 +236,7 @@ def run_benchmark(
         print_header(report, sys.stderr)
         print_table(report, figures, sys.stderr)
     print(json.dumps(report), flush=True)
+    json_path = getattr(args, "json", None)  # a benchmark's own --json PATH option
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0
