@@ -40,6 +40,10 @@ def gather_status(settings: Settings) -> dict[str, Any]:
         status["spool"] = spool_counts(home)
     if "disk" not in status:
         status["disk"] = offline_disk(home, settings.reserve_bytes)
+    if settings.database_url:
+        # A server's database: no file here to check or to count model tokens in.
+        status.setdefault("database_check", None)
+        status.setdefault("models", None)
     # The file itself, read-only, whether or not a daemon answered (it checked at its start).
     status.setdefault("database_check", database_check(str(paths.database), home))
     status.setdefault("startup_error", startup_failure(home, status.get("state")))
@@ -71,6 +75,8 @@ def offline_status(settings: Settings, *, starting: bool = False) -> StatusRepor
     when its pid file says one runs."""
     database = settings.paths.database
     home = str(settings.paths.home)
+    if settings.database_url:
+        return _server_status(settings, starting=starting)
     counts = dict.fromkeys(MessageStatus, 0)
     sessions: dict[str, dict[MessageStatus, int]] = {}
     paused: list[str] = []
@@ -103,6 +109,25 @@ def offline_status(settings: Settings, *, starting: bool = False) -> StatusRepor
         session_ttl=settings.session_ttl,
         disk=offline_disk(home, settings.reserve_bytes),
         spool=spool_counts(home),
+    )
+
+
+def _server_status(settings: Settings, *, starting: bool) -> StatusReport:
+    """``offline_status`` on PostgreSQL: what the server says (other daemons may serve it)."""
+    from memq.storage.postgres.url import shown_url
+    from memq.worker.status_postgres import read_server_status
+
+    home = str(settings.paths.home)
+    found = read_server_status(settings.database_url, shown_url(settings.database_url))
+    return StatusReport(
+        state="starting" if starting else "stopped",
+        port=settings.port,
+        queue=found.queue,
+        paused_sessions=found.paused,
+        session_ttl=settings.session_ttl,
+        disk=offline_disk(home, settings.reserve_bytes),
+        spool=spool_counts(home),
+        postgres=found.postgres,
     )
 
 

@@ -39,7 +39,12 @@ def status_lines(status: Mapping[str, Any], home: str) -> list[str]:
         )
     lines += status_model_lines(status.get("models"))
     lines += disk_lines(status)
-    lines.append(f"database  {_size(status['database_bytes'])} (WAL {_size(status['wal_bytes'])})")
+    if status.get("postgres"):
+        lines += postgres_lines(status["postgres"], status["database_bytes"])
+    else:
+        lines.append(
+            f"database  {_size(status['database_bytes'])} (WAL {_size(status['wal_bytes'])})"
+        )
     lines += spool_lines(status, home)
     view = "as the daemon runs with them" if status["settings_view"] == "daemon" else ""
     lines += settings_lines(status["settings"], status["settings_file"], note=view)
@@ -54,6 +59,20 @@ def status_lines(status: Mapping[str, Any], home: str) -> list[str]:
                 f"{item['session_id']:<48} {c['pending']:>8} {c['processing']:>10} "
                 f"{c['processed']:>10} {c['failed']:>7}"
             )
+    return lines
+
+
+def postgres_lines(postgres: Mapping[str, Any], size: int) -> list[str]:
+    """The PostgreSQL database and every live daemon on it."""
+    lines = [f"database  {postgres['database']} ({_size(size)})"]
+    if postgres.get("problem"):
+        lines.append(f"DATABASE  {postgres['problem']}")
+    for daemon in postgres.get("daemons") or []:
+        lines.append(
+            f"daemon    {daemon['host']} pid {daemon['pid']} port {daemon['port']}: "
+            f"{daemon['sessions']} sessions in hand, "
+            f"heartbeat {daemon['heartbeat_age_seconds']:.1f} s ago"
+        )
     return lines
 
 
@@ -83,6 +102,8 @@ def status_problems(status: Mapping[str, Any]) -> list[str]:
     waiting = (status.get("spool") or {}).get("waiting", 0)
     if waiting and status.get("state") != "running":
         problems.append(f"{_events(waiting)} waiting in the spool with no daemon to take them in")
+    if (status.get("postgres") or {}).get("problem"):
+        problems.append(str(status["postgres"]["problem"]))
     disk = status.get("disk") or {}
     if disk.get("full"):
         problems.append(str(disk.get("message") or "disk full"))

@@ -75,6 +75,7 @@ class HookSettings:
         "problems",
         "read_timeout",
         "redactor",
+        "shared_database",
         "skip_tools",
     )
 
@@ -96,6 +97,12 @@ class HookSettings:
         built_in: Redactor | None = BUILT_IN
         self.redactor = self._read(
             lambda: redactor(memq_env.redact(env), memq_env.redact_patterns(env)), built_in
+        )
+        # The daemons keep their queue on a server (MEMQ_DATABASE_URL): a file written here
+        # would never be read, so the fallback spools. A value the file gives but no text
+        # stands for counts as set: the spool is safe with either backend.
+        self.shared_database = memq_env.is_set(env, memq_env.Variable.DATABASE_URL) or (
+            isinstance(env, memq_env.Sources) and memq_env.Variable.DATABASE_URL in env.invalid
         )
 
     def _read(self, parse: Callable[[], T], default: T) -> T:
@@ -353,19 +360,20 @@ def fall_back(
 ) -> FallbackResult:
     """Store the event (its JSON ``body``, as it would have been posted) directly, a fork's
     first event after linking the fork as the daemon would; when the database cannot take it
-    before ``deadline`` (``time.monotonic()``), put it in the spool. Then start the daemon
-    and log why."""
+    before ``deadline`` (``time.monotonic()``), or is a server's (``shared_database``: only
+    the daemons write it), put it in the spool. Then start the daemon and log why."""
     # Imported here: sqlite3 and the schema code are needed only when the daemon is away.
     from memq.hooks import fallback, fork_link
     from memq.hooks.spool import write_event
 
     if deadline is None:
         deadline = time.monotonic() + HOOK_BUDGET_SECONDS
-    from memq.storage import integrity, repairing
+    from memq.storage import repairing
 
     fields: dict[str, Any] = {"reason": reason, "session_id": route.session_key}
     # memq repair is replacing the database's files: leave them alone, spool the event.
     repair_pid = repairing.repairing_pid(settings.home)
+    shared = settings.shared_database
     try:
         parent = (
             fork_link.link_before_storing(
@@ -374,7 +382,7 @@ def fall_back(
                 cwd,
                 fallback.busy_timeout_left(HOOK_BUDGET_SECONDS, deadline),
             )
-            if repair_pid is None
+            if repair_pid is None and not shared
             else None
         )
         if parent is not None:
@@ -383,27 +391,19 @@ def fall_back(
         # Only the link is lost: the event itself is stored below (or spooled, and the daemon
         # links it when it takes it in).
         fields["fork_link_error"] = f"{type(exc).__name__}: {exc}"
-    try:
-        if repair_pid is not None:
-            fields["repair_pid"] = repair_pid
-            raise_repairing(repair_pid)
-        fields["message_id"] = fallback.store_directly(
-            settings.home, route, body, HOOK_BUDGET_SECONDS, deadline=deadline
+    database_error: str | None = None
+    damaged = False
+    if shared:
+        # Only the daemons write a server's database; a file here would never be read.
+        fields["shared_database"] = True
+    else:
+        database_error, damaged = _store_directly(
+            settings, route, body, fields, repair_pid=repair_pid, deadline=deadline
         )
+    if "message_id" in fields:
         result = FallbackResult(Handover.DATABASE)
         event = "hook.fallback"
-    except Exception as exc:
-        database_error = f"{type(exc).__name__}: {exc}"
-        fields["database_error"] = database_error
-        damaged = integrity.is_damage(exc)
-        if damaged:
-            fields["problem"] = integrity.damage_message(
-                os.path.join(settings.home, memq_env.DATABASE_FILE), str(exc)
-            )
-        else:
-            home_problem = _home_write_problem(settings.home)
-            if home_problem is not None:
-                fields["problem"] = home_problem
+    else:
         try:
             fields["spool_file"] = write_event(
                 settings.home, route, body, now_ms=time.time_ns() // 1_000_000
@@ -420,6 +420,43 @@ def fall_back(
         fields["daemon_start_error"] = f"{type(exc).__name__}: {exc}"
     log_problem(settings.home, event, **fields)
     return result
+
+
+def _store_directly(
+    settings: HookSettings,
+    route: Route,
+    body: bytes,
+    fields: dict[str, Any],
+    *,
+    repair_pid: int | None,
+    deadline: float,
+) -> tuple[str | None, bool]:
+    """``fall_back``'s write into the home's database: the message id goes in ``fields``;
+    else why not (the error, and whether it says the file is damaged)."""
+    from memq.hooks import fallback
+    from memq.storage import integrity
+
+    try:
+        if repair_pid is not None:
+            fields["repair_pid"] = repair_pid
+            raise_repairing(repair_pid)
+        fields["message_id"] = fallback.store_directly(
+            settings.home, route, body, HOOK_BUDGET_SECONDS, deadline=deadline
+        )
+    except Exception as exc:
+        database_error = f"{type(exc).__name__}: {exc}"
+        fields["database_error"] = database_error
+        damaged = integrity.is_damage(exc)
+        if damaged:
+            fields["problem"] = integrity.damage_message(
+                os.path.join(settings.home, memq_env.DATABASE_FILE), str(exc)
+            )
+        else:
+            home_problem = _home_write_problem(settings.home)
+            if home_problem is not None:
+                fields["problem"] = home_problem
+        return database_error, damaged
+    return None, False
 
 
 def read_token(home: str) -> str:

@@ -14,11 +14,13 @@ with the usage tables (``memq.memory.usage``), by age and by count.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final, Protocol, TypeVar
 
 import aiosqlite
 
+from memq.memory.reader import QUERIES as MEMORY_QUERIES
 from memq.memory.reader import ReadsMemory
 from memq.memory.records import ModelUsage
 from memq.model_cost import DAY_MS, Price, day_start, price_of
@@ -204,8 +206,9 @@ async def read_model_figures(
     """The ``models`` section read on ``conn`` (a read snapshot): the ``days`` UTC days up to
     today. Empty when the file has no ``model_usage`` table yet."""
     since = _since(now_ms, days)
+    # The catalog's statement of both dialects (memory.sql), not sqlite_schema's.
     found = await conn.execute_fetchall(
-        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (TABLE,)
+        MEMORY_QUERIES["existing_tables"], {"names": json.dumps([TABLE])}
     )
     if not list(found):
         return empty_figures(project, now_ms, days)

@@ -58,6 +58,7 @@ from memq.memory.search import (
     parse_words,
 )
 from memq.storage.postgres.connection import ConnectOptions, open_pool, storage_errors
+from memq.storage.postgres.statements import pg_form
 from memq.storage.postgres.url import shown_url
 
 Pieces = list[str]
@@ -419,7 +420,8 @@ def _emit(node: Node, weights: frozenset[str] = _ALL_WEIGHTS) -> Pieces:
 
 class PgConnection:
     """A pool connection with the one call memq's readers make (``execute_fetchall``, as
-    aiosqlite's), rows as dicts (``row["column"]``, as sqlite3.Row)."""
+    aiosqlite's), rows as dicts (``row["column"]``, as sqlite3.Row); a SQLite statement of
+    ``memq/storage/queries`` runs in its PostgreSQL form (``pg_form``)."""
 
     def __init__(self, conn: psycopg.AsyncConnection[Any], url: str) -> None:
         self._conn = conn
@@ -430,7 +432,7 @@ class PgConnection:
     ) -> list[dict[str, Any]]:
         try:
             async with self._conn.cursor(row_factory=dict_row) as cursor:
-                await cursor.execute(sql, parameters)
+                await cursor.execute(pg_form(sql), parameters)
                 return await cursor.fetchall() if cursor.description is not None else []
         except psycopg.errors.SyntaxError as exc:
             # Our statements parse (tested), so a syntax error is to_tsquery's: the query's.
@@ -457,6 +459,10 @@ class PgMemoryReader(MemoryReader):
     async def open(cls, url: str, options: ConnectOptions | None = None) -> Self:
         """A reader on a pool of its own (closed with the reader)."""
         return cls(await open_pool(url, options), url, owns_pool=True)
+
+    def sharing(self) -> PgMemoryReader:
+        """A reader on this one's pool that leaves closing the pool to this one."""
+        return PgMemoryReader(self._pool, self.url)
 
     async def close(self) -> None:
         if self._owns_pool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
+from typing import Any
 
 from memq.memory.records import (
     ObservationKind,
@@ -12,6 +14,15 @@ from memq.memory.records import (
     SummaryRecord,
     from_epoch_ms,
 )
+
+
+def first_column(row: sqlite3.Row | Mapping[str, Any]) -> Any:
+    """The value of a row's first column, for a statement whose one column has no name
+    (``SELECT count(*)``): by position on a sqlite3.Row, the first value of a dict row
+    (psycopg's ``dict_row``, whose keys are the column names)."""
+    if isinstance(row, Mapping):
+        return next(iter(row.values()))
+    return row[0]
 
 
 def strings_from_json(text: str) -> tuple[str, ...]:

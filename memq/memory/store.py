@@ -35,6 +35,7 @@ from memq.memory.records import (
     to_epoch_ms,
 )
 from memq.memory.rows import (
+    first_column,
     observation_from_row,
     prompt_from_row,
     summary_from_row,
@@ -570,7 +571,7 @@ def _page_params(limit: int, offset: int) -> dict[str, int]:
 
 async def _count(conn: aiosqlite.Connection, sql: str, params: Mapping[str, Any]) -> int:
     rows = list(await conn.execute_fetchall(sql, params))
-    return int(rows[0][0])
+    return int(first_column(rows[0]))
 
 
 def _session_fields(row: sqlite3.Row) -> dict[str, Any]:

@@ -12,6 +12,15 @@ order:
   files were replaced is served again on new connections), and wires the session manager, its
   claim handler, session settings and pauses, the fork linker, the activity tracker and the
   spool intake into the ``Services`` the routes work with.
+
+``settings.database_url`` chooses PostgreSQL (``on_postgres``; ``--ephemeral`` still keeps
+everything in memory): the daemon opens a ``PgQueue`` (``open_pg_queue``)
+(which migrates the schema and registers the daemon with its host, pid and port) and the
+memory readers share one pool of their own (``MemorySource``); search runs in PostgreSQL's
+dialect. What is about a SQLite file is not done there: no integrity check or instance lock
+(daemons share the database), no disk reserve (the database's disk is the server's), no file
+watch or WAL; ``memq status`` shows the database's size (``pg_database_size``) and the live
+daemons instead.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import anyio
 
@@ -43,17 +52,23 @@ from memq.processors.base import Processor
 from memq.processors.budget import Budgeted, TokenBudget
 from memq.processors.pool import ProcessorPool
 from memq.queue import Queue, QueueSettings, Synchronous
+from memq.storage.postgres.url import shown_url
+from memq.storage.sqlfile import POSTGRES
 from memq.worker.activity import ActivityTracker
 from memq.worker.disk import DiskMonitor, Reserve
 from memq.worker.forks import ForkLinker
 from memq.worker.processing import ClaimHandler
-from memq.worker.services import Services
+from memq.worker.services import Services, SharedDatabase
 from memq.worker.session_config import SessionConfigs
 from memq.worker.session_pauses import SessionPauses
 from memq.worker.sessions import SessionManager
 from memq.worker.spool_intake import QueueTarget, SpoolIntake
 
 R = TypeVar("R", bound=ReadsMemory)
+
+if TYPE_CHECKING:
+    from memq.memory.pg_search import PgMemoryReader
+    from memq.queue.postgres import PgQueue
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +80,16 @@ class Built:
     spool: SpoolIntake
 
 
+def on_postgres(settings: Settings) -> bool:
+    """Whether the daemon runs on ``settings.database_url``'s PostgreSQL database: it is set,
+    and the daemon is not ephemeral (that one's database is in memory, whatever is set)."""
+    return bool(settings.database_url) and not settings.ephemeral
+
+
 def disk_monitor(settings: Settings) -> DiskMonitor:
     """The disk monitor and its reserve file under the home."""
-    # An ephemeral daemon's database is not on the home's disk: it keeps no reserve there.
-    reserve_size = 0 if settings.ephemeral else settings.reserve_bytes
+    # An ephemeral daemon's database, or a server's, is not on the home's disk: no reserve.
+    reserve_size = 0 if settings.ephemeral or on_postgres(settings) else settings.reserve_bytes
     return DiskMonitor(Reserve(settings.paths.reserve, reserve_size))
 
 
@@ -87,6 +108,17 @@ def queue_settings(settings: Settings) -> QueueSettings:
     )
 
 
+async def open_pg_queue(settings: Settings, *, port: int) -> Queue:
+    """The PostgreSQL queue of ``settings.database_url``: the schema migrated, this daemon
+    registered (host, pid, ``port``). Typed as ``Queue``: ``PgQueue`` has its public API."""
+    from memq.queue.postgres import PgQueue, PgSettings  # noqa: PLC0415 - needs the driver
+
+    queue = await PgQueue.open(
+        settings.database_url, queue_settings(settings), pg=PgSettings(port=port)
+    )
+    return cast(Queue, queue)
+
+
 @contextlib.asynccontextmanager
 async def open_services(
     settings: Settings,
@@ -101,17 +133,17 @@ async def open_services(
     """The services for one round of serving on ``queue``'s database (``state``, ``port`` and
     ``started_at`` are the daemon's, for the status route); the memory readers close when
     the round ends."""
-    database = settings.database_path
     async with contextlib.AsyncExitStack() as readers:
-        store = await _open_reader(readers, MemoryStore, database)
-        context = await _open_reader(readers, ContextBuilder, database)
-        search = await _open_reader(readers, MemorySearch, database)
-        lookup = await _open_reader(readers, RecordLookup, database)
-        exporter = await _open_reader(readers, SessionExporter, database)
-        usage_figures = await _open_reader(readers, UsageFigures, database)
+        source = await MemorySource.open(settings, readers)
+        store = await source.reader(MemoryStore)
+        context = await source.reader(ContextBuilder)
+        search = await source.search()
+        lookup = await source.reader(RecordLookup)
+        exporter = await source.reader(SessionExporter)
+        usage_figures = await source.reader(UsageFigures)
         usage_figures.prices = settings.model_prices  # the cost estimate of memq stats
-        feed = Feed(await _open_reader(readers, FeedReader, database), queue, clock=queue.clock)
-        budget = await _token_budget(readers, settings, queue)
+        feed = Feed(await source.reader(FeedReader), queue, clock=queue.clock)
+        budget = await _token_budget(source, settings, queue)
         configs = await SessionConfigs.load(queue)
         sessions = _session_manager(
             settings, queue, store, configs, processors, budget=budget, on_stored=feed.notify
@@ -154,8 +186,17 @@ async def open_services(
             settings_report=settings_report(settings.environment or os.environ),
             spool=spool,
             feed=feed,
+            shared=_shared_database(settings, queue),
         )
         yield Built(services, spool)
+
+
+def _shared_database(settings: Settings, queue: Queue) -> SharedDatabase | None:
+    """What the status says of a PostgreSQL database; None on SQLite."""
+    if not on_postgres(settings):
+        return None
+    daemons = cast("PgQueue", queue).daemons
+    return SharedDatabase(shown_url(settings.database_url), daemons)
 
 
 def _session_manager(
@@ -190,14 +231,12 @@ def _session_manager(
     return sessions
 
 
-async def _token_budget(
-    readers: contextlib.AsyncExitStack, settings: Settings, queue: Queue
-) -> Budgeted | None:
+async def _token_budget(source: MemorySource, settings: Settings, queue: Queue) -> Budgeted | None:
     """The daily token budget, reading the day's spend on a connection of its own; None
     when no budget is set."""
     if not settings.daily_tokens:
         return None
-    spend = await _open_reader(readers, ModelUsageReader, settings.database_path)
+    spend = await source.reader(ModelUsageReader)
     return Budgeted(TokenBudget(settings.daily_tokens, spend.tokens_since, clock=queue.clock))
 
 
@@ -224,11 +263,45 @@ def _spool_intake(
     return spool
 
 
-async def _open_reader(readers: contextlib.AsyncExitStack, kind: type[R], database: Path) -> R:
-    """A memory reader of ``kind`` on ``database``, closed (shielded) with ``readers``."""
-    reader = await kind.open(database)
-    readers.push_async_callback(shielded, reader.close)
-    return reader
+class MemorySource:
+    """Where the memory readers read: a connection each on the SQLite file, or one shared
+    pool on PostgreSQL; each reader is closed (shielded) with the round's ``readers``."""
+
+    def __init__(
+        self, readers: contextlib.AsyncExitStack, database: Path, pg: PgMemoryReader | None
+    ) -> None:
+        self._readers = readers
+        self._database = database
+        self._pg = pg
+
+    @classmethod
+    async def open(cls, settings: Settings, readers: contextlib.AsyncExitStack) -> MemorySource:
+        """The source for ``settings``' database (its pool, if any, closed with ``readers``)."""
+        if not on_postgres(settings):
+            return cls(readers, settings.database_path, None)
+        from memq.memory.pg_search import PgMemoryReader  # noqa: PLC0415 - needs the driver
+
+        pool = await PgMemoryReader.open(settings.database_url)
+        readers.push_async_callback(shielded, pool.close)
+        return cls(readers, settings.database_path, pool)
+
+    async def reader(self, kind: type[R]) -> R:
+        """A memory reader of ``kind``."""
+        if self._pg is not None:
+            return kind(self._shared())  # the pool closes with the round, not with a reader
+        reader = await kind.open(self._database)
+        self._readers.push_async_callback(shielded, reader.close)
+        return reader
+
+    async def search(self) -> MemorySearch:
+        """Memory search, in the database's dialect."""
+        if self._pg is None:
+            return await self.reader(MemorySearch)
+        return MemorySearch(self._shared(), dialect=POSTGRES)
+
+    def _shared(self) -> PgMemoryReader:
+        assert self._pg is not None
+        return self._pg.sharing()
 
 
 async def shielded(close: Callable[[], Awaitable[None]]) -> None:

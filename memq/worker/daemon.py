@@ -36,10 +36,13 @@ from memq.exceptions import DatabaseDamagedError, MemqError, StartupError
 from memq.processors.pool import ProcessorPool
 from memq.queue import InstanceLock, Queue, lock_path_for
 from memq.storage import integrity
+from memq.storage.postgres.url import shown_url
 from memq.worker import heap
 from memq.worker.composition import (
     Built,
     disk_monitor,
+    on_postgres,
+    open_pg_queue,
     open_services,
     processor_pool,
     queue_settings,
@@ -113,17 +116,27 @@ class Daemon:
             # Closed in reverse order, shielded: a shutdown by cancellation still closes the
             # database cleanly and hands back unsettled claims.
             resources.push_async_callback(shielded, processors.aclose)
+            # On SQLite the instance lock comes before the port ("already running" is the
+            # error a second daemon gets); PostgreSQL has none, and registers the daemon
+            # in the shared database with its port.
+            sock = self._bind(resources) if on_postgres(settings) else None
             queue = await self._open_queue()
             resources.push_async_callback(shielded, self._close_queue)
-            sock = bind_listener(settings.port)
-            resources.callback(sock.close)
-            self.port = sock.getsockname()[1]
+            if sock is None:
+                sock = self._bind(resources)
             while await self._serve_round(queue, processors, token, sock) is Served.REPLACED:
                 # The database's files were deleted or swapped and the queue saved what it
                 # held at the path (memq.queue._files). Every connection to the old files is
                 # closed now; serve again on the file at the path, same port, same lock.
                 queue = self._queue = await queue.reopen()
                 log.info("daemon.restarted", database=str(settings.database_path))
+
+    def _bind(self, resources: contextlib.AsyncExitStack) -> socket.socket:
+        """The listening socket (closed with ``resources``); its port becomes the daemon's."""
+        sock = bind_listener(self.settings.port)
+        resources.callback(sock.close)
+        self.port = sock.getsockname()[1]
+        return sock
 
     async def _prepare_home(self) -> None:
         paths = self.settings.paths
@@ -137,7 +150,13 @@ class Daemon:
             await self.disk.prepare()  # before the database grows: the reserve comes first
 
     async def _open_queue(self) -> Queue:
-        """Check the database, then open the queue: from here its instance lock is ours."""
+        """Check the database, then open the queue: from here its instance lock is ours.
+        On PostgreSQL (``on_postgres``): open the shared queue (``open_pg_queue``)."""
+        if on_postgres(self.settings):
+            queue = self._queue = await open_pg_queue(self.settings, port=self.port)
+            self._locked = True  # the pid file and the log are this daemon's
+            queue.on_storage_error(self.disk.storage_failed)
+            return queue
         database = self.settings.database_path
         # Just before the queue takes the lock for good: a daemon started at the same
         # moment is "already running" to the one that checks second.
@@ -280,6 +299,7 @@ class Daemon:
                 self.started_at,
                 __version__,
                 database=str(settings.database) if settings.database else None,
+                database_url=shown_url(settings.database_url) if on_postgres(settings) else None,
             ),
         )
         self._mark_running()
@@ -290,7 +310,9 @@ class Daemon:
             home=str(settings.home),
             processor=processors.default.name,
             ephemeral=settings.ephemeral,
-            database=str(settings.database_path),
+            database=shown_url(settings.database_url)
+            if on_postgres(settings)
+            else str(settings.database_path),
         )
         if settings.ephemeral:
             log.warning("daemon.ephemeral", database=str(settings.database_path))

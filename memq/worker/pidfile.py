@@ -28,6 +28,9 @@ class DaemonRecord:
     # Where its database is, when not in the home (``memq serve --ephemeral``): the lock that
     # says it is alive is beside it.
     database: str | None = None
+    # Its PostgreSQL database (``MEMQ_DATABASE_URL`` without the password): no instance
+    # lock says it is alive there, its process does.
+    database_url: str | None = None
 
     def database_path(self, home_database: Path) -> Path:
         """The database it runs on: ``database`` when set, else the home's."""
@@ -52,6 +55,7 @@ def read_record(path: Path) -> DaemonRecord | None:
             started_at=float(data["started_at"]),
             version=str(data["version"]),
             database=str(data["database"]) if data.get("database") else None,
+            database_url=str(data["database_url"]) if data.get("database_url") else None,
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -86,7 +90,7 @@ def running_daemon(pidfile: Path, database: Path) -> DaemonRecord | None:
     record = read_record(pidfile)
     if record is None:
         return None
-    if not database_in_use(record.database_path(database)):
+    if record.database_url is None and not database_in_use(record.database_path(database)):
         return None
     try:
         os.kill(record.pid, 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,15 @@ from memq.worker.forks import ForkLinker
 from memq.worker.session_config import SessionConfigs
 from memq.worker.sessions import SessionManager
 from memq.worker.spool_intake import SpoolIntake
+
+
+@dataclass(frozen=True, slots=True)
+class SharedDatabase:
+    """The PostgreSQL database several daemons share: its URL as shown (no password), and
+    how to list the live daemons (``PgQueue.daemons``)."""
+
+    url: str
+    daemons: Callable[[], Awaitable[list[dict[str, Any]]]]
 
 
 @dataclass
@@ -58,3 +67,4 @@ class Services:
     # Takes in what hooks spooled; None in tests that build the routes without a home.
     spool: SpoolIntake | None = None
     feed: Feed | None = None  # the live feed (GET /api/feed); None: the route answers 503
+    shared: SharedDatabase | None = None  # on PostgreSQL: the database and its daemons

@@ -16,6 +16,7 @@ from typing import Any, Final
 import structlog
 
 from memq.exceptions import InvalidSettingValueError
+from memq.memory.rows import first_column
 from memq.queue import Queue, Transaction
 from memq.storage.sqlfile import load_queries
 
@@ -147,7 +148,7 @@ class SessionConfigs:
 
         async def read(tx: Transaction) -> bool:
             rows = await tx.fetchall(QUERIES["session_known"], {"session_key": session_key})
-            return bool(rows[0][0])
+            return bool(first_column(rows[0]))
 
         return await self._queue.run_in_transaction(read)
 
@@ -214,4 +215,4 @@ def _config(named: Mapping[ConfigName, Any]) -> SessionConfig:
 
 async def _read_all(tx: Transaction) -> list[tuple[str, str, str]]:
     rows = await tx.fetchall(QUERIES["all_config"], {})
-    return [(str(row[0]), str(row[1]), str(row[2])) for row in rows]
+    return [(str(row["session_key"]), str(row["name"]), str(row["value"])) for row in rows]

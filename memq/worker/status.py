@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from memq import __version__
 from memq.worker.session_pauses import paused_processors
-from memq.worker.status_report import StatusReport, spool_counts
+from memq.worker.status_report import StatusReport, shared_database, spool_counts
 
 if TYPE_CHECKING:
     from memq.worker.services import Services
@@ -37,4 +37,12 @@ async def live_status(services: Services) -> dict[str, Any]:
         tracked_sessions=services.activity.tracked,
         settings=services.settings_report,
         processing_messages=await services.queue.processing_messages(),
+        postgres=await _postgres(services),
     ).as_dict()
+
+
+async def _postgres(services: Services) -> dict[str, Any] | None:
+    """The database and its live daemons, on PostgreSQL; None on SQLite."""
+    if services.shared is None:
+        return None
+    return shared_database(services.shared.url, await services.shared.daemons())

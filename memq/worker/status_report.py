@@ -44,6 +44,9 @@ class StatusReport:
     # Messages being processed now (memq.queue.Queue.processing_messages' shape): a claim
     # outlives the daemon that made it only as a lease to expire, so none without one.
     processing_messages: Sequence[Mapping[str, Any]] = ()
+    # On PostgreSQL: the database (its URL without the password) and every live daemon
+    # (``shared_database``'s shape); None on SQLite.
+    postgres: Mapping[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The document as JSON-ready values."""
@@ -83,6 +86,7 @@ class StatusReport:
             "disk": dict(self.disk),
             "spool": dict(self.spool),
             "settings": None if self.settings is None else dict(self.settings),
+            "postgres": None if self.postgres is None else dict(self.postgres),
         }
 
 
@@ -94,3 +98,22 @@ def spool_counts(home: str | None) -> dict[str, int]:
     from memq.hooks import spool  # noqa: PLC0415 - only the status needs it
 
     return {"waiting": spool.count_waiting(home), "rejected": spool.count_rejected(home)}
+
+
+def shared_database(url: str, daemons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ``postgres`` key of the status: the database's URL as shown (no password), and
+    each live daemon (``PgQueue.daemons``' rows) with its heartbeat's age in seconds."""
+    return {
+        "database": url,
+        "daemons": [
+            {
+                "id": int(row["id"]),
+                "host": str(row["host"]),
+                "pid": int(row["pid"]),
+                "port": int(row["port"]),
+                "sessions": int(row["sessions"]),
+                "heartbeat_age_seconds": round(max(int(row["heartbeat_age_ms"]), 0) / 1000, 3),
+            }
+            for row in daemons
+        ],
+    }

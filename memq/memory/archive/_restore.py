@@ -49,6 +49,7 @@ from memq.memory.archive._parse import (
     parse_export,
 )
 from memq.memory.records import RecordType
+from memq.memory.rows import first_column
 from memq.memory.search import RECORD_ORDER, RECORD_TABLES
 from memq.queue import Transaction
 from memq.storage.sqlfile import load_queries
@@ -261,7 +262,7 @@ async def _reserve_ids(
         return {}
     originals = [message_id for message_id, _ in plan]
     taken = await tx.fetchall(QUERIES["import_ids_taken"], {"ids": json.dumps(originals)})
-    keep = int(taken[0][0]) == 0  # all of them or none: see the module docstring
+    keep = int(first_column(taken[0])) == 0  # all of them or none: see the module docstring
     messages = [
         [message_id if keep else None, _import_key(message_id), records[0].created_at]
         for message_id, records in plan

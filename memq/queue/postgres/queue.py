@@ -76,6 +76,7 @@ from memq.queue.postgres.writer import (
 )
 from memq.storage.postgres import connection, schema
 from memq.storage.postgres.connection import ConnectOptions, storage_errors
+from memq.storage.postgres.statements import pg_form
 from memq.storage.sqlfile import POSTGRES, load_queries
 
 log = structlog.get_logger("memq.queue")
@@ -607,11 +608,12 @@ class PgQueue:
     # -- reading ---------------------------------------------------------------------------
 
     async def read(self, sql: str, parameters: Any = None) -> list[Row]:
-        """Rows of one read on a pool connection (no transaction), as dicts."""
+        """Rows of one read on a pool connection (no transaction), as dicts; a SQLite
+        statement runs in its PostgreSQL form (``pg_form``)."""
         self._check_open()
         with storage_errors(self.url):
             async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(sql, parameters)
+                await cur.execute(pg_form(sql), parameters)
                 return await cur.fetchall() if cur.description is not None else []
 
     async def has_pending(self, session_id: str) -> bool:

@@ -33,6 +33,7 @@ from memq.queue._writer import EnqueueOp, FailDetails, Operation, SettleAction
 from memq.queue.postgres import leases
 from memq.queue.postgres.leases import LeaseBook
 from memq.storage.postgres.connection import storage_errors
+from memq.storage.postgres.statements import pg_form
 
 log = structlog.get_logger("memq.queue")
 T = TypeVar("T")
@@ -46,7 +47,8 @@ EVERY_SESSION: Final = "*"
 
 class PgTransaction:
     """The open transaction of a batch that an operation's own statements ride in (the
-    PostgreSQL ``memq.queue.Transaction``): rows are dicts, parameters psycopg's."""
+    PostgreSQL ``memq.queue.Transaction``): rows are dicts, parameters psycopg's; a SQLite
+    statement of ``memq/storage/queries`` runs in its PostgreSQL form (``pg_form``)."""
 
     def __init__(self, conn: Connection, now: EpochMs) -> None:
         self._conn = conn
@@ -55,18 +57,18 @@ class PgTransaction:
     async def execute(self, sql: str, parameters: Any = None) -> int:
         """Run one statement; return how many rows it changed."""
         async with self._conn.cursor() as cur:
-            await cur.execute(sql, parameters)
+            await cur.execute(pg_form(sql), parameters)
             return cur.rowcount
 
     async def executemany(self, sql: str, parameters: Sequence[Any]) -> None:
         """Run one statement once per parameter set."""
         async with self._conn.cursor() as cur:
-            await cur.executemany(sql, parameters)
+            await cur.executemany(pg_form(sql), parameters)
 
     async def fetchall(self, sql: str, parameters: Any = None) -> list[Row]:
         """Run one statement and return all its rows (none for a statement without)."""
         async with self._conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(sql, parameters)
+            await cur.execute(pg_form(sql), parameters)
             return await cur.fetchall() if cur.description is not None else []
 
 
@@ -301,6 +303,14 @@ class PgWriter:
         if conn is None or conn.closed or conn.broken:
             await self._discard()
             conn = await self._connect()
+            try:
+                with storage_errors(self._url):
+                    # A 202 means committed and flushed: whatever the server's or the
+                    # role's default, this connection's commits wait for the WAL flush.
+                    await conn.execute("SET synchronous_commit = on")
+            except BaseException:
+                await conn.close()
+                raise
             conn.row_factory = dict_row
             self._conn = conn
         return conn

@@ -3,10 +3,16 @@
 -- types it from its first use, and psycopg sends text and None untyped.
 
 -- name: append_feed
--- The subquery in FROM needs an alias on PostgreSQL.
+-- The subquery in FROM needs an alias on PostgreSQL. Seqs in commit order: an identity
+-- hands its values out at insert, not at commit, so two daemons' acks could commit seq 11
+-- before seq 10, and a reader resuming after 11 would never see 10. The schema's feed lock
+-- (held to the end of the ack's transaction, released after its commit is visible) is
+-- taken before any seq is drawn: the next writer draws after this one's rows are visible.
+WITH feed_lock AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(hashtext('memq.feed'), hashtext(current_schema())) AS taken)
 INSERT INTO feed (at, session_key, project, record_type, record_id)
 SELECT :at, :session_key, (SELECT project FROM sessions WHERE key = :session_key), kind, id
-FROM (
+FROM feed_lock, (
     SELECT 1 AS rank, 'prompt' AS kind, id FROM prompts
     WHERE message_id = :message_id AND session_key = :session_key
     UNION ALL
