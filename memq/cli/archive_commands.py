@@ -34,7 +34,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     def read_directly() -> Answer:
         from memq.memory import direct
 
-        return direct.export(settings.paths.database, args.session)
+        return direct.export(direct.database_of(settings), args.session)
 
     body = api_raw(settings, "GET", session_path(args.session, "export"), direct=read_directly)
     if body is None:

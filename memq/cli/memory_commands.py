@@ -207,7 +207,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         from memq.memory import direct
         from memq.memory.refs import parse_refs
 
-        return direct.records(settings.paths.database, parse_refs(tuple(refs)))
+        return direct.records(direct.database_of(settings), parse_refs(tuple(refs)))
 
     body = api(
         settings, "GET", "/api/records?" + urlencode({"ids": ",".join(refs)}), direct=read_directly
@@ -253,7 +253,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         from memq.memory.answers import parse_time
 
         return direct.search(
-            settings.paths.database,
+            direct.database_of(settings),
             query,
             project=project,
             session=args.session or None,
@@ -298,7 +298,7 @@ def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
         from memq.memory import direct
 
         return direct.timeline(
-            settings.paths.database, args.id, before=args.before, after=args.after
+            direct.database_of(settings), args.id, before=args.before, after=args.after
         )
 
     body = api(settings, "GET", "/api/timeline?" + urlencode(params), direct=read_directly)
@@ -330,7 +330,7 @@ def cmd_context(args: argparse.Namespace, settings: Settings) -> int:
         from memq.memory import direct
 
         return direct.context(
-            settings.paths.database, cwd, budget_tokens=args.budget, assistants=args.assistant
+            direct.database_of(settings), cwd, budget_tokens=args.budget, assistants=args.assistant
         )
 
     body = api(settings, "GET", f"/api/context?{query}", direct=read_directly)

@@ -113,7 +113,9 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
     def read_directly() -> Answer:
         from memq.memory import direct
 
-        return direct.sessions(settings.paths.database, limit=args.limit, assistants=args.assistant)
+        return direct.sessions(
+            direct.database_of(settings), limit=args.limit, assistants=args.assistant
+        )
 
     query = urlencode([("limit", str(args.limit)), *assistant_params(args.assistant)])
     body = api(settings, "GET", f"/api/sessions?{query}", direct=read_directly)

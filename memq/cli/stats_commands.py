@@ -58,7 +58,7 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
         from memq.memory import direct
 
         return direct.stats(
-            settings.paths.database,
+            direct.database_of(settings),
             project=project,
             sessions=args.sessions,
             prices=settings.model_prices,

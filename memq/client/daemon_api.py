@@ -170,7 +170,9 @@ def _why_direct(settings: Settings) -> str:
         if record is None
         else f"the daemon (pid {record.pid}) is not answering on port {settings.port}"
     )
-    return f"{reason}; reading {paths.database} directly"
+    from memq.memory.direct import database_of
+
+    return f"{reason}; reading {database_of(settings)} directly"
 
 
 def session_url(session: str) -> str:

@@ -1,6 +1,7 @@
 """How the MCP server reads memory: through the daemon's API with the token when the daemon
-answers, else read-only from the database file (``memq.memory.direct``), the same answers
-either way. Never a write, and never a failure because the daemon is down.
+answers, else read-only from the database (the file, or the server ``MEMQ_DATABASE_URL``
+names: ``memq.memory.direct``), the same answers either way. Never a write, and never a
+failure because the daemon is down.
 
 Every call to the API names its caller, the project the model works in and the tool, in
 the headers ``X-Memq-Via: mcp``, ``X-Memq-Project`` (URL-quoted: a header is Latin-1) and
@@ -108,7 +109,7 @@ class MemoryApi:
 
         def read() -> Answer:
             return direct.search(
-                self.settings.paths.database,
+                direct.database_of(self.settings),
                 query,
                 project=project,
                 session=session,
@@ -133,7 +134,7 @@ class MemoryApi:
         params = {"ids": ",".join(refs)} | ({"purpose": INDEX_PURPOSE} if for_index else {})
 
         def read() -> Answer:
-            return direct.records(self.settings.paths.database, parse_refs(tuple(refs)))
+            return direct.records(direct.database_of(self.settings), parse_refs(tuple(refs)))
 
         found: dict[str, Any] = self.get(
             "/api/records?" + urlencode(params),
@@ -149,7 +150,7 @@ class MemoryApi:
 
         def read() -> Answer:
             return direct.timeline_at(
-                self.settings.paths.database, parse_ref(ref), before=before, after=after
+                direct.database_of(self.settings), parse_ref(ref), before=before, after=after
             )
 
         found: dict[str, Any] = self.get(
@@ -161,7 +162,7 @@ class MemoryApi:
         """Whether memory knows ``session`` (its history's first entry is read, no more)."""
 
         def read() -> Answer:
-            return direct.history(self.settings.paths.database, session, max_items=1)
+            return direct.history(direct.database_of(self.settings), session, max_items=1)
 
         try:
             path = session_path(session, "history") + "?max=1"
@@ -178,7 +179,7 @@ class MemoryApi:
 
         def read() -> Answer:
             return direct.context(
-                self.settings.paths.database,
+                direct.database_of(self.settings),
                 project,
                 budget_tokens=DEFAULT_CONTEXT_BUDGET,
                 assistants=assistants,

@@ -1,11 +1,17 @@
-"""Memory read straight from the database file, for the CLI's read commands (search,
-timeline, records, sessions, history, context, export) and the MCP server when no daemon answers.
+"""Memory read straight from the database, for the CLI's read commands (search, timeline,
+records, sessions, history, context, export) and the MCP server when no daemon answers.
+
+The database is ``database_of(settings)``: the home's SQLite file, or the PostgreSQL server
+``MEMQ_DATABASE_URL`` names (``ServerDatabase``), read as the daemon reads it there
+(``PgMemoryReader``, search in PostgreSQL's dialect).
 
 Read-only by construction: the file is opened with SQLite's ``mode=ro`` (``MemoryReader``),
-so these reads never create, migrate or change the database, and WAL lets them read while
-another process writes (a daemon starting, the hook's fallback). A database that does not
-exist yet, or has no memory tables yet (only the hook's fallback has written to it), is memory
-that holds nothing yet.
+and the server's connections make every transaction read-only, so these reads never create,
+migrate or change the database, and WAL lets them read while another process writes (a
+daemon starting, the hook's fallback). A database that does not exist yet, or has no memory
+tables yet (only the hook's fallback has written to it, or no daemon ever migrated the
+server's schema), is memory that holds nothing yet. A server that does not answer is a 503
+naming it (its URL without the password).
 
 Each read answers as the daemon's route does: an HTTP status and the same body, built from the
 same readers by ``memq.memory.answers``, so that the CLI prints the same whichever answered.
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +41,13 @@ from memq.memory.search import MemorySearch
 from memq.memory.store import MemoryStore, split_session_key
 from memq.memory.usage_figures import UsageFigures, empty_answer
 from memq.model_cost import Price
+from memq.storage.postgres.url import shown_url
+from memq.storage.sqlfile import POSTGRES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from memq.config import Settings
+    from memq.memory.pg_search import PgMemoryReader
 
 Answer = tuple[int, bytes]  # what the CLI gets from the daemon too: status and body
 
@@ -45,8 +59,29 @@ _UNPROCESSABLE = 422
 _UNAVAILABLE = 503
 
 
+@dataclass(frozen=True, slots=True)
+class ServerDatabase:
+    """The PostgreSQL database at ``url``; shown without its password."""
+
+    url: str
+
+    def __str__(self) -> str:
+        return shown_url(self.url)
+
+
+Database = Path | ServerDatabase
+
+
+def database_of(settings: Settings) -> Database:
+    """Where the daemon keeps memory: ``settings.database_url``'s server when set, else the
+    home's file."""
+    if settings.database_url:
+        return ServerDatabase(settings.database_url)
+    return settings.paths.database
+
+
 def search(
-    database: Path,
+    database: Database,
     query: str,
     *,
     project: str | None = None,
@@ -85,7 +120,7 @@ def search(
     return _answer(database, MemorySearch, read)
 
 
-def timeline(database: Path, around: int, *, before: int = 5, after: int = 5) -> Answer:
+def timeline(database: Database, around: int, *, before: int = 5, after: int = 5) -> Answer:
     """``GET /api/timeline``: the record message ``around`` produced and its neighbours."""
 
     async def read(memory: MemorySearch | None) -> Answer:
@@ -99,7 +134,9 @@ def timeline(database: Path, around: int, *, before: int = 5, after: int = 5) ->
     return _answer(database, MemorySearch, read)
 
 
-def timeline_at(database: Path, anchor: RecordRef, *, before: int = 5, after: int = 5) -> Answer:
+def timeline_at(
+    database: Database, anchor: RecordRef, *, before: int = 5, after: int = 5
+) -> Answer:
     """``GET /api/timeline?anchor=``: the record ``anchor`` names and its neighbours."""
 
     async def read(lookup: RecordLookup | None) -> Answer:
@@ -113,7 +150,7 @@ def timeline_at(database: Path, anchor: RecordRef, *, before: int = 5, after: in
     return _answer(database, RecordLookup, read)
 
 
-def records(database: Path, refs: Sequence[RecordRef]) -> Answer:
+def records(database: Database, refs: Sequence[RecordRef]) -> Answer:
     """``GET /api/records?ids=``: the records ``refs`` name, and which are missing."""
 
     async def read(lookup: RecordLookup | None) -> Answer:
@@ -129,7 +166,7 @@ def records(database: Path, refs: Sequence[RecordRef]) -> Answer:
 
 
 def sessions(
-    database: Path,
+    database: Database,
     *,
     limit: int = 100,
     offset: int = 0,
@@ -146,7 +183,7 @@ def sessions(
     return _answer(database, MemoryStore, read)
 
 
-def history(database: Path, session: str, *, max_items: int = 50) -> Answer:
+def history(database: Database, session: str, *, max_items: int = 50) -> Answer:
     """``GET /api/sessions/<session>/history?max=``: the session's newest prompts and
     observations since its last summary."""
     key = normalize_session_key(session)
@@ -162,7 +199,7 @@ def history(database: Path, session: str, *, max_items: int = 50) -> Answer:
 
 
 def context(
-    database: Path, cwd: str, *, budget_tokens: int, assistants: Sequence[str] | None = None
+    database: Database, cwd: str, *, budget_tokens: int, assistants: Sequence[str] | None = None
 ) -> Answer:
     """``GET /api/context?cwd=``: the context of the project ``cwd`` belongs to."""
     project = project_for(cwd) or None
@@ -178,7 +215,7 @@ def context(
     return _answer(database, ContextBuilder, read)
 
 
-def export(database: Path, session: str) -> Answer:
+def export(database: Database, session: str) -> Answer:
     """``GET /api/sessions/<session>/export``: the session's memory as JSON Lines."""
     key = normalize_session_key(session)
 
@@ -192,7 +229,7 @@ def export(database: Path, session: str) -> Answer:
 
 
 def stats(
-    database: Path,
+    database: Database,
     *,
     project: str | None = None,
     sessions: int = 10,
@@ -212,12 +249,14 @@ def stats(
 
 
 def _answer(
-    database: Path, reader: type[_R], read: Callable[[_R | None], Awaitable[Answer]]
+    database: Database, reader: type[_R], read: Callable[[_R | None], Awaitable[Answer]]
 ) -> Answer:
-    """Open ``reader`` on the file read-only (None when memory holds nothing yet), run
+    """Open ``reader`` on the database read-only (None when memory holds nothing yet), run
     ``read`` with it, and turn what goes wrong into the answer the API would give."""
 
     async def run() -> Answer:
+        if isinstance(database, ServerDatabase):
+            return await _on_server(database, reader, read)
         if not await anyio.Path(database).is_file():
             return await read(None)  # nothing was ever remembered here
         try:
@@ -232,9 +271,44 @@ def _answer(
     except InvalidQueryError as exc:
         return _error(_BAD_QUERY, str(exc))
     except StorageError as exc:
+        if isinstance(database, ServerDatabase):  # the message names the server already
+            return _error(_UNAVAILABLE, f"cannot read memory: {exc}")
         return _error(_UNAVAILABLE, f"cannot read memory from {database}: {exc}")
     except InvalidRequestError as exc:  # a filter the CLI let through; the API checks it too
         return _error(_UNPROCESSABLE, str(exc))
+
+
+async def _on_server(
+    database: ServerDatabase, reader: type[_R], read: Callable[[_R | None], Awaitable[Answer]]
+) -> Answer:
+    """``_answer``'s read on a PostgreSQL server: a small read-only pool of its own."""
+    from memq.memory.pg_search import PgMemoryReader  # noqa: PLC0415 - needs the driver
+    from memq.storage.postgres import connection, schema  # noqa: PLC0415
+
+    options = connection.ConnectOptions(max_size=2, read_only=True)
+    # One connection first: a server that refuses is told at once, with its reason (a pool
+    # retries quietly until its time limit), and it tells whether there is memory at all.
+    probe = await connection.connect(database.url, options)
+    try:
+        with connection.storage_errors(database.url):
+            version = await schema.current_version(probe)
+    finally:
+        await probe.close()
+    if version == 0:
+        return await read(None)  # no daemon ever made the schema: no memory yet
+    pool = await PgMemoryReader.open(database.url, options)
+    try:
+        async with _on_pool(reader, pool.sharing()) as opened:
+            return await read(opened)
+    finally:
+        await pool.close()
+
+
+def _on_pool(reader: type[_R], pool: PgMemoryReader) -> _R:
+    """``reader`` on the server, as the daemon makes it (``MemorySource``)."""
+    if issubclass(reader, MemorySearch):
+        return reader(pool, dialect=POSTGRES)
+    return reader(pool)
 
 
 def _json(body: dict[str, Any]) -> Answer:

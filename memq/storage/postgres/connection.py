@@ -56,6 +56,8 @@ class ConnectOptions:
     min_size: int = 1  # pool connections kept open
     max_size: int = 8
     application_name: str = "memq"
+    # Every transaction read-only (the CLI's and MCP server's reads with no daemon answering).
+    read_only: bool = False
 
     def __post_init__(self) -> None:
         if self.schema is not None and not _SCHEMA_NAME.match(self.schema):
@@ -85,6 +87,8 @@ def _session_settings(options: ConnectOptions) -> sql.Composed:
         # prints (the logs, a hand-run query) reads the same on every host.
         sql.SQL("SET TIME ZONE 'UTC'"),
     ]
+    if options.read_only:
+        statements.append(sql.SQL("SET default_transaction_read_only = on"))
     if options.schema is not None:
         statements.append(sql.SQL("SET search_path TO {}").format(sql.Identifier(options.schema)))
     return sql.SQL("; ").join(statements)
