@@ -252,6 +252,10 @@ class PgQueue:
 
     async def _shut_down(self, *, hand_back: bool) -> None:
         with anyio.CancelScope(shield=True):
+            # The heartbeat task stops first: a beat after the unregister below would find
+            # the row gone and register again, and a sweep racing the close would meet a
+            # closed queue or pool.
+            await self._stop_keep_alive()
             self._wakeups.close()
             if hand_back:
                 active = [c for c in self._active_claims if c.state is ClaimState.ACTIVE]
@@ -265,13 +269,21 @@ class PgQueue:
             self._closing.set()
             self._wakeups.wake_all()
             self._changes.close()
-            if self._keep_alive is not None:
-                self._keep_alive.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._keep_alive
             await self._listener.close()
             await self._writer.close()
             await self._pool.close()
+
+    async def _stop_keep_alive(self) -> None:
+        task, self._keep_alive = self._keep_alive, None
+        if task is None:
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass  # what the cancel above causes (the caller's own scope is shielded)
+        except Exception:
+            log.exception("daemon.heartbeat_task_failed")
 
     async def _release_all(self, claims: list[Claim]) -> None:
         ops = [
@@ -285,6 +297,11 @@ class PgQueue:
             claim.state = ClaimState.RELEASED
             self._claim_settled(claim)
         self._handed_back(handbacks)
+        failed = next((op.error for op in [*ops, *handbacks] if op.error is not None), None)
+        if failed is not None:
+            # Not unregistering: that would drop the leases while a row is 'processing'.
+            # The other daemons' sweep hands the rows back and drops the leases together.
+            raise failed if isinstance(failed, StorageError) else StorageError(str(failed))
 
     async def __aenter__(self) -> PgQueue:
         return self
@@ -320,6 +337,8 @@ class PgQueue:
                 continue
             try:
                 await self.sweep()
+            except QueueClosedError:
+                return  # closed while sweeping: nothing is left to hand back from here
             except StorageError as exc:
                 log.warning("daemon.sweep_failed", error=str(exc))
 
@@ -538,12 +557,28 @@ class PgQueue:
 
     async def _stream_closed(self, stream: SessionStream) -> None:
         """A stream ended: let go of its session's lease, unless a claim or another stream
-        here still holds the session. A drop that fails is retaken by the next stream."""
+        here still holds the session. A drop that fails is retaken by the next stream.
+
+        A claim of the session whose settlement failed is still 'processing': the lease is
+        let go only after its hand-back is written, or another daemon could claim the next
+        message before it."""
         session_id = stream.session_id
-        owner = self._session_owners.get(session_id)
-        if self._closed or (owner is not None and owner is not stream):
+        if not self._may_drop(session_id, stream):
             return
-        if any(c.message.session_id == session_id for c in self._active_claims):
+        handbacks = self._handback_ops({session_id})
+        if handbacks:
+            try:
+                await self._writer.submit_all(handbacks)
+            except QueueClosedError:
+                return
+            self._handed_back(handbacks)
+            failed = next((op.error for op in handbacks if op.error is not None), None)
+            if failed is not None:
+                log.warning("lease.kept", session_id=session_id, error=str(failed))
+                return
+            if not self._may_drop(session_id, stream):  # a stream began meanwhile
+                return
+        if any(h.session_id == session_id for h in self._handbacks.values()):
             return
         token = self._book.forget(session_id)
         if token is None:
@@ -552,6 +587,12 @@ class PgQueue:
             await self._writer.submit(LeaseDropOp(session_id, token))
         except (StorageError, QueueClosedError) as exc:
             log.warning("lease.drop_failed", session_id=session_id, error=str(exc))
+
+    def _may_drop(self, session_id: str, stream: SessionStream) -> bool:
+        owner = self._session_owners.get(session_id)
+        if self._closed or (owner is not None and owner is not stream):
+            return False
+        return not any(c.message.session_id == session_id for c in self._active_claims)
 
     def _handback_ops(self, sessions: set[str] | None = None) -> list[Operation]:
         return [

@@ -10,7 +10,8 @@ In a batch, in order: the enqueues (one advisory lock per session, in key order;
 ``unnest`` insert with ``ON CONFLICT DO NOTHING`` on the dedupe index; one ``pg_notify``),
 the calls (each in a savepoint of its own: an ack that carries a consumer's writes), the
 settlements (one statement per kind, fenced by claim token), dropped leases, then claims
-(each under its session's lease, taken first when this daemon holds none).
+(each under its session's lease, taken first when this daemon holds none). Drops and claims
+run in session order, not arrival order: every batch locks leases and heads in one order.
 """
 
 from __future__ import annotations
@@ -343,7 +344,9 @@ class PgWriter:
                     for call in groups.calls:
                         await self._call(conn, call, now)
                     await self._settle(conn, groups.settles, now)
-                    for drop in groups.drops:
+                    # Row locks (leases, heads) in session order, whatever order the
+                    # operations came in: two daemons' batches then never deadlock.
+                    for drop in sorted(groups.drops, key=lambda op: op.session):
                         await leases.drop(conn, self._pg, drop.session, drop.token)
                     await self._claim(conn, groups.claims, now, changes)
         except BaseException as exc:  # handed to the batch's callers, whatever it is
@@ -476,7 +479,9 @@ class PgWriter:
     ) -> None:
         daemon = self._daemon()
         taken: dict[str, int] = {}  # leases taken in this batch
-        for op in ops:
+        # Sorted (stably: one session's claims keep their order) so that leases and heads
+        # are locked in one order in every daemon's batch.
+        for op in sorted(ops, key=lambda op: op.session):
             token = taken.get(op.session) or self._book.token(op.session)
             for _ in range(2):  # a lease found lost is taken again once
                 if token is None:

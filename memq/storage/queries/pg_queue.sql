@@ -125,13 +125,28 @@ FROM (SELECT DISTINCT hashtext(session_id) AS key
 SELECT pg_notify(:channel, :payload);
 
 -- name: free_backlog
--- Sessions with a pending message that no other daemon holds the lease of.
-SELECT DISTINCT p.session_id
-FROM pending_messages AS p
-WHERE p.status = 'pending'
+-- Sessions with a pending message that no other daemon holds the lease of. A loose index
+-- scan of pending_messages_next: each step jumps to the next session with a pending row
+-- (one index probe per session), instead of reading every pending row.
+WITH RECURSIVE pending (session_id) AS (
+    (SELECT session_id FROM pending_messages
+     WHERE status = 'pending'
+     ORDER BY session_id
+     LIMIT 1)
+    UNION ALL
+    SELECT (SELECT p.session_id FROM pending_messages AS p
+            WHERE p.status = 'pending' AND p.session_id > pending.session_id
+            ORDER BY p.session_id
+            LIMIT 1)
+    FROM pending
+    WHERE pending.session_id IS NOT NULL
+)
+SELECT pending.session_id
+FROM pending
+WHERE pending.session_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM session_leases AS l
-                  WHERE l.session_id = p.session_id AND l.daemon_id <> :daemon)
-ORDER BY p.session_id;
+                  WHERE l.session_id = pending.session_id AND l.daemon_id <> :daemon)
+ORDER BY pending.session_id;
 
 -- name: free_head
 -- The session's head (due or backing off), unless another daemon holds its lease.
