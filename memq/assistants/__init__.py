@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from memq.assistants.base import Adapter
 
 CLAUDE_CODE: Final = "claude-code"
+# How a hook command names its assistant: ``memq hook --assistant codex`` (memq.hooks.run
+# reads it, memq.hooks.install writes and recognises it).
+ASSISTANT_OPTION: Final = "--assistant"
 # Each assistant's name (its sessions' key prefix) and the module of its adapter.
 _MODULES: Final = {
     CLAUDE_CODE: "memq.assistants.claude_code",
@@ -49,4 +52,4 @@ def adapter(name: str = CLAUDE_CODE) -> Adapter:
     return found
 
 
-__all__ = ["CLAUDE_CODE", "NAMES", "adapter", "canonical_name"]
+__all__ = ["ASSISTANT_OPTION", "CLAUDE_CODE", "NAMES", "adapter", "canonical_name"]

@@ -112,7 +112,7 @@ def _add_settings_target(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_hook(args: argparse.Namespace, settings: Settings) -> int:
-    from memq.hooks.run import ASSISTANT_OPTION
+    from memq.assistants import ASSISTANT_OPTION
     from memq.hooks.run import main as hook_main
 
     return hook_main([ASSISTANT_OPTION, args.assistant, *([args.event] if args.event else [])])

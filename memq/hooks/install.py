@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final, TypeAlias
 
 from memq import __version__
-from memq.assistants import CLAUDE_CODE, NAMES
+from memq.assistants import ASSISTANT_OPTION, CLAUDE_CODE, NAMES
 from memq.env import Variable
 from memq.events import SUBSCRIBED_EVENTS, TOOL_RESULT_EVENTS, json_type
 from memq.exceptions import InstallError
@@ -47,7 +47,6 @@ PLUGIN_DESCRIPTION: Final = (
 BACKUP_INFIX: Final = jsonfile.BACKUP_INFIX
 CONFIG_DIR_VARIABLE: Final = "CLAUDE_CONFIG_DIR"  # Claude Code's, when the user moved it
 MCP_SERVERS: Final = "mcpServers"  # the key of MCP servers in every file Claude Code reads
-ASSISTANT_OPTION: Final = "--assistant"  # memq hook's (memq.hooks.run.ASSISTANT_OPTION)
 
 Json: TypeAlias = dict[str, Any]
 

@@ -25,6 +25,7 @@ import time
 
 from memq import assistants, private_files
 from memq import env as memq_env
+from memq.assistants import ASSISTANT_OPTION
 from memq.events import HookEvent, Route, parse_event_body, route_event
 from memq.exceptions import (
     DaemonUnavailableError,
@@ -57,7 +58,6 @@ DATABASE_SHARE_SECONDS: Final = 0.25
 MAX_HOOK_LOG_BYTES: Final = 5 * 1024 * 1024
 # A home memq refuses: only this much of the event is kept, to see whether it is SessionStart.
 MAX_REFUSAL_READ: Final = 64 * 1024
-ASSISTANT_OPTION: Final = "--assistant"
 
 
 class HookSettings:

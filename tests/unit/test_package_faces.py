@@ -19,7 +19,9 @@ PACKAGE_DIR = ROOT / "memq"
 
 FACES: dict[str, frozenset[str]] = {
     "memq": frozenset({"__version__"}),
-    "memq.assistants": frozenset({"CLAUDE_CODE", "NAMES", "adapter", "canonical_name"}),
+    "memq.assistants": frozenset(
+        {"ASSISTANT_OPTION", "CLAUDE_CODE", "NAMES", "adapter", "canonical_name"}
+    ),
     "memq.cli": frozenset({"main"}),
     "memq.client": frozenset(),
     "memq.hooks": frozenset(),
