@@ -29,10 +29,16 @@ from memq.env import (
 from memq.exceptions import SettingError
 from memq.model_cost import DEFAULT_PRICES, Price, parse_prices, prices_json
 from memq.storage.postgres.url import shown_url, url_problem
+from memq.team.listen import DEFAULT_TEAM_LISTEN, parse_listen
 
 __all__ = ["HOST", "SETTINGS", "Paths", "SettingError", "SettingSpec", "Settings"]
 
 PROCESSOR_DEFAULT: Final = "(the processor's own)"
+# MEMQ_UPSTREAM_MODE: events processed here and forwarded (the default: local memory keeps
+# working offline, and local context never waits on the network), or only forwarded.
+UPSTREAM_BOTH: Final = "both"
+UPSTREAM_FORWARD: Final = "forward"
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_RESERVE_BYTES: Final = 64 * 1024**3
 HIDDEN: Final = "(hidden)"
 
@@ -70,6 +76,10 @@ class Paths:
     @property
     def reserve(self) -> Path:
         return self.home / memq_env.RESERVE_FILE
+
+    @property
+    def upstream_key(self) -> Path:
+        return self.home / memq_env.UPSTREAM_KEY_FILE
 
     def create_home(self) -> None:
         """Create the data directory (0700: it holds the token and everything remembered)
@@ -122,6 +132,26 @@ class Settings:
     # The PostgreSQL server several daemons share (memq.storage.postgres); "": SQLite in
     # the home.
     database_url: str = ""
+    # On PostgreSQL: seconds between a daemon's heartbeats (and its sweeps for dead ones),
+    # and since its last beat before the others declare it dead (None: 5 x the interval).
+    heartbeat_interval: float = 2.0
+    heartbeat_expiry: float | None = None
+    # The team server this laptop forwards its events to (memq.team.forwarder; "": none),
+    # the file holding its API key ("": MEMQ_HOME/upstream.key), and whether events are
+    # also processed here ("both") or only forwarded ("forward").
+    upstream: str = ""
+    upstream_key_file: str = ""
+    upstream_mode: str = UPSTREAM_BOTH
+    # ``memq serve --team`` (memq.team.server): where the team API listens (host:port),
+    # its TLS certificate and key files ("": none), whether a TLS-terminating proxy is in
+    # front (then plain HTTP may listen beyond loopback), and each key's request rate
+    # (requests per second, and the burst it may spend at once).
+    team_listen: str = DEFAULT_TEAM_LISTEN
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_proxy: bool = False
+    team_rate: float = 10.0
+    team_burst: int = 50
     # What the settings were read from (``memq.env.Sources`` for the environment over the
     # settings file); the model-based processors read their own from it. None: os.environ.
     environment: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
@@ -138,6 +168,11 @@ class Settings:
     @property
     def base_url(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def upstream_key_path(self) -> Path:
+        """The file holding the team server's API key."""
+        return Path(self.upstream_key_file) if self.upstream_key_file else self.paths.upstream_key
 
     @classmethod
     def from_env(
@@ -214,6 +249,86 @@ def _database_url(env: Mapping[str, str]) -> str:
     if problem is not None:
         raise memq_env.setting_error(env, Variable.DATABASE_URL, shown_url(value), problem)
     return value
+
+
+def _heartbeat_interval(env: Mapping[str, str]) -> float:
+    return env_float(env, Variable.HEARTBEAT_INTERVAL, DEFAULTS.heartbeat_interval, positive=True)
+
+
+def _heartbeat_expiry(env: Mapping[str, str]) -> float:
+    # Unset: 5 x the interval. A bad interval is its own setting's error; measured against
+    # the default then.
+    try:
+        interval = _heartbeat_interval(env)
+    except SettingError:
+        interval = DEFAULTS.heartbeat_interval
+    expiry = env_float(env, Variable.HEARTBEAT_EXPIRY, 5 * interval, positive=True)
+    if expiry <= interval:
+        problem = f"must be longer than heartbeat_interval ({interval:g} s)"
+        raise memq_env.setting_error(env, Variable.HEARTBEAT_EXPIRY, f"{expiry:g}", problem)
+    return expiry
+
+
+def _upstream(env: Mapping[str, str]) -> str:
+    value = env_text(env, Variable.UPSTREAM, "").rstrip("/")
+    if not value:
+        return ""
+    problem = _upstream_problem(value)
+    if problem is None and env_text(env, Variable.DATABASE_URL, ""):
+        # Several daemons on one database would forward its outbox side by side.
+        problem = "is for a laptop's own SQLite database, not with database_url"
+    if problem is not None:
+        # Never the credentials a URL may hold.
+        shown = repr(value if "@" not in value else "...@" + value.rsplit("@", 1)[1])
+        raise memq_env.setting_error(env, Variable.UPSTREAM, shown, problem)
+    return value
+
+
+def _upstream_problem(url: str) -> str | None:
+    """What is wrong with a team server's URL; None when nothing is."""
+    from urllib.parse import urlsplit  # noqa: PLC0415 - only when it is set
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises for a port that is no number
+    except ValueError as exc:
+        return f"is not a URL ({exc})"
+    if parts.scheme not in ("https", "http") or not host:
+        return "must be https://host[:port]"
+    if parts.username or parts.password:
+        return "must not hold credentials: the key goes in upstream.key"
+    if parts.query or parts.fragment:
+        return "must be https://host[:port] without a query"
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        return "must use https (plain http only to this machine, for tests)"
+    return None
+
+
+def _upstream_key_file(env: Mapping[str, str]) -> str:
+    value = env_text(env, Variable.UPSTREAM_KEY_FILE, "")
+    return os.path.abspath(os.path.expanduser(value)) if value else ""
+
+
+def _upstream_mode(env: Mapping[str, str]) -> str:
+    return env_choice(env, Variable.UPSTREAM_MODE, UPSTREAM_BOTH, (UPSTREAM_BOTH, UPSTREAM_FORWARD))
+
+
+def _team_listen(env: Mapping[str, str]) -> str:
+    value = env_text(env, Variable.TEAM_LISTEN, DEFAULT_TEAM_LISTEN)
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        raise memq_env.setting_error(env, Variable.TEAM_LISTEN, repr(value), str(exc)) from None
+    return value
+
+
+def _tls_file(variable: str) -> Callable[[Mapping[str, str]], str]:
+    def parse(env: Mapping[str, str]) -> str:
+        value = env_text(env, variable, "")
+        return os.path.abspath(os.path.expanduser(value)) if value else ""
+
+    return parse
 
 
 def _model_prices(env: Mapping[str, str]) -> dict[str, Price]:
@@ -403,6 +518,70 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
         _database_url,
         "a PostgreSQL server several daemons share (postgresql://user@host/db; unset: SQLite)",
         "database_url",
+    ),
+    SettingSpec(
+        "heartbeat_interval",
+        _heartbeat_interval,
+        "PostgreSQL: seconds between a daemon's heartbeats",
+        "heartbeat_interval",
+    ),
+    SettingSpec(
+        "heartbeat_expiry",
+        _heartbeat_expiry,
+        "PostgreSQL: seconds after its last heartbeat that a daemon is declared dead and its"
+        " work handed to the others (default 5 x heartbeat_interval)",
+        "heartbeat_expiry",
+    ),
+    SettingSpec(
+        "upstream",
+        _upstream,
+        "the team server this laptop forwards its events to (https://host:port; unset: none)",
+        "upstream",
+    ),
+    SettingSpec(
+        "upstream_key_file",
+        _upstream_key_file,
+        "the file holding the team server's API key (default MEMQ_HOME/upstream.key, 0600)",
+        "upstream_key_file",
+    ),
+    SettingSpec(
+        "upstream_mode",
+        _upstream_mode,
+        "both: events are processed here and forwarded (works offline); forward: only forwarded",
+        "upstream_mode",
+    ),
+    SettingSpec(
+        "team_listen",
+        _team_listen,
+        "memq serve --team: host:port the team API listens on (beyond loopback: TLS or proxy)",
+        "team_listen",
+    ),
+    SettingSpec(
+        "tls_cert",
+        _tls_file(Variable.TLS_CERT),
+        "memq serve --team: the TLS certificate file (PEM, with its chain)",
+        "tls_cert",
+    ),
+    SettingSpec(
+        "tls_key", _tls_file(Variable.TLS_KEY), "memq serve --team: the TLS key file", "tls_key"
+    ),
+    SettingSpec(
+        "tls_proxy",
+        lambda env: env_flag(env, Variable.TLS_PROXY),
+        "memq serve --team: true when a TLS-terminating proxy is in front of the team API",
+        "tls_proxy",
+    ),
+    SettingSpec(
+        "team_rate",
+        lambda env: env_float(env, Variable.TEAM_RATE, DEFAULTS.team_rate, positive=True),
+        "memq serve --team: requests per second each API key may make",
+        "team_rate",
+    ),
+    SettingSpec(
+        "team_burst",
+        lambda env: env_int(env, Variable.TEAM_BURST, DEFAULTS.team_burst, low=1, high=100_000),
+        "memq serve --team: requests an API key may make at once before team_rate holds",
+        "team_burst",
     ),
 )
 SETTINGS_BY_KEY: Final = {spec.key: spec for spec in SETTINGS}

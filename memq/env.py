@@ -64,6 +64,17 @@ class Variable:
     CLAUDE_BIN: Final = "MEMQ_CLAUDE_BIN"
     BATCH_TURNS: Final = "MEMQ_BATCH_TURNS"
     DATABASE_URL: Final = "MEMQ_DATABASE_URL"
+    HEARTBEAT_INTERVAL: Final = "MEMQ_HEARTBEAT_INTERVAL"
+    HEARTBEAT_EXPIRY: Final = "MEMQ_HEARTBEAT_EXPIRY"
+    UPSTREAM: Final = "MEMQ_UPSTREAM"
+    UPSTREAM_KEY_FILE: Final = "MEMQ_UPSTREAM_KEY_FILE"
+    UPSTREAM_MODE: Final = "MEMQ_UPSTREAM_MODE"
+    TEAM_LISTEN: Final = "MEMQ_TEAM_LISTEN"
+    TLS_CERT: Final = "MEMQ_TLS_CERT"
+    TLS_KEY: Final = "MEMQ_TLS_KEY"
+    TLS_PROXY: Final = "MEMQ_TLS_PROXY"
+    TEAM_RATE: Final = "MEMQ_TEAM_RATE"
+    TEAM_BURST: Final = "MEMQ_TEAM_BURST"
 
 
 HOST: Final = "127.0.0.1"
@@ -90,6 +101,7 @@ DAEMON_LOG_FILE: Final = "memq.log"
 HOOK_LOG_FILE: Final = "hook.log"
 SETTINGS_FILE: Final = "settings.toml"
 RESERVE_FILE: Final = "reserve"
+UPSTREAM_KEY_FILE: Final = "upstream.key"  # the team server's API key (memq.team)
 
 # The assistant's own bookkeeping: not worth remembering, and noisy.
 # The MCP server `memq mcp` (memq.mcp) and its tools, named here for the hook's side (install,
@@ -144,6 +156,17 @@ SETTING_VARIABLES: Final = {
     "claude_bin": Variable.CLAUDE_BIN,
     "batch_turns": Variable.BATCH_TURNS,
     "database_url": Variable.DATABASE_URL,
+    "heartbeat_interval": Variable.HEARTBEAT_INTERVAL,
+    "heartbeat_expiry": Variable.HEARTBEAT_EXPIRY,
+    "upstream": Variable.UPSTREAM,
+    "upstream_key_file": Variable.UPSTREAM_KEY_FILE,
+    "upstream_mode": Variable.UPSTREAM_MODE,
+    "team_listen": Variable.TEAM_LISTEN,
+    "tls_cert": Variable.TLS_CERT,
+    "tls_key": Variable.TLS_KEY,
+    "tls_proxy": Variable.TLS_PROXY,
+    "team_rate": Variable.TEAM_RATE,
+    "team_burst": Variable.TEAM_BURST,
 }
 # A blank variable counts as unset, except these, where blank is a value of its own
 # (MEMQ_SKIP_TOOLS= records every tool).

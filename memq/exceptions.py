@@ -29,6 +29,12 @@
     ├── MessageNotFailedError    a retry of a message that has not failed (409)
     ├── SettingNotSetError       the session has no value of its own for that setting (404)
     ├── RecordNotFoundError      memory has no record by that reference (#12, #S3, #P7) (404)
+    ├── ApiKeyError              a team server's API key cannot be made, found or used
+    │   ├── AuthenticationError  no usable key: none, malformed, unknown, revoked, or a wrong
+    │   │                        secret (401)
+    │   ├── ForbiddenProjectError  the key may not use that project (403)
+    │   ├── ApiKeyNotFoundError  no unrevoked key has that name or id (404)
+    │   └── ApiKeyNameTakenError an unrevoked key has that name already (409)
     ├── ForkError                a session cannot be forked
     │   ├── ForkParentNotFoundError  memory has no session to fork (404)
     │   └── ForkTargetExistsError    the new session's id is taken, in memory or the queue (409)
@@ -42,6 +48,10 @@
     │   └── InvalidOutputError       the model answered something that is not a valid record
     ├── ModelRequestError        the model API refused the request itself (a 4xx that is no
     │                            rate limit or credentials): a plain failure of the message
+    ├── UpstreamError            the team server did not take a batch of forwarded events
+    │   ├── UpstreamUnavailableError  unreachable, timed out, 5xx or 429: back off, try again
+    │   ├── UpstreamAuthError    the server refused the key, a 401: forwarding pauses
+    │   └── UpstreamRefusedError the server refused the request as a whole: a 400, 413, 422
     ├── EventError               a hook payload memq cannot accept (400)
     │   ├── MalformedEventError  not JSON, not UTF-8, too deep, NaN, lone surrogates (400)
     │   └── InvalidEventError    JSON of the wrong shape or with unusable values (422)
@@ -211,6 +221,45 @@ class RecordNotFoundError(MemqError):
     http_status = 404
 
 
+class ApiKeyError(MemqError):
+    """The API key cannot be made, found or used."""
+
+
+class AuthenticationError(ApiKeyError):
+    """The request carries no valid API key.
+
+    ``reason`` says why for the audit log and the server's own log (the answer to the
+    client says less); ``key_id`` is the token's key id when it had one.
+    """
+
+    http_status = 401
+
+    def __init__(
+        self, message: str | None = None, *, reason: str = "", key_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.key_id = key_id
+
+
+class ForbiddenProjectError(ApiKeyError):
+    """The API key may not use that project."""
+
+    http_status = 403
+
+
+class ApiKeyNotFoundError(ApiKeyError):
+    """No unrevoked API key has that name or id."""
+
+    http_status = 404
+
+
+class ApiKeyNameTakenError(ApiKeyError):
+    """An unrevoked API key has that name already."""
+
+    http_status = 409
+
+
 class ForkError(MemqError):
     """The session cannot be forked."""
 
@@ -267,6 +316,36 @@ class ModelRequestError(MemqError):
 
     Not a ``ProcessorError``: nothing is paused or retried, the attempt simply fails.
     """
+
+
+class UpstreamError(MemqError):
+    """The team server did not take the forwarded events."""
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """The team server cannot be reached or failed (timeout, 5xx, 429): try again later.
+
+    ``retry_after`` is the delay the server asked for (seconds), when it said one.
+    """
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UpstreamAuthError(UpstreamError):
+    """The team server refused the key."""
+
+
+class UpstreamRefusedError(UpstreamError):
+    """The team server refused the request as a whole: sending it again would not help.
+
+    ``status`` is the HTTP status it answered.
+    """
+
+    def __init__(self, message: str | None = None, *, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class EventError(MemqError):

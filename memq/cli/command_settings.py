@@ -19,6 +19,7 @@ SETTINGS_USED: Final[Mapping[str, frozenset[str]]] = {
     "stop": frozenset({"port", "shutdown_grace"}),
     "install": frozenset(),  # it checks what it records (memq.cli.setup_commands)
     "migrate": frozenset({"database_url", "synchronous"}),
+    "keys": frozenset({"database_url", "synchronous"}),
 }
 # Commands that need neither the home nor the settings file: they work whatever is in it.
 WITHOUT_SETTINGS: Final = frozenset({"hook", "uninstall"})

@@ -21,6 +21,12 @@ def add_parsers(commands: Subcommands) -> None:
         action="store_true",
         help="keep the database in memory and delete it at exit (for tests and demos)",
     )
+    serve.add_argument(
+        "--team",
+        action="store_true",
+        help="also serve the team API to laptops on MEMQ_TEAM_LISTEN (needs MEMQ_DATABASE_URL; "
+        "beyond loopback, MEMQ_TLS_CERT and MEMQ_TLS_KEY, or MEMQ_TLS_PROXY=1)",
+    )
     commands.add_parser("start", help="start the daemon in the background; returns once healthy")
     commands.add_parser("stop", help="stop the daemon gracefully; returns once it has exited")
     status = commands.add_parser("status", help="daemon state and queue counts")
@@ -85,7 +91,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             # Loudly, whatever the log settings: a user must not mistake this for real memory.
             print(database.banner(), file=sys.stderr, flush=True)
             settings = dataclasses.replace(settings, database=database.path, ephemeral=True)
-        daemon = Daemon(settings)
+        daemon = Daemon(settings, team=args.team)
         try:
             anyio.run(daemon.run)
         except QueueLockedError as exc:

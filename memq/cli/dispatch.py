@@ -13,6 +13,7 @@ from memq import env as memq_env
 from memq.cli import (
     archive_commands,
     daemon_commands,
+    key_commands,
     mcp_commands,
     memory_commands,
     open_commands,
@@ -42,6 +43,7 @@ COMMANDS: Final[dict[str, Command]] = {
     **stats_commands.COMMANDS,
     **open_commands.COMMANDS,
     **storage_commands.COMMANDS,
+    **key_commands.COMMANDS,
 }
 # Commands that neither read nor write MEMQ_HOME (they edit Claude Code's settings), so a
 # home others can write to does not stop them.

@@ -63,6 +63,21 @@ def add_assistant_filter(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def add_author_filter(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--author NAME`` (repeatable): only ``what`` of that person (a team key's name)."""
+    parser.add_argument(
+        "--author",
+        action="append",
+        metavar="NAME",
+        help=f"only {what} of this person, as a team server names them (repeatable)",
+    )
+
+
+def author_params(names: list[str] | None) -> list[tuple[str, str]]:
+    """``--author`` values as the API's query parameters."""
+    return [("author", name) for name in dict.fromkeys(names or ())]
+
+
 def assistant_name(text: str) -> str:
     """An argparse type: an assistant's name as memq keys sessions by it (``claude`` is
     ``claude-code``)."""
@@ -92,6 +107,7 @@ def _add_search_parser(commands: Subcommands) -> None:
     search.add_argument("--project", help="only this project (a directory; '.' for this one)")
     search.add_argument("--session", help="only this session (id or claude-code:<id>)")
     add_assistant_filter(search, "the records")
+    add_author_filter(search, "the records")
     search.add_argument(
         "--type",
         action="append",
@@ -167,6 +183,7 @@ def add_parsers(commands: Subcommands) -> None:
         help=f"at most N tokens ({DEFAULT_CONTEXT_BUDGET})",
     )
     add_assistant_filter(context, "the work")
+    add_author_filter(context, "the work")
     context.add_argument("--json", action="store_true", help="print JSON")
     _add_show_parser(commands)
 
@@ -243,6 +260,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     params += [("type", value) for value in args.type or ()]
     params += [("kind", value) for value in args.kind or ()]
     params += assistant_params(args.assistant)
+    params += author_params(args.author)
     if args.min_score is not None:
         params.append(("min_score", repr(args.min_score)))
     if args.fts:
@@ -266,6 +284,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             min_score=args.min_score,
             syntax="fts" if args.fts else "words",
             assistants=args.assistant,
+            authors=args.author,
         )
 
     body = api(settings, "GET", "/api/search?" + urlencode(params), direct=read_directly)
@@ -323,14 +342,23 @@ def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_context(args: argparse.Namespace, settings: Settings) -> int:
     cwd = os.path.abspath(args.cwd or os.getcwd())
     query = urlencode(
-        [("cwd", cwd), ("budget", str(args.budget)), *assistant_params(args.assistant)]
+        [
+            ("cwd", cwd),
+            ("budget", str(args.budget)),
+            *assistant_params(args.assistant),
+            *author_params(args.author),
+        ]
     )
 
     def read_directly() -> Answer:
         from memq.memory import direct
 
         return direct.context(
-            direct.database_of(settings), cwd, budget_tokens=args.budget, assistants=args.assistant
+            direct.database_of(settings),
+            cwd,
+            budget_tokens=args.budget,
+            assistants=args.assistant,
+            authors=args.author,
         )
 
     body = api(settings, "GET", f"/api/context?{query}", direct=read_directly)

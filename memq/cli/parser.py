@@ -10,6 +10,7 @@ from memq import __version__
 from memq.cli import (
     archive_commands,
     daemon_commands,
+    key_commands,
     mcp_commands,
     memory_commands,
     open_commands,
@@ -50,6 +51,7 @@ COMMAND_GROUPS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("sessions", ("title", "config", "fork", "revert", "transfer", "delete")),
     ("queue", ("failed", "retry")),
     ("setup", ("install", "uninstall", "hook", "mcp")),
+    ("team", ("keys",)),
 )
 
 
@@ -80,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         stats_commands,
         open_commands,
         storage_commands,
+        key_commands,
     ):
         topic.add_parsers(commands)
     listing = command_list(subcommand_helps(commands), COMMAND_GROUPS, width)

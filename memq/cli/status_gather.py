@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from typing import Any, Final
 
 from memq import startup_error
@@ -17,7 +18,7 @@ from memq.queue import MessageStatus, QueueStats, StatusCounts
 from memq.storage import integrity
 from memq.storage.sqlfile import load_queries
 from memq.worker.pidfile import running_daemon
-from memq.worker.status_report import StatusReport, spool_counts
+from memq.worker.status_report import StatusReport, offline_upstream, spool_counts
 
 # ``memq status`` checks the database file itself, read-only, for at most this long: that is
 # about 1.5 GB read from the page cache, 200 MB from a cold disk (``memq.storage.integrity``);
@@ -80,6 +81,7 @@ def offline_status(settings: Settings, *, starting: bool = False) -> StatusRepor
     counts = dict.fromkeys(MessageStatus, 0)
     sessions: dict[str, dict[MessageStatus, int]] = {}
     paused: list[str] = []
+    upstream: dict[str, Any] | None = None
     if database.exists():
         conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
         try:
@@ -90,6 +92,9 @@ def offline_status(settings: Settings, *, starting: bool = False) -> StatusRepor
                 counts[status] += n
             paused_query = load_queries("session_config")["paused_sessions"]
             paused = [str(row[0]) for row in conn.execute(paused_query)]
+            if settings.upstream:  # what waits for the team server, and why
+                now_ms = int(time.time() * 1000)
+                upstream = offline_upstream(conn, settings.upstream, settings.upstream_mode, now_ms)
         except sqlite3.Error:
             pass  # a database without these tables yet: nothing counted, nothing paused
         finally:
@@ -109,6 +114,7 @@ def offline_status(settings: Settings, *, starting: bool = False) -> StatusRepor
         session_ttl=settings.session_ttl,
         disk=offline_disk(home, settings.reserve_bytes),
         spool=spool_counts(home),
+        upstream=upstream,
     )
 
 

@@ -46,6 +46,8 @@ def status_lines(status: Mapping[str, Any], home: str) -> list[str]:
             f"database  {_size(status['database_bytes'])} (WAL {_size(status['wal_bytes'])})"
         )
     lines += spool_lines(status, home)
+    if status.get("upstream"):
+        lines += upstream_lines(status["upstream"])
     view = "as the daemon runs with them" if status["settings_view"] == "daemon" else ""
     lines += settings_lines(status["settings"], status["settings_file"], note=view)
     if status["sessions"]:
@@ -72,6 +74,37 @@ def postgres_lines(postgres: Mapping[str, Any], size: int) -> list[str]:
             f"daemon    {daemon['host']} pid {daemon['pid']} port {daemon['port']}: "
             f"{daemon['sessions']} sessions in hand, "
             f"heartbeat {daemon['heartbeat_age_seconds']:.1f} s ago"
+        )
+    return lines
+
+
+def upstream_lines(upstream: Mapping[str, Any]) -> list[str]:
+    """Forwarding to the team server: where, whether it answers, what waits, what failed."""
+    reachable = {True: "reachable", False: "UNREACHABLE", None: "not tried yet"}
+    state = reachable[upstream["reachable"]]
+    if upstream.get("offline"):
+        state = "nothing is sent while the daemon is stopped"
+    head = f"upstream  {upstream['url']} ({upstream['mode']}): {state}"
+    waiting = f"{_events(upstream['waiting'])} waiting"
+    if upstream.get("oldest_waiting_seconds") is not None:
+        waiting += f", the oldest for {_duration(upstream['oldest_waiting_seconds'])}"
+    if upstream.get("forwarded") is not None:
+        waiting += f"; {upstream['forwarded']} forwarded since start"
+    lines = [head, f"          {waiting}"]
+    if upstream.get("paused"):
+        lines.append(f"PAUSED    forwarding: {upstream['paused_reason']}")
+    elif upstream.get("retry_in_seconds"):
+        lines.append(f"          next attempt in {_duration(upstream['retry_in_seconds'])}")
+    if upstream.get("last_error"):
+        ago = upstream.get("last_error_seconds_ago")
+        when = "" if ago is None else f" ({_duration(ago)} ago)"
+        lines.append(f"          last error{when}: {upstream['last_error']}")
+    if upstream.get("refused"):
+        lines.append(f"          {_events(upstream['refused'])} refused by the server")
+    if upstream.get("local_only"):
+        lines.append(
+            f"          {_events(upstream['local_only'])} kept local: no git remote for their"
+            " directory"
         )
     return lines
 

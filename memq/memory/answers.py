@@ -29,16 +29,18 @@ async def context_answer(
     budget_tokens: int,
     exclude_session: str | None = None,
     assistants: Sequence[str] | None = None,
+    authors: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """``{"project", "context", "has_memory"}``: the project's context within the budget
-    (of ``assistants``' sessions only, when given), and whether memory holds anything of the
-    project at all, so that an empty context can say why: no memory, or a budget too small
-    for any of it."""
+    (of ``assistants``' sessions and ``authors``' records only, when given), and whether
+    memory holds anything of the project at all, so that an empty context can say why: no
+    memory, or a budget too small for any of it."""
     text = await builder.build(
         project,
         budget_tokens=budget_tokens,
         exclude_session=exclude_session,
         assistants=assistants,
+        authors=authors,
     )
     has_memory = bool(text)
     if not text and project is not None and budget_tokens < MAX_CONTEXT_BUDGET:
@@ -50,6 +52,7 @@ async def context_answer(
                 budget_tokens=MAX_CONTEXT_BUDGET,
                 exclude_session=exclude_session,
                 assistants=assistants,
+                authors=authors,
             )
         )
     return {"project": project, "context": text, "has_memory": has_memory}

@@ -124,9 +124,15 @@ class MemoryBackend(Protocol):
         ...
 
     async def list_sessions(
-        self, limit: int = 100, offset: int = 0, *, assistants: Sequence[str] | None = None
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        assistants: Sequence[str] | None = None,
+        authors: Sequence[str] | None = None,
     ) -> Page[SessionInfo]:
-        """Sessions, most recently active first; only ``assistants``' when given."""
+        """Sessions, most recently active first; only ``assistants``' when given, and only
+        those holding ``authors``' records when given."""
         ...
 
     async def get_session(self, session_key: str) -> SessionDetail | None:

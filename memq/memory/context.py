@@ -15,7 +15,9 @@ tools that fetch any line's details by its reference and the CLI for people; and
 ``</memq-context>``. Every summary and index line starts with its record's reference
 (``#S56``, ``#1234``: ``memq.memory.refs``). A project's context holds the work of every
 assistant in it (sessions are ``<assistant>:<id>``); when what it shows comes from more than
-one, each line names its assistant after the reference (``- #12 [codex] 5m ago ...``).
+one, each line names its assistant after the reference (``- #12 [codex] 5m ago ...``). A
+line of a record someone else produced (a team server's, ``memq.memory.origin``) names that
+person after it (``- #12 [alice] 5m ago``), always: the reader should know whose work it is.
 
 Tokens are estimated as characters / 4 (rounded up) and the text never exceeds the budget,
 fence included: summaries are fitted first, then as many observation lines as fit, and room
@@ -193,13 +195,15 @@ def add_summaries(
     titles: dict[str, str],
     *,
     labelled: bool = False,
+    viewer: str | None = None,
 ) -> None:
     """Add the summaries that fit to the layout's sessions section: each whole, else its
     first line alone; the first that fits neither way ends the list, so the summaries
-    shown are the newest. ``labelled``: each names its assistant."""
+    shown are the newest. ``labelled``: each names its assistant; ``viewer``: the person
+    the text is for, whose records carry no name (``summary_block``)."""
     section = layout.section(SESSIONS_TITLE)
     for summary in summaries[:MAX_SUMMARIES]:
-        block = summary_block(summary, project, now, titles, labelled=labelled)
+        block = summary_block(summary, project, now, titles, labelled=labelled, viewer=viewer)
         ref = record_ref(RecordType.SUMMARY, summary.id)
         if not (layout.add(section, block, ref) or layout.add(section, block[:1], ref)):
             break
@@ -212,12 +216,13 @@ def add_observations(
     now: datetime,
     *,
     labelled: bool = False,
+    viewer: str | None = None,
 ) -> None:
     """Add index lines of ``observations`` (newest first) while they fit; ``labelled``:
-    each names its assistant."""
+    each names its assistant; ``viewer`` as for ``add_summaries``."""
     section = layout.section(INDEX_TITLE)
     for observation in itertools.islice(observations, MAX_OBSERVATIONS):
-        line = observation_line(observation, project, now, labelled=labelled)
+        line = observation_line(observation, project, now, labelled=labelled, viewer=viewer)
         if not layout.add(section, [line], record_ref(RecordType.OBSERVATION, observation.id)):
             break
 
@@ -238,12 +243,27 @@ def assistant_of(session_key: str | None) -> str:
     return split_session_key(session_key or "")[0]
 
 
-def _line_head(ref: RecordRef | None, when: str, session_key: str | None, labelled: bool) -> str:
-    """``#12 5m ago``, or ``#12 [codex] 5m ago`` when ``labelled``."""
+def _line_head(
+    ref: RecordRef | None,
+    when: str,
+    session_key: str | None,
+    labelled: bool,
+    author: str | None = None,
+) -> str:
+    """``#12 5m ago``, ``#12 [codex] 5m ago`` when ``labelled``, ``#12 [alice] 5m ago``
+    for a record of ``author`` (None: the reader's own)."""
     parts = [] if ref is None else [str(ref)]
     if labelled:
         parts.append(f"[{assistant_of(session_key)}]")
+    if author is not None:
+        parts.append(f"[{author}]")
     return " ".join([*parts, when])
+
+
+def someone_else(author: str | None, viewer: str | None) -> str | None:
+    """The person to name on a record's line: its ``author`` unless that is ``viewer``
+    (the person the text is for); None for a record of this machine's user."""
+    return None if author == viewer else author
 
 
 class Layout:
@@ -364,15 +384,17 @@ def summary_block(
     titles: dict[str, str],
     *,
     labelled: bool = False,
+    viewer: str | None = None,
 ) -> list[str]:
-    """A summary as lines: its reference (and assistant, ``labelled``), time and request,
-    then its non-empty fields, indented."""
+    """A summary as lines: its reference (and assistant, ``labelled``; its author, unless
+    ``viewer``), time and request, then its non-empty fields, indented."""
     request = one_line(summary.request, FIELD_CHARS) or one_line(
         titles.get(summary.session_key or "", ""), FIELD_CHARS
     )
     when = relative_time(summary.created_at or now, now)
     ref = record_ref(RecordType.SUMMARY, summary.id)
-    head = _line_head(ref, when, summary.session_key, labelled)
+    author = someone_else(summary.author, viewer)
+    head = _line_head(ref, when, summary.session_key, labelled, author)
     lines = [f"* {head}: {request or '(no request recorded)'}"]
     for label, value in (
         ("Completed", summary.completed),
@@ -389,10 +411,16 @@ def summary_block(
 
 
 def observation_line(
-    observation: ObservationRecord, project: str, now: datetime, *, labelled: bool = False
+    observation: ObservationRecord,
+    project: str,
+    now: datetime,
+    *,
+    labelled: bool = False,
+    viewer: str | None = None,
 ) -> str:
     """``- #12 5m ago [change] Edited api.py (api.py, b.py +2)``: reference, time, kind,
-    title, files; ``labelled``, the assistant after the reference (``- #12 [codex] 5m ago``)."""
+    title, files; ``labelled``, the assistant after the reference (``- #12 [codex] 5m ago``);
+    then the record's author unless it is ``viewer`` (``- #12 [alice] 5m ago``)."""
     title = one_line(observation.title, TITLE_CHARS) or "(untitled)"
     when = relative_time(observation.created_at or now, now)
     files = short_files(
@@ -402,7 +430,8 @@ def observation_line(
         exclude=title,
     )
     ref = record_ref(RecordType.OBSERVATION, observation.id)
-    head = _line_head(ref, when, observation.session_key, labelled)
+    author = someone_else(observation.author, viewer)
+    head = _line_head(ref, when, observation.session_key, labelled, author)
     line = f"- {head} [{observation.kind}] {title}"
     return f"{line} ({files})" if files else line
 
@@ -466,17 +495,23 @@ class ContextBuilder(ReadsMemory):
         exclude_session: str | None = None,
         now: datetime | None = None,
         assistants: Sequence[str] | None = None,
+        authors: Sequence[str] | None = None,
+        viewer: str | None = None,
     ) -> str:
         """The context text of ``project`` within ``budget_tokens``; "" for no project, or
         when the project has no memory (outside ``exclude_session``, whose memory is left
         out) or nothing of it fits. ``now`` (default: the clock; naive means UTC) dates it,
-        "5m ago". ``assistants``: only their sessions (None: every assistant's)."""
+        "5m ago". ``assistants``: only their sessions (None: every assistant's); ``authors``:
+        only those people's records (None: everyone's, this machine's user's included);
+        ``viewer``: the person it is for, whose records are not labelled with their name."""
         shown = await self.build_shown(
             project,
             budget_tokens=budget_tokens,
             exclude_session=exclude_session,
             now=now,
             assistants=assistants,
+            authors=authors,
+            viewer=viewer,
         )
         return shown.text
 
@@ -488,6 +523,8 @@ class ContextBuilder(ReadsMemory):
         exclude_session: str | None = None,
         now: datetime | None = None,
         assistants: Sequence[str] | None = None,
+        authors: Sequence[str] | None = None,
+        viewer: str | None = None,
     ) -> ContextShown:
         """As :meth:`build`, with the references the text shows and its tokens."""
         if project is None or budget_tokens <= 0:
@@ -495,7 +532,14 @@ class ContextBuilder(ReadsMemory):
         layout = project_layout(project, budget_tokens)
         async with self.snapshot() as conn:
             await add_project_context(
-                conn, layout, project, exclude_session, aware_now(now), assistants=assistants
+                conn,
+                layout,
+                project,
+                exclude_session,
+                aware_now(now),
+                assistants=assistants,
+                authors=authors,
+                viewer=viewer,
             )
         return layout.shown()
 
@@ -513,19 +557,22 @@ async def add_project_context(
     now: datetime,
     *,
     assistants: Sequence[str] | None = None,
+    authors: Sequence[str] | None = None,
+    viewer: str | None = None,
 ) -> None:
     """Add ``project``'s latest summaries and newest observations (outside
-    ``exclude_session``; of ``assistants``' sessions only, when given) to ``layout``, as
-    many as fit, read on ``conn``. When what fits comes from more than one assistant, each
-    line names its own (and fewer may fit)."""
-    scope = _Scope(project, exclude_session, assistants)
+    ``exclude_session``; of ``assistants``' sessions and ``authors``' records only, when
+    given) to ``layout``, as many as fit, read on ``conn``. When what fits comes from more
+    than one assistant, each line names its own (and fewer may fit); a line of someone
+    else's record (not ``viewer``'s) names that person."""
+    scope = _Scope(project, exclude_session, assistants, authors)
     summary_rows = await _newest(conn, "summaries", scope, MAX_SUMMARIES)
     summaries = [summary_from_row(row) for row in summary_rows]
     titles = {
         row["session_key"]: row["session_title"] for row in summary_rows if row["session_title"]
     }
     trial = layout.copy()
-    add_summaries(trial, project, summaries, now, titles)
+    add_summaries(trial, project, summaries, now, titles, viewer=viewer)
     room = lines_room(trial)
     observation_rows = await _newest(conn, "observations", scope, room)
     observations = [_observation(row) for row in observation_rows]
@@ -533,10 +580,10 @@ async def add_project_context(
     records: list[SummaryRecord | ObservationRecord] = [*summaries, *observations]
     if len({assistant_of(record.session_key) for record in records}) > 1:
         # Mixed among the rows read: labels only if they are among the rows that fit.
-        add_observations(trial, project, observations, now)
+        add_observations(trial, project, observations, now, viewer=viewer)
         labelled = len(_assistants_shown(trial, layout, summaries, observations)) > 1
-    add_summaries(layout, project, summaries, now, titles, labelled=labelled)
-    add_observations(layout, project, observations, now, labelled=labelled)
+    add_summaries(layout, project, summaries, now, titles, labelled=labelled, viewer=viewer)
+    add_observations(layout, project, observations, now, labelled=labelled, viewer=viewer)
 
 
 def _assistants_shown(
@@ -562,11 +609,12 @@ def _assistants_shown(
 @dataclass(frozen=True, slots=True)
 class _Scope:
     """Whose records a context reads: the project's sessions but one, maybe only some
-    assistants'."""
+    assistants', maybe only some people's records."""
 
     project: str
     exclude_session: str | None
     assistants: Sequence[str] | None
+    authors: Sequence[str] | None = None
 
     def params(self) -> dict[str, Any]:
         assistants = None if self.assistants is None else json.dumps(list(self.assistants))
@@ -574,7 +622,12 @@ class _Scope:
             "project": self.project,
             "exclude_session": self.exclude_session,
             "assistants": assistants,
+            "authors": self.authors_json(),
         }
+
+    def authors_json(self) -> str | None:
+        """``authors`` as the statements take them: a JSON array, or None for everyone."""
+        return None if self.authors is None else json.dumps(list(self.authors))
 
 
 class _Sessions:
@@ -644,6 +697,7 @@ async def _newest(
             "after_created_at": kept[0][0] if full else -1,
             "after_message_id": kept[0][1] if full else -1,
             "limit": limit,
+            "authors": scope.authors_json(),
         }
         for row in await conn.execute_fetchall(query, params):
             item = (int(row["created_at"]), int(row["message_id"]), row)
@@ -669,4 +723,6 @@ def _observation(row: sqlite3.Row) -> ObservationRecord:
         message_id=int(row["message_id"]),
         session_key=row["session_key"],
         created_at=from_epoch_ms(row["created_at"]),
+        author=row["author"],
+        machine=row["machine"],
     )

@@ -95,6 +95,7 @@ def search(
     min_score: float | None = None,
     syntax: str = "words",
     assistants: Sequence[str] | None = None,
+    authors: Sequence[str] | None = None,
 ) -> Answer:
     """``GET /api/search``: the records matching ``query``, best first."""
 
@@ -114,6 +115,7 @@ def search(
             min_score=min_score,
             syntax=syntax,
             assistants=assistants,
+            authors=authors,
         )
         return _json(search_answer(hits))
 
@@ -199,7 +201,12 @@ def history(database: Database, session: str, *, max_items: int = 50) -> Answer:
 
 
 def context(
-    database: Database, cwd: str, *, budget_tokens: int, assistants: Sequence[str] | None = None
+    database: Database,
+    cwd: str,
+    *,
+    budget_tokens: int,
+    assistants: Sequence[str] | None = None,
+    authors: Sequence[str] | None = None,
 ) -> Answer:
     """``GET /api/context?cwd=``: the context of the project ``cwd`` belongs to."""
     project = project_for(cwd) or None
@@ -208,7 +215,7 @@ def context(
         if builder is None:
             return _json({"project": project, "context": "", "has_memory": False})
         answer = await context_answer(
-            builder, project, budget_tokens=budget_tokens, assistants=assistants
+            builder, project, budget_tokens=budget_tokens, assistants=assistants, authors=authors
         )
         return _json(answer)
 

@@ -62,6 +62,8 @@ class FeedItem:
     kind: str | None  # an observation's kind
     created_at: int  # the event's time, epoch ms
     assistant: str = ""  # the session's assistant
+    author: str | None = None  # who produced it (memq.memory.origin); None: this machine's user
+    machine: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,8 @@ class FeedItem:
             "id": self.record_id,
             "session_key": self.session_key,
             "assistant": self.assistant,
+            "author": self.author,
+            "machine": self.machine,
             "project": self.project,
             "title": self.title,
             "kind": self.kind,
@@ -91,11 +95,14 @@ def _item(row: sqlite3.Row) -> FeedItem:
         kind=row["kind"],
         created_at=int(row["created_at"]),
         assistant=str(row["assistant"]),
+        author=row["author"],
+        machine=row["machine"],
     )
 
 
 def _names(assistants: Sequence[str] | None) -> str | None:
-    """Assistant names as the statements take them: a JSON array, NULL for all."""
+    """Assistant (or author) names as the statements take them: a JSON array, NULL for
+    all."""
     return None if assistants is None else json.dumps(list(assistants))
 
 
@@ -117,14 +124,16 @@ class FeedReader(ReadsMemory):
         project: str | None = None,
         assistants: Sequence[str] | None = None,
         limit: int = BATCH,
+        authors: Sequence[str] | None = None,
     ) -> list[FeedItem]:
         """The first ``limit`` items after seq ``after``, oldest first (only ``assistants``'
-        sessions' when given)."""
+        sessions' and ``authors``' records when given)."""
         params = {
             "after": after,
             "session_key": session_key,
             "project": project,
             "assistants": _names(assistants),
+            "authors": _names(authors),
             "limit": limit,
         }
         return [_item(row) for row in await self._rows("feed_after", params)]
@@ -137,6 +146,7 @@ class FeedReader(ReadsMemory):
         project: str | None = None,
         assistants: Sequence[str] | None = None,
         limit: int = BACKLOG,
+        authors: Sequence[str] | None = None,
     ) -> list[FeedItem]:
         """The newest ``limit`` items up to seq ``upto``, oldest first."""
         params = {
@@ -144,6 +154,7 @@ class FeedReader(ReadsMemory):
             "session_key": session_key,
             "project": project,
             "assistants": _names(assistants),
+            "authors": _names(authors),
             "limit": limit,
         }
         return [_item(row) for row in reversed(await self._rows("feed_newest", params))]

@@ -36,7 +36,7 @@ from typing import Any, Final
 from memq.exceptions import ForkParentNotFoundError, ForkTargetExistsError, SameSessionError
 from memq.memory.records import from_epoch_ms, isoformat_utc
 from memq.memory.store import split_session_key
-from memq.queue import Queue, SpanMs, Transaction, earlier
+from memq.queue import QueueBase, SpanMs, Transaction, earlier
 from memq.storage.sqlfile import load_queries
 
 QUERIES: Final = load_queries("fork")
@@ -91,7 +91,7 @@ def fork_effect(parent_key: str, child_key: str) -> Callable[[Transaction], Awai
     return fork
 
 
-async def may_link(queue: Queue, child_key: str, cwd: str | None, *, window: SpanMs) -> bool:
+async def may_link(queue: QueueBase, child_key: str, cwd: str | None, *, window: SpanMs) -> bool:
     """Whether ``link_effect`` could find a parent for ``child_key``: a session resumed in
     ``cwd`` within ``window``. Read without the writer; False spares it the look-up."""
     if not cwd:

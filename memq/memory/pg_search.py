@@ -40,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, Self
 
@@ -457,8 +457,10 @@ class PgMemoryReader(MemoryReader):
 
     @classmethod
     async def open(cls, url: str, options: ConnectOptions | None = None) -> Self:
-        """A reader on a pool of its own (closed with the reader)."""
-        return cls(await open_pool(url, options), url, owns_pool=True)
+        """A reader on a pool of its own (closed with the reader), whose transactions are
+        read-only: writes belong to the queue's writer, as SQLite's readers' query_only."""
+        read_only = replace(options or ConnectOptions(), read_only=True)
+        return cls(await open_pool(url, read_only), url, owns_pool=True)
 
     def sharing(self) -> PgMemoryReader:
         """A reader on this one's pool that leaves closing the pool to this one."""

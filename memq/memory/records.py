@@ -2,7 +2,8 @@
 
 A processor builds ``ObservationRecord`` and ``SummaryRecord`` values without the four origin
 fields (``id``, ``message_id``, ``session_key``, ``created_at``); the store fills them from the
-message when it writes the record, and every record read back has them set.
+message when it writes the record, and every record read back has them set. ``author`` and
+``machine`` are set only on records a team server took in (``memq.memory.origin``).
 
 ``SessionContext`` and ``ProcessResult`` live here rather than in ``memq.processors`` (which
 re-exports them) so that the store and the processors both depend on this module and never on
@@ -109,6 +110,9 @@ class ObservationRecord(_Record):
     message_id: int | None = None
     session_key: str | None = None
     created_at: datetime | None = None  # when the event happened, not when it was processed
+    # Who produced it (a team key's name) and on which machine; None: this machine's user.
+    author: str | None = None
+    machine: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,8 @@ class SummaryRecord(_Record):
     message_id: int | None = None
     session_key: str | None = None
     created_at: datetime | None = None
+    author: str | None = None  # as ObservationRecord's
+    machine: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +146,8 @@ class PromptRecord(_Record):
     message_id: int
     session_key: str
     created_at: datetime
+    author: str | None = None  # as ObservationRecord's
+    machine: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,13 @@ def strings_from_json(text: str) -> tuple[str, ...]:
     return tuple(str(item) for item in json.loads(text))
 
 
+def optional_column(row: sqlite3.Row | Mapping[str, Any], name: str) -> Any:
+    """The row's column ``name``, None when the statement did not select it (``author`` and
+    ``machine``, migration 0018: a statement reading only what it shows leaves them out)."""
+    # keys(): ``in`` on a sqlite3.Row looks among its values.
+    return row[name] if name in row.keys() else None  # noqa: SIM118
+
+
 def prompt_from_row(row: sqlite3.Row) -> PromptRecord:
     """A ``prompts`` row."""
     return PromptRecord(
@@ -39,6 +46,8 @@ def prompt_from_row(row: sqlite3.Row) -> PromptRecord:
         message_id=int(row["message_id"]),
         session_key=row["session_key"],
         created_at=from_epoch_ms(row["created_at"]),
+        author=optional_column(row, "author"),
+        machine=optional_column(row, "machine"),
     )
 
 
@@ -61,6 +70,8 @@ def observation_from_row(row: sqlite3.Row) -> ObservationRecord:
         message_id=int(row["message_id"]),
         session_key=row["session_key"],
         created_at=from_epoch_ms(row["created_at"]),
+        author=optional_column(row, "author"),
+        machine=optional_column(row, "machine"),
     )
 
 
@@ -79,4 +90,6 @@ def summary_from_row(row: sqlite3.Row) -> SummaryRecord:
         message_id=int(row["message_id"]),
         session_key=row["session_key"],
         created_at=from_epoch_ms(row["created_at"]),
+        author=optional_column(row, "author"),
+        machine=optional_column(row, "machine"),
     )

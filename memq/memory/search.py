@@ -46,7 +46,9 @@ are searched unfiltered. ``file`` keeps records that read, modified or edited a 
 containing that text (ASCII letters case-insensitive; prompts have no files, so none match).
 ``since`` is inclusive, ``until`` exclusive; naive datetimes are taken as UTC.
 ``assistants`` keeps the records of those assistants' sessions (``claude-code``, ``codex``,
-...); every hit and timeline record names its ``assistant``.
+...); every hit and timeline record names its ``assistant``. ``authors`` keeps the records
+those people produced (a team key's name: ``memq.memory.origin``); every hit and timeline
+record names its ``author`` and ``machine`` (None: made on this machine by its own user).
 
 Scores are BM25 made positive: higher is better, comparable within one search only.
 ``min_score`` drops hits below it.
@@ -104,6 +106,7 @@ _FILTERS: Final = (
     "project",
     "session_key",
     "assistants",
+    "authors",
     "types",
     "kinds",
     "file",
@@ -174,6 +177,8 @@ class SearchHit:
     score: float  # positive, higher is better; comparable within one search
     created_at: datetime  # when the event happened
     inherited: bool = False  # a fork's copy of its parent's record (session searches only)
+    author: str | None = None  # who produced it (memq.memory.origin); None: this machine's user
+    machine: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The hit as JSON-ready values (times as ISO-8601 UTC text)."""
@@ -190,6 +195,8 @@ class SearchHit:
             "score": self.score,
             "created_at": isoformat_utc(self.created_at),
             "inherited": self.inherited,
+            "author": self.author,
+            "machine": self.machine,
         }
 
 
@@ -278,6 +285,7 @@ class MemorySearch(ReadsMemory):
         min_score: float | None = None,
         syntax: str = "words",
         assistants: Sequence[str] | None = None,
+        authors: Sequence[str] | None = None,
     ) -> list[SearchHit]:
         """The records matching ``query``, best first, at most ``limit`` of them.
 
@@ -291,6 +299,7 @@ class MemorySearch(ReadsMemory):
             project=project,
             session_key=session_key,
             assistants=assistants,
+            authors=authors,
             types=types,
             kinds=kinds,
             file=file,
@@ -464,6 +473,7 @@ def _filter_params(
     until: datetime | None,
     limit: int,
     assistants: Sequence[str] | None = None,
+    authors: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     if limit < 1:
         raise InvalidRequestError(f"limit must be at least 1 (got {limit})")
@@ -480,6 +490,7 @@ def _filter_params(
         "project": project,
         "session_key": session_key,
         "assistants": None if assistants is None else json.dumps(list(assistants)),
+        "authors": None if authors is None else json.dumps(list(authors)),
         "types": _type_codes(types, kinds),
         "kinds": kind_values,
         "file": file or None,
@@ -576,6 +587,8 @@ def _hit(row: sqlite3.Row) -> SearchHit:
         score=float(row["score"]),
         created_at=from_epoch_ms(row["created_at"]),
         inherited=bool(row["inherited"]),
+        author=row["author"],
+        machine=row["machine"],
     )
 
 

@@ -22,6 +22,7 @@ from memq.limits import DEFAULT_HISTORY_ITEMS, TURN_ITEMS
 from memq.memory.backend import CONTEXT_ITEMS, MemoryWrite, TransferResult
 from memq.memory.feed import append_feed
 from memq.memory.history import History, HistoryEntry, shape_history
+from memq.memory.origin import record_origin
 from memq.memory.reader import ReadsMemory
 from memq.memory.records import (
     ObservationRecord,
@@ -76,9 +77,10 @@ class MemoryStore(ReadsMemory):
         It records the session (a prompt, a tool call or a summary creates it; a
         ``session_end`` message ends it, a SessionStart event opens it again; see
         ``_session_write``), numbers and stores a prompt, and stores the result's observation
-        and summary, each stamped with the message's id and time, and appends their rows to
-        the live feed (``memq.memory.feed``). A second write for the same message fails with
-        ``StorageError`` (UNIQUE message_id).
+        and summary, each stamped with the message's id and time (and, for an event the team
+        server took in, who made it on which machine: ``memq.memory.origin``), and appends
+        their rows to the live feed (``memq.memory.feed``). A second write for the same
+        message fails with ``StorageError`` (UNIQUE message_id).
         """
         session_write = _session_write(message, result)
         session = _session_params(message, project)
@@ -92,16 +94,26 @@ class MemoryStore(ReadsMemory):
             None if result.observation is None else _observation_params(result.observation)
         )
         summary = None if result.summary is None else _summary_params(result.summary)
+        author, machine = record_origin(message.payload)
+        # A team server's record names who made it (memq.memory.origin); a local one nothing.
+        stamp = (
+            None
+            if author is None and machine is None
+            else {"message_id": message.id, "author": author, "machine": machine}
+        )
 
         async def write(tx: Transaction) -> None:
             if session_write is not None:
                 await tx.execute(QUERIES[session_write], {**session, "now": tx.now_ms})
-            if prompt is not None:
-                await tx.execute(QUERIES["insert_prompt"], {**prompt, **origin})
-            if observation is not None:
-                await tx.execute(QUERIES["insert_observation"], {**observation, **origin})
-            if summary is not None:
-                await tx.execute(QUERIES["insert_summary"], {**summary, **origin})
+            for record_type, params in (
+                ("prompt", prompt),
+                ("observation", observation),
+                ("summary", summary),
+            ):
+                if params is not None:
+                    await tx.execute(QUERIES[f"insert_{record_type}"], {**params, **origin})
+                    if stamp is not None:
+                        await tx.execute(QUERIES[f"stamp_{record_type}_origin"], stamp)
             if prompt is not None or observation is not None or summary is not None:
                 await append_feed(tx, message_id=message.id, session_key=message.session_id)
 
@@ -367,12 +379,21 @@ class MemoryStore(ReadsMemory):
         return heads[0]["project"], history
 
     async def list_sessions(
-        self, limit: int = 100, offset: int = 0, *, assistants: Sequence[str] | None = None
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        assistants: Sequence[str] | None = None,
+        authors: Sequence[str] | None = None,
     ) -> Page[SessionInfo]:
-        """Sessions, most recently active first; only ``assistants``' when given."""
+        """Sessions, most recently active first; only ``assistants``' when given, and only
+        those holding records of their own by ``authors`` (``memq.memory.origin``)."""
         params: dict[str, Any] = dict(_page_params(limit, offset))
         name = "sessions"
-        if assistants is not None and len(set(assistants)) == 1:  # an index search, no sort
+        if authors is not None:  # from the author indexes; assistants filter those
+            name, params["authors"] = "sessions_by_author", json.dumps(list(authors))
+            params["assistants"] = None if assistants is None else json.dumps(list(assistants))
+        elif assistants is not None and len(set(assistants)) == 1:  # an index search, no sort
             name, params["assistant"] = "sessions_of_assistant", assistants[0]
         elif assistants is not None:
             name, params["assistants"] = "sessions_by_assistant", json.dumps(list(assistants))

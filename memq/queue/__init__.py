@@ -10,7 +10,8 @@
     await queue.close()
 
 This package knows nothing of HTTP, hooks or processors; the worker uses it through the names
-exported here.
+exported here. ``QueueBase`` is the type of a queue of either backend (``Queue`` on SQLite,
+``memq.queue.postgres.PgQueue`` on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from memq.kinds import MessageKind
 from memq.queue._claim import Claim, ClaimState, Effect
 from memq.queue._clock import SYSTEM_CLOCK, Clock, EpochMs, SpanMs, earlier, later, span
+from memq.queue._core import QueueBase
 from memq.queue._files import FileProblem, Installed, Replacement
 from memq.queue._lock import InstanceLock, lock_path_for
 from memq.queue._models import (
@@ -52,6 +54,7 @@ __all__ = [
     "MessageKind",
     "MessageStatus",
     "Queue",
+    "QueueBase",
     "QueueSettings",
     "QueueStats",
     "Replacement",

@@ -1,6 +1,6 @@
 """What ``Claim`` and ``SessionStream`` call on their queue: the hooks that both backends
-(``memq.queue.Queue`` on SQLite, ``memq.queue.postgres.PgQueue``) provide, so mypy checks
-that each still does."""
+(``memq.queue.Queue`` on SQLite, ``memq.queue.postgres.PgQueue``) provide through their base,
+``memq.queue._core.QueueBase``, so mypy checks that it still does."""
 
 from __future__ import annotations
 

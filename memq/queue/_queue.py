@@ -6,51 +6,33 @@ import functools
 import json
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, NamedTuple, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from memq.exceptions import (
-    InvalidMessageError,
-    QueueClosedError,
-    StorageError,
-)
-from memq.kinds import MessageKind
-from memq.limits import MAX_KEY_CHARS
+from memq.exceptions import StorageError
 from memq.queue import _files
 from memq.queue._claim import Claim, ClaimState, Effect
-from memq.queue._clock import (
-    SYSTEM_CLOCK,
-    Clock,
-    EpochMs,
-    StoredSpans,
-    earlier,
-    later,
-    seconds_until,
-    span,
-)
+from memq.queue._clock import SYSTEM_CLOCK, Clock, EpochMs, later
 from memq.queue._connection import Parameters, ThreadConnection
+from memq.queue._core import (
+    PRUNE_CHUNK,
+    QueueBase,
+    _check_id,
+    _check_kind,
+    encode_payload,
+)
 from memq.queue._files import DatabaseFiles, FileProblem, Replacement
 from memq.queue._lock import InstanceLock, lock_path_for
-from memq.queue._models import (
-    Enqueued,
-    FailedMessage,
-    MaintenanceReport,
-    Message,
-    MessageStatus,
-    QueueStats,
-    StatusCounts,
-    from_epoch_ms,
-)
+from memq.queue._models import MaintenanceReport
 from memq.queue._settings import QueueSettings
 from memq.queue._stream import SessionStream
-from memq.queue._wakeup import ForeignChangeWatcher, Handoff, Wakeups
+from memq.queue._wakeup import ForeignChangeWatcher, Handoff
 from memq.queue._writer import (
     CallOp,
     ClaimOp,
@@ -71,27 +53,20 @@ log = structlog.get_logger("memq.queue")
 T = TypeVar("T")
 
 QUERIES: Final = load_queries("queue")
-KINDS: Final = frozenset(kind.value for kind in MessageKind)
-PRUNE_CHUNK: Final = 2000
 INTERRUPTED: Final = "interrupted: the process died while this message was processing"
-# One encoder for every payload: json.dumps with options builds a new one per call.
-_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+# Re-exported: the PostgreSQL queue and older imports name them here.
+__all__ = ["PRUNE_CHUNK", "Queue", "_check_id", "_check_kind", "encode_payload"]
 
 
-class Handback(NamedTuple):
-    """A claim whose settlement could not be written, to be released once the queue can
-    write: its session, and the attempt that the release must match."""
-
-    session_id: str
-    attempts: int
-
-
-class Queue:
+class Queue(QueueBase):
     """A durable FIFO queue per session on one SQLite file.
 
     Open it with ``await Queue.open(path)``; it needs no task group. Only one ``Queue`` may
     have a file open at a time, across processes.
     """
+
+    _queries = QUERIES
+    _changes: ForeignChangeWatcher
 
     def __init__(
         self,
@@ -105,16 +80,12 @@ class Queue:
         foreign_version: int,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        super().__init__(settings=settings, clock=clock)
         self.path = path
-        self.settings = settings
-        self.clock = clock
-        self._spans = StoredSpans.from_settings(settings)
         self._lock = lock
         self._writer_conn = writer
         self._reader = reader
         self._connections = (writer, reader)
-        self._closed = False
-        self._closing = anyio.Event()  # wakes the maintenance loops at close
         # The files at the database's paths (memq.queue._files): what this queue found
         # changed, whether it stopped writing because of it, and what it did about it.
         self._files = files
@@ -123,7 +94,6 @@ class Queue:
         self._rescue_lock = anyio.Lock()
         self._replacement: Replacement | None = None
         self._replaced = anyio.Event()
-        self._wakeups = Wakeups()
         self._changes = ForeignChangeWatcher(
             self._wakeups,
             settings.change_check_interval,
@@ -144,12 +114,6 @@ class Queue:
             verify=self._verify_files,
             on_storage_error=self._storage_failed,
         )
-        self._active_claims: set[Claim] = set()
-        self._session_owners: dict[str, SessionStream] = {}
-        # Claims whose settlement could not be written (a full disk), by message id: each is
-        # released with the next claim of its session, or by maintenance, whichever is first.
-        self._handbacks: dict[int, Handback] = {}
-        self._storage_listeners: list[Callable[[StorageError], None]] = []
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -228,11 +192,6 @@ class Queue:
         reopened._storage_listeners.extend(self._storage_listeners)
         return reopened
 
-    @property
-    def closed(self) -> bool:
-        """Whether ``close`` was called."""
-        return self._closed
-
     async def close(self) -> None:
         """Hand back unsettled claims, wake idle streams so they end, close the file and
         release the lock. Safe to call twice."""
@@ -278,109 +237,36 @@ class Queue:
         except (StorageError, OSError) as exc:
             log.exception("database.lost_on_close", path=str(self.path), error=str(exc))
 
-    async def __aenter__(self) -> Queue:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise QueueClosedError(f"queue {self.path} is closed")
+    def _closed_text(self) -> str:
+        return f"queue {self.path} is closed"
 
     # -- producing -------------------------------------------------------------------------
 
-    async def enqueue(
-        self,
-        session_id: str,
-        kind: MessageKind | str,
-        payload: Any,
-        dedupe_key: str | None = None,
-        *,
-        payload_json: str | None = None,
-    ) -> Enqueued:
-        """Store one message; durable when this returns.
-
-        ``payload`` is any JSON value. A ``dedupe_key`` already used in this session returns
-        the first message's id with ``created=False`` and stores nothing. ``payload_json`` is
-        the payload's JSON text when the caller holds it already, parsed and checked strictly
-        (``memq.events.parse_event_body``): it is stored as given, not encoded again.
-        Raises ``InvalidMessageError`` for input that cannot be stored faithfully.
-        """
-        self._check_open()
-        op = EnqueueOp(
-            _check_id("session_id", session_id),
-            _check_kind(kind),
-            encode_payload(payload) if payload_json is None else payload_json,
-            None if dedupe_key is None else _check_id("dedupe_key", dedupe_key),
-            self.clock.now(),
-        )
+    async def _write_enqueue(self, op: EnqueueOp) -> None:
         await self._writer.submit(op, self._handoffs(op.session))
         if self._files_changed:
             # Committed to files that are no longer at the database's path: acknowledged only
             # once what this queue holds is saved there (raises StorageError if it cannot be).
             await self._rescue(self._files_changed)
-        return Enqueued(op.message_id, op.created)
 
     # -- consuming -------------------------------------------------------------------------
 
-    def stream(self, session_id: str, *, linger: float = 5.0) -> SessionStream:
-        """Claims of ``session_id``'s messages in FIFO order, one at a time.
+    async def _submit_all(self, ops: Sequence[Any]) -> None:
+        await self._writer.submit_all(ops)
 
-        When nothing is pending the stream waits up to ``linger`` seconds for more (woken at
-        once by an enqueue in this process; rows from other processes are noticed within
-        ``change_check_interval``), then ends. It also ends right after yielding a
-        ``summarize`` message. One stream per session may hold a claim at a time.
-        """
-        self._check_open()
-        return SessionStream(self, _check_id("session_id", session_id), linger)
+    def _settle_op(
+        self, action: SettleAction, message_id: int, check: int, details: FailDetails | None
+    ) -> SettleOp:
+        return SettleOp(action, message_id, check, details)
 
-    async def _claim(self, session_id: str) -> tuple[Claim | None, float | None]:
-        """Claim the session's head if it is due. Returns the claim, or None and when (on
-        ``clock.monotonic()``) the pending head becomes due, None when nothing is pending.
-        A head that is not due is only looked at: nothing is written."""
-        op = ClaimOp(session_id)
-        # A claim whose settlement could not be written goes back first, in the same batch
-        # (settlements run before claims): the session's head is claimed again, in order.
-        handbacks = self._handback_ops({session_id})
-        await self._writer.submit_all([*handbacks, op])
-        self._handed_back(handbacks)
-        failed = next((o.error for o in handbacks if o.error is not None), None)
-        if failed is not None and op.row is not None:
-            # The writer split the two into batches and only the claim's committed: that
-            # message must not pass the head, so it goes back with it, later.
-            self._handbacks[int(op.row["id"])] = Handback(session_id, int(op.row["attempts"]))
-            raise failed
-        if op.error is not None:
-            raise op.error
-        if op.row is None:
-            return None, self._due_at(op.head_available_at)
-        return self._claimed(op.row), None
+    def _claim_op(self, session_id: str) -> ClaimOp:
+        return ClaimOp(session_id)
 
-    def _claimed(self, row: sqlite3.Row) -> Claim:
-        """The claim of a row that a committed batch claimed."""
-        message = Message(
-            id=int(row["id"]),
-            session_id=str(row["session_id"]),
-            kind=MessageKind.parse(row["kind"]),
-            payload=json.loads(row["payload"]),
-            dedupe_key=row["dedupe_key"],
-            attempts=int(row["attempts"]),
-            created_at=from_epoch_ms(int(row["created_at"])),
-        )
-        claim = Claim(
-            self,
-            message,
-            anyio.current_time() + self.settings.lease,
-            claimed_at=self.clock.monotonic(),
-        )
-        self._active_claims.add(claim)
-        return claim
+    def _check_of(self, claim: Claim) -> int:
+        return claim.message.attempts  # a claim's settlement matches its attempt
+
+    def _check_of_row(self, row: Any) -> int:
+        return int(row["attempts"])
 
     async def _head_due_at(self, session_id: str) -> float | None:
         """When (on ``clock.monotonic()``) the session's head becomes claimable."""
@@ -390,15 +276,6 @@ class Queue:
             )
         )
         return self._due_at(EpochMs(int(rows[0][0])) if rows else None)
-
-    def _due_at(self, available_at: EpochMs | None) -> float | None:
-        """``available_at`` (a head's, as stored) on ``clock.monotonic()``."""
-        if available_at is None:
-            return None
-        wait = seconds_until(available_at, self.clock.now())
-        if wait > self.settings.max_wait:
-            wait = 0.0  # stored before the wall clock was set back: due now (see claim_heads)
-        return self.clock.monotonic() + max(0.0, wait)
 
     async def _ack(self, claim: Claim, write: Effect | None) -> bool:
         self._check_open()
@@ -438,144 +315,19 @@ class Queue:
         stream = self._session_owners.get(session_id)
         if stream is None or not stream._claims_ahead(claim):
             return None
-        if any(h.session_id == session_id for h in self._handbacks.values()):
+        if self._handing_back(session_id):
             return None  # those go back first, with the stream's own claim
         return ClaimOp(session_id, only_if=acked)
-
-    async def _fail(self, claim: Claim, error: str) -> MessageStatus | None:
-        self._check_open()
-        message = claim.message
-        exhausted = message.attempts >= self.settings.max_attempts
-        status = MessageStatus.FAILED if exhausted else MessageStatus.PENDING
-        now = self.clock.now()
-        available_at = now if exhausted else later(now, self._spans.retry_wait(message.attempts))
-        details = FailDetails(status.value, available_at, error)
-        op = SettleOp(SettleAction.FAIL, message.id, message.attempts, details)
-        await self._writer.submit(op)
-        if not op.matched:
-            return None
-        event = "message.failed" if exhausted else "message.retry_scheduled"
-        (log.warning if exhausted else log.info)(
-            event,
-            session_id=message.session_id,
-            message_id=message.id,
-            attempt=message.attempts,
-            max_attempts=self.settings.max_attempts,
-            retry_in=None if exhausted else seconds_until(available_at, now),
-            error=error,
-        )
-        return status
-
-    async def _defer(self, claim: Claim, delay: float, reason: str) -> bool:
-        self._check_open()
-        message = claim.message
-        available_at = later(self.clock.now(), span(min(delay, self.settings.max_defer)))
-        details = FailDetails(MessageStatus.PENDING.value, available_at, reason)
-        op = SettleOp(SettleAction.RELEASE, message.id, message.attempts, details)
-        await self._writer.submit(op)
-        if op.matched:
-            log.info(
-                "message.deferred",
-                session_id=message.session_id,
-                message_id=message.id,
-                delay=delay,
-                reason=reason,
-            )
-        return op.matched
-
-    async def _release(self, claim: Claim) -> bool:
-        if self._closed:
-            return False
-        op = SettleOp(SettleAction.RELEASE, claim.message.id, claim.message.attempts)
-        await self._writer.submit(op)
-        return op.matched
-
-    def _lose_claims(self, message_ids: Iterable[int]) -> None:
-        """Claims whose rows were deleted or taken back: they can no longer be settled."""
-        gone = set(message_ids)
-        for claim in [c for c in self._active_claims if c.message.id in gone]:
-            claim.state = ClaimState.LOST
-            self._claim_settled(claim)
-
-    def _claim_settled(self, claim: Claim) -> None:
-        self._active_claims.discard(claim)
-        session_id = claim.message.session_id
-        owner = self._session_owners.get(session_id)
-        if owner is not None and owner._holds(claim) and not owner._holds_other_than(claim):
-            del self._session_owners[session_id]
-
-    def _unsettled(self, claim: Claim) -> None:
-        """``claim``'s settlement could not be written (a storage error): keep it to hand
-        back later, and free its session at once rather than when the lease runs out."""
-        message = claim.message
-        self._handbacks[message.id] = Handback(message.session_id, message.attempts)
-        claim.state = ClaimState.UNSETTLED
-        self._claim_settled(claim)
-        log.warning(
-            "claim.unsettled",
-            session_id=message.session_id,
-            message_id=message.id,
-            reason="its settlement could not be written; handed back when the queue can write",
-        )
 
     async def _stream_closed(self, stream: SessionStream) -> None:
         """A stream ended. Nothing to do here: SQLite's one consumer per session is
         ``_session_owners`` (the PostgreSQL queue lets go of the session's lease)."""
 
-    def _handback_ops(self, sessions: set[str] | None = None) -> list[SettleOp]:
-        """Releases for the claims waiting to be handed back (of ``sessions``, or all)."""
-        return [
-            SettleOp(SettleAction.RELEASE, message_id, handback.attempts)
-            for message_id, handback in self._handbacks.items()
-            if sessions is None or handback.session_id in sessions
-        ]
-
-    def _handed_back(self, ops: list[SettleOp]) -> None:
-        """Forget the handbacks whose release committed (matched or not: a row the watchdog
-        took back or a revert deleted needs nothing more)."""
-        for op in ops:
-            if op.error is None:
-                self._handbacks.pop(op.message_id, None)
-
-    async def hand_back_unsettled(self) -> int:
-        """Write the releases of claims whose settlement failed on a storage error; returns
-        how many went back. Run by ``maintain``; a new claim of their session does it too.
-        Raises ``StorageError`` when they still cannot be written."""
-        self._check_open()
-        ops = self._handback_ops()
-        if not ops:
-            return 0
-        sessions = {self._handbacks[op.message_id].session_id for op in ops}
-        await self._writer.submit_all(ops)
-        self._handed_back(ops)
-        error = next((op.error for op in ops if op.error is not None), None)
-        if error is not None:
-            raise error
-        self._wakeups.wake(sessions)
-        released = [op.message_id for op in ops if op.matched]
-        if released:
-            log.info("claim.handed_back", message_ids=released)
-        return len(released)
-
-    def on_storage_error(self, listener: Callable[[StorageError], None]) -> None:
-        """Call ``listener`` with every storage error a write meets (``DiskFullError`` when
-        out of space), synchronously, before the writer's caller sees it. It must not raise."""
-        self._storage_listeners.append(listener)
-
-    def _storage_failed(self, error: StorageError) -> None:
-        for listener in self._storage_listeners:
-            try:
-                listener(error)
-            except Exception:
-                log.exception("storage_listener.failed")
-
     def _handoffs(self, session_id: str) -> list[Handoff]:
         """A claim for the stream that waits on ``session_id``, if any, to make right after
         an enqueue to it (in its batch). A session with a claim waiting to be handed back is
         left to its stream: that claim goes back first."""
-        if self._handbacks and any(
-            handback.session_id == session_id for handback in self._handbacks.values()
-        ):
+        if self._handbacks and self._handing_back(session_id):
             return []
         return self._wakeups.handoffs((session_id,))
 
@@ -698,10 +450,6 @@ class Queue:
             except OSError as exc:
                 log.warning("database.check_failed", path=str(self.path), error=str(exc))
 
-    async def _sleep_unless_closed(self, seconds: float) -> None:
-        with anyio.move_on_after(seconds):
-            await self._closing.wait()
-
     # -- foreign writers -------------------------------------------------------------------
 
     async def wait_for_foreign_rows(self) -> None:
@@ -730,32 +478,18 @@ class Queue:
 
     # -- inspecting ------------------------------------------------------------------------
 
-    async def stats(self) -> QueueStats:
-        """Counts by status, overall and per session, and the database and WAL sizes."""
-        self._check_open()
-        rows = await self._reader.execute_fetchall(QUERIES["count_by_session_and_status"])
-        per_session: dict[str, dict[str, int]] = {}
-        for row in rows:
-            per_session.setdefault(row["session_id"], {})[row["status"]] = int(row["n"])
-        sessions = {sid: StatusCounts(**counts) for sid, counts in sorted(per_session.items())}
-        totals = {
-            status.value: sum(getattr(c, status.value) for c in sessions.values())
-            for status in MessageStatus
-        }
-        return QueueStats(
-            counts=StatusCounts(**totals),
-            sessions=sessions,
-            database_bytes=_file_size(self.path),
-            wal_bytes=_file_size(self.path.with_name(self.path.name + "-wal")),
-            active_streams=len(self._session_owners),
-        )
+    async def _fetch(self, sql: str, parameters: Any) -> Sequence[Any]:
+        return await self._reader.execute_fetchall(sql, () if parameters is None else parameters)
 
-    async def has_pending(self, session_id: str) -> bool:
-        """Whether ``session_id`` has a pending message (due now or backing off)."""
-        self._check_open()
-        if any(h.session_id == session_id for h in self._handbacks.values()):
-            return True  # a claim waiting to be handed back: its message is still to do
+    async def _database_sizes(self) -> tuple[int, int]:
+        return _file_size(self.path), _file_size(self.path.with_name(self.path.name + "-wal"))
+
+    async def _head_pending(self, session_id: str) -> bool:
         return await self._head_due_at(session_id) is not None
+
+    async def _backlog(self) -> Iterable[str]:
+        rows = await self._reader.execute_fetchall(QUERIES["sessions_with_backlog"])
+        return (str(row["session_id"]) for row in rows)
 
     async def data_version(self) -> int:
         """A number that changes whenever any connection commits to the file (SQLite's
@@ -773,64 +507,6 @@ class Queue:
         except sqlite3.Error as exc:
             raise storage_error(exc) from exc
 
-    async def sessions_with_backlog(self) -> list[str]:
-        """Sessions that have at least one pending message (the worker schedules these)."""
-        self._check_open()
-        rows = await self._reader.execute_fetchall(QUERIES["sessions_with_backlog"])
-        sessions = {str(row["session_id"]) for row in rows}
-        sessions.update(h.session_id for h in self._handbacks.values())
-        return sorted(sessions)
-
-    async def failed(self, session_id: str | None = None, limit: int = 100) -> list[FailedMessage]:
-        """Messages that ran out of attempts, oldest failure first."""
-        self._check_open()
-        rows = await self._reader.execute_fetchall(
-            QUERIES["list_failed"], {"session_id": session_id, "limit": limit}
-        )
-        return [
-            FailedMessage(
-                id=int(row["id"]),
-                session_id=str(row["session_id"]),
-                kind=MessageKind.parse(row["kind"]),
-                payload=json.loads(row["payload"]) if row["payload"] is not None else None,
-                dedupe_key=row["dedupe_key"],
-                attempts=int(row["attempts"]),
-                created_at=from_epoch_ms(int(row["created_at"])),
-                failed_at=from_epoch_ms(int(row["finished_at"])),
-                last_error=row["last_error"],
-            )
-            for row in rows
-        ]
-
-    async def processing_messages(self, limit: int = 100) -> list[dict[str, Any]]:
-        """What is processing now, longest running first, as JSON-ready values: its id,
-        session, kind, attempts, ``started_at`` (ISO-8601 UTC) and ``running_seconds`` by
-        this queue's clock."""
-        self._check_open()
-        rows = await self._reader.execute_fetchall(QUERIES["processing_messages"], {"limit": limit})
-        now = self.clock.now()
-        return [
-            {
-                "message_id": int(row["id"]),
-                "session_id": str(row["session_id"]),
-                "kind": str(row["kind"]),
-                "attempts": int(row["attempts"]),
-                "started_at": from_epoch_ms(int(row["started_at"]))
-                .isoformat(timespec="milliseconds")
-                .replace("+00:00", "Z"),
-                # A wall clock set back since the claim must not show a negative time.
-                "running_seconds": max(-seconds_until(EpochMs(int(row["started_at"])), now), 0.0),
-            }
-            for row in rows
-            if row["started_at"] is not None
-        ]
-
-    async def status_of(self, message_id: int) -> MessageStatus | None:
-        """The status of one message, or None when there is no such message."""
-        self._check_open()
-        rows = list(await self._reader.execute_fetchall(QUERIES["get_message"], {"id": message_id}))
-        return MessageStatus(rows[0]["status"]) if rows else None
-
     # -- repairing -------------------------------------------------------------------------
 
     async def retry(self, message_ids: Sequence[int] | None = None) -> list[int]:
@@ -843,11 +519,7 @@ class Queue:
             ids = [int(i) for i in message_ids]
             query, params = QUERIES["retry_failed"], {"ids": json.dumps(ids)}
         rows = await self._transaction(lambda tx: tx.fetchall(query, {**params, "now": tx.now_ms}))
-        self._wakeups.wake({str(row["session_id"]) for row in rows})
-        retried = sorted(int(row["id"]) for row in rows)
-        if retried:
-            log.info("message.retried", message_ids=retried)
-        return retried
+        return self._retried(rows)
 
     async def forget_session(self, session_id: str) -> int:
         """Delete every queue row of ``session_id``; returns how many. Stop its stream first:
@@ -862,10 +534,7 @@ class Queue:
         rows = await self._transaction(
             lambda tx: tx.fetchall(QUERIES["delete_session_from"], params)
         )
-        deleted = [int(row["id"]) for row in rows]
-        self._lose_claims(deleted)
-        for message_id in deleted:
-            self._handbacks.pop(message_id, None)
+        self._forgotten(int(row["id"]) for row in rows)
         return len(rows)
 
     async def run_in_transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
@@ -907,16 +576,10 @@ class Queue:
 
     # -- maintenance -----------------------------------------------------------------------
 
-    async def maintain(self) -> MaintenanceReport:
-        """One pass of upkeep: hand back claims whose settlement could not be written (a
-        full disk), take back expired leases, prune old settled rows, and checkpoint the WAL
-        when it has grown past ``wal_checkpoint_bytes``."""
-        self._check_open()
-        settings = self.settings
-        now = self.clock.now()
-        await self.hand_back_unsettled()
-        held, expired = self._claims_by_lease()
-        reclaimed = await self._transaction(
+    async def _reclaim_expired(
+        self, held: list[int], expired: list[int], now: EpochMs
+    ) -> Sequence[Any]:
+        return await self._transaction(
             lambda tx: tx.fetchall(
                 QUERIES["reclaim_expired_leases"],
                 {
@@ -924,60 +587,26 @@ class Queue:
                     "expired": json.dumps(expired),
                     "now": tx.now_ms,
                     "available_at": later(tx.now_ms, self._spans.retry_wait(1)),
-                    "max_attempts": settings.max_attempts,
-                    "error": f"lease expired: not settled within {settings.lease:g} s",
+                    "max_attempts": self.settings.max_attempts,
+                    "error": self._lease_expired_text(),
                 },
             )
         )
-        for row in reclaimed:
-            log.warning(
-                "lease.expired",
-                session_id=row["session_id"],
-                message_id=row["id"],
-                status=row["status"],
-                attempt=row["attempts"],
-            )
-        self._lose_claims(int(row["id"]) for row in reclaimed)
-        self._wakeups.wake({str(row["session_id"]) for row in reclaimed})
-        spans = self._spans
-        processed = await self._prune("prune_processed", earlier(now, spans.processed_retention))
-        failed = await self._prune("prune_failed", earlier(now, spans.failed_retention))
-        if processed or failed:
-            log.info("retention.pruned", processed=processed, failed=failed)
+
+    async def _upkeep(self, report: MaintenanceReport) -> MaintenanceReport:
+        """Checkpoint the WAL when it has grown past ``wal_checkpoint_bytes``."""
         wal_path = self.path.with_name(self.path.name + "-wal")
         checkpointed = False
-        if _file_size(wal_path) > settings.wal_checkpoint_bytes:
+        if _file_size(wal_path) > self.settings.wal_checkpoint_bytes:
             await self._transaction(
                 lambda tx: tx.fetchall("PRAGMA wal_checkpoint(TRUNCATE)"), transactional=False
             )
             checkpointed = True
             log.info("wal.checkpointed", wal_bytes=_file_size(wal_path))
-        return MaintenanceReport(
-            leases_reclaimed=len(reclaimed),
-            processed_pruned=processed,
-            failed_pruned=failed,
-            wal_bytes=_file_size(wal_path),
-            checkpointed=checkpointed,
-            reclaimed_ids=tuple(int(row["id"]) for row in reclaimed),
-        )
+        return replace(report, wal_bytes=_file_size(wal_path), checkpointed=checkpointed)
 
-    def _claims_by_lease(self) -> tuple[list[int], list[int]]:
-        """Ids of the claims held here, and of those held past the stored lease, measured
-        on the monotonic clock."""
-        now = self.clock.monotonic()
-        held = [c for c in self._active_claims if c.state is ClaimState.ACTIVE]
-        limit = self.settings.stored_lease
-        expired = [c.message.id for c in held if now - c.claimed_at > limit]
-        return [c.message.id for c in held], expired
-
-    async def _prune(self, query: str, before: EpochMs) -> int:
-        total = 0
-        params = {"before": before, "chunk": PRUNE_CHUNK}
-        while True:
-            deleted = await self._transaction(lambda tx: tx.execute(QUERIES[query], params))
-            total += int(deleted)
-            if deleted < PRUNE_CHUNK:
-                return total
+    async def _delete_chunk(self, query: str, params: Mapping[str, Any]) -> int:
+        return int(await self._transaction(lambda tx: tx.execute(QUERIES[query], params)))
 
     async def run_maintenance(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -988,14 +617,10 @@ class Queue:
         task_status.started()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_files)
-            while not self._closed and not self._writes_stopped:
-                try:
-                    await self.maintain()
-                except QueueClosedError:
-                    break
-                except StorageError as exc:
-                    log.warning("maintenance.failed", error=str(exc))
-                await self._sleep_unless_closed(self.settings.maintenance_interval)
+            await self._maintain_until_closed()
+
+    def _may_maintain(self) -> bool:
+        return not self._writes_stopped
 
 
 async def _release_all(queue: Queue, claims: list[Claim]) -> None:
@@ -1003,7 +628,7 @@ async def _release_all(queue: Queue, claims: list[Claim]) -> None:
     close). Raises ``StorageError`` when that cannot be written."""
     ops = [SettleOp(SettleAction.RELEASE, c.message.id, c.message.attempts) for c in claims]
     handbacks = queue._handback_ops()
-    await queue._writer.submit_all([*ops, *handbacks])
+    await queue._submit_all([*ops, *handbacks])
     queue._handed_back(handbacks)
     error = next((op.error for op in (*ops, *handbacks) if op.error is not None), None)
     if error is not None:
@@ -1018,37 +643,6 @@ def _acked(ack: SettleOp | CallOp[bool]) -> bool:
     if ack.error is not None:
         return False
     return ack.matched if isinstance(ack, SettleOp) else ack.result is True
-
-
-def encode_payload(payload: Any) -> str:
-    """``payload`` as compact JSON text that SQLite can store as valid UTF-8."""
-    try:
-        text = _JSON.encode(payload)
-        text.encode("utf-8")
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidMessageError(f"payload is not storable JSON: {exc}") from None
-    return text
-
-
-def _check_id(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidMessageError(f"{name} must be a non-empty string, not {value!r}")
-    if len(value) > MAX_KEY_CHARS:
-        raise InvalidMessageError(f"{name} is longer than {MAX_KEY_CHARS} characters")
-    if "\x00" in value:
-        raise InvalidMessageError(f"{name} contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidMessageError(f"{name} is not valid Unicode text") from None
-    return value
-
-
-def _check_kind(kind: object) -> str:
-    if not isinstance(kind, str) or kind not in KINDS:
-        known = ", ".join(sorted(KINDS))
-        raise InvalidMessageError(f"unknown message kind {kind!r} (known: {known})")
-    return str(kind)
 
 
 def _file_size(path: Path) -> int:

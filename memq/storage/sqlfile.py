@@ -8,10 +8,16 @@ Statements are written once, in SQLite's dialect with ``:name`` parameters. For 
 ``queries/postgres/<component>.sql`` holds the statements that must differ (same names; a
 name there that the base file lacks is an error), and every statement, shared or not, gets
 psycopg's ``%(name)s`` parameters (``to_pyformat``).
+
+Each loaded statement is a ``Statement``: its text, which any driver runs, carrying the
+component and name it was loaded by. So code written against SQLite's statements can run on
+PostgreSQL: a PostgreSQL connection looks the statement up by component and name in its own
+dialect (``in_dialect``), never by its text.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from types import MappingProxyType
@@ -41,6 +47,37 @@ _SQL_TOKEN: Final = re.compile(
 )
 
 
+class Statement(str):
+    """A named statement's text, which knows where it came from (``component`` and
+    ``name``): what ``in_dialect`` needs to find its form in another dialect."""
+
+    __slots__ = ("component", "directory", "name")
+    component: str
+    name: str
+    directory: Path
+
+    def __new__(cls, text: str, component: str, name: str, directory: Path) -> Statement:
+        made = super().__new__(cls, text)
+        made.component = component
+        made.name = name
+        made.directory = directory
+        return made
+
+
+def in_dialect(sql: str, dialect: str) -> str:
+    """``sql`` in ``dialect``: a ``Statement`` becomes the same-named statement of its
+    component in that dialect; any other text (already written for it) is returned as is."""
+    if isinstance(sql, Statement):
+        return _loaded(sql.component, dialect, sql.directory)[sql.name]
+    return sql
+
+
+@functools.cache
+def _loaded(component: str, dialect: str, directory: Path) -> MappingProxyType[str, str]:
+    # The shipped files do not change while memq runs: each is read once per dialect here.
+    return load_queries(component, dialect, directory=directory)
+
+
 def parse_named_queries(text: str) -> MappingProxyType[str, str]:
     """Split ``text`` into ``{name: statement}``; raises ``ValueError`` on a repeated name."""
     queries: dict[str, str] = {}
@@ -60,15 +97,17 @@ def parse_named_queries(text: str) -> MappingProxyType[str, str]:
 def load_queries(
     component: str, dialect: str = SQLITE, *, directory: Path = QUERIES_DIR
 ) -> MappingProxyType[str, str]:
-    """The named statements of ``queries/<component>.sql`` in ``dialect``: for PostgreSQL,
-    with ``queries/postgres/<component>.sql``'s in place of theirs, all in psycopg's
-    parameter style.
+    """The named statements of ``queries/<component>.sql`` in ``dialect`` (each a
+    ``Statement``): for PostgreSQL, with ``queries/postgres/<component>.sql``'s in place of
+    theirs, all in psycopg's parameter style.
 
     Raises ``ValueError`` for an unknown dialect, or an overlay naming a statement the base
     file does not have (a typo would otherwise leave the SQLite text in use)."""
     base = parse_named_queries((directory / f"{component}.sql").read_text(encoding="utf-8"))
     if dialect == SQLITE:
-        return base
+        return MappingProxyType(
+            {name: Statement(text, component, name, directory) for name, text in base.items()}
+        )
     if dialect != POSTGRES:
         raise ValueError(f"unknown SQL dialect {dialect!r}: memq has {', '.join(DIALECTS)}")
     overlay_path = directory / POSTGRES / f"{component}.sql"
@@ -80,7 +119,10 @@ def load_queries(
     unknown = sorted(set(overlay) - set(base))
     if unknown:
         raise ValueError(f"{overlay_path.name} overlays queries {component}.sql lacks: {unknown}")
-    converted = {name: to_pyformat(overlay.get(name, text)) for name, text in base.items()}
+    converted = {
+        name: Statement(to_pyformat(overlay.get(name, text)), component, name, directory)
+        for name, text in base.items()
+    }
     positional = sorted(name for name, sql in converted.items() if "?" in _QUOTED.sub("", sql))
     if positional:
         # psycopg would take a ? as text and fail only when the statement runs.

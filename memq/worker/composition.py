@@ -13,6 +13,11 @@ order:
   claim handler, session settings and pauses, the fork linker, the activity tracker and the
   spool intake into the ``Services`` the routes work with.
 
+``settings.upstream`` (MEMQ_UPSTREAM) adds the forwarder to the team server
+(``open_forwarder``, ``memq.team.forwarder``), woken by the session manager's notifications;
+the outbox it reads (``memq.team.outbox``) is switched on or off at every start by the daemon.
+``forward_only`` (MEMQ_UPSTREAM_MODE=forward) keeps every session from being processed here.
+
 ``settings.database_url`` chooses PostgreSQL (``on_postgres``; ``--ephemeral`` still keeps
 everything in memory): the daemon opens a ``PgQueue`` (``open_pg_queue``)
 (which migrates the schema and registers the daemon with its host, pid and port) and the
@@ -27,15 +32,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
 import anyio
+import structlog
 
 from memq import redact
-from memq.config import Settings, settings_report
+from memq.config import UPSTREAM_FORWARD, Settings, settings_report
 from memq.memory.archive import SessionExporter
 from memq.memory.backend import MemoryBackend
 from memq.memory.context import ContextBuilder
@@ -51,9 +58,10 @@ from memq.memory.usage_figures import UsageFigures
 from memq.processors.base import Processor
 from memq.processors.budget import Budgeted, TokenBudget
 from memq.processors.pool import ProcessorPool
-from memq.queue import Queue, QueueSettings, Synchronous
+from memq.queue import Clock, QueueBase, QueueSettings, Synchronous
 from memq.storage.postgres.url import shown_url
 from memq.storage.sqlfile import POSTGRES
+from memq.team.outbox import Outbox
 from memq.worker.activity import ActivityTracker
 from memq.worker.disk import DiskMonitor, Reserve
 from memq.worker.forks import ForkLinker
@@ -65,10 +73,12 @@ from memq.worker.sessions import SessionManager
 from memq.worker.spool_intake import QueueTarget, SpoolIntake
 
 R = TypeVar("R", bound=ReadsMemory)
+log = structlog.get_logger("memq.daemon")
 
 if TYPE_CHECKING:
     from memq.memory.pg_search import PgMemoryReader
     from memq.queue.postgres import PgQueue
+    from memq.team.forwarder import Forwarder
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +88,10 @@ class Built:
 
     services: Services
     spool: SpoolIntake
+    # The outbox to the team server (its switch is set at every start) and its forwarder
+    # (None: MEMQ_UPSTREAM is not set).
+    outbox: Outbox
+    upstream: Forwarder | None = None
 
 
 def on_postgres(settings: Settings) -> bool:
@@ -108,21 +122,23 @@ def queue_settings(settings: Settings) -> QueueSettings:
     )
 
 
-async def open_pg_queue(settings: Settings, *, port: int) -> Queue:
+async def open_pg_queue(settings: Settings, *, port: int) -> QueueBase:
     """The PostgreSQL queue of ``settings.database_url``: the schema migrated, this daemon
-    registered (host, pid, ``port``). Typed as ``Queue``: ``PgQueue`` has its public API."""
+    registered (host, pid, ``port``)."""
     from memq.queue.postgres import PgQueue, PgSettings  # noqa: PLC0415 - needs the driver
 
-    queue = await PgQueue.open(
-        settings.database_url, queue_settings(settings), pg=PgSettings(port=port)
+    pg = PgSettings(
+        heartbeat_interval=settings.heartbeat_interval,
+        heartbeat_expiry=settings.heartbeat_expiry,
+        port=port,
     )
-    return cast(Queue, queue)
+    return await PgQueue.open(settings.database_url, queue_settings(settings), pg=pg)
 
 
 @contextlib.asynccontextmanager
 async def open_services(
     settings: Settings,
-    queue: Queue,
+    queue: QueueBase,
     *,
     processors: ProcessorPool,
     disk: DiskMonitor,
@@ -145,9 +161,13 @@ async def open_services(
         feed = Feed(await source.reader(FeedReader), queue, clock=queue.clock)
         budget = await _token_budget(source, settings, queue)
         configs = await SessionConfigs.load(queue)
+        outbox = Outbox(queue, forward_only=forward_only(settings))
         sessions = _session_manager(
             settings, queue, store, configs, processors, budget=budget, on_stored=feed.notify
         )
+        upstream = await open_forwarder(settings, outbox, queue.clock, readers)
+        if upstream is not None:
+            sessions.on_work(upstream.wake)  # the queue's enqueue wake-up reaches it too
         forks = ForkLinker(queue)
         activity = _activity_tracker(settings, queue)
         activity.on_expire(sessions.expire)
@@ -187,11 +207,19 @@ async def open_services(
             spool=spool,
             feed=feed,
             shared=_shared_database(settings, queue),
+            upstream=upstream,
         )
-        yield Built(services, spool)
+        yield Built(services, spool, outbox, upstream)
 
 
-def _shared_database(settings: Settings, queue: Queue) -> SharedDatabase | None:
+def forward_only(settings: Settings) -> bool:
+    """``MEMQ_UPSTREAM_MODE=forward`` with a team server set: events are forwarded, not
+    processed here (the session manager takes none; the forwarder marks each one processed
+    once the server has it, in the transaction that settles its outbox row)."""
+    return bool(settings.upstream) and settings.upstream_mode == UPSTREAM_FORWARD
+
+
+def _shared_database(settings: Settings, queue: QueueBase) -> SharedDatabase | None:
     """What the status says of a PostgreSQL database; None on SQLite."""
     if not on_postgres(settings):
         return None
@@ -201,7 +229,7 @@ def _shared_database(settings: Settings, queue: Queue) -> SharedDatabase | None:
 
 def _session_manager(
     settings: Settings,
-    queue: Queue,
+    queue: QueueBase,
     store: MemoryBackend,
     configs: SessionConfigs,
     processors: ProcessorPool,
@@ -220,18 +248,54 @@ def _session_manager(
         return processors.get(config.processor, config.model)
 
     handler = ClaimHandler(processor_for, store, pause=pause, budget=budget, on_stored=on_stored)
+    # MEMQ_UPSTREAM_MODE=forward: no session is processed here (see ``forward_only``).
+    is_paused = _always if forward_only(settings) else SessionPauses(configs, processors).is_paused
     sessions = SessionManager(
         queue,
         handler,
         capacity=settings.capacity,
         linger=settings.linger,
-        is_paused=SessionPauses(configs, processors).is_paused,
+        is_paused=is_paused,
     )
     configs.on_change(sessions.setting_changed)
     return sessions
 
 
-async def _token_budget(source: MemorySource, settings: Settings, queue: Queue) -> Budgeted | None:
+async def open_forwarder(
+    settings: Settings, outbox: Outbox, clock: Clock, readers: contextlib.AsyncExitStack
+) -> Forwarder | None:
+    """The forwarder to ``settings.upstream`` (its HTTP client closed with ``readers``);
+    None when no team server is set."""
+    if not settings.upstream:
+        return None
+    from memq.team.forwarder import Forwarder, ForwardSettings  # noqa: PLC0415 - httpx
+    from memq.team.upstream_client import UpstreamClient  # noqa: PLC0415
+
+    client = UpstreamClient(settings.upstream)
+    readers.push_async_callback(shielded, client.aclose)
+    forwarder = Forwarder(
+        outbox,
+        client,
+        ForwardSettings(key_file=settings.upstream_key_path),
+        clock=clock,
+        machine=socket.gethostname() or "unknown",
+    )
+    log.info(
+        "upstream.configured",
+        url=settings.upstream,
+        mode=settings.upstream_mode,
+        key_file=str(settings.upstream_key_path),
+    )
+    return forwarder
+
+
+def _always(_session_key: str) -> bool:
+    return True
+
+
+async def _token_budget(
+    source: MemorySource, settings: Settings, queue: QueueBase
+) -> Budgeted | None:
     """The daily token budget, reading the day's spend on a connection of its own; None
     when no budget is set."""
     if not settings.daily_tokens:
@@ -240,7 +304,7 @@ async def _token_budget(source: MemorySource, settings: Settings, queue: Queue) 
     return Budgeted(TokenBudget(settings.daily_tokens, spend.tokens_since, clock=queue.clock))
 
 
-def _activity_tracker(settings: Settings, queue: Queue) -> ActivityTracker:
+def _activity_tracker(settings: Settings, queue: QueueBase) -> ActivityTracker:
     """Which sessions are active, and when one goes idle long enough to expire."""
     return ActivityTracker(
         queue,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import signal
 import socket
@@ -22,7 +23,7 @@ import time
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio
 import structlog
@@ -34,7 +35,7 @@ from memq import __version__, startup_error
 from memq.config import HOST, Settings
 from memq.exceptions import DatabaseDamagedError, MemqError, StartupError
 from memq.processors.pool import ProcessorPool
-from memq.queue import InstanceLock, Queue, lock_path_for
+from memq.queue import InstanceLock, Queue, QueueBase, lock_path_for
 from memq.storage import integrity
 from memq.storage.postgres.url import shown_url
 from memq.worker import heap
@@ -52,6 +53,10 @@ from memq.worker.file_modes import secure_home
 from memq.worker.http import create_app
 from memq.worker.pidfile import DaemonRecord, remove_record, write_record
 from memq.worker.security import load_or_create_token
+from memq.worker.services import Services
+
+if TYPE_CHECKING:
+    from memq.team.server import TeamListener
 
 log = structlog.get_logger("memq.daemon")
 
@@ -87,8 +92,11 @@ class _EmbeddedServer(uvicorn.Server):
 class Daemon:
     """Runs memq until a signal or ``request_stop``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, team: bool = False) -> None:
         self.settings = settings
+        # ``memq serve --team``: the team API on its own listener (memq.team.server).
+        self.team = team
+        self._team: tuple[TeamListener, socket.socket] | None = None
         self.state = DaemonState.STARTING
         self._stop = anyio.Event()
         self.started_at = time.time()
@@ -97,7 +105,9 @@ class Daemon:
         # taken never ran, so it logs nothing about stopping.
         self._locked = False
         self._served = False  # reached RUNNING at least once
-        self._queue: Queue | None = None  # reopened when its files are replaced: close the latest
+        self._queue: QueueBase | None = (
+            None  # reopened when its files are replaced: close the latest
+        )
         self.disk = disk_monitor(settings)
 
     def request_stop(self) -> None:
@@ -107,6 +117,7 @@ class Daemon:
     async def run(self) -> None:
         """Start everything, serve until asked to stop, then shut down in order."""
         settings = self.settings
+        listener = self._team_listener()  # before anything: a refused setting starts nothing
         await self._prepare_home()
         token = load_or_create_token(settings.paths.token)
         processors = processor_pool(settings)
@@ -120,6 +131,8 @@ class Daemon:
             # error a second daemon gets); PostgreSQL has none, and registers the daemon
             # in the shared database with its port.
             sock = self._bind(resources) if on_postgres(settings) else None
+            if listener is not None:
+                self._team = (listener, self._bind_team(resources, listener))
             queue = await self._open_queue()
             resources.push_async_callback(shielded, self._close_queue)
             if sock is None:
@@ -138,6 +151,24 @@ class Daemon:
         self.port = sock.getsockname()[1]
         return sock
 
+    def _team_listener(self) -> TeamListener | None:
+        """``--team``'s listener, checked (``StartupError`` naming the settings); None
+        without ``--team``."""
+        if not self.team:
+            return None
+        from memq.team.server import team_listener  # noqa: PLC0415 - the team server only
+
+        return team_listener(self.settings)
+
+    def _bind_team(
+        self, resources: contextlib.AsyncExitStack, listener: TeamListener
+    ) -> socket.socket:
+        from memq.team.server import bind_team_socket  # noqa: PLC0415
+
+        sock = bind_team_socket(listener)
+        resources.callback(sock.close)
+        return sock
+
     async def _prepare_home(self) -> None:
         paths = self.settings.paths
         # Before any connection to the database: a home others can write to is refused, and
@@ -149,7 +180,7 @@ class Daemon:
         if not self.settings.ephemeral:
             await self.disk.prepare()  # before the database grows: the reserve comes first
 
-    async def _open_queue(self) -> Queue:
+    async def _open_queue(self) -> QueueBase:
         """Check the database, then open the queue: from here its instance lock is ours.
         On PostgreSQL (``on_postgres``): open the shared queue (``open_pg_queue``)."""
         if on_postgres(self.settings):
@@ -171,7 +202,7 @@ class Daemon:
             await self._queue.close()
 
     async def _serve_round(
-        self, queue: Queue, processors: ProcessorPool, token: str, sock: socket.socket
+        self, queue: QueueBase, processors: ProcessorPool, token: str, sock: socket.socket
     ) -> Served:
         """Build the services on ``queue`` and serve with them; they close before the next."""
         async with open_services(
@@ -240,14 +271,23 @@ class Daemon:
         app = create_app(services, token=token, body_limit=settings.body_limit)
         server = _EmbeddedServer(server_config(app))
         server_done = anyio.Event()
+        team = self._team_server(services)
+        team_done = anyio.Event()
         async with anyio.create_task_group() as tg:
             await self._start_services(tg, built)
             tg.start_soon(self._serve_http, server, sock, services.queue, server_done)
+            if team is not None and self._team is not None:
+                tg.start_soon(self._serve_http, team, self._team[1], services.queue, team_done)
             # uvicorn offers no event for "listening"; its flag is set within milliseconds.
             while not server.started and not server_done.is_set():  # noqa: ASYNC110
                 await anyio.sleep(0.01)
+            while team is not None and not team.started and not team_done.is_set():  # noqa: ASYNC110
+                await anyio.sleep(0.01)
             self._started(services.processors)
             served = await self._until_stopped_or_replaced(services.queue, settings.shutdown_grace)
+            if team is not None:
+                team.should_exit = True  # the laptops first: they retry what was not answered
+                await team_done.wait()
             if services.feed is not None:
                 services.feed.close()  # open streams end: the server's shutdown waits for them
             server.should_exit = True
@@ -262,9 +302,34 @@ class Daemon:
             tg.cancel_scope.cancel()
         return served
 
+    def _team_server(self, services: Services) -> uvicorn.Server | None:
+        """The team listener's server (``--team``), on this round's services."""
+        if self._team is None:
+            return None
+        from memq.team.server import (  # noqa: PLC0415 - the team server only
+            create_team_app,
+            rate_limiter,
+        )
+
+        listener = self._team[0]
+        app = create_team_app(services, rate_limiter(self.settings, services.queue.clock))
+        log.info(
+            "team.listening",
+            address=listener.address,
+            tls=listener.tls,
+            proxy=listener.proxy,
+            rate=self.settings.team_rate,
+            burst=self.settings.team_burst,
+        )
+        tls = {"ssl_certfile": listener.cert or None, "ssl_keyfile": listener.key or None}
+        return _EmbeddedServer(server_config(app, **tls))
+
     async def _start_services(self, tg: TaskGroup, built: Built) -> None:
         """Start what runs beside the HTTP server, each ready before the next."""
         services = built.services
+        # Before any event is taken in: from now on (and while this daemon is down, for the
+        # hook's direct inserts) stored events fill the outbox only when forwarding is set.
+        await built.outbox.set_enabled(built.upstream is not None)
         await tg.start(services.sessions.run)
         await tg.start(services.activity.run)
         await tg.start(services.usage.run)
@@ -272,12 +337,17 @@ class Daemon:
             await tg.start(services.feed.run)
         await built.spool.take_in_safely()  # before serving: spooled events come first
         await tg.start(built.spool.run)
+        if built.upstream is not None:
+            forward = functools.partial(
+                built.upstream.run, foreign_rows=services.queue.wait_for_foreign_rows
+            )
+            await tg.start(forward)
         tg.start_soon(services.queue.run_maintenance)
         tg.start_soon(self.disk.run)
         tg.start_soon(self._watch_signals)
 
     async def _serve_http(
-        self, server: uvicorn.Server, sock: socket.socket, queue: Queue, done: anyio.Event
+        self, server: uvicorn.Server, sock: socket.socket, queue: QueueBase, done: anyio.Event
     ) -> None:
         try:
             # uvicorn closes the sockets it serves: a duplicate keeps the port bound
@@ -317,7 +387,7 @@ class Daemon:
         if settings.ephemeral:
             log.warning("daemon.ephemeral", database=str(settings.database_path))
 
-    async def _until_stopped_or_replaced(self, queue: Queue, grace: float) -> Served:
+    async def _until_stopped_or_replaced(self, queue: QueueBase, grace: float) -> Served:
         """Wait for a stop request, or for the queue to report its files replaced."""
         async with anyio.create_task_group() as tg:
 
@@ -374,9 +444,12 @@ def _leaf_of(exc: BaseException, kind: type[E]) -> E | None:
     return None
 
 
-def server_config(app: ASGIApp) -> uvicorn.Config:
-    """uvicorn's settings for the API (the benchmark's "store nothing" floor uses them too):
-    no logging or lifespan of its own, the C HTTP parser."""
+def server_config(
+    app: ASGIApp, *, ssl_certfile: str | None = None, ssl_keyfile: str | None = None
+) -> uvicorn.Config:
+    """uvicorn's settings for the API and the team listener (with its TLS files; the
+    benchmark's "store nothing" floor uses them too): no logging or lifespan of its own, the
+    C HTTP parser."""
     return uvicorn.Config(
         app,
         log_config=None,
@@ -386,6 +459,8 @@ def server_config(app: ASGIApp) -> uvicorn.Config:
         server_header=False,
         timeout_graceful_shutdown=5,
         backlog=BACKLOG,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
     )
 
 

@@ -31,7 +31,7 @@ from memq.events import HookEvent, may_link_fork
 from memq.exceptions import StorageError
 from memq.hooks.fork_link import LINK_WINDOW_SECONDS
 from memq.memory.fork import ForkResult, link_effect, may_link
-from memq.queue import Queue, span
+from memq.queue import QueueBase, span
 
 log = structlog.get_logger("memq.forks")
 
@@ -43,7 +43,7 @@ class ForkLinker:
 
     def __init__(
         self,
-        queue: Queue,
+        queue: QueueBase,
         *,
         window_seconds: float = LINK_WINDOW_SECONDS,
         capacity: int = SEEN_CAPACITY,

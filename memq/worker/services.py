@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memq.memory.archive import SessionExporter
 from memq.memory.backend import MemoryBackend
@@ -16,7 +16,7 @@ from memq.memory.search import MemorySearch
 from memq.memory.usage import UsageRecorder
 from memq.memory.usage_figures import UsageFigures
 from memq.processors.pool import ProcessorPool
-from memq.queue import Queue
+from memq.queue import QueueBase
 from memq.redact import BUILT_IN, Redactor
 from memq.worker.activity import ActivityTracker
 from memq.worker.disk import DiskMonitor
@@ -24,6 +24,9 @@ from memq.worker.forks import ForkLinker
 from memq.worker.session_config import SessionConfigs
 from memq.worker.sessions import SessionManager
 from memq.worker.spool_intake import SpoolIntake
+
+if TYPE_CHECKING:
+    from memq.team.forwarder import Forwarder
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +42,7 @@ class SharedDatabase:
 class Services:
     """What the routes work with; owned by the daemon."""
 
-    queue: Queue
+    queue: QueueBase
     store: MemoryBackend
     sessions: SessionManager
     state: Callable[[], str]
@@ -68,3 +71,4 @@ class Services:
     spool: SpoolIntake | None = None
     feed: Feed | None = None  # the live feed (GET /api/feed); None: the route answers 503
     shared: SharedDatabase | None = None  # on PostgreSQL: the database and its daemons
+    upstream: Forwarder | None = None  # forwarding to the team server (MEMQ_UPSTREAM)

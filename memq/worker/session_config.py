@@ -17,7 +17,7 @@ import structlog
 
 from memq.exceptions import InvalidSettingValueError
 from memq.memory.rows import first_column
-from memq.queue import Queue, Transaction
+from memq.queue import QueueBase, Transaction
 from memq.storage.sqlfile import load_queries
 
 log = structlog.get_logger("memq.session_config")
@@ -99,14 +99,14 @@ class SessionConfigs:
     change (the daemon schedules a session that was resumed).
     """
 
-    def __init__(self, queue: Queue, values: Mapping[str, Mapping[ConfigName, Any]]) -> None:
+    def __init__(self, queue: QueueBase, values: Mapping[str, Mapping[ConfigName, Any]]) -> None:
         self._queue = queue
         # Only what was set explicitly: deleting a setting brings the default back.
         self._values = {key: dict(named) for key, named in values.items() if named}
         self._listeners: list[Callable[[str], Awaitable[None]]] = []
 
     @classmethod
-    async def load(cls, queue: Queue) -> SessionConfigs:
+    async def load(cls, queue: QueueBase) -> SessionConfigs:
         """Read every session's settings (once, at start)."""
         rows = await queue.run_in_transaction(_read_all)
         values: dict[str, dict[ConfigName, Any]] = {}

@@ -26,7 +26,7 @@ import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
 from memq.exceptions import QueueClosedError, StorageError
-from memq.queue import Claim, MessageKind, Queue
+from memq.queue import Claim, MessageKind, QueueBase
 from memq.worker.intake_gate import DEFAULT_MAX_WAIT, IntakeGate
 
 log = structlog.get_logger("memq.sessions")
@@ -65,7 +65,7 @@ class SessionManager:
 
     def __init__(
         self,
-        queue: Queue,
+        queue: QueueBase,
         handler: Handler,
         *,
         capacity: int = 4,
@@ -91,6 +91,7 @@ class SessionManager:
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
         self._grace = 0.0
+        self._work_listeners: list[Callable[[str], None]] = []
 
     @property
     def active_sessions(self) -> list[str]:
@@ -165,8 +166,15 @@ class SessionManager:
             self.notify(session_id)
         return True
 
+    def on_work(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener`` with the session of every ``notify``, paused or not (the
+        forwarder to the team server wakes on it). It must not raise."""
+        self._work_listeners.append(listener)
+
     def notify(self, session_id: str) -> None:
         """Work arrived for ``session_id``: make sure a task will look at it."""
+        for listener in self._work_listeners:
+            listener(session_id)
         if self._task_group is None or self._halted(session_id):
             return  # a paused session is scheduled again by ``resume`` or ``setting_changed``
         task = self._tasks.get(session_id)

@@ -38,7 +38,7 @@ from memq.exceptions import (
 )
 from memq.hooks import spool
 from memq.hooks.spool import SpooledEvent
-from memq.queue import Queue
+from memq.queue import Queue, QueueBase
 from memq.redact import BUILT_IN, Redactor
 from memq.worker.forks import ForkLinker
 from memq.worker.status_report import spool_counts
@@ -70,7 +70,7 @@ class QueueTarget:
     """What ``POST /api/events`` does with an accepted event, for a spooled one: link a fork's
     first event, enqueue it, and wake its session's consumer."""
 
-    def __init__(self, queue: Queue, forks: ForkLinker, notify: Callable[[str], None]) -> None:
+    def __init__(self, queue: QueueBase, forks: ForkLinker, notify: Callable[[str], None]) -> None:
         self._queue = queue
         self._forks = forks
         self._notify = notify

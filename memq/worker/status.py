@@ -38,6 +38,7 @@ async def live_status(services: Services) -> dict[str, Any]:
         settings=services.settings_report,
         processing_messages=await services.queue.processing_messages(),
         postgres=await _postgres(services),
+        upstream=None if services.upstream is None else await services.upstream.status(),
     ).as_dict()
 
 

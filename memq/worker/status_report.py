@@ -8,6 +8,7 @@ nothing it paused. Light imports only: the CLI imports it.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,9 @@ class StatusReport:
     # On PostgreSQL: the database (its URL without the password) and every live daemon
     # (``shared_database``'s shape); None on SQLite.
     postgres: Mapping[str, Any] | None = None
+    # Forwarding to the team server (memq.team.forwarder.Forwarder.status' shape); None
+    # when MEMQ_UPSTREAM is not set, or no daemon runs.
+    upstream: Mapping[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The document as JSON-ready values."""
@@ -87,7 +91,42 @@ class StatusReport:
             "spool": dict(self.spool),
             "settings": None if self.settings is None else dict(self.settings),
             "postgres": None if self.postgres is None else dict(self.postgres),
+            "upstream": None if self.upstream is None else dict(self.upstream),
         }
+
+
+def offline_upstream(conn: sqlite3.Connection, url: str, mode: str, now_ms: int) -> dict[str, Any]:
+    """The ``upstream`` key of the status read from the database, with no daemon running:
+    what waits, what was refused or kept local, and the head's last failure (stored with
+    it). Nothing is sent meanwhile; whether the server answers is not known."""
+    from memq.storage.sqlfile import load_queries  # noqa: PLC0415 - only with a team server
+
+    queries = load_queries("upstream")
+    counts = {
+        str(state): (int(n), oldest) for state, n, oldest in conn.execute(queries["count_by_state"])
+    }
+    head = conn.execute(queries["head_waiting"]).fetchone()
+    machine = conn.execute(queries["machine"]).fetchone()
+    waiting, oldest = counts.get("waiting", (0, None))
+    return {
+        "url": url,
+        "mode": mode,
+        "machine": None if machine is None else machine[0],
+        "reachable": None,
+        "waiting": waiting,
+        "oldest_waiting_seconds": None if oldest is None else max(now_ms - int(oldest), 0) / 1000,
+        "refused": counts.get("refused", (0, None))[0],
+        "local_only": counts.get("local_only", (0, None))[0],
+        "forwarded": None,
+        "last_error": None if head is None else head[0],
+        "last_error_seconds_ago": None,
+        "paused": False,
+        "paused_reason": None,
+        "retry_in_seconds": None
+        if head is None or int(head[1]) <= now_ms
+        else (int(head[1]) - now_ms) / 1000,
+        "offline": True,
+    }
 
 
 def spool_counts(home: str | None) -> dict[str, int]:

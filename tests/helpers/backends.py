@@ -13,7 +13,7 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import pytest
 
@@ -28,6 +28,8 @@ BACKENDS: Final = (SQLITE, POSTGRES)
 # Columns only PostgreSQL's pending_messages has (fencing across daemons): left out of the
 # rows read, so a row is the same dict on both backends.
 PG_ONLY_COLUMNS: Final = frozenset({"claim_token", "claimed_by"})
+
+R = TypeVar("R")
 
 
 def require_server(name: str) -> None:
@@ -92,6 +94,7 @@ class Backend:
     def __init__(self) -> None:
         self.queue: Any = None
         self._opened: list[Any] = []
+        self._readers: list[Any] = []
 
     @property
     def postgres(self) -> bool:
@@ -151,7 +154,22 @@ class Backend:
         (found,) = [r for r in self.rows() if r["id"] == message_id]
         return found
 
+    async def reader(self, kind: type[R]) -> R:
+        """A memory reader of ``kind`` (``MemoryStore``, ``MemorySearch``, ``ContextBuilder``,
+        ``SessionExporter``, ...) on the store, as the daemon builds it (``MemorySource``):
+        a connection of its own on SQLite, a pool on PostgreSQL (search in its dialect).
+        Closed by ``close_all``; open a queue first, it migrates the schema."""
+        made = await self._reader_of(kind)
+        self._readers.append(made)
+        return made
+
+    async def _reader_of(self, kind: Any) -> Any:
+        raise NotImplementedError
+
     async def close_all(self) -> None:
+        for reader in reversed(self._readers):
+            await reader.close()
+        self._readers.clear()
         for queue in self._opened:
             if not queue.closed:
                 await queue.close()
@@ -171,6 +189,9 @@ class SqliteBackend(Backend):
         self, settings: QueueSettings | None, max_attempts: int | None, clock: Clock
     ) -> Any:
         return await Queue.open(self.db_path, settings, max_attempts=max_attempts, clock=clock)
+
+    async def _reader_of(self, kind: Any) -> Any:
+        return await kind.open(self.db_path)
 
     async def crash(self, queue: Any) -> None:
         await simulate_crash(queue)
@@ -268,6 +289,16 @@ class PgBackend(Backend):
             max_attempts=max_attempts,
             clock=clock,
         )
+
+    async def _reader_of(self, kind: Any) -> Any:
+        from memq.memory.pg_search import PgMemoryReader  # noqa: PLC0415
+        from memq.memory.search import MemorySearch  # noqa: PLC0415
+        from memq.storage.sqlfile import POSTGRES as PG_DIALECT  # noqa: PLC0415
+
+        pool = await PgMemoryReader.open(self.schema.url, self.schema.options())
+        if kind is MemorySearch:
+            return MemorySearch(pool, dialect=PG_DIALECT)
+        return kind(pool)
 
     async def crash(self, queue: Any) -> None:
         await queue._shut_down(hand_back=False)

@@ -13,6 +13,7 @@ from memq.memory.search import MemorySearch
 from memq.memory.store import MemoryStore
 from memq.processors.llm import ModelProcessor
 from memq.queue import Queue
+from tests.helpers.backends import Backend
 from tests.helpers.fake_llm import PROVIDERS, FakeLLM, settings_env
 
 
@@ -28,6 +29,18 @@ async def search(queue: Queue, db_path: Path) -> AsyncIterator[MemorySearch]:
     """Memory search on the queue's database."""
     async with await MemorySearch.open(db_path) as memory:
         yield memory
+
+
+@pytest.fixture
+async def backend_store(backend: Backend) -> MemoryStore:
+    """A memory store on each backend's store (``backend``, whose queue migrated it)."""
+    return await backend.reader(MemoryStore)
+
+
+@pytest.fixture
+async def backend_search(backend: Backend) -> MemorySearch:
+    """Memory search on each backend's store, in its dialect."""
+    return await backend.reader(MemorySearch)
 
 
 @pytest.fixture(scope="module")

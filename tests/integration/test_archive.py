@@ -1,14 +1,15 @@
-"""Export and import of a session on real SQLite files.
+"""Export and import of a session on each backend (SQLite and PostgreSQL).
 
 Sessions are built through the real write path (Queue + MemoryStore.effect), imports run on
 the queue's writer (``queue.run_in_transaction``), and searches go through MemorySearch, so
-the FTS triggers of migration 0003 are what index imported records.
+the search index (SQLite's FTS triggers of migration 0003, PostgreSQL's generated ``search``
+columns) is what finds imported records.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,11 @@ from memq.memory.records import RecordType, SummaryRecord
 from memq.memory.search import MemorySearch
 from memq.queue import Queue
 from tests.conftest import FAST
-from tests.helpers.memory import Item, Prompt, dump
+from tests.helpers.backends import POSTGRES, Backend, PgBackend, SqliteBackend
+from tests.helpers.memory import Item, Prompt
 from tests.helpers.memory import write as write_items
-from tests.helpers.rows import table
+from tests.helpers.memory_rows import dump
+from tests.postgres.conftest import server_url
 
 SESSION = "claude-code:7d1c9a40-2b6e-4f3a-9c55-0e8f1b2a6d31"
 OTHER = "claude-code:3f0b8e21-6c4d-4a9e-8b17-5d2c9e0f4a62"
@@ -116,6 +119,11 @@ async def write(
     )
 
 
+def stored_on_postgres(text: str) -> str:
+    """``text`` as PostgreSQL stores it: each NUL as U+FFFD."""
+    return text.replace("\x00", "\ufffd")
+
+
 def parsed(lines: list[str]) -> list[dict[str, Any]]:
     """The lines as JSON, without the export time (the one field that always differs)."""
     data = [json.loads(line) for line in lines]
@@ -140,12 +148,24 @@ def without_row_ids(value: Any) -> Any:
 
 @dataclass
 class Database:
-    """One open memq database: its queue, store and exporter."""
+    """One open memq database: its queue, store, exporter and search."""
 
-    path: Path
+    backend: Backend
     queue: Queue
     store: MemoryStore
     exporter: SessionExporter
+    searcher: MemorySearch
+
+    @classmethod
+    async def of(cls, backend: Backend) -> Database:
+        """The database of ``backend`` (its queue open), with readers the backend closes."""
+        return cls(
+            backend,
+            backend.queue,
+            await backend.reader(MemoryStore),
+            await backend.reader(SessionExporter),
+            await backend.reader(MemorySearch),
+        )
 
     async def export(self, session: str = SESSION) -> list[str]:
         lines = await self.exporter.export(session)
@@ -156,33 +176,45 @@ class Database:
         return await self.queue.run_in_transaction(import_effect(lines))
 
     async def search(self, query: str, **filters: Any) -> list[Any]:
-        async with await MemorySearch.open(self.path) as search:
-            return await search.search(query, **filters)
+        return await self.searcher.search(query, **filters)
 
 
 @pytest.fixture
-async def origin(queue: Queue, db_path: Path) -> AsyncIterator[Database]:
-    """The database sessions are exported from (the shared queue fixture's)."""
-    async with (
-        await MemoryStore.open(db_path) as store,
-        await SessionExporter.open(db_path) as exporter,
-    ):
-        yield Database(db_path, queue, store, exporter)
+async def origin(backend: Backend) -> Database:
+    """The database sessions are exported from (the ``backend`` fixture's)."""
+    return await Database.of(backend)
 
 
-@pytest.fixture
-async def target(tmp_path: Path) -> AsyncIterator[Database]:
-    """A second, fresh database to import into."""
-    path = tmp_path / "target.db"
-    queue = await Queue.open(path, FAST)
+@pytest.fixture(scope="session")
+def postgres_target_store() -> Iterator[str]:
+    """A second schema of the run, for the target's PostgreSQL cases; dropped at the end."""
+    made = PgBackend.create()
     try:
-        async with (
-            await MemoryStore.open(path) as store,
-            await SessionExporter.open(path) as exporter,
-        ):
-            yield Database(path, queue, store, exporter)
+        yield made.schema.name
     finally:
-        await queue.close()
+        made.drop()
+
+
+@pytest.fixture
+async def target(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Database]:
+    """A second, fresh database of the same backend to import into (on PostgreSQL, a second
+    schema, emptied before each test as the ``backend`` fixture's is)."""
+    made: Backend
+    if backend_name == POSTGRES:
+        schema: str = request.getfixturevalue("postgres_target_store")
+        made = await PgBackend(server_url(), schema, owned=False).emptied()
+    else:
+        made = SqliteBackend(tmp_path / "target.db")
+    try:
+        made.queue = await made.open(FAST)
+        yield await Database.of(made)
+    finally:
+        try:
+            await made.close_all()
+        finally:
+            made.drop()
 
 
 class TestExport:
@@ -251,6 +283,10 @@ class TestExport:
         assert parse_export(lines).records == ()
 
 
+# Text that JSON, UTF-8 and line splitting each could get wrong.
+TRICKY = "héllo wörld — 日本語 🚀 e\u0301 \u2028 line\u2029sep \x85 \r\n\t \x1c"
+
+
 class TestRoundTrip:
     async def test_export_import_export_is_equal(self, origin: Database, target: Database) -> None:
         """A session imported into a fresh database exports the same file, ids included."""
@@ -283,10 +319,23 @@ class TestRoundTrip:
             page = await read(target.store, SESSION)
             assert without_row_ids(page) == without_row_ids(await read(origin.store, SESSION))
 
-    async def test_unicode_and_long_texts_survive(self, origin: Database, target: Database) -> None:
-        """Any Unicode text, line separators and control characters included, and texts of
-        hundreds of kilobytes come back exactly; the file is UTF-8, not escaped ASCII."""
-        tricky = "héllo wörld — 日本語 🚀 e\u0301 \u2028 line\u2029sep \x85 \r\n\t \x00 nul \x1c"
+    @pytest.mark.parametrize(
+        "tricky",
+        [
+            pytest.param(TRICKY, id="text"),
+            pytest.param(
+                TRICKY + " \x00 nul",
+                id="nul",
+            ),
+        ],
+    )
+    async def test_unicode_and_long_texts_survive(
+        self, origin: Database, target: Database, tricky: str
+    ) -> None:
+        """Any Unicode text, line separators and control characters (NUL too) included, and
+        texts of hundreds of kilobytes come back exactly; the file is UTF-8, not escaped
+        ASCII. PostgreSQL's text cannot hold NUL: there each one is stored as U+FFFD, and
+        reads, exports and the comparison that finds records already present agree."""
         long_text = "".join(f"line {n}: {tricky}\n" for n in range(4000))
         items: list[Item] = [
             Prompt(tricky),
@@ -310,6 +359,10 @@ class TestRoundTrip:
         # As a client sends it: the file's UTF-8 bytes.
         await target.load(text.encode("utf-8"))
         assert parsed(await target.export()) == parsed(first)
+        if origin.backend.postgres and "\x00" in tricky:
+            assert "\\u0000" not in text
+            assert "\ufffd nul" in text
+            tricky, long_text = stored_on_postgres(tricky), stored_on_postgres(long_text)
         observations = await target.store.observations(SESSION)
         assert observations.items[0].narrative == long_text
         assert observations.items[0].facts == (tricky, "€")
@@ -317,9 +370,27 @@ class TestRoundTrip:
         assert detail is not None
         assert detail.prompts[0].text == tricky
         # The comparison that finds records already present reads these texts exactly too.
-        before = dump(origin.path)
+        before = dump(origin.backend)
         assert (await origin.load(text)).skipped == 3
-        assert dump(origin.path) == before
+        assert dump(origin.backend) == before
+
+    async def test_a_nul_from_a_sqlite_export_is_stored_as_u_fffd(
+        self, origin: Database, target: Database
+    ) -> None:
+        """A file written where NUL could be stored (SQLite) imports on PostgreSQL with
+        U+FFFD in its place, and importing it again finds every record already there."""
+        nul = "before \x00 after"
+        await write(origin.queue, origin.store, [Prompt(nul)])
+        text = "".join(await origin.export())
+        text = text.replace("\ufffd", "\\u0000")  # PostgreSQL's export: as SQLite's reads
+        assert "\\u0000" in text
+        await target.load(text)
+        detail = await target.store.get_session(SESSION)
+        assert detail is not None
+        assert detail.prompts[0].text == (
+            stored_on_postgres(nul) if target.backend.postgres else nul
+        )
+        assert (await target.load(text)).skipped == 1
 
     async def test_a_file_read_line_by_line_imports(
         self, origin: Database, target: Database, tmp_path: Path
@@ -341,12 +412,12 @@ class TestIdempotence:
         await write(origin.queue, origin.store, ITEMS)
         lines = await origin.export()
         await target.load(lines)
-        before = dump(target.path)
+        before = dump(target.backend)
         again = await target.load(lines)
         assert again.imported == 0
         assert again.skipped == 7
         assert not again.session_created
-        assert dump(target.path) == before
+        assert dump(target.backend) == before
 
     async def test_a_message_imported_before_is_not_imported_again_once_edited(
         self, origin: Database, target: Database
@@ -358,11 +429,11 @@ class TestIdempotence:
         await target.load(lines)
         edited = json.loads(lines[2])
         edited["title"] = "An edited title"
-        before = dump(target.path)
+        before = dump(target.backend)
         again = await target.load([*lines[:2], json.dumps(edited) + "\n", *lines[3:]])
         assert again.imported == 0
         assert again.skipped == 7
-        assert dump(target.path) == before
+        assert dump(target.backend) == before
 
     async def test_a_file_imports_again_once_its_records_were_forgotten(
         self, origin: Database, target: Database
@@ -373,35 +444,32 @@ class TestIdempotence:
         lines = await origin.export()
         await target.load(lines)
         assert await target.queue.run_in_transaction(target.store.forget_effect(SESSION)) > 0
-        assert table(target.path, "SELECT count(*) AS n FROM pending_messages")[0]["n"] == 6
+        assert target.backend.table("SELECT count(*) AS n FROM pending_messages")[0]["n"] == 6
         result = await target.load(lines)
         assert result.imported == 7
         assert result.remapped == 0
         assert parsed(await target.export()) == parsed(lines)
-        assert table(target.path, "SELECT count(*) AS n FROM pending_messages")[0]["n"] == 6
+        assert target.backend.table("SELECT count(*) AS n FROM pending_messages")[0]["n"] == 6
 
     async def test_a_second_import_after_the_queue_rows_were_pruned_imports_nothing(
-        self, origin: Database, tmp_path: Path
+        self, origin: Database, target: Database
     ) -> None:
         """Retention prunes the queue rows an import leaves; the records themselves still
         show that the file was imported."""
         await write(origin.queue, origin.store, ITEMS)
         lines = await origin.export()
-        path = tmp_path / "pruning.db"
-        queue = await Queue.open(path, replace(FAST, processed_retention=0.0))
-        try:
-            await queue.run_in_transaction(import_effect(lines))
-            await anyio.sleep(0.01)
-            report = await queue.maintain()
-            assert report.processed_pruned == 6  # one row per imported message
-            assert table(path, "SELECT count(*) AS n FROM pending_messages")[0]["n"] == 0
-            before = dump(path)
-            again = await queue.run_in_transaction(import_effect(lines))
-        finally:
-            await queue.close()
+        pruning = target.backend
+        queue = await pruning.open(replace(FAST, processed_retention=0.0))
+        await queue.run_in_transaction(import_effect(lines))
+        await anyio.sleep(0.01)
+        report = await queue.maintain()
+        assert report.processed_pruned == 6  # one row per imported message
+        assert pruning.table("SELECT count(*) AS n FROM pending_messages")[0]["n"] == 0
+        before = dump(pruning)
+        again = await queue.run_in_transaction(import_effect(lines))
         assert again.imported == 0
         assert again.skipped == 7
-        assert dump(path) == before
+        assert dump(pruning) == before
 
     async def test_importing_into_the_database_it_came_from_adds_nothing(
         self, origin: Database
@@ -409,11 +477,11 @@ class TestIdempotence:
         """The records are already there (under their own message ids): all skipped."""
         await write(origin.queue, origin.store, ITEMS, end=True)
         lines = await origin.export()
-        before = dump(origin.path)
+        before = dump(origin.backend)
         result = await origin.load(lines)
         assert result.imported == 0
         assert result.skipped == 7
-        assert dump(origin.path) == before
+        assert dump(origin.backend) == before
 
     async def test_a_record_is_present_only_when_every_field_matches(
         self, origin: Database
@@ -471,7 +539,7 @@ class TestIdCollisions:
         assert min(new_ids) > max(target_ids)
         assert parsed(await target.export(OTHER)) == parsed(other_before)
         for name in ("prompts", "observations", "summaries"):
-            rows = table(target.path, f"SELECT message_id, session_key FROM {name}")
+            rows = target.backend.table(f"SELECT message_id, session_key FROM {name}")
             ours = [row["message_id"] for row in rows if row["session_key"] == SESSION]
             assert len(ours) == len(set(ours))
         # And the second import is still a no-op.
@@ -484,7 +552,7 @@ class TestIdCollisions:
         queue never gives that id to a new message."""
         ids = await write(origin.queue, origin.store, ITEMS)
         await target.load(await origin.export())
-        rows = table(target.path, "SELECT * FROM pending_messages ORDER BY id")
+        rows = target.backend.rows()
         assert [row["id"] for row in rows] == ids
         assert {row["status"] for row in rows} == {"processed"}
         assert {row["payload"] for row in rows} == {None}
@@ -560,12 +628,12 @@ class TestInvalidFiles:
         lines = await origin.export()
         last = json.loads(lines[-1])
         del last["request"]
-        before = dump(target.path)
+        before = dump(target.backend)
         with pytest.raises(InvalidArchiveError, match=r"^line 8: missing field 'request'$"):
             await target.load([*lines[:-1], json.dumps(last) + "\n"])
         with pytest.raises(InvalidArchiveError, match=r"^line 3: not JSON"):
             await target.load([*lines[:2], "{oops\n", *lines[2:]])
-        assert dump(target.path) == before
+        assert dump(target.backend) == before
 
     async def test_a_write_that_fails_midway_leaves_nothing(
         self, origin: Database, target: Database
@@ -578,10 +646,12 @@ class TestInvalidFiles:
         # The last observation: a prompt, observations and their queue rows come before it.
         index = max(i for i, r in enumerate(bad) if r.type is RecordType.OBSERVATION)
         bad[index] = replace(bad[index], fields={**bad[index].fields, "kind": "nonsense"})
-        before = dump(target.path)
-        with pytest.raises(StorageError, match="CHECK constraint"):
+        # The ids the rolled-back inserts took are gone on PostgreSQL (its sequences).
+        counters = not target.backend.postgres
+        before = dump(target.backend, counters=counters)
+        with pytest.raises(StorageError, match=r"(?i)check constraint"):  # SQLite's, PG's
             await target.load(replace(document, records=tuple(bad)))
-        assert dump(target.path) == before
+        assert dump(target.backend, counters=counters) == before
         # The writer is fine afterwards.
         assert (await target.load(document)).imported == 7
 

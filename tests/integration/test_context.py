@@ -1,15 +1,14 @@
-"""The SessionStart context built from a real SQLite file, with memory written the way the
-worker writes it (``store.effect`` run by the queue's writer)."""
+"""The SessionStart context built on each backend (SQLite, PostgreSQL), with memory written
+the way the worker writes it (``store.effect`` run by the queue's writer)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,7 +22,8 @@ from memq.memory.context import (
     format_context,
 )
 from memq.memory.records import SummaryRecord
-from memq.queue import Message, MessageKind, Queue
+from memq.queue import Effect, Message, MessageKind, Queue, Transaction
+from tests.helpers.backends import Backend
 from tests.helpers.memory import SESSION, enqueue_all, process, sample
 
 T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
@@ -39,6 +39,23 @@ class Memory:
         self.queue = queue
         self.store = store
         self.ids = itertools.count(1)
+        self._batch: list[Effect] | None = None
+
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """The writes inside, in order, in one transaction of the writer at the end: a busy
+        project is hundreds of writes, each a round trip to the server on PostgreSQL."""
+        self._batch = effects = []
+        try:
+            yield
+        finally:
+            self._batch = None
+
+        async def write_all(tx: Transaction) -> None:
+            for effect in effects:
+                await effect(tx)
+
+        await self.queue.run_in_transaction(write_all)
 
     async def write(
         self,
@@ -60,7 +77,11 @@ class Memory:
             attempts=1,
             created_at=T0 + timedelta(minutes=minute),
         )
-        await self.queue.run_in_transaction(self.store.effect(message, result, project=project))
+        effect = self.store.effect(message, result, project=project)
+        if self._batch is not None:
+            self._batch.append(effect)
+        else:
+            await self.queue.run_in_transaction(effect)
 
     async def observe(self, session: str, minute: float, title: str, **kwargs: Any) -> None:
         files = kwargs.pop("files", ())
@@ -91,15 +112,14 @@ class Memory:
 
 
 @pytest.fixture
-async def builder(queue: Queue, db_path: Path) -> AsyncIterator[ContextBuilder]:
-    """A context builder on the queue's (already migrated) database."""
-    async with await ContextBuilder.open(db_path) as built:
-        yield built
+async def builder(backend: Backend) -> ContextBuilder:
+    """A context builder on each backend's store, as the daemon builds it."""
+    return await backend.reader(ContextBuilder)
 
 
 @pytest.fixture
-def memory(queue: Queue, store: MemoryStore) -> Memory:
-    return Memory(queue, store)
+def memory(backend: Backend, backend_store: MemoryStore) -> Memory:
+    return Memory(backend.queue, backend_store)
 
 
 def index_titles(text: str) -> list[str]:
@@ -119,27 +139,21 @@ def summary_requests(text: str) -> list[str]:
 
 
 def all_records(
-    db_path: Path, project: str, exclude: str | None = None
+    backend: Backend, project: str, exclude: str | None = None
 ) -> tuple[list[SummaryRecord], list[ObservationRecord]]:
     """Every record of the project, newest first, read by brute force as an outside tool
     would: what the builder's merge must agree with."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        where = "s.project = ? AND s.key IS NOT ?"
-        order = "ORDER BY r.created_at DESC, r.message_id DESC"
-        obs = conn.execute(
-            f"SELECT r.* FROM observations r JOIN sessions s ON s.key = r.session_key "
+    where = "s.project = ? AND s.key IS DISTINCT FROM ?"
+    order = "ORDER BY r.created_at DESC, r.message_id DESC"
+    obs, sums = (
+        backend.table(
+            f"SELECT r.* FROM {table} r JOIN sessions s ON s.key = r.session_key "
             f"WHERE {where} {order}",
-            (project, exclude),
-        ).fetchall()
-        sums = conn.execute(
-            f"SELECT r.* FROM summaries r JOIN sessions s ON s.key = r.session_key "
-            f"WHERE {where} {order}",
-            (project, exclude),
-        ).fetchall()
-    finally:
-        conn.close()
+            project,
+            exclude,
+        )
+        for table in ("observations", "summaries")
+    )
     at = datetime.fromtimestamp
     observations = [
         ObservationRecord(
@@ -170,15 +184,16 @@ def all_records(
 
 async def busy_project(memory: Memory) -> None:
     """Interleaved sessions in two projects, with summaries, prompts and equal times."""
-    for i in range(120):
-        session = f"claude-code:app-{i % 7}"
-        await memory.observe(session, i, f"app change {i}", files=(f"src/f{i}.py",))
-        await memory.observe(
-            f"claude-code:other-{i % 3}", i + 0.5, f"other change {i}", project=OTHER
-        )
-        if i % 25 == 0:
-            await memory.summarize(session, i + 0.1, f"app request {i}")
-    await memory.observe("claude-code:app-tie", 119, "tie at minute 119")  # same time as 119
+    async with memory.batch():
+        for i in range(120):
+            session = f"claude-code:app-{i % 7}"
+            await memory.observe(session, i, f"app change {i}", files=(f"src/f{i}.py",))
+            await memory.observe(
+                f"claude-code:other-{i % 3}", i + 0.5, f"other change {i}", project=OTHER
+            )
+            if i % 25 == 0:
+                await memory.summarize(session, i + 0.1, f"app request {i}")
+        await memory.observe("claude-code:app-tie", 119, "tie at minute 119")  # same time as 119
 
 
 class TestEmpty:
@@ -312,12 +327,12 @@ class TestContent:
 class TestMerge:
     @pytest.mark.parametrize("budget", [30, 60, 120, 400, 2000, 20_000])
     async def test_same_as_a_full_sort(
-        self, builder: ContextBuilder, memory: Memory, db_path: Path, budget: int
+        self, builder: ContextBuilder, memory: Memory, backend: Backend, budget: int
     ) -> None:
         """The indexed, early-stopping merge picks exactly what sorting every record of the
         project would (ties in time broken by message id, newest first)."""
         await busy_project(memory)
-        summaries, observations = all_records(db_path, APP)
+        summaries, observations = all_records(backend, APP)
         expected = format_context(APP, summaries, observations, budget_tokens=budget, now=NOW)
         assert await builder.build(APP, budget_tokens=budget, now=NOW) == expected
         if budget >= 400:
@@ -327,11 +342,11 @@ class TestMerge:
             ]
 
     async def test_same_as_a_full_sort_without_a_session(
-        self, builder: ContextBuilder, memory: Memory, db_path: Path
+        self, builder: ContextBuilder, memory: Memory, backend: Backend
     ) -> None:
         """Excluding a session changes the merge's input, not its exactness."""
         await busy_project(memory)
-        summaries, observations = all_records(db_path, APP, "claude-code:app-1")
+        summaries, observations = all_records(backend, APP, "claude-code:app-1")
         expected = format_context(APP, summaries, observations, budget_tokens=3000, now=NOW)
         got = await builder.build(
             APP, budget_tokens=3000, exclude_session="claude-code:app-1", now=NOW
@@ -360,8 +375,9 @@ class TestMerge:
     ) -> None:
         """The session active last can fill the list with old records alone; the merge must
         still read the next session, whose records are newer."""
-        for minute in range(250):
-            await memory.observe("claude-code:busy", minute, f"busy {minute}")
+        async with memory.batch():
+            for minute in range(250):
+                await memory.observe("claude-code:busy", minute, f"busy {minute}")
         await memory.prompt("claude-code:busy", 1000, "back again")
         for minute in range(500, 505):
             await memory.observe("claude-code:quiet", minute, f"quiet {minute}")
@@ -373,7 +389,7 @@ class TestMerge:
         self,
         builder: ContextBuilder,
         memory: Memory,
-        db_path: Path,
+        backend: Backend,
         monkeypatch: pytest.MonkeyPatch,
         observations_each: int,
     ) -> None:
@@ -383,17 +399,18 @@ class TestMerge:
         monkeypatch.setattr(context, "FIRST_PAGE", 2)
         monkeypatch.setattr(context, "SESSION_PAGE", 5)
         monkeypatch.setattr(context, "MAX_CHUNK", 8)
-        for i in range(40):
-            session = f"claude-code:p{i:03d}"
-            await memory.prompt(session, i * 10, f"prompt {i}")
-            for n in range(observations_each):
-                await memory.observe(session, i * 10 + n + 1, f"work {i}.{n}")
+        async with memory.batch():
+            for i in range(40):
+                session = f"claude-code:p{i:03d}"
+                await memory.prompt(session, i * 10, f"prompt {i}")
+                for n in range(observations_each):
+                    await memory.observe(session, i * 10 + n + 1, f"work {i}.{n}")
         await memory.summarize("claude-code:p000", 5, "the only summary")
         text = await builder.build(APP, budget_tokens=20_000, now=NOW)
         assert summary_requests(text) == ["the only summary"]
         expected = [f"work {i}.{n}" for i in range(40) for n in range(observations_each)]
         assert index_titles(text) == expected[::-1]
-        summaries, observations = all_records(db_path, APP)
+        summaries, observations = all_records(backend, APP)
         for budget in (60, 200, 700):
             assert await builder.build(APP, budget_tokens=budget, now=NOW) == format_context(
                 APP, summaries, observations, budget_tokens=budget, now=NOW
@@ -429,18 +446,18 @@ class TestBudget:
 
 class TestThroughTheWorkerPath:
     async def test_memory_from_real_hook_events(
-        self, queue: Queue, store: MemoryStore, builder: ContextBuilder
+        self, backend: Backend, backend_store: MemoryStore, builder: ContextBuilder
     ) -> None:
         """Hook events enqueued, processed by the extract processor and stored with the ack
         show up in the context of their project."""
         await enqueue_all(
-            queue,
+            backend.queue,
             ("prompt", sample("UserPromptSubmit")),
             ("observation", sample("PostToolUse.Bash")),
             ("observation", sample("PostToolUse.Write")),
             ("summarize", sample("Stop")),
         )
-        await process(queue, store, project=APP)
+        await process(backend.queue, backend_store, project=APP)
         text = await builder.build(APP)
         assert "Created notes.txt" in text
         assert "* #S1 just now: " in text

@@ -1,18 +1,17 @@
-"""Forks on real SQLite files: the copy (memq.memory.fork), how readers across sessions show
-each record once, and the automatic link of Claude Code's --fork-session
-(memq.worker.forks.ForkLinker).
+"""Forks on each backend (SQLite and PostgreSQL): the copy (memq.memory.fork), how readers
+across sessions show each record once, and the automatic link of Claude Code's
+--fork-session (memq.worker.forks.ForkLinker).
 
 Sessions are built through the worker's write path (Queue + MemoryStore.effect); forks run
-on the queue's writer, so the FTS triggers of migration 0003 index the copies.
+on the queue's writer, so the search index (SQLite's FTS triggers of migration 0003,
+PostgreSQL's generated ``search`` columns) holds the copies.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -29,10 +28,11 @@ from memq.memory.search import MemorySearch
 from memq.queue import Queue
 from memq.storage.sqlfile import load_queries
 from memq.worker.forks import ForkLinker
-from tests.helpers.memory import Item, Prompt, dump, query_plan
+from tests.helpers.backends import Backend
+from tests.helpers.memory import Item, Prompt, query_plan
 from tests.helpers.memory import settle as settle_session
 from tests.helpers.memory import write as write_items
-from tests.helpers.rows import table
+from tests.helpers.memory_rows import dump, execute
 
 PARENT_ID = "c2c6f4bc-4c27-401e-9856-1cd43eb344f3"
 CHILD_ID = "75d813a0-9e31-4855-b2a6-54f62d4cd8ba"
@@ -75,10 +75,8 @@ def fields(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in COPY_CHANGES}
 
 
-def records(db_path: Path, kind: str, session: str) -> list[dict[str, Any]]:
-    return table(
-        db_path, f"SELECT * FROM {kind} WHERE session_key = ? ORDER BY message_id", session
-    )
+def records(backend: Backend, kind: str, session: str) -> list[dict[str, Any]]:
+    return backend.table(f"SELECT * FROM {kind} WHERE session_key = ? ORDER BY message_id", session)
 
 
 def payload(session_id: str, event: str, cwd: str = CWD, **extra: Any) -> dict[str, Any]:
@@ -113,13 +111,13 @@ async def deliver(
     return (await queue.enqueue(route.session_key, route.kind, body, route.dedupe_key)).message_id
 
 
-async def resume(queue: Queue, store: MemoryStore, linker: ForkLinker, **extra: Any) -> int:
+async def resume(backend: Backend, store: MemoryStore, linker: ForkLinker, **extra: Any) -> int:
     """The parent resumed, its SessionStart processed (so its queue row has no payload)."""
+    queue = backend.queue
     message_id = await deliver(queue, linker, PARENT_ID, "SessionStart", source="resume", **extra)
     await settle(queue, store, PARENT)
-    assert table(queue.path, "SELECT payload FROM pending_messages WHERE id = ?", message_id) == [
-        {"payload": None}
-    ]
+    query = "SELECT payload FROM pending_messages WHERE id = ?"
+    assert backend.table(query, message_id) == [{"payload": None}]
     return message_id
 
 
@@ -128,22 +126,23 @@ async def resume(queue: Queue, store: MemoryStore, linker: ForkLinker, **extra: 
 
 class TestCopy:
     async def test_the_child_gets_a_copy_of_every_record_under_new_message_ids(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """Same fields, numbers and order; new ids after every id used, one per message
         (the message that made an observation and a summary stays one); inherited; each
         new id a settled queue row of the child; the parent untouched."""
+        queue, store = backend.queue, backend_store
         ids = await write(queue, store, PARENT_ITEMS)
-        before = dump(db_path)
+        before = dump(backend)
         result = await fork(queue)
         assert (result.child, result.parent) == (CHILD, PARENT)
         assert (result.prompts, result.observations, result.summaries) == (2, 2, 1)
         assert result.records == 5
 
-        after = dump(db_path)
+        after = dump(backend)
         for name in ("prompts", "observations", "summaries"):
-            parent_rows = records(db_path, name, PARENT)
-            child_rows = records(db_path, name, CHILD)
+            parent_rows = records(backend, name, PARENT)
+            child_rows = records(backend, name, CHILD)
             assert [fields(r) for r in child_rows] == [fields(r) for r in parent_rows]
             assert {r["inherited"] for r in child_rows} == {1}
             assert {r["inherited"] for r in parent_rows} == {0}
@@ -155,39 +154,47 @@ class TestCopy:
             {
                 r["message_id"]
                 for n in ("prompts", "observations", "summaries")
-                for r in records(db_path, n, CHILD)
+                for r in records(backend, n, CHILD)
             }
         )
         assert len(child_ids) == len(ids)
         assert min(child_ids) > max(ids)
-        (both,) = records(db_path, "summaries", CHILD)
-        assert both["message_id"] == records(db_path, "observations", CHILD)[1]["message_id"]
-        assert [p["number"] for p in records(db_path, "prompts", CHILD)] == [1, 2]
+        (both,) = records(backend, "summaries", CHILD)
+        assert both["message_id"] == records(backend, "observations", CHILD)[1]["message_id"]
+        assert [p["number"] for p in records(backend, "prompts", CHILD)] == [1, 2]
 
-        reserved = table(
-            db_path, "SELECT * FROM pending_messages WHERE session_id = ? ORDER BY id", CHILD
+        reserved = backend.table(
+            "SELECT * FROM pending_messages WHERE session_id = ? ORDER BY id", CHILD
         )
         assert [r["id"] for r in reserved] == child_ids
         assert [r["dedupe_key"] for r in reserved] == [f"fork:{i}" for i in ids]
         assert {(r["status"], r["payload"], r["kind"]) for r in reserved} == {
             ("processed", None, "event")
         }
-        # Every copy is in the search index, under its own rowid.
-        indexed = {r["rowid"] for r in after["memory_fts"]}
-        codes = {"observations": 1, "summaries": 2, "prompts": 3}
-        copied = {
-            r["message_id"] * 4 + code
-            for name, code in codes.items()
-            for r in records(db_path, name, CHILD)
-        }
-        assert copied <= indexed
-        assert len(after["memory_fts"]) == 2 * len(before["memory_fts"])
+        # Every copy is in the search index, under its own rowid (SQLite), or has the
+        # search column of its original (PostgreSQL's generated column).
+        if backend.postgres:
+            for name in ("prompts", "observations", "summaries"):
+                copies = [r["search"] for r in records(backend, name, CHILD)]
+                assert copies == [r["search"] for r in records(backend, name, PARENT)]
+                assert all(copies)
+        else:
+            indexed = {r["rowid"] for r in after["memory_fts"]}
+            codes = {"observations": 1, "summaries": 2, "prompts": 3}
+            copied = {
+                r["message_id"] * 4 + code
+                for name, code in codes.items()
+                for r in records(backend, name, CHILD)
+            }
+            assert copied <= indexed
+            assert len(after["memory_fts"]) == 2 * len(before["memory_fts"])
 
     async def test_the_child_session_names_its_parent(
-        self, queue: Queue, store: MemoryStore
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """Project and directory come from the parent, the title too, marked as a fork's;
         it is open, started when it was forked, and counts the copied prompts."""
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
         start = datetime.now(UTC)
         result = await fork(queue)
@@ -224,14 +231,15 @@ class TestCopy:
         assert result.to_dict()["forked_at"].endswith("Z")
 
     async def test_the_childs_own_records_follow_its_inherited_ones(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """Its own prompt is numbered after the copies, is not inherited, and leaves the
         (fork's) title alone."""
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
         await fork(queue)
         await write(queue, store, [Prompt("Continue in the fork")], session=CHILD)
-        prompts = records(db_path, "prompts", CHILD)
+        prompts = records(backend, "prompts", CHILD)
         assert [(p["number"], p["inherited"]) for p in prompts] == [(1, 1), (2, 1), (3, 0)]
         detail = await store.get_session(CHILD)
         assert detail is not None
@@ -239,19 +247,21 @@ class TestCopy:
         assert detail.title == "[fork] Fix the flaky zanzibar retry logic"
 
     async def test_a_fork_of_a_fork_inherits_everything_its_parent_holds(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
         await fork(queue)
         await write(queue, store, [Prompt("Continue in the fork")], session=CHILD)
         result = await fork(queue, CHILD, OTHER)
         assert (result.prompts, result.observations, result.summaries) == (3, 2, 1)
-        prompts = records(db_path, "prompts", OTHER)
+        prompts = records(backend, "prompts", OTHER)
         assert [(p["number"], p["inherited"]) for p in prompts] == [(1, 1), (2, 1), (3, 1)]
 
     async def test_a_session_without_records_forks_into_an_empty_child(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
+        queue, store = backend.queue, backend_store
         # A Stop whose turn left no summary: the session exists, without records. (A
         # SessionStart alone makes no session: memq.memory.store.)
         await queue.enqueue(PARENT, "summarize", payload(PARENT_ID, "Stop"))
@@ -261,30 +271,32 @@ class TestCopy:
         detail = await store.get_session(CHILD)
         assert detail is not None
         assert detail.parent_key == PARENT
-        assert table(db_path, "SELECT * FROM pending_messages WHERE session_id = ?", CHILD) == []
+        assert backend.table("SELECT * FROM pending_messages WHERE session_id = ?", CHILD) == []
 
 
 class TestRefusals:
     async def test_a_target_with_memory_or_queue_rows_is_refused_and_nothing_written(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """A target memory knows, or that has only a pending queue row, already exists."""
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
         await write(queue, store, [Prompt("Another session")], session=OTHER)
-        before = dump(db_path)
+        before = dump(backend)
         with pytest.raises(ForkTargetExistsError, match=OTHER):
             await fork(queue, PARENT, OTHER)
-        assert dump(db_path) == before
+        assert dump(backend) == before
 
         await queue.enqueue(CHILD, "prompt", payload(CHILD_ID, "UserPromptSubmit", prompt="x"))
-        before = dump(db_path)
+        before = dump(backend)
         with pytest.raises(ForkTargetExistsError):
             await fork(queue)
-        assert dump(db_path) == before
+        assert dump(backend) == before
 
     async def test_a_target_with_a_failed_row_exists(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
         await queue.enqueue(CHILD, "prompt", payload(CHILD_ID, "UserPromptSubmit", prompt="x"))
         async for claim in queue.stream(CHILD, linger=0):
@@ -292,16 +304,17 @@ class TestRefusals:
         while await queue.has_pending(CHILD):
             async for claim in queue.stream(CHILD, linger=0):
                 await claim.fail("broken")
-        statuses = table(db_path, "SELECT status FROM pending_messages WHERE session_id = ?", CHILD)
+        statuses = backend.table("SELECT status FROM pending_messages WHERE session_id = ?", CHILD)
         assert statuses == [{"status": "failed"}]
         with pytest.raises(ForkTargetExistsError):
             await fork(queue)
 
-    async def test_an_unknown_parent_is_refused(self, queue: Queue, db_path: Path) -> None:
-        before = dump(db_path)
+    async def test_an_unknown_parent_is_refused(self, backend: Backend) -> None:
+        queue = backend.queue
+        before = dump(backend)
         with pytest.raises(ForkParentNotFoundError, match=PARENT):
             await fork(queue)
-        assert dump(db_path) == before
+        assert dump(backend) == before
         with pytest.raises(SameSessionError, match="itself"):
             fork_effect(PARENT, PARENT)
 
@@ -311,10 +324,11 @@ class TestRefusals:
 
 class TestReaders:
     async def test_search_across_sessions_finds_each_record_once(
-        self, queue: Queue, store: MemoryStore, search: MemorySearch
+        self, backend: Backend, backend_store: MemoryStore, backend_search: MemorySearch
     ) -> None:
         """Across sessions: the parent's record, once; the fork's own records too. Filtered
         to the fork: its copy, marked inherited."""
+        queue, store, search = backend.queue, backend_store, backend_search
         await write(queue, store, PARENT_ITEMS)
         await fork(queue)
         await write(queue, store, [Prompt("Continue with the quokka docs")], session=CHILD)
@@ -336,13 +350,14 @@ class TestReaders:
 
     async def test_the_rank_window_ranks_everything_when_copies_fill_it(
         self,
-        queue: Queue,
-        store: MemoryStore,
-        search: MemorySearch,
+        backend: Backend,
+        backend_store: MemoryStore,
+        backend_search: MemorySearch,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """When the newest matches are mostly a fork's copies, the search ranks every match
         rather than return fewer hits than it could."""
+        queue, store, search = backend.queue, backend_store, backend_search
         monkeypatch.setattr("memq.memory.search.RANK_WINDOW", 2)
         await write(queue, store, PARENT_ITEMS)
         await fork(queue)  # the two newest of the four "quokka" matches are the copies
@@ -350,8 +365,9 @@ class TestReaders:
         assert [(h.session_key, h.inherited) for h in hits] == [(PARENT, False)] * 2
 
     async def test_the_context_shows_each_record_once(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
         await fork(queue)
         await write(
@@ -360,15 +376,15 @@ class TestReaders:
             [ObservationRecord(kind=ObservationKind.COMMAND, title="Ran the platypus tests")],
             session=CHILD,
         )
-        async with await ContextBuilder.open(db_path) as builder:
-            text = await builder.build(PROJECT)
-            assert text.count("Capped the wombat backoff") == 1
-            assert text.count("Read src/quokka_policy.py") == 1
-            assert text.count("Fix the marmalade retry") == 1
-            assert text.count("Ran the platypus tests") == 1
-            # A fork with nothing of its own adds nothing.
-            await fork(queue, PARENT, OTHER)
-            assert await builder.build(PROJECT) == text
+        builder = await backend.reader(ContextBuilder)
+        text = await builder.build(PROJECT)
+        assert text.count("Capped the wombat backoff") == 1
+        assert text.count("Read src/quokka_policy.py") == 1
+        assert text.count("Fix the marmalade retry") == 1
+        assert text.count("Ran the platypus tests") == 1
+        # A fork with nothing of its own adds nothing.
+        await fork(queue, PARENT, OTHER)
+        assert await builder.build(PROJECT) == text
 
     def test_the_readers_go_through_indexes_of_own_records(self) -> None:
         """The context's per-session reads use the partial indexes of 0006, and no fork
@@ -385,8 +401,9 @@ class TestReaders:
                     assert "leases" in step or "failed" in step, (name, step)
 
     async def test_a_timeline_of_an_own_record_leaves_the_copies_out(
-        self, queue: Queue, store: MemoryStore, search: MemorySearch
+        self, backend: Backend, backend_store: MemoryStore, backend_search: MemorySearch
     ) -> None:
+        queue, store, search = backend.queue, backend_store, backend_search
         await write(queue, store, PARENT_ITEMS)
         await fork(queue)
         (own_id,) = await write(queue, store, [Prompt("Continue in the fork")], session=CHILD)
@@ -407,27 +424,29 @@ class TestReaders:
 
 class TestAfterTheFork:
     async def test_reverting_the_fork_forgets_its_own_records_first(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
         await fork(queue)
         await write(queue, store, [Prompt("Continue in the fork")], session=CHILD)
-        parent_before = records(db_path, "prompts", PARENT)
+        parent_before = records(backend, "prompts", PARENT)
         cutoff = await store.revert_cutoff(CHILD, 1)
         assert cutoff is not None
         await queue.forget_session_from(CHILD, cutoff)
         assert await queue.run_in_transaction(store.revert_effect(CHILD, cutoff)) == 1
-        prompts = records(db_path, "prompts", CHILD)
+        prompts = records(backend, "prompts", CHILD)
         assert [(p["number"], p["inherited"]) for p in prompts] == [(1, 1), (2, 1)]
         detail = await store.get_session(CHILD)
         assert detail is not None
         assert detail.prompt_count == 2
-        assert records(db_path, "prompts", PARENT) == parent_before
+        assert records(backend, "prompts", PARENT) == parent_before
 
     async def test_deleting_the_parent_leaves_the_forks_copy(
-        self, queue: Queue, store: MemoryStore, search: MemorySearch, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, backend_search: MemorySearch
     ) -> None:
         """The fork keeps its copy, now its own, and no longer names the deleted parent."""
+        queue, store, search = backend.queue, backend_store, backend_search
         await write(queue, store, PARENT_ITEMS)
         await fork(queue)
         await queue.forget_session(PARENT)
@@ -447,8 +466,9 @@ class TestAfterTheFork:
         assert (hit.session_key, hit.inherited) == (CHILD, False)
 
     async def test_transferring_a_fork_keeps_its_parent_and_moves_its_children(
-        self, queue: Queue, store: MemoryStore
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
         await fork(queue)
         grandchild = "claude-code:grandchild"
@@ -465,22 +485,23 @@ class TestAfterTheFork:
 # -- the automatic link ----------------------------------------------------------------------
 
 
-def child_prompts(db_path: Path) -> list[tuple[int, int]]:
-    return [(p["number"], p["inherited"]) for p in records(db_path, "prompts", CHILD)]
+def child_prompts(backend: Backend) -> list[tuple[int, int]]:
+    return [(p["number"], p["inherited"]) for p in records(backend, "prompts", CHILD)]
 
 
 class TestLink:
     @pytest.fixture
-    def linker(self, queue: Queue) -> ForkLinker:
-        return ForkLinker(queue)
+    def linker(self, backend: Backend) -> ForkLinker:
+        return ForkLinker(backend.queue)
 
     async def test_a_forks_first_event_after_a_resume_links_it(
-        self, queue: Queue, store: MemoryStore, linker: ForkLinker, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, linker: ForkLinker
     ) -> None:
         """SessionStart (resume) with the parent's id, then an event of a new id in the same
         directory: the new session is a fork, its copy in place before its own event."""
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
-        await resume(queue, store, linker)
+        await resume(backend, store, linker)
         with capture_logs() as logs:
             own = await deliver(queue, linker, CHILD_ID, "UserPromptSubmit", prompt="forked")
         forked = [e for e in logs if e["event"] == "session.forked"]
@@ -494,29 +515,35 @@ class TestLink:
                 "records": 5,
             }
         ]
-        copies = table(db_path, "SELECT id FROM pending_messages WHERE session_id = ?", CHILD)
+        copies = backend.table("SELECT id FROM pending_messages WHERE session_id = ?", CHILD)
         assert max(r["id"] for r in copies) == own
         await settle(queue, store, CHILD)
-        assert child_prompts(db_path) == [(1, 1), (2, 1), (3, 0)]
+        assert child_prompts(backend) == [(1, 1), (2, 1), (3, 0)]
         detail = await store.get_session(CHILD)
         assert detail is not None
         assert detail.parent_key == PARENT
         assert CHILD in linker
 
     async def test_the_link_holds_before_the_resume_is_processed(
-        self, queue: Queue, store: MemoryStore, linker: ForkLinker, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, linker: ForkLinker
     ) -> None:
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
         await deliver(queue, linker, PARENT_ID, "SessionStart", source="resume")
         await deliver(queue, linker, CHILD_ID, "Stop")
         assert (await store.get_session(CHILD)) is not None
 
     async def test_later_events_cost_no_look_up(
-        self, queue: Queue, store: MemoryStore, linker: ForkLinker, monkeypatch: pytest.MonkeyPatch
+        self,
+        backend: Backend,
+        backend_store: MemoryStore,
+        linker: ForkLinker,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """Once seen, a session's events are one set look-up: no transaction."""
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
-        await resume(queue, store, linker)
+        await resume(backend, store, linker)
         await deliver(queue, linker, CHILD_ID, "UserPromptSubmit", prompt="forked")
         calls: list[object] = []
         original = queue.run_in_transaction
@@ -533,12 +560,17 @@ class TestLink:
         assert calls == []
 
     async def test_a_first_event_with_no_resume_nearby_costs_no_transaction(
-        self, queue: Queue, store: MemoryStore, linker: ForkLinker, monkeypatch: pytest.MonkeyPatch
+        self,
+        backend: Backend,
+        backend_store: MemoryStore,
+        linker: ForkLinker,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """The writer is asked only when a session was resumed in the directory within the
         window: a new session in another directory is one read on the reader."""
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
-        await resume(queue, store, linker)
+        await resume(backend, store, linker)
         calls: list[object] = []
         original = queue.run_in_transaction
 
@@ -556,7 +588,8 @@ class TestLink:
         assert detail is not None
         assert detail.parent_key == PARENT
 
-    async def test_the_seen_set_is_bounded(self, queue: Queue) -> None:
+    async def test_the_seen_set_is_bounded(self, backend: Backend) -> None:
+        queue = backend.queue
         linker = ForkLinker(queue, capacity=2)
         for key in ("a", "b", "a", "c"):
             linker.mark_seen(key)
@@ -565,183 +598,183 @@ class TestLink:
             ForkLinker(queue, capacity=0)
 
     async def test_concurrent_first_events_link_once(
-        self, queue: Queue, store: MemoryStore, linker: ForkLinker, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, linker: ForkLinker
     ) -> None:
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
-        await resume(queue, store, linker)
+        await resume(backend, store, linker)
         with capture_logs() as logs:
             async with anyio.create_task_group() as group:
                 for n in range(4):
                     deliver_one = partial(deliver, tool_use_id=f"t{n}")
                     group.start_soon(deliver_one, queue, linker, CHILD_ID, "PostToolUse")
         assert [e["event"] for e in logs if e["event"] == "session.forked"] == ["session.forked"]
-        assert child_prompts(db_path) == [(1, 1), (2, 1)]
+        assert child_prompts(backend) == [(1, 1), (2, 1)]
 
     async def test_a_restarted_daemon_does_not_link_a_known_session_again(
-        self, queue: Queue, store: MemoryStore, linker: ForkLinker, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, linker: ForkLinker
     ) -> None:
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
-        await resume(queue, store, linker)
+        await resume(backend, store, linker)
         await deliver(queue, linker, CHILD_ID, "UserPromptSubmit", prompt="forked")
         await settle(queue, store, CHILD)
         fresh = ForkLinker(queue)  # a new daemon: nothing seen yet
         await deliver(queue, fresh, CHILD_ID, "UserPromptSubmit", prompt="again")
         await settle(queue, store, CHILD)
-        assert child_prompts(db_path) == [(1, 1), (2, 1), (3, 0), (4, 0)]
+        assert child_prompts(backend) == [(1, 1), (2, 1), (3, 0), (4, 0)]
 
 
 class TestNoLink:
     """Each case: a session that must not become a fork."""
 
     @pytest.fixture
-    async def parent(self, queue: Queue, store: MemoryStore) -> None:
+    async def parent(self, backend: Backend, backend_store: MemoryStore) -> None:
+        queue, store = backend.queue, backend_store
         await write(queue, store, PARENT_ITEMS)
 
-    async def assert_not_linked(self, store: MemoryStore, db_path: Path, key: str = CHILD) -> None:
+    async def assert_not_linked(
+        self, store: MemoryStore, backend: Backend, key: str = CHILD
+    ) -> None:
         detail = await store.get_session(key)
         assert detail is None or detail.parent_key is None
         assert (
-            table(db_path, "SELECT 1 FROM prompts WHERE session_key = ? AND inherited = 1", key)
+            backend.table("SELECT 1 FROM prompts WHERE session_key = ? AND inherited = 1", key)
             == []
         )
 
     async def test_a_resume_older_than_the_window(
-        self, queue: Queue, store: MemoryStore, parent: None, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, parent: None
     ) -> None:
+        queue, store = backend.queue, backend_store
         linker = ForkLinker(queue, window_seconds=0.2)
-        await resume(queue, store, linker)
+        await resume(backend, store, linker)
         await anyio.sleep(0.3)
         await deliver(queue, linker, CHILD_ID, "UserPromptSubmit", prompt="late")
-        await self.assert_not_linked(store, db_path)
+        await self.assert_not_linked(store, backend)
 
     async def test_a_resume_in_another_directory(
-        self, queue: Queue, store: MemoryStore, parent: None, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, parent: None
     ) -> None:
+        queue, store = backend.queue, backend_store
         linker = ForkLinker(queue)
-        await resume(queue, store, linker)
+        await resume(backend, store, linker)
         await deliver(queue, linker, CHILD_ID, "UserPromptSubmit", "/elsewhere", prompt="x")
-        await self.assert_not_linked(store, db_path)
+        await self.assert_not_linked(store, backend)
         await deliver(queue, linker, OTHER_ID, "UserPromptSubmit", "", prompt="no cwd")
-        await self.assert_not_linked(store, db_path, OTHER)
+        await self.assert_not_linked(store, backend, OTHER)
 
     async def test_a_parent_with_events_after_its_resume(
-        self, queue: Queue, store: MemoryStore, parent: None, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, parent: None
     ) -> None:
         """A plain resume: the parent went on with its own id."""
+        queue, store = backend.queue, backend_store
         linker = ForkLinker(queue)
-        await resume(queue, store, linker)
+        await resume(backend, store, linker)
         await deliver(queue, linker, PARENT_ID, "UserPromptSubmit", prompt="go on")
         await deliver(queue, linker, CHILD_ID, "UserPromptSubmit", prompt="x")
-        await self.assert_not_linked(store, db_path)
+        await self.assert_not_linked(store, backend)
 
     async def test_a_session_memq_knows(
-        self, queue: Queue, store: MemoryStore, parent: None, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, parent: None
     ) -> None:
         """A session with a queue row (e.g. written by the hook's fallback while the daemon
         was down) or with memory is known: this daemon not having seen it changes nothing."""
+        queue, store = backend.queue, backend_store
         linker = ForkLinker(queue)
         await queue.enqueue(CHILD, "prompt", payload(CHILD_ID, "UserPromptSubmit", prompt="a"))
         await write(queue, store, [Prompt("known")], session=OTHER)
         await queue.forget_session(OTHER)  # memory alone knows it now
-        await resume(queue, store, linker)
+        await resume(backend, store, linker)
         await deliver(queue, linker, CHILD_ID, "UserPromptSubmit", prompt="b")
         await deliver(queue, linker, OTHER_ID, "UserPromptSubmit", prompt="c")
-        await self.assert_not_linked(store, db_path)
-        await self.assert_not_linked(store, db_path, OTHER)
+        await self.assert_not_linked(store, backend)
+        await self.assert_not_linked(store, backend, OTHER)
 
     async def test_a_startup_session_start(
-        self, queue: Queue, store: MemoryStore, parent: None, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, parent: None
     ) -> None:
         """A parent that started (or was compacted or cleared), not resumed."""
+        queue, store = backend.queue, backend_store
         linker = ForkLinker(queue)
         for source in ("startup", "compact", "clear"):
             await deliver(queue, linker, PARENT_ID, "SessionStart", source=source)
         await settle(queue, store, PARENT)
         await deliver(queue, linker, CHILD_ID, "UserPromptSubmit", prompt="x")
-        await self.assert_not_linked(store, db_path)
+        await self.assert_not_linked(store, backend)
 
     async def test_a_new_session_that_started_itself(
-        self, queue: Queue, store: MemoryStore, parent: None, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, parent: None
     ) -> None:
         """A brand-new session whose own SessionStart came first, right after a resume in
         the same directory; also once the daemon restarted in between."""
+        queue, store = backend.queue, backend_store
         linker = ForkLinker(queue)
-        await resume(queue, store, linker)
+        await resume(backend, store, linker)
         await deliver(queue, linker, CHILD_ID, "SessionStart", source="startup")
         await deliver(queue, linker, CHILD_ID, "UserPromptSubmit", prompt="x")
         await deliver(queue, ForkLinker(queue), CHILD_ID, "PostToolUse", tool_use_id="t1")
-        await self.assert_not_linked(store, db_path)
+        await self.assert_not_linked(store, backend)
 
     async def test_an_event_memqs_hooks_do_not_send(
-        self, queue: Queue, store: MemoryStore, parent: None, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, parent: None
     ) -> None:
         """Claude Code sends InstructionsLoaded with a throw-away id on every resume. It does
         not mark the id seen either: a fork's own id comes that way before its first prompt
         (tests/integration/test_unknown_events.py)."""
+        queue, store = backend.queue, backend_store
         linker = ForkLinker(queue)
-        await resume(queue, store, linker)
+        await resume(backend, store, linker)
         await deliver(queue, linker, OTHER_ID, "InstructionsLoaded")
-        await self.assert_not_linked(store, db_path, OTHER)
+        await self.assert_not_linked(store, backend, OTHER)
         assert OTHER not in linker
 
     async def test_a_parent_memory_never_stored(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """The resumed session has no memory yet (its SessionStart still queued): nothing to
         inherit, no link."""
+        queue, store = backend.queue, backend_store
         linker = ForkLinker(queue)
         await deliver(queue, linker, PARENT_ID, "SessionStart", source="resume")
         await deliver(queue, linker, CHILD_ID, "UserPromptSubmit", prompt="x")
-        await self.assert_not_linked(store, db_path)
+        await self.assert_not_linked(store, backend)
 
 
 class TestResumeTrigger:
     """Migration 0006's trigger: what the link reads once a SessionStart lost its payload."""
 
-    async def test_each_session_keeps_its_latest_resume_for_a_day(
-        self, queue: Queue, db_path: Path
-    ) -> None:
+    async def test_each_session_keeps_its_latest_resume_for_a_day(self, backend: Backend) -> None:
+        queue = backend.queue
         start = payload(PARENT_ID, "SessionStart", source="resume")
         first = (await queue.enqueue(PARENT, "event", start)).message_id
         second = (await queue.enqueue(PARENT, "event", {**start, "cwd": "/b"})).message_id
-        rows = table(db_path, "SELECT * FROM session_resumes")
+        rows = backend.table("SELECT * FROM session_resumes")
         assert [(r["session_key"], r["cwd"], r["message_id"]) for r in rows] == [
             (PARENT, "/b", second)
         ]
         assert second > first
-        conn = sqlite3.connect(db_path)
-        try:
-            conn.execute("UPDATE session_resumes SET resumed_at = resumed_at - 86400001")
-            conn.commit()
-        finally:
-            conn.close()
+        execute(backend, "UPDATE session_resumes SET resumed_at = resumed_at - 86400001")
         await queue.enqueue(OTHER, "event", payload(OTHER_ID, "SessionStart", source="resume"))
-        assert [r["session_key"] for r in table(db_path, "SELECT * FROM session_resumes")] == [
-            OTHER
-        ]
+        assert [r["session_key"] for r in backend.table("SELECT * FROM session_resumes")] == [OTHER]
 
-    async def test_a_row_that_is_not_a_resume_is_left_alone(
-        self, queue: Queue, db_path: Path
-    ) -> None:
+    async def test_a_row_that_is_not_a_resume_is_left_alone(self, backend: Backend) -> None:
         """Other events, and payloads that are not JSON or lack a directory, insert as
         before."""
+        queue = backend.queue
         await queue.enqueue(PARENT, "event", payload(PARENT_ID, "SessionStart", source="startup"))
         await queue.enqueue(
             PARENT, "event", {"hook_event_name": "SessionStart", "source": "resume"}
         )
         await queue.enqueue(PARENT, "observation", payload(PARENT_ID, "PostToolUse"))
-        conn = sqlite3.connect(db_path)
-        try:
-            conn.execute(
-                "INSERT INTO pending_messages (session_id, kind, payload, available_at, "
-                "created_at) VALUES (?, 'event', 'not json', 0, 0)",
-                (OTHER,),
-            )
-            conn.commit()
-        finally:
-            conn.close()
-        assert table(db_path, "SELECT * FROM session_resumes") == []
-        assert len(table(db_path, "SELECT id FROM pending_messages")) == 4
+        execute(
+            backend,
+            "INSERT INTO pending_messages (session_id, kind, payload, available_at, "
+            "created_at) VALUES (?, 'event', 'not json', 0, 0)",
+            OTHER,
+        )
+        assert backend.table("SELECT * FROM session_resumes") == []
+        assert len(backend.table("SELECT id FROM pending_messages")) == 4
 
 
 def test_forked_at_is_the_transaction_clock() -> None:

@@ -1,11 +1,10 @@
-"""Records read by reference on a real SQLite file: every field, the order asked, the missing
-ones, the timeline around a reference, and the direct read the CLI and MCP use without a
-daemon."""
+"""Records read by reference on each backend (SQLite, PostgreSQL): every field, the order
+asked, the missing ones, the timeline around a reference, and the direct read the CLI and MCP
+use without a daemon."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -17,7 +16,7 @@ from memq.memory import MemoryStore, ObservationKind, ObservationRecord, Summary
 from memq.memory.lookup import QUERIES, RecordLookup
 from memq.memory.records import RecordType
 from memq.memory.refs import RecordRef, parse_ref, parse_refs
-from memq.queue import Queue
+from tests.helpers.backends import Backend, SqliteBackend
 from tests.helpers.memory import Prompt, query_plan, write
 
 SESSION = "claude-code:4e1d7f0a-77b2-4f57-9c1e-5d0f4b3a9e21"
@@ -44,15 +43,22 @@ SUMMARY = SummaryRecord(request="fix the retry logic", completed="backoff added"
 
 
 @pytest.fixture
-async def lookup(queue: Queue, db_path: Path) -> AsyncIterator[RecordLookup]:
-    async with await RecordLookup.open(db_path) as reader:
-        yield reader
+async def lookup(backend: Backend) -> RecordLookup:
+    """A record lookup on each backend's store, as the daemon builds it."""
+    return await backend.reader(RecordLookup)
 
 
-async def remember(queue: Queue, store: MemoryStore) -> list[int]:
+def database(backend: Backend) -> direct.Database:
+    """The store as the CLI names it: the file, or the server's URL (in the schema)."""
+    if isinstance(backend, SqliteBackend):
+        return backend.db_path
+    return direct.ServerDatabase(backend.target)
+
+
+async def remember(backend: Backend, store: MemoryStore) -> list[int]:
     """A prompt, an edit, a command and a summary in SESSION; their message ids."""
     return await write(
-        queue,
+        backend.queue,
         store,
         [Prompt("fix the retry logic"), EDIT, RUN, SUMMARY],
         session=SESSION,
@@ -76,12 +82,12 @@ async def refs_of(lookup: RecordLookup, store: MemoryStore) -> dict[str, RecordR
 
 class TestRecords:
     async def test_full_records_in_the_order_asked(
-        self, queue: Queue, store: MemoryStore, lookup: RecordLookup
+        self, backend: Backend, backend_store: MemoryStore, lookup: RecordLookup
     ) -> None:
         """Each reference gives its whole record, its session and project, in the order
         asked, whatever the record types."""
-        await remember(queue, store)
-        refs = await refs_of(lookup, store)
+        await remember(backend, backend_store)
+        refs = await refs_of(lookup, backend_store)
         order = [refs["summary"], refs["edit"], refs["prompt"], refs["run"]]
         found = await lookup.records(order)
         assert [record.ref for record in found.found] == order
@@ -110,12 +116,12 @@ class TestRecords:
         )
 
     async def test_missing_references_are_listed_apart(
-        self, queue: Queue, store: MemoryStore, lookup: RecordLookup
+        self, backend: Backend, backend_store: MemoryStore, lookup: RecordLookup
     ) -> None:
         """A reference no record answers is listed in ``missing``; the others are found; a
         reference given twice is answered once."""
-        await remember(queue, store)
-        refs = await refs_of(lookup, store)
+        await remember(backend, backend_store)
+        refs = await refs_of(lookup, backend_store)
         asked = [refs["edit"], parse_ref("#999999"), refs["edit"], parse_ref("S424242")]
         found = await lookup.records(asked)
         assert [record.ref for record in found.found] == [refs["edit"]]
@@ -140,10 +146,10 @@ class TestRecords:
 
 class TestTimelineByReference:
     async def test_the_timeline_of_a_reference_is_the_timeline_of_its_message(
-        self, queue: Queue, store: MemoryStore, lookup: RecordLookup
+        self, backend: Backend, backend_store: MemoryStore, lookup: RecordLookup
     ) -> None:
-        ids = await remember(queue, store)
-        refs = await refs_of(lookup, store)
+        ids = await remember(backend, backend_store)
+        refs = await refs_of(lookup, backend_store)
         timeline = await lookup.timeline(refs["edit"], before=1, after=1)
         assert timeline is not None
         assert timeline.anchor.message_id == ids[1]
@@ -153,21 +159,21 @@ class TestTimelineByReference:
 
 class TestDirectReads:
     async def test_records_read_from_the_file_as_the_api_answers(
-        self, queue: Queue, store: MemoryStore, lookup: RecordLookup, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, lookup: RecordLookup
     ) -> None:
-        await remember(queue, store)
-        refs = await refs_of(lookup, store)
+        await remember(backend, backend_store)
+        refs = await refs_of(lookup, backend_store)
         asked = [refs["run"], parse_ref("#999999")]
         # The direct reads run their own event loop, as the CLI and the MCP server call them.
-        status, body = await anyio.to_thread.run_sync(direct.records, db_path, asked)
+        status, body = await anyio.to_thread.run_sync(direct.records, database(backend), asked)
         assert status == 200
         assert json.loads(body) == (await lookup.records(asked)).to_dict()
         missing = [parse_ref("#999999")]
-        status, body = await anyio.to_thread.run_sync(direct.records, db_path, missing)
+        status, body = await anyio.to_thread.run_sync(direct.records, database(backend), missing)
         assert status == 404
         assert "#999999" in json.loads(body)["error"]
         status, body = await anyio.to_thread.run_sync(
-            lambda: direct.timeline_at(db_path, refs["edit"], before=0, after=0)
+            lambda: direct.timeline_at(database(backend), refs["edit"], before=0, after=0)
         )
         assert status == 200
         assert json.loads(body)["anchor"]["title"] == EDIT.title

@@ -1,4 +1,4 @@
-"""The memory store on a real SQLite file: effects written with the ack, reads, forgetting."""
+"""The memory store on each backend: effects written with the ack, reads, forgetting."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from memq.memory.context import ContextBuilder
 from memq.memory.reader import ReadsMemory
 from memq.memory.search import MemorySearch
 from memq.processors import get_processor
-from memq.queue import ClaimState, Message, MessageKind, MessageStatus, Queue
+from memq.queue import ClaimState, Message, MessageKind, MessageStatus
 from memq.storage.sqlfile import load_queries
+from tests.helpers.backends import Backend
 from tests.helpers.memory import (
     OTHER,
     SESSION,
@@ -31,15 +32,23 @@ from tests.helpers.memory import (
     query_plan,
     sample,
 )
-from tests.helpers.rows import row, table
 
 
-def memory_rows(db_path: Path) -> dict[str, int]:
+def memory_rows(backend: Backend) -> dict[str, int]:
     return {
-        name: table(db_path, f"SELECT count(*) AS n FROM {name}")[0]["n"]
+        name: backend.table(f"SELECT count(*) AS n FROM {name}")[0]["n"]
         for name in ("sessions", "prompts", "observations", "summaries")
     }
 
+
+# What each backend says when a write breaks a constraint (the effect's error, as it is).
+CHECK_FAILED = {"sqlite": "CHECK constraint failed", "postgres": "violates check constraint"}
+UNIQUE_FAILED = {
+    "sqlite": "UNIQUE constraint failed",
+    "postgres": "duplicate key value violates unique constraint",
+}
+# A write on a reader's connection: SQLite's query_only, PostgreSQL's read-only transaction.
+READ_ONLY = {"sqlite": "readonly", "postgres": "read-only transaction"}
 
 # Every class that reads memory on a connection of its own (memq.memory.reader).
 READERS: list[type[ReadsMemory]] = [MemoryStore, MemorySearch, ContextBuilder, SessionExporter]
@@ -47,6 +56,10 @@ READERS: list[type[ReadsMemory]] = [MemoryStore, MemorySearch, ContextBuilder, S
 
 @pytest.mark.parametrize("reader", READERS, ids=lambda reader: reader.__name__)
 class TestOpen:
+    @pytest.mark.sqlite_only(
+        "a reader opened on a file path; on PostgreSQL readers share the daemon's pool, made"
+        " after PgQueue.open migrated the schema (memq.worker.composition.MemorySource)"
+    )
     async def test_refuses_a_database_without_memory_tables(
         self, tmp_path: Path, reader: type[ReadsMemory]
     ) -> None:
@@ -56,6 +69,7 @@ class TestOpen:
         with pytest.raises(SchemaError, match="open the queue first"):
             await reader.open(path)
 
+    @pytest.mark.sqlite_only("a database file's path")
     async def test_does_not_create_a_missing_file(
         self, tmp_path: Path, reader: type[ReadsMemory]
     ) -> None:
@@ -66,22 +80,23 @@ class TestOpen:
         assert not path.exists()
 
     async def test_read_only_and_closes_twice(
-        self, queue: Queue, db_path: Path, reader: type[ReadsMemory]
+        self, backend: Backend, reader: type[ReadsMemory]
     ) -> None:
         """Writes go through the queue's writer only: the reader's connection refuses them.
         Closing is idempotent, and the reader works as an async context manager."""
-        async with await reader.open(db_path) as memory:
-            with pytest.raises(StorageError, match="readonly"):
+        async with await backend.reader(reader) as memory:
+            with pytest.raises(StorageError, match=READ_ONLY[backend.name]):
                 async with memory._reader.reading() as conn:
-                    await conn.execute("DELETE FROM sessions")
+                    await conn.execute_fetchall("DELETE FROM sessions")
             await memory.close()
 
 
 class TestSessions:
     async def test_first_prompt_creates_and_titles_the_session(
-        self, queue: Queue, store: MemoryStore
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """A session gets its assistant, id, cwd, project, and a title from its first prompt."""
+        queue, store = backend.queue, backend_store
         await enqueue_all(
             queue,
             ("event", sample("SessionStart")),
@@ -108,9 +123,10 @@ class TestSessions:
         assert data["started_at"].endswith("Z")
 
     async def test_a_long_first_line_is_cut_to_80_characters(
-        self, queue: Queue, store: MemoryStore
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """The title stays one short line."""
+        queue, store = backend.queue, backend_store
         await enqueue_all(queue, prompt("word " * 100))
         await process(queue, store)
         detail = await store.get_session(SESSION)
@@ -120,9 +136,10 @@ class TestSessions:
         assert detail.title.endswith("…")
 
     async def test_a_session_without_prompts_has_no_title(
-        self, queue: Queue, store: MemoryStore
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """Tool calls alone create the session but do not title it."""
+        queue, store = backend.queue, backend_store
         await enqueue_all(queue, ("observation", sample("PostToolUse.Bash")))
         await process(queue, store)
         detail = await store.get_session(SESSION)
@@ -132,16 +149,17 @@ class TestSessions:
         assert detail.observation_count == 1
 
     async def test_session_end_and_restart(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """session_end sets ended_at; a later SessionStart opens the session again."""
+        queue, store = backend.queue, backend_store
         _, end_id = await enqueue_all(queue, prompt("hi"), ("session_end", sample("SessionEnd")))
         await process(queue, store)
         ended = await store.get_session(SESSION)
         assert ended is not None
         assert ended.ended_at is not None
-        stored = table(db_path, "SELECT ended_at FROM sessions WHERE key = ?", SESSION)
-        assert stored[0]["ended_at"] == row(db_path, end_id)["created_at"]
+        stored = backend.table("SELECT ended_at FROM sessions WHERE key = ?", SESSION)
+        assert stored[0]["ended_at"] == backend.row(end_id)["created_at"]
         await queue.enqueue(SESSION, *prompt("x"))
         await process(queue, store)
         still = await store.get_session(SESSION)
@@ -157,9 +175,10 @@ class TestSessions:
         assert reopened.updated_at > ended.updated_at
 
     async def test_started_and_updated_are_event_times(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """started_at is the first event's time and updated_at the latest's."""
+        queue, store = backend.queue, backend_store
         first, _, last = await enqueue_all(
             queue,
             prompt("a"),
@@ -168,16 +187,20 @@ class TestSessions:
         )
         await anyio.sleep(0.05)
         await process(queue, store)
-        stored = table(db_path, "SELECT started_at, updated_at FROM sessions")[0]
-        assert stored["started_at"] == row(db_path, first)["created_at"]
-        assert stored["updated_at"] == row(db_path, last)["created_at"]
+        stored = backend.table("SELECT started_at, updated_at FROM sessions")[0]
+        assert stored["started_at"] == backend.row(first)["created_at"]
+        assert stored["updated_at"] == backend.row(last)["created_at"]
 
-    async def test_unknown_session(self, store: MemoryStore) -> None:
+    async def test_unknown_session(self, backend_store: MemoryStore) -> None:
         """A session memory never saw is None."""
+        store = backend_store
         assert await store.get_session("claude-code:nope") is None
 
-    async def test_list_newest_first_with_totals(self, queue: Queue, store: MemoryStore) -> None:
+    async def test_list_newest_first_with_totals(
+        self, backend: Backend, backend_store: MemoryStore
+    ) -> None:
         """Sessions are listed by latest activity, paged, with the total count."""
+        queue, store = backend.queue, backend_store
         keys = [f"claude-code:s{i}" for i in range(5)]
         for key in keys:
             await queue.enqueue(key, *prompt(f"prompt of {key}"))
@@ -192,15 +215,17 @@ class TestSessions:
         assert (await store.list_sessions(offset=50)).items == ()
         assert page.items[0].title == f"prompt of {keys[4]}"
 
-    async def test_negative_paging_is_refused(self, store: MemoryStore) -> None:
+    async def test_negative_paging_is_refused(self, backend_store: MemoryStore) -> None:
         """limit and offset must not be negative."""
+        store = backend_store
         with pytest.raises(InvalidRequestError, match="negative"):
             await store.list_sessions(limit=-1)
 
     async def test_bare_keys_belong_to_an_unknown_assistant(
-        self, queue: Queue, store: MemoryStore
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """A key without an assistant part is still stored, as assistant 'unknown'."""
+        queue, store = backend.queue, backend_store
         await queue.enqueue("plain-id", *prompt("hi"))
         await process(queue, store, "plain-id")
         detail = await store.get_session("plain-id")
@@ -210,9 +235,10 @@ class TestSessions:
 
 class TestObservations:
     async def test_each_carries_its_message_id_and_original_time(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """created_at is when the event was enqueued, not when it was processed."""
+        queue, store = backend.queue, backend_store
         before = datetime.now(UTC)
         (message_id,) = await enqueue_all(queue, ("observation", sample("PostToolUse.Write")))
         after = datetime.now(UTC)
@@ -228,13 +254,16 @@ class TestObservations:
         assert record.created_at is not None
         assert before - timedelta(milliseconds=1) <= record.created_at <= after
         assert record.created_at < processed_from - timedelta(milliseconds=150)
-        stored = table(db_path, "SELECT created_at FROM observations")[0]["created_at"]
-        assert stored == row(db_path, message_id)["created_at"]
+        stored = backend.table("SELECT created_at FROM observations")[0]["created_at"]
+        assert stored == backend.row(message_id)["created_at"]
         assert record.title == "Created notes.txt"
         assert record.files_modified == ("notes.txt",)
 
-    async def test_round_trip_of_every_field(self, queue: Queue, store: MemoryStore) -> None:
+    async def test_round_trip_of_every_field(
+        self, backend: Backend, backend_store: MemoryStore
+    ) -> None:
         """What the processor made is what the store gives back, plus the origin fields."""
+        queue, store = backend.queue, backend_store
         payload = sample("PostToolUseFailure")
         await enqueue_all(queue, ("observation", payload))
         await process(queue, store)
@@ -249,8 +278,11 @@ class TestObservations:
         )
         assert stored.exit_code == 3
 
-    async def test_in_order_with_pagination(self, queue: Queue, store: MemoryStore) -> None:
+    async def test_in_order_with_pagination(
+        self, backend: Backend, backend_store: MemoryStore
+    ) -> None:
         """Observations come oldest first, paged, with their total."""
+        queue, store = backend.queue, backend_store
         commands = [f"echo {i}" for i in range(7)]
         await enqueue_all(
             queue,
@@ -270,8 +302,11 @@ class TestObservations:
         assert ids == sorted(ids)
         assert (await store.observations("claude-code:other")).total == 0
 
-    async def test_every_kind_fits_the_table(self, queue: Queue, store: MemoryStore) -> None:
+    async def test_every_kind_fits_the_table(
+        self, backend: Backend, backend_store: MemoryStore
+    ) -> None:
         """The kind CHECK constraint accepts every ObservationKind."""
+        queue, store = backend.queue, backend_store
         kinds = list(ObservationKind)
         ids = await enqueue_all(queue, *[("observation", {}) for _ in kinds])
         async for claim in queue.stream(SESSION, linger=0):
@@ -283,8 +318,9 @@ class TestObservations:
 
 
 class TestSummaries:
-    async def test_summary_of_the_batch(self, queue: Queue, store: MemoryStore) -> None:
+    async def test_summary_of_the_batch(self, backend: Backend, backend_store: MemoryStore) -> None:
         """A Stop summarizes the prompts and tool calls since the last summary."""
+        queue, store = backend.queue, backend_store
         await enqueue_all(
             queue,
             prompt("create out.txt"),
@@ -304,9 +340,10 @@ class TestSummaries:
         assert summary.created_at is not None
 
     async def test_context_starts_after_the_last_summary(
-        self, queue: Queue, store: MemoryStore
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """A processor sees only the prompts and observations since the last summary."""
+        queue, store = backend.queue, backend_store
         await enqueue_all(
             queue,
             prompt("first"),
@@ -330,16 +367,18 @@ class TestSummaries:
         assert fresh.prompts == ()
         assert fresh.observations == ()
 
-    async def test_context_of_an_unknown_session(self, store: MemoryStore) -> None:
+    async def test_context_of_an_unknown_session(self, backend_store: MemoryStore) -> None:
         """A session memory never saw has an empty context."""
+        store = backend_store
         context = await store.context_for("claude-code:new")
         assert context.session_key == "claude-code:new"
         assert context.project is None
         assert context.prompts == ()
         assert context.observations == ()
 
-    async def test_summaries_page(self, queue: Queue, store: MemoryStore) -> None:
+    async def test_summaries_page(self, backend: Backend, backend_store: MemoryStore) -> None:
         """Summaries come oldest first, paged, with their total."""
+        queue, store = backend.queue, backend_store
         for i in range(3):
             await queue.enqueue(SESSION, *prompt(f"p{i}"))
             await queue.enqueue(SESSION, "summarize", sample("Stop"))
@@ -351,23 +390,24 @@ class TestSummaries:
 
 class TestExactlyOnce:
     async def test_a_failing_effect_leaves_nothing(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """If any write of the effect fails, no memory row and no processed mark is kept."""
+        queue, store = backend.queue, backend_store
         (message_id,) = await enqueue_all(queue, prompt("first ever prompt"))
         bogus = ObservationRecord(kind=cast(ObservationKind, "bogus"), title="x")
         async for claim in queue.stream(SESSION, linger=0):
             effect = store.effect(claim.message, ProcessResult(observation=bogus), project="p")
-            with pytest.raises(StorageError, match="CHECK constraint failed"):
+            with pytest.raises(StorageError, match=CHECK_FAILED[backend.name]):
                 await claim.ack(effect)
             assert claim.state is ClaimState.ACTIVE
-            assert row(db_path, message_id)["status"] == "processing"
-            assert memory_rows(db_path) == dict.fromkeys(memory_rows(db_path), 0)
+            assert backend.row(message_id)["status"] == "processing"
+            assert memory_rows(backend) == dict.fromkeys(memory_rows(backend), 0)
             assert await claim.fail("bogus kind") is MessageStatus.PENDING
             break
         assert await store.get_session(SESSION) is None
         assert await process(queue, store) == 1  # a good attempt later stores it once
-        assert memory_rows(db_path) == {
+        assert memory_rows(backend) == {
             "sessions": 1,
             "prompts": 1,
             "observations": 0,
@@ -375,9 +415,10 @@ class TestExactlyOnce:
         }
 
     async def test_a_second_write_for_one_message_is_an_error(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """The UNIQUE message_id makes a duplicate write fail loudly and change nothing."""
+        queue, store = backend.queue, backend_store
         await enqueue_all(
             queue,
             prompt("hi"),
@@ -391,20 +432,21 @@ class TestExactlyOnce:
             effect = store.effect(claim.message, result, project="p")
             await claim.ack(effect)
             claims.append((claim.message, effect))
-        before = memory_rows(db_path)
+        before = memory_rows(backend)
         assert before == {"sessions": 1, "prompts": 1, "observations": 1, "summaries": 1}
         for _message, effect in claims:
-            with pytest.raises(StorageError, match="UNIQUE constraint failed"):
+            with pytest.raises(StorageError, match=UNIQUE_FAILED[backend.name]):
                 await queue.run_in_transaction(effect)
-        assert memory_rows(db_path) == before
+        assert memory_rows(backend) == before
         detail = await store.get_session(SESSION)
         assert detail is not None
         assert detail.prompt_count == 1
 
     async def test_concurrent_sessions_number_their_own_prompts(
-        self, queue: Queue, store: MemoryStore
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """Prompt numbers count per session, even when sessions are processed together."""
+        queue, store = backend.queue, backend_store
         for i in range(4):
             await queue.enqueue(SESSION, *prompt(f"a{i}"))
             await queue.enqueue(OTHER, *prompt(f"b{i}"))
@@ -421,9 +463,10 @@ class TestExactlyOnce:
 
 class TestForget:
     async def test_forget_deletes_the_session_and_all_its_memory(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """Every row of the session goes; other sessions stay."""
+        queue, store = backend.queue, backend_store
         for session in (SESSION, OTHER):
             await enqueue_all(
                 queue,
@@ -438,7 +481,7 @@ class TestForget:
         assert await store.get_session(SESSION) is None
         assert (await store.observations(SESSION)).total == 0
         assert (await store.summaries(SESSION)).total == 0
-        assert memory_rows(db_path) == {
+        assert memory_rows(backend) == {
             "sessions": 1,
             "prompts": 1,
             "observations": 1,
@@ -446,12 +489,18 @@ class TestForget:
         }
         assert await store.get_session(OTHER) is not None
 
-    async def test_forgetting_an_unknown_session(self, queue: Queue, store: MemoryStore) -> None:
+    async def test_forgetting_an_unknown_session(
+        self, backend: Backend, backend_store: MemoryStore
+    ) -> None:
         """Nothing to delete is zero rows, not an error."""
+        queue, store = backend.queue, backend_store
         assert await queue.run_in_transaction(store.forget_effect("claude-code:x")) == 0
 
-    async def test_a_forgotten_session_starts_over(self, queue: Queue, store: MemoryStore) -> None:
+    async def test_a_forgotten_session_starts_over(
+        self, backend: Backend, backend_store: MemoryStore
+    ) -> None:
         """After forgetting, new events make a fresh session numbered from 1."""
+        queue, store = backend.queue, backend_store
         await enqueue_all(queue, prompt("old"))
         await process(queue, store)
         await queue.run_in_transaction(store.forget_effect(SESSION))
@@ -463,6 +512,7 @@ class TestForget:
         assert [(p.number, p.text) for p in detail.prompts] == [(1, "new")]
 
 
+@pytest.mark.sqlite_only("SQLite's EXPLAIN and query plans (PostgreSQL's: tests/postgres)")
 class TestStatements:
     @pytest.mark.parametrize(
         "component", ["memory", "search", "context", "history", "fork", "archive"]

@@ -1,9 +1,8 @@
-"""The session manager and the claim handler on a real queue file."""
+"""The session manager and the claim handler on a real queue, on each backend."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import anyio
 from structlog.testing import capture_logs
@@ -12,11 +11,11 @@ from memq.exceptions import ProcessorAuthError, TransientProcessorError
 from memq.memory.records import ProcessResult, SessionContext
 from memq.memory.store import MemoryStore
 from memq.processors.base import Processor
-from memq.queue import Claim, Message, MessageStatus, Queue, QueueSettings
+from memq.queue import Claim, Message, MessageStatus, QueueSettings
 from memq.queue.testing import ManualClock
 from memq.worker.processing import ClaimHandler
 from memq.worker.sessions import SessionManager
-from tests.helpers.rows import all_rows
+from tests.helpers.backends import Backend
 
 FAST = QueueSettings(retry_delay=0.01, retry_delay_max=0.02, change_check_interval=0.05)
 
@@ -44,9 +43,9 @@ def acking(log: list[tuple[str, int]], delay: float = 0) -> Callable[[Claim], Aw
 
 
 class TestScheduling:
-    async def test_sessions_with_a_backlog_are_scheduled_at_start(self, db_path: Path) -> None:
+    async def test_sessions_with_a_backlog_are_scheduled_at_start(self, backend: Backend) -> None:
         """Work left from before the start is picked up without any new event."""
-        async with await Queue.open(db_path, FAST) as queue:
+        async with await backend.open(FAST) as queue:
             for i in range(6):
                 await queue.enqueue(f"s{i % 3}", "observation", {"i": i})
             seen: list[tuple[str, int]] = []
@@ -57,9 +56,9 @@ class TestScheduling:
                 i for s, i in seen if s == session
             )
 
-    async def test_no_more_sessions_than_the_capacity_run_at_once(self, db_path: Path) -> None:
+    async def test_no_more_sessions_than_the_capacity_run_at_once(self, backend: Backend) -> None:
         """The limiter bounds concurrent processing."""
-        async with await Queue.open(db_path, FAST) as queue:
+        async with await backend.open(FAST) as queue:
             busy, peak, seen = 0, 0, []
 
             async def handle(claim: Claim) -> None:
@@ -77,9 +76,11 @@ class TestScheduling:
             await run_until(manager, lambda: len(seen) == 20)
         assert peak == 2
 
-    async def test_a_lingering_session_gives_its_slot_to_a_waiting_one(self, db_path: Path) -> None:
+    async def test_a_lingering_session_gives_its_slot_to_a_waiting_one(
+        self, backend: Backend
+    ) -> None:
         """With one slot, a session idling in its 30 s linger does not hold up another."""
-        async with await Queue.open(db_path, FAST) as queue:
+        async with await backend.open(FAST) as queue:
             seen: list[tuple[str, int]] = []
             manager = SessionManager(queue, acking(seen), capacity=1, linger=30)
             async with anyio.create_task_group() as tg:
@@ -99,9 +100,9 @@ class TestScheduling:
                 await manager.stop(grace=1)
         assert seen == [("a", 0), ("b", 1)]
 
-    async def test_a_busy_session_yields_its_slot_after_its_quantum(self, db_path: Path) -> None:
+    async def test_a_busy_session_yields_its_slot_after_its_quantum(self, backend: Backend) -> None:
         """A session with a long backlog does not starve one that arrives later."""
-        async with await Queue.open(db_path, FAST) as queue:
+        async with await backend.open(FAST) as queue:
             for i in range(100):
                 await queue.enqueue("long", "observation", {"i": i})
             seen: list[tuple[str, int]] = []
@@ -119,9 +120,9 @@ class TestScheduling:
         position = seen.index(("short", -1))
         assert position <= 3 + 10 + 1
 
-    async def test_work_after_a_summarize_is_picked_up(self, db_path: Path) -> None:
+    async def test_work_after_a_summarize_is_picked_up(self, backend: Backend) -> None:
         """The stream ends after a summarize; the manager starts another for what follows."""
-        async with await Queue.open(db_path, FAST) as queue:
+        async with await backend.open(FAST) as queue:
             await queue.enqueue("s", "observation", {"i": 0})
             await queue.enqueue("s", "summarize", {"i": 1})
             await queue.enqueue("s", "observation", {"i": 2})
@@ -143,9 +144,11 @@ def hanging(started: anyio.Event) -> Callable[[Claim], Awaitable[None]]:
 
 
 class TestStopping:
-    async def test_forget_cancels_the_session_and_hands_its_claim_back(self, db_path: Path) -> None:
+    async def test_forget_cancels_the_session_and_hands_its_claim_back(
+        self, backend: Backend
+    ) -> None:
         """Deleting a session mid-message cancels its task; the message is pending again."""
-        async with await Queue.open(db_path, FAST) as queue:
+        async with await backend.open(FAST) as queue:
             message_id = (await queue.enqueue("s", "observation", {"i": 0})).message_id
             started = anyio.Event()
             manager = SessionManager(queue, hanging(started), capacity=1, linger=0.05)
@@ -157,11 +160,11 @@ class TestStopping:
                     assert manager.active_sessions == []
                     await manager.stop(grace=1)
             assert await queue.status_of(message_id) is MessageStatus.PENDING
-        assert all_rows(db_path)[0]["attempts"] == 0
+        assert backend.rows()[0]["attempts"] == 0
 
-    async def test_stop_lets_a_message_finish_within_the_grace(self, db_path: Path) -> None:
+    async def test_stop_lets_a_message_finish_within_the_grace(self, backend: Backend) -> None:
         """In-flight work that finishes within the grace period is kept."""
-        async with await Queue.open(db_path, FAST) as queue:
+        async with await backend.open(FAST) as queue:
             await queue.enqueue("s", "observation", {"i": 0})
             seen: list[tuple[str, int]] = []
             started = anyio.Event()
@@ -179,11 +182,11 @@ class TestStopping:
                     await started.wait()
                     await manager.stop(grace=5)
         assert seen == [("s", 0)]
-        assert all_rows(db_path)[0]["status"] == "processed"
+        assert backend.rows()[0]["status"] == "processed"
 
-    async def test_stop_cancels_what_outlasts_the_grace(self, db_path: Path) -> None:
+    async def test_stop_cancels_what_outlasts_the_grace(self, backend: Backend) -> None:
         """A message still running after the grace goes back to pending, uncounted."""
-        async with await Queue.open(db_path, FAST) as queue:
+        async with await backend.open(FAST) as queue:
             await queue.enqueue("s", "observation", {"i": 0})
             started = anyio.Event()
             manager = SessionManager(queue, hanging(started), capacity=1, linger=30)
@@ -192,7 +195,7 @@ class TestStopping:
                     await tg.start(manager.run)
                     await started.wait()
                     await manager.stop(grace=0.2)
-        row = all_rows(db_path)[0]
+        row = backend.rows()[0]
         assert (row["status"], row["attempts"]) == ("pending", 0)
 
 
@@ -216,12 +219,12 @@ class ScriptedProcessor:
 
 
 class TestClaimHandler:
-    async def test_a_raising_processor_fails_attempts_and_logs_them(self, db_path: Path) -> None:
+    async def test_a_raising_processor_fails_attempts_and_logs_them(self, backend: Backend) -> None:
         """The processor's error is the attempt's error; after max_attempts it is failed,
         and the session's next message is still processed."""
         settings = QueueSettings(max_attempts=2, retry_delay=0.01)
-        async with await Queue.open(db_path, settings) as queue:
-            store = await MemoryStore.open(db_path)
+        async with await backend.open(settings) as queue:
+            store = await backend.reader(MemoryStore)
             bad = (await queue.enqueue("s", "observation", {"do": "raise"})).message_id
             good = (await queue.enqueue("s", "observation", {"do": "ok"})).message_id
             manager = SessionManager(
@@ -234,8 +237,8 @@ class TestClaimHandler:
                 await run_until(
                     manager,
                     lambda: (
-                        len(all_rows(db_path)) == 2
-                        and all(r["status"] in ("processed", "failed") for r in all_rows(db_path))
+                        len(backend.rows()) == 2
+                        and all(r["status"] in ("processed", "failed") for r in backend.rows())
                     ),
                 )
             await store.close()
@@ -251,11 +254,11 @@ class TestClaimHandler:
             "message.failed",
         ]
 
-    async def test_a_hanging_processor_is_cut_off_by_the_lease(self, db_path: Path) -> None:
+    async def test_a_hanging_processor_is_cut_off_by_the_lease(self, backend: Backend) -> None:
         """A processor that never returns loses its attempt when the lease runs out."""
         settings = QueueSettings(lease=0.2, max_attempts=1)
-        async with await Queue.open(db_path, settings) as queue:
-            store = await MemoryStore.open(db_path)
+        async with await backend.open(settings) as queue:
+            store = await backend.reader(MemoryStore)
             await queue.enqueue("s", "observation", {"do": "hang"})
             manager = SessionManager(
                 queue,
@@ -263,9 +266,9 @@ class TestClaimHandler:
                 capacity=1,
                 linger=0.05,
             )
-            await run_until(manager, lambda: all_rows(db_path)[0]["status"] == "failed")
+            await run_until(manager, lambda: backend.rows()[0]["status"] == "failed")
             await store.close()
-        assert "LeaseExpiredError" in all_rows(db_path)[0]["last_error"]
+        assert "LeaseExpiredError" in backend.rows()[0]["last_error"]
 
 
 class FlakyProcessor:
@@ -287,44 +290,46 @@ class FlakyProcessor:
 
 class TestModelApiFailures:
     async def test_a_rate_limit_is_waited_out_without_spending_attempts(
-        self, db_path: Path
+        self, backend: Backend
     ) -> None:
         """429-style failures defer the message by Retry-After; it then succeeds on its
         first counted attempt."""
-        async with await Queue.open(db_path, FAST) as queue:
-            store = await MemoryStore.open(db_path)
+        async with await backend.open(FAST) as queue:
+            store = await backend.reader(MemoryStore)
             processor = FlakyProcessor(TransientProcessorError("429", retry_after=0.05), 3)
             manager = SessionManager(
                 queue, ClaimHandler(every_session(processor), store), capacity=1, linger=0.05
             )
             await queue.enqueue("s", "observation", {"i": 0})
             with capture_logs() as logs:
-                await run_until(manager, lambda: all_rows(db_path)[0]["status"] == "processed")
+                await run_until(manager, lambda: backend.rows()[0]["status"] == "processed")
             await store.close()
         assert processor.calls == 4
-        assert all_rows(db_path)[0]["attempts"] == 1
+        assert backend.rows()[0]["attempts"] == 1
         assert [e["event"] for e in logs].count("message.deferred") == 3
 
-    async def test_an_endpoint_that_never_recovers_still_ends_failed(self, db_path: Path) -> None:
+    async def test_an_endpoint_that_never_recovers_still_ends_failed(
+        self, backend: Backend
+    ) -> None:
         """Every few transient failures count one attempt, so the message cannot loop."""
         settings = QueueSettings(max_attempts=2, retry_delay=0.01)
-        async with await Queue.open(db_path, settings) as queue:
-            store = await MemoryStore.open(db_path)
+        async with await backend.open(settings) as queue:
+            store = await backend.reader(MemoryStore)
             processor = FlakyProcessor(TransientProcessorError("503", retry_after=0.01), 10**6)
             manager = SessionManager(
                 queue, ClaimHandler(every_session(processor), store), capacity=1, linger=0.05
             )
             await queue.enqueue("s", "observation", {"i": 0})
-            await run_until(manager, lambda: all_rows(db_path)[0]["status"] == "failed")
+            await run_until(manager, lambda: backend.rows()[0]["status"] == "failed")
             await store.close()
         assert processor.calls == 2 * 5
-        assert "TransientProcessorError: 503" in all_rows(db_path)[0]["last_error"]
+        assert "TransientProcessorError: 503" in backend.rows()[0]["last_error"]
 
-    async def test_an_auth_error_pauses_everything_until_resumed(self, db_path: Path) -> None:
+    async def test_an_auth_error_pauses_everything_until_resumed(self, backend: Backend) -> None:
         """Refused credentials: processing pauses, nothing is failed or counted; after
         resume every session's messages are processed."""
-        async with await Queue.open(db_path, FAST) as queue:
-            store = await MemoryStore.open(db_path)
+        async with await backend.open(FAST) as queue:
+            store = await backend.reader(MemoryStore)
             processor = FlakyProcessor(ProcessorAuthError("key refused"), 10**6)
 
             def pause(reason: str) -> None:
@@ -341,14 +346,14 @@ class TestModelApiFailures:
                         await anyio.sleep(0.01)
                     await anyio.sleep(0.3)
                     assert manager.pause_reason == "key refused"
-                    rows = all_rows(db_path)
+                    rows = backend.rows()
                     assert {r["status"] for r in rows} == {"pending"}
                     assert {r["attempts"] for r in rows} == {0}
                     manager.notify("a")  # new events queue but do not run while paused
                     assert manager.active_sessions == []
                     processor.times = 0  # the user fixed the key
                     assert await manager.resume()
-                    while {r["status"] for r in all_rows(db_path)} != {"processed"}:  # noqa: ASYNC110
+                    while {r["status"] for r in backend.rows()} != {"processed"}:  # noqa: ASYNC110
                         await anyio.sleep(0.01)
                     await manager.stop(grace=1)
             await store.close()
@@ -364,43 +369,43 @@ async def wait_for(condition: Callable[[], bool]) -> None:
             await anyio.sleep(0.005)
 
 
-def statuses(db_path: Path) -> list[tuple[str, int]]:
-    return [(r["status"], r["attempts"]) for r in all_rows(db_path)]
+def statuses(backend: Backend) -> list[tuple[str, int]]:
+    return [(r["status"], r["attempts"]) for r in backend.rows()]
 
 
-def claimed(db_path: Path, count: int = 1) -> Callable[[], bool]:
+def claimed(backend: Backend, count: int = 1) -> Callable[[], bool]:
     """Whether ``count`` messages are claimed (held, waiting their turn or handled)."""
-    return lambda: [s for s, _ in statuses(db_path)].count(MessageStatus.PROCESSING) == count
+    return lambda: [s for s, _ in statuses(backend)].count(MessageStatus.PROCESSING) == count
 
 
 class TestIntakeFirst:
     """While events are being taken in, the generators wait their turn at the intake gate."""
 
-    async def test_a_message_waits_while_an_event_is_taken_in(self, db_path: Path) -> None:
+    async def test_a_message_waits_while_an_event_is_taken_in(self, backend: Backend) -> None:
         """Claimed, it is held while an event is in flight; once that is queued, it is
         handled at once."""
-        async with await Queue.open(db_path, FAST) as queue:
+        async with await backend.open(FAST) as queue:
             await queue.enqueue("s", "observation", {"i": 0})
             seen: list[tuple[str, int]] = []
             manager = SessionManager(queue, acking(seen), linger=0.05, intake_wait=60)
             manager.intake.arrived()
             async with anyio.create_task_group() as tg:
                 await tg.start(manager.run)
-                await wait_for(lambda: claimed(db_path)() and manager.intake.waiting == 1)
+                await wait_for(lambda: claimed(backend)() and manager.intake.waiting == 1)
                 await anyio.sleep(0.1)
                 assert seen == []
                 manager.intake.departed()
                 await wait_for(lambda: seen == [("s", 0)])
                 await manager.stop(grace=1)
-        assert statuses(db_path) == [(MessageStatus.PROCESSED, 1)]
+        assert statuses(backend) == [(MessageStatus.PROCESSED, 1)]
 
     async def test_events_that_never_pause_let_one_message_through_per_wait(
-        self, db_path: Path
+        self, backend: Backend
     ) -> None:
         """Processing keeps a bounded share under a burst: one message every
         ``intake_wait`` seconds (on the queue's clock), in order."""
         clock = ManualClock()
-        async with await Queue.open(db_path, FAST, clock=clock) as queue:
+        async with await backend.open(FAST, clock=clock) as queue:
             for i in range(2):
                 await queue.enqueue("s", "observation", {"i": i})
             seen: list[tuple[str, int]] = []
@@ -419,7 +424,7 @@ class TestIntakeFirst:
                 await tg.start(manager.run)
                 for i in range(2):
                     # Claimed (the second with the first's ack), and held.
-                    await wait_for(lambda: claimed(db_path)() and gate.waiting == 1)
+                    await wait_for(lambda: claimed(backend)() and gate.waiting == 1)
                     another_event()
                     await anyio.sleep(0.05)
                     assert len(seen) == i
@@ -431,11 +436,11 @@ class TestIntakeFirst:
                 await manager.stop(grace=1)
         assert gate.given_in_bursts == 2
 
-    async def test_a_message_held_for_its_turn_goes_back_untried(self, db_path: Path) -> None:
+    async def test_a_message_held_for_its_turn_goes_back_untried(self, backend: Backend) -> None:
         """A message claimed and waiting its turn was not begun: pausing its session hands
         it back (pending, its attempt refunded), and it stays unprocessed."""
         paused: set[str] = set()
-        async with await Queue.open(db_path, FAST) as queue:
+        async with await backend.open(FAST) as queue:
             await queue.enqueue("s", "observation", {"i": 0})
             seen: list[tuple[str, int]] = []
             manager = SessionManager(
@@ -444,27 +449,27 @@ class TestIntakeFirst:
             manager.intake.arrived()
             async with anyio.create_task_group() as tg:
                 await tg.start(manager.run)
-                await wait_for(lambda: claimed(db_path)() and manager.intake.waiting == 1)
+                await wait_for(lambda: claimed(backend)() and manager.intake.waiting == 1)
                 paused.add("s")
                 await manager.setting_changed("s")
-                await wait_for(lambda: statuses(db_path) == [(MessageStatus.PENDING, 0)])
+                await wait_for(lambda: statuses(backend) == [(MessageStatus.PENDING, 0)])
                 manager.intake.departed()
                 await anyio.sleep(0.1)
                 assert seen == []
                 await manager.stop(grace=1)
-        assert statuses(db_path) == [(MessageStatus.PENDING, 0)]
+        assert statuses(backend) == [(MessageStatus.PENDING, 0)]
 
-    async def test_stop_does_not_wait_for_the_intake(self, db_path: Path) -> None:
+    async def test_stop_does_not_wait_for_the_intake(self, backend: Backend) -> None:
         """A stop ends a generator waiting its turn at once; its claimed message goes back."""
-        async with await Queue.open(db_path, FAST) as queue:
+        async with await backend.open(FAST) as queue:
             await queue.enqueue("s", "observation", {"i": 0})
             seen: list[tuple[str, int]] = []
             manager = SessionManager(queue, acking(seen), linger=0.05, intake_wait=60)
             manager.intake.arrived()
             async with anyio.create_task_group() as tg:
                 await tg.start(manager.run)
-                await wait_for(lambda: claimed(db_path)() and manager.intake.waiting == 1)
+                await wait_for(lambda: claimed(backend)() and manager.intake.waiting == 1)
                 with anyio.fail_after(5):
                     await manager.stop(grace=30)
         assert seen == []
-        assert statuses(db_path) == [(MessageStatus.PENDING, 0)]
+        assert statuses(backend) == [(MessageStatus.PENDING, 0)]

@@ -1,5 +1,5 @@
-"""Transfers between sessions of one fork family, and deletes and reverts of a parent, on real
-SQLite files (issue 10, item 2 and the ``parent_key`` part of item 6).
+"""Transfers between sessions of one fork family, and deletes and reverts of a parent, on each
+backend (SQLite and PostgreSQL; issue 10, item 2 and the ``parent_key`` part of item 6).
 
 A transfer must never make ``parent_key`` a cycle or name a session that is gone, and a record
 that both sessions hold (an original and a fork's copy of it, or two forks' copies of one
@@ -29,6 +29,7 @@ from memq.memory.search import MemorySearch
 from memq.queue import Queue
 from memq.storage import schema
 from memq.storage.sqlfile import load_queries
+from tests.helpers.backends import Backend, SqliteBackend
 from tests.helpers.memory import Item, Prompt, query_plan
 from tests.helpers.memory import write as write_items
 from tests.helpers.rows import table
@@ -83,8 +84,8 @@ async def transfer(queue: Queue, store: MemoryStore, source: str, target: str) -
 # -- reading the family back -------------------------------------------------------------------
 
 
-def parents(db_path: Path) -> dict[str, str | None]:
-    rows = table(db_path, "SELECT key, parent_key FROM sessions ORDER BY key")
+def parents(backend: Backend) -> dict[str, str | None]:
+    rows = backend.table("SELECT key, parent_key FROM sessions ORDER BY key")
     return {r["key"]: r["parent_key"] for r in rows}
 
 
@@ -93,26 +94,26 @@ def content(kind: str, row: dict[str, Any]) -> tuple[Any, ...]:
     return (kind, *sorted((k, v) for k, v in row.items() if k not in NOT_CONTENT))
 
 
-def holdings(db_path: Path, session: str) -> list[tuple[tuple[Any, ...], bool]]:
+def holdings(backend: Backend, session: str) -> list[tuple[tuple[Any, ...], bool]]:
     """(content, inherited) of each of the session's records."""
     found = []
     for kind in TABLES:
-        for row in table(db_path, f"SELECT * FROM {kind} WHERE session_key = ?", session):
+        for row in backend.table(f"SELECT * FROM {kind} WHERE session_key = ?", session):
             found.append((content(kind, row), bool(row["inherited"])))
     return found
 
 
-def everything(db_path: Path) -> set[tuple[Any, ...]]:
+def everything(backend: Backend) -> set[tuple[Any, ...]]:
     """Every distinct record memory holds, whoever holds it."""
-    return {item for key in parents(db_path) for item, _ in holdings(db_path, key)}
+    return {item for key in parents(backend) for item, _ in holdings(backend, key)}
 
 
-def check_family(db_path: Path) -> None:
+def check_family(backend: Backend) -> None:
     """What must hold after any fork, transfer, revert or delete: parent_key names a session
     that exists and never leads back; no session holds a record twice; each record is its
     owner's once across memory (what search across sessions shows), and a copy's original
     is one of those."""
-    links = parents(db_path)
+    links = parents(backend)
     for key in links:
         seen: list[str] = []
         node: str | None = key
@@ -124,7 +125,7 @@ def check_family(db_path: Path) -> None:
     owned: list[tuple[Any, ...]] = []
     copied: set[tuple[Any, ...]] = set()
     for key in links:
-        held = holdings(db_path, key)
+        held = holdings(backend, key)
         records = [item for item, _ in held]
         assert len(records) == len(set(records)), f"{key} holds a record twice"
         owned += [item for item, inherited in held if not inherited]
@@ -143,17 +144,18 @@ async def hits(search: MemorySearch, word: str, session: str | None = None) -> l
 
 class TestReported:
     async def test_a_fork_transferred_into_its_parent_does_not_make_it_its_own_parent(
-        self, queue: Queue, store: MemoryStore, search: MemorySearch, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, backend_search: MemorySearch
     ) -> None:
         """memq fork proj-x --to px-fork; memq transfer px-fork proj-x: the parent keeps no
         parent; it holds its records once (its own originals), then the fork's own."""
+        queue, store, search = backend.queue, backend_store, backend_search
         parent_ids = await write(queue, store, P, "papa")
         await fork(queue, P, F1)
         fork_ids = await write(queue, store, F1, "fox")
         result = await transfer(queue, store, F1, P)
 
-        assert parents(db_path) == {P: None}
-        check_family(db_path)
+        assert parents(backend) == {P: None}
+        check_family(backend)
         detail = await store.get_session(P)
         assert detail is not None
         assert (detail.parent_key, detail.forked_at) == (None, None)
@@ -163,7 +165,7 @@ class TestReported:
         ]
         assert detail.prompt_count == 2
         assert (detail.observation_count, detail.summary_count) == (4, 2)
-        own = table(db_path, "SELECT message_id, inherited FROM observations ORDER BY message_id")
+        own = backend.table("SELECT message_id, inherited FROM observations ORDER BY message_id")
         assert [r["message_id"] for r in own] == [*parent_ids[1:], *fork_ids[1:]]
         assert {r["inherited"] for r in own} == {0}
         # The fork's copies were already there: only its own records moved.
@@ -173,12 +175,13 @@ class TestReported:
             assert await hits(search, word, P) == [P]
 
     async def test_a_parent_transferred_into_its_fork_does_not_double_its_records(
-        self, queue: Queue, store: MemoryStore, search: MemorySearch, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, backend_search: MemorySearch
     ) -> None:
         """memq fork tools-sess --to tools-fork; memq transfer tools-sess tools-fork: seven
         observations stay seven; the parent's originals replace the fork's copies in place
         (same message ids, the copies' prompt numbers), so other copies of them stay
         copies of something."""
+        queue, store, search = backend.queue, backend_store, backend_search
         ids = await write_items(
             queue,
             store,
@@ -191,10 +194,9 @@ class TestReported:
         await write(queue, store, F1, "fox")
         await transfer(queue, store, P, F1)
 
-        assert parents(db_path) == {F1: None, F2: F1}
-        check_family(db_path)
-        observations = table(
-            db_path,
+        assert parents(backend) == {F1: None, F2: F1}
+        check_family(backend)
+        observations = backend.table(
             "SELECT message_id, inherited FROM observations WHERE session_key = ? "
             "ORDER BY message_id",
             F1,
@@ -219,20 +221,21 @@ class TestReported:
 
 class TestDirections:
     async def test_parent_into_fork_after_both_went_on(
-        self, queue: Queue, store: MemoryStore, search: MemorySearch, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, backend_search: MemorySearch
     ) -> None:
         """What the parent learned after the fork moves in after the fork's own prompts; what
         the fork copied stays where it was."""
+        queue, store, search = backend.queue, backend_store, backend_search
         await write(queue, store, P, "papa")
         await fork(queue, P, F1)
         await write(queue, store, F1, "fox")
         await write(queue, store, P, "late")
-        before = everything(db_path)
+        before = everything(backend)
         await transfer(queue, store, P, F1)
 
-        assert parents(db_path) == {F1: None}
-        check_family(db_path)
-        assert everything(db_path) == before
+        assert parents(backend) == {F1: None}
+        check_family(backend)
+        assert everything(backend) == before
         detail = await store.get_session(F1)
         assert detail is not None
         assert [p.text.split()[3] for p in detail.prompts] == [
@@ -246,24 +249,25 @@ class TestDirections:
             assert await hits(search, word, F1) == [F1]
 
     async def test_fork_into_sibling(
-        self, queue: Queue, store: MemoryStore, search: MemorySearch, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, backend_search: MemorySearch
     ) -> None:
         """Both forks' copies of the parent end up once, still copies (the parent shows
         them); the sibling keeps its parent; a fork of the moved fork follows it."""
+        queue, store, search = backend.queue, backend_store, backend_search
         await write(queue, store, P, "papa")
         await fork(queue, P, F1)
         await write(queue, store, F1, "fox")
         await fork(queue, P, F2)
         await write(queue, store, F2, "golf")
         await fork(queue, F1, C)
-        before = everything(db_path)
+        before = everything(backend)
         result = await transfer(queue, store, F1, F2)
 
-        assert parents(db_path) == {P: None, F2: P, C: F2}
-        check_family(db_path)
-        assert everything(db_path) == before
+        assert parents(backend) == {P: None, F2: P, C: F2}
+        check_family(backend)
+        assert everything(backend) == before
         assert (result.records, result.merged) == (4, 4)  # its own moved, its copies merged
-        held = holdings(db_path, F2)
+        held = holdings(backend, F2)
         assert len(held) == 3 * 4
         assert sum(inherited for _, inherited in held) == 4
         for word in words("papa"):
@@ -273,19 +277,20 @@ class TestDirections:
             assert await hits(search, word) == [F2]
 
     async def test_fork_of_a_fork_into_a_fresh_id_keeps_its_place(
-        self, queue: Queue, store: MemoryStore, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore
     ) -> None:
         """A rename: the new id takes the old one's parent and time of fork, and its forks."""
+        queue, store = backend.queue, backend_store
         await write(queue, store, A, "alpha")
         await fork(queue, A, B)
         await fork(queue, B, C)
         forked_at = (await store.get_session(B)).forked_at  # type: ignore[union-attr]
         await transfer(queue, store, B, "claude-code:renamed")
-        assert parents(db_path) == {A: None, "claude-code:renamed": A, C: "claude-code:renamed"}
+        assert parents(backend) == {A: None, "claude-code:renamed": A, C: "claude-code:renamed"}
         renamed = await store.get_session("claude-code:renamed")
         assert renamed is not None
         assert renamed.forked_at == forked_at
-        check_family(db_path)
+        check_family(backend)
 
 
 CHAIN_TRANSFERS: Final = [
@@ -304,7 +309,8 @@ class TestChainOfThree:
     and bravo went on after being forked."""
 
     @pytest.fixture
-    async def chain(self, queue: Queue, store: MemoryStore) -> None:
+    async def chain(self, backend: Backend, backend_store: MemoryStore) -> None:
+        queue, store = backend.queue, backend_store
         await write(queue, store, A, "alpha")
         await fork(queue, A, B)
         await write(queue, store, B, "bravo")
@@ -317,23 +323,23 @@ class TestChainOfThree:
     async def test_transfer(
         self,
         chain: None,
-        queue: Queue,
-        store: MemoryStore,
-        search: MemorySearch,
-        db_path: Path,
+        backend: Backend,
+        backend_store: MemoryStore,
+        backend_search: MemorySearch,
         source: str,
         target: str,
         after: dict[str, str | None],
     ) -> None:
-        before = everything(db_path)
-        source_had = {item for item, _ in holdings(db_path, source)}
-        target_had = {item for item, _ in holdings(db_path, target)}
+        queue, store, search = backend.queue, backend_store, backend_search
+        before = everything(backend)
+        source_had = {item for item, _ in holdings(backend, source)}
+        target_had = {item for item, _ in holdings(backend, target)}
         await transfer(queue, store, source, target)
 
-        assert parents(db_path) == after
-        check_family(db_path)
-        assert everything(db_path) == before  # nothing lost
-        assert {item for item, _ in holdings(db_path, target)} == source_had | target_had
+        assert parents(backend) == after
+        check_family(backend)
+        assert everything(backend) == before  # nothing lost
+        assert {item for item, _ in holdings(backend, target)} == source_had | target_had
         # Each word is one record: found once across sessions, once within the target.
         for word in ("alpha", "bravo", "charlie", "anew", "bnew"):
             for part in words(word):
@@ -342,7 +348,7 @@ class TestChainOfThree:
                     assert await hits(search, part, target) == [target], part
         # Forking again works on what the transfer left: the copies name live originals.
         await fork(queue, target, "claude-code:again")
-        check_family(db_path)
+        check_family(backend)
 
 
 # -- deleting or reverting a parent ------------------------------------------------------------
@@ -356,36 +362,38 @@ async def delete(queue: Queue, store: MemoryStore, session: str) -> int:
 
 class TestDeletedParent:
     async def test_forks_of_a_deleted_root_stand_on_their_own(
-        self, queue: Queue, store: MemoryStore, search: MemorySearch, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, backend_search: MemorySearch
     ) -> None:
         """Neither fork names the deleted parent; its records are found once, in one fork,
         the other fork keeping a copy of that one."""
+        queue, store, search = backend.queue, backend_store, backend_search
         await write(queue, store, P, "papa")
         await fork(queue, P, F1)
         await fork(queue, P, F2)
         await delete(queue, store, P)
 
-        assert parents(db_path) == {F1: None, F2: None}
+        assert parents(backend) == {F1: None, F2: None}
         for key in (F1, F2):
             detail = await store.get_session(key)
             assert detail is not None
             assert (detail.parent_key, detail.forked_at) == (None, None)
-        check_family(db_path)
+        check_family(backend)
         for word in words("papa"):
             assert await hits(search, word) == [F1]  # the older fork's copy is now its own
             assert await hits(search, word, F2) == [F2]
         # Deleting that fork in turn hands the records on to the other one.
         await delete(queue, store, F1)
-        check_family(db_path)
+        check_family(backend)
         for word in words("papa"):
             assert await hits(search, word) == [F2]
 
     async def test_a_fork_of_a_deleted_fork_follows_the_grandparent(
-        self, queue: Queue, store: MemoryStore, search: MemorySearch, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, backend_search: MemorySearch
     ) -> None:
         """alpha, bravo (its fork), charlie (bravo's fork); bravo deleted: charlie becomes
         alpha's fork, as of bravo's fork; what it copied of alpha stays a copy (alpha shows
         it), what it copied of bravo's own is now charlie's own."""
+        queue, store, search = backend.queue, backend_store, backend_search
         await write(queue, store, A, "alpha")
         await fork(queue, A, B)
         await write(queue, store, B, "bravo")
@@ -393,11 +401,11 @@ class TestDeletedParent:
         await fork(queue, B, C)
         await delete(queue, store, B)
 
-        assert parents(db_path) == {A: None, C: A}
+        assert parents(backend) == {A: None, C: A}
         detail = await store.get_session(C)
         assert detail is not None
         assert detail.forked_at == forked_at
-        check_family(db_path)
+        check_family(backend)
         for word in words("alpha"):
             assert await hits(search, word) == [A]
         for word in words("bravo"):
@@ -406,16 +414,17 @@ class TestDeletedParent:
 
 class TestRevertedParent:
     async def test_what_a_parent_forgets_its_fork_still_shows(
-        self, queue: Queue, store: MemoryStore, search: MemorySearch, db_path: Path
+        self, backend: Backend, backend_store: MemoryStore, backend_search: MemorySearch
     ) -> None:
         """A revert of the parent forgets its records, not its forks' copies: those become
         their own, so a search across sessions still finds them, once."""
+        queue, store, search = backend.queue, backend_store, backend_search
         ids = await write(queue, store, P, "papa")
         await fork(queue, P, F1)
         await fork(queue, P, F2)
         await queue.forget_session_from(P, ids[1])
         await queue.run_in_transaction(store.revert_effect(P, ids[1]))
-        check_family(db_path)
+        check_family(backend)
         assert await hits(search, "papaprompt") == [P]
         for word in words("papa")[1:]:
             assert await hits(search, word) == [F1]
@@ -499,7 +508,7 @@ class TestMigration:
             (7, 1, 1),
             (8, 1, 6),
         ]
-        assert parents(path) == {
+        assert parents(SqliteBackend(path)) == {
             A: None,
             B: None,
             C: None,
@@ -508,4 +517,4 @@ class TestMigration:
             F2: P,
             P: None,
         }
-        check_family(path)
+        check_family(SqliteBackend(path))

@@ -212,6 +212,13 @@ class TestTwoDaemons:
             assert len(numbers) == steps
         pids = {entry["pid"] for entry in status["postgres"]["daemons"]}
         assert pids == {daemon.process.pid for daemon in daemons if daemon.process}
+        # The work spread: a processed row keeps the daemon whose claim was acked (the
+        # claim token fences out any other), and both daemons processed sessions.
+        ids = {entry["id"] for entry in status["postgres"]["daemons"]}
+        processed_by = pg_schema.query(
+            "SELECT DISTINCT claimed_by FROM pending_messages WHERE status = 'processed'"
+        )
+        assert {daemon for (daemon,) in processed_by} == ids
         shown = daemons[1].memq("status").stdout
         assert shown.count("daemon    ") == 2
         # This home's daemon stopped: its status is read from the server, the other's there.
@@ -354,7 +361,7 @@ class TestStatementForms:
 
     def test_other_text_runs_as_it_is(self) -> None:
         already = load_queries("feed", POSTGRES)["append_feed"]
-        assert pg_form(already) is already
+        assert pg_form(already) == already
         assert pg_form("SHOW synchronous_commit") == "SHOW synchronous_commit"
 
 

@@ -166,6 +166,8 @@ INSERT INTO pending_messages (session_id, kind, payload, dedupe_key, status, att
 VALUES (:session_id, :kind, '{}', :dedupe_key, :status, 0, :created_at, :created_at)
 """
 SESSION_ROW = "SELECT * FROM sessions ORDER BY key"
+# Issue 17: the records with these message ids made by :author on a laptop.
+AUTHORED = "UPDATE {table} SET author = :author, machine = 'laptop' WHERE message_id IN ({ids})"
 # pending_messages' columns on both (PostgreSQL adds claim_token and claimed_by).
 QUEUE_COLUMNS = (
     "id, session_id, kind, payload, dedupe_key, status, attempts, available_at, lease_until, "
@@ -234,16 +236,25 @@ def test_context_reads_the_same_sessions_and_records(both: Both) -> None:
         record(6, "claude:e", T0 + 60, inherited=1, origin_id=1),
     )
     both.seed(SUMMARY, record(7, "codex:b", T0 + 70), record(8, "claude:c", T0 + 80))
+    # Issue 17: records of people (migration 0018), the rest this machine's user's.
+    both.seed(AUTHORED.format(table="observations", ids="1, 3, 6"), {"author": "alice"})
+    both.seed(AUTHORED.format(table="summaries", ids="7"), {"author": "bob"})
     page = {"project": "/p", "before_updated_at": MAX_INTEGER, "before_key": "", "limit": 10}
     for exclude in (None, "claude:a"):
         for assistants in (None, '["claude"]', '["codex", "claude"]', "[]"):
-            scope = {**page, "exclude_session": exclude, "assistants": assistants}
-            for kind in ("observations", "summaries"):
-                both.same("context", f"sessions_with_{kind}", scope)
+            for authors in (None, '["alice"]', '["bob", "alice"]', "[]"):
+                scope = {
+                    **page,
+                    "exclude_session": exclude,
+                    "assistants": assistants,
+                    "authors": authors,
+                }
+                for kind in ("observations", "summaries"):
+                    both.same("context", f"sessions_with_{kind}", scope)
     first = both.same(
         "context",
         "sessions_with_observations",
-        {**page, "limit": 2, "exclude_session": None, "assistants": None},
+        {**page, "limit": 2, "exclude_session": None, "assistants": None, "authors": None},
     )
     assert [row["key"] for row in first] == ["claude:a", "codex:b"]
     rest = both.same(
@@ -253,6 +264,7 @@ def test_context_reads_the_same_sessions_and_records(both: Both) -> None:
             **page,
             "exclude_session": None,
             "assistants": None,
+            "authors": None,
             "before_updated_at": first[-1]["updated_at"],
             "before_key": first[-1]["key"],
         },
@@ -261,18 +273,26 @@ def test_context_reads_the_same_sessions_and_records(both: Both) -> None:
     keys = json.dumps(["claude:a", "codex:b", "claude:c", "claude:e"])
     for after in ((-1, -1), (T0 + 20, 2)):
         for limit in (1, 2, 10):
-            params = {
-                "session_keys": keys,
-                "after_created_at": after[0],
-                "after_message_id": after[1],
-                "limit": limit,
-            }
-            both.same("context", "newest_observations", params)
-            both.same("context", "newest_summaries", params)
+            for authors in (None, '["alice"]', '["bob"]'):
+                params = {
+                    "session_keys": keys,
+                    "after_created_at": after[0],
+                    "after_message_id": after[1],
+                    "limit": limit,
+                    "authors": authors,
+                }
+                both.same("context", "newest_observations", params)
+                both.same("context", "newest_summaries", params)
     newest = both.same(
         "context",
         "newest_observations",
-        {"session_keys": keys, "after_created_at": -1, "after_message_id": -1, "limit": 3},
+        {
+            "session_keys": keys,
+            "after_created_at": -1,
+            "after_message_id": -1,
+            "limit": 3,
+            "authors": None,
+        },
     )
     assert [row["message_id"] for row in newest] == [4, 3, 2]
 
@@ -300,21 +320,31 @@ def test_feed_filters_by_assistant_session_and_project(both: Both) -> None:
         {"seq": 4, "record_type": "summary", "record_id": 1},
         {"seq": 5, "record_type": "prompt", "record_id": 2},
     ]
+    both.seed(AUTHORED.format(table="summaries", ids="1, 3"), {"author": "alice"})
     for assistants in (None, '["claude"]', '["codex", "gemini"]', '["nobody"]'):
         for session_key in (None, "claude:a"):
             for project in (None, "/q"):
-                params = {
-                    "session_key": session_key,
-                    "project": project,
-                    "assistants": assistants,
-                    "limit": 10,
-                }
-                both.same("feed", "feed_after", {**params, "after": 1})
-                both.same("feed", "feed_newest", {**params, "upto": 4})
+                for authors in (None, '["alice"]', '["null"]'):
+                    params = {
+                        "session_key": session_key,
+                        "project": project,
+                        "assistants": assistants,
+                        "authors": authors,
+                        "limit": 10,
+                    }
+                    both.same("feed", "feed_after", {**params, "after": 1})
+                    both.same("feed", "feed_newest", {**params, "upto": 4})
     rows = both.same(
         "feed",
         "feed_after",
-        {"after": 0, "session_key": None, "project": None, "assistants": None, "limit": 10},
+        {
+            "after": 0,
+            "session_key": None,
+            "project": None,
+            "assistants": None,
+            "authors": None,
+            "limit": 10,
+        },
     )
     assert len(rows[2]["title"]) == 300
     both.same("feed", "prune_feed_over", {"chunk": 10, "keep": 3})

@@ -62,6 +62,7 @@ _JSON_SAMPLES: dict[str, str] = {
     "value": "true",
     "types": "[1, 2, 3]",
     "kinds": '["change"]',
+    "authors": '["alice"]',
 }
 _TEXT_SAMPLES: dict[str, str] = {
     "group": "session",
@@ -74,6 +75,8 @@ _TEXT_SAMPLES: dict[str, str] = {
     "external_id": "s1",
     "project": "/work/p",
     "cwd": "/work/p",
+    "author": "alice",
+    "machine": "laptop-1",
 }
 _TEXT_NAMES = {
     "key", "session_key", "session_id", "child", "parent", "from_key", "to_key", "parent_key",
@@ -91,6 +94,15 @@ SAMPLE_OVERRIDES: dict[tuple[str, ...], Any] = {
     ("queue", "drop_moved_duplicates", "from_id"): "claude:s1",
     ("pg_queue", "channel"): "memq_wake",
     ("pg_queue", "payload"): "1",
+    ("team", "key_id"): "0123456789ab",
+    ("team", "key"): "alice",
+    ("team", "secret_hash"): "ab" * 32,
+    ("team", "projects"): '["github.com/owner/repo"]',
+    ("team", "key_name"): "alice",
+    ("team", "action"): "refused",
+    ("team", "target"): "github.com/owner/repo",
+    ("team", "detail"): "wrong secret",
+    ("team_intake", "key_id"): "0123456789ab",
 }
 # What memq binds as None (NULL filters, optional fields): each statement must also plan
 # with these NULL, as psycopg then sends them untyped.
@@ -98,7 +110,7 @@ NULLABLE = {
     "project", "exclude_session", "assistants", "session_key", "parent_key", "forked_at",
     "source_parent", "source_forked_at", "ended_at", "title", "cwd", "tool_name", "command",
     "exit_code", "fallback", "query", "since", "until", "types", "kinds", "file",
-    "available_at", "error",
+    "available_at", "error", "authors", "author", "machine",
 }  # fmt: skip
 _PARAMETER = re.compile(r"%\((\w+)\)s")
 # A parameter the statement casts (``:ids::bigint[]``, ``CAST(:ids AS bigint[])``): a

@@ -58,6 +58,7 @@ ALLOWED_BUILTIN_RAISES = {
     ("worker/forks.py", "ForkLinker.__init__"),
     ("worker/intake_gate.py", "IntakeGate.__init__"),
     ("memory/usage.py", "UsageRecorder.__init__"),
+    ("team/rate_limit.py", "RateLimiter.__init__"),
     ("processors/budget.py", "TokenBudget.__init__"),
     # A subclass paired with the wrong provider's settings.
     ("processors/llm/_client.py", "ModelProcessor.__init__"),
@@ -81,6 +82,8 @@ ALLOWED_BUILTIN_RAISES = {
 ALLOWED_PRIVATE_CLASSES = {
     # A field's value of the wrong type; read_field turns it into InvalidArchiveError.
     ("memory/archive/_format.py", "Mismatch"),
+    # One event of a team batch refused; BatchIntake turns it into that event's answer.
+    ("team/intake.py", "_Refused"),
 }
 
 

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from memq.storage.sqlfile import POSTGRES, QUERIES_DIR, SQLITE, load_queries, to_pyformat
+from memq.storage.sqlfile import (
+    POSTGRES,
+    QUERIES_DIR,
+    SQLITE,
+    in_dialect,
+    load_queries,
+    to_pyformat,
+)
 
 
 class TestToPyformat:
@@ -79,3 +86,24 @@ class TestOverlays:
     def test_every_shipped_overlay_names_only_real_queries(self) -> None:
         for overlay in sorted((QUERIES_DIR / POSTGRES).glob("*.sql")):
             assert load_queries(overlay.stem, POSTGRES)  # raises on a stray name
+
+
+class TestInDialect:
+    def test_a_statement_is_found_by_its_name_not_its_text(self, tmp_path: Path) -> None:
+        """Two components share a SQLite text but not its PostgreSQL form: each statement
+        takes its own component's (a lookup by text could only guess)."""
+        write(tmp_path, "a.sql", "-- name: count\nSELECT count(*) FROM t;\n")
+        write(tmp_path, "b.sql", "-- name: count\nSELECT count(*) FROM t;\n")
+        write(tmp_path, "postgres/a.sql", "-- name: count\nSELECT count(*)::int FROM t;\n")
+        a = load_queries("a", directory=tmp_path)["count"]
+        b = load_queries("b", directory=tmp_path)["count"]
+        assert a == b
+        assert in_dialect(a, POSTGRES) == "SELECT count(*)::int FROM t;"
+        assert in_dialect(b, POSTGRES) == "SELECT count(*) FROM t;"
+        assert in_dialect(a, SQLITE) == a
+
+    def test_other_text_is_taken_as_written_for_the_dialect(self) -> None:
+        shipped = load_queries("queue")["claim_heads"]
+        assert in_dialect(str(shipped), POSTGRES) == str(shipped)  # a plain copy: no name
+        assert in_dialect(shipped, POSTGRES) == load_queries("queue", POSTGRES)["claim_heads"]
+        assert "%(" in in_dialect(shipped, POSTGRES)

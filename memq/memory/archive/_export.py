@@ -15,6 +15,7 @@ from memq.memory.archive._format import (
     METADATA,
     RECORD_FIELDS,
     RECORD_HEAD,
+    RECORD_ORIGIN,
     write_fields,
 )
 from memq.memory.reader import ReadsMemory
@@ -71,6 +72,7 @@ class SessionExporter(ReadsMemory):
                     "type": record_type.value,
                     **write_fields(RECORD_HEAD, row),
                     **write_fields(RECORD_FIELDS[record_type], row),
+                    **write_fields(RECORD_ORIGIN, row),
                 }
             )
             for record_type, row in records

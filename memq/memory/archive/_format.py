@@ -12,7 +12,9 @@ Times are ISO-8601 UTC with milliseconds (``2025-01-31T12:00:00.250Z``).
   ...RECORD_FIELDS[type]}``. The row's ``id`` and ``session_key`` are left out: the id is
   local to a database and the session is line 1's.
 
-Every field is required (null where its type is ``Nullable``); fields this version does not
+Every field is required (null where its type is ``Nullable``) but those of ``Omittable`` type,
+added since: ``RECORD_ORIGIN``'s, written only when set, so a file without them (an older
+export, or a record of this machine's user) reads as before; fields this version does not
 know are ignored. A field's type works both ways: ``load`` checks a value of the file and
 gives what the database stores (a time as milliseconds, a list as JSON text), and ``dump``
 gives the file's value of a stored one. The reader checks lines with ``read_fields`` and the
@@ -32,6 +34,7 @@ from typing import Any, Final, Protocol
 from memq.events import json_type
 from memq.exceptions import InvalidArchiveError
 from memq.limits import MAX_INTEGER, MAX_KEY_CHARS, MIN_INTEGER
+from memq.memory.origin import MAX_ORIGIN_CHARS
 from memq.memory.records import (
     ObservationKind,
     RecordType,
@@ -177,6 +180,21 @@ class Nullable:
 
 
 @dataclass(frozen=True, slots=True)
+class Omittable:
+    """``inner``, or left out of the line: a field added to the format since, which a file
+    without it (written before) must still pass. Read as None when absent; not written when
+    its stored value is None."""
+
+    inner: FieldType
+
+    def load(self, value: object) -> Any:
+        return self.inner.load(value)
+
+    def dump(self, stored: Any) -> Any:
+        return self.inner.dump(stored)
+
+
+@dataclass(frozen=True, slots=True)
 class Object:
     """A JSON object of ``fields`` (``read_fields`` reads them, named ``<field>.<name>``)."""
 
@@ -256,6 +274,14 @@ RECORD_FIELDS: Final[Mapping[RecordType, Fields]] = {
 }
 
 
+# Then, on any record: who produced it and on which machine (memq.memory.origin), when a team
+# server took it in; left out for a record of this machine's user.
+RECORD_ORIGIN: Final[Fields] = {
+    "author": Omittable(Text(min_chars=1, max_chars=MAX_ORIGIN_CHARS, nul=False)),
+    "machine": Omittable(Text(min_chars=1, max_chars=MAX_ORIGIN_CHARS, nul=False)),
+}
+
+
 # -- reading and writing fields ---------------------------------------------------------------
 
 
@@ -267,6 +293,8 @@ def read_field(
     Raises ``InvalidArchiveError`` naming the line and the field (``prefix``: the path of a nested
     object's, e.g. ``session.``) when it is missing or not of ``kind``.
     """
+    if name not in data and isinstance(kind, Omittable):
+        return None
     if name not in data:
         raise InvalidArchiveError(f"line {number}: missing field '{prefix}{name}'")
     try:
@@ -289,5 +317,10 @@ def read_fields(
 
 
 def write_fields(fields: Fields, stored: Stored) -> dict[str, Any]:
-    """The file's values of ``fields`` from their ``stored`` values."""
-    return {name: kind.dump(stored[name]) for name, kind in fields.items()}
+    """The file's values of ``fields`` from their ``stored`` values (an ``Omittable`` one
+    left out when None)."""
+    return {
+        name: kind.dump(stored[name])
+        for name, kind in fields.items()
+        if not (isinstance(kind, Omittable) and stored[name] is None)
+    }

@@ -16,6 +16,7 @@ from memq.memory.archive._format import (
     METADATA,
     RECORD_FIELDS,
     RECORD_HEAD,
+    RECORD_ORIGIN,
     TEXT,
     read_field,
     read_fields,
@@ -50,6 +51,9 @@ class ExportedRecord:
     message_id: int  # in the database it was exported from
     created_at: int  # stored milliseconds
     fields: Mapping[str, Any]
+    # Who produced it and on which machine (RECORD_ORIGIN); None: not in the file.
+    author: str | None = None
+    machine: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,10 +189,14 @@ def _record(number: int, data: dict[str, Any], session_key: str) -> ExportedReco
             f"not the session of line 1 ({session_key!r})"
         )
     head = read_fields(number, data, RECORD_HEAD)
+    fields = read_fields(number, data, RECORD_FIELDS[record_type])
+    origin = read_fields(number, data, RECORD_ORIGIN)
     return ExportedRecord(
         line=number,
         type=record_type,
         message_id=head["message_id"],
         created_at=head["created_at"],
-        fields=read_fields(number, data, RECORD_FIELDS[record_type]),
+        fields=fields,
+        author=origin["author"],
+        machine=origin["machine"],
     )

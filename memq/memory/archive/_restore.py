@@ -153,6 +153,8 @@ async def _import(
             "message_id": ids[record.message_id],
             "session_key": key,
             "created_at": record.created_at,
+            "author": record.author,
+            "machine": record.machine,
         }
         if record.type is RecordType.PROMPT:
             row["number"] = next(next_number)
@@ -160,6 +162,10 @@ async def _import(
     for record_type, rows in params.items():
         if rows:
             await tx.executemany(_INSERTS[record_type], rows)
+        # Who made each (RECORD_ORIGIN), as the store stamps what a team server took in.
+        stamps = [row for row in rows if row["author"] is not None or row["machine"] is not None]
+        if stamps:
+            await tx.executemany(_MEMORY[f"stamp_{record_type.value}_origin"], stamps)
     return ImportResult(
         session_key=key,
         session_created=not exists,

@@ -1,10 +1,9 @@
 """``PgQueue``: ``memq.queue.Queue``'s public API on PostgreSQL, for several daemons sharing
 one database.
 
-It reuses the queue's ``Claim``, ``SessionStream``, ``Wakeups`` and models: those call a
-handful of hooks on their queue (``_claim``, ``_ack``, ``_fail``, ``_defer``, ``_release``,
-``_claim_settled``, ``_unsettled``, ``_stream_closed``, ``_session_owners``, ``_wakeups``,
-``_changes``), which this class provides. What differs from SQLite:
+What both backends share (claims, streams, settlement decisions, the inspection reads,
+the maintenance loop) is ``memq.queue._core.QueueBase``; this class writes them its way. What
+differs from SQLite:
 
 - one consumer per session across daemons is a session lease (``leases``), taken by a
   stream's first claim and dropped when it ends; a session another daemon holds yields
@@ -19,52 +18,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from types import TracebackType
-from typing import Any, Final, NamedTuple, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 import anyio
 import psycopg
 import psycopg_pool
 import structlog
-from anyio.abc import TaskStatus
 from psycopg.rows import dict_row
 
-from memq.exceptions import QueueClosedError, StorageError
-from memq.kinds import MessageKind
+from memq.exceptions import QueueClosedError, SessionBusyError, StorageError
 from memq.queue._claim import Claim, ClaimState, Effect
-from memq.queue._clock import (
-    SYSTEM_CLOCK,
-    Clock,
-    EpochMs,
-    StoredSpans,
-    earlier,
-    later,
-    seconds_until,
-    span,
-)
-from memq.queue._models import (
-    Enqueued,
-    FailedMessage,
-    MaintenanceReport,
-    Message,
-    MessageStatus,
-    QueueStats,
-    StatusCounts,
-    from_epoch_ms,
-)
-from memq.queue._queue import PRUNE_CHUNK, _check_id, _check_kind, encode_payload
+from memq.queue._clock import SYSTEM_CLOCK, Clock, EpochMs, later
+from memq.queue._core import Claiming, QueueBase, _check_id
+from memq.queue._files import Replacement
 from memq.queue._settings import QueueSettings
 from memq.queue._stream import SessionStream
-from memq.queue._wakeup import Wakeups
-from memq.queue._writer import EnqueueOp, FailDetails, Operation, SettleAction
+from memq.queue._writer import EnqueueOp, FailDetails, Operation, SettleAction, Transaction
 from memq.queue.postgres.heartbeat import Heartbeat, SweepReport
 from memq.queue.postgres.leases import LeaseBook
 from memq.queue.postgres.listener import Listener, NotifyWatcher
 from memq.queue.postgres.settings import PgSettings
 from memq.queue.postgres.writer import (
+    EVERY_SESSION,
     LeaseDropOp,
     PgCallOp,
     PgClaimOp,
@@ -80,6 +57,8 @@ from memq.storage.postgres.statements import pg_form
 from memq.storage.sqlfile import POSTGRES, load_queries
 
 log = structlog.get_logger("memq.queue")
+# Seconds a close waits for the heartbeat task to finish its beat before cancelling it.
+STOP_BEATING_WITHIN: Final = 10.0
 T = TypeVar("T")
 
 QUERIES: Final = load_queries("queue", POSTGRES)
@@ -87,18 +66,14 @@ PG_QUERIES: Final = load_queries("pg_queue", POSTGRES)
 Pool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
 
-class Handback(NamedTuple):
-    """A claim whose settlement could not be written: released once the queue can write."""
-
-    session_id: str
-    token: int
-
-
-class PgQueue:
+class PgQueue(QueueBase):
     """A durable FIFO queue per session in a PostgreSQL schema that several daemons share.
 
     Open it with ``await PgQueue.open(url)``; close it with ``await queue.close()``.
     """
+
+    _queries = QUERIES
+    _changes: NotifyWatcher
 
     def __init__(
         self,
@@ -112,18 +87,13 @@ class PgQueue:
         channel: str,
         clock: Clock,
     ) -> None:
+        super().__init__(settings=settings, clock=clock)
         self.url = url
-        self.settings = settings
         self.pg_settings = pg
         self.options = options
-        self.clock = clock
         self.channel = channel
-        self._spans = StoredSpans.from_settings(settings)
         self._pool = pool
         self._heartbeat = heartbeat
-        self._closed = False
-        self._closing = anyio.Event()
-        self._wakeups = Wakeups()
         self._book = LeaseBook()
         self._changes = NotifyWatcher(
             self._wakeups,
@@ -155,12 +125,12 @@ class PgQueue:
             on_commit=self._after_commit,
             on_storage_error=self._storage_failed,
         )
-        self._active_claims: set[Claim] = set()
         self._tokens: dict[int, int] = {}  # message id -> the token of its claim here
-        self._session_owners: dict[str, SessionStream] = {}
-        self._handbacks: dict[int, Handback] = {}
-        self._storage_listeners: list[Callable[[StorageError], None]] = []
+        # Leases whose drop at a stream's end failed: session -> token, dropped again at
+        # the next beat (this daemon's beats keep them alive: no sweep ever would).
+        self._stale_leases: dict[str, int] = {}
         self._keep_alive: asyncio.Task[None] | None = None
+        self._stop_beating = anyio.Event()  # the heartbeat task ends after its current beat
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -229,10 +199,6 @@ class PgQueue:
     def listener(self) -> Listener:
         return self._listener
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     async def reopen(self) -> PgQueue:
         """Close this queue and open it again with the same settings and clock."""
         await self.close()
@@ -265,6 +231,8 @@ class PgQueue:
                 except (StorageError, QueueClosedError) as exc:
                     # Left as they are: the other daemons' sweep hands them back.
                     log.warning("queue.release_failed", claims=len(active), error=str(exc))
+                else:
+                    await self._announce_leaving()
             self._closed = True
             self._closing.set()
             self._wakeups.wake_all()
@@ -273,11 +241,30 @@ class PgQueue:
             await self._writer.close()
             await self._pool.close()
 
+    async def _announce_leaving(self) -> None:
+        """Tell the other daemons to look at their backlogs again: the sessions this one let
+        go as it stopped (its claims handed back, its streams ended with work left) are
+        theirs now, and no enqueue may come soon to say so."""
+        params = {"channel": self.channel, "payload": EVERY_SESSION}
+        try:
+            await self._in_transaction(lambda tx: tx.execute(PG_QUERIES["notify"], params))
+        except (StorageError, QueueClosedError) as exc:
+            log.warning("queue.leave_unannounced", error=str(exc))
+
     async def _stop_keep_alive(self) -> None:
         task, self._keep_alive = self._keep_alive, None
         if task is None:
             return
-        task.cancel()
+        # Asked to stop, not cancelled at once: a beat that found this daemon declared
+        # dead registers it again, and a cancel landing after that insert committed but
+        # before its id was read here would leave the new row behind for good (the close
+        # unregisters the id it knows). Every statement has a time limit; past this bound
+        # the task is cancelled anyway.
+        self._stop_beating.set()
+        with anyio.move_on_after(STOP_BEATING_WITHIN):
+            await asyncio.shield(task)
+        if not task.done():
+            task.cancel()
         try:
             await task
         except asyncio.CancelledError:
@@ -292,7 +279,7 @@ class PgQueue:
             if c.message.id in self._tokens
         ]
         handbacks = self._handback_ops()
-        await self._writer.submit_all([*ops, *handbacks])
+        await self._submit_all([*ops, *handbacks])
         for claim in claims:
             claim.state = ClaimState.RELEASED
             self._claim_settled(claim)
@@ -303,28 +290,16 @@ class PgQueue:
             # The other daemons' sweep hands the rows back and drops the leases together.
             raise failed if isinstance(failed, StorageError) else StorageError(str(failed))
 
-    async def __aenter__(self) -> PgQueue:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise QueueClosedError("the PostgreSQL queue is closed")
+    def _closed_text(self) -> str:
+        return "the PostgreSQL queue is closed"
 
     # -- heartbeats ------------------------------------------------------------------------
 
     async def _beat_and_sweep(self) -> None:
         while not self._closed:
             with anyio.move_on_after(self.pg_settings.heartbeat_interval):
-                await self._closing.wait()
-            if self._closed:
+                await self._stop_beating.wait()
+            if self._closed or self._stop_beating.is_set():
                 return
             try:
                 if not await self._heartbeat.beat():
@@ -333,6 +308,10 @@ class PgQueue:
                 log.warning(
                     "daemon.heartbeat_failed", missed=self._heartbeat.missed, error=str(exc)
                 )
+            try:
+                await self._drop_stale_leases()
+            except QueueClosedError:
+                return
             if not self._heartbeat.may_sweep:
                 continue
             try:
@@ -349,7 +328,27 @@ class PgQueue:
         alive = await self._heartbeat.beat()
         if not alive:
             await self._fenced()
+        await self._drop_stale_leases()
         return alive
+
+    async def _drop_stale_leases(self) -> None:
+        """Drop again the leases whose drop failed; those that fail again are kept for the
+        next beat. By token: a lease a stream here has taken again since carries a new one
+        and stays."""
+        ops = [LeaseDropOp(session, token) for session, token in self._stale_leases.items()]
+        if not ops:
+            return
+        await self._writer.submit_all(ops)
+        dropped = []
+        for op in ops:
+            if op.error is None and self._stale_leases.get(op.session) == op.token:
+                del self._stale_leases[op.session]
+                dropped.append(op.session)
+        error = next((op.error for op in ops if op.error is not None), None)
+        if error is not None:
+            log.warning("lease.drop_failed", sessions=sorted(self._stale_leases), error=str(error))
+        if dropped:
+            log.info("lease.dropped_late", sessions=sorted(dropped))
 
     async def sweep(self) -> SweepReport:
         """Declare daemons whose heartbeat expired dead and hand back what they held."""
@@ -373,7 +372,10 @@ class PgQueue:
             claim.state = ClaimState.LOST
             self._claim_settled(claim)
         self._handbacks.clear()  # the sweep handed those rows back
+        self._stale_leases.clear()  # and dropped those leases
         self._book.clear()
+        if self._stop_beating.is_set():
+            return  # closing: nothing to register again for
         await self._heartbeat.register()
         self._wakeups.wake_all()
 
@@ -383,87 +385,47 @@ class PgQueue:
 
     # -- producing -------------------------------------------------------------------------
 
-    async def enqueue(
-        self,
-        session_id: str,
-        kind: MessageKind | str,
-        payload: Any,
-        dedupe_key: str | None = None,
-        *,
-        payload_json: str | None = None,
-    ) -> Enqueued:
-        """Store one message; durable (committed) when this returns. See ``Queue.enqueue``."""
-        self._check_open()
-        op = EnqueueOp(
-            _check_id("session_id", session_id),
-            _check_kind(kind),
-            encode_payload(payload) if payload_json is None else payload_json,
-            None if dedupe_key is None else _check_id("dedupe_key", dedupe_key),
-            self.clock.now(),
-        )
+    async def _write_enqueue(self, op: EnqueueOp) -> None:
         await self._writer.submit(op)
-        return Enqueued(op.message_id, op.created)
 
     # -- consuming -------------------------------------------------------------------------
 
-    def stream(self, session_id: str, *, linger: float = 5.0) -> SessionStream:
-        """Claims of the session's messages in FIFO order; see ``Queue.stream``. A session
-        whose lease another daemon holds yields nothing here until that daemon lets go."""
-        self._check_open()
-        return SessionStream(self, _check_id("session_id", session_id), linger)
+    async def _submit_all(self, ops: Sequence[Any]) -> None:
+        await self._writer.submit_all(ops)
+
+    def _settle_op(
+        self, action: SettleAction, message_id: int, check: int, details: FailDetails | None
+    ) -> PgSettleOp:
+        return PgSettleOp(action, message_id, check, details)
+
+    def _claim_op(self, session_id: str) -> PgClaimOp:
+        return PgClaimOp(session_id)
+
+    def _check_of(self, claim: Claim) -> int:
+        return self._tokens.get(claim.message.id, 0)  # 0: no claim token ever matches
+
+    def _check_of_row(self, row: Any) -> int:
+        return int(row["claim_token"])
 
     async def _claim(self, session_id: str) -> tuple[Claim | None, float | None]:
         if self._heartbeat.missed >= 2:
             # Acks would be fenced anyway once the others declare this daemon dead.
             raise StorageError("the database missed this daemon's last heartbeats: not claiming")
-        op = PgClaimOp(session_id)
-        handbacks = self._handback_ops({session_id})
-        await self._writer.submit_all([*handbacks, op])
-        self._handed_back(handbacks)
-        failed = next((o.error for o in handbacks if o.error is not None), None)
-        if failed is not None and op.row is not None:
-            self._handbacks[int(op.row["id"])] = Handback(session_id, int(op.row["claim_token"]))
-            raise failed
-        if op.error is not None:
-            raise op.error
-        if op.row is None:
-            return None, None if op.busy else self._due_at(op.head_available_at)
-        return self._claimed(op.row), None
+        return await super()._claim(session_id)
 
-    def _claimed(self, row: Row) -> Claim:
-        message = Message(
-            id=int(row["id"]),
-            session_id=str(row["session_id"]),
-            kind=MessageKind.parse(row["kind"]),
-            payload=json.loads(row["payload"]),
-            dedupe_key=row["dedupe_key"],
-            attempts=int(row["attempts"]),
-            created_at=from_epoch_ms(int(row["created_at"])),
-        )
-        claim = Claim(
-            self,
-            message,
-            anyio.current_time() + self.settings.lease,
-            claimed_at=self.clock.monotonic(),
-        )
-        self._tokens[message.id] = int(row["claim_token"])
-        self._active_claims.add(claim)
+    def _not_claimed(self, op: Claiming) -> float | None:
+        if isinstance(op, PgClaimOp) and op.busy:
+            return None  # another daemon holds the session: its stream lets it go
+        return super()._not_claimed(op)
+
+    def _claimed(self, row: Any) -> Claim:
+        claim = super()._claimed(row)
+        self._tokens[claim.message.id] = int(row["claim_token"])
         return claim
-
-    def _due_at(self, available_at: EpochMs | None) -> float | None:
-        if available_at is None:
-            return None
-        wait = seconds_until(available_at, self.clock.now())
-        if wait > self.settings.max_wait:
-            wait = 0.0  # stored before the wall clock was set back: due now
-        return self.clock.monotonic() + max(0.0, wait)
-
-    def _token(self, claim: Claim) -> int:
-        return self._tokens.get(claim.message.id, 0)  # 0: no claim token ever matches
 
     async def _ack(self, claim: Claim, write: Effect | None) -> bool:
         self._check_open()
-        message, token = claim.message, self._token(claim)
+        message, token = claim.message, self._check_of(claim)
         if write is None:
             op = PgSettleOp(SettleAction.ACK, message.id, token)
             await self._writer.submit(op)
@@ -481,83 +443,14 @@ class PgQueue:
         await self._writer.submit(call)
         return call.result is True
 
-    async def _fail(self, claim: Claim, error: str) -> MessageStatus | None:
-        self._check_open()
-        message = claim.message
-        exhausted = message.attempts >= self.settings.max_attempts
-        status = MessageStatus.FAILED if exhausted else MessageStatus.PENDING
-        now = self.clock.now()
-        available_at = now if exhausted else later(now, self._spans.retry_wait(message.attempts))
-        details = FailDetails(status.value, available_at, error)
-        op = PgSettleOp(SettleAction.FAIL, message.id, self._token(claim), details)
-        await self._writer.submit(op)
-        if not op.matched:
-            return None
-        event = "message.failed" if exhausted else "message.retry_scheduled"
-        (log.warning if exhausted else log.info)(
-            event,
-            session_id=message.session_id,
-            message_id=message.id,
-            attempt=message.attempts,
-            max_attempts=self.settings.max_attempts,
-            retry_in=None if exhausted else seconds_until(available_at, now),
-            error=error,
-        )
-        return status
-
-    async def _defer(self, claim: Claim, delay: float, reason: str) -> bool:
-        self._check_open()
-        message = claim.message
-        available_at = later(self.clock.now(), span(min(delay, self.settings.max_defer)))
-        details = FailDetails(MessageStatus.PENDING.value, available_at, reason)
-        op = PgSettleOp(SettleAction.RELEASE, message.id, self._token(claim), details)
-        await self._writer.submit(op)
-        if op.matched:
-            log.info(
-                "message.deferred",
-                session_id=message.session_id,
-                message_id=message.id,
-                delay=delay,
-                reason=reason,
-            )
-        return op.matched
-
-    async def _release(self, claim: Claim) -> bool:
-        if self._closed:
-            return False
-        op = PgSettleOp(SettleAction.RELEASE, claim.message.id, self._token(claim))
-        await self._writer.submit(op)
-        return op.matched
-
-    def _lose_claims(self, message_ids: Iterable[int]) -> None:
-        gone = set(message_ids)
-        for claim in [c for c in self._active_claims if c.message.id in gone]:
-            claim.state = ClaimState.LOST
-            self._claim_settled(claim)
-
     def _claim_settled(self, claim: Claim) -> None:
-        self._active_claims.discard(claim)
         self._tokens.pop(claim.message.id, None)
-        session_id = claim.message.session_id
-        owner = self._session_owners.get(session_id)
-        if owner is not None and owner._holds(claim) and not owner._holds_other_than(claim):
-            del self._session_owners[session_id]
-
-    def _unsettled(self, claim: Claim) -> None:
-        message = claim.message
-        self._handbacks[message.id] = Handback(message.session_id, self._token(claim))
-        claim.state = ClaimState.UNSETTLED
-        self._claim_settled(claim)
-        log.warning(
-            "claim.unsettled",
-            session_id=message.session_id,
-            message_id=message.id,
-            reason="its settlement could not be written; handed back when the queue can write",
-        )
+        super()._claim_settled(claim)
 
     async def _stream_closed(self, stream: SessionStream) -> None:
         """A stream ended: let go of its session's lease, unless a claim or another stream
-        here still holds the session. A drop that fails is retaken by the next stream.
+        here still holds the session. A drop that fails is tried again at the next beat
+        (or made moot by the next stream here, which takes the lease under a new token).
 
         A claim of the session whose settlement failed is still 'processing': the lease is
         let go only after its hand-back is written, or another daemon could claim the next
@@ -568,7 +461,7 @@ class PgQueue:
         handbacks = self._handback_ops({session_id})
         if handbacks:
             try:
-                await self._writer.submit_all(handbacks)
+                await self._submit_all(handbacks)
             except QueueClosedError:
                 return
             self._handed_back(handbacks)
@@ -578,57 +471,46 @@ class PgQueue:
                 return
             if not self._may_drop(session_id, stream):  # a stream began meanwhile
                 return
-        if any(h.session_id == session_id for h in self._handbacks.values()):
+        if self._handing_back(session_id):
             return
-        token = self._book.forget(session_id)
-        if token is None:
-            return
-        try:
-            await self._writer.submit(LeaseDropOp(session_id, token))
-        except (StorageError, QueueClosedError) as exc:
-            log.warning("lease.drop_failed", session_id=session_id, error=str(exc))
+        await self._let_go(session_id, handed_back=bool(handbacks))
 
-    def _may_drop(self, session_id: str, stream: SessionStream) -> bool:
+    async def _let_go(self, session_id: str, *, handed_back: bool) -> None:
+        """Drop this daemon's lease on the session. When its rows were just handed back,
+        say so to every daemon, this one's session manager too (its own notifications do
+        not reach it): with no stream left, nothing else would look at them before the
+        session's next event. A drop that fails is tried again at the next beat."""
+        token = self._book.forget(session_id)
+        ops: list[Operation] = []
+        if token is not None:
+            ops.append(LeaseDropOp(session_id, token))
+        if handed_back:
+            ops.append(PgCallOp(lambda tx: self._notify(tx, [session_id])))
+        try:
+            await self._writer.submit_all(ops)
+        except QueueClosedError:
+            return
+        if handed_back:
+            self._changes.notified([session_id])
+        error = next((op.error for op in ops if op.error is not None), None)
+        if error is not None and token is not None:
+            self._stale_leases[session_id] = token
+            log.warning("lease.drop_failed", session_id=session_id, error=str(error))
+
+    def _may_drop(self, session_id: str, stream: SessionStream | None) -> bool:
+        """Whether no claim here, and no stream here but ``stream``, holds the session."""
         owner = self._session_owners.get(session_id)
         if self._closed or (owner is not None and owner is not stream):
             return False
         return not any(c.message.session_id == session_id for c in self._active_claims)
 
-    def _handback_ops(self, sessions: set[str] | None = None) -> list[Operation]:
-        return [
-            PgSettleOp(SettleAction.RELEASE, message_id, handback.token)
-            for message_id, handback in self._handbacks.items()
-            if sessions is None or handback.session_id in sessions
-        ]
-
-    def _handed_back(self, ops: list[Operation]) -> None:
-        for op in ops:
-            if op.error is None and isinstance(op, PgSettleOp):
-                self._handbacks.pop(op.message_id, None)
-
-    async def hand_back_unsettled(self) -> int:
-        """Write the releases of claims whose settlement failed; returns how many went back."""
-        self._check_open()
-        ops = self._handback_ops()
-        if not ops:
-            return 0
-        await self._writer.submit_all(ops)
-        self._handed_back(ops)
-        error = next((op.error for op in ops if op.error is not None), None)
-        if error is not None:
-            raise error
-        return sum(1 for op in ops if isinstance(op, PgSettleOp) and op.matched)
-
-    def on_storage_error(self, listener: Callable[[StorageError], None]) -> None:
-        """Call ``listener`` with every storage error a write meets. It must not raise."""
-        self._storage_listeners.append(listener)
-
-    def _storage_failed(self, error: StorageError) -> None:
-        for listener in self._storage_listeners:
-            try:
-                listener(error)
-            except Exception:
-                log.exception("storage_listener.failed")
+    async def _sessions_handed_back(self, sessions: list[str]) -> None:
+        await super()._sessions_handed_back(sessions)
+        # One that no stream here holds is let go: kept, the lease would bar every other
+        # daemon from it until this one streams it again.
+        for session_id in sessions:
+            if self._may_drop(session_id, None):
+                await self._let_go(session_id, handed_back=True)
 
     def _after_commit(self, batch: list[Operation]) -> None:
         # This daemon's own enqueues wake its streams at once; NOTIFY brings them to others.
@@ -657,98 +539,30 @@ class PgQueue:
                 await cur.execute(pg_form(sql), parameters)
                 return await cur.fetchall() if cur.description is not None else []
 
-    async def has_pending(self, session_id: str) -> bool:
-        """Whether the session has a pending message that this daemon may take (no other
-        daemon holds its lease)."""
-        self._check_open()
-        if any(h.session_id == session_id for h in self._handbacks.values()):
-            return True
+    async def _fetch(self, sql: str, parameters: Any) -> Sequence[Any]:
+        return await self.read(sql, parameters)
+
+    async def _head_pending(self, session_id: str) -> bool:
         params = {"session_id": session_id, "daemon": self.daemon_id}
         return bool(await self.read(PG_QUERIES["free_head"], params))
 
-    async def sessions_with_backlog(self) -> list[str]:
-        """Sessions with a pending message that no other daemon holds."""
-        self._check_open()
+    async def _backlog(self) -> Iterable[str]:
         rows = await self.read(PG_QUERIES["free_backlog"], {"daemon": self.daemon_id})
-        sessions = {str(row["session_id"]) for row in rows}
-        sessions.update(h.session_id for h in self._handbacks.values())
-        return sorted(sessions)
+        return (str(row["session_id"]) for row in rows)
 
-    async def stats(self) -> QueueStats:
-        """Counts by status, overall and per session, and the database's size."""
-        self._check_open()
-        rows = await self.read(QUERIES["count_by_session_and_status"])
-        per_session: dict[str, dict[str, int]] = {}
-        for row in rows:
-            per_session.setdefault(row["session_id"], {})[row["status"]] = int(row["n"])
-        sessions = {sid: StatusCounts(**counts) for sid, counts in sorted(per_session.items())}
-        totals = {
-            status.value: sum(getattr(c, status.value) for c in sessions.values())
-            for status in MessageStatus
-        }
-        return QueueStats(
-            counts=StatusCounts(**totals),
-            sessions=sessions,
-            database_bytes=await self.database_bytes(),
-            wal_bytes=0,
-            active_streams=len(self._session_owners),
-        )
+    async def _database_sizes(self) -> tuple[int, int]:
+        return await self.database_bytes(), 0
 
     async def database_bytes(self) -> int:
         rows = await self.read(PG_QUERIES["database_bytes"])
         return int(rows[0]["bytes"])
 
-    async def failed(self, session_id: str | None = None, limit: int = 100) -> list[FailedMessage]:
-        """Messages that ran out of attempts, oldest failure first."""
-        self._check_open()
-        rows = await self.read(QUERIES["list_failed"], {"session_id": session_id, "limit": limit})
-        return [
-            FailedMessage(
-                id=int(row["id"]),
-                session_id=str(row["session_id"]),
-                kind=MessageKind.parse(row["kind"]),
-                payload=json.loads(row["payload"]) if row["payload"] is not None else None,
-                dedupe_key=row["dedupe_key"],
-                attempts=int(row["attempts"]),
-                created_at=from_epoch_ms(int(row["created_at"])),
-                failed_at=from_epoch_ms(int(row["finished_at"])),
-                last_error=row["last_error"],
-            )
-            for row in rows
-        ]
+    # SQLite's file watch has nothing to watch here (``replaced`` stays None).
 
-    async def processing_messages(self, limit: int = 100) -> list[dict[str, Any]]:
-        """What is processing now (any daemon's), longest running first."""
-        self._check_open()
-        rows = await self.read(QUERIES["processing_messages"], {"limit": limit})
-        now = self.clock.now()
-        return [
-            {
-                "message_id": int(row["id"]),
-                "session_id": str(row["session_id"]),
-                "kind": str(row["kind"]),
-                "attempts": int(row["attempts"]),
-                "started_at": from_epoch_ms(int(row["started_at"]))
-                .isoformat(timespec="milliseconds")
-                .replace("+00:00", "Z"),
-                "running_seconds": max(-seconds_until(EpochMs(int(row["started_at"])), now), 0.0),
-            }
-            for row in rows
-            if row["started_at"] is not None
-        ]
-
-    async def status_of(self, message_id: int) -> MessageStatus | None:
-        """The status of one message, or None when there is no such message."""
-        self._check_open()
-        rows = await self.read(QUERIES["get_message"], {"id": message_id})
-        return MessageStatus(rows[0]["status"]) if rows else None
-
-    # SQLite's file watch has nothing to watch here.
-    replaced = None
-
-    async def wait_replaced(self) -> None:
+    async def wait_replaced(self) -> Replacement | None:
         """Never returns: a server's database is not replaced under the queue."""
         await anyio.sleep_forever()
+        return None  # pragma: no cover - never reached
 
     async def check_files(self) -> None:
         return None
@@ -774,12 +588,8 @@ class PgQueue:
             await self._notify(tx, (str(row["session_id"]) for row in rows))
             return rows
 
-        rows = await self.run_in_transaction(retry)
-        self._wakeups.wake({str(row["session_id"]) for row in rows})
-        retried = sorted(int(row["id"]) for row in rows)
-        if retried:
-            log.info("message.retried", message_ids=retried)
-        return retried
+        rows = await self._in_transaction(retry)
+        return self._retried(rows)
 
     async def forget_session(self, session_id: str) -> int:
         """Delete every queue row of the session and its lease; returns how many rows."""
@@ -799,40 +609,70 @@ class PgQueue:
                 await tx.execute(PG_QUERIES["drop_session_leases"], params)
             return rows
 
-        rows = await self.run_in_transaction(forget)
+        rows = await self._in_transaction(forget)
         if drop_lease:
             self._book.forget(session_id)
-        deleted = [int(row["id"]) for row in rows]
-        self._lose_claims(deleted)
-        for message_id in deleted:
-            self._handbacks.pop(message_id, None)
+        self._forgotten(int(row["id"]) for row in rows)
         return len(rows)
 
     async def move_session(self, from_session: str, to_session: str) -> tuple[int, int]:
         """Give ``from_session``'s rows to ``to_session``; duplicates are dropped. Stop both
-        streams first. Returns (moved, dropped)."""
+        streams first. Returns (moved, dropped).
+
+        Unlike SQLite's, a claim here whose settlement failed is handed back in the move's
+        own transaction, not left to the target's next claim: the move drops the source's
+        lease, and another daemon could otherwise claim the target's next message while
+        that one is still 'processing'. If the hand-back cannot be written, nothing moves
+        (``StorageError``); a claim still in hand in either session, here or in another
+        daemon, refuses the move (``SessionBusyError``)."""
         self._check_open()
         to_session = _check_id("session_id", to_session)
         params = {"from_id": from_session, "to_id": to_session, "session_id": from_session}
+        handbacks = {
+            message_id: handback
+            for message_id, handback in self._handbacks.items()
+            if handback.session_id in (from_session, to_session)
+        }
 
         async def move(tx: PgTransaction) -> tuple[int, int]:
+            if handbacks:
+                release = {
+                    "ids": list(handbacks),
+                    "tokens": [h.check for h in handbacks.values()],
+                    "available": [None] * len(handbacks),
+                    "now": tx.now_ms,
+                }
+                await tx.fetchall(QUERIES["release"], release)
+            busy = await tx.fetchall(PG_QUERIES["claims_in_sessions"], params)
+            if busy:
+                held = ", ".join(
+                    f"message {row['id']} of {row['session_id']!r} (daemon {row['claimed_by']})"
+                    for row in busy
+                )
+                raise SessionBusyError(f"not moved: still processing {held}; try again")
             moved = await tx.fetchall(QUERIES["move_session"], params)
             dropped = await tx.fetchall(QUERIES["drop_moved_duplicates"], params)
             await tx.execute(PG_QUERIES["drop_session_leases"], params)
             await self._notify(tx, [to_session])
             return len(moved), len(dropped)
 
-        result = await self.run_in_transaction(move)
+        result = await self._in_transaction(move)
+        for message_id in handbacks:
+            self._handbacks.pop(message_id, None)
+        if handbacks:
+            log.info("claim.handed_back", message_ids=sorted(handbacks))
         self._book.forget(from_session)
-        for message_id, handback in list(self._handbacks.items()):
-            if handback.session_id == from_session:
-                self._handbacks[message_id] = handback._replace(session_id=to_session)
         self._wakeups.wake([to_session])
         return result
 
-    async def run_in_transaction(self, fn: Callable[[PgTransaction], Awaitable[T]]) -> T:
+    async def run_in_transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
         """Run ``fn`` in a transaction of the group-commit writer (in a savepoint of its
         own) and return its result; if ``fn`` raises, nothing it did is kept."""
+        # The memory and team code write against ``Transaction``'s methods, which a
+        # PgTransaction has (its rows are dicts, read by column name as sqlite3.Row is).
+        return await self._in_transaction(cast("Callable[[PgTransaction], Awaitable[T]]", fn))
+
+    async def _in_transaction(self, fn: Callable[[PgTransaction], Awaitable[T]]) -> T:
         self._check_open()
         op: PgCallOp[T] = PgCallOp(fn)
         await self._writer.submit(op)
@@ -840,70 +680,23 @@ class PgQueue:
 
     # -- maintenance -----------------------------------------------------------------------
 
-    async def maintain(self) -> MaintenanceReport:
-        """One pass of upkeep: hand back unsettled claims, take back this daemon's claims
-        held past their lease, prune old settled rows. (VACUUM is autovacuum's.)"""
-        self._check_open()
-        settings = self.settings
-        now = self.clock.now()
-        await self.hand_back_unsettled()
-        clock_now = self.clock.monotonic()
-        held = [c for c in self._active_claims if c.state is ClaimState.ACTIVE]
-        expired = [c.message.id for c in held if clock_now - c.claimed_at > settings.stored_lease]
+    # ``maintain`` is QueueBase's; VACUUM is autovacuum's.
+
+    async def _reclaim_expired(
+        self, held: list[int], expired: list[int], now: EpochMs
+    ) -> Sequence[Any]:
         params = {
             "daemon": self.daemon_id,
-            "held": [c.message.id for c in held],
+            "held": held,
             "expired": expired,
             "now": now,
             "available_at": later(now, self._spans.retry_wait(1)),
-            "max_attempts": settings.max_attempts,
-            "error": f"lease expired: not settled within {settings.lease:g} s",
+            "max_attempts": self.settings.max_attempts,
+            "error": self._lease_expired_text(),
         }
-        reclaimed = await self.run_in_transaction(
+        return await self._in_transaction(
             lambda tx: tx.fetchall(QUERIES["reclaim_expired_leases"], params)
         )
-        for row in reclaimed:
-            log.warning(
-                "lease.expired",
-                session_id=row["session_id"],
-                message_id=row["id"],
-                status=row["status"],
-                attempt=row["attempts"],
-            )
-        self._lose_claims(int(row["id"]) for row in reclaimed)
-        self._wakeups.wake({str(row["session_id"]) for row in reclaimed})
-        spans = self._spans
-        processed = await self._prune("prune_processed", earlier(now, spans.processed_retention))
-        failed = await self._prune("prune_failed", earlier(now, spans.failed_retention))
-        if processed or failed:
-            log.info("retention.pruned", processed=processed, failed=failed)
-        return MaintenanceReport(
-            leases_reclaimed=len(reclaimed),
-            processed_pruned=processed,
-            failed_pruned=failed,
-            reclaimed_ids=tuple(int(row["id"]) for row in reclaimed),
-        )
 
-    async def _prune(self, query: str, before: EpochMs) -> int:
-        total = 0
-        params = {"before": before, "chunk": PRUNE_CHUNK}
-        while True:
-            deleted = await self.run_in_transaction(lambda tx: tx.execute(QUERIES[query], params))
-            total += deleted
-            if deleted < PRUNE_CHUNK:
-                return total
-
-    async def run_maintenance(
-        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Run ``maintain`` every ``maintenance_interval`` seconds until the queue closes."""
-        task_status.started()
-        while not self._closed:
-            try:
-                await self.maintain()
-            except QueueClosedError:
-                return
-            except StorageError as exc:
-                log.warning("maintenance.failed", error=str(exc))
-            with anyio.move_on_after(self.settings.maintenance_interval):
-                await self._closing.wait()
+    async def _delete_chunk(self, query: str, params: Mapping[str, Any]) -> int:
+        return await self._in_transaction(lambda tx: tx.execute(QUERIES[query], params))

@@ -14,6 +14,7 @@ Importing this module without the ``postgres`` extra raises ``SettingError`` nam
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,10 +30,51 @@ try:
     import psycopg
     import psycopg_pool
     from psycopg import sql
+    from psycopg.types.string import StrDumperUnknown
 except ImportError as exc:  # the postgres extra is not installed
     raise SettingError(
         f"{Variable.DATABASE_URL} chooses PostgreSQL, whose driver is not installed: {INSTALL_HINT}"
     ) from exc
+
+# What a NUL character in a text becomes: PostgreSQL's text cannot hold U+0000, SQLite's can.
+NUL_REPLACEMENT: Final = "\ufffd"
+
+
+# In JSON text, an escape \u0000 whose backslash is not itself escaped.
+_JSON_NUL: Final = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def nul_free(text: str) -> str:
+    """``text`` without NUL: each NUL character, and in a JSON text each ``\\u0000`` escape,
+    becomes U+FFFD (PostgreSQL's text cannot hold NUL, nor can its JSON functions turn the
+    escape into text)."""
+    text = text.replace("\x00", NUL_REPLACEMENT)
+    if "\\u0000" not in text or text.lstrip()[:1] not in ("[", "{", '"'):
+        return text
+    try:
+        json.loads(text)
+    except ValueError:
+        return text  # prose that quotes the escape: kept as written
+    # The character itself, not its escape: memq writes JSON with ensure_ascii=False, and
+    # the comparison that finds an imported record already stored compares JSON texts.
+    return _JSON_NUL.sub(lambda m: m.group(1) + NUL_REPLACEMENT, text)
+
+
+class NulFreeStrDumper(StrDumperUnknown):
+    """Python strings as text, without NUL (``nul_free``).
+
+    A tool's output or a model's answer may hold a NUL; PostgreSQL refuses any text that
+    does, so the message storing it would fail every attempt and end failed. memq stores
+    U+FFFD in its place (the README says so); SQLite keeps the NUL."""
+
+    def dump(self, obj: str) -> bytes:
+        return nul_free(obj).encode(self._encoding)
+
+
+def adapt(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Make ``conn`` dump strings as memq stores them (``NulFreeStrDumper``)."""
+    conn.adapters.register_dumper(str, NulFreeStrDumper)
+
 
 # An unquoted PostgreSQL identifier: what memq accepts as a schema name.
 _SCHEMA_NAME: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -107,6 +149,7 @@ async def connect(url: str, options: ConnectOptions | None = None) -> psycopg.As
     options = options or ConnectOptions()
     with storage_errors(url):
         conn = await psycopg.AsyncConnection.connect(url, **_connect_kwargs(options))
+        adapt(conn)
         try:
             await conn.execute(_session_settings(options))
         except BaseException:
@@ -128,6 +171,7 @@ async def open_pool(
     settings = _session_settings(options)
 
     async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+        adapt(conn)
         await conn.execute(settings)
 
     pool = psycopg_pool.AsyncConnectionPool(

@@ -11,21 +11,21 @@ FROM sessions
 WHERE key = :session_key;
 
 -- name: export_prompts
-SELECT message_id, number, text, created_at
+SELECT message_id, number, text, created_at, author, machine
 FROM prompts
 WHERE session_key = :session_key
 ORDER BY message_id;
 
 -- name: export_observations
 SELECT message_id, kind, title, subtitle, narrative, facts, concepts, files_read,
-       files_modified, tool_name, command, exit_code, excerpt, created_at
+       files_modified, tool_name, command, exit_code, excerpt, created_at, author, machine
 FROM observations
 WHERE session_key = :session_key
 ORDER BY message_id;
 
 -- name: export_summaries
 SELECT message_id, request, investigated, learned, completed, next_steps, files_read,
-       files_edited, notes, created_at
+       files_edited, notes, created_at, author, machine
 FROM summaries
 WHERE session_key = :session_key
 ORDER BY message_id;

@@ -14,7 +14,8 @@
 -- active first, after the (updated_at, key) cursor of the previous page: the sessions
 -- newest_observations merges. Index sessions_project (0004), and one probe of
 -- observations_own_time (0006) per session. :assistants (a JSON array, NULL for all) keeps
--- only those assistants' sessions.
+-- only those assistants' sessions; :authors (the same) only sessions holding those people's
+-- records of their own (a probe of observations_author, 0018, per session).
 SELECT key, updated_at
 FROM sessions
 WHERE project = :project
@@ -22,6 +23,10 @@ WHERE project = :project
   AND (:assistants IS NULL OR assistant IN (SELECT value FROM json_each(:assistants)))
   AND (updated_at, key) < (:before_updated_at, :before_key)
   AND EXISTS (SELECT 1 FROM observations WHERE session_key = sessions.key AND inherited = 0)
+  AND (:authors IS NULL
+       OR EXISTS (SELECT 1 FROM observations
+                  WHERE author IN (SELECT value FROM json_each(:authors))
+                    AND session_key = sessions.key AND inherited = 0))
 ORDER BY updated_at DESC, key DESC
 LIMIT :limit;
 
@@ -35,6 +40,10 @@ WHERE project = :project
   AND (:assistants IS NULL OR assistant IN (SELECT value FROM json_each(:assistants)))
   AND (updated_at, key) < (:before_updated_at, :before_key)
   AND EXISTS (SELECT 1 FROM summaries WHERE session_key = sessions.key AND inherited = 0)
+  AND (:authors IS NULL
+       OR EXISTS (SELECT 1 FROM summaries
+                  WHERE author IN (SELECT value FROM json_each(:authors))
+                    AND session_key = sessions.key AND inherited = 0))
 ORDER BY updated_at DESC, key DESC
 LIMIT :limit;
 
@@ -43,15 +52,17 @@ LIMIT :limit;
 -- each session's own newest :limit through index observations_own_time (0006), only
 -- those after (:after_created_at, :after_message_id) (-1, -1 while the merge keeps fewer
 -- than it wants), then the newest :limit of them all (a sort of at most sessions x :limit
--- rows).
+-- rows). :authors (a JSON array, NULL for all) keeps those people's records only (a session
+-- may hold several people's after a transfer).
 SELECT o.id, o.message_id, o.session_key, o.kind, o.title, o.files_read, o.files_modified,
-       o.created_at
+       o.created_at, o.author, o.machine
 FROM json_each(:session_keys) AS s
 JOIN observations AS o
   ON o.id IN (SELECT id FROM observations
               WHERE session_key = s.value
                 AND inherited = 0
                 AND (created_at, message_id) > (:after_created_at, :after_message_id)
+                AND (:authors IS NULL OR author IN (SELECT value FROM json_each(:authors)))
               ORDER BY created_at DESC, message_id DESC
               LIMIT :limit)
 ORDER BY o.created_at DESC, o.message_id DESC
@@ -61,7 +72,7 @@ LIMIT :limit;
 -- The same for summaries, through index summaries_own_time (0006), with their session's
 -- title (which names a summary without a request).
 SELECT u.id, u.message_id, u.session_key, u.request, u.investigated, u.learned, u.completed,
-       u.next_steps, u.files_read, u.files_edited, u.notes, u.created_at,
+       u.next_steps, u.files_read, u.files_edited, u.notes, u.created_at, u.author, u.machine,
        (SELECT title FROM sessions WHERE key = u.session_key) AS session_title
 FROM json_each(:session_keys) AS s
 JOIN summaries AS u
@@ -69,6 +80,7 @@ JOIN summaries AS u
               WHERE session_key = s.value
                 AND inherited = 0
                 AND (created_at, message_id) > (:after_created_at, :after_message_id)
+                AND (:authors IS NULL OR author IN (SELECT value FROM json_each(:authors)))
               ORDER BY created_at DESC, message_id DESC
               LIMIT :limit)
 ORDER BY u.created_at DESC, u.message_id DESC

@@ -21,10 +21,13 @@ ORDER BY rank
 -- The first :limit items after seq :after, with the record's current session and project
 -- (a transfer moves records); a record deleted since has no session here and is left out.
 -- :assistants is a JSON array of assistant names (NULL: all), matched as a quoted name in
--- its text so that every step of the plan stays an index search (no list subquery).
+-- its text so that every step of the plan stays an index search (no list subquery); :authors
+-- (the record's author, migration 0018) the same way, a record without one never matching.
 SELECT f.seq, f.at, f.record_type, f.record_id, s.key AS session_key, s.assistant, s.project,
        substr(coalesce(o.title, m.request, p.text), 1, 300) AS title, o.kind,
-       coalesce(o.created_at, m.created_at, p.created_at) AS created_at
+       coalesce(o.created_at, m.created_at, p.created_at) AS created_at,
+       coalesce(o.author, m.author, p.author) AS author,
+       coalesce(o.machine, m.machine, p.machine) AS machine
 FROM feed AS f
 LEFT JOIN observations AS o ON f.record_type = 'observation' AND o.id = f.record_id
 LEFT JOIN summaries AS m ON f.record_type = 'summary' AND m.id = f.record_id
@@ -34,6 +37,9 @@ WHERE f.seq > :after
   AND (:session_key IS NULL OR s.key = :session_key)
   AND (:project IS NULL OR s.project = :project)
   AND (:assistants IS NULL OR instr(:assistants, json_quote(s.assistant)) > 0)
+  AND (:authors IS NULL
+       OR (coalesce(o.author, m.author, p.author) IS NOT NULL
+           AND instr(:authors, json_quote(coalesce(o.author, m.author, p.author))) > 0))
 ORDER BY f.seq
 LIMIT :limit
 
@@ -41,7 +47,9 @@ LIMIT :limit
 -- The newest :limit items up to seq :upto, newest first.
 SELECT f.seq, f.at, f.record_type, f.record_id, s.key AS session_key, s.assistant, s.project,
        substr(coalesce(o.title, m.request, p.text), 1, 300) AS title, o.kind,
-       coalesce(o.created_at, m.created_at, p.created_at) AS created_at
+       coalesce(o.created_at, m.created_at, p.created_at) AS created_at,
+       coalesce(o.author, m.author, p.author) AS author,
+       coalesce(o.machine, m.machine, p.machine) AS machine
 FROM feed AS f
 LEFT JOIN observations AS o ON f.record_type = 'observation' AND o.id = f.record_id
 LEFT JOIN summaries AS m ON f.record_type = 'summary' AND m.id = f.record_id
@@ -51,6 +59,9 @@ WHERE f.seq <= :upto
   AND (:session_key IS NULL OR s.key = :session_key)
   AND (:project IS NULL OR s.project = :project)
   AND (:assistants IS NULL OR instr(:assistants, json_quote(s.assistant)) > 0)
+  AND (:authors IS NULL
+       OR (coalesce(o.author, m.author, p.author) IS NOT NULL
+           AND instr(:authors, json_quote(coalesce(o.author, m.author, p.author))) > 0))
 ORDER BY f.seq DESC
 LIMIT :limit
 

@@ -95,10 +95,11 @@ ORDER BY message_id;
 -- name: fork_copy_prompts
 -- Numbers are kept: the child's own prompts are numbered after them. Each copy names its
 -- original (origin_id, the copy_origins migration): the parent's own record, or the one the
--- parent's copy names.
-INSERT INTO prompts (message_id, session_key, number, text, created_at, inherited, origin_id)
+-- parent's copy names. A copy keeps who made the record, on which machine (0018).
+INSERT INTO prompts (message_id, session_key, number, text, created_at, inherited, origin_id,
+                     author, machine)
 SELECT reserved.id, :child, p.number, p.text, p.created_at, 1,
-       coalesce(p.origin_id, p.message_id)
+       coalesce(p.origin_id, p.message_id), p.author, p.machine
 FROM prompts AS p
 JOIN pending_messages AS reserved
   ON reserved.session_id = :child AND reserved.dedupe_key = 'fork:' || p.message_id
@@ -108,10 +109,10 @@ ORDER BY p.message_id;
 -- name: fork_copy_observations
 INSERT INTO observations (message_id, session_key, kind, title, subtitle, narrative, facts,
                           concepts, files_read, files_modified, tool_name, command, exit_code,
-                          excerpt, created_at, inherited, origin_id)
+                          excerpt, created_at, inherited, origin_id, author, machine)
 SELECT reserved.id, :child, o.kind, o.title, o.subtitle, o.narrative, o.facts, o.concepts,
        o.files_read, o.files_modified, o.tool_name, o.command, o.exit_code, o.excerpt,
-       o.created_at, 1, coalesce(o.origin_id, o.message_id)
+       o.created_at, 1, coalesce(o.origin_id, o.message_id), o.author, o.machine
 FROM observations AS o
 JOIN pending_messages AS reserved
   ON reserved.session_id = :child AND reserved.dedupe_key = 'fork:' || o.message_id
@@ -121,10 +122,10 @@ ORDER BY o.message_id;
 -- name: fork_copy_summaries
 INSERT INTO summaries (message_id, session_key, request, investigated, learned, completed,
                        next_steps, files_read, files_edited, notes, created_at, inherited,
-                       origin_id)
+                       origin_id, author, machine)
 SELECT reserved.id, :child, m.request, m.investigated, m.learned, m.completed, m.next_steps,
        m.files_read, m.files_edited, m.notes, m.created_at, 1,
-       coalesce(m.origin_id, m.message_id)
+       coalesce(m.origin_id, m.message_id), m.author, m.machine
 FROM summaries AS m
 JOIN pending_messages AS reserved
   ON reserved.session_id = :child AND reserved.dedupe_key = 'fork:' || m.message_id

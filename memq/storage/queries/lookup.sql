@@ -6,7 +6,7 @@
 -- name: observations_by_id
 SELECT o.id, o.message_id, o.session_key, o.kind, o.title, o.subtitle, o.narrative, o.facts,
        o.concepts, o.files_read, o.files_modified, o.tool_name, o.command, o.exit_code,
-       o.excerpt, o.created_at, o.inherited, s.project
+       o.excerpt, o.created_at, o.inherited, o.author, o.machine, s.project
 FROM observations AS o
 JOIN sessions AS s ON s.key = o.session_key
 WHERE o.id IN (SELECT value FROM json_each(:ids));
@@ -14,14 +14,14 @@ WHERE o.id IN (SELECT value FROM json_each(:ids));
 -- name: summaries_by_id
 SELECT m.id, m.message_id, m.session_key, m.request, m.investigated, m.learned, m.completed,
        m.next_steps, m.files_read, m.files_edited, m.notes, m.created_at, m.inherited,
-       s.project
+       m.author, m.machine, s.project
 FROM summaries AS m
 JOIN sessions AS s ON s.key = m.session_key
 WHERE m.id IN (SELECT value FROM json_each(:ids));
 
 -- name: prompts_by_id
 SELECT p.id, p.message_id, p.session_key, p.number, p.text, p.created_at, p.inherited,
-       s.project
+       p.author, p.machine, s.project
 FROM prompts AS p
 JOIN sessions AS s ON s.key = p.session_key
 WHERE p.id IN (SELECT value FROM json_each(:ids));

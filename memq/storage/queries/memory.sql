@@ -62,6 +62,18 @@ INSERT INTO summaries (message_id, session_key, request, investigated, learned, 
 VALUES (:message_id, :session_key, :request, :investigated, :learned, :completed,
         :next_steps, :files_read, :files_edited, :notes, :created_at);
 
+-- name: stamp_prompt_origin
+-- Who produced the record and on which machine (memq.memory.origin, migration 0018), for a
+-- message the team server took in: set after the insert, which stays the same statement for
+-- every record (and for a database of any version since 0002).
+UPDATE prompts SET author = :author, machine = :machine WHERE message_id = :message_id;
+
+-- name: stamp_observation_origin
+UPDATE observations SET author = :author, machine = :machine WHERE message_id = :message_id;
+
+-- name: stamp_summary_origin
+UPDATE summaries SET author = :author, machine = :machine WHERE message_id = :message_id;
+
 -- name: delete_session_prompts
 DELETE FROM prompts WHERE session_key = :session_key;
 
@@ -174,7 +186,7 @@ FROM sessions
 WHERE key = :session_key;
 
 -- name: session_prompts
-SELECT id, message_id, session_key, number, text, created_at
+SELECT id, message_id, session_key, number, text, created_at, author, machine
 FROM prompts
 WHERE session_key = :session_key
 ORDER BY number;
@@ -182,7 +194,8 @@ ORDER BY number;
 -- name: list_observations
 -- Time order: message ids ascend in the order the queue accepted the events.
 SELECT id, message_id, session_key, kind, title, subtitle, narrative, facts, concepts,
-       files_read, files_modified, tool_name, command, exit_code, excerpt, created_at
+       files_read, files_modified, tool_name, command, exit_code, excerpt, created_at,
+       author, machine
 FROM observations
 WHERE session_key = :session_key
 ORDER BY message_id
@@ -193,7 +206,7 @@ SELECT count(*) FROM observations WHERE session_key = :session_key;
 
 -- name: list_summaries
 SELECT id, message_id, session_key, request, investigated, learned, completed, next_steps,
-       files_read, files_edited, notes, created_at
+       files_read, files_edited, notes, created_at, author, machine
 FROM summaries
 WHERE session_key = :session_key
 ORDER BY message_id
@@ -445,3 +458,40 @@ LIMIT :limit OFFSET :offset;
 -- name: count_sessions_by_assistant
 -- Index sessions_assistant (0014).
 SELECT count(*) FROM sessions WHERE assistant IN (SELECT value FROM json_each(:assistants));
+
+-- name: list_sessions_by_author
+-- list_sessions for the sessions holding records of their own (not a fork's copies) by the
+-- people in :authors (a JSON array of names; memq.memory.origin), of the assistants in
+-- :assistants too when that is not NULL: the sessions come from the partial indexes
+-- *_author (0018), and only they are sorted.
+SELECT key, assistant, external_id, project, cwd, title, title_edited, prompt_count,
+       (SELECT count(*) FROM observations WHERE session_key = sessions.key)
+           AS observation_count,
+       (SELECT count(*) FROM summaries WHERE session_key = sessions.key) AS summary_count,
+       parent_key, forked_at, started_at, ended_at, updated_at,
+       (SELECT last_access_at FROM session_activity WHERE session_key = sessions.key)
+           AS last_access_at
+FROM sessions
+WHERE key IN (SELECT session_key FROM prompts
+              WHERE author IN (SELECT value FROM json_each(:authors)) AND inherited = 0
+              UNION
+              SELECT session_key FROM observations
+              WHERE author IN (SELECT value FROM json_each(:authors)) AND inherited = 0
+              UNION
+              SELECT session_key FROM summaries
+              WHERE author IN (SELECT value FROM json_each(:authors)) AND inherited = 0)
+  AND (:assistants IS NULL OR assistant IN (SELECT value FROM json_each(:assistants)))
+ORDER BY updated_at DESC, key DESC
+LIMIT :limit OFFSET :offset;
+
+-- name: count_sessions_by_author
+SELECT count(*) FROM sessions
+WHERE key IN (SELECT session_key FROM prompts
+              WHERE author IN (SELECT value FROM json_each(:authors)) AND inherited = 0
+              UNION
+              SELECT session_key FROM observations
+              WHERE author IN (SELECT value FROM json_each(:authors)) AND inherited = 0
+              UNION
+              SELECT session_key FROM summaries
+              WHERE author IN (SELECT value FROM json_each(:authors)) AND inherited = 0)
+  AND (:assistants IS NULL OR assistant IN (SELECT value FROM json_each(:assistants)));

@@ -75,6 +75,14 @@ DELETE FROM session_leases WHERE daemon_id = :daemon;
 -- A forgotten or moved session: whoever held its lease holds nothing there now.
 DELETE FROM session_leases WHERE session_id = :session_id;
 
+-- name: claims_in_sessions
+-- A move's check: claims still in hand (any daemon's) in either session, after this
+-- daemon's hand-backs in the same transaction.
+SELECT id, session_id, claimed_by
+FROM pending_messages
+WHERE session_id IN (:from_id::text, :to_id::text) AND status = 'processing'
+ORDER BY id;
+
 -- name: claim_head
 -- Claims the session's head when it is due, counting the attempt, under the lease
 -- :daemon holds with :lease (the fence: a daemon whose lease was swept claims nothing).

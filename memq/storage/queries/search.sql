@@ -19,7 +19,9 @@
 -- :types is a JSON array of type codes (1 observation, 2 summary, 3 prompt); :kinds a JSON
 -- array of observation kinds, which leaves the other types alone; :file keeps records whose
 -- read, modified or edited paths contain that text, ASCII case folded (prompts have none);
--- :assistants a JSON array of assistant names (sessions.assistant).
+-- :assistants a JSON array of assistant names (sessions.assistant); :authors a JSON array of
+-- the people whose records to keep (the record's author, migration 0018: a record made on this
+-- machine has none and is left out by it).
 --
 -- The records a fork inherited (a copy of its parent's, migration 0005) are left out, so that
 -- each record is found once, as its parent's; a search filtered to one session includes its
@@ -36,7 +38,9 @@ SELECT f.rowid & 3 AS type_code,
            AS snippet,
        -f.rank AS score,
        coalesce(o.created_at, m.created_at, p.created_at) AS created_at,
-       coalesce(o.inherited, m.inherited, p.inherited) AS inherited
+       coalesce(o.inherited, m.inherited, p.inherited) AS inherited,
+       coalesce(o.author, m.author, p.author) AS author,
+       coalesce(o.machine, m.machine, p.machine) AS machine
 FROM memory_fts AS f
 LEFT JOIN observations AS o ON o.message_id = f.rowid >> 2 AND f.rowid & 3 = 1
 LEFT JOIN summaries AS m ON m.message_id = f.rowid >> 2 AND f.rowid & 3 = 2
@@ -50,6 +54,8 @@ WHERE memory_fts MATCH :query
   AND (:project IS NULL OR s.project = :project)
   AND (:session_key IS NULL OR s.key = :session_key)
   AND (:assistants IS NULL OR s.assistant IN (SELECT value FROM json_each(:assistants)))
+  AND (:authors IS NULL
+       OR coalesce(o.author, m.author, p.author) IN (SELECT value FROM json_each(:authors)))
   AND (:session_key IS NOT NULL OR coalesce(o.inherited, m.inherited, p.inherited) = 0)
   AND (:since IS NULL OR coalesce(o.created_at, m.created_at, p.created_at) >= :since)
   AND (:until IS NULL OR coalesce(o.created_at, m.created_at, p.created_at) < :until)
@@ -91,20 +97,20 @@ FROM (SELECT (SELECT message_id FROM observations WHERE session_key = :session_k
 
 -- name: prompts_of_message
 -- The timeline's anchor: what one message produced (each by its UNIQUE message_id index).
-SELECT id, message_id, session_key, number, text, created_at, inherited
+SELECT id, message_id, session_key, number, text, created_at, inherited, author, machine
 FROM prompts
 WHERE message_id = :message_id;
 
 -- name: observations_of_message
 SELECT id, message_id, session_key, kind, title, subtitle, narrative, facts, concepts,
        files_read, files_modified, tool_name, command, exit_code, excerpt, created_at,
-       inherited
+       inherited, author, machine
 FROM observations
 WHERE message_id = :message_id;
 
 -- name: summaries_of_message
 SELECT id, message_id, session_key, request, investigated, learned, completed, next_steps,
-       files_read, files_edited, notes, created_at, inherited
+       files_read, files_edited, notes, created_at, inherited, author, machine
 FROM summaries
 WHERE message_id = :message_id;
 
@@ -112,7 +118,7 @@ WHERE message_id = :message_id;
 -- The session's records just before a message, newest first (index prompts_session: prompt
 -- numbers follow message order only until a transfer merges sessions). Inherited records
 -- come too, with their flag: the timeline drops them around a record of the session's own (memq.memory.search).
-SELECT id, message_id, session_key, number, text, created_at, inherited
+SELECT id, message_id, session_key, number, text, created_at, inherited, author, machine
 FROM prompts
 WHERE session_key = :session_key AND message_id < :message_id
 ORDER BY message_id DESC
@@ -122,7 +128,7 @@ LIMIT :limit;
 -- Index observations_session.
 SELECT id, message_id, session_key, kind, title, subtitle, narrative, facts, concepts,
        files_read, files_modified, tool_name, command, exit_code, excerpt, created_at,
-       inherited
+       inherited, author, machine
 FROM observations
 WHERE session_key = :session_key AND message_id < :message_id
 ORDER BY message_id DESC
@@ -131,7 +137,7 @@ LIMIT :limit;
 -- name: summaries_before
 -- Index summaries_session.
 SELECT id, message_id, session_key, request, investigated, learned, completed, next_steps,
-       files_read, files_edited, notes, created_at, inherited
+       files_read, files_edited, notes, created_at, inherited, author, machine
 FROM summaries
 WHERE session_key = :session_key AND message_id < :message_id
 ORDER BY message_id DESC
@@ -139,7 +145,7 @@ LIMIT :limit;
 
 -- name: prompts_after
 -- The session's records just after a message, oldest first.
-SELECT id, message_id, session_key, number, text, created_at, inherited
+SELECT id, message_id, session_key, number, text, created_at, inherited, author, machine
 FROM prompts
 WHERE session_key = :session_key AND message_id > :message_id
 ORDER BY message_id
@@ -148,7 +154,7 @@ LIMIT :limit;
 -- name: observations_after
 SELECT id, message_id, session_key, kind, title, subtitle, narrative, facts, concepts,
        files_read, files_modified, tool_name, command, exit_code, excerpt, created_at,
-       inherited
+       inherited, author, machine
 FROM observations
 WHERE session_key = :session_key AND message_id > :message_id
 ORDER BY message_id
@@ -156,7 +162,7 @@ LIMIT :limit;
 
 -- name: summaries_after
 SELECT id, message_id, session_key, request, investigated, learned, completed, next_steps,
-       files_read, files_edited, notes, created_at, inherited
+       files_read, files_edited, notes, created_at, inherited, author, machine
 FROM summaries
 WHERE session_key = :session_key AND message_id > :message_id
 ORDER BY message_id

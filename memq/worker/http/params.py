@@ -99,3 +99,15 @@ def assistants_param(request: Request) -> list[str] | None:
     if not values:
         return None
     return list(dict.fromkeys(canonical_name(value) for value in values))
+
+
+def authors_param(request: Request) -> list[str] | None:
+    """``?author=alice&author=bob`` or ``?author=alice,bob``: the people whose records to
+    keep (a team key's name, ``memq.memory.origin``); None when absent."""
+    values = [
+        part.strip()
+        for value in request.query_params.getlist("author")
+        for part in value.split(",")
+        if part.strip()
+    ]
+    return list(dict.fromkeys(values)) or None

@@ -26,10 +26,13 @@ ORDER BY rank
 
 -- name: feed_after
 -- :assistants read with jsonb_array_elements_text where SQLite looks for the quoted name in
--- its text (json_quote and instr, for SQLite's planner); casts on the NULL tests.
+-- its text (json_quote and instr, for SQLite's planner), :authors likewise; casts on the NULL
+-- tests.
 SELECT f.seq, f.at, f.record_type, f.record_id, s.key AS session_key, s.assistant, s.project,
        substr(coalesce(o.title, m.request, p.text), 1, 300) AS title, o.kind,
-       coalesce(o.created_at, m.created_at, p.created_at) AS created_at
+       coalesce(o.created_at, m.created_at, p.created_at) AS created_at,
+       coalesce(o.author, m.author, p.author) AS author,
+       coalesce(o.machine, m.machine, p.machine) AS machine
 FROM feed AS f
 LEFT JOIN observations AS o ON f.record_type = 'observation' AND o.id = f.record_id
 LEFT JOIN summaries AS m ON f.record_type = 'summary' AND m.id = f.record_id
@@ -40,6 +43,9 @@ WHERE f.seq > :after
   AND (:project::text IS NULL OR s.project = :project)
   AND (:assistants::jsonb IS NULL
        OR s.assistant IN (SELECT jsonb_array_elements_text(:assistants::jsonb)))
+  AND (:authors::jsonb IS NULL
+       OR coalesce(o.author, m.author, p.author)
+          IN (SELECT jsonb_array_elements_text(:authors::jsonb)))
 ORDER BY f.seq
 LIMIT :limit
 
@@ -47,7 +53,9 @@ LIMIT :limit
 -- As feed_after.
 SELECT f.seq, f.at, f.record_type, f.record_id, s.key AS session_key, s.assistant, s.project,
        substr(coalesce(o.title, m.request, p.text), 1, 300) AS title, o.kind,
-       coalesce(o.created_at, m.created_at, p.created_at) AS created_at
+       coalesce(o.created_at, m.created_at, p.created_at) AS created_at,
+       coalesce(o.author, m.author, p.author) AS author,
+       coalesce(o.machine, m.machine, p.machine) AS machine
 FROM feed AS f
 LEFT JOIN observations AS o ON f.record_type = 'observation' AND o.id = f.record_id
 LEFT JOIN summaries AS m ON f.record_type = 'summary' AND m.id = f.record_id
@@ -58,5 +66,8 @@ WHERE f.seq <= :upto
   AND (:project::text IS NULL OR s.project = :project)
   AND (:assistants::jsonb IS NULL
        OR s.assistant IN (SELECT jsonb_array_elements_text(:assistants::jsonb)))
+  AND (:authors::jsonb IS NULL
+       OR coalesce(o.author, m.author, p.author)
+          IN (SELECT jsonb_array_elements_text(:authors::jsonb)))
 ORDER BY f.seq DESC
 LIMIT :limit

@@ -163,3 +163,47 @@ LIMIT :limit OFFSET :offset;
 -- jsonb_array_elements_text for json_each.
 SELECT count(*) FROM sessions
 WHERE assistant IN (SELECT jsonb_array_elements_text(:assistants::jsonb));
+
+-- name: list_sessions_by_author
+-- `author = ANY (ARRAY(...))` for SQLite's IN over json_each: a restriction that lets the
+-- partial *_author indexes (0007) serve; :assistants cast where it is tested for NULL.
+SELECT key, assistant, external_id, project, cwd, title, title_edited, prompt_count,
+       (SELECT count(*) FROM observations WHERE session_key = sessions.key)
+           AS observation_count,
+       (SELECT count(*) FROM summaries WHERE session_key = sessions.key) AS summary_count,
+       parent_key, forked_at, started_at, ended_at, updated_at,
+       (SELECT last_access_at FROM session_activity WHERE session_key = sessions.key)
+           AS last_access_at
+FROM sessions
+WHERE key IN (SELECT session_key FROM prompts
+              WHERE author = ANY (ARRAY(SELECT jsonb_array_elements_text(:authors::jsonb)))
+                AND inherited = 0
+              UNION
+              SELECT session_key FROM observations
+              WHERE author = ANY (ARRAY(SELECT jsonb_array_elements_text(:authors::jsonb)))
+                AND inherited = 0
+              UNION
+              SELECT session_key FROM summaries
+              WHERE author = ANY (ARRAY(SELECT jsonb_array_elements_text(:authors::jsonb)))
+                AND inherited = 0)
+  AND (:assistants::jsonb IS NULL
+       OR assistant IN (SELECT jsonb_array_elements_text(:assistants::jsonb)))
+ORDER BY updated_at DESC, key DESC
+LIMIT :limit OFFSET :offset;
+
+-- name: count_sessions_by_author
+-- As list_sessions_by_author.
+SELECT count(*) FROM sessions
+WHERE key IN (SELECT session_key FROM prompts
+              WHERE author = ANY (ARRAY(SELECT jsonb_array_elements_text(:authors::jsonb)))
+                AND inherited = 0
+              UNION
+              SELECT session_key FROM observations
+              WHERE author = ANY (ARRAY(SELECT jsonb_array_elements_text(:authors::jsonb)))
+                AND inherited = 0
+              UNION
+              SELECT session_key FROM summaries
+              WHERE author = ANY (ARRAY(SELECT jsonb_array_elements_text(:authors::jsonb)))
+                AND inherited = 0)
+  AND (:assistants::jsonb IS NULL
+       OR assistant IN (SELECT jsonb_array_elements_text(:assistants::jsonb)));

@@ -14,7 +14,8 @@
 -- Each table's matches (its GIN index), the filters, ts_rank; the best :limit of them; then
 -- the snippet of those only. Filters are as on SQLite: :types a JSON array of type codes,
 -- :kinds a JSON array of observation kinds (other types pass), :file a part of a path read
--- or written (ASCII letters case folded), :assistants a JSON array, :since inclusive,
+-- or written (ASCII letters case folded), :assistants and :authors JSON arrays (the
+-- sessions' assistants, the records' authors: migration 0007), :since inclusive,
 -- :until exclusive, inherited records only in a search of one session.
 --
 -- Score: ts_rank with weights {D 0.1, C 0.2, B 0.4, A 1.0} (0001_schema.sql put SQLite's
@@ -42,7 +43,8 @@ WITH q AS (
 filters AS (
     SELECT CAST(:types AS text) AS types, CAST(:kinds AS text) AS kinds,
            CAST(:project AS text) AS project, CAST(:session_key AS text) AS session_key,
-           CAST(:assistants AS text) AS assistants, CAST(:since AS bigint) AS since,
+           CAST(:assistants AS text) AS assistants, CAST(:authors AS text) AS authors,
+           CAST(:since AS bigint) AS since,
            CAST(:until AS bigint) AS until,
            translate(CAST(:file AS text), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ',
                      'abcdefghijklmnopqrstuvwxyz') AS file,
@@ -50,7 +52,8 @@ filters AS (
 ),
 matches AS (
     SELECT o.message_id * 4 + 1 AS rowid, o.id, o.session_key, o.kind, o.title,
-           o.created_at, o.inherited, o.files_read, o.files_modified AS files_written,
+           o.created_at, o.inherited, o.author, o.machine, o.files_read,
+           o.files_modified AS files_written,
            ts_rank('{0.1, 0.2, 0.4, 1.0}', o.search, q.q, 32) AS rank
     FROM observations AS o, q, filters AS f
     WHERE o.search @@ q.q
@@ -61,7 +64,8 @@ matches AS (
                                          FROM json_array_elements_text(CAST(f.kinds AS json))))
     UNION ALL
     SELECT m.message_id * 4 + 2, m.id, m.session_key, NULL, coalesce(nullif(m.request, ''),
-           m.completed), m.created_at, m.inherited, m.files_read, m.files_edited,
+           m.completed), m.created_at, m.inherited, m.author, m.machine, m.files_read,
+           m.files_edited,
            ts_rank('{0.1, 0.2, 0.4, 1.0}', m.search, q.q, 32)
     FROM summaries AS m, q, filters AS f
     WHERE m.search @@ q.q
@@ -70,7 +74,7 @@ matches AS (
                                    FROM json_array_elements_text(CAST(f.types AS json))))
     UNION ALL
     SELECT p.message_id * 4 + 3, p.id, p.session_key, NULL, p.text, p.created_at,
-           p.inherited, NULL, NULL, ts_rank('{0.1, 0.2, 0.4, 1.0}', p.search, q.q, 32)
+           p.inherited, p.author, p.machine, NULL, NULL, ts_rank('{0.1, 0.2, 0.4, 1.0}', p.search, q.q, 32)
     FROM prompts AS p, q, filters AS f
     WHERE p.search @@ q.q
       AND p.message_id * 4 + 3 BETWEEN f.low AND f.high
@@ -78,8 +82,8 @@ matches AS (
                                    FROM json_array_elements_text(CAST(f.types AS json))))
 ),
 best AS (
-    SELECT h.rowid, h.id, h.kind, h.title, h.created_at, h.inherited, h.rank,
-           s.key AS session_key, s.project
+    SELECT h.rowid, h.id, h.kind, h.title, h.created_at, h.inherited, h.author, h.machine,
+           h.rank, s.key AS session_key, s.project
     FROM matches AS h
     JOIN sessions AS s ON s.key = h.session_key
     CROSS JOIN filters AS f
@@ -88,6 +92,9 @@ best AS (
       AND (f.assistants IS NULL
            OR s.assistant IN (SELECT value
                               FROM json_array_elements_text(CAST(f.assistants AS json))))
+      AND (f.authors IS NULL
+           OR h.author IN (SELECT value
+                           FROM json_array_elements_text(CAST(f.authors AS json))))
       AND (f.session_key IS NOT NULL OR h.inherited = 0)
       AND (f.since IS NULL OR h.created_at >= f.since)
       AND (f.until IS NULL OR h.created_at < f.until)
@@ -113,7 +120,9 @@ SELECT b.rowid & 3 AS type_code,
        END AS snippet,
        b.rank * 40 AS score,
        b.created_at,
-       b.inherited
+       b.inherited,
+       b.author,
+       b.machine
 FROM best AS b
 CROSS JOIN q
 CROSS JOIN LATERAL (

@@ -24,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 from memq.exceptions import InvalidRequestError, MemqError, StorageError
 from memq.limits import MAX_INTEGER
 from memq.memory.feed import BACKLOG, BATCH, MAX_BACKLOG, Feed, FeedItem
-from memq.worker.http.params import assistants_param, int_param
+from memq.worker.http.params import assistants_param, authors_param, int_param
 from memq.worker.http.request import get_services
 
 log = structlog.get_logger("memq.feed")
@@ -47,6 +47,7 @@ async def stream_feed(request: Request) -> Response:
         session_key=request.query_params.get("session") or None,
         project=request.query_params.get("project") or None,
         assistants=assistants_param(request),
+        authors=authors_param(request),
     )
     return StreamingResponse(stream.events(), media_type="text/event-stream", headers=HEADERS)
 
@@ -82,6 +83,7 @@ class FeedStream:
         session_key: str | None,
         project: str | None,
         assistants: list[str] | None = None,
+        authors: list[str] | None = None,
     ) -> None:
         self._feed = feed
         self._after = after
@@ -90,6 +92,7 @@ class FeedStream:
             "session_key": session_key,
             "project": project,
             "assistants": assistants,
+            "authors": authors,
         }
 
     async def events(self) -> AsyncGenerator[bytes, None]:

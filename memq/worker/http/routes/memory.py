@@ -34,6 +34,7 @@ from memq.memory.usage import UsageTool
 from memq.worker.http.fetches import answered
 from memq.worker.http.params import (
     assistants_param,
+    authors_param,
     choices,
     float_param,
     int_param,
@@ -45,8 +46,8 @@ from memq.worker.http.request import get_services
 
 
 async def search(request: Request) -> Response:
-    """Full-text search of memory: ``?q=`` plus optional project, session, assistant, type,
-    kind, file, since, until, limit, min_score and syntax (words or fts)."""
+    """Full-text search of memory: ``?q=`` plus optional project, session, assistant,
+    author, type, kind, file, since, until, limit, min_score and syntax (words or fts)."""
     params = request.query_params
     query = params.get("q")
     if query is None:
@@ -68,6 +69,7 @@ async def search(request: Request) -> Response:
         min_score=float_param(request, "min_score"),
         syntax=(choices(request, "syntax", QuerySyntax) or [QuerySyntax.WORDS])[-1],
         assistants=assistants_param(request),
+        authors=authors_param(request),
     )
     return answered(request, UsageTool.SEARCH, search_answer(hits), query=query)
 
@@ -96,8 +98,9 @@ async def timeline(request: Request) -> Response:
 
 async def get_context(request: Request) -> Response:
     """The SessionStart context of a project: ``?cwd=DIR`` (the project is its git root) or
-    ``?project=DIR``; optional ``budget`` (tokens, default 2000), ``exclude_session`` and
-    ``assistant`` (only their sessions; default every assistant's).
+    ``?project=DIR``; optional ``budget`` (tokens, default 2000), ``exclude_session``,
+    ``assistant`` (only their sessions; default every assistant's) and ``author`` (only those
+    people's records; default everyone's).
     ``has_memory`` in the answer tells an empty context of a project memory knows nothing of
     from one whose budget is too small for any of it."""
     params = request.query_params
@@ -115,6 +118,7 @@ async def get_context(request: Request) -> Response:
         budget_tokens=budget,
         exclude_session=normalize_session_key(exclude) if exclude else None,
         assistants=assistants_param(request),
+        authors=authors_param(request),
     )
     return answered(request, UsageTool.RECENT_CONTEXT, answer)
 

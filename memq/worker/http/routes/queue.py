@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 
 from memq.events import normalize_session_key
 from memq.exceptions import InvalidRequestError, MessageNotFailedError, MessageNotFoundError
-from memq.queue import MessageStatus, Queue
+from memq.queue import MessageStatus, QueueBase
 from memq.worker.http.params import page_params
 from memq.worker.http.request import get_services, is_id, read_json
 
@@ -67,7 +67,7 @@ async def retry_failed(request: Request) -> Response:
     return JSONResponse({"retried": retried})
 
 
-async def _require_failed(queue: Queue, ids: list[int]) -> None:
+async def _require_failed(queue: QueueBase, ids: list[int]) -> None:
     """Refuse a retry that names a message that does not exist (404) or is not failed (409):
     it would do nothing, and saying "retried" would hide the wrong id."""
     statuses = {message_id: await queue.status_of(message_id) for message_id in dict.fromkeys(ids)}

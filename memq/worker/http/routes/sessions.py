@@ -13,16 +13,25 @@ from memq.events import normalize_session_key
 from memq.exceptions import InvalidRequestError, InvalidSettingValueError, SessionNotFoundError
 from memq.limits import MAX_SESSION_ID_CHARS
 from memq.worker import session_operations
-from memq.worker.http.params import assistants_param, page_params, path_session_key
+from memq.worker.http.params import (
+    assistants_param,
+    authors_param,
+    page_params,
+    path_session_key,
+)
 from memq.worker.http.request import get_services, is_id, parse_json, read_body, read_json
 
 
 async def list_sessions(request: Request) -> Response:
     """A page of the sessions memory holds (``limit``, ``offset``; ``assistant``: only
-    theirs, repeatable or comma-separated)."""
+    theirs, ``author``: only those holding these people's records, each repeatable or
+    comma-separated)."""
     limit, offset = page_params(request)
     page = await get_services(request).store.list_sessions(
-        limit=limit, offset=offset, assistants=assistants_param(request)
+        limit=limit,
+        offset=offset,
+        assistants=assistants_param(request),
+        authors=authors_param(request),
     )
     return JSONResponse(page.to_dict())
 

@@ -1,0 +1,37 @@
+"""Who produced a record, and on which machine (issue 17, team memory).
+
+The team server's intake stamps each event it takes in with ``memq_origin`` in its payload
+(``memq.team.intake``: the API key's name, the laptop's machine name, ...). The store copies
+the name and the machine onto every record the event produced (``author``, ``machine``;
+migration 0018). A record without them (both None) was made on this machine by its own user.
+
+Only well-formed values are taken: a string of 1 to ``MAX_ORIGIN_CHARS`` printable
+characters; anything else (a payload from an older or foreign writer) is ignored, so a record
+is never refused for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+ORIGIN_FIELD: Final = "memq_origin"
+MAX_ORIGIN_CHARS: Final = 200  # a key name is at most 100 (memq.team.keys), a machine 200
+
+
+def record_origin(payload: object) -> tuple[str | None, str | None]:
+    """``(author, machine)`` from an event payload's ``memq_origin``; None for each that is
+    missing or not a name."""
+    if not isinstance(payload, Mapping):
+        return None, None
+    origin = payload.get(ORIGIN_FIELD)
+    if not isinstance(origin, Mapping):
+        return None, None
+    return _name(origin.get("key")), _name(origin.get("machine"))
+
+
+def _name(value: object) -> str | None:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ORIGIN_CHARS:
+        return None
+    # Printable only: the name goes on context lines ([alice]) an assistant reads.
+    return value if value.isprintable() and value.strip() == value else None

@@ -1,0 +1,79 @@
+"""Each API key's request rate on the team server: a token bucket per key, in memory.
+
+A key may make ``burst`` requests at once, then ``rate`` per second; a request beyond that
+is told how long to wait (the 429's Retry-After). In memory only: a restart forgets the
+buckets, which at worst lets one burst through again. Buckets are kept for at most
+``max_keys`` keys; a full bucket (a key idle long enough to have refilled) is dropped
+first, as it holds nothing to remember.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from memq.queue import Clock
+
+MAX_KEYS: Final = 10_000
+_EPSILON: Final = 1e-9
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    at: float  # the clock's monotonic time of ``tokens``
+
+
+class RateLimiter:
+    """Token buckets per key.
+
+    Args:
+        rate: requests per second a key may make, on average.
+        burst: requests a key may make at once (the bucket's size).
+        clock: where time is read (``monotonic``).
+        max_keys: the most buckets kept.
+    """
+
+    def __init__(self, rate: float, burst: int, *, clock: Clock, max_keys: int = MAX_KEYS) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: dict[str, _Bucket] = {}
+
+    def take(self, key: str) -> float:
+        """Spend one request of ``key``: 0.0 when it may go on, else the seconds until it
+        may (nothing is spent then)."""
+        now = self._clock.monotonic()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            self._make_room(now)
+            bucket = self._buckets[key] = _Bucket(float(self.burst), now)
+        else:
+            self._refill(bucket, now)
+        # A hair under one token is one: float time sums (0.05 + 0.05) fall just short.
+        if bucket.tokens >= 1.0 - _EPSILON:
+            bucket.tokens = max(bucket.tokens - 1.0, 0.0)
+            return 0.0
+        return (1.0 - bucket.tokens) / self.rate
+
+    def _refill(self, bucket: _Bucket, now: float) -> None:
+        elapsed = max(now - bucket.at, 0.0)
+        bucket.tokens = min(float(self.burst), bucket.tokens + elapsed * self.rate)
+        bucket.at = now
+
+    def _make_room(self, now: float) -> None:
+        if len(self._buckets) < self._max_keys:
+            return
+        for key, bucket in list(self._buckets.items()):
+            self._refill(bucket, now)
+            if bucket.tokens >= self.burst:
+                del self._buckets[key]
+        if len(self._buckets) >= self._max_keys:
+            # Every key is busy: the oldest one's bucket goes (it may burst once more).
+            del self._buckets[next(iter(self._buckets))]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
