@@ -211,6 +211,21 @@ def json_type(value: object) -> str:
     return "an object"
 
 
+# Who sent an event to a team server (memq.memory.origin): only the team intake
+# (memq.team.intake) writes it, after authenticating the sender's key.
+ORIGIN_FIELD: Final = "memq_origin"
+
+
+def drop_origin(payload: dict[str, Any]) -> bool:
+    """Take a ``memq_origin`` field out of a local event's payload (in place); True when
+    there was one. A local event carrying its own would pass for another person's record
+    (``memq.memory.origin``) on this machine and on the team server's loopback API."""
+    if ORIGIN_FIELD not in payload:
+        return False
+    del payload[ORIGIN_FIELD]
+    return True
+
+
 def route_event(payload: dict[str, Any]) -> Route:
     """Map a hook payload (memq's shape: ``memq.assistants.base``) to its session, message
     kind and dedupe key. The session's assistant is ``memq_assistant``, Claude Code when absent.

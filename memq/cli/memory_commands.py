@@ -265,6 +265,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         params.append(("min_score", repr(args.min_score)))
     if args.fts:
         params.append(("syntax", "fts"))
+    if not project:
+        params.append(("cwd", os.getcwd()))  # the team's hits: this repository's
 
     def read_directly() -> Answer:
         from memq.memory import direct
@@ -302,12 +304,19 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             f"{item['message_id']:>8} {score_text(item['score']):>6}  "
             f"{when(item['created_at'], utc=args.utc):<{WHEN_WIDTH}}  "
             f"{_record_type(item):<21} {item.get('assistant', ''):<{ASSISTANT_WIDTH}} "
-            f"{item['title']}"
+            f"{_whose(item)}{item['title']}"
         )
         if item["snippet"] and item["snippet"] != item["title"]:
             print(f"{'':>8} {'':>6}  {item['snippet']}")
     print(f"({body['total']} results)")
+    if body.get("team_note"):
+        print(body["team_note"], file=sys.stderr)
     return EXIT_OK
+
+
+def _whose(item: dict[str, Any]) -> str:
+    """``[alice] `` before the title of someone else's record (a team's)."""
+    return f"[{item['author']}] " if item.get("author") else ""
 
 
 def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:

@@ -106,6 +106,12 @@ def upstream_lines(upstream: Mapping[str, Any]) -> list[str]:
             f"          {_events(upstream['local_only'])} kept local: no git remote for their"
             " directory"
         )
+    team = upstream.get("team_context") or {}
+    if team.get("failing"):  # memq.team.team_reads: the cached text stays
+        lines.append(
+            f"          team context: {team['failing']} of {team['projects']} projects not "
+            f"refreshed: {team['last_error']}"
+        )
     return lines
 
 

@@ -26,7 +26,7 @@ import time
 from memq import assistants, private_files
 from memq import env as memq_env
 from memq.assistants import ASSISTANT_OPTION
-from memq.events import HookEvent, Route, parse_event_body, route_event
+from memq.events import HookEvent, Route, drop_origin, parse_event_body, route_event
 from memq.exceptions import (
     DaemonUnavailableError,
     EventError,
@@ -264,6 +264,7 @@ def handle(
         return None
     if payload.get("hook_event_name") == HookEvent.STOP:
         adapter.complete_turn(payload)
+    drop_origin(payload)  # before the body: the daemon, direct write and spool get none
     payload = strip_private(payload)
     if settings.redactor is not None:
         # Before the body is made: the daemon, the direct write and the spool all get it

@@ -497,13 +497,16 @@ class ContextBuilder(ReadsMemory):
         assistants: Sequence[str] | None = None,
         authors: Sequence[str] | None = None,
         viewer: str | None = None,
+        exclude_origin: tuple[str, str] | None = None,
     ) -> str:
         """The context text of ``project`` within ``budget_tokens``; "" for no project, or
         when the project has no memory (outside ``exclude_session``, whose memory is left
         out) or nothing of it fits. ``now`` (default: the clock; naive means UTC) dates it,
         "5m ago". ``assistants``: only their sessions (None: every assistant's); ``authors``:
         only those people's records (None: everyone's, this machine's user's included);
-        ``viewer``: the person it is for, whose records are not labelled with their name."""
+        ``viewer``: the person it is for, whose records are not labelled with their name;
+        ``exclude_origin``: (author, machine) whose records are left out (a laptop that
+        shows its own records itself, ``memq.team.team_reads``)."""
         shown = await self.build_shown(
             project,
             budget_tokens=budget_tokens,
@@ -512,6 +515,7 @@ class ContextBuilder(ReadsMemory):
             assistants=assistants,
             authors=authors,
             viewer=viewer,
+            exclude_origin=exclude_origin,
         )
         return shown.text
 
@@ -525,6 +529,7 @@ class ContextBuilder(ReadsMemory):
         assistants: Sequence[str] | None = None,
         authors: Sequence[str] | None = None,
         viewer: str | None = None,
+        exclude_origin: tuple[str, str] | None = None,
     ) -> ContextShown:
         """As :meth:`build`, with the references the text shows and its tokens."""
         if project is None or budget_tokens <= 0:
@@ -540,6 +545,7 @@ class ContextBuilder(ReadsMemory):
                 assistants=assistants,
                 authors=authors,
                 viewer=viewer,
+                exclude_origin=exclude_origin,
             )
         return layout.shown()
 
@@ -559,13 +565,14 @@ async def add_project_context(
     assistants: Sequence[str] | None = None,
     authors: Sequence[str] | None = None,
     viewer: str | None = None,
+    exclude_origin: tuple[str, str] | None = None,
 ) -> None:
     """Add ``project``'s latest summaries and newest observations (outside
     ``exclude_session``; of ``assistants``' sessions and ``authors``' records only, when
     given) to ``layout``, as many as fit, read on ``conn``. When what fits comes from more
     than one assistant, each line names its own (and fewer may fit); a line of someone
     else's record (not ``viewer``'s) names that person."""
-    scope = _Scope(project, exclude_session, assistants, authors)
+    scope = _Scope(project, exclude_session, assistants, authors, exclude_origin)
     summary_rows = await _newest(conn, "summaries", scope, MAX_SUMMARIES)
     summaries = [summary_from_row(row) for row in summary_rows]
     titles = {
@@ -615,6 +622,7 @@ class _Scope:
     exclude_session: str | None
     assistants: Sequence[str] | None
     authors: Sequence[str] | None = None
+    exclude_origin: tuple[str, str] | None = None  # (author, machine) whose records to skip
 
     def params(self) -> dict[str, Any]:
         assistants = None if self.assistants is None else json.dumps(list(self.assistants))
@@ -698,6 +706,8 @@ async def _newest(
             "after_message_id": kept[0][1] if full else -1,
             "limit": limit,
             "authors": scope.authors_json(),
+            "exclude_author": None if scope.exclude_origin is None else scope.exclude_origin[0],
+            "exclude_machine": None if scope.exclude_origin is None else scope.exclude_origin[1],
         }
         for row in await conn.execute_fetchall(query, params):
             item = (int(row["created_at"]), int(row["message_id"]), row)

@@ -30,6 +30,17 @@ def record_origin(payload: object) -> tuple[str | None, str | None]:
     return _name(origin.get("key")), _name(origin.get("machine"))
 
 
+def origin_project(payload: object) -> str | None:
+    """The repository identity the team server's intake stamped on an event (``memq_origin``'s
+    ``project``, ``github.com/o/r``); None for an event taken in on this machine. A team
+    server files a laptop's session under it: the laptop's working directory names no
+    directory of the server's, and two clones of one repository are one project."""
+    if not isinstance(payload, Mapping):
+        return None
+    origin = payload.get(ORIGIN_FIELD)
+    return _name(origin.get("project")) if isinstance(origin, Mapping) else None
+
+
 def _name(value: object) -> str | None:
     if not isinstance(value, str) or not 0 < len(value) <= MAX_ORIGIN_CHARS:
         return None

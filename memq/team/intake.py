@@ -17,7 +17,8 @@ in order, is one of:
 - ``refused``, with its ``error``: a project the key may not use (audited as ``refused``),
   a project that names no repository, a session another key owns (the first key to send a
   session owns it: ``team_sessions``), a kind or session id the queue refuses, a payload
-  that is not an object.
+  that is not an object. A session whose owning key was revoked passes to the live key
+  of the same name (a rotated key: the same person's open sessions go on).
 
 An accepted event is enqueued through the queue's public API as ``/api/events`` does, so
 processing, wake-up and dedupe work as for a local event; its payload gains
@@ -190,7 +191,15 @@ class BatchIntake:
             async def claim(tx: Transaction) -> str:
                 await tx.execute(QUERIES["claim_session"], {**params, "now": tx.now_ms})
                 rows = await tx.fetchall(QUERIES["session_owner"], {"session_id": session_id})
-                return str(rows[0]["key_id"])
+                owner = str(rows[0]["key_id"])
+                if owner != self._key.key_id:
+                    # A revoked key's sessions follow its name to the new key (rotation).
+                    await tx.execute(
+                        QUERIES["take_over_session"], {**params, "name": self._key.name}
+                    )
+                    rows = await tx.fetchall(QUERIES["session_owner"], {"session_id": session_id})
+                    owner = str(rows[0]["key_id"])
+                return owner
 
             owner = self._owners[session_id] = await self._services.queue.run_in_transaction(claim)
         if owner != self._key.key_id:

@@ -18,6 +18,15 @@ network:
   once); 413 over 4 MiB; 422 for a body that is no batch; else 200 with a result per
   event. The key is checked before the body is read, and read again at every request (a
   revocation holds from the next one).
+- ``GET /api/team/v1/context?project=P&budget=N&exclude_machine=M`` and
+  ``GET /api/team/v1/search?project=P&q=...&limit=N&exclude_machine=M``: what the team's
+  memory holds of project P (a repository identity, ``github.com/o/r``; the intake files
+  each laptop's sessions under it): the context as the builder makes it, each line of
+  someone else's record (not the key's own) naming that person, and search hits with ``author`` and
+  ``machine``. ``exclude_machine`` leaves out the caller's own records from that machine
+  (this key's name and that machine), which a laptop processing its events itself (mode
+  ``both``) shows already. The same key checks as the events (401, 429), and 403 for a
+  project out of the key's scope (audited).
 - anything else: 404 (405 for another method), as JSON ``{"error": ...}``.
 
 Beyond loopback the listener needs TLS (MEMQ_TLS_CERT and MEMQ_TLS_KEY, served by uvicorn)
@@ -43,10 +52,24 @@ from starlette.routing import Route
 
 from memq.config import Settings
 from memq.env import Variable
-from memq.exceptions import AuthenticationError, BodyTooLargeError, MemqError, StartupError
+from memq.exceptions import (
+    AuthenticationError,
+    BodyTooLargeError,
+    InvalidRequestError,
+    MemqError,
+    StartupError,
+)
+from memq.limits import (
+    DEFAULT_CONTEXT_BUDGET,
+    DEFAULT_SEARCH_RESULTS,
+    MAX_CONTEXT_BUDGET,
+    MAX_SEARCH_RESULTS,
+)
+from memq.memory.answers import search_answer
 from memq.queue import Clock
+from memq.team.identity import project_identity
 from memq.team.intake import MAX_BODY_BYTES, BatchIntake, parse_batch
-from memq.team.keys import authenticate
+from memq.team.keys import ApiKey, authenticate
 from memq.team.listen import is_loopback, parse_listen
 from memq.team.rate_limit import RateLimiter
 from memq.worker.services import Services
@@ -140,6 +163,8 @@ def create_team_app(services: Services, limiter: RateLimiter) -> Starlette:
         routes=[
             Route(f"{API}/health", health, methods=["GET"]),
             Route(f"{API}/events", post_events, methods=["POST"]),
+            Route(f"{API}/context", get_context, methods=["GET"]),
+            Route(f"{API}/search", get_search, methods=["GET"]),
         ],
         exception_handlers={
             HTTPException: _http_error,
@@ -190,6 +215,62 @@ async def post_events(request: Request) -> Response:
         refused=refused,
     )
     return JSONResponse({"results": results})
+
+
+async def get_context(request: Request) -> Response:
+    """The context of the project the key may read (see the module docstring)."""
+    services: Services = request.app.state.services
+    key, project, exclude = await _read_request(request)
+    budget = _int_param(request, "budget", DEFAULT_CONTEXT_BUDGET, MAX_CONTEXT_BUDGET)
+    text = await services.context.build(
+        project,
+        budget_tokens=budget,
+        viewer=key.name,  # the caller's own records need no name on them
+        exclude_origin=None if exclude is None else (key.name, exclude),
+    )
+    return JSONResponse({"project": project, "context": text})
+
+
+async def get_search(request: Request) -> Response:
+    """Search hits in the project the key may read (see the module docstring)."""
+    services: Services = request.app.state.services
+    key, project, exclude = await _read_request(request)
+    query = request.query_params.get("q", "")
+    limit = _int_param(request, "limit", DEFAULT_SEARCH_RESULTS, MAX_SEARCH_RESULTS)
+    # The caller's own records are dropped after the search: read enough more to fill it.
+    wanted = limit if exclude is None else min(limit * 3, MAX_SEARCH_RESULTS)
+    hits = await services.search.search(query, project=project, limit=wanted)
+    kept = [h for h in hits if exclude is None or (h.author, h.machine) != (key.name, exclude)]
+    return JSONResponse(search_answer(kept[:limit]))
+
+
+async def _read_request(request: Request) -> tuple[ApiKey, str, str | None]:
+    """A read's key (checked for its project, rate limited), the project's identity and
+    the machine whose records to leave out (None: none)."""
+    limiter: RateLimiter = request.app.state.limiter
+    params = request.query_params
+    project = project_identity(params.get("project", ""))
+    if project is None:
+        raise InvalidRequestError("project must name a repository (github.com/owner/repo)")
+    key = await authenticate(request.app.state.services.queue, _bearer(request), project)
+    wait = limiter.take(key.key_id)
+    if wait > 0:
+        seconds = max(1, math.ceil(wait))
+        raise HTTPException(
+            429,
+            f"too many requests for this key: try again in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+    return key, project, params.get("exclude_machine") or None
+
+
+def _int_param(request: Request, name: str, default: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= high:
+        raise InvalidRequestError(f"{name} must be a whole number from 1 to {high}")
+    return int(raw)
 
 
 def _bearer(request: Request) -> str:

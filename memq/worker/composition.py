@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     from memq.memory.pg_search import PgMemoryReader
     from memq.queue.postgres import PgQueue
     from memq.team.forwarder import Forwarder
+    from memq.team.team_reads import TeamReads
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +209,7 @@ async def open_services(
             feed=feed,
             shared=_shared_database(settings, queue),
             upstream=upstream,
+            team=open_team_reads(settings, outbox, queue.clock, readers),
         )
         yield Built(services, spool, outbox, upstream)
 
@@ -287,6 +289,25 @@ async def open_forwarder(
         key_file=str(settings.upstream_key_path),
     )
     return forwarder
+
+
+def open_team_reads(
+    settings: Settings, outbox: Outbox, clock: Clock, readers: contextlib.AsyncExitStack
+) -> TeamReads | None:
+    """The reads of the team's context and search (``memq.team.team_reads``; its HTTP client
+    closed with ``readers``); None when no team server is set."""
+    if not settings.upstream:
+        return None
+    from memq.team.team_reads import TeamReads  # noqa: PLC0415 - httpx
+
+    async def machine() -> str:
+        return await outbox.machine(socket.gethostname() or "unknown")
+
+    # Mode both: this laptop's own records are in local memory; the server leaves them out.
+    mine = None if forward_only(settings) else machine
+    reads = TeamReads(settings.upstream, settings.upstream_key_path, mine, clock)
+    readers.push_async_callback(shielded, reads.aclose)
+    return reads
 
 
 def _always(_session_key: str) -> bool:

@@ -342,6 +342,8 @@ class Daemon:
                 built.upstream.run, foreign_rows=services.queue.wait_for_foreign_rows
             )
             await tg.start(forward)
+        if services.team is not None:
+            await tg.start(services.team.run)
         tg.start_soon(services.queue.run_maintenance)
         tg.start_soon(self.disk.run)
         tg.start_soon(self._watch_signals)

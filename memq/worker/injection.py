@@ -13,6 +13,8 @@ event nothing:
   prompt in the project's memory (``memq.memory.recall``), within a small budget and a hard
   time limit (``RecallSettings.time_limit``): a search that takes longer is abandoned and
   the prompt gets nothing.
+* With a team server (MEMQ_UPSTREAM), a SessionStart's text ends with the team's context of
+  the project, from the daemon's cache (``memq.team.team_reads``): never a network wait.
 * Every other event: nothing (``answers`` is False, and the intake answers its plain 202).
 
 A read that fails (``StorageError``) is logged and gives nothing: no event fails for its
@@ -29,7 +31,7 @@ import structlog
 
 from memq.events import HookEvent, Route
 from memq.exceptions import StorageError
-from memq.memory.context import NOTHING_SHOWN, ContextShown
+from memq.memory.context import NOTHING_SHOWN, ContextShown, estimate_tokens
 from memq.memory.projects import project_for
 from memq.memory.recall import recall
 from memq.memory.recap import RECAP_ITEMS, RECAP_SOURCES, build_recap
@@ -94,7 +96,26 @@ async def _session_start(services: Services, session_key: str, payload: dict[str
     except StorageError as exc:
         log.warning("context.unavailable", project=project, source=source, error=str(exc))
         shown = NOTHING_SHOWN
+    if services.team is not None:
+        shown = await _with_team(services, payload, shown)
     return Injected(source, project, shown)
+
+
+async def _with_team(
+    services: Services, payload: dict[str, Any], shown: ContextShown
+) -> ContextShown:
+    """``shown`` followed by the team's cached context of the session's repository (its own
+    fenced block; its references are the server's, so none is counted as shown here)."""
+    assert services.team is not None
+    cwd = payload.get("cwd")
+    identity = await anyio.to_thread.run_sync(
+        services.team.identity, cwd if isinstance(cwd, str) else None
+    )
+    team = services.team.context(identity)
+    if not team:
+        return shown
+    text = f"{shown.text}\n\n{team}" if shown.text else team
+    return ContextShown(text, shown.refs, shown.tokens + estimate_tokens(team))
 
 
 async def _prompt_recall(services: Services, session_key: str, payload: dict[str, Any]) -> Injected:

@@ -16,6 +16,7 @@ from memq.exceptions import (
 )
 from memq.memory.backend import MemoryBackend
 from memq.memory.model_usage import with_model_usage
+from memq.memory.origin import origin_project
 from memq.memory.projects import project_for
 from memq.memory.records import ProcessResult, SessionContext
 from memq.memory.rewrites import with_rewrites
@@ -101,7 +102,10 @@ class ClaimHandler:
     def _effect(self, message: Message, result: ProcessResult) -> Effect:
         """The memory write of ``result``, with what the model cost (same transaction)."""
         cwd = message.payload.get("cwd") if isinstance(message.payload, dict) else None
-        project = project_for(cwd if isinstance(cwd, str) else None)
+        # A team server's event is filed under its repository (memq.memory.origin).
+        project = origin_project(message.payload) or project_for(
+            cwd if isinstance(cwd, str) else None
+        )
         effect = self._store.effect(message, result, project=project)
         if result.usage is not None:
             effect = with_model_usage(effect, message, result.usage, project=project)

@@ -27,6 +27,7 @@ from memq.worker.spool_intake import SpoolIntake
 
 if TYPE_CHECKING:
     from memq.team.forwarder import Forwarder
+    from memq.team.team_reads import TeamReads
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +73,4 @@ class Services:
     feed: Feed | None = None  # the live feed (GET /api/feed); None: the route answers 503
     shared: SharedDatabase | None = None  # on PostgreSQL: the database and its daemons
     upstream: Forwarder | None = None  # forwarding to the team server (MEMQ_UPSTREAM)
+    team: TeamReads | None = None  # the team's context and search (MEMQ_UPSTREAM)

@@ -28,7 +28,7 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from memq.events import parse_event_body
+from memq.events import drop_origin, parse_event_body
 from memq.exceptions import (
     EventError,
     InvalidMessageError,
@@ -283,6 +283,7 @@ class SpoolIntake:
             try:
                 event = spool.read_event(path, max_body_bytes=self._max_body_bytes)
                 payload = parse_event_body(event.body)
+                drop_origin(payload)  # a file written by anything but the hook: no forgery
                 if self._redactor is not None and not self._redactor.applied_to(payload):
                     payload, _ = self._redactor.redact_value(payload)
                 read.append((name, (event, payload)))

@@ -38,8 +38,18 @@ async def live_status(services: Services) -> dict[str, Any]:
         settings=services.settings_report,
         processing_messages=await services.queue.processing_messages(),
         postgres=await _postgres(services),
-        upstream=None if services.upstream is None else await services.upstream.status(),
+        upstream=await _upstream(services),
     ).as_dict()
+
+
+async def _upstream(services: Services) -> dict[str, Any] | None:
+    """The forwarding's status, with the team context cache's (``team_context``)."""
+    if services.upstream is None:
+        return None
+    status = await services.upstream.status()
+    if services.team is not None:
+        status["team_context"] = services.team.status()
+    return status
 
 
 async def _postgres(services: Services) -> dict[str, Any] | None:

@@ -159,7 +159,7 @@ class Backend:
         ``SessionExporter``, ...) on the store, as the daemon builds it (``MemorySource``):
         a connection of its own on SQLite, a pool on PostgreSQL (search in its dialect).
         Closed by ``close_all``; open a queue first, it migrates the schema."""
-        made = await self._reader_of(kind)
+        made: R = await self._reader_of(kind)
         self._readers.append(made)
         return made
 

@@ -45,7 +45,7 @@ class Memory:
     async def batch(self) -> AsyncIterator[None]:
         """The writes inside, in order, in one transaction of the writer at the end: a busy
         project is hundreds of writes, each a round trip to the server on PostgreSQL."""
-        self._batch = effects = []
+        self._batch = effects = list[Effect]()
         try:
             yield
         finally:

@@ -272,11 +272,11 @@ def _direct(backend: Backend) -> Any:
         if isinstance(backend, PgBackend):
             from memq.storage.postgres import connection  # noqa: PLC0415
 
-            conn = await connection.connect(backend.schema.url, backend.schema.options())
+            pg_conn = await connection.connect(backend.schema.url, backend.schema.options())
             try:
-                yield PgDatabase(conn, backend.schema.url)
+                yield PgDatabase(pg_conn, backend.schema.url)
             finally:
-                await conn.close()
+                await pg_conn.close()
             return
         from memq.storage import connection as sqlite_connection  # noqa: PLC0415
 

@@ -87,7 +87,8 @@ class Store:
         return lines
 
     async def load(self, lines: list[str]) -> ImportResult:
-        return await self.backend.queue.run_in_transaction(import_effect(lines))
+        result: ImportResult = await self.backend.queue.run_in_transaction(import_effect(lines))
+        return result
 
     async def records(self) -> dict[str, Any]:
         """What the store reads back of SESSION, but for the tables' own row ids."""

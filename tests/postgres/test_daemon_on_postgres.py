@@ -330,7 +330,8 @@ class TestWriterDurability:
     async def test_the_writer_commits_synchronously_whatever_the_connection_default(
         self, pg_schema: PgSchema
     ) -> None:
-        from memq.queue.postgres import PgQueue, PgTransaction  # noqa: PLC0415 - the driver
+        from memq.queue import Transaction  # noqa: PLC0415
+        from memq.queue.postgres import PgQueue  # noqa: PLC0415 - the driver
 
         options = f"-csynchronous_commit=off -csearch_path={pg_schema.name}"
         url = f"{pg_schema.url}?options={quote(options, safe='')}"
@@ -338,7 +339,7 @@ class TestWriterDurability:
         try:
             readers = await queue.read("SHOW synchronous_commit")
 
-            async def show(tx: PgTransaction) -> list[dict[str, Any]]:
+            async def show(tx: Transaction) -> list[Any]:
                 return await tx.fetchall("SHOW synchronous_commit")
 
             writers = await queue.run_in_transaction(show)

@@ -274,15 +274,25 @@ def test_context_reads_the_same_sessions_and_records(both: Both) -> None:
     for after in ((-1, -1), (T0 + 20, 2)):
         for limit in (1, 2, 10):
             for authors in (None, '["alice"]', '["bob"]'):
-                params = {
-                    "session_keys": keys,
-                    "after_created_at": after[0],
-                    "after_message_id": after[1],
-                    "limit": limit,
-                    "authors": authors,
-                }
-                both.same("context", "newest_observations", params)
-                both.same("context", "newest_summaries", params)
+                # A person's records from one machine left out (a team server's context
+                # for a laptop); records of no author are never left out.
+                for origin in (
+                    (None, None),
+                    ("alice", "laptop"),
+                    ("bob", "laptop"),
+                    ("alice", "x"),
+                ):
+                    params = {
+                        "session_keys": keys,
+                        "after_created_at": after[0],
+                        "after_message_id": after[1],
+                        "limit": limit,
+                        "authors": authors,
+                        "exclude_author": origin[0],
+                        "exclude_machine": origin[1],
+                    }
+                    both.same("context", "newest_observations", params)
+                    both.same("context", "newest_summaries", params)
     newest = both.same(
         "context",
         "newest_observations",
@@ -292,9 +302,25 @@ def test_context_reads_the_same_sessions_and_records(both: Both) -> None:
             "after_message_id": -1,
             "limit": 3,
             "authors": None,
+            "exclude_author": None,
+            "exclude_machine": None,
         },
     )
     assert [row["message_id"] for row in newest] == [4, 3, 2]
+    mine = both.same(
+        "context",
+        "newest_observations",
+        {
+            "session_keys": keys,
+            "after_created_at": -1,
+            "after_message_id": -1,
+            "limit": 10,
+            "authors": None,
+            "exclude_author": "alice",
+            "exclude_machine": "laptop",
+        },
+    )
+    assert [row["message_id"] for row in mine] == [4, 2]  # alice's 1 and 3 left out
 
 
 def test_feed_filters_by_assistant_session_and_project(both: Both) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.helpers.daemon import Daemon
@@ -121,10 +122,10 @@ def by_origin(
     got: dict[str, list[int]] = {}
     for _, session, dedupe, _ in rows:
         prefix, key_id, rest = str(dedupe).split(":", 2)  # origin:<key_id>:<machine>:<local_id>
-        machine, local_id = rest.rsplit(":", 1)
+        machine, local_text = rest.rsplit(":", 1)
         assert (prefix, machine) == ("origin", socket.gethostname())
-        assert expected.pop(f"{key_id}:{local_id}") == session
-        got.setdefault(session, []).append(int(local_id))
+        assert expected.pop(f"{key_id}:{local_text}") == session
+        got.setdefault(session, []).append(int(local_text))
     assert expected == {}, "laptop events the server never got"
     return got
 
@@ -183,11 +184,12 @@ def test_two_laptops_events_reach_the_team_once_in_order_and_become_memory(
         for daemon, names in sessions.items():
             assert daemon.wait_idle()["counts"]["processed"] == len(names) * steps * 2
             with daemon.client() as client:
-                upstream = wait_for(
-                    lambda c=client: (
-                        (u := c.get("/api/status").json()["upstream"])["waiting"] == 0 and u
-                    )
-                )
+
+                def drained(c: httpx.Client = client) -> dict[str, Any] | None:
+                    found: dict[str, Any] = c.get("/api/status").json()["upstream"]
+                    return found if found["waiting"] == 0 else None
+
+                upstream = wait_for(drained)
             assert (upstream["refused"], upstream["local_only"]) == (0, 0)
             assert upstream["forwarded"] == len(names) * steps * 2
     finally:

@@ -253,6 +253,35 @@ class TestIntake:
         )
         assert details == [("revoked key",)]
 
+    def test_a_rotated_keys_sessions_follow_its_name(
+        self, server: TeamServer, schema: PgSchema
+    ) -> None:
+        old = server.key("rotating-fay", P)
+        sessions = ("claude-code:fay1", "claude-code:fay2")
+        answer = server.post(old, batch(event(1, sessions[0]), event(2, sessions[1])))
+        assert statuses(answer) == [(1, "accepted"), (2, "accepted")]
+        assert server.daemon.memq("keys", "revoke", "rotating-fay").returncode == 0
+        new = server.key("rotating-fay", P)
+        answer = server.post(new, batch(event(3, sessions[0]), event(4, sessions[1])))
+        assert statuses(answer) == [(3, "accepted"), (4, "accepted")]
+        new_id = new.split("_")[1]
+        owners = schema.query(
+            "SELECT DISTINCT key_id FROM team_sessions WHERE session_id LIKE 'claude-code:fay%'"
+        )
+        assert owners == [(new_id,)]
+        assert [len(stored(schema, s)) for s in sessions] == [2, 2]
+
+    def test_a_revoked_keys_sessions_stay_refused_to_other_names(
+        self, server: TeamServer, schema: PgSchema
+    ) -> None:
+        gone = server.key("revoked-hal", P)
+        assert statuses(server.post(gone, batch(event(1, "claude-code:hal")))) == [(1, "accepted")]
+        assert server.daemon.memq("keys", "revoke", "revoked-hal").returncode == 0
+        other = server.key("not-hal", P)
+        answer = server.post(other, batch(event(2, "claude-code:hal")))
+        assert statuses(answer) == [(2, "refused")]
+        assert len(stored(schema, "claude-code:hal")) == 1
+
     def test_unknown_wrong_or_missing_keys_are_refused(self, server: TeamServer) -> None:
         token = server.key("wrong-frank", P)
         wrong = token[:-4] + ("aaaa" if not token.endswith("aaaa") else "bbbb")

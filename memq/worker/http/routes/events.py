@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from memq import events
 from memq.assistants import adapter, canonical_name
 from memq.assistants.base import ASSISTANT_FIELD
-from memq.events import parse_event_body, route_event
+from memq.events import drop_origin, parse_event_body, route_event
 from memq.exceptions import DiskFullError, InvalidRequestError
 from memq.privacy import is_skipped, strip_private
 from memq.queue import Enqueued
@@ -47,6 +47,7 @@ async def post_event(request: Request) -> Response:
     payload = parse_event_body(raw)
     assistant = request.query_params.get("assistant")
     mapped = assistant is not None and _map_native(payload, assistant)
+    forged = drop_origin(payload)  # only the team intake says who sent an event
     route = route_event(payload)
     services.activity.touch(route.session_key)  # in memory; written in batches
     if is_skipped(payload, services.skip_tools):
@@ -56,7 +57,7 @@ async def post_event(request: Request) -> Response:
     text: str | None = None
     if _LT in raw or _LT_ESCAPED[0] in raw or _LT_ESCAPED[1] in raw:
         payload = strip_private(payload)
-    elif not mapped:
+    elif not mapped and not forged:
         text = raw.decode("utf-8")
     redactor = services.redactor
     if (

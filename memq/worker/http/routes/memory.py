@@ -47,7 +47,9 @@ from memq.worker.http.request import get_services
 
 async def search(request: Request) -> Response:
     """Full-text search of memory: ``?q=`` plus optional project, session, assistant,
-    author, type, kind, file, since, until, limit, min_score and syntax (words or fts)."""
+    author, type, kind, file, since, until, limit, min_score and syntax (words or fts).
+    With a team server, the team's hits of the repository of ``project`` (else of ``cwd``,
+    which filters nothing here) join them (``memq.team.team_reads``)."""
     params = request.query_params
     query = params.get("q")
     if query is None:
@@ -56,7 +58,9 @@ async def search(request: Request) -> Response:
     if since is not None and until is not None and since > until:
         raise InvalidRequestError("query parameter 'since' must not be after 'until'")
     session = params.get("session")
-    hits = await get_services(request).search.search(
+    services = get_services(request)
+    limit = int_param(request, "limit", DEFAULT_SEARCH_RESULTS, low=1, high=MAX_SEARCH_RESULTS)
+    hits = await services.search.search(
         query,
         project=params.get("project") or None,
         session_key=normalize_session_key(session) if session else None,
@@ -65,13 +69,32 @@ async def search(request: Request) -> Response:
         file=params.get("file") or None,
         since=since,
         until=until,
-        limit=int_param(request, "limit", DEFAULT_SEARCH_RESULTS, low=1, high=MAX_SEARCH_RESULTS),
+        limit=limit,
         min_score=float_param(request, "min_score"),
         syntax=(choices(request, "syntax", QuerySyntax) or [QuerySyntax.WORDS])[-1],
         assistants=assistants_param(request),
         authors=authors_param(request),
     )
-    return answered(request, UsageTool.SEARCH, search_answer(hits), query=query)
+    answer = search_answer(hits)
+    if services.team is not None and _plain_search(request):
+        where = params.get("project") or params.get("cwd")
+        identity = await anyio.to_thread.run_sync(services.team.identity, where)
+        if identity is not None:
+            from memq.team.team_reads import merge_hits  # noqa: PLC0415 - httpx, team only
+
+            team, note = await services.team.search(identity, query, limit)
+            items = merge_hits(answer["items"], team, limit)
+            answer = {"items": items, "total": len(items), "team_note": note}
+    return answered(request, UsageTool.SEARCH, answer, query=query)
+
+
+def _plain_search(request: Request) -> bool:
+    """Whether a search asks only what the team's search can answer too: no session, type,
+    kind, file, time, assistant, author, score or syntax filter (the team's hits would not
+    honour it)."""
+    filters = ("session", "type", "kind", "file", "since", "until", "assistant", "author")
+    params = request.query_params
+    return not any(name in params for name in (*filters, "min_score", "syntax"))
 
 
 async def timeline(request: Request) -> Response:
