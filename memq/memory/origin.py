@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-ORIGIN_FIELD: Final = "memq_origin"
+from memq.events import ORIGIN_FIELD
+
 MAX_ORIGIN_CHARS: Final = 200  # a key name is at most 100 (memq.team.keys), a machine 200
 
 

@@ -36,7 +36,7 @@ from typing import Any, Final
 
 import structlog
 
-from memq.events import parse_event_body
+from memq.events import ORIGIN_FIELD, parse_event_body
 from memq.exceptions import EventError, InvalidMessageError, InvalidRequestError, MemqError
 from memq.kinds import MessageKind
 from memq.queue import Transaction
@@ -51,7 +51,6 @@ QUERIES: Final = load_queries("team_intake")
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 MAX_EVENTS: Final = 1000
 MAX_MACHINE_CHARS: Final = 200
-ORIGIN_FIELD: Final = "memq_origin"
 _KINDS: Final = frozenset(kind.value for kind in MessageKind)
 
 

@@ -9,6 +9,7 @@ instead. Tests that need no server (URLs, the missing driver) always run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -135,19 +136,40 @@ def _server_problem(url: str) -> str | None:
     return None
 
 
-@pytest.fixture
-def pg_schema(postgres_server: str) -> Iterator[PgSchema]:
-    """A fresh schema, dropped with everything in it after the test."""
+@contextlib.contextmanager
+def fresh_schema(server: str) -> Iterator[PgSchema]:
+    """A new, empty schema on ``server``, dropped with everything in it on leaving."""
     import psycopg  # noqa: PLC0415
 
     name = f"memq_test_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
+    with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{name}"'.encode())
     try:
-        yield PgSchema(postgres_server, name)
+        yield PgSchema(server, name)
     finally:
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
+        with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{name}" CASCADE'.encode())
+
+
+@pytest.fixture
+def pg_schema(postgres_server: str) -> Iterator[PgSchema]:
+    """A fresh schema, dropped with everything in it after the test."""
+    with fresh_schema(postgres_server) as made:
+        yield made
+
+
+@pytest.fixture
+def team(pg_schema: PgSchema, tmp_path: Path) -> Iterator[Any]:
+    """A real ``memq serve --team`` on a fresh schema (tests.postgres.test_team_server's
+    ``TeamServer``), killed after the test."""
+    from tests.postgres.test_team_server import TeamServer  # noqa: PLC0415 - imports this
+
+    server = TeamServer(tmp_path / "team", pg_schema.schema_url)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.daemon.kill()
 
 
 @pytest.fixture

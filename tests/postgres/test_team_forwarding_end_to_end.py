@@ -11,7 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,16 +82,6 @@ def wait_for(what: Callable[[], Any], timeout: float = 30) -> Any:
         if found or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
-
-
-@pytest.fixture
-def team(pg_schema: PgSchema, tmp_path: Path) -> Iterator[TeamServer]:
-    server = TeamServer(tmp_path / "team", pg_schema.schema_url)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.daemon.kill()
 
 
 def send(sessions: dict[Daemon, list[str]], repo: Path, steps: int) -> None:

@@ -12,12 +12,10 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.faults.kit import keep_hooks_from_spawning
 from tests.helpers.daemon import Daemon
@@ -87,16 +85,6 @@ def team_context_read(daemon: Daemon) -> dict[str, Any]:
     found: dict[str, Any] | None = wait_for(read, timeout=15)
     assert found is not None, "the team context was never read"
     return found
-
-
-@pytest.fixture
-def team(pg_schema: PgSchema, tmp_path: Path) -> Iterator[TeamServer]:
-    server = TeamServer(tmp_path / "team", pg_schema.schema_url)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.daemon.kill()
 
 
 def test_laptops_share_context_and_search_each_record_once(

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import secrets
 import ssl
 import subprocess
 import sys
@@ -22,7 +20,7 @@ import pytest
 
 from tests.helpers.daemon import Daemon, free_port
 from tests.helpers.processes import run_module
-from tests.postgres.conftest import PgSchema
+from tests.postgres.conftest import PgSchema, fresh_schema
 
 P = "github.com/acme/app"
 Q = "github.com/acme/other"
@@ -123,16 +121,8 @@ def statuses(response: httpx.Response) -> list[tuple[int, str]]:
 @pytest.fixture(scope="module")
 def schema(postgres_server: str) -> Iterator[PgSchema]:
     """One schema for the module's server (each test uses keys and sessions of its own)."""
-    import psycopg  # noqa: PLC0415
-
-    name = f"memq_test_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"'.encode())
-    try:
-        yield PgSchema(postgres_server, name)
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{name}" CASCADE'.encode())
+    with fresh_schema(postgres_server) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")
