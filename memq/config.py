@@ -8,6 +8,7 @@ the hook uses directly; ``memq.env.environment`` lays the environment over the f
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,21 @@ UPSTREAM_BOTH: Final = "both"
 UPSTREAM_FORWARD: Final = "forward"
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_RESERVE_BYTES: Final = 64 * 1024**3
+# MEMQ_MACHINE_NAME's longest: the team server's intake refuses a longer machine name
+# (memq.team.intake.MAX_MACHINE_CHARS).
+MAX_MACHINE_NAME_CHARS: Final = 200
+# MEMQ_CONTEXT_BUDGET's range: below it a context holds a line or two; above it every session
+# would start with a tenth of a large model's window spent on memory.
+MIN_SESSION_CONTEXT_BUDGET: Final = 200
+MAX_SESSION_CONTEXT_BUDGET: Final = 20_000
 HIDDEN: Final = "(hidden)"
+
+
+def default_machine_name() -> str:
+    """MEMQ_MACHINE_NAME's default: the host name, its printable characters cut to fit
+    ("unknown" when nothing is left)."""
+    name = "".join(ch for ch in socket.gethostname() if ch.isprintable()).strip()
+    return name[:MAX_MACHINE_NAME_CHARS].strip() or "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +134,8 @@ class Settings:
     recall_on_prompt: bool = False
     recall_min_score: float = limits.DEFAULT_RECALL_MIN_SCORE
     recall_budget: int = limits.DEFAULT_RECALL_BUDGET
+    # Tokens a SessionStart's context may use, the team's block included (memq.worker.injection).
+    context_budget: int = limits.DEFAULT_CONTEXT_BUDGET
     # Secrets replaced by markers before anything is stored (memq.redact), and the user's
     # own patterns of them.
     redact: bool = True
@@ -142,6 +159,9 @@ class Settings:
     upstream: str = ""
     upstream_key_file: str = ""
     upstream_mode: str = UPSTREAM_BOTH
+    # The name this machine goes by on the team server (records say which machine made
+    # them; the server's dedupe key holds it): the host name unless set.
+    machine_name: str = field(default_factory=default_machine_name)
     # ``memq serve --team`` (memq.team.server): where the team API listens (host:port),
     # its TLS certificate and key files ("": none), whether a TLS-terminating proxy is in
     # front (then plain HTTP may listen beyond loopback), and each key's request rate
@@ -152,6 +172,12 @@ class Settings:
     tls_proxy: bool = False
     team_rate: float = 10.0
     team_burst: int = 50
+    # ``memq serve --team``: failed authentications a client address may make at once, and
+    # per window after that (then 429 before any key is checked), the window in seconds,
+    # and the days the audit log (and each key's use per hour) is kept.
+    team_auth_failures: int = 20
+    team_auth_window: float = 60.0
+    team_audit_days: int = 90
     # What the settings were read from (``memq.env.Sources`` for the environment over the
     # settings file); the model-based processors read their own from it. None: os.environ.
     environment: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
@@ -238,6 +264,15 @@ def _base_url(env: Mapping[str, str]) -> str:
     return value
 
 
+def _team_auth_window(env: Mapping[str, str]) -> float:
+    # Seconds, not milliseconds; at most a day (a longer one keeps an address out for long).
+    value = env_float(env, Variable.TEAM_AUTH_WINDOW, DEFAULTS.team_auth_window, positive=True)
+    if not 1 <= value <= 86_400:
+        problem = "must be 1 to 86400 seconds"
+        raise memq_env.setting_error(env, Variable.TEAM_AUTH_WINDOW, value, problem)
+    return value
+
+
 def _daily_tokens(env: Mapping[str, str]) -> int:
     # 0 or unset: no budget.
     return env_int(env, Variable.DAILY_TOKENS, 0, low=0, high=10**12)
@@ -303,6 +338,21 @@ def _upstream_problem(url: str) -> str | None:
     if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
         return "must use https (plain http only to this machine, for tests)"
     return None
+
+
+def _machine_name(env: Mapping[str, str]) -> str:
+    value = env_text(env, Variable.MACHINE_NAME, "")
+    if not value:
+        return default_machine_name()
+    problem = None
+    if len(value) > MAX_MACHINE_NAME_CHARS:
+        problem = f"is {len(value)} characters long: at most {MAX_MACHINE_NAME_CHARS}"
+    elif not value.isprintable():
+        problem = "holds a character that is not printable (a control character or a tab)"
+    if problem is not None:
+        shown = repr(value if len(value) <= 40 else value[:40] + "...")
+        raise memq_env.setting_error(env, Variable.MACHINE_NAME, shown, problem)
+    return value
 
 
 def _upstream_key_file(env: Mapping[str, str]) -> str:
@@ -450,6 +500,18 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
         "recall_budget",
     ),
     SettingSpec(
+        "context_budget",
+        lambda env: env_int(
+            env,
+            Variable.CONTEXT_BUDGET,
+            DEFAULTS.context_budget,
+            low=MIN_SESSION_CONTEXT_BUDGET,
+            high=MAX_SESSION_CONTEXT_BUDGET,
+        ),
+        "tokens a session's starting context may use, the team's part included",
+        "context_budget",
+    ),
+    SettingSpec(
         "hook_connect_timeout",
         memq_env.hook_connect_timeout,
         "seconds the hook waits to reach the daemon",
@@ -551,6 +613,12 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
         "upstream_mode",
     ),
     SettingSpec(
+        "machine_name",
+        _machine_name,
+        "the name this machine goes by on the team server (default: the host name)",
+        "machine_name",
+    ),
+    SettingSpec(
         "team_listen",
         _team_listen,
         "memq serve --team: host:port the team API listens on (beyond loopback: TLS or proxy)",
@@ -582,6 +650,29 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
         lambda env: env_int(env, Variable.TEAM_BURST, DEFAULTS.team_burst, low=1, high=100_000),
         "memq serve --team: requests an API key may make at once before team_rate holds",
         "team_burst",
+    ),
+    SettingSpec(
+        "team_auth_failures",
+        lambda env: env_int(
+            env, Variable.TEAM_AUTH_FAILURES, DEFAULTS.team_auth_failures, low=1, high=100_000
+        ),
+        "memq serve --team: failed authentications a client address may make per "
+        "team_auth_window before its requests get 429",
+        "team_auth_failures",
+    ),
+    SettingSpec(
+        "team_auth_window",
+        _team_auth_window,
+        "memq serve --team: seconds over which team_auth_failures come back to an address",
+        "team_auth_window",
+    ),
+    SettingSpec(
+        "team_audit_days",
+        lambda env: env_int(
+            env, Variable.TEAM_AUDIT_DAYS, DEFAULTS.team_audit_days, low=1, high=36_500
+        ),
+        "memq serve --team: days the audit log and each key's use per hour are kept",
+        "team_audit_days",
     ),
 )
 SETTINGS_BY_KEY: Final = {spec.key: spec for spec in SETTINGS}

@@ -49,6 +49,7 @@ class Variable:
     RECALL_ON_PROMPT: Final = "MEMQ_RECALL_ON_PROMPT"
     RECALL_MIN_SCORE: Final = "MEMQ_RECALL_MIN_SCORE"
     RECALL_BUDGET: Final = "MEMQ_RECALL_BUDGET"
+    CONTEXT_BUDGET: Final = "MEMQ_CONTEXT_BUDGET"
     HOOK_CONNECT_TIMEOUT: Final = "MEMQ_HOOK_CONNECT_TIMEOUT"
     HOOK_TIMEOUT: Final = "MEMQ_HOOK_TIMEOUT"
     DISABLED: Final = "MEMQ_DISABLED"
@@ -69,12 +70,16 @@ class Variable:
     UPSTREAM: Final = "MEMQ_UPSTREAM"
     UPSTREAM_KEY_FILE: Final = "MEMQ_UPSTREAM_KEY_FILE"
     UPSTREAM_MODE: Final = "MEMQ_UPSTREAM_MODE"
+    MACHINE_NAME: Final = "MEMQ_MACHINE_NAME"
     TEAM_LISTEN: Final = "MEMQ_TEAM_LISTEN"
     TLS_CERT: Final = "MEMQ_TLS_CERT"
     TLS_KEY: Final = "MEMQ_TLS_KEY"
     TLS_PROXY: Final = "MEMQ_TLS_PROXY"
     TEAM_RATE: Final = "MEMQ_TEAM_RATE"
     TEAM_BURST: Final = "MEMQ_TEAM_BURST"
+    TEAM_AUTH_FAILURES: Final = "MEMQ_TEAM_AUTH_FAILURES"
+    TEAM_AUTH_WINDOW: Final = "MEMQ_TEAM_AUTH_WINDOW"
+    TEAM_AUDIT_DAYS: Final = "MEMQ_TEAM_AUDIT_DAYS"
 
 
 HOST: Final = "127.0.0.1"
@@ -141,6 +146,7 @@ SETTING_VARIABLES: Final = {
     "recall_on_prompt": Variable.RECALL_ON_PROMPT,
     "recall_min_score": Variable.RECALL_MIN_SCORE,
     "recall_budget": Variable.RECALL_BUDGET,
+    "context_budget": Variable.CONTEXT_BUDGET,
     "hook_connect_timeout": Variable.HOOK_CONNECT_TIMEOUT,
     "hook_timeout": Variable.HOOK_TIMEOUT,
     "redact": Variable.REDACT,
@@ -161,12 +167,16 @@ SETTING_VARIABLES: Final = {
     "upstream": Variable.UPSTREAM,
     "upstream_key_file": Variable.UPSTREAM_KEY_FILE,
     "upstream_mode": Variable.UPSTREAM_MODE,
+    "machine_name": Variable.MACHINE_NAME,
     "team_listen": Variable.TEAM_LISTEN,
     "tls_cert": Variable.TLS_CERT,
     "tls_key": Variable.TLS_KEY,
     "tls_proxy": Variable.TLS_PROXY,
     "team_rate": Variable.TEAM_RATE,
     "team_burst": Variable.TEAM_BURST,
+    "team_auth_failures": Variable.TEAM_AUTH_FAILURES,
+    "team_auth_window": Variable.TEAM_AUTH_WINDOW,
+    "team_audit_days": Variable.TEAM_AUDIT_DAYS,
 }
 # A blank variable counts as unset, except these, where blank is a value of its own
 # (MEMQ_SKIP_TOOLS= records every tool).

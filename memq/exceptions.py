@@ -27,6 +27,7 @@
     ├── SessionNotFoundError     memq has no session by that id (404)
     ├── MessageNotFoundError     the session has no message by that id (404)
     ├── MessageNotFailedError    a retry of a message that has not failed (409)
+    ├── OutboxEventStateError    a retry or drop of an outbox event in the wrong state (409)
     ├── SettingNotSetError       the session has no value of its own for that setting (404)
     ├── RecordNotFoundError      memory has no record by that reference (#12, #S3, #P7) (404)
     ├── ApiKeyError              a team server's API key cannot be made, found or used
@@ -51,7 +52,8 @@
     ├── UpstreamError            the team server did not take a batch of forwarded events
     │   ├── UpstreamUnavailableError  unreachable, timed out, 5xx or 429: back off, try again
     │   ├── UpstreamAuthError    the server refused the key, a 401: forwarding pauses
-    │   └── UpstreamRefusedError the server refused the request as a whole: a 400, 413, 422
+    │   ├── UpstreamRefusedError the server refused the request as a whole: a 400, 413, 422
+    │   └── TeamReadError        a read of the team server's records got no usable answer (502)
     ├── EventError               a hook payload memq cannot accept (400)
     │   ├── MalformedEventError  not JSON, not UTF-8, too deep, NaN, lone surrogates (400)
     │   └── InvalidEventError    JSON of the wrong shape or with unusable values (422)
@@ -209,6 +211,13 @@ class MessageNotFailedError(MemqError):
     http_status = 409
 
 
+class OutboxEventStateError(MemqError):
+    """Only events the team server refused can be retried, and only those that will not
+    be sent (refused, or kept local) dropped."""
+
+    http_status = 409
+
+
 class SettingNotSetError(MemqError):
     """The session has no value of its own for that setting."""
 
@@ -346,6 +355,12 @@ class UpstreamRefusedError(UpstreamError):
     def __init__(self, message: str | None = None, *, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+class TeamReadError(UpstreamError):
+    """The team server gave no usable answer to a read of its records (``team#12``)."""
+
+    http_status = 502
 
 
 class EventError(MemqError):

@@ -40,6 +40,8 @@ DEFAULT_RECALL_BUDGET: Final = 300
 # Records read by reference (GET /api/records?ids=, memq show, the MCP tool get_observations):
 # the most references one call takes.
 MAX_RECORD_REFS: Final = 100
+# ... of them the team server's records (team#12: a laptop asks its team server for them).
+MAX_TEAM_REFS: Final = 20
 # The most an MCP tool answers, in tokens (characters / 4): longer answers are cut at a line,
 # saying how to page or narrow, so that one call never floods the model's context.
 MCP_ANSWER_BUDGET: Final = 6000

@@ -18,11 +18,12 @@ _PRIVATE: Final = re.compile(r"<private>.*?(?:</private>|\Z)", re.DOTALL | re.IG
 
 
 def strip_private(value: Any) -> Any:
-    """``value`` with every ``<private>...</private>`` span removed from every string in it."""
+    """``value`` with every ``<private>...</private>`` span removed from every string in it,
+    keys too (a tool's structured input or answer may have keys made of a person's text)."""
     if isinstance(value, str):
         return _PRIVATE.sub("", value) if "<" in value else value
     if isinstance(value, dict):
-        return {key: strip_private(item) for key, item in value.items()}
+        return {strip_private(key): strip_private(item) for key, item in value.items()}
     if isinstance(value, list):
         return [strip_private(item) for item in value]
     return value

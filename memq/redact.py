@@ -44,6 +44,9 @@ CUSTOM_KIND: Final = "custom"
 MIN_TEXT: Final = 8
 # A user pattern may name the part to hide; without the group the whole match goes.
 SECRET_GROUP: Final = "secret"  # noqa: S105 - a group name, not a secret
+# How JSON writes a character as its code (``\u0041`` is "A"): no screen of the bytes sees
+# through it.
+_JSON_ESCAPE: Final = b"\\u"
 
 
 def marker(kind: str) -> str:
@@ -546,7 +549,8 @@ class Redactor:
     def may_hold_secret(self, raw: bytes) -> bool:
         """Whether the JSON text ``raw`` may hold a secret: False means no rule can match
         any string in it (a cheap screen before parsing and redacting it)."""
-        if self._custom:
+        if self._custom or _JSON_ESCAPE in raw:
+            # A trigger may be written escaped (``\u0041KIA``): only the parsed text tells.
             return True
         lowered = raw.lower()
         return any(rule.in_bytes(lowered if rule.folded else raw) for rule in RULES)

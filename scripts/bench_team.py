@@ -10,7 +10,7 @@ posted, the team server is SIGKILLed and started again (after 3 s; 1 s with ``--
 the laptops keep taking events meanwhile.
 
 At the end every laptop event must be on the server exactly once (counted by the server's
-dedupe key ``origin:<key_id>:<machine>:<local_id>``, matched to the laptops' own rows), each
+dedupe key, ``memq.team.intake.origin_key``, matched to the laptops' own rows), each
 session's events in their laptop's order, no event refused, and every outbox empty; anything
 else voids the run (exit 1). Figures: forwarding lag per event, from the laptop's enqueue
 (its ``pending_messages.created_at``) to the server's (its row's ``created_at``, stamped in
@@ -55,7 +55,8 @@ from benchkit import run_benchmark as run_bench
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers.daemon import Daemon, free_port  # noqa: E402 - after the root is on the path
+from memq.team.intake import parse_origin_key  # noqa: E402 - after the root is on the path
+from tests.helpers.daemon import Daemon, free_port  # noqa: E402
 
 DEFAULT_URL: Final = "postgresql://postgres@127.0.0.1:5432/test"
 URL_VARIABLE: Final = "MEMQ_TEST_DATABASE_URL"
@@ -196,7 +197,7 @@ class TeamServer:
 class Laptop:
     number: int
     daemon: Daemon
-    key_id: str
+    name: str
     sessions: list[list[dict[str, Any]]]
     posted: int = 0
 
@@ -211,7 +212,7 @@ def start_laptop(root: Path, number: int, team: TeamServer, sizes: Sizes, repo: 
     daemon = Daemon(home, env={"MEMQ_UPSTREAM": team.team_url})
     daemon.start(60)
     sessions = [session_events(number, s, sizes.turns, repo) for s in range(sizes.sessions)]
-    return Laptop(number, daemon, token.split("_")[1], sessions)
+    return Laptop(number, daemon, f"laptop-{number:02d}", sessions)
 
 
 def git_repository(directory: Path) -> Path:
@@ -277,13 +278,13 @@ class Outcome:
 
 def check(laptops: Sequence[Laptop], url: str, schema: str, outage_ms: tuple[int, int]) -> Outcome:
     """Every laptop event on the server once, in its session's order; the lags."""
-    by_key = {laptop.key_id: laptop for laptop in laptops}
+    by_name = {laptop.name: laptop for laptop in laptops}
     local: dict[tuple[str, int], tuple[str, int]] = {}  # (key id, local id) -> session, time
     for laptop in laptops:
         for local_id, session, created in sqlite_rows(
             laptop.daemon.home, "SELECT id, session_id, created_at FROM pending_messages"
         ):
-            local[(laptop.key_id, int(local_id))] = (str(session), int(created))
+            local[(laptop.name, int(local_id))] = (str(session), int(created))
     rows = pg_rows(
         url,
         schema,
@@ -296,11 +297,11 @@ def check(laptops: Sequence[Laptop], url: str, schema: str, outage_ms: tuple[int
     lags_before: list[int] = []
     last = 0
     for _, session, dedupe, created in rows:
-        prefix, key_id, rest = str(dedupe).split(":", 2)
-        local_id = int(rest.rsplit(":", 1)[1])
-        if prefix != "origin" or key_id not in by_key:
+        parsed = parse_origin_key(str(dedupe))
+        if parsed is None or parsed[0] not in by_name:
             raise BenchError(f"a server row that is no laptop's event: {dedupe}")
-        origin = (key_id, local_id)
+        origin = (parsed[0], parsed[2])
+        local_id = parsed[2]
         if origin in seen:
             raise BenchError(f"an event twice on the server: {dedupe}")
         seen.add(origin)

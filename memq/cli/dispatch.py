@@ -23,6 +23,7 @@ from memq.cli import (
     setup_commands,
     stats_commands,
     storage_commands,
+    upstream_commands,
 )
 from memq.cli.command import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Command
 from memq.cli.command_settings import command_settings, is_global_config
@@ -44,6 +45,7 @@ COMMANDS: Final[dict[str, Command]] = {
     **open_commands.COMMANDS,
     **storage_commands.COMMANDS,
     **key_commands.COMMANDS,
+    **upstream_commands.COMMANDS,
 }
 # Commands that neither read nor write MEMQ_HOME (they edit Claude Code's settings), so a
 # home others can write to does not stop them.

@@ -178,9 +178,8 @@ def add_parsers(commands: Subcommands) -> None:
     context.add_argument(
         "--budget",
         type=whole_number(1, MAX_CONTEXT_BUDGET),
-        default=DEFAULT_CONTEXT_BUDGET,
         metavar="N",
-        help=f"at most N tokens ({DEFAULT_CONTEXT_BUDGET})",
+        help=f"at most N tokens (default: MEMQ_CONTEXT_BUDGET, {DEFAULT_CONTEXT_BUDGET})",
     )
     add_assistant_filter(context, "the work")
     add_author_filter(context, "the work")
@@ -194,7 +193,8 @@ def _add_show_parser(commands: Subcommands) -> None:
         help="print records in full by reference (#12 observation, #S3 summary, #P7 prompt)",
         description="References are what memq search, the SessionStart context and the MCP "
         "tools print: #12 is observation 12, #S3 summary 3, #P7 prompt 7 (the # is optional; "
-        "quote it in a shell).",
+        "quote it in a shell). team#12 is record #12 of the team server (MEMQ_UPSTREAM), "
+        "read through the daemon.",
     )
     show.add_argument(
         "refs", nargs="+", type=record_reference, metavar="REF", help="a record reference"
@@ -204,12 +204,13 @@ def _add_show_parser(commands: Subcommands) -> None:
 
 
 def record_reference(text: str) -> list[str]:
-    """An argparse type: one reference, or several separated by commas, each checked."""
+    """An argparse type: one reference, or several separated by commas, each checked (a
+    team one, ``team#12``, too)."""
     from memq.exceptions import InvalidRequestError
-    from memq.memory.refs import parse_ref
+    from memq.memory.refs import parse_any_ref
 
     try:
-        return [str(parse_ref(part)) for part in text.split(",") if part.strip()]
+        return [str(parse_any_ref(part)) for part in text.split(",") if part.strip()]
     except InvalidRequestError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -222,8 +223,17 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
     def read_directly() -> Answer:
         from memq.memory import direct
-        from memq.memory.refs import parse_refs
+        from memq.memory.refs import is_team_ref, parse_refs
 
+        team = [ref for ref in refs if is_team_ref(ref)]
+        if team:
+            # The daemon reads the team server (its address, key and time limits): without
+            # it, a team record cannot be read, and its id must not read a local record.
+            error = (
+                f"{', '.join(team)}: team records are read through the memq daemon, "
+                "which is not running (memq start)"
+            )
+            return 503, json.dumps({"error": error}).encode()
         return direct.records(direct.database_of(settings), parse_refs(tuple(refs)))
 
     body = api(
@@ -237,13 +247,21 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         from memq.client.record_text import records_text
 
         print(records_text(body["items"], lambda iso: when(iso, utc=args.utc)))
+    unread = body.get("unavailable") or []
+    if unread:  # the team server did not answer: the local records are shown all the same
+        print(f"memq: {', '.join(unread)} not read: {body.get('team_note')}", file=sys.stderr)
     if body["missing"]:
-        from memq.memory.lookup import no_records
-        from memq.memory.refs import parse_refs
+        from memq.memory.refs import is_team_ref
 
-        print(f"memq: {no_records(parse_refs(body['missing']))}", file=sys.stderr)
+        missing = [str(ref) for ref in body["missing"]]
+        team = any(map(is_team_ref, missing))
+        scope = ", or of a project your team key may not read" if team else ""
+        print(
+            f"memq: memory holds no record {', '.join(missing)} (deleted, or never there{scope})",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
-    return EXIT_OK
+    return EXIT_ERROR if unread else EXIT_OK
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
@@ -271,8 +289,9 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     def read_directly() -> Answer:
         from memq.memory import direct
         from memq.memory.answers import parse_time
+        from memq.team.team_search import with_team_hits
 
-        return direct.search(
+        local = direct.search(
             direct.database_of(settings),
             query,
             project=project,
@@ -288,6 +307,16 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             assistants=args.assistant,
             authors=args.author,
         )
+        where = project or os.getcwd()  # as the daemon's route reads project, else cwd
+        return with_team_hits(
+            local,
+            settings,
+            where=where,
+            params=params,
+            query=query,
+            limit=args.limit,
+            authors=args.author,
+        )
 
     body = api(settings, "GET", "/api/search?" + urlencode(params), direct=read_directly)
     if body is None:
@@ -301,7 +330,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     )
     for item in body["items"]:
         print(
-            f"{item['message_id']:>8} {score_text(item['score']):>6}  "
+            f"{_message_cell(item):>8} {score_text(item['score']):>6}  "
             f"{when(item['created_at'], utc=args.utc):<{WHEN_WIDTH}}  "
             f"{_record_type(item):<21} {item.get('assistant', ''):<{ASSISTANT_WIDTH}} "
             f"{_whose(item)}{item['title']}"
@@ -312,6 +341,12 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     if body.get("team_note"):
         print(body["team_note"], file=sys.stderr)
     return EXIT_OK
+
+
+def _message_cell(item: dict[str, Any]) -> str:
+    """A hit's MESSAGE column: this database's message id, or, for a team hit, its
+    reference (``team#12``): the server's ids would read as local messages."""
+    return str(item["ref"]) if item.get("team") else str(item["message_id"])
 
 
 def _whose(item: dict[str, Any]) -> str:
@@ -350,10 +385,11 @@ def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_context(args: argparse.Namespace, settings: Settings) -> int:
     cwd = os.path.abspath(args.cwd or os.getcwd())
+    budget = args.budget or settings.context_budget  # what a SessionStart here is given
     query = urlencode(
         [
             ("cwd", cwd),
-            ("budget", str(args.budget)),
+            ("budget", str(budget)),
             *assistant_params(args.assistant),
             *author_params(args.author),
         ]
@@ -365,7 +401,7 @@ def cmd_context(args: argparse.Namespace, settings: Settings) -> int:
         return direct.context(
             direct.database_of(settings),
             cwd,
-            budget_tokens=args.budget,
+            budget_tokens=budget,
             assistants=args.assistant,
             authors=args.author,
         )
@@ -379,8 +415,8 @@ def cmd_context(args: argparse.Namespace, settings: Settings) -> int:
         print(body["context"])
     elif body.get("has_memory"):
         print(
-            f"memq: {args.budget} token(s) are too few to show any of memq's memory of "
-            f"{body['project']}; give a larger --budget (the default is 2000)",
+            f"memq: {budget} token(s) are too few to show any of memq's memory of "
+            f"{body['project']}; give a larger --budget",
             file=sys.stderr,
         )
     else:

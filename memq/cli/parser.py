@@ -20,6 +20,7 @@ from memq.cli import (
     setup_commands,
     stats_commands,
     storage_commands,
+    upstream_commands,
 )
 from memq.cli.help_layout import command_list, fill_paragraphs, help_width, subcommand_helps
 
@@ -51,7 +52,7 @@ COMMAND_GROUPS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("sessions", ("title", "config", "fork", "revert", "transfer", "delete")),
     ("queue", ("failed", "retry")),
     ("setup", ("install", "uninstall", "hook", "mcp")),
-    ("team", ("keys",)),
+    ("team", ("keys", "upstream")),
 )
 
 
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         open_commands,
         storage_commands,
         key_commands,
+        upstream_commands,
     ):
         topic.add_parsers(commands)
     listing = command_list(subcommand_helps(commands), COMMAND_GROUPS, width)

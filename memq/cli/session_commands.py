@@ -11,7 +11,13 @@ from urllib.parse import urlencode
 from memq.cli.arguments import add_utc_option, whole_number
 from memq.cli.command import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Command, Subcommands
 from memq.cli.formats import WHEN_WIDTH, when
-from memq.cli.memory_commands import ASSISTANT_WIDTH, add_assistant_filter, assistant_params
+from memq.cli.memory_commands import (
+    ASSISTANT_WIDTH,
+    add_assistant_filter,
+    add_author_filter,
+    assistant_params,
+    author_params,
+)
 from memq.client.daemon_api import Answer, api, request, session_path, session_url
 from memq.config import Settings
 from memq.limits import DEFAULT_HISTORY_ITEMS, MAX_HISTORY_ITEMS, MAX_INTEGER, MAX_PAGE
@@ -25,6 +31,7 @@ def add_parsers(commands: Subcommands) -> None:
         "--limit", type=whole_number(1, MAX_PAGE), default=50, help="at most this many (50)"
     )
     add_assistant_filter(sessions, "the sessions")
+    add_author_filter(sessions, "the sessions holding records")
     add_utc_option(sessions)
     title = commands.add_parser("title", help="show or set a session's title")
     title.add_argument("session", help="the session (id or claude-code:<id>)")
@@ -114,10 +121,15 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
         from memq.memory import direct
 
         return direct.sessions(
-            direct.database_of(settings), limit=args.limit, assistants=args.assistant
+            direct.database_of(settings),
+            limit=args.limit,
+            assistants=args.assistant,
+            authors=args.author,
         )
 
-    query = urlencode([("limit", str(args.limit)), *assistant_params(args.assistant)])
+    query = urlencode(
+        [("limit", str(args.limit)), *assistant_params(args.assistant), *author_params(args.author)]
+    )
     body = api(settings, "GET", f"/api/sessions?{query}", direct=read_directly)
     if body is None:
         return EXIT_ERROR

@@ -48,6 +48,8 @@ def status_lines(status: Mapping[str, Any], home: str) -> list[str]:
     lines += spool_lines(status, home)
     if status.get("upstream"):
         lines += upstream_lines(status["upstream"])
+    if status.get("team_server"):
+        lines += team_server_lines(status["team_server"])
     view = "as the daemon runs with them" if status["settings_view"] == "daemon" else ""
     lines += settings_lines(status["settings"], status["settings_file"], note=view)
     if status["sessions"]:
@@ -101,6 +103,12 @@ def upstream_lines(upstream: Mapping[str, Any]) -> list[str]:
         lines.append(f"          last error{when}: {upstream['last_error']}")
     if upstream.get("refused"):
         lines.append(f"          {_events(upstream['refused'])} refused by the server")
+    wanted = upstream.get("machine_setting")
+    if upstream.get("machine") and wanted and wanted != upstream["machine"]:
+        lines.append(
+            f"          sent as machine {upstream['machine']}: the new name {wanted} holds"
+            " once nothing waits"
+        )
     if upstream.get("local_only"):
         lines.append(
             f"          {_events(upstream['local_only'])} kept local: no git remote for their"
@@ -113,6 +121,28 @@ def upstream_lines(upstream: Mapping[str, Any]) -> list[str]:
             f"refreshed: {team['last_error']}"
         )
     return lines
+
+
+def team_server_lines(team: Mapping[str, Any]) -> list[str]:
+    """``memq serve --team``: where the team API listens and how, its keys, its traffic."""
+    if team["tls"]:
+        how = "TLS"
+    elif team["proxy"]:
+        how = "plain HTTP behind a TLS-terminating proxy"
+    else:
+        how = "plain HTTP, this machine only"
+    revoked = f" ({team['keys_revoked']} revoked)" if team["keys_revoked"] else ""
+    hours = team["recent_hours"]
+    return [
+        f"team      listening on {team['address']} ({how})",
+        f"          {_count(team['keys_active'], 'key')} active{revoked}; requests: "
+        f"{team['requests_this_hour']} this hour, {team['requests_recent']} in {hours} h; "
+        f"{team['refused_recent']} refused in {hours} h",
+    ]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def processing_lines(items: Sequence[Mapping[str, Any]], shown: int = 5) -> list[str]:

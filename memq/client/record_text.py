@@ -45,6 +45,11 @@ def record_text(item: dict[str, Any], when: TimeFormat) -> str:
     label = f"{record_type}/{kind}" if kind else record_type
     head = f"{record_ref(item)}  {label}  {when(str(item['created_at']))}"
     origin = [f"session {item['session_key']}"]
+    if item.get("author"):  # someone's record on a team server: whose, from which machine
+        machine = f" on {item['machine']}" if item.get("machine") else ""
+        origin.insert(0, f"by {item['author']}{machine}")
+    if item.get("team"):  # read from the team server (``team#12``): not in local memory
+        origin.insert(0, "team memory")
     if item.get("project"):
         origin.append(f"project {item['project']}")
     origin.append(f"message {item['message_id']}")

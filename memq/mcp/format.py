@@ -51,14 +51,17 @@ def index_line(
     item: dict[str, Any], *, anchor: bool = False, cost: bool = True, labelled: bool = False
 ) -> str:
     """One record as a line of an index: reference (and its assistant, ``labelled``:
-    ``#12 [codex]``), time, kind, title, files and the cost of reading it in full. ``item``
-    is a full record (``GET /api/records``, a timeline's); without ``cost``, a search hit
-    will do (it has no files)."""
+    ``#12 [codex]``; its author when it has one: ``team#12 [alice]``), time, kind, title,
+    files and the cost of reading it in full. ``item`` is a full record (``GET
+    /api/records``, a timeline's); without ``cost``, a search hit will do (it has no
+    files)."""
     kind = item.get("kind") or item["record_type"]
     title = " ".join(str(item.get("title") or "").split())
     if len(title) > MAX_TITLE_CHARS:
         title = title[: MAX_TITLE_CHARS - 1] + "…"
     ref = record_ref(item) + (f" [{assistant_of(item)}]" if labelled else "")
+    if item.get("author"):  # someone's record on the team server: whose
+        ref += f" [{item['author']}]"
     parts = [ref, utc_time(str(item["created_at"])), str(kind), title]
     files = record_files(item)
     if files:

@@ -30,9 +30,8 @@ from memq.exceptions import (
     RequestError,
     StorageError,
 )
-from memq.limits import DEFAULT_CONTEXT_BUDGET
 from memq.memory import direct
-from memq.memory.refs import parse_ref, parse_refs
+from memq.memory.refs import is_team_ref, parse_ref, parse_refs
 from memq.memory.usage import INDEX_PURPOSE, PROJECT_HEADER, TOOL_HEADER, VIA_HEADER, VIA_MCP
 
 # Values of a tool's ``project`` that mean every project.
@@ -91,9 +90,14 @@ class MemoryApi:
         limit: int,
         tool: str = "search",
         assistants: Sequence[str] | None = None,
+        authors: Sequence[str] | None = None,
+        local: bool = False,
     ) -> dict[str, Any]:
         """``GET /api/search``. ``current`` is the model's project (for the headers),
-        ``project`` the one searched (None: all); ``assistants``: only their sessions."""
+        ``project`` the one searched (None: all); ``assistants``: only their sessions;
+        ``authors``: only those people's records. With a team server, the team's hits of
+        the repository of ``project`` (else of ``current``) join them, whoever answers
+        (``memq.team.team_search``), unless ``local``: local records only."""
         params: list[tuple[str, str]] = [("q", query), ("limit", str(limit))]
         if project:
             params.append(("project", project))
@@ -106,9 +110,18 @@ class MemoryApi:
         if until is not None:
             params.append(("until", until.isoformat()))
         params += [("assistant", name) for name in assistants or ()]
+        params += [("author", name) for name in authors or ()]
+        if local:
+            from memq.team.team_search import LOCAL  # noqa: PLC0415
+
+            params.append((LOCAL, "1"))  # asks_team: no team server is asked
+        if not project and current:
+            params.append(("cwd", current))  # the team's hits: the model's repository's
 
         def read() -> Answer:
-            return direct.search(
+            from memq.team.team_search import with_team_hits  # noqa: PLC0415
+
+            local = direct.search(
                 direct.database_of(self.settings),
                 query,
                 project=project,
@@ -119,6 +132,17 @@ class MemoryApi:
                 until=until,
                 limit=limit,
                 assistants=assistants,
+                authors=authors,
+            )
+            where = project or current
+            return with_team_hits(
+                local,
+                self.settings,
+                where=where,
+                params=params,
+                query=query,
+                limit=limit,
+                authors=authors,
             )
 
         found: dict[str, Any] = self.get(
@@ -134,6 +158,12 @@ class MemoryApi:
         params = {"ids": ",".join(refs)} | ({"purpose": INDEX_PURPOSE} if for_index else {})
 
         def read() -> Answer:
+            team = [ref for ref in refs if is_team_ref(ref)]
+            if team:  # only the daemon reads the team server: no local record stands in
+                raise InvalidRequestError(
+                    f"{', '.join(team)}: team records are read through the memq daemon, "
+                    "which is not answering (memq start)"
+                )
             return direct.records(direct.database_of(self.settings), parse_refs(tuple(refs)))
 
         found: dict[str, Any] = self.get(
@@ -181,7 +211,7 @@ class MemoryApi:
             return direct.context(
                 direct.database_of(self.settings),
                 project,
-                budget_tokens=DEFAULT_CONTEXT_BUDGET,
+                budget_tokens=self.settings.context_budget,
                 assistants=assistants,
             )
 

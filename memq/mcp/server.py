@@ -50,6 +50,7 @@ from memq.limits import (
     DEFAULT_TIMELINE_SIDE,
     MAX_RECORD_REFS,
     MAX_SEARCH_RESULTS,
+    MAX_TEAM_REFS,
     MAX_TIMELINE_SIDE,
     MCP_ANSWER_BUDGET,
 )
@@ -59,7 +60,7 @@ from memq.memory.answers import parse_time
 from memq.memory.context import CHARS_PER_TOKEN
 from memq.memory.projects import project_for, project_named
 from memq.memory.records import ObservationKind, RecordType
-from memq.memory.refs import RecordRef, parse_ref, parse_refs
+from memq.memory.refs import TEAM_PREFIX, RecordRef, TeamRef, parse_any_ref, parse_any_refs
 
 NAME: Final = MCP_SERVER_NAME
 ROOTS_TIMEOUT: Final = 2.0  # seconds to wait for the client's roots before using the cwd
@@ -194,11 +195,16 @@ class MemoryTools:
             str | None, Field(description="only records before this ISO-8601 time")
         ] = None,
         assistant: Assistant = None,
+        author: Annotated[
+            str | None,
+            Field(description="only this person's records, as the team server names them"),
+        ] = None,
     ) -> str:
         """Search memory of past sessions: one line per record, best match first, with its
         reference (#12), time, kind, title, files and about how many tokens reading it in
-        full costs. Searches the current project; project="*" searches every project. Read
-        records in full with get_observations, their surroundings with timeline."""
+        full costs. Searches the current project; project="*" searches every project. With
+        team memory, teammates' records of the repository join, as team#12 [their name].
+        Read records in full with get_observations, their surroundings with timeline."""
         if not 1 <= limit <= MAX_SEARCH_RESULTS:
             raise ToolError(f"limit must be 1..{MAX_SEARCH_RESULTS} (got {limit})")
         current, searched = await self.scope(project, ctx)
@@ -207,8 +213,9 @@ class MemoryTools:
         types, kinds = _kind_filter(kind)
         since_at, until_at = _time("since", since), _time("until", until)
         assistants = _assistants(assistant)
+        authors = [author.strip()] if author and author.strip() else None
 
-        def read() -> list[str]:  # both reads in one trip to a worker thread
+        def read() -> tuple[list[str], str | None]:  # both reads in one worker thread trip
             hits = self.api.search(
                 query,
                 current=current,
@@ -220,22 +227,25 @@ class MemoryTools:
                 until=until_at,
                 limit=limit,
                 assistants=assistants,
+                authors=authors,
             )
-            return _index_lines(self.api, hits["items"], current)
+            return _index_lines(self.api, hits["items"], current), hits.get("team_note")
 
-        lines = await _read(read)
+        lines, team_note = await _read(read)
         where = "every project" if searched is None else f"project {searched}"
         if session:
             where += f", session {session}"
         if assistants:
             where += f", {assistants[0]} sessions"
+        if authors:
+            where += f", {authors[0]}'s records"
         if not lines:
             if session and not await _read(lambda: self.api.has_session(session, current=current)):
                 raise ToolError(f"memq has no session {session!r} (search without it)")
             hint = "" if searched is None else ' (project="*" searches every project)'
-            return f"No records match {query!r} in {where}{hint}."
+            return f"No records match {query!r} in {where}{hint}." + _noted(team_note)
         head = f"{len(lines)} record(s) matching {query!r} in {where}, best first:"
-        return head + "\n" + within_budget(lines, note=SEARCH_NOTE).text
+        return head + "\n" + within_budget(lines, note=SEARCH_NOTE).text + _noted(team_note)
 
     async def timeline(
         self,
@@ -291,7 +301,8 @@ class MemoryTools:
         searched: str | None,
         assistants: list[str] | None = None,
     ) -> RecordRef | None:
-        """The reference of ``query``'s best hit, a timeline's anchor; None for no match."""
+        """The reference of ``query``'s best local hit, a timeline's anchor; None for no
+        match."""
         hits = await _read(
             lambda: self.api.search(
                 query,
@@ -305,9 +316,12 @@ class MemoryTools:
                 limit=1,
                 tool="timeline",
                 assistants=assistants,
+                # A timeline is served of local records only (not of the team server's):
+                # the best local hit, even when a teammate's record would score higher.
+                local=True,
             )
         )
-        return parse_ref(_hit_ref(hits["items"][0])) if hits["items"] else None
+        return _ref(_hit_ref(hits["items"][0])) if hits["items"] else None
 
     async def get_observations(
         self,
@@ -315,14 +329,16 @@ class MemoryTools:
             list[str | int] | str | int,
             Field(
                 description="record references: #12 (observation), #S3 (summary), "
-                f"#P7 (prompt); a bare number is an observation; at most {MAX_RECORD_REFS}"
+                "#P7 (prompt); a bare number is an observation; team#12 is a record of the "
+                f"team's memory; at most {MAX_RECORD_REFS} ({MAX_TEAM_REFS} of the team's)"
             ),
         ],
         ctx: Context,
     ) -> str:
         """Records in full by reference (observations, summaries, prompts): narrative,
-        facts, files, command and outcome, when, session and project. Take the references
-        from search, timeline or the context; ask only for the ones you need."""
+        facts, files, command and outcome, when, session and project; a team record
+        (team#12) also who made it. Take the references from search, timeline or the
+        context; ask only for the ones you need."""
         refs = _refs(ids)
         current = await self.finder.current(ctx)
         found = await _read(lambda: self.api.records([str(ref) for ref in refs], current=current))
@@ -330,6 +346,8 @@ class MemoryTools:
         text = within_budget(blocks, note=RECORDS_NOTE, separator="\n\n").text
         if found["missing"]:
             text += "\n\nNot found (deleted, or never there): " + ", ".join(found["missing"])
+        if found.get("unavailable"):  # the team server did not answer; local records did
+            text += f"\n\nNot read ({found.get('team_note')}): " + ", ".join(found["unavailable"])
         return text
 
     async def recent_context(
@@ -380,15 +398,16 @@ def _index_lines(api: MemoryApi, hits: list[dict[str, Any]], current: str | None
     for start in range(0, len(hits), MAX_RECORD_REFS):
         batch = hits[start : start + MAX_RECORD_REFS]
         records: dict[str, dict[str, Any]] = {}
-        if size <= budget:
-            refs = [_hit_ref(hit) for hit in batch]
+        # The team's hits are indexed from the hits: their ids are the server's, not local.
+        refs = [_hit_ref(hit) for hit in batch if not hit.get("team")]
+        if size <= budget and refs:
             try:
                 found = api.records(refs, current=current, for_index=True)
             except RecordNotFoundError:  # every one deleted between the search and this read
                 found = {"items": []}
             records = {str(item["ref"]): item for item in found["items"]}
         for hit in batch:
-            record = records.get(_hit_ref(hit))
+            record = None if hit.get("team") else records.get(_hit_ref(hit))
             if record is None:
                 line = index_line(hit, cost=False, labelled=labelled)
             else:
@@ -398,20 +417,38 @@ def _index_lines(api: MemoryApi, hits: list[dict[str, Any]], current: str | None
     return lines
 
 
+def _noted(team_note: str | None) -> str:
+    """The line saying why the team's memory was not searched ("" when it was)."""
+    return f"\n[{team_note}; these are local records only]" if team_note else ""
+
+
 def _ref(value: str | int) -> RecordRef:
+    """A timeline's anchor: a local record's reference. A team record (``team#12``) has no
+    timeline here: the laptop reads the team server's records one by one, not sessions."""
     try:
-        return parse_ref(value)
+        ref = parse_any_ref(value)
     except InvalidRequestError as exc:
         raise ToolError(str(exc)) from None
+    if isinstance(ref, TeamRef):
+        raise ToolError(
+            f"timeline is not available for team records ({ref}, a record of the team "
+            f'server): read it in full with get_observations(ids=["{ref}"])'
+        )
+    return ref
 
 
-def _refs(ids: list[str | int] | str | int) -> list[RecordRef]:
+def _refs(ids: list[str | int] | str | int) -> list[RecordRef | TeamRef]:
     """The references of ``ids``: a list, or one value; a string may list several,
-    separated by commas or spaces."""
+    separated by commas or spaces (``team #12`` is one, ``team#12``)."""
     values: list[str | int] = []
     for value in ids if isinstance(ids, list) else [ids]:
         if isinstance(value, str):
-            values += value.replace(",", " ").split()
+            for part in value.replace(",", " ").split():
+                last = values[-1] if values else None
+                if isinstance(last, str) and last.lower() == TEAM_PREFIX:
+                    values[-1] = last + part
+                else:
+                    values.append(part)
         else:
             values.append(value)
     if not values:
@@ -419,7 +456,7 @@ def _refs(ids: list[str | int] | str | int) -> list[RecordRef]:
     if len(values) > MAX_RECORD_REFS:
         raise ToolError(f"at most {MAX_RECORD_REFS} records at a time (got {len(values)})")
     try:
-        return parse_refs(tuple(values))
+        return parse_any_refs(tuple(values))
     except InvalidRequestError as exc:
         raise ToolError(str(exc)) from None
 

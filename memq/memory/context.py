@@ -56,7 +56,7 @@ from memq.memory.records import (
     SummaryRecord,
     from_epoch_ms,
 )
-from memq.memory.refs import RecordRef
+from memq.memory.refs import TEAM_PREFIX, RecordRef
 from memq.memory.rows import strings_from_json, summary_from_row
 from memq.memory.store import split_session_key
 from memq.storage.sqlfile import load_queries
@@ -142,6 +142,17 @@ def context_footer(project: str | None) -> str:
     )
 
 
+def team_footer() -> str:
+    """The last lines of a context whose references are the team server's (``ref_prefix``
+    ``team``): they are read through the laptop's daemon, and have no timeline there."""
+    return (
+        f"Each line starts with a ref of the team's memory ({TEAM_PREFIX}#12 observation, "
+        f"{TEAM_PREFIX}#S3 summary, {TEAM_PREFIX}#P4 prompt). "
+        f"Full records: {TOOL_GET}(ids=[refs]).\n"
+        f"In a shell: memq show {TEAM_PREFIX}#ID"
+    )
+
+
 def format_context(
     project: str,
     summaries: Sequence[SummaryRecord],
@@ -181,10 +192,13 @@ def observation_room(
     return lines_room(layout)
 
 
-def project_layout(project: str, budget_tokens: int) -> Layout:
-    """An empty layout for ``project``'s context within ``budget_tokens``."""
+def project_layout(project: str, budget_tokens: int, ref_prefix: str = "") -> Layout:
+    """An empty layout for ``project``'s context within ``budget_tokens``; ``ref_prefix``
+    before every reference (``TEAM_PREFIX``: the team server's records, as laptops show
+    them, with the footer that says how to read those)."""
     limit = max(0, budget_tokens) * CHARS_PER_TOKEN
-    return Layout(limit, project_note(project), context_footer(project))
+    footer = team_footer() if ref_prefix == TEAM_PREFIX else context_footer(project)
+    return Layout(limit, project_note(project), footer, ref_prefix=ref_prefix)
 
 
 def add_summaries(
@@ -203,7 +217,15 @@ def add_summaries(
     the text is for, whose records carry no name (``summary_block``)."""
     section = layout.section(SESSIONS_TITLE)
     for summary in summaries[:MAX_SUMMARIES]:
-        block = summary_block(summary, project, now, titles, labelled=labelled, viewer=viewer)
+        block = summary_block(
+            summary,
+            project,
+            now,
+            titles,
+            labelled=labelled,
+            viewer=viewer,
+            ref_prefix=layout.ref_prefix,
+        )
         ref = record_ref(RecordType.SUMMARY, summary.id)
         if not (layout.add(section, block, ref) or layout.add(section, block[:1], ref)):
             break
@@ -222,7 +244,14 @@ def add_observations(
     each names its assistant; ``viewer`` as for ``add_summaries``."""
     section = layout.section(INDEX_TITLE)
     for observation in itertools.islice(observations, MAX_OBSERVATIONS):
-        line = observation_line(observation, project, now, labelled=labelled, viewer=viewer)
+        line = observation_line(
+            observation,
+            project,
+            now,
+            labelled=labelled,
+            viewer=viewer,
+            ref_prefix=layout.ref_prefix,
+        )
         if not layout.add(section, [line], record_ref(RecordType.OBSERVATION, observation.id)):
             break
 
@@ -249,10 +278,13 @@ def _line_head(
     session_key: str | None,
     labelled: bool,
     author: str | None = None,
+    *,
+    ref_prefix: str = "",
 ) -> str:
     """``#12 5m ago``, ``#12 [codex] 5m ago`` when ``labelled``, ``#12 [alice] 5m ago``
-    for a record of ``author`` (None: the reader's own)."""
-    parts = [] if ref is None else [str(ref)]
+    for a record of ``author`` (None: the reader's own); ``ref_prefix`` before the
+    reference (``team#12``)."""
+    parts = [] if ref is None else [f"{ref_prefix}{ref}"]
     if labelled:
         parts.append(f"[{assistant_of(session_key)}]")
     if author is not None:
@@ -277,8 +309,9 @@ class Layout:
     measured again each time (tests compare the two). Nothing added: the text is "".
     """
 
-    def __init__(self, limit: int, note: str, footer: str = "") -> None:
+    def __init__(self, limit: int, note: str, footer: str = "", *, ref_prefix: str = "") -> None:
         self.limit = limit
+        self.ref_prefix = ref_prefix  # written before each reference (``project_layout``)
         self.note = neutralise(note)
         self.footer = neutralise(footer)
         self._titles: list[str] = []
@@ -292,6 +325,7 @@ class Layout:
         """An independent copy, to try adding items without changing this layout."""
         other = Layout.__new__(Layout)
         other.limit, other.note, other.footer = self.limit, self.note, self.footer
+        other.ref_prefix = self.ref_prefix
         other._titles = list(self._titles)
         other._items = [list(items) for items in self._items]
         other._refs = [list(refs) for refs in self._refs]
@@ -385,6 +419,7 @@ def summary_block(
     *,
     labelled: bool = False,
     viewer: str | None = None,
+    ref_prefix: str = "",
 ) -> list[str]:
     """A summary as lines: its reference (and assistant, ``labelled``; its author, unless
     ``viewer``), time and request, then its non-empty fields, indented."""
@@ -394,7 +429,7 @@ def summary_block(
     when = relative_time(summary.created_at or now, now)
     ref = record_ref(RecordType.SUMMARY, summary.id)
     author = someone_else(summary.author, viewer)
-    head = _line_head(ref, when, summary.session_key, labelled, author)
+    head = _line_head(ref, when, summary.session_key, labelled, author, ref_prefix=ref_prefix)
     lines = [f"* {head}: {request or '(no request recorded)'}"]
     for label, value in (
         ("Completed", summary.completed),
@@ -417,6 +452,7 @@ def observation_line(
     *,
     labelled: bool = False,
     viewer: str | None = None,
+    ref_prefix: str = "",
 ) -> str:
     """``- #12 5m ago [change] Edited api.py (api.py, b.py +2)``: reference, time, kind,
     title, files; ``labelled``, the assistant after the reference (``- #12 [codex] 5m ago``);
@@ -431,7 +467,7 @@ def observation_line(
     )
     ref = record_ref(RecordType.OBSERVATION, observation.id)
     author = someone_else(observation.author, viewer)
-    head = _line_head(ref, when, observation.session_key, labelled, author)
+    head = _line_head(ref, when, observation.session_key, labelled, author, ref_prefix=ref_prefix)
     line = f"- {head} [{observation.kind}] {title}"
     return f"{line} ({files})" if files else line
 
@@ -497,7 +533,8 @@ class ContextBuilder(ReadsMemory):
         assistants: Sequence[str] | None = None,
         authors: Sequence[str] | None = None,
         viewer: str | None = None,
-        exclude_origin: tuple[str, str] | None = None,
+        exclude_origin: tuple[str, Sequence[str]] | None = None,
+        ref_prefix: str = "",
     ) -> str:
         """The context text of ``project`` within ``budget_tokens``; "" for no project, or
         when the project has no memory (outside ``exclude_session``, whose memory is left
@@ -505,8 +542,9 @@ class ContextBuilder(ReadsMemory):
         "5m ago". ``assistants``: only their sessions (None: every assistant's); ``authors``:
         only those people's records (None: everyone's, this machine's user's included);
         ``viewer``: the person it is for, whose records are not labelled with their name;
-        ``exclude_origin``: (author, machine) whose records are left out (a laptop that
-        shows its own records itself, ``memq.team.team_reads``)."""
+        ``exclude_origin``: (author, machines) whose records are left out (a laptop that
+        shows its own records itself, ``memq.team.team_reads``); ``ref_prefix``: before
+        every reference (``project_layout``)."""
         shown = await self.build_shown(
             project,
             budget_tokens=budget_tokens,
@@ -516,6 +554,7 @@ class ContextBuilder(ReadsMemory):
             authors=authors,
             viewer=viewer,
             exclude_origin=exclude_origin,
+            ref_prefix=ref_prefix,
         )
         return shown.text
 
@@ -529,12 +568,13 @@ class ContextBuilder(ReadsMemory):
         assistants: Sequence[str] | None = None,
         authors: Sequence[str] | None = None,
         viewer: str | None = None,
-        exclude_origin: tuple[str, str] | None = None,
+        exclude_origin: tuple[str, Sequence[str]] | None = None,
+        ref_prefix: str = "",
     ) -> ContextShown:
         """As :meth:`build`, with the references the text shows and its tokens."""
         if project is None or budget_tokens <= 0:
             return NOTHING_SHOWN
-        layout = project_layout(project, budget_tokens)
+        layout = project_layout(project, budget_tokens, ref_prefix)
         async with self.snapshot() as conn:
             await add_project_context(
                 conn,
@@ -565,7 +605,7 @@ async def add_project_context(
     assistants: Sequence[str] | None = None,
     authors: Sequence[str] | None = None,
     viewer: str | None = None,
-    exclude_origin: tuple[str, str] | None = None,
+    exclude_origin: tuple[str, Sequence[str]] | None = None,
 ) -> None:
     """Add ``project``'s latest summaries and newest observations (outside
     ``exclude_session``; of ``assistants``' sessions and ``authors``' records only, when
@@ -622,7 +662,8 @@ class _Scope:
     exclude_session: str | None
     assistants: Sequence[str] | None
     authors: Sequence[str] | None = None
-    exclude_origin: tuple[str, str] | None = None  # (author, machine) whose records to skip
+    # (author, machines) whose records to skip
+    exclude_origin: tuple[str, Sequence[str]] | None = None
 
     def params(self) -> dict[str, Any]:
         assistants = None if self.assistants is None else json.dumps(list(self.assistants))
@@ -636,6 +677,11 @@ class _Scope:
     def authors_json(self) -> str | None:
         """``authors`` as the statements take them: a JSON array, or None for everyone."""
         return None if self.authors is None else json.dumps(list(self.authors))
+
+    def exclude_machines_json(self) -> str | None:
+        """The machines of ``exclude_origin`` as the statements take them: a JSON array,
+        or None to leave nothing out."""
+        return None if self.exclude_origin is None else json.dumps(list(self.exclude_origin[1]))
 
 
 class _Sessions:
@@ -707,7 +753,7 @@ async def _newest(
             "limit": limit,
             "authors": scope.authors_json(),
             "exclude_author": None if scope.exclude_origin is None else scope.exclude_origin[0],
-            "exclude_machine": None if scope.exclude_origin is None else scope.exclude_origin[1],
+            "exclude_machines": scope.exclude_machines_json(),
         }
         for row in await conn.execute_fetchall(query, params):
             item = (int(row["created_at"]), int(row["message_id"]), row)

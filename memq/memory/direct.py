@@ -173,13 +173,16 @@ def sessions(
     limit: int = 100,
     offset: int = 0,
     assistants: Sequence[str] | None = None,
+    authors: Sequence[str] | None = None,
 ) -> Answer:
     """``GET /api/sessions``: sessions, most recently active first."""
 
     async def read(store: MemoryStore | None) -> Answer:
         if store is None:
             return _json({"items": [], "total": 0})
-        page = await store.list_sessions(limit=limit, offset=offset, assistants=assistants)
+        page = await store.list_sessions(
+            limit=limit, offset=offset, assistants=assistants, authors=authors
+        )
         return _json(page.to_dict())
 
     return _answer(database, MemoryStore, read)

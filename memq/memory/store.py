@@ -85,22 +85,20 @@ class MemoryStore(ReadsMemory):
         session_write = _session_write(message, result)
         session = _session_params(message, project)
         prompt = {"text": _prompt_text(message)} if message.kind is MessageKind.PROMPT else None
+        # A team server's record names who made it (memq.memory.origin); a local one nothing.
+        # The insert stores them itself: one statement a record.
+        author, machine = record_origin(message.payload)
         origin = {
             "message_id": message.id,
             "session_key": message.session_id,
             "created_at": to_epoch_ms(message.created_at),
+            "author": author,
+            "machine": machine,
         }
         observation = (
             None if result.observation is None else _observation_params(result.observation)
         )
         summary = None if result.summary is None else _summary_params(result.summary)
-        author, machine = record_origin(message.payload)
-        # A team server's record names who made it (memq.memory.origin); a local one nothing.
-        stamp = (
-            None
-            if author is None and machine is None
-            else {"message_id": message.id, "author": author, "machine": machine}
-        )
 
         async def write(tx: Transaction) -> None:
             if session_write is not None:
@@ -112,8 +110,6 @@ class MemoryStore(ReadsMemory):
             ):
                 if params is not None:
                     await tx.execute(QUERIES[f"insert_{record_type}"], {**params, **origin})
-                    if stamp is not None:
-                        await tx.execute(QUERIES[f"stamp_{record_type}_origin"], stamp)
             if prompt is not None or observation is not None or summary is not None:
                 await append_feed(tx, message_id=message.id, session_key=message.session_id)
 

@@ -12,7 +12,8 @@ What the server answers:
   its answer was lost is a duplicate server-side (its dedupe key is the key's, the
   machine's and the event's local id), so each event counts once there.
 - per event ``refused`` (403 out of scope, 422 bad event): that row is ``refused`` with its
-  error; the rest go on.
+  error; the rest go on, the later events of its session too (``memq upstream retry``
+  sends it again, after them: ``memq.team.outbox_admin`` states the order).
 - 401: forwarding pauses ("key refused" in the status) and tries again every
   ``key_retry`` seconds; a missing or unsafe key file pauses it the same way.
 - no answer, 5xx, 429: the batch's rows wait ``backoff_delay`` (exponential from
@@ -95,7 +96,8 @@ class Forwarder:
         client: the team server's intake.
         settings: batch sizes and waits.
         clock: the queue's clock (stored times and the backoff are read on it).
-        machine: this machine's name, kept in the database the first time it is given.
+        machine: this machine's name (MEMQ_MACHINE_NAME), stored in the database; a new
+            one is taken only while no event waits (``Outbox.machine``).
         identity: a directory's project identity (``repository_identity``).
         jitter: a number in [0, 1) per backoff (``random.random``).
     """
@@ -150,6 +152,12 @@ class Forwarder:
             return _seconds(self.retry_at, now)
         rows = await self._outbox.waiting(self.settings.batch_events)
         if not rows:
+            if self._machine != self._machine_name:
+                # Nothing waits, so nothing is in flight: a new MEMQ_MACHINE_NAME holds now.
+                before = self._machine or await self._outbox.stored_machine()
+                self._machine = await self._outbox.machine(self._machine_name)
+                if before is not None and before != self._machine:
+                    log.info("upstream.machine_renamed", before=before, machine=self._machine)
             return None
         head = rows[0]
         if head.next_attempt_at > now:
@@ -374,6 +382,7 @@ class Forwarder:
             "url": self.url,
             "mode": "forward" if self._outbox.forward_only else "both",
             "machine": self._machine,
+            "machine_setting": self._machine_name,  # differs until nothing waits
             "reachable": self.reachable,
             "waiting": counts.waiting,
             "oldest_waiting_seconds": None if oldest is None else max(_seconds(now, oldest), 0),

@@ -11,9 +11,11 @@ A body that is not that shape (no machine, no list of events, an event without a
 in order, is one of:
 
 - ``accepted`` (stored now) or ``duplicate`` (stored before), with the queue's ``id``. The
-  queue's dedupe key is ``origin:<key_id>:<machine>:<local_id>``: a batch sent again
-  because its answer was lost is a duplicate, events without a dedupe key of their own
-  too.
+  queue's dedupe key is ``origin:<length of name>.<name>:<machine>:<local_id>``
+  (``origin_key``): a batch sent again because its answer was lost is a duplicate, events
+  without a dedupe key of their own too, and so is one sent again with the person's
+  rotated key (the key's name, not its id, stands for the person: one unrevoked key per
+  name, and a new key of a revoked key's name takes over its sessions).
 - ``refused``, with its ``error``: a project the key may not use (audited as ``refused``),
   a project that names no repository, a session another key owns (the first key to send a
   session owns it: ``team_sessions``), a kind or session id the queue refuses, a payload
@@ -85,10 +87,32 @@ def parse_batch(raw: bytes) -> Batch:
     return Batch(machine, events)
 
 
-def origin_key(key_id: str, machine: str, local_id: int) -> str:
-    """The queue's dedupe key of a forwarded event (key ids have a fixed length and local
-    ids no colon: no two origins make the same key)."""
-    return f"origin:{key_id}:{machine}:{local_id}"
+def origin_key(name: str, machine: str, local_id: int) -> str:
+    """The queue's dedupe key of a forwarded event: the sending key's name (the person,
+    the same across a rotation of their key), the machine and the laptop's id. The name
+    goes with its length and local ids have no colon, so no two origins make the same key
+    whatever colons a name or machine holds; at most 7 + 3 + 1 + 100 + 1 + 200 + 1 + 19 =
+    332 characters, within the queue's 512. The PostgreSQL and SQLite migrations
+    ``*_team_auth_limits`` rewrote the older ``origin:<key_id>:...`` keys to this form."""
+    return f"origin:{len(name)}.{name}:{machine}:{local_id}"
+
+
+def parse_origin_key(key: str) -> tuple[str, str, int] | None:
+    """``origin_key``'s (name, machine, local id), or None for a dedupe key of another form
+    (a local event's, or an older ``origin:<key_id>:...``)."""
+    prefix, _, named = key.partition(":")
+    length, dot, rest = named.partition(".")
+    if prefix != "origin" or not dot or not length.isdigit():
+        return None
+    name, sep, rest = (
+        rest[: int(length)],
+        rest[int(length) : int(length) + 1],
+        rest[int(length) + 1 :],
+    )
+    machine, colon, local_text = rest.rpartition(":")
+    if sep != ":" or not colon or not local_text.isdigit():
+        return None
+    return name, machine, int(local_text)
 
 
 class _Refused(Exception):
@@ -149,7 +173,7 @@ class BatchIntake:
         services.activity.touch(session_id)
         try:
             message_id, created = await services.queue.enqueue(
-                session_id, kind, payload, origin_key(self._key.key_id, machine, local_id)
+                session_id, kind, payload, origin_key(self._key.name, machine, local_id)
             )
         except InvalidMessageError as exc:
             return {"local_id": local_id, "status": "refused", "error": str(exc)}

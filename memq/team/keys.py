@@ -12,8 +12,15 @@ Every function runs its statements in one transaction of ``queue.run_in_transact
 (``Queue``, ``PgQueue``, or the CLI's ``memq.team.direct`` database), stamped with that
 transaction's clock (``tx.now_ms``). ``authenticate`` reads the key's row at every call
 (nothing cached, so a revocation holds from the next request on), counts the request in
-the key's hour (``key_use``, one row per key and hour), and writes a ``refused`` audit row
-for a token it refuses, in the same transaction; the error is raised after it commits.
+the key's hour (``key_use``, one row per key and hour), and audits a refusal in the same
+transaction; the error is raised after it commits.
+
+The audit log stays bounded. A refused token (malformed, unknown key, revoked key, wrong
+secret) is counted, not logged a row each: one row per client address, key id and reason
+per minute, with ``times`` (an unknown key's id is not kept: whoever made it up names
+nobody, and keeping it would give a row per guess). Creations, revocations, projects out of
+a key's scope and deletions stay one exact row each. ``prune_audit`` deletes what is older
+than the retention (``memq.team.audit_retention``).
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ KEY_ID_HEX_BYTES: Final = 6  # 12 hex characters
 SECRET_BYTES: Final = 32
 MAX_NAME_CHARS: Final = 100
 HOUR_MS: Final = 3_600_000
+MINUTE_MS: Final = 60_000  # a refused token's audit row counts the tries of one minute
+PRUNE_CHUNK: Final = 1000  # audit rows deleted per statement (``prune_audit``)
 # ``list_keys``' ``recent_requests``: the current hour and the 23 before it.
 RECENT_HOURS: Final = 24
 _KEY_ID: Final = re.compile(r"^[0-9a-f]{12}$")
@@ -132,6 +141,8 @@ class AuditEntry:
     action: str
     target: str | None
     detail: str | None
+    address: str | None = None  # the client's, where the server knew it
+    times: int = 1  # refusals the row stands for (a refused token's row counts a minute's)
 
 
 def parse_token(token: str) -> tuple[str, str] | None:
@@ -257,29 +268,29 @@ async def revoke_key(queue: RunsTransactions, name_or_id: str) -> ApiKey:
     return outcome
 
 
-async def authenticate(queue: RunsTransactions, token: str, project: str | None) -> ApiKey:
+async def authenticate(
+    queue: RunsTransactions, token: str, project: str | None, *, address: str | None = None
+) -> ApiKey:
     """The key ``token`` belongs to, if it may be used for ``project`` (None: a request
-    about no project); the request is counted in the key's hour.
+    about no project); the request is counted in the key's hour. ``address``: the client's
+    (for the audit log).
 
     Raises:
         AuthenticationError: the token is malformed, its key unknown or revoked, or its
-            secret wrong (audited as ``refused``, with the key id when the token had one).
-        ForbiddenProjectError: the key may not use ``project`` (audited as ``refused``).
+            secret wrong (counted in the minute's ``refused`` audit row of the address,
+            key id and reason).
+        ForbiddenProjectError: the key may not use ``project`` (an exact ``refused`` row).
     """
     parsed = parse_token(token)
 
     async def check(tx: Transaction) -> ApiKey | AuthenticationError | ForbiddenProjectError:
         if parsed is None:
-            await _audit(
-                tx, AuditAction.REFUSED, None, None, target=project, detail=Refusal.MALFORMED
-            )
+            await _audit_refused_token(tx, None, None, Refusal.MALFORMED, address)
             return _refused(Refusal.MALFORMED, None)
         key_id, secret = parsed
         rows = await tx.fetchall(QUERIES["key_by_id"], {"key_id": key_id})
         if not rows:
-            await _audit(
-                tx, AuditAction.REFUSED, key_id, None, target=project, detail=Refusal.UNKNOWN
-            )
+            await _audit_refused_token(tx, None, None, Refusal.UNKNOWN, address)
             return _refused(Refusal.UNKNOWN, key_id)
         key = _key(rows[0])
         refusal = None
@@ -290,10 +301,19 @@ async def authenticate(queue: RunsTransactions, token: str, project: str | None)
             refusal = Refusal.REVOKED
         elif project is not None and not key.may_use(project):
             refusal = Refusal.PROJECT
+        if refusal is Refusal.PROJECT:
+            await _audit(
+                tx,
+                AuditAction.REFUSED,
+                key_id,
+                key.name,
+                target=project,
+                detail=refusal,
+                address=address,
+            )
+            return ForbiddenProjectError(f"the key {key.name!r} may not use {project}")
         if refusal is not None:
-            await _audit(tx, AuditAction.REFUSED, key_id, key.name, target=project, detail=refusal)
-            if refusal is Refusal.PROJECT:
-                return ForbiddenProjectError(f"the key {key.name!r} may not use {project}")
+            await _audit_refused_token(tx, key_id, key.name, refusal, address)
             return _refused(refusal, key_id)
         params = {"key_id": key_id, "hour": _hour_of(tx.now_ms), "now": tx.now_ms}
         await tx.execute(QUERIES["count_use"], params)
@@ -347,11 +367,35 @@ async def audit_entries(queue: RunsTransactions, *, limit: int = 100) -> list[Au
                 str(row["action"]),
                 row["target"],
                 row["detail"],
+                row["address"],
+                int(row["times"]),
             )
             for row in rows
         ]
 
     return await queue.run_in_transaction(read)
+
+
+async def prune_audit(queue: RunsTransactions, before: int) -> int:
+    """Delete the audit rows, and the hours of ``key_use``, older than ``before`` (epoch
+    ms); the audit rows deleted. A chunk per transaction, so a long backlog never holds
+    the writer for long."""
+
+    async def chunk(tx: Transaction) -> int:
+        return await tx.execute(QUERIES["prune_audit"], {"before": before, "chunk": PRUNE_CHUNK})
+
+    total = 0
+    while True:
+        deleted = await queue.run_in_transaction(chunk)
+        total += deleted
+        if deleted < PRUNE_CHUNK:
+            break
+
+    async def hours(tx: Transaction) -> int:
+        return await tx.execute(QUERIES["prune_key_use"], {"before": before})
+
+    await queue.run_in_transaction(hours)
+    return total
 
 
 async def _audit(
@@ -362,6 +406,7 @@ async def _audit(
     *,
     target: str | None = None,
     detail: str | None = None,
+    address: str | None = None,
 ) -> None:
     params = {
         "now": tx.now_ms,
@@ -371,8 +416,28 @@ async def _audit(
         "target": target,
         # Plain text: psycopg would write an Enum by its name.
         "detail": None if detail is None else str(detail),
+        "address": address,
     }
     await tx.execute(QUERIES["audit"], params)
+
+
+async def _audit_refused_token(
+    tx: Transaction,
+    key_id: str | None,
+    key_name: str | None,
+    refusal: Refusal,
+    address: str | None,
+) -> None:
+    params = {
+        "now": tx.now_ms,
+        "minute": tx.now_ms - tx.now_ms % MINUTE_MS,
+        "key_id": key_id,
+        "key_name": key_name,
+        "detail": refusal.value,
+        "address": address,
+    }
+    if not await tx.execute(QUERIES["count_refused_token"], params):
+        await tx.execute(QUERIES["audit_refused_token"], params)
 
 
 def _refused(reason: Refusal, key_id: str | None) -> AuthenticationError:

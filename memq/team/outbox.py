@@ -109,12 +109,29 @@ class Outbox:
         await self._queue.run_in_transaction(lambda tx: tx.execute(QUERIES["set_enabled"], params))
 
     async def machine(self, name: str) -> str:
-        """The name this database goes by upstream: ``name`` the first time, the same
-        one ever after (the server's dedupe key holds it)."""
-        rows = await self._queue.run_in_transaction(
-            lambda tx: tx.fetchall(QUERIES["claim_machine"], {"machine": name})
-        )
-        return str(rows[0]["machine"]) if rows else name
+        """The name this database goes by upstream: ``name`` when none is stored or no
+        event waits, else the stored one (the server's dedupe key holds it, so an event
+        that may have been sent keeps the name it was sent under)."""
+
+        async def claim(tx: Transaction) -> str:
+            rows = await tx.fetchall(QUERIES["claim_machine"], {"machine": name})
+            claimed = str(rows[0]["machine"]) if rows else name
+            # Remembered: after a rename, the server still holds records under the old name.
+            await tx.execute(QUERIES["remember_machine"], {"machine": claimed})
+            return claimed
+
+        return await self._queue.run_in_transaction(claim)
+
+    async def stored_machine(self) -> str | None:
+        """The name stored by the last ``machine`` (None: none yet); changes nothing."""
+        rows = await self._queue.read(QUERIES["machine"])
+        return str(rows[0]["machine"]) if rows and rows[0]["machine"] is not None else None
+
+    async def machines(self) -> list[str]:
+        """Every name this database went by upstream (claimed by ``machine``), oldest
+        rename or not: the server files records under each."""
+        rows = await self._queue.read(QUERIES["machines"])
+        return [str(row["name"]) for row in rows]
 
     async def waiting(self, limit: int) -> list[OutboxRow]:
         """The first ``limit`` waiting rows, in id order."""

@@ -1,9 +1,12 @@
-"""Each API key's request rate on the team server: a token bucket per key, in memory.
+"""Request rates on the team server: token buckets in memory, per key or per address.
 
-A key may make ``burst`` requests at once, then ``rate`` per second; a request beyond that
-is told how long to wait (the 429's Retry-After). In memory only: a restart forgets the
-buckets, which at worst lets one burst through again. Buckets are kept for at most
-``max_keys`` keys; a full bucket (a key idle long enough to have refilled) is dropped
+``RateLimiter``: a key may make ``burst`` requests at once, then ``rate`` per second; a
+request beyond that is told how long to wait (the 429's Retry-After). ``FailureLimiter``:
+a client address may fail authentication ``failures`` times at once, then ``failures`` per
+``window`` seconds; past that its requests are told to wait before any key is checked (a
+token sprayer neither tries keys nor writes audit rows at will). In memory only: a restart
+forgets the buckets, which at worst lets one burst through again. Buckets are kept for at
+most ``max_keys`` keys; a full bucket (a key idle long enough to have refilled) is dropped
 first, as it holds nothing to remember.
 """
 
@@ -59,6 +62,25 @@ class RateLimiter:
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
 
+    def wait(self, key: str) -> float:
+        """The seconds until ``key`` may spend a request (0.0: now), spending nothing."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        self._refill(bucket, self._clock.monotonic())
+        return 0.0 if bucket.tokens >= 1.0 - _EPSILON else (1.0 - bucket.tokens) / self.rate
+
+    def spend(self, key: str) -> None:
+        """Spend one request of ``key`` whether or not it had one (a bucket stays >= 0)."""
+        now = self._clock.monotonic()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            self._make_room(now)
+            bucket = self._buckets[key] = _Bucket(float(self.burst), now)
+        else:
+            self._refill(bucket, now)
+        bucket.tokens = max(bucket.tokens - 1.0, 0.0)
+
     def _refill(self, bucket: _Bucket, now: float) -> None:
         elapsed = max(now - bucket.at, 0.0)
         bucket.tokens = min(float(self.burst), bucket.tokens + elapsed * self.rate)
@@ -74,6 +96,38 @@ class RateLimiter:
         if len(self._buckets) >= self._max_keys:
             # Every key is busy: the oldest one's bucket goes (it may burst once more).
             del self._buckets[next(iter(self._buckets))]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class FailureLimiter:
+    """Failed authentications per client address (see the module docstring).
+
+    Args:
+        failures: failures an address may make at once, and per ``window`` after that.
+        window: seconds over which ``failures`` come back.
+        clock: where time is read (``monotonic``).
+        max_keys: the most addresses remembered.
+    """
+
+    def __init__(
+        self, failures: int, window: float, *, clock: Clock, max_keys: int = MAX_KEYS
+    ) -> None:
+        if failures < 1 or window <= 0:
+            raise ValueError("failures must be at least 1 and window positive")
+        self.failures = failures
+        self.window = window
+        self._buckets = RateLimiter(failures / window, failures, clock=clock, max_keys=max_keys)
+
+    def wait(self, address: str) -> float:
+        """The seconds ``address`` must wait before any request of its is looked at (0.0:
+        none)."""
+        return self._buckets.wait(address)
+
+    def failed(self, address: str) -> None:
+        """``address`` failed to authenticate once more."""
+        self._buckets.spend(address)
 
     def __len__(self) -> int:
         return len(self._buckets)

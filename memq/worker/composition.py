@@ -31,8 +31,8 @@ daemons instead.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +61,9 @@ from memq.processors.pool import ProcessorPool
 from memq.queue import Clock, QueueBase, QueueSettings, Synchronous
 from memq.storage.postgres.url import shown_url
 from memq.storage.sqlfile import POSTGRES
+from memq.team.context_share import team_share
 from memq.team.outbox import Outbox
+from memq.team.warm_start import recent_projects
 from memq.worker.activity import ActivityTracker
 from memq.worker.disk import DiskMonitor, Reserve
 from memq.worker.forks import ForkLinker
@@ -203,13 +205,14 @@ async def open_services(
                 min_score=settings.recall_min_score,
                 budget_tokens=settings.recall_budget,
             ),
+            context_budget=settings.context_budget,
             ephemeral=settings.ephemeral,
             settings_report=settings_report(settings.environment or os.environ),
             spool=spool,
             feed=feed,
             shared=_shared_database(settings, queue),
             upstream=upstream,
-            team=open_team_reads(settings, outbox, queue.clock, readers),
+            team=open_team_reads(settings, outbox, queue, readers),
         )
         yield Built(services, spool, outbox, upstream)
 
@@ -280,7 +283,7 @@ async def open_forwarder(
         client,
         ForwardSettings(key_file=settings.upstream_key_path),
         clock=clock,
-        machine=socket.gethostname() or "unknown",
+        machine=settings.machine_name,
     )
     log.info(
         "upstream.configured",
@@ -292,20 +295,32 @@ async def open_forwarder(
 
 
 def open_team_reads(
-    settings: Settings, outbox: Outbox, clock: Clock, readers: contextlib.AsyncExitStack
+    settings: Settings, outbox: Outbox, queue: QueueBase, readers: contextlib.AsyncExitStack
 ) -> TeamReads | None:
     """The reads of the team's context and search (``memq.team.team_reads``; its HTTP client
-    closed with ``readers``); None when no team server is set."""
+    closed with ``readers``), which ask at start for the team context of the projects
+    worked in lately (``memq.team.warm_start``); None when no team server is set."""
     if not settings.upstream:
         return None
     from memq.team.team_reads import TeamReads  # noqa: PLC0415 - httpx
 
-    async def machine() -> str:
-        return await outbox.machine(socket.gethostname() or "unknown")
+    async def machines() -> list[str]:
+        # Read, not claimed: only the forwarder changes the stored name, when nothing waits;
+        # the configured name is the one it takes next, the older ones hold records too.
+        return [*await outbox.machines(), settings.machine_name]
 
     # Mode both: this laptop's own records are in local memory; the server leaves them out.
-    mine = None if forward_only(settings) else machine
-    reads = TeamReads(settings.upstream, settings.upstream_key_path, mine, clock)
+    mine = None if forward_only(settings) else machines
+    # The server builds the team's block within its share of the SessionStart's budget.
+    budget = team_share(settings.context_budget)
+    reads = TeamReads(
+        settings.upstream,
+        settings.upstream_key_path,
+        mine,
+        queue.clock,
+        budget=budget,
+        recent=functools.partial(recent_projects, queue),
+    )
     readers.push_async_callback(shielded, reads.aclose)
     return reads
 

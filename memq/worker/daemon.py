@@ -56,6 +56,7 @@ from memq.worker.security import load_or_create_token
 from memq.worker.services import Services
 
 if TYPE_CHECKING:
+    from memq.team.audit_retention import AuditRetention
     from memq.team.server import TeamListener
 
 log = structlog.get_logger("memq.daemon")
@@ -271,13 +272,15 @@ class Daemon:
         app = create_app(services, token=token, body_limit=settings.body_limit)
         server = _EmbeddedServer(server_config(app))
         server_done = anyio.Event()
-        team = self._team_server(services)
+        team, retention = self._team_server(services)
         team_done = anyio.Event()
         async with anyio.create_task_group() as tg:
             await self._start_services(tg, built)
             tg.start_soon(self._serve_http, server, sock, services.queue, server_done)
             if team is not None and self._team is not None:
                 tg.start_soon(self._serve_http, team, self._team[1], services.queue, team_done)
+            if retention is not None:  # pruned while no request comes too
+                await tg.start(retention.run)
             # uvicorn offers no event for "listening"; its flag is set within milliseconds.
             while not server.started and not server_done.is_set():  # noqa: ASYNC110
                 await anyio.sleep(0.01)
@@ -302,17 +305,24 @@ class Daemon:
             tg.cancel_scope.cancel()
         return served
 
-    def _team_server(self, services: Services) -> uvicorn.Server | None:
-        """The team listener's server (``--team``), on this round's services."""
+    def _team_server(
+        self, services: Services
+    ) -> tuple[uvicorn.Server | None, AuditRetention | None]:
+        """The team listener's server (``--team``), on this round's services, and its audit
+        log's retention (pruned on its requests' path and in the background); Nones without."""
         if self._team is None:
-            return None
+            return None, None
         from memq.team.server import (  # noqa: PLC0415 - the team server only
+            auth_guard,
             create_team_app,
             rate_limiter,
         )
 
         listener = self._team[0]
-        app = create_team_app(services, rate_limiter(self.settings, services.queue.clock))
+        services.team_listener = listener  # memq status shows it
+        limiter = rate_limiter(self.settings, services.queue.clock)
+        guard = auth_guard(self.settings, services)
+        app = create_team_app(services, limiter, guard)
         log.info(
             "team.listening",
             address=listener.address,
@@ -322,7 +332,7 @@ class Daemon:
             burst=self.settings.team_burst,
         )
         tls = {"ssl_certfile": listener.cert or None, "ssl_keyfile": listener.key or None}
-        return _EmbeddedServer(server_config(app, **tls))
+        return _EmbeddedServer(server_config(app, **tls)), guard.retention
 
     async def _start_services(self, tg: TaskGroup, built: Built) -> None:
         """Start what runs beside the HTTP server, each ready before the next."""
@@ -459,6 +469,9 @@ def server_config(
         lifespan="off",
         http="httptools",
         server_header=False,
+        # The client's address is the connection's: memq.team.server reads X-Forwarded-For
+        # itself, and only behind MEMQ_TLS_PROXY (uvicorn would trust it from any local process).
+        proxy_headers=False,
         timeout_graceful_shutdown=5,
         backlog=BACKLOG,
         ssl_certfile=ssl_certfile,

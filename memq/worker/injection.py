@@ -15,6 +15,9 @@ event nothing:
   the prompt gets nothing.
 * With a team server (MEMQ_UPSTREAM), a SessionStart's text ends with the team's context of
   the project, from the daemon's cache (``memq.team.team_reads``): never a network wait.
+  Both share one budget (``MEMQ_CONTEXT_BUDGET``, ``Services.context_budget``; 2,000
+  tokens by default): the team's block takes at most its share, local memory the rest
+  (``memq.team.context_share``).
 * Every other event: nothing (``answers`` is False, and the intake answers its plain 202).
 
 A read that fails (``StorageError``) is logged and gives nothing: no event fails for its
@@ -35,6 +38,7 @@ from memq.memory.context import NOTHING_SHOWN, ContextShown, estimate_tokens
 from memq.memory.projects import project_for
 from memq.memory.recall import recall
 from memq.memory.recap import RECAP_ITEMS, RECAP_SOURCES, build_recap
+from memq.team.context_share import joined, share
 
 if TYPE_CHECKING:
     from memq.worker.services import Services
@@ -87,35 +91,46 @@ async def _session_start(services: Services, session_key: str, payload: dict[str
     source = payload.get("source")
     source = source if isinstance(source, str) and source else STARTUP
     project = await _project(payload)
+    # One budget for the whole text: the team's block (from the cache) first, local memory
+    # gets what it leaves (memq.team.context_share).
+    shares = share(services.context_budget, await _team_text(services, payload))
     try:
         if source in RECAP_SOURCES:
             history = await services.store.history(session_key, RECAP_ITEMS)
-            shown = await build_recap(services.context, session_key, history, project=project)
+            shown = await build_recap(
+                services.context,
+                session_key,
+                history,
+                project=project,
+                budget_tokens=shares.local_tokens,
+            )
         else:
-            shown = await services.context.build_shown(project)
+            shown = await services.context.build_shown(project, budget_tokens=shares.local_tokens)
     except StorageError as exc:
         log.warning("context.unavailable", project=project, source=source, error=str(exc))
         shown = NOTHING_SHOWN
-    if services.team is not None:
-        shown = await _with_team(services, payload, shown)
-    return Injected(source, project, shown)
+    return Injected(source, project, _with_team(shown, shares.team))
 
 
-async def _with_team(
-    services: Services, payload: dict[str, Any], shown: ContextShown
-) -> ContextShown:
-    """``shown`` followed by the team's cached context of the session's repository (its own
-    fenced block; its references are the server's, so none is counted as shown here)."""
-    assert services.team is not None
+async def _team_text(services: Services, payload: dict[str, Any]) -> str:
+    """The team's cached context of the session's repository ("" without a team server,
+    or none cached yet); asks for a refresh when one is due, never waits for it."""
+    if services.team is None:
+        return ""
     cwd = payload.get("cwd")
     identity = await anyio.to_thread.run_sync(
         services.team.identity, cwd if isinstance(cwd, str) else None
     )
-    team = services.team.context(identity)
+    return services.team.context(identity)
+
+
+def _with_team(shown: ContextShown, team: str) -> ContextShown:
+    """``shown`` followed by the team's block (its own fence; its references are the
+    server's, so none is counted as shown here)."""
     if not team:
         return shown
-    text = f"{shown.text}\n\n{team}" if shown.text else team
-    return ContextShown(text, shown.refs, shown.tokens + estimate_tokens(team))
+    text = joined(shown.text, team)
+    return ContextShown(text, shown.refs, estimate_tokens(text))
 
 
 async def _prompt_recall(services: Services, session_key: str, payload: dict[str, Any]) -> Injected:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from memq.limits import DEFAULT_CONTEXT_BUDGET
 from memq.memory.archive import SessionExporter
 from memq.memory.backend import MemoryBackend
 from memq.memory.context import ContextBuilder
@@ -27,6 +28,7 @@ from memq.worker.spool_intake import SpoolIntake
 
 if TYPE_CHECKING:
     from memq.team.forwarder import Forwarder
+    from memq.team.server import TeamListener
     from memq.team.team_reads import TeamReads
 
 
@@ -65,6 +67,8 @@ class Services:
     # Takes secrets out of what comes in (memq.redact); None: MEMQ_REDACT=off.
     redactor: Redactor | None = BUILT_IN
     recall: RecallSettings = field(default_factory=RecallSettings)  # per-prompt recall
+    # Tokens a SessionStart's text may use, the team's block included (MEMQ_CONTEXT_BUDGET).
+    context_budget: int = DEFAULT_CONTEXT_BUDGET
     ephemeral: bool = False  # the database lives in memory and goes with the daemon
     # Each setting the daemon started with and where it came from (memq.config).
     settings_report: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -74,3 +78,4 @@ class Services:
     shared: SharedDatabase | None = None  # on PostgreSQL: the database and its daemons
     upstream: Forwarder | None = None  # forwarding to the team server (MEMQ_UPSTREAM)
     team: TeamReads | None = None  # the team's context and search (MEMQ_UPSTREAM)
+    team_listener: TeamListener | None = None  # memq serve --team: its listener (the status)

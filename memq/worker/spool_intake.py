@@ -28,7 +28,7 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from memq.events import drop_origin, parse_event_body
+from memq.events import drop_origin, parse_event_body, route_event
 from memq.exceptions import (
     EventError,
     InvalidMessageError,
@@ -38,6 +38,7 @@ from memq.exceptions import (
 )
 from memq.hooks import spool
 from memq.hooks.spool import SpooledEvent
+from memq.privacy import strip_private
 from memq.queue import Queue, QueueBase
 from memq.redact import BUILT_IN, Redactor
 from memq.worker.forks import ForkLinker
@@ -284,9 +285,19 @@ class SpoolIntake:
                 event = spool.read_event(path, max_body_bytes=self._max_body_bytes)
                 payload = parse_event_body(event.body)
                 drop_origin(payload)  # a file written by anything but the hook: no forgery
-                if self._redactor is not None and not self._redactor.applied_to(payload):
-                    payload, _ = self._redactor.redact_value(payload)
-                read.append((name, (event, payload)))
+                # The hook strips <private> parts and redacts before it spools; a file that
+                # did not (another writer, a hook with other rules) is cleaned here, and
+                # routed again from what is left, as ``POST /api/events`` routes: its
+                # header's session key and dedupe key came from the ids before.
+                # (The spool is the rare path: a walk more per event costs nothing there.)
+                cleaned = strip_private(payload)
+                changed = cleaned != payload
+                if self._redactor is not None and not self._redactor.applied_to(cleaned):
+                    cleaned, found = self._redactor.redact_value(cleaned)
+                    changed = changed or found > 0
+                if changed:
+                    _route_again(event, cleaned)
+                read.append((name, (event, cleaned)))
             except (OSError, SpoolFileError, EventError) as exc:
                 read.append((name, exc))
         return read
@@ -333,6 +344,16 @@ async def take_in_to(database: Path, home: Path, *, max_body_bytes: int) -> Inta
             max_body_bytes=max_body_bytes,
         )
         return await intake.take_in()
+
+
+def _route_again(event: SpooledEvent, payload: dict[str, Any]) -> None:
+    """Set ``event``'s session key, kind and dedupe key from ``payload`` (``route_event``:
+    ``InvalidEventError`` when it no longer names a session)."""
+    route = route_event(payload)
+    event.session_key = route.session_key
+    event.kind = route.kind
+    event.dedupe_key = route.dedupe_key
+    event.event = route.event
 
 
 def _attempt(action: Callable[[], None], *, missing_ok: bool = False) -> str | None:

@@ -39,7 +39,17 @@ async def live_status(services: Services) -> dict[str, Any]:
         processing_messages=await services.queue.processing_messages(),
         postgres=await _postgres(services),
         upstream=await _upstream(services),
+        team_server=await _team_server(services),
     ).as_dict()
+
+
+async def _team_server(services: Services) -> dict[str, Any] | None:
+    """``memq serve --team``'s listener, keys and recent requests; None otherwise."""
+    if services.team_listener is None:
+        return None
+    from memq.team.team_status import team_server_status  # noqa: PLC0415 - the team server
+
+    return await team_server_status(services.queue, services.team_listener)
 
 
 async def _upstream(services: Services) -> dict[str, Any] | None:

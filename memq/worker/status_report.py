@@ -51,6 +51,9 @@ class StatusReport:
     # Forwarding to the team server (memq.team.forwarder.Forwarder.status' shape); None
     # when MEMQ_UPSTREAM is not set, or no daemon runs.
     upstream: Mapping[str, Any] | None = None
+    # ``memq serve --team``: its listener, keys and recent requests
+    # (memq.team.team_status.team_server_status' shape); None otherwise, or no daemon runs.
+    team_server: Mapping[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The document as JSON-ready values."""
@@ -92,6 +95,7 @@ class StatusReport:
             "settings": None if self.settings is None else dict(self.settings),
             "postgres": None if self.postgres is None else dict(self.postgres),
             "upstream": None if self.upstream is None else dict(self.upstream),
+            "team_server": None if self.team_server is None else dict(self.team_server),
         }
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.acceptance.conftest import sample, sequence
 from tests.acceptance.test_hook import hook
-from tests.helpers.daemon import Daemon
+from tests.helpers.daemon import Daemon, running_daemon
 
 
 def remember_the_captured_runs(daemon: Daemon) -> None:
@@ -71,3 +72,23 @@ class TestContext:
         start = {**sample("SessionStart"), "cwd": "/nowhere/known"}
         result = hook(daemon.home, daemon.port, start)
         assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+
+    def test_the_context_budget_setting_holds_for_the_session_and_memq_context(
+        self, tmp_path: Path
+    ) -> None:
+        """MEMQ_CONTEXT_BUDGET bounds a SessionStart's text, and memq context (the daemon's
+        answer, and the file's with no daemon) shows the same text by default."""
+        budget = 250  # the captured runs make ~320 tokens of context
+        with running_daemon(tmp_path / "home", env={"MEMQ_CONTEXT_BUDGET": str(budget)}) as d:
+            remember_the_captured_runs(d)
+            start = {**sample("SessionStart"), "session_id": "brand-new-session"}
+            context = hook(d.home, d.port, start).stdout.decode()
+            assert len(context) / 4 <= budget
+            assert "#S" in context or "#P" in context  # records, not only the frame
+            unbounded = d.memq("context", "--cwd", start["cwd"], "--budget", "2000")
+            assert len(unbounded.stdout) / 4 > budget  # the setting, not the memory, bounds it
+            through_daemon = d.memq("context", "--cwd", start["cwd"])
+            assert through_daemon.stdout.strip() == context.strip()
+        without_daemon = d.memq("context", "--cwd", start["cwd"])
+        assert without_daemon.returncode == 0, without_daemon.stderr
+        assert without_daemon.stdout.strip() == context.strip()

@@ -33,8 +33,9 @@ def repository(root: Path, name: str, remote: str | None) -> Path:
     return directory
 
 
-def hook(daemon: Daemon, session: str, n: int, cwd: Path) -> None:
-    """``memq hook`` with one Bash PostToolUse of ``session``, as Claude Code runs it."""
+def hook(daemon: Daemon, session: str, n: int, cwd: Path, *, output: str | None = None) -> None:
+    """``memq hook`` with one Bash PostToolUse of ``session`` (its output ``output``, else
+    the number), as Claude Code runs it."""
     payload = {
         "session_id": session,
         "transcript_path": str(cwd / "transcript.jsonl"),
@@ -42,7 +43,11 @@ def hook(daemon: Daemon, session: str, n: int, cwd: Path) -> None:
         "hook_event_name": "PostToolUse",
         "tool_name": "Bash",
         "tool_input": {"command": f"echo {n}"},
-        "tool_response": {"stdout": f"{n}\n", "stderr": "", "interrupted": False},
+        "tool_response": {
+            "stdout": f"{n}\n" if output is None else output,
+            "stderr": "",
+            "interrupted": False,
+        },
         "tool_use_id": f"toolu_{session}_{n:03d}",
     }
     done = subprocess.run(

@@ -1,10 +1,11 @@
 """A stand-in for the team server's intake (``POST /api/team/v1/events``), as the contract in
 the team design states it, for the laptop's forwarder to talk to: per event accepted,
-duplicate (by ``origin:<key_id>:<machine>:<local_id>``) or refused; 401 for a key it does
-not know. ``TeamIntake.handle`` is the logic (tests call it through httpx's MockTransport);
-``TeamServer`` serves it over real HTTP on loopback, and can be stopped and started again
-on the same port. Faults on demand: ``down`` (503), ``drop_answers`` (stored, then the
-connection closed before any answer), ``refuse_projects``."""
+duplicate (by ``memq.team.intake.origin_key(name, machine, local_id)``, as the real
+server: the key's name, so a re-send after the key's rotation is a duplicate) or refused; 401
+for a key it does not know. ``TeamIntake.handle`` is the logic (tests call it through httpx's
+MockTransport); ``TeamServer`` serves it over real HTTP on loopback, and can be stopped and
+started again on the same port. Faults on demand: ``down`` (503), ``drop_answers`` (stored,
+then the connection closed before any answer), ``refuse_projects``."""
 
 from __future__ import annotations
 
@@ -16,17 +17,20 @@ from typing import Any
 
 import httpx
 
+from memq.team.intake import origin_key, parse_origin_key
+
 EVENTS_PATH = "/api/team/v1/events"
 KEY = "memq_k1k1k1k1k1k1_" + "s" * 43  # the key it knows, as `memq keys create` prints one
+ROTATED = "memq_k2k2k2k2k2k2_" + "t" * 43  # alice's next key (``rotate``)
 
 
 @dataclass
 class TeamIntake:
     """The intake's state: every event stored, in commit order."""
 
-    keys: dict[str, str] = field(default_factory=lambda: {KEY: "alice"})
+    keys: dict[str, str] = field(default_factory=lambda: {KEY: "alice"})  # token: name
     stored: list[dict[str, Any]] = field(default_factory=list)
-    dedupe: dict[str, int] = field(default_factory=dict)
+    dedupe: dict[str, int] = field(default_factory=dict)  # origin_key: stored id
     requests: list[list[int]] = field(default_factory=list)  # local ids per request seen
     duplicates: int = 0
     down: bool = False  # answer 503
@@ -56,19 +60,19 @@ class TeamIntake:
                 events = list(request["events"])
             except (ValueError, KeyError, TypeError):
                 return 422, {"error": "malformed body"}
-            key_id = token.split("_")[1]
+            name = self.keys[token]
             self.requests.append([int(e["local_id"]) for e in events])
-            results = [self._take(event, key_id, machine) for event in events]
+            results = [self._take(event, name, machine) for event in events]
             if self.drop_answers > 0:
                 self.drop_answers -= 1
                 return 200, None
             return 200, {"results": results}
 
-    def _take(self, event: dict[str, Any], key_id: str, machine: str) -> dict[str, Any]:
+    def _take(self, event: dict[str, Any], name: str, machine: str) -> dict[str, Any]:
         local_id = int(event["local_id"])
         if event["project"] in self.refuse_projects:
             return {"local_id": local_id, "status": "refused", "error": "project out of scope"}
-        origin = f"origin:{key_id}:{machine}:{local_id}"
+        origin = origin_key(name, machine, local_id)
         if origin in self.dedupe:
             self.duplicates += 1
             return {"local_id": local_id, "status": "duplicate", "id": self.dedupe[origin]}
@@ -92,6 +96,21 @@ class TeamIntake:
     def local_ids(self) -> list[int]:
         with self.lock:
             return [int(e["local_id"]) for e in self.stored]
+
+    def origins(self) -> list[tuple[str, str, int]]:
+        """Each stored event's (key name, machine, local id), in the order stored, as read
+        back from its dedupe key."""
+        with self.lock:
+            in_order = sorted(self.dedupe.items(), key=lambda item: item[1])
+            found = [parse_origin_key(key) for key, _ in in_order]
+        assert None not in found, found
+        return [origin for origin in found if origin is not None]
+
+    def rotate(self, old: str, new: str) -> None:
+        """A rotation (``old`` revoked, a new key of its name made): ``new`` stands for the
+        same person, and ``old`` is refused from now on."""
+        with self.lock:
+            self.keys[new] = self.keys.pop(old)
 
 
 class TeamServer:

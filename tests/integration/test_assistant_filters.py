@@ -31,10 +31,10 @@ from memq.memory.search import MemorySearch
 from memq.queue import Queue
 from memq.storage import schema
 from memq.storage.sqlfile import load_queries
-from memq.worker.composition import disk_monitor, open_services, processor_pool
 from memq.worker.http.app import create_app
 from memq.worker.services import Services
 from tests.helpers.memory import Prompt, write
+from tests.helpers.services import built_services
 
 APP = "/home/dev/app"
 CLAUDE = "claude-code:c-1"
@@ -92,21 +92,8 @@ async def builder(queue: Queue, db_path: Path) -> AsyncIterator[ContextBuilder]:
 async def services(tmp_path: Path, queue: Queue, db_path: Path) -> AsyncIterator[Services]:
     """The daemon's services on the queue's database."""
     settings = Settings(home=tmp_path / "home", database=db_path, reserve_bytes=0)
-    settings.paths.create_home()
-    processors = processor_pool(settings)
-    try:
-        async with open_services(
-            settings,
-            queue,
-            processors=processors,
-            disk=disk_monitor(settings),
-            state=lambda: "running",
-            port=1,
-            started_at=0.0,
-        ) as built:
-            yield built.services
-    finally:
-        await processors.aclose()
+    async with built_services(settings, queue) as built:
+        yield built.services
 
 
 @pytest.fixture

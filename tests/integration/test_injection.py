@@ -27,11 +27,11 @@ from memq.memory.refs import RecordRef
 from memq.queue import Queue
 from memq.storage.sqlfile import load_queries
 from memq.worker import injection
-from memq.worker.composition import disk_monitor, open_services, processor_pool
 from memq.worker.http.app import create_app
 from memq.worker.services import Services
 from tests.helpers.memory import OTHER, SESSION, Item, Prompt, query_plan, sample, write
 from tests.helpers.rows import all_rows
+from tests.helpers.services import built_services
 
 APP = "/home/dev/project"  # the samples' cwd (no .git above it: its own project)
 TOKEN = "test-token"
@@ -58,21 +58,8 @@ async def services(tmp_path: Path, queue: Queue, db_path: Path) -> AsyncIterator
         recall_on_prompt=True,
         recall_min_score=5.0,
     )
-    settings.paths.create_home()
-    processors = processor_pool(settings)
-    try:
-        async with open_services(
-            settings,
-            queue,
-            processors=processors,
-            disk=disk_monitor(settings),
-            state=lambda: "running",
-            port=1,
-            started_at=0.0,
-        ) as built:
-            yield built.services
-    finally:
-        await processors.aclose()
+    async with built_services(settings, queue) as built:
+        yield built.services
 
 
 async def two_sessions(queue: Queue, store: MemoryStore) -> None:

@@ -11,8 +11,8 @@ from memq.queue import MessageKind, MessageStatus, Queue, Transaction
 from tests.helpers.rows import all_rows
 
 pytestmark = pytest.mark.sqlite_only(
-    "the next claim rides the ack: SQLite's writer does this, PgQueue by design does not "
-    "(a first look takes the session lease, one extra commit; no claim-ahead with the ack)"
+    "written against SQLite's writer (its batch count, the file's rows); PgQueue's claim "
+    "with the ack is tested in tests/postgres/test_pg_queue_round_trips.py"
 )
 
 

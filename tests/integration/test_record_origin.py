@@ -34,16 +34,14 @@ from memq.memory.refs import RecordRef
 from memq.memory.search import MemorySearch
 from memq.queue import Queue
 from memq.storage.sqlfile import load_queries
-from memq.worker.composition import disk_monitor, open_services, processor_pool
-from memq.worker.http.app import create_app
 from tests.helpers.backends import Backend
 from tests.helpers.memory import Prompt, query_plan, settle
+from tests.helpers.services import api_client, built_services
 
 PROJECT = "/home/dev/app"
 ALICE = "claude-code:alice-1"
 BOB = "claude-code:bob-1"
 LOCAL = "claude-code:mine-1"
-TOKEN = "test-token"
 
 Item = Prompt | ObservationRecord | SummaryRecord | tuple[ObservationRecord, SummaryRecord]
 
@@ -411,27 +409,8 @@ async def api(tmp_path: Path, queue: Queue, db_path: Path) -> AsyncIterator[http
     async with await MemoryStore.open(db_path) as store:
         await team_memory(queue, store)
     settings = Settings(home=tmp_path / "home", database=db_path, reserve_bytes=0)
-    settings.paths.create_home()
-    processors = processor_pool(settings)
-    try:
-        async with open_services(
-            settings,
-            queue,
-            processors=processors,
-            disk=disk_monitor(settings),
-            state=lambda: "running",
-            port=1,
-            started_at=0.0,
-        ) as built:
-            app = create_app(built.services, token=TOKEN, body_limit=1 << 20)
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
-                base_url="http://127.0.0.1:1",
-                headers={"Authorization": f"Bearer {TOKEN}"},
-            ) as client:
-                yield client
-    finally:
-        await processors.aclose()
+    async with built_services(settings, queue) as built, api_client(built.services) as client:
+        yield client
 
 
 class TestHttp:

@@ -649,12 +649,20 @@ class TestIndexUpkeep:
                 "reopen": 0,
             },
         )
+        # The records as memq wrote them at version 2: the store's inserts now name columns of
+        # later migrations (author, machine: 0018), so they are spelled out here.
         origin = {"session_key": SESSION, "created_at": 1_700_000_000_000}
         conn.execute(
-            memory["insert_prompt"], {"message_id": 1, "text": "tune the harpsichord", **origin}
+            "INSERT INTO prompts (message_id, session_key, number, text, created_at)"
+            " VALUES (:message_id, :session_key, 1, :text, :created_at)",
+            {"message_id": 1, "text": "tune the harpsichord", **origin},
         )
         conn.execute(
-            memory["insert_observation"],
+            "INSERT INTO observations (message_id, session_key, kind, title, subtitle, narrative,"
+            " facts, concepts, files_read, files_modified, tool_name, command, exit_code,"
+            " excerpt, created_at) VALUES (:message_id, :session_key, :kind, :title, :subtitle,"
+            " :narrative, :facts, :concepts, :files_read, :files_modified, :tool_name, :command,"
+            " :exit_code, :excerpt, :created_at)",
             {
                 "message_id": 2,
                 "kind": "change",
@@ -673,7 +681,10 @@ class TestIndexUpkeep:
             },
         )
         conn.execute(
-            memory["insert_summary"],
+            "INSERT INTO summaries (message_id, session_key, request, investigated, learned,"
+            " completed, next_steps, files_read, files_edited, notes, created_at) VALUES"
+            " (:message_id, :session_key, :request, :investigated, :learned, :completed,"
+            " :next_steps, :files_read, :files_edited, :notes, :created_at)",
             {
                 "message_id": 3,
                 "request": "tune the harpsichord",

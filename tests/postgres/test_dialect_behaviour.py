@@ -278,9 +278,10 @@ def test_context_reads_the_same_sessions_and_records(both: Both) -> None:
                 # for a laptop); records of no author are never left out.
                 for origin in (
                     (None, None),
-                    ("alice", "laptop"),
-                    ("bob", "laptop"),
-                    ("alice", "x"),
+                    ("alice", '["laptop"]'),
+                    ("bob", '["laptop"]'),
+                    ("alice", '["x"]'),
+                    ("alice", '["x", "laptop"]'),
                 ):
                     params = {
                         "session_keys": keys,
@@ -289,7 +290,7 @@ def test_context_reads_the_same_sessions_and_records(both: Both) -> None:
                         "limit": limit,
                         "authors": authors,
                         "exclude_author": origin[0],
-                        "exclude_machine": origin[1],
+                        "exclude_machines": origin[1],
                     }
                     both.same("context", "newest_observations", params)
                     both.same("context", "newest_summaries", params)
@@ -303,7 +304,7 @@ def test_context_reads_the_same_sessions_and_records(both: Both) -> None:
             "limit": 3,
             "authors": None,
             "exclude_author": None,
-            "exclude_machine": None,
+            "exclude_machines": None,
         },
     )
     assert [row["message_id"] for row in newest] == [4, 3, 2]
@@ -317,7 +318,7 @@ def test_context_reads_the_same_sessions_and_records(both: Both) -> None:
             "limit": 10,
             "authors": None,
             "exclude_author": "alice",
-            "exclude_machine": "laptop",
+            "exclude_machines": '["old-name", "laptop"]',
         },
     )
     assert [row["message_id"] for row in mine] == [4, 2]  # alice's 1 and 3 left out

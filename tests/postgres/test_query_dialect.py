@@ -63,6 +63,7 @@ _JSON_SAMPLES: dict[str, str] = {
     "types": "[1, 2, 3]",
     "kinds": '["change"]',
     "authors": '["alice"]',
+    "exclude_machines": '["laptop-1"]',
 }
 _TEXT_SAMPLES: dict[str, str] = {
     "group": "session",
@@ -77,6 +78,7 @@ _TEXT_SAMPLES: dict[str, str] = {
     "cwd": "/work/p",
     "author": "alice",
     "machine": "laptop-1",
+    "address": "203.0.113.5",
 }
 _TEXT_NAMES = {
     "key", "session_key", "session_id", "child", "parent", "from_key", "to_key", "parent_key",
@@ -110,7 +112,7 @@ NULLABLE = {
     "project", "exclude_session", "assistants", "session_key", "parent_key", "forked_at",
     "source_parent", "source_forked_at", "ended_at", "title", "cwd", "tool_name", "command",
     "exit_code", "fallback", "query", "since", "until", "types", "kinds", "file",
-    "available_at", "error", "authors", "author", "machine",
+    "available_at", "error", "authors", "author", "machine", "exclude_machines", "address",
 }  # fmt: skip
 _PARAMETER = re.compile(r"%\((\w+)\)s")
 # A parameter the statement casts (``:ids::bigint[]``, ``CAST(:ids AS bigint[])``): a

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from memq.team.intake import parse_origin_key
 from tests.helpers.daemon import Daemon
 from tests.postgres.conftest import PgSchema
 from tests.postgres.test_team_server import TeamServer
@@ -104,18 +105,20 @@ def by_origin(
     rows: list[tuple[Any, ...]], laptops: dict[str, Daemon], key_ids: dict[str, str]
 ) -> dict[str, list[int]]:
     """Each session's local ids in the server's order, checking that the server's rows are
-    the laptops' events, each once (by origin: the key's id, the machine, the local id)."""
+    the laptops' events, each once (by origin: the key's name, the machine, the local id)."""
     expected: dict[str, str] = {}
     for owner, daemon in laptops.items():
         for local_id, session in local_rows(daemon):
-            expected[f"{key_ids[owner]}:{local_id}"] = session
+            expected[f"{owner}:{local_id}"] = session
+    assert set(laptops) <= set(key_ids)
     got: dict[str, list[int]] = {}
     for _, session, dedupe, _ in rows:
-        prefix, key_id, rest = str(dedupe).split(":", 2)  # origin:<key_id>:<machine>:<local_id>
-        machine, local_text = rest.rsplit(":", 1)
-        assert (prefix, machine) == ("origin", socket.gethostname())
-        assert expected.pop(f"{key_id}:{local_text}") == session
-        got.setdefault(session, []).append(int(local_text))
+        origin = parse_origin_key(str(dedupe))
+        assert origin is not None, dedupe
+        name, machine, local_id = origin
+        assert machine == socket.gethostname()
+        assert expected.pop(f"{name}:{local_id}") == session
+        got.setdefault(session, []).append(local_id)
     assert expected == {}, "laptop events the server never got"
     return got
 

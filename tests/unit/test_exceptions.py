@@ -59,6 +59,9 @@ ALLOWED_BUILTIN_RAISES = {
     ("worker/intake_gate.py", "IntakeGate.__init__"),
     ("memory/usage.py", "UsageRecorder.__init__"),
     ("team/rate_limit.py", "RateLimiter.__init__"),
+    ("team/rate_limit.py", "FailureLimiter.__init__"),
+    ("team/audit_retention.py", "AuditRetention.__init__"),
+    ("team/audit_retention.py", "AuditRetention.run"),
     ("processors/budget.py", "TokenBudget.__init__"),
     # A subclass paired with the wrong provider's settings.
     ("processors/llm/_client.py", "ModelProcessor.__init__"),

@@ -45,8 +45,8 @@ class Server:
 
 
 def reads(clock: ManualClock, server: Server, key_file: Path, *, mine: bool = True) -> TeamReads:
-    async def machine() -> str:
-        return "laptop-b"
+    async def machine() -> list[str]:
+        return ["laptop-b"]
 
     return TeamReads(
         "http://team.test",
@@ -143,9 +143,10 @@ async def test_forward_mode_excludes_nothing_and_search_failure_gives_a_note(
 
 def test_merge_hits_orders_by_score_and_marks_the_team_s() -> None:
     local = [{"id": 1, "score": 1.0}, {"id": 2, "score": 3.0}]
-    team = [{"id": 1, "score": 2.0, "author": "alice"}]
+    team = [{"record_type": "summary", "id": 1, "score": 2.0, "author": "alice"}]
     merged = merge_hits(local, team, 2)
     assert [(h["id"], h.get("team", False)) for h in merged] == [(2, False), (1, True)]
+    assert merged[1]["ref"] == "team#S1"  # the server's id never passes for a local one
     assert json.dumps(merged)
 
 

@@ -160,12 +160,8 @@ async def _import(
             row["number"] = next(next_number)
         params[record.type].append(row)
     for record_type, rows in params.items():
-        if rows:
+        if rows:  # each with who made it (RECORD_ORIGIN), as the store writes its own
             await tx.executemany(_INSERTS[record_type], rows)
-        # Who made each (RECORD_ORIGIN), as the store stamps what a team server took in.
-        stamps = [row for row in rows if row["author"] is not None or row["machine"] is not None]
-        if stamps:
-            await tx.executemany(_MEMORY[f"stamp_{record_type.value}_origin"], stamps)
     return ImportResult(
         session_key=key,
         session_created=not exists,

@@ -13,9 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
-
-from memq.queue._clock import EpochMs
 
 
 class LeaseBook:
@@ -43,23 +40,6 @@ class LeaseBook:
 
     def clear(self) -> None:
         self._tokens.clear()
-
-
-async def take(
-    conn: psycopg.AsyncConnection[Any],
-    queries: Mapping[str, str],
-    session_id: str,
-    daemon: int,
-    now: EpochMs,
-) -> int | None:
-    """Take the session's lease in the open transaction; None when another daemon holds it
-    (or ``daemon`` was swept away)."""
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            queries["take_lease"], {"session_id": session_id, "daemon": daemon, "now": now}
-        )
-        row = await cur.fetchone()
-    return None if row is None else int(row["token"])
 
 
 async def drop(

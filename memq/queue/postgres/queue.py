@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, TypeVar, cast
@@ -426,22 +427,44 @@ class PgQueue(QueueBase):
     async def _ack(self, claim: Claim, write: Effect | None) -> bool:
         self._check_open()
         message, token = claim.message, self._check_of(claim)
+        ack: PgSettleOp | PgCallOp[bool]
         if write is None:
-            op = PgSettleOp(SettleAction.ACK, message.id, token)
-            await self._writer.submit(op)
-            return op.matched
-        effect = cast(Callable[[PgTransaction], Awaitable[None]], write)
+            ack = PgSettleOp(SettleAction.ACK, message.id, token)
+        else:
+            effect = cast(Callable[[PgTransaction], Awaitable[None]], write)
 
-        async def ack_and_write(tx: PgTransaction) -> bool:
-            params = {"ids": [message.id], "tokens": [token], "now": tx.now_ms}
-            if not await tx.fetchall(QUERIES["ack"], params):
-                return False  # taken away: the effect is not run, nothing is written
-            await effect(tx)
-            return True
+            async def ack_and_write(tx: PgTransaction) -> bool:
+                params = {"ids": [message.id], "tokens": [token], "now": tx.now_ms}
+                if not await tx.fetchall(QUERIES["ack"], params):
+                    return False  # taken away: the effect is not run, nothing is written
+                await effect(tx)
+                return True
 
-        call: PgCallOp[bool] = PgCallOp(ack_and_write)
-        await self._writer.submit(call)
-        return call.result is True
+            ack = PgCallOp(ack_and_write)
+        follow = self._follow_up(claim, functools.partial(_acked, ack))
+        await self._writer.submit_all([ack] if follow is None else [ack, follow])
+        if ack.error is not None:
+            raise ack.error
+        if follow is not None and follow.row is not None:
+            # The stream's next message, claimed in the ack's commit (as on SQLite).
+            following = self._claimed(follow.row)
+            stream = self._session_owners.get(message.session_id)
+            if stream is not None and stream._claims_ahead(claim):
+                stream._set_next(following)
+            else:  # the stream was closed meanwhile
+                await following.release()
+        return _acked(ack)
+
+    def _follow_up(self, claim: Claim, acked: Callable[[], bool]) -> PgClaimOp | None:
+        """A claim of the next message to make with ``claim``'s ack, when the stream that
+        holds ``claim`` will ask for it (``SessionStream._claims_ahead``)."""
+        session_id = claim.message.session_id
+        stream = self._session_owners.get(session_id)
+        if stream is None or not stream._claims_ahead(claim):
+            return None
+        if self._handing_back(session_id) or self._heartbeat.missed >= 2:
+            return None  # those go back first; a daemon that missed beats claims nothing
+        return PgClaimOp(session_id, only_if=acked)
 
     def _claim_settled(self, claim: Claim) -> None:
         self._tokens.pop(claim.message.id, None)
@@ -700,3 +723,10 @@ class PgQueue(QueueBase):
 
     async def _delete_chunk(self, query: str, params: Mapping[str, Any]) -> int:
         return await self._in_transaction(lambda tx: tx.execute(QUERIES[query], params))
+
+
+def _acked(ack: PgSettleOp | PgCallOp[bool]) -> bool:
+    """Whether ``ack`` went through: it matched its claim, and was written."""
+    if ack.error is not None:
+        return False
+    return ack.matched if isinstance(ack, PgSettleOp) else ack.result is True

@@ -12,11 +12,18 @@ the calls (each in a savepoint of its own: an ack that carries a consumer's writ
 settlements (one statement per kind, fenced by claim token), dropped leases, then claims
 (each under its session's lease, taken first when this daemon holds none). Drops and claims
 run in session order, not arrival order: every batch locks leases and heads in one order.
+
+A batch runs in pipeline mode, so that it costs few round trips: a statement whose outcome
+is not needed at once (an enqueue's locks and notify, a savepoint's release, a dropped
+lease) travels with the next one whose outcome is, a batch's settlements go out together,
+and so do its claims. A call waits for each of its own statements (``PgTransaction``), so
+that its errors are its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -26,6 +33,7 @@ from typing import Any, Final, Generic, TypeVar
 import anyio
 import psycopg
 import structlog
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from memq.exceptions import QueueClosedError, StorageError
@@ -40,6 +48,7 @@ log = structlog.get_logger("memq.queue")
 T = TypeVar("T")
 Row = dict[str, Any]
 Connection = psycopg.AsyncConnection[Any]
+Pipeline = psycopg.AsyncPipeline
 # The most a notification may carry (PostgreSQL's limit is 8000 bytes): more sessions
 # than fit are announced as "*", look at the whole backlog.
 NOTIFY_BYTES: Final = 7900
@@ -49,40 +58,56 @@ EVERY_SESSION: Final = "*"
 class PgTransaction:
     """The open transaction of a batch that an operation's own statements ride in (the
     PostgreSQL ``memq.queue.Transaction``): rows are dicts, parameters psycopg's; a SQLite
-    statement of ``memq/storage/queries`` runs in its PostgreSQL form (``pg_form``)."""
+    statement of ``memq/storage/queries`` runs in its PostgreSQL form (``pg_form``).
 
-    def __init__(self, conn: Connection, now: EpochMs) -> None:
+    The batch runs in pipeline mode: each method waits for its statement's outcome before
+    it returns (a sync), so a statement's error is raised here, inside the operation that
+    ran it, and undoes that operation only."""
+
+    def __init__(self, conn: Connection, now: EpochMs, pipeline: Pipeline | None = None) -> None:
         self._conn = conn
+        self._pipeline = pipeline
         self.now_ms = now  # the batch's clock, as stored
+
+    async def _outcome(self) -> None:
+        if self._pipeline is not None:
+            await self._pipeline.sync()
 
     async def execute(self, sql: str, parameters: Any = None) -> int:
         """Run one statement; return how many rows it changed."""
         async with self._conn.cursor() as cur:
             await cur.execute(pg_form(sql), parameters)
+            await self._outcome()
             return cur.rowcount
 
     async def executemany(self, sql: str, parameters: Sequence[Any]) -> None:
         """Run one statement once per parameter set."""
         async with self._conn.cursor() as cur:
             await cur.executemany(pg_form(sql), parameters)
+            await self._outcome()
 
     async def fetchall(self, sql: str, parameters: Any = None) -> list[Row]:
         """Run one statement and return all its rows (none for a statement without)."""
         async with self._conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(pg_form(sql), parameters)
+            await self._outcome()
             return await cur.fetchall() if cur.description is not None else []
 
 
 class PgClaimOp(Operation):
     """Claim the session's head if it is due, under the session's lease. Otherwise ``row``
     stays None, and either ``busy`` (another daemon holds the lease) or
-    ``head_available_at`` says when the pending head becomes due (None: nothing pending)."""
+    ``head_available_at`` says when the pending head becomes due (None: nothing pending).
 
-    __slots__ = ("busy", "head_available_at", "row", "session")
+    ``only_if``, when given, is asked just before the claim: a claim that rides with the
+    ack of the session's previous message is made only if that ack went through."""
 
-    def __init__(self, session: str) -> None:
+    __slots__ = ("busy", "head_available_at", "only_if", "row", "session")
+
+    def __init__(self, session: str, *, only_if: Callable[[], bool] | None = None) -> None:
         super().__init__()
         self.session = session
+        self.only_if = only_if
         self.row: Row | None = None
         self.head_available_at: EpochMs | None = None
         self.busy = False
@@ -340,15 +365,20 @@ class PgWriter:
                 conn = await self._connection()
                 async with conn.transaction():
                     began = True
-                    await self._insert(conn, groups.enqueues, now)
-                    for call in groups.calls:
-                        await self._call(conn, call, now)
-                    await self._settle(conn, groups.settles, now)
-                    # Row locks (leases, heads) in session order, whatever order the
-                    # operations came in: two daemons' batches then never deadlock.
-                    for drop in sorted(groups.drops, key=lambda op: op.session):
-                        await leases.drop(conn, self._pg, drop.session, drop.token)
-                    await self._claim(conn, groups.claims, now, changes)
+                    # Pipeline mode: a statement whose outcome is not needed at once (a
+                    # lock, a savepoint and its release, a notify, a dropped lease) goes to
+                    # the server with the next one that is, and the claims of a batch go
+                    # out together: one round trip where each took one.
+                    async with conn.pipeline() as pipeline:
+                        await self._insert(conn, groups.enqueues, now)
+                        for number, call in enumerate(groups.calls):
+                            await self._call(conn, pipeline, call, now, number)
+                        await self._settle(conn, groups.settles, now)
+                        # Row locks (leases, heads) in session order, whatever order the
+                        # operations came in: two daemons' batches then never deadlock.
+                        for drop in sorted(groups.drops, key=lambda op: op.session):
+                            await leases.drop(conn, self._pg, drop.session, drop.token)
+                        await self._claim(conn, groups.claims, now, changes)
         except BaseException as exc:  # handed to the batch's callers, whatever it is
             broken = self._conn is None or self._conn.broken or self._conn.closed
             if broken:
@@ -368,14 +398,36 @@ class PgWriter:
                 self._book.took(session_id, token)
         return True, None
 
-    async def _call(self, conn: Connection, call: PgCallOp[Any], now: EpochMs) -> None:
+    async def _call(
+        self, conn: Connection, pipeline: Pipeline, call: PgCallOp[Any], now: EpochMs, number: int
+    ) -> None:
+        """Run ``call`` in a savepoint of its own: a failing call undoes only itself. The
+        savepoint is sent with the call's first statement, its release with the statement
+        after the call; each call's savepoint has its own name, so that an error of one
+        that surfaced late (in the next call) cannot roll back the wrong one: the undo then
+        fails, and the batch with it."""
+        savepoint = sql.Identifier(f"memq_call_{number}")
+        await conn.execute(sql.SQL("SAVEPOINT {}").format(savepoint))
         try:
-            async with conn.transaction():  # a savepoint: a failing call undoes only itself
-                call.result = await call.fn(PgTransaction(conn, now))
+            call.result = await call.fn(PgTransaction(conn, now, pipeline))
         except Exception as exc:
             if conn.broken or conn.closed:
                 raise  # the batch is lost, not only this call
+            await self._undo(conn, pipeline, savepoint)
             call.error = self._error_of(exc)
+            return
+        await conn.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
+
+    async def _undo(self, conn: Connection, pipeline: Pipeline, savepoint: sql.Identifier) -> None:
+        """Roll back to ``savepoint`` after its call failed; raises when that fails (the
+        batch is lost)."""
+        with contextlib.suppress(psycopg.Error):
+            # Ends the stretch of the pipeline that the error aborted (the statements sent
+            # after the failing one were skipped: their error is that one's).
+            await pipeline.sync()
+        await conn.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(savepoint))
+        await conn.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
+        await pipeline.sync()
 
     def _error_of(self, exc: Exception) -> Exception:
         if not isinstance(exc, psycopg.Error):
@@ -389,10 +441,26 @@ class PgWriter:
             return error
         return exc  # pragma: no cover - storage_errors always raises
 
-    async def _fetch(self, conn: Connection, sql: str, params: Mapping[str, Any]) -> list[Row]:
+    async def _fetch(self, conn: Connection, query: str, params: Mapping[str, Any]) -> list[Row]:
         async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(sql, params)
+            await cur.execute(query, params)
             return await cur.fetchall()
+
+    async def _fetch_each(
+        self, conn: Connection, query: str, params: Sequence[Mapping[str, Any]]
+    ) -> list[list[Row]]:
+        """The rows of ``query`` run once per parameter set, in order: all are sent before
+        the first rows are read (one round trip in pipeline mode)."""
+        cursors: list[psycopg.AsyncCursor[Row]] = []
+        try:
+            for each in params:
+                cur = conn.cursor(row_factory=dict_row)
+                cursors.append(cur)
+                await cur.execute(query, each)
+            return [await cur.fetchall() for cur in cursors]
+        finally:
+            for cur in cursors:
+                await cur.close()
 
     async def _insert(self, conn: Connection, ops: list[EnqueueOp], now: EpochMs) -> None:
         if not ops:
@@ -447,6 +515,7 @@ class PgWriter:
     async def _settle(
         self, conn: Connection, groups: dict[SettleAction, list[PgSettleOp]], now: EpochMs
     ) -> None:
+        wanted: list[tuple[list[PgSettleOp], dict[str, Any]]] = []
         for action, ops in groups.items():
             if not ops:
                 continue
@@ -465,10 +534,20 @@ class PgWriter:
                 params["available"] = [
                     None if op.details is None else op.details.available_at for op in ops
                 ]
-            rows = await self._fetch(conn, self._q[action.value], params)
-            matched = {int(row["id"]) for row in rows}
-            for op in ops:
-                op.matched = op.message_id in matched
+            wanted.append((ops, params))
+        cursors: list[psycopg.AsyncCursor[Row]] = []
+        try:
+            for ops, params in wanted:  # sent together, read after
+                cur = conn.cursor(row_factory=dict_row)
+                cursors.append(cur)
+                await cur.execute(self._q[ops[0].action.value], params)
+            for (ops, _), cur in zip(wanted, cursors, strict=True):
+                matched = {int(row["id"]) for row in await cur.fetchall()}
+                for op in ops:
+                    op.matched = op.message_id in matched
+        finally:
+            for cur in cursors:
+                await cur.close()
 
     async def _claim(
         self,
@@ -477,40 +556,62 @@ class PgWriter:
         now: EpochMs,
         changes: list[tuple[str, int | None]],
     ) -> None:
+        """Claim each op's session head under the session's lease, taking the lease first
+        where this daemon holds none. Each step runs for every op at once (sent together):
+        the leases to take, the heads, then the state of the heads not claimed. Locks are
+        taken in session order within each step, the same in every daemon's batch."""
+        ops = [op for op in ops if op.only_if is None or op.only_if()]
+        if not ops:
+            return
         daemon = self._daemon()
-        taken: dict[str, int] = {}  # leases taken in this batch
+        tokens = {op.session: self._book.token(op.session) for op in ops}
+        base = {
+            "daemon": daemon,
+            "now": now,
+            "lease_until": later(now, self._stored_lease),
+            "latest_due": later(now, self._longest_wait),
+        }
         # Sorted (stably: one session's claims keep their order) so that leases and heads
         # are locked in one order in every daemon's batch.
-        for op in sorted(ops, key=lambda op: op.session):
-            token = taken.get(op.session) or self._book.token(op.session)
-            for _ in range(2):  # a lease found lost is taken again once
-                if token is None:
-                    token = await leases.take(conn, self._pg, op.session, daemon, now)
-                    if token is None:
-                        op.busy = True
-                        break
-                    taken[op.session] = token
-                    changes.append((op.session, token))
-                params = {
-                    "session_id": op.session,
-                    "daemon": daemon,
-                    "lease": token,
-                    "now": now,
-                    "lease_until": later(now, self._stored_lease),
-                    "latest_due": later(now, self._longest_wait),
-                }
-                rows = await self._fetch(conn, self._pg["claim_head"], params)
+        pending = sorted(ops, key=lambda op: op.session)
+        for _ in range(2):  # a lease found lost is taken again once
+            wanted = sorted({op.session for op in pending if tokens[op.session] is None})
+            taken = await self._fetch_each(
+                conn,
+                self._pg["take_lease"],
+                [{"session_id": session, "daemon": daemon, "now": now} for session in wanted],
+            )
+            for session, rows in zip(wanted, taken, strict=True):
+                token = int(rows[0]["token"]) if rows else None
+                tokens[session] = token
+                if token is not None:
+                    changes.append((session, token))
+            for op in pending:
+                op.busy = tokens[op.session] is None  # another daemon holds the lease
+            pending = [op for op in pending if not op.busy]
+            params = [
+                {**base, "session_id": op.session, "lease": tokens[op.session]} for op in pending
+            ]
+            claimed = await self._fetch_each(conn, self._pg["claim_head"], params)
+            missed = [
+                (op, p) for op, p, rows in zip(pending, params, claimed, strict=True) if not rows
+            ]
+            for op, rows in zip(pending, claimed, strict=True):
                 if rows:
                     op.row = rows[0]
-                    break
-                state = (await self._fetch(conn, self._pg["head_state"], params))[0]
-                available = state["available_at"]
+            states = await self._fetch_each(conn, self._pg["head_state"], [p for _, p in missed])
+            lost: list[PgClaimOp] = []
+            for (op, _), rows in zip(missed, states, strict=True):
+                available = rows[0]["available_at"]
                 op.head_available_at = None if available is None else EpochMs(int(available))
-                if state["leased"]:
-                    break
-                changes.append((op.session, None))  # swept away: this daemon was fenced
-                taken.pop(op.session, None)
-                token = None
+                if not rows[0]["leased"]:
+                    lost.append(op)
+            for session in sorted({op.session for op in lost}):
+                changes.append((session, None))  # swept away: this daemon was fenced
+                tokens[session] = None
+            pending = lost
+            if not pending:
+                return
 
 
 def notify_payload(sessions: Sequence[str]) -> str:

@@ -122,5 +122,8 @@ ORDER BY key
 RETURNING id, dedupe_key;
 
 -- name: import_prompt
-INSERT INTO prompts (message_id, session_key, number, text, created_at)
-VALUES (:message_id, :session_key, :number, :text, :created_at);
+-- The number the import gives it (memq.memory.archive), where insert_prompt numbers it after
+-- the session's highest. :author and :machine as there: who produced it, NULL for a record
+-- of this machine's user.
+INSERT INTO prompts (message_id, session_key, number, text, author, machine, created_at)
+VALUES (:message_id, :session_key, :number, :text, :author, :machine, :created_at);

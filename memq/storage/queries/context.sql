@@ -53,9 +53,10 @@ LIMIT :limit;
 -- those after (:after_created_at, :after_message_id) (-1, -1 while the merge keeps fewer
 -- than it wants), then the newest :limit of them all (a sort of at most sessions x :limit
 -- rows). :authors (a JSON array, NULL for all) keeps those people's records only (a session
--- may hold several people's after a transfer). :exclude_author with :exclude_machine (NULL
--- for none) leaves out that person's records from that machine: a team server's context for
--- a laptop that has its own records already (memq.team.team_reads).
+-- may hold several people's after a transfer). :exclude_author with :exclude_machines (a JSON
+-- array, NULL for none) leaves out that person's records from those machines: a team server's
+-- context for a laptop that has its own records already, under each name it went by
+-- (memq.team.team_reads).
 SELECT o.id, o.message_id, o.session_key, o.kind, o.title, o.files_read, o.files_modified,
        o.created_at, o.author, o.machine
 FROM json_each(:session_keys) AS s
@@ -65,8 +66,9 @@ JOIN observations AS o
                 AND inherited = 0
                 AND (created_at, message_id) > (:after_created_at, :after_message_id)
                 AND (:authors IS NULL OR author IN (SELECT value FROM json_each(:authors)))
-                AND (:exclude_machine IS NULL
-                     OR author IS NOT :exclude_author OR machine IS NOT :exclude_machine)
+                AND (:exclude_machines IS NULL
+                     OR author IS NOT :exclude_author OR machine IS NULL
+                     OR machine NOT IN (SELECT value FROM json_each(:exclude_machines)))
               ORDER BY created_at DESC, message_id DESC
               LIMIT :limit)
 ORDER BY o.created_at DESC, o.message_id DESC
@@ -85,8 +87,9 @@ JOIN summaries AS u
                 AND inherited = 0
                 AND (created_at, message_id) > (:after_created_at, :after_message_id)
                 AND (:authors IS NULL OR author IN (SELECT value FROM json_each(:authors)))
-                AND (:exclude_machine IS NULL
-                     OR author IS NOT :exclude_author OR machine IS NOT :exclude_machine)
+                AND (:exclude_machines IS NULL
+                     OR author IS NOT :exclude_author OR machine IS NULL
+                     OR machine NOT IN (SELECT value FROM json_each(:exclude_machines)))
               ORDER BY created_at DESC, message_id DESC
               LIMIT :limit)
 ORDER BY u.created_at DESC, u.message_id DESC

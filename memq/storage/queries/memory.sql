@@ -42,37 +42,29 @@ SET project = coalesce(:project, project),
 WHERE key = :key;
 
 -- name: insert_prompt
--- Numbered after the session's highest prompt number.
-INSERT INTO prompts (message_id, session_key, number, text, created_at)
-SELECT :message_id, :session_key, coalesce(max(number), 0) + 1, :text, :created_at
+-- Numbered after the session's highest prompt number. :author and :machine: who produced the
+-- record and on which machine (memq.memory.origin, migration 0018), for a message the team
+-- server took in; NULL for one made here. Stored by the insert itself, so a record costs one
+-- statement (a database before 0018 has no such columns: see tests that build one).
+INSERT INTO prompts (message_id, session_key, number, text, author, machine, created_at)
+SELECT :message_id, :session_key, coalesce(max(number), 0) + 1, :text, :author, :machine,
+       :created_at
 FROM prompts
 WHERE session_key = :session_key;
 
 -- name: insert_observation
 INSERT INTO observations (message_id, session_key, kind, title, subtitle, narrative, facts,
                           concepts, files_read, files_modified, tool_name, command, exit_code,
-                          excerpt, created_at)
+                          excerpt, author, machine, created_at)
 VALUES (:message_id, :session_key, :kind, :title, :subtitle, :narrative, :facts,
         :concepts, :files_read, :files_modified, :tool_name, :command, :exit_code,
-        :excerpt, :created_at);
+        :excerpt, :author, :machine, :created_at);
 
 -- name: insert_summary
 INSERT INTO summaries (message_id, session_key, request, investigated, learned, completed,
-                       next_steps, files_read, files_edited, notes, created_at)
+                       next_steps, files_read, files_edited, notes, author, machine, created_at)
 VALUES (:message_id, :session_key, :request, :investigated, :learned, :completed,
-        :next_steps, :files_read, :files_edited, :notes, :created_at);
-
--- name: stamp_prompt_origin
--- Who produced the record and on which machine (memq.memory.origin, migration 0018), for a
--- message the team server took in: set after the insert, which stays the same statement for
--- every record (and for a database of any version since 0002).
-UPDATE prompts SET author = :author, machine = :machine WHERE message_id = :message_id;
-
--- name: stamp_observation_origin
-UPDATE observations SET author = :author, machine = :machine WHERE message_id = :message_id;
-
--- name: stamp_summary_origin
-UPDATE summaries SET author = :author, machine = :machine WHERE message_id = :message_id;
+        :next_steps, :files_read, :files_edited, :notes, :author, :machine, :created_at);
 
 -- name: delete_session_prompts
 DELETE FROM prompts WHERE session_key = :session_key;

@@ -51,12 +51,37 @@ UPDATE api_keys SET last_used_at = :now WHERE key_id = :key_id;
 SELECT hour, requests FROM key_use WHERE key_id = :key_id ORDER BY hour;
 
 -- name: audit
-INSERT INTO audit_log (at, key_id, key_name, action, target, detail)
-VALUES (:now, :key_id, :key_name, :action, :target, :detail);
+-- One exact row: what was done with a key (create, revoke, a project refused, a deletion).
+INSERT INTO audit_log (at, key_id, key_name, action, target, detail, address)
+VALUES (:now, :key_id, :key_name, :action, :target, :detail, :address);
+
+-- name: count_refused_token
+-- A refused token, counted in its address, key id and reason's row of the minute that
+-- starts at `minute` (one row however many tries: the audit log stays bounded). No row
+-- changed: the minute's first, audit_refused_token writes it.
+UPDATE audit_log SET times = times + 1
+WHERE minute = :minute
+  AND action = 'refused'
+  AND coalesce(address, '') = coalesce(:address, '')
+  AND coalesce(key_id, '') = coalesce(:key_id, '')
+  AND detail = :detail;
+
+-- name: audit_refused_token
+INSERT INTO audit_log (at, key_id, key_name, action, detail, address, times, minute)
+VALUES (:now, :key_id, :key_name, 'refused', :detail, :address, 1, :minute);
 
 -- name: audit_entries
 -- The newest entries first.
-SELECT id, at, key_id, key_name, action, target, detail
+SELECT id, at, key_id, key_name, action, target, detail, address, times
 FROM audit_log
 ORDER BY id DESC
 LIMIT :limit;
+
+-- name: prune_audit
+-- One chunk of the audit log's rows older than the retention (memq.team.audit_retention).
+DELETE FROM audit_log
+WHERE id IN (SELECT id FROM audit_log WHERE at < :before ORDER BY id LIMIT :chunk);
+
+-- name: prune_key_use
+-- Each key's hours older than the retention: one row per key and hour, few to delete.
+DELETE FROM key_use WHERE hour < :before;

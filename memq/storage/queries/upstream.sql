@@ -10,9 +10,18 @@ INSERT INTO upstream_config (id, enabled) VALUES (1, :enabled)
 ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled;
 
 -- name: claim_machine
--- The name this database goes by upstream: the first one given, kept ever after.
+-- The name this database goes by upstream: the one given (MEMQ_MACHINE_NAME), but a new
+-- one only while no event waits. A waiting row may have reached the server already (its
+-- answer lost, or the daemon stopped before it settled the row), under the stored name:
+-- sent again under another it would be a second event there (the server's dedupe key
+-- holds the name). Rows gone are acknowledged; refused and local rows were never stored.
 INSERT INTO upstream_config (id, enabled, machine) VALUES (1, 0, CAST(:machine AS TEXT))
-ON CONFLICT (id) DO UPDATE SET machine = coalesce(upstream_config.machine, excluded.machine)
+ON CONFLICT (id) DO UPDATE SET machine = CASE
+    WHEN upstream_config.machine IS NULL THEN excluded.machine
+    WHEN EXISTS (SELECT 1 FROM upstream_outbox WHERE state = 'waiting')
+        THEN upstream_config.machine
+    ELSE excluded.machine
+END
 RETURNING machine;
 
 -- name: next_waiting
@@ -60,10 +69,12 @@ GROUP BY state;
 -- name: mark_forwarded
 -- MEMQ_UPSTREAM_MODE=forward: the server has the event and nothing processes it here; the
 -- queue row ends as a processed one would (its payload dropped, pruned with the others).
+-- A failed row is one the server refused before (mark_not_forwarded), sent again by
+-- memq upstream retry: now forwarded, it is no longer a failure.
 UPDATE pending_messages
 SET status = 'processed', payload = NULL, lease_until = NULL, finished_at = :now,
     last_error = NULL
-WHERE id = :id AND status = 'pending';
+WHERE id = :id AND status IN ('pending', 'failed');
 
 -- name: mark_not_forwarded
 -- MEMQ_UPSTREAM_MODE=forward: an event the server refused or that stays on this machine,
@@ -82,3 +93,45 @@ LIMIT 1;
 
 -- name: machine
 SELECT machine FROM upstream_config WHERE id = 1;
+
+-- name: machine_name
+-- The name this database goes by upstream, read only (memq.team.team_search): no row or
+-- NULL when nothing was ever forwarded from it.
+SELECT machine FROM upstream_config WHERE id = 1;
+
+-- name: remember_machine
+-- A name claimed (claim_machine) is one the server may file records under: kept for good.
+INSERT INTO upstream_machines (name) VALUES (CAST(:machine AS TEXT))
+ON CONFLICT (name) DO NOTHING;
+
+-- name: machines
+-- Every name this database went by upstream (memq.team.team_reads, memq.team.team_search:
+-- the server leaves out the records of all of them).
+SELECT name FROM upstream_machines ORDER BY name;
+
+-- name: held
+-- memq upstream list: the rows in the states asked for (each flag 1 or 0), in id order,
+-- the order they are (or were) sent in.
+SELECT message_id, session_id, kind, state, attempts, last_error, created_at, next_attempt_at
+FROM upstream_outbox
+WHERE (state = 'waiting' AND :waiting = 1)
+   OR (state = 'refused' AND :refused = 1)
+   OR (state = 'local_only' AND :local_only = 1)
+ORDER BY message_id
+LIMIT :limit;
+
+-- name: outbox_state
+SELECT state FROM upstream_outbox WHERE message_id = :id;
+
+-- name: retry_refused_one
+-- memq upstream retry ID: one refused row waits again, due at once.
+UPDATE upstream_outbox
+SET state = 'waiting', attempts = 0, next_attempt_at = 0, last_error = NULL
+WHERE message_id = :id AND state = 'refused'
+RETURNING message_id;
+
+-- name: drop_unsent
+-- memq upstream drop ID: forget a row that will not be sent (refused, or kept local).
+DELETE FROM upstream_outbox
+WHERE message_id = :id AND state IN ('refused', 'local_only')
+RETURNING message_id, session_id, kind, state, last_error;

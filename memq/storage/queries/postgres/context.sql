@@ -54,9 +54,10 @@ CROSS JOIN LATERAL (
       AND (created_at, message_id) > (:after_created_at, :after_message_id)
       AND (:authors::jsonb IS NULL
            OR author = ANY (ARRAY(SELECT jsonb_array_elements_text(:authors::jsonb))))
-      AND (:exclude_machine::text IS NULL
+      AND (:exclude_machines::jsonb IS NULL
            OR author IS DISTINCT FROM :exclude_author::text
-           OR machine IS DISTINCT FROM :exclude_machine::text)
+           OR machine IS NULL
+           OR machine <> ALL (ARRAY(SELECT jsonb_array_elements_text(:exclude_machines::jsonb))))
     ORDER BY created_at DESC, message_id DESC
     LIMIT :limit
 ) AS o
@@ -78,9 +79,10 @@ CROSS JOIN LATERAL (
       AND (created_at, message_id) > (:after_created_at, :after_message_id)
       AND (:authors::jsonb IS NULL
            OR author = ANY (ARRAY(SELECT jsonb_array_elements_text(:authors::jsonb))))
-      AND (:exclude_machine::text IS NULL
+      AND (:exclude_machines::jsonb IS NULL
            OR author IS DISTINCT FROM :exclude_author::text
-           OR machine IS DISTINCT FROM :exclude_machine::text)
+           OR machine IS NULL
+           OR machine <> ALL (ARRAY(SELECT jsonb_array_elements_text(:exclude_machines::jsonb))))
     ORDER BY created_at DESC, message_id DESC
     LIMIT :limit
 ) AS u

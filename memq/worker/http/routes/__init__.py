@@ -5,7 +5,8 @@ before ``/api/sessions/{id}`` itself, which would otherwise take ``abc/observati
 id. One module per topic: ``events`` (the intake), ``health``, ``sessions`` (reads and the
 session operations), ``session_config``, ``memory`` (search, timeline, context, a session's
 records and history), ``records`` (records by reference), ``projects`` (the projects memory
-knows), ``queue`` (failed messages, resume), ``archive`` (export, import), ``feed`` (the live
+knows), ``queue`` (failed messages, resume), ``upstream`` (the outbox to the team
+server), ``archive`` (export, import), ``feed`` (the live
 feed), ``viewer`` (the page and its assets).
 """
 
@@ -25,6 +26,7 @@ from memq.worker.http.routes import (
     session_config,
     sessions,
     stats,
+    upstream,
     viewer,
 )
 
@@ -59,6 +61,9 @@ ROUTES: list[Route] = [
     Route("/api/failed", queue.failed, methods=["GET"]),
     Route("/api/failed/retry", queue.retry_failed, methods=["POST"]),
     Route("/api/resume", queue.resume, methods=["POST"]),
+    Route("/api/upstream/events", upstream.events, methods=["GET"]),
+    Route("/api/upstream/retry", upstream.retry, methods=["POST"]),
+    Route("/api/upstream/drop", upstream.drop, methods=["POST"]),
     Route("/api/import", archive.import_session, methods=["POST"]),
     Route("/", viewer.index, methods=["GET"]),
     Route("/static/{name:path}", viewer.static, methods=["GET"]),

@@ -48,10 +48,6 @@ async def post_event(request: Request) -> Response:
     assistant = request.query_params.get("assistant")
     mapped = assistant is not None and _map_native(payload, assistant)
     forged = drop_origin(payload)  # only the team intake says who sent an event
-    route = route_event(payload)
-    services.activity.touch(route.session_key)  # in memory; written in batches
-    if is_skipped(payload, services.skip_tools):
-        return JSONResponse({"status": "skipped"}, status_code=200)
     # The body's own text is stored (checked by parse_event_body), unless <private> parts
     # had to be taken out of it: encoding the payload again cost as much as routing it.
     text: str | None = None
@@ -68,6 +64,16 @@ async def post_event(request: Request) -> Response:
         payload, found = redactor.redact_value(payload)
         if found:
             text = None  # stored without its secrets (memq.redact), encoded again
+    # Routed only now: the session id and the dedupe key (from the ids) are stored and
+    # forwarded upstream, so they come from the payload without its <private> parts and
+    # secrets, as the hook routes it (memq.hooks.run.handle). Both steps give the same
+    # result for the same event, so an event sent again still dedupes.
+    route = route_event(payload)
+    services.activity.touch(route.session_key)  # in memory; written in batches
+    if services.team is not None:  # a session's first event warms its team context
+        services.team.first_event(route.session_key, payload.get("cwd"))
+    if is_skipped(payload, services.skip_tools):
+        return JSONResponse({"status": "skipped"}, status_code=200)
     intake = services.sessions.intake
     intake.arrived()
     try:

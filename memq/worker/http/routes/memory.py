@@ -13,7 +13,6 @@ from starlette.responses import JSONResponse, Response
 from memq.events import normalize_session_key
 from memq.exceptions import InvalidRequestError, RecordNotFoundError, SessionNotFoundError
 from memq.limits import (
-    DEFAULT_CONTEXT_BUDGET,
     DEFAULT_HISTORY_ITEMS,
     DEFAULT_SEARCH_RESULTS,
     DEFAULT_TIMELINE_SIDE,
@@ -31,6 +30,7 @@ from memq.memory.refs import parse_ref
 from memq.memory.search import QuerySyntax
 from memq.memory.store import split_session_key
 from memq.memory.usage import UsageTool
+from memq.team.team_search import asks_team
 from memq.worker.http.fetches import answered
 from memq.worker.http.params import (
     assistants_param,
@@ -49,7 +49,8 @@ async def search(request: Request) -> Response:
     """Full-text search of memory: ``?q=`` plus optional project, session, assistant,
     author, type, kind, file, since, until, limit, min_score and syntax (words or fts).
     With a team server, the team's hits of the repository of ``project`` (else of ``cwd``,
-    which filters nothing here) join them (``memq.team.team_reads``)."""
+    which filters nothing here) join them, when the filters are ones the team's hits honour
+    (``memq.team.team_search``); ``local=1``: local hits only, the team is not asked."""
     params = request.query_params
     query = params.get("q")
     if query is None:
@@ -76,25 +77,16 @@ async def search(request: Request) -> Response:
         authors=authors_param(request),
     )
     answer = search_answer(hits)
-    if services.team is not None and _plain_search(request):
+    if services.team is not None and asks_team(params.keys()):
         where = params.get("project") or params.get("cwd")
         identity = await anyio.to_thread.run_sync(services.team.identity, where)
         if identity is not None:
-            from memq.team.team_reads import merge_hits  # noqa: PLC0415 - httpx, team only
+            from memq.team.team_reads import team_answer  # noqa: PLC0415 - httpx, team only
 
-            team, note = await services.team.search(identity, query, limit)
-            items = merge_hits(answer["items"], team, limit)
-            answer = {"items": items, "total": len(items), "team_note": note}
+            authors = authors_param(request)
+            team, note = await services.team.search(identity, query, limit, authors)
+            answer = team_answer(answer, team, note, limit)
     return answered(request, UsageTool.SEARCH, answer, query=query)
-
-
-def _plain_search(request: Request) -> bool:
-    """Whether a search asks only what the team's search can answer too: no session, type,
-    kind, file, time, assistant, author, score or syntax filter (the team's hits would not
-    honour it)."""
-    filters = ("session", "type", "kind", "file", "since", "until", "assistant", "author")
-    params = request.query_params
-    return not any(name in params for name in (*filters, "min_score", "syntax"))
 
 
 async def timeline(request: Request) -> Response:
@@ -121,9 +113,9 @@ async def timeline(request: Request) -> Response:
 
 async def get_context(request: Request) -> Response:
     """The SessionStart context of a project: ``?cwd=DIR`` (the project is its git root) or
-    ``?project=DIR``; optional ``budget`` (tokens, default 2000), ``exclude_session``,
-    ``assistant`` (only their sessions; default every assistant's) and ``author`` (only those
-    people's records; default everyone's).
+    ``?project=DIR``; optional ``budget`` (tokens, default MEMQ_CONTEXT_BUDGET),
+    ``exclude_session``, ``assistant`` (only their sessions; default every assistant's) and
+    ``author`` (only those people's records; default everyone's).
     ``has_memory`` in the answer tells an empty context of a project memory knows nothing of
     from one whose budget is too small for any of it."""
     params = request.query_params
@@ -133,10 +125,11 @@ async def get_context(request: Request) -> Response:
     if project is None:
         # lru-cached, but the first look-up of a directory stats its parents: off the loop.
         project = await anyio.to_thread.run_sync(project_for, cwd)
-    budget = int_param(request, "budget", DEFAULT_CONTEXT_BUDGET, low=1, high=MAX_CONTEXT_BUDGET)
+    services = get_services(request)
+    budget = int_param(request, "budget", services.context_budget, low=1, high=MAX_CONTEXT_BUDGET)
     exclude = params.get("exclude_session")
     answer = await context_answer(
-        get_services(request).context,
+        services.context,
         project or None,
         budget_tokens=budget,
         exclude_session=normalize_session_key(exclude) if exclude else None,

@@ -1,7 +1,7 @@
 // The context preview: exactly what the next session in a project will be told.
 
 import { api, clearError, loadProjects, showError } from "./api.js";
-import { $, setAssistant } from "./dom.js";
+import { $, setAssistant, setAuthor } from "./dom.js";
 
 export async function loadContextView() {
   const answer = await loadProjects();
@@ -13,7 +13,7 @@ export async function previewContext(event) {
   clearError();
   try {
     const project = $("context-project").value.trim();
-    const params = setAssistant(new URLSearchParams({ project }), "context-assistant");
+    const params = setAuthor(setAssistant(new URLSearchParams({ project }), "context-assistant"), "context-author");
     const answer = await api(`/api/context?${params}`);
     // memq's own estimate: characters / 4, rounded up (memq.memory.context.estimate_tokens).
     const tokens = Math.ceil([...answer.context].length / 4);

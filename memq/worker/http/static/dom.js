@@ -34,6 +34,28 @@ export function setAssistant(params, id) {
   return params;
 }
 
+/** The author filter's names (comma-separated) as a query parameter, when some are given. */
+export function setAuthor(params, id) {
+  const value = $(id).value.split(",").map((name) => name.trim()).filter(Boolean).join(",");
+  if (value) params.set("author", value);
+  return params;
+}
+
+/**
+ * Who produced a record, as labels to put before its title: "[alice]" (its machine on hover)
+ * for a record with an author (a team key's name; records made here by this machine's user
+ * have none), and "team" for a record of the team server. An empty list for neither.
+ */
+export function originLabels(item) {
+  const labels = [];
+  if (item.team) labels.push(el("span", "team", { class: "team", title: "a record of the team server" }));
+  if (item.author) {
+    const machine = item.machine ? `machine: ${item.machine}` : "machine not known";
+    labels.push(el("span", `[${item.author}]`, { class: "author", title: machine }));
+  }
+  return labels;
+}
+
 export function assistantOf(key) {
   const text = String(key || "");
   const colon = text.indexOf(":");
@@ -82,8 +104,10 @@ export function highlighted(snippet) {
   return out;
 }
 
-/** The reference of a record as the API gives it: #12, #S3, #P7. */
+/** The reference of a record as the API gives it: #12, #S3, #P7 (team#12: the team's). */
 export function refOf(item) {
+  // A team hit's ids are the team server's: "#12" would name the local record of that id.
+  if (item.team && item.ref) return item.ref;
   if (item.record_type === "summary") return `#S${item.id}`;
   if (item.record_type === "prompt") return `#P${item.id}`;
   return `#${item.id}`;

@@ -1,7 +1,7 @@
 // The live feed: records as they are processed, pushed over Server-Sent Events.
 
 import { api, showError, state } from "./api.js";
-import { $, assistantOf, el, setAssistant, short, when } from "./dom.js";
+import { $, assistantOf, el, originLabels, setAssistant, setAuthor, short, when } from "./dom.js";
 import { openButton } from "./search.js";
 
 function feedItem(item) {
@@ -9,6 +9,7 @@ function feedItem(item) {
   li.append(el("span", item.record_type + (item.kind ? ` · ${item.kind}` : ""), { class: "kind" }));
   const assistant = assistantOf(item.session_key);
   if (assistant) li.append(el("span", assistant, { class: "assistant" }));
+  li.append(...originLabels(item));
   li.append(openButton(item.ref, item.title || item.ref));
   li.append(el("div", `${item.ref} · ${item.project || "no project"} · ${short(item.session_key)} · ${when(item.created_at)}`, { class: "meta" }));
   return li;
@@ -24,6 +25,7 @@ export function startFeed() {
   if (project) params.set("project", project);
   if (session) params.set("session", session);
   setAssistant(params, "feed-assistant");
+  setAuthor(params, "feed-author");
   const source = new EventSource(`/api/feed?${params}`);
   state.feed = source;
   const label = $("feed-state");

@@ -1,8 +1,12 @@
 // Search with `memq search`'s filters; a result opens the record and its timeline (the records
-// of its session just before and after it), the record itself marked.
+// of its session just before and after it), the record itself marked. On a laptop with a team
+// server, the team's hits are merged in (marked `team`, named team#12): one opens the team's
+// record, read through the daemon, never the local record that has the same id.
 
 import { api, clearError, showError, state } from "./api.js";
-import { $, assistantOf, el, highlighted, refOf, setAssistant, short, when } from "./dom.js";
+import {
+  $, assistantOf, el, highlighted, originLabels, refOf, setAssistant, setAuthor, short, when,
+} from "./dom.js";
 
 export function openButton(ref, text) {
   const button = el("button", text, { type: "button", class: "linkish" });
@@ -31,6 +35,7 @@ function searchParams() {
   }
   if ($("search-fts").checked) params.set("syntax", "fts");
   setAssistant(params, "search-assistant");
+  setAuthor(params, "search-author");
   const since = day("search-since", false);
   const until = day("search-until", true);
   if (since) params.set("since", since);
@@ -43,14 +48,16 @@ export async function search(event) {
   clearError();
   try {
     const answer = await api(`/api/search?${searchParams()}`);
-    $("search-total").textContent = `${answer.total} result${answer.total === 1 ? "" : "s"}`;
+    const note = answer.team_note ? ` · ${answer.team_note}` : "";
+    $("search-total").textContent = `${answer.total} result${answer.total === 1 ? "" : "s"}${note}`;
     const list = $("search-results");
     list.replaceChildren();
     for (const item of answer.items) {
       const ref = refOf(item);
-      list.append(el("li", null, { "data-ref": ref }, [
+      list.append(el("li", null, { "data-ref": ref, ...(item.team ? { class: "team-hit" } : {}) }, [
         el("span", item.record_type + (item.kind ? ` · ${item.kind}` : ""), { class: "kind" }),
         el("span", item.assistant || assistantOf(item.session_key), { class: "assistant" }),
+        ...originLabels(item),
         openButton(ref, item.title || ref),
         el("div", null, { class: "snippet" }, [highlighted(item.snippet)]),
         el("div", `${ref} · ${item.project || ""} · ${when(item.created_at)}`, { class: "meta" }),
@@ -65,7 +72,7 @@ function recordFields(record) {
   const fields = el("dl");
   for (const [name, value] of Object.entries(record)) {
     if (value === null || value === "" || (Array.isArray(value) && !value.length)) continue;
-    if (["ref", "title", "id"].includes(name)) continue;
+    if (["ref", "title", "id", "team"].includes(name)) continue; // the heading shows them
     const text = Array.isArray(value) ? value.join(", ") : typeof value === "object" ? JSON.stringify(value) : value;
     fields.append(el("dt", name), el("dd", text));
   }
@@ -89,6 +96,7 @@ async function renderTimeline(ref, box) {
     const here = itemRef === anchor;
     const li = el("li", null, { "data-ref": itemRef }, [
       el("span", item.record_type + (item.kind ? ` · ${item.kind}` : ""), { class: "kind" }),
+      ...originLabels(item),
       here ? el("strong", item.title || itemRef) : openButton(itemRef, item.title || itemRef),
       el("div", `${itemRef} · ${when(item.created_at)}`, { class: "meta" }),
     ]);
@@ -116,8 +124,14 @@ export async function openRecord(ref) {
   if (!record) {
     box.append(el("p", `${ref} was not found.`), close);
   } else {
-    box.append(el("h3", `${record.ref} ${record.title || record.text || ""}`), recordFields(record));
-    await renderTimeline(record.ref || ref, box);
+    const title = document.createTextNode(`${record.ref} ${record.title || record.text || ""}`);
+    box.append(el("h3", null, {}, [...originLabels(record), title]), recordFields(record));
+    if (record.team) {
+      // Its session and neighbours are the team server's: this daemon has no timeline of it.
+      box.append(el("p", "A record of the team server (its session is on the server).", { class: "meta" }));
+    } else {
+      await renderTimeline(record.ref || ref, box);
+    }
     box.append(close);
   }
   box.hidden = false;

@@ -2,7 +2,9 @@
 // settings, and fork / revert / delete / export, each asked for first).
 
 import { api, request, sessionPath, showError, state } from "./api.js";
-import { $, assistantOf, confirmAction, el, setAssistant, short, when } from "./dom.js";
+import {
+  $, assistantOf, confirmAction, el, originLabels, setAssistant, setAuthor, short, when,
+} from "./dom.js";
 
 // Lists that can grow come a page at a time; "More" asks for the next one.
 const PAGE = 50;
@@ -18,7 +20,7 @@ function setMore(id, shown, total) {
 export async function loadSessions(more = false) {
   const list = $("session-list");
   const offset = more ? list.querySelectorAll("li[data-key]").length : 0;
-  const params = setAssistant(new URLSearchParams({ limit: String(PAGE), offset: String(offset) }), "sessions-assistant");
+  const params = setAuthor(setAssistant(new URLSearchParams({ limit: String(PAGE), offset: String(offset) }), "sessions-assistant"), "sessions-author");
   const answer = await api(`/api/sessions?${params}`);
   if (!more) list.replaceChildren();
   for (const item of answer.items) {
@@ -68,6 +70,7 @@ function renderSessionRecords() {
   for (const [index, record] of records.entries()) {
     const li = el("li", null, { "data-ref": record.ref }, [
       el("span", record.label, { class: "kind" }),
+      ...originLabels(record),
       el("span", record.title || record.ref),
       el("div", `${record.ref} · message ${record.message_id ?? "?"} · ${when(record.created_at)}`, { class: "meta" }),
     ]);
@@ -83,6 +86,11 @@ function renderSessionRecords() {
     }
     list.append(li);
   }
+  // Who worked in it (of the records on the page): a team server's session is someone's.
+  const authors = [...new Set(records.map((record) => record.author).filter(Boolean))];
+  const machines = [...new Set(records.map((record) => record.machine).filter(Boolean))];
+  $("session-authors").textContent = authors.map((author) => `[${author}]`).join(" ");
+  $("session-authors").title = machines.length ? `machine: ${machines.join(", ")}` : "";
   const { observations, summaries, totals } = state.records;
   setMore("session-more", observations.length + summaries.length, totals.observations + totals.summaries);
 }
