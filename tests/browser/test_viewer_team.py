@@ -9,20 +9,17 @@ the daemon from a stub team server on 127.0.0.1), never the local record with th
 
 from __future__ import annotations
 
-import json
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from tests.browser.support import SEED, login_url, sample
 from tests.helpers.backends import SqliteBackend
 from tests.helpers.daemon import Daemon, running_daemon
+from tests.helpers.json_stub import JsonStub, StubRequest, serving
 from tests.helpers.memory_rows import execute
 
 if TYPE_CHECKING:
@@ -199,55 +196,22 @@ class TestAuthors:
 # ---- a laptop: the team's hits in its search ----------------------------------------------
 
 
-class TeamStub:
-    """A team server's search and records routes on 127.0.0.1: one hit, its record; anything
-    else (the outbox's forwarding) a 503, so it retries later."""
-
-    def __init__(self) -> None:
-        self.asked: list[tuple[str, dict[str, list[str]]]] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlparse(self.path)
-                query = parse_qs(url.query)
-                stub.asked.append((url.path, query))
-                if url.path == "/api/team/v1/search":
-                    self._answer(200, {"items": [TEAM_HIT, GONE_HIT], "total": 2})
-                elif url.path == "/api/team/v1/records" and query.get("ref") == ["#1"]:
-                    self._answer(200, {"items": [TEAM_RECORD], "missing": [], "total": 1})
-                else:
-                    self._answer(404, {"error": "not here"})
-
-            def do_POST(self) -> None:
-                self._answer(503, {"error": "a stub takes in nothing"})
-
-            def _answer(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+def team_answer(request: StubRequest) -> tuple[int, Any]:
+    """A team server's search and records routes: one hit, its record; anything else (the
+    outbox's forwarding) a 503, so it retries later."""
+    if request.method == "POST":
+        return 503, {"error": "a stub takes in nothing"}
+    if request.path == "/api/team/v1/search":
+        return 200, {"items": [TEAM_HIT, GONE_HIT], "total": 2}
+    if request.path == "/api/team/v1/records" and request.query.get("ref") == ["#1"]:
+        return 200, {"items": [TEAM_RECORD], "missing": [], "total": 1}
+    return 404, {"error": "not here"}
 
 
 @pytest.fixture(scope="module")
-def stub() -> Iterator[TeamStub]:
-    made = TeamStub()
-    thread = threading.Thread(target=made.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+def stub() -> Iterator[JsonStub]:
+    with serving(team_answer) as made:
         yield made
-    finally:
-        made.server.shutdown()
-        made.server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +226,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def laptop(
-    tmp_path_factory: pytest.TempPathFactory, stub: TeamStub, repo: Path
+    tmp_path_factory: pytest.TempPathFactory, stub: JsonStub, repo: Path
 ) -> Iterator[Daemon]:
     """A laptop's daemon with the stub as its team server, holding its own record #1."""
     home = tmp_path_factory.mktemp("laptop") / "home"
@@ -291,7 +255,7 @@ def laptop_page(browser: Browser, laptop: Daemon) -> Iterator[Page]:
 
 class TestTeamHits:
     def test_a_team_hit_is_labelled_and_opens_the_teams_record(
-        self, laptop_page: Page, laptop: Daemon, stub: TeamStub, repo: Path
+        self, laptop_page: Page, laptop: Daemon, stub: JsonStub, repo: Path
     ) -> None:
         page = laptop_page
         with laptop.client() as client:
@@ -322,7 +286,7 @@ class TestTeamHits:
         assert str(local["title"]) not in record.inner_text()
         assert "team server" in record.inner_text()
         assert record.locator("#timeline").count() == 0  # the server's session, not ours
-        assert ("/api/team/v1/records", {"ref": ["#1"]}) in stub.asked
+        assert ("/api/team/v1/records", {"ref": ["#1"]}) in [(a.path, a.query) for a in stub.asked]
 
     def test_a_team_record_the_server_does_not_give_is_an_error_not_a_local_record(
         self, laptop_page: Page, repo: Path

@@ -8,13 +8,8 @@ server is asked for a context within the team's share of it (a real HTTP server 
 from __future__ import annotations
 
 import dataclasses
-import json
-import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -29,6 +24,7 @@ from memq.queue import Queue
 from memq.team.context_share import team_share
 from memq.worker import injection
 from memq.worker.services import Services
+from tests.helpers.json_stub import JsonStub, serving
 from tests.helpers.memory import SESSION, sample, write
 from tests.helpers.services import built_services
 from tests.integration.test_team_context_budget import team_block
@@ -38,41 +34,11 @@ BUDGET = 900  # well under the default 2,000: a text within 2,000 would not be w
 KEY = "memq_k1_not-a-real-secret"
 
 
-class ContextStub:
-    """The team server's context route on 127.0.0.1: a long team block; remembers queries."""
-
-    def __init__(self) -> None:
-        self.asked: list[dict[str, list[str]]] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                stub.asked.append(parse_qs(urlparse(self.path).query))
-                body = json.dumps({"project": IDENTITY, "context": team_block(200)}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
 @pytest.fixture
-def stub() -> Iterator[ContextStub]:
-    made = ContextStub()
-    thread = threading.Thread(target=made.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+def stub() -> Iterator[JsonStub]:
+    """The team server's context route on 127.0.0.1: a long team block."""
+    with serving(lambda _: (200, {"project": IDENTITY, "context": team_block(200)})) as made:
         yield made
-    finally:
-        made.server.shutdown()
-        made.server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
@@ -88,7 +54,7 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def services(
-    tmp_path: Path, queue: Queue, db_path: Path, stub: ContextStub
+    tmp_path: Path, queue: Queue, db_path: Path, stub: JsonStub
 ) -> AsyncIterator[Services]:
     """The daemon's services with MEMQ_CONTEXT_BUDGET=BUDGET and the stub as team server."""
     home = tmp_path / "home"
@@ -147,7 +113,7 @@ class TestTheSetting:
 
 
 async def test_a_session_start_keeps_to_the_setting_and_the_team_to_its_share(
-    services: Services, queue: Queue, store: MemoryStore, repo: Path, stub: ContextStub
+    services: Services, queue: Queue, store: MemoryStore, repo: Path, stub: JsonStub
 ) -> None:
     items = [
         ObservationRecord(
@@ -163,7 +129,7 @@ async def test_a_session_start_keeps_to_the_setting_and_the_team_to_its_share(
     assert team is not None
     await team.refresh(IDENTITY)
     # The server is asked for the team's share of this budget, not of the default one.
-    assert [query["budget"] for query in stub.asked] == [[str(team_share(BUDGET))]]
+    assert [asked.query["budget"] for asked in stub.asked] == [[str(team_share(BUDGET))]]
     assert team_share(BUDGET) == 300
     text = await start(services, repo)
     assert estimate_tokens(text) <= BUDGET

@@ -8,12 +8,9 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -25,6 +22,7 @@ from memq.team.team_search import (
     machine_names,
     with_team_hits,
 )
+from tests.helpers.json_stub import JsonStub, serving
 
 LOCAL = {"record_type": "observation", "id": 1, "score": 1.0, "author": None}
 TEAM_HIT = {"record_type": "observation", "id": 1, "score": 2.0, "author": "alice"}
@@ -32,42 +30,11 @@ KEY = "memq_k1_not-a-real-secret"
 OK_ANSWER = (200, json.dumps({"items": [LOCAL], "total": 1}).encode())
 
 
-class TeamStub:
-    """A team server's search route on 127.0.0.1: answers ``hits``, remembers each query."""
-
-    def __init__(self, hits: list[dict[str, Any]]) -> None:
-        self.asked: list[tuple[dict[str, list[str]], str]] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlparse(self.path)
-                stub.asked.append((parse_qs(url.query), self.headers.get("Authorization", "")))
-                body = json.dumps({"items": hits, "total": len(hits)}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
 @pytest.fixture
-def stub() -> Iterator[TeamStub]:
-    made = TeamStub([TEAM_HIT])
-    thread = threading.Thread(target=made.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+def stub() -> Iterator[JsonStub]:
+    """A team server's search route on 127.0.0.1, answering TEAM_HIT."""
+    with serving(lambda _: (200, {"items": [TEAM_HIT], "total": 1})) as made:
         yield made
-    finally:
-        made.server.shutdown()
-        made.server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
@@ -104,7 +71,7 @@ def test_the_team_is_asked_only_for_filters_it_honours() -> None:
 
 
 def test_an_author_filter_is_asked_of_the_server(
-    tmp_path: Path, repo: Path, stub: TeamStub
+    tmp_path: Path, repo: Path, stub: JsonStub
 ) -> None:
     settings = laptop_settings(tmp_path / "home", stub.url)
     params = [("q", "word"), ("author", "carol"), ("author", "dan")]
@@ -117,13 +84,13 @@ def test_an_author_filter_is_asked_of_the_server(
         limit=5,
         authors=["carol", "dan"],
     )
-    [(query, _)] = stub.asked
+    [query] = [asked.query for asked in stub.asked]
     assert query["author"] == ["carol", "dan"]
     assert query["limit"] == ["5"]  # exactly the search's limit: the server filters
 
 
 def test_a_direct_search_merges_the_teams_hits_leaving_this_machine_out(
-    tmp_path: Path, repo: Path, stub: TeamStub
+    tmp_path: Path, repo: Path, stub: JsonStub
 ) -> None:
     settings = laptop_settings(tmp_path / "home", stub.url)
     params = [("q", "word"), ("limit", "5")]
@@ -137,24 +104,24 @@ def test_a_direct_search_merges_the_teams_hits_leaving_this_machine_out(
         (1, None, None),
     ]
     assert body["team_note"] is None
-    [(query, authorization)] = stub.asked
+    [(query, authorization)] = [(a.query, a.headers.get("authorization", "")) for a in stub.asked]
     assert authorization == f"Bearer {KEY}"
     assert query["project"] == ["github.com/acme/repo"]
     assert query["exclude_machine"] == [socket.gethostname()]  # mode both
     assert "author" not in query
 
 
-def test_in_mode_forward_nothing_is_left_out(tmp_path: Path, repo: Path, stub: TeamStub) -> None:
+def test_in_mode_forward_nothing_is_left_out(tmp_path: Path, repo: Path, stub: JsonStub) -> None:
     settings = laptop_settings(tmp_path / "home", stub.url, MEMQ_UPSTREAM_MODE="forward")
     with_team_hits(
         OK_ANSWER, settings, where=str(repo), params=[], query="w", limit=5, authors=None
     )
-    [(query, _)] = stub.asked
+    [query] = [asked.query for asked in stub.asked]
     assert "exclude_machine" not in query
 
 
 def test_no_team_is_asked_without_a_plain_search_a_repository_or_an_answer(
-    tmp_path: Path, repo: Path, stub: TeamStub
+    tmp_path: Path, repo: Path, stub: JsonStub
 ) -> None:
     settings = laptop_settings(tmp_path / "home", stub.url)
     plain: list[tuple[str, str]] = [("q", "w")]
@@ -192,7 +159,7 @@ def test_an_unreachable_server_leaves_local_hits_and_a_note(tmp_path: Path, repo
 
 
 def test_the_machines_are_every_name_the_outbox_gave_this_database(
-    tmp_path: Path, repo: Path, stub: TeamStub
+    tmp_path: Path, repo: Path, stub: JsonStub
 ) -> None:
     settings = laptop_settings(tmp_path / "home", stub.url)
     assert machine_names(settings) == [socket.gethostname()]  # no database yet
@@ -211,5 +178,5 @@ def test_the_machines_are_every_name_the_outbox_gave_this_database(
     with_team_hits(
         OK_ANSWER, settings, where=str(repo), params=[], query="w", limit=5, authors=None
     )
-    [(query, _)] = stub.asked
+    [query] = [asked.query for asked in stub.asked]
     assert query["exclude_machine"] == ["newer-name", "old-name", socket.gethostname()]
