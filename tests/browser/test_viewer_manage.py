@@ -20,7 +20,7 @@ from tests.browser.support import sample
 from tests.helpers.daemon import Daemon
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Page, Route
 
 SESSION = "c2c6f4bc-4c27-401e-9856-1cd43eb344f3"  # the seeded session: "create out.txt"
 KEY = f"claude-code:{SESSION}"
@@ -150,6 +150,27 @@ class TestSessionPage:
         error.wait_for(state="visible")
         assert "unknown processor" in error.inner_text()
         assert page.locator("#config-processor").input_value() == ""  # reloaded as stored
+
+    def test_a_session_opened_again_shows_nothing_stale_while_it_loads(self, page: Page) -> None:
+        """The page stays on a session between tests; opening it again must not look loaded
+        before its answers are in, or a setting typed then is overwritten by them (this
+        failed once in CI, with the daemon slow to answer: here its answer is held 0.5 s)."""
+        open_seeded_session(page)
+
+        def slow(route: Route) -> None:
+            time.sleep(0.5)
+            route.continue_()
+
+        page.route("**/config", slow)
+        try:
+            open_seeded_session(page)
+            page.fill("#config-processor", "no-such-processor")
+            page.click("#config-form button[type=submit]")
+            error = page.locator("#error")
+            error.wait_for(state="visible", timeout=10_000)
+            assert "unknown processor" in error.inner_text()
+        finally:
+            page.unroute("**/config")
 
     def test_fork_then_delete_each_after_confirming(self, page: Page, daemon: Daemon) -> None:
         open_seeded_session(page)

@@ -111,6 +111,11 @@ export async function moreSessionRecords() {
 
 export async function loadSession(key) {
   const path = sessionPath(key);
+  // Until this load's answers are in, the page does not show the last load's as current: a
+  // session opened again from the list would look loaded, and a setting typed meanwhile
+  // would be overwritten by the answer (loadConfig fills the form).
+  $("config-effective").textContent = "";
+  if (state.records?.key !== key) $("session-records").replaceChildren();
   const [session, observations, summaries] = await Promise.all([
     api(path),
     api(`${path}/observations?limit=${PAGE}`),
