@@ -42,7 +42,6 @@ import json
 import math
 import os
 import random
-import secrets
 import select
 import subprocess
 import sys
@@ -64,6 +63,7 @@ from benchkit import (
     best_of,
     environment,
     percentile,
+    pg_schema,
     ratio,
     run_benchmark,
     run_facts,
@@ -207,16 +207,8 @@ class PgTarget:
 @contextmanager
 def fresh_schema(url: str) -> Iterator[PgTarget]:
     """A new schema on the server, dropped with everything in it afterwards."""
-    import psycopg  # noqa: PLC0415
-
-    name = f"memq_bench_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"'.encode())
-    try:
+    with pg_schema(url, "memq_bench") as name:
         yield PgTarget(url, name)
-    finally:
-        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP SCHEMA "{name}" CASCADE'.encode())
 
 
 def server_version(url: str) -> str:

@@ -26,15 +26,13 @@ import json
 import os
 import random
 import re
-import secrets
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+from benchkit import pg_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,23 +47,14 @@ MEMORY = load_queries("memory")
 AFTER = MEMORY["insert_observation"]
 # The insert as it was before author and machine joined it (the same text without them).
 BEFORE = pg_form(AFTER).replace(", author, machine", "").replace(", %(author)s, %(machine)s", "")
-STAMP = MEMORY["stamp_observation_origin"]
+# The second statement each record of a team server paid before (memory.sql had it as
+# stamp_observation_origin): kept here as the baseline the one-statement insert is measured by.
+STAMP = (
+    "UPDATE observations SET author = %(author)s, machine = %(machine)s"
+    " WHERE message_id = %(message_id)s"
+)
 SESSION = "claude-code:bench"
 SIDES = (("before", "old_search_text"), ("after", "memq_search_text"))
-
-
-@contextmanager
-def fresh_schema(url: str) -> Iterator[str]:
-    import psycopg  # noqa: PLC0415
-
-    name = f"memq_bench_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"'.encode())
-    try:
-        yield name
-    finally:
-        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP SCHEMA "{name}" CASCADE'.encode())
 
 
 def observation(message_id: int) -> dict[str, Any]:
@@ -209,7 +198,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     url = os.environ.get("MEMQ_TEST_DATABASE_URL") or DEFAULT_URL
-    with fresh_schema(url) as name:
+    with pg_schema(url, "memq_bench") as name:
         # PgQueue.open migrates the schema.
         records = anyio.run(records_per_second, url, name, args)
         searches, differing = search_text(url, name, args.rounds)
@@ -224,8 +213,13 @@ def main() -> int:
         print(f"  {kind:34} before {figure['before']:9.3f}   after {figure['after']:9.3f}")
     if differing:
         print(f"DIFFERENT RESULTS: {differing}")
+    # The target: every 245 KB text in at most a third of the old function's time, measured
+    # beside it in this run (ten to forty times less on an idle machine).
+    slow = [k for k, f in searches.items() if "245 KB" in k and f["after"] >= f["before"] / 3]
+    if slow:
+        print(f"SLOWER THAN A THIRD OF THE OLD TIME: {slow}")
     print(json.dumps({"records_per_second": records, "search_text_ms": searches}))
-    return 1 if differing else 0
+    return 1 if differing or slow else 0
 
 
 if __name__ == "__main__":

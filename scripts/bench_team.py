@@ -42,14 +42,21 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from benchkit import BenchError, Figure, Progress, bench_parser, environment, percentile
+from benchkit import (
+    BenchError,
+    Figure,
+    Progress,
+    bench_parser,
+    environment,
+    percentile,
+    pg_schema,
+)
 from benchkit import run_benchmark as run_bench
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -345,20 +352,6 @@ def wait_forwarded(laptops: Sequence[Laptop], url: str, schema: str, total: int)
 # -- the run ---------------------------------------------------------------------------------
 
 
-@contextmanager
-def fresh_schema(url: str) -> Iterator[str]:
-    import psycopg  # noqa: PLC0415
-
-    name = f"memq_bench_team_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"'.encode())
-    try:
-        yield name
-    finally:
-        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP SCHEMA "{name}" CASCADE'.encode())
-
-
 def soak(root: Path, url: str, schema: str, sizes: Sizes, say: Progress) -> list[Figure]:
     team = TeamServer(root / "team", url_in_schema(url, schema))
     team.start()
@@ -485,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # one line and exit 2, as bench_pg
         print(f"bench_team: no PostgreSQL server ({exc}); set {URL_VARIABLE}", file=sys.stderr)
         return NO_SERVER_EXIT
-    with fresh_schema(url) as schema:
+    with pg_schema(url, "memq_bench_team") as schema:
         try:
             return run_bench(
                 args,

@@ -14,12 +14,14 @@ import logging
 import math
 import os
 import platform
+import secrets
 import shutil
 import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -240,3 +242,19 @@ def run_benchmark(
     if json_path is not None:
         Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+@contextmanager
+def pg_schema(url: str, prefix: str) -> Iterator[str]:
+    """A new schema named ``<prefix>_<pid>_<random>`` on the PostgreSQL server at ``url``,
+    dropped with everything in it afterwards."""
+    import psycopg  # noqa: PLC0415 - only the PostgreSQL benchmarks need it
+
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"'.encode())
+    try:
+        yield name
+    finally:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE'.encode())

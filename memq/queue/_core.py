@@ -322,6 +322,17 @@ class QueueBase(ABC):
         """When to look again after ``op`` claimed nothing: when its head becomes due."""
         return self._due_at(op.head_available_at)
 
+    async def _hand_on(self, claim: Claim, row: Any) -> None:
+        """The stream's next message (``row``), claimed in ``claim``'s ack commit: set as
+        the next of the stream that holds ``claim``, or handed back when that stream was
+        closed meanwhile."""
+        following = self._claimed(row)
+        stream = self._session_owners.get(claim.message.session_id)
+        if stream is not None and stream._claims_ahead(claim):
+            stream._set_next(following)
+        else:
+            await following.release()
+
     def _claimed(self, row: Any) -> Claim:
         """The claim of a row that a committed batch claimed."""
         message = Message(

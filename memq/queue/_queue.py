@@ -299,13 +299,7 @@ class Queue(QueueBase):
         if ack.error is not None:
             raise ack.error
         if follow is not None and follow.row is not None:
-            # The stream's next message, claimed in the ack's commit.
-            following = self._claimed(follow.row)
-            stream = self._session_owners.get(message.session_id)
-            if stream is not None and stream._claims_ahead(claim):
-                stream._set_next(following)
-            else:  # the stream was closed meanwhile
-                await following.release()
+            await self._hand_on(claim, follow.row)
         return acked()
 
     def _follow_up(self, claim: Claim, acked: Callable[[], bool]) -> ClaimOp | None:

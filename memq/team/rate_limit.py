@@ -49,18 +49,11 @@ class RateLimiter:
     def take(self, key: str) -> float:
         """Spend one request of ``key``: 0.0 when it may go on, else the seconds until it
         may (nothing is spent then)."""
-        now = self._clock.monotonic()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            self._make_room(now)
-            bucket = self._buckets[key] = _Bucket(float(self.burst), now)
-        else:
-            self._refill(bucket, now)
-        # A hair under one token is one: float time sums (0.05 + 0.05) fall just short.
-        if bucket.tokens >= 1.0 - _EPSILON:
+        bucket = self._bucket(key)
+        delay = self._delay(bucket)
+        if delay == 0.0:
             bucket.tokens = max(bucket.tokens - 1.0, 0.0)
-            return 0.0
-        return (1.0 - bucket.tokens) / self.rate
+        return delay
 
     def wait(self, key: str) -> float:
         """The seconds until ``key`` may spend a request (0.0: now), spending nothing."""
@@ -68,10 +61,15 @@ class RateLimiter:
         if bucket is None:
             return 0.0
         self._refill(bucket, self._clock.monotonic())
-        return 0.0 if bucket.tokens >= 1.0 - _EPSILON else (1.0 - bucket.tokens) / self.rate
+        return self._delay(bucket)
 
     def spend(self, key: str) -> None:
         """Spend one request of ``key`` whether or not it had one (a bucket stays >= 0)."""
+        bucket = self._bucket(key)
+        bucket.tokens = max(bucket.tokens - 1.0, 0.0)
+
+    def _bucket(self, key: str) -> _Bucket:
+        """``key``'s bucket, refilled to now (a new one full)."""
         now = self._clock.monotonic()
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -79,7 +77,11 @@ class RateLimiter:
             bucket = self._buckets[key] = _Bucket(float(self.burst), now)
         else:
             self._refill(bucket, now)
-        bucket.tokens = max(bucket.tokens - 1.0, 0.0)
+        return bucket
+
+    def _delay(self, bucket: _Bucket) -> float:
+        # A hair under one token is one: float time sums (0.05 + 0.05) fall just short.
+        return 0.0 if bucket.tokens >= 1.0 - _EPSILON else (1.0 - bucket.tokens) / self.rate
 
     def _refill(self, bucket: _Bucket, now: float) -> None:
         elapsed = max(now - bucket.at, 0.0)

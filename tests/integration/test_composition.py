@@ -10,7 +10,7 @@ import pytest
 from memq.config import Settings
 from memq.memory import MemoryStore, Page
 from memq.queue import Queue
-from memq.worker.composition import disk_monitor, open_services, processor_pool
+from tests.helpers.services import built_services
 
 
 class TestOpenServices:
@@ -20,26 +20,13 @@ class TestOpenServices:
         """Every service works on the queue's database, the spool directory is made for the
         hooks, and the memory readers are closed once the round ends."""
         settings = Settings(home=tmp_path / "home", database=db_path, reserve_bytes=0)
-        settings.paths.create_home()
-        processors = processor_pool(settings)
-        try:
-            async with open_services(
-                settings,
-                queue,
-                processors=processors,
-                disk=disk_monitor(settings),
-                state=lambda: "running",
-                port=1,
-                started_at=0.0,
-            ) as built:
-                services = built.services
-                assert services.queue is queue
-                assert services.spool is built.spool
-                assert Path(built.spool.directory).is_dir()
-                assert isinstance(services.store, MemoryStore)
-                assert await services.store.list_sessions() == Page((), 0)
-                store = services.store
-            with pytest.raises(ValueError, match="closed"):
-                await store.has_session("s")
-        finally:
-            await processors.aclose()
+        async with built_services(settings, queue) as built:
+            services = built.services
+            assert services.queue is queue
+            assert services.spool is built.spool
+            assert Path(built.spool.directory).is_dir()
+            assert isinstance(services.store, MemoryStore)
+            assert await services.store.list_sessions() == Page((), 0)
+            store = services.store
+        with pytest.raises(ValueError, match="closed"):
+            await store.has_session("s")

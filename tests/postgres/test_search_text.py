@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from typing import Any
 
 import pytest
@@ -95,24 +94,8 @@ def long_texts() -> dict[str, str]:
     }
 
 
-async def test_long_texts_fold_as_before_in_a_fraction_of_the_time(migrated: PgSchema) -> None:
-    """245 KB of each kind: the same text, in at most a third of the old time (it is ten to
-    forty times less on an idle machine: the old one walks 252 map entries a character)."""
+async def test_long_texts_fold_as_before(migrated: PgSchema) -> None:
+    """245 KB of each kind folds to the same text. How much faster: scripts/bench_pg_store.py,
+    beside the old function in one run (a timed test would flake on a busy machine)."""
     for kind, text in long_texts().items():
         assert differing(migrated, [text]) == [], kind
-        old, new = (best_time(migrated, function, text) for function in (OLD, "memq_search_text"))
-        assert new < old / 3, (kind, old, new)
-
-
-def best_time(pg: PgSchema, function: str, text: str) -> float:
-    """The fastest of three calls, in seconds (the round trip included, the same for both)."""
-    import psycopg  # noqa: PLC0415 - as conftest: only with a server
-
-    with psycopg.connect(pg.url, autocommit=True) as conn:
-        conn.execute(f'SET search_path TO "{pg.name}"'.encode())
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            conn.execute(f"SELECT length({function}(%s))".encode(), (text,))
-            times.append(time.perf_counter() - start)
-    return min(times)
